@@ -1,0 +1,203 @@
+//! [`SourceSupervisor`]: the registry of source actors. It answers which sources exist and how
+//! they are, whether a query's sources can serve it, and whether the server is ready.
+//!
+//! Replicas and scoring come later; this is the seam they plug into.
+
+use std::collections::BTreeMap;
+
+use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
+use futures::future::join_all;
+
+use crate::health::HealthState;
+use crate::lifecycle::{GetStatus, Shutdown, SourceStatus};
+use crate::source_actor::SourceActor;
+
+/// Add a started source actor under its catalog name.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RegisterSource {
+    /// Catalog name.
+    pub name: String,
+    /// The actor.
+    pub addr: Addr<SourceActor>,
+}
+
+/// Every source's status, sorted by name.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<SourceStatus>")]
+pub struct ListSources;
+
+/// Can these sources serve a query now?
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SourceUnavailable>")]
+pub struct CheckSources {
+    /// Catalog names the query reads.
+    pub names: Vec<String>,
+}
+
+/// The first source that cannot serve, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("source {name} is unavailable: {reason}")]
+pub struct SourceUnavailable {
+    /// Catalog name.
+    pub name: String,
+    /// The last health-check error (no credentials).
+    pub reason: String,
+}
+
+/// Is every source past its first check and not unavailable?
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Readiness")]
+pub struct GetReadiness;
+
+/// Answer to [`GetReadiness`].
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// True when every source can take queries.
+    pub ready: bool,
+    /// Each source's status.
+    pub sources: Vec<SourceStatus>,
+}
+
+/// Holds the source actors.
+#[derive(Default)]
+pub struct SourceSupervisor {
+    sources: BTreeMap<String, Addr<SourceActor>>,
+}
+
+impl SourceSupervisor {
+    fn statuses(&self) -> impl Future<Output = Vec<SourceStatus>> + use<> {
+        let sends: Vec<_> = self.sources.values().map(|a| a.send(GetStatus)).collect();
+        async move {
+            join_all(sends)
+                .await
+                .into_iter()
+                // A mailbox error means the actor is gone; it is simply not listed.
+                .filter_map(Result::ok)
+                .collect()
+        }
+    }
+}
+
+impl Actor for SourceSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<RegisterSource> for SourceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterSource, _: &mut Self::Context) {
+        self.sources.insert(msg.name, msg.addr);
+    }
+}
+
+impl Handler<ListSources> for SourceSupervisor {
+    type Result = ResponseFuture<Vec<SourceStatus>>;
+
+    fn handle(&mut self, _: ListSources, _: &mut Self::Context) -> Self::Result {
+        Box::pin(self.statuses())
+    }
+}
+
+impl Handler<CheckSources> for SourceSupervisor {
+    type Result = ResponseFuture<Result<(), SourceUnavailable>>;
+
+    fn handle(&mut self, msg: CheckSources, _: &mut Self::Context) -> Self::Result {
+        let sends: Vec<_> = msg
+            .names
+            .into_iter()
+            .map(|name| {
+                let addr = self.sources.get(&name).cloned();
+                async move {
+                    // Catalogs with no actor (none today) are not gated.
+                    let Some(addr) = addr else { return Ok(()) };
+                    let status = addr.send(GetStatus).await.map_err(|_| SourceUnavailable {
+                        name: name.clone(),
+                        reason: "the source actor stopped".to_owned(),
+                    })?;
+                    if status.health.state == HealthState::Unavailable {
+                        return Err(SourceUnavailable {
+                            name,
+                            reason: status
+                                .health
+                                .last_error
+                                .unwrap_or_else(|| "failing health checks".to_owned()),
+                        });
+                    }
+                    Ok(())
+                }
+            })
+            .collect();
+        Box::pin(async move { join_all(sends).await.into_iter().collect() })
+    }
+}
+
+impl Handler<GetReadiness> for SourceSupervisor {
+    type Result = ResponseFuture<Readiness>;
+
+    fn handle(&mut self, _: GetReadiness, _: &mut Self::Context) -> Self::Result {
+        let statuses = self.statuses();
+        Box::pin(async move {
+            let sources = statuses.await;
+            let ready = sources.iter().all(|s| {
+                matches!(s.health.state, HealthState::Healthy | HealthState::Degraded)
+            });
+            Readiness { ready, sources }
+        })
+    }
+}
+
+impl Handler<Shutdown> for SourceSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) {
+        for addr in self.sources.values() {
+            addr.do_send(msg);
+        }
+        actix::ActorContext::stop(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::object_store::ObjectStoreConnector;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[actix::test]
+    async fn readiness_and_gating_follow_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = ObjectStoreConnector::new(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let bad = ObjectStoreConnector::new("/no/such/folder", &Default::default()).unwrap();
+        let rt = tokio::runtime::Handle::current();
+        let fast = |c: ObjectStoreConnector, n: &str| {
+            SourceActor::new(n, Arc::new(c), rt.clone())
+                .with_timing(Duration::from_millis(50), Duration::from_secs(1))
+                .start()
+        };
+        let sup = SourceSupervisor::default().start();
+        sup.send(RegisterSource { name: "good".into(), addr: fast(good, "good") }).await.unwrap();
+        sup.send(RegisterSource { name: "bad".into(), addr: fast(bad, "bad") }).await.unwrap();
+        // Wait for the first probes to finish rather than sleeping a fixed time.
+        let mut readiness = sup.send(GetReadiness).await.unwrap();
+        for _ in 0..100 {
+            if readiness.sources.iter().all(|s| s.health.state != HealthState::Starting) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            readiness = sup.send(GetReadiness).await.unwrap();
+        }
+        assert!(!readiness.ready);
+        let names: Vec<_> = readiness.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["bad", "good"]);
+        sup.send(CheckSources { names: vec!["good".into()] }).await.unwrap().unwrap();
+        let err = sup
+            .send(CheckSources { names: vec!["good".into(), "bad".into()] })
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.name, "bad");
+        assert!(err.reason.contains("/no/such/folder"), "{}", err.reason);
+    }
+}

@@ -1,0 +1,96 @@
+//! Planner errors, classified so the HTTP edge can map them to status codes without string
+//! matching on DataFusion's messages.
+
+use datafusion::error::DataFusionError;
+
+/// Why a statement could not be planned or run.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The SQL text is empty or only comments.
+    #[error("the SQL text is empty")]
+    Empty,
+    /// The text does not parse.
+    #[error("SQL does not parse: {0}")]
+    Parse(#[source] DataFusionError),
+    /// More than one statement was sent.
+    #[error("expected exactly one SQL statement, found {0}")]
+    MultipleStatements(usize),
+    /// A statement that writes, changes the session or reads outside the catalog.
+    #[error("only read-only queries are allowed: {0} is not")]
+    ReadOnly(String),
+    /// A table reference does not resolve.
+    #[error("table {0} not found")]
+    TableNotFound(String),
+    /// The statement parses but does not plan (unknown column, type error, ...): the message
+    /// is about the user's SQL and is safe to return.
+    #[error("{}", .0.strip_backtrace())]
+    Invalid(#[source] DataFusionError),
+    /// Parameters are missing, extra, or of the wrong type.
+    #[error("{0}")]
+    Params(String),
+    /// A feature DataFusion does not implement.
+    #[error("{}", .0.strip_backtrace())]
+    Unsupported(#[source] DataFusionError),
+    /// A failure while running: I/O, memory, an internal error. Not for clients' eyes.
+    #[error("{0}")]
+    Execution(#[source] DataFusionError),
+}
+
+impl PlanError {
+    /// Classifies an error from planning (`statement_to_plan`, optimization, physical planning).
+    pub fn from_planning(e: DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::SQL(..) => Self::Parse(e),
+            DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => Self::Invalid(e),
+            DataFusionError::NotImplemented(_) => Self::Unsupported(e),
+            // Constant folding can evaluate a bad cast at plan time: still the user's SQL.
+            DataFusionError::ArrowError(err, _)
+                if matches!(
+                    **err,
+                    datafusion::arrow::error::ArrowError::CastError(_)
+                        | datafusion::arrow::error::ArrowError::ParseError(_)
+                        | datafusion::arrow::error::ArrowError::DivideByZero
+                        | datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
+                ) =>
+            {
+                Self::Invalid(e)
+            }
+            DataFusionError::Execution(_) => Self::Invalid(e),
+            _ => Self::Execution(e),
+        }
+    }
+}
+
+impl PlanError {
+    /// Classifies an error raised while the stream runs: expression failures (bad casts,
+    /// division by zero) are the user's SQL; everything else stays [`PlanError::Execution`].
+    pub fn from_execution(e: DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::ArrowError(err, _)
+                if matches!(
+                    **err,
+                    datafusion::arrow::error::ArrowError::CastError(_)
+                        | datafusion::arrow::error::ArrowError::ParseError(_)
+                        | datafusion::arrow::error::ArrowError::DivideByZero
+                        | datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
+                ) =>
+            {
+                Self::Invalid(e)
+            }
+            _ => Self::Execution(e),
+        }
+    }
+
+    /// The error as DataFusion raised it, when there is one.
+    pub fn datafusion(&self) -> Option<&DataFusionError> {
+        match self {
+            Self::Parse(e) | Self::Invalid(e) | Self::Unsupported(e) | Self::Execution(e) => {
+                Some(e.find_root())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Result with [`PlanError`].
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;

@@ -1,0 +1,39 @@
+//! Sluice's planner: one DataFusion session over every source, and the per-query pipeline.
+//!
+//! ```text
+//!  SQL text ──► parse (exactly one statement) ──► validate (read-only, on the AST)
+//!                                                        │
+//!     resolve tables against the catalogs ◄──────────────┘  (unknown → table_not_found)
+//!                        │
+//!                        ▼
+//!     logical plan ──► validate (read-only, on the plan) ──► bind params ──► cap rows
+//!                                                                              │
+//!     stream of RecordBatch ◄── execute ◄── physical plan ◄── optimize ◄───────┘
+//! ```
+//!
+//! Each source is a catalog; object-store sources hold listing tables over Parquet. The
+//! planner knows nothing of actors or HTTP: callers hand it object stores and SQL.
+//!
+//! # Layout
+//! - [`session`]: [`Planner`], the shared session state and the per-query pipeline.
+//! - [`catalog`]: catalogs from sources, table discovery, listing tables.
+//! - [`validate`]: one statement, read-only.
+//! - [`params`]: JSON values bound to placeholders.
+//! - [`output`]: result schemas as clients receive them.
+//! - [`error`]: [`PlanError`].
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod error;
+pub mod output;
+pub mod params;
+pub mod session;
+pub mod validate;
+
+pub use catalog::TableLocation;
+pub use error::{PlanError, Result};
+pub use params::Params;
+pub use session::{PlannedQuery, Planner, PlannerOptions, TableInfo};
+
+/// DataFusion as this crate uses it, so dependents name one version.
+pub use datafusion;

@@ -1,0 +1,293 @@
+//! The TOML config of `../shared/API.md`: typed sections, each rejecting unknown keys.
+//!
+//! Loading (`${VAR}` expansion, `SLUICE_` overrides, collecting every error) lives in
+//! [`crate::loader`]; this module only declares the shape and the defaults.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: where to listen and how bare table names resolve.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[auth]`: how clients authenticate.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `[metadata]`: where keys and audit records live.
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+    /// `[limits]`: per-query and per-server limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// `[cache]`: the result cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// `[[sources]]`: every source is a catalog in SQL.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind, `127.0.0.1:8080` by default.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Catalog (source) that bare table names resolve in.
+    #[serde(default)]
+    pub default_catalog: Option<String>,
+    /// Schema that bare table names resolve in.
+    #[serde(default)]
+    pub default_schema: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            default_catalog: None,
+            default_schema: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `api_key` (default) or `none`.
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// Require an API key for `GET /metrics` too.
+    #[serde(default)]
+    pub protect_metrics: bool,
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `Authorization: Bearer <key>` or `X-API-Key: <key>` on every API route.
+    #[default]
+    ApiKey,
+    /// No authentication; refused unless the server listens on loopback.
+    None,
+}
+
+/// `[metadata]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// PostgreSQL holding keys, audit log and usage. Absent: keys live in this process.
+    #[serde(default)]
+    pub postgres_url: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Default and maximum wall time of one query.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// Default and maximum rows of one result.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: u64,
+    /// Memory all running queries may hold together (sorts spill, hash joins fail cleanly).
+    #[serde(default = "default_memory_limit_bytes")]
+    pub memory_limit_bytes: u64,
+    /// Queries running at once; more get `429 too_many_queries`.
+    #[serde(default = "default_max_concurrent_queries")]
+    pub max_concurrent_queries: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            query_timeout_ms: default_query_timeout_ms(),
+            max_rows: default_max_rows(),
+            memory_limit_bytes: default_memory_limit_bytes(),
+            max_concurrent_queries: default_max_concurrent_queries(),
+        }
+    }
+}
+
+fn default_query_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_rows() -> u64 {
+    1_000_000
+}
+fn default_memory_limit_bytes() -> u64 {
+    2 * 1024 * 1024 * 1024
+}
+fn default_max_concurrent_queries() -> u32 {
+    64
+}
+
+/// `[cache]`: accepted and validated; the result cache that reads it is not built yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Bytes of results kept.
+    #[serde(default = "default_cache_capacity_bytes")]
+    pub capacity_bytes: u64,
+    /// How long a cached result stays valid.
+    #[serde(default = "default_cache_ttl_ms")]
+    pub ttl_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity_bytes: default_cache_capacity_bytes(),
+            ttl_ms: default_cache_ttl_ms(),
+        }
+    }
+}
+
+fn default_cache_capacity_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_cache_ttl_ms() -> u64 {
+    60_000
+}
+
+/// One `[[sources]]` entry, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Parquet files on local disk, S3 or Azure Blob Storage.
+    Parquet(ParquetSourceConfig),
+    /// A PostgreSQL database, possibly with replicas.
+    Postgres(PostgresSourceConfig),
+    /// A Snowflake warehouse.
+    Snowflake(SnowflakeSourceConfig),
+}
+
+impl SourceConfig {
+    /// The catalog name of this source in SQL.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Parquet(s) => &s.name,
+            Self::Postgres(s) => &s.name,
+            Self::Snowflake(s) => &s.name,
+        }
+    }
+
+    /// The `kind` value as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Parquet(_) => "parquet",
+            Self::Postgres(_) => "postgres",
+            Self::Snowflake(_) => "snowflake",
+        }
+    }
+}
+
+/// `kind = "parquet"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSourceConfig {
+    /// Catalog name.
+    pub name: String,
+    /// An object_store URL: `file:///...`, `s3://bucket/prefix/`, `az://container/prefix/`,
+    /// or a plain local path.
+    pub location: String,
+    /// Object-store options (endpoint, region, credentials, `allow_http`).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Schema the tables appear in (`public` by default).
+    #[serde(default = "default_schema_name")]
+    pub schema: String,
+    /// Tables; when empty, every `*.parquet` file and every folder directly under `location`
+    /// becomes a table named after it.
+    #[serde(default)]
+    pub tables: Vec<TableConfig>,
+}
+
+/// The schema name object-store sources use unless configured.
+pub fn default_schema_name() -> String {
+    "public".to_owned()
+}
+
+/// One table of an object-store source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Table name in SQL.
+    pub name: String,
+    /// A file or a folder, relative to the source's location.
+    pub path: String,
+}
+
+/// `kind = "postgres"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSourceConfig {
+    /// Catalog name.
+    pub name: String,
+    /// Connection URLs of one logical database.
+    pub replicas: Vec<String>,
+    /// Statements in flight against this source at once.
+    #[serde(default = "default_source_concurrency")]
+    pub max_concurrency: u32,
+}
+
+/// `kind = "snowflake"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnowflakeSourceConfig {
+    /// Catalog name.
+    pub name: String,
+    /// Account identifier, `org-account`.
+    pub account: String,
+    /// Base URL; defaults to the account's public endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Login name.
+    pub user: String,
+    /// How to log in.
+    pub auth: SnowflakeAuth,
+    /// Warehouse to run in.
+    #[serde(default)]
+    pub warehouse: Option<String>,
+    /// Database whose schemas become this catalog's schemas.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Role to assume.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Statements in flight against this source at once.
+    #[serde(default = "default_source_concurrency")]
+    pub max_concurrency: u32,
+}
+
+/// Snowflake credentials; secrets come from files or the environment, never the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SnowflakeAuth {
+    /// Key-pair (JWT) login.
+    Keypair {
+        /// PEM file of the private key.
+        private_key_path: String,
+    },
+    /// Password login; the password is read from this environment variable.
+    Password {
+        /// Name of the environment variable holding the password.
+        password_env: String,
+    },
+}
+
+fn default_source_concurrency() -> u32 {
+    16
+}

@@ -1,0 +1,45 @@
+//! Sluice's config and API types.
+//!
+//! The config is one TOML file (see the README's config reference). [`loader::parse`] and
+//! [`loader::load_file`] expand `${VAR}`, apply `SLUICE_SECTION__KEY` overrides, reject
+//! unknown keys and return every problem at once as [`ConfigErrors`].
+//!
+//! # Layout
+//! - [`config`]: the typed sections and their defaults.
+//! - [`loader`]: text + environment → validated [`Config`].
+//! - [`api`]: HTTP request and error bodies.
+//! - [`error`]: [`ConfigError`] and [`ConfigErrors`].
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod loader;
+
+pub use config::{
+    AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, MetadataConfig, ParquetSourceConfig,
+    PostgresSourceConfig, ServerConfig, SnowflakeSourceConfig, SourceConfig, TableConfig,
+};
+pub use error::{ConfigError, ConfigErrors};
+
+impl Config {
+    /// The embedded default: one `parquet` source `local` over `dir`, with `local.public`
+    /// as the default catalog and schema so bare names like `lineitem` resolve.
+    pub fn embedded(dir: &std::path::Path) -> Self {
+        Self {
+            server: ServerConfig {
+                default_catalog: Some("local".to_owned()),
+                default_schema: Some(config::default_schema_name()),
+                ..ServerConfig::default()
+            },
+            sources: vec![SourceConfig::Parquet(ParquetSourceConfig {
+                name: "local".to_owned(),
+                location: dir.display().to_string(),
+                options: Default::default(),
+                schema: config::default_schema_name(),
+                tables: Vec::new(),
+            })],
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! Turning TOML text plus the environment into a validated [`Config`].
+//!
+//! Order matters: the file is parsed, `${VAR}` references inside string values are expanded
+//! (after parsing, so a variable can never inject TOML syntax), `SLUICE_A__B=v` overrides are
+//! applied, and only then is each section deserialized and validated. Every step records
+//! errors and goes on, so `sluice check` reports all of them at once.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use toml::{Table, Value};
+
+use crate::config::{
+    AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, MetadataConfig, ServerConfig,
+    SourceConfig,
+};
+use crate::error::{ConfigError, ConfigErrors};
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "SLUICE_";
+
+/// Loads `path`, expanding and overriding from the process environment.
+///
+/// # Errors
+/// Every problem found, each with the config path it concerns.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::one(ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read the config file: {e}"),
+        ))
+    })?;
+    parse(&text, |name| std::env::var(name).ok(), std::env::vars())
+}
+
+/// Parses config text with an explicit environment (tests pass their own).
+///
+/// `lookup` resolves `${VAR}` references; `overrides` is scanned for `SLUICE_*__*` variables.
+///
+/// ```
+/// let cfg = sluice_schemas::loader::parse(
+///     "[server]\nlisten = \"127.0.0.1:${PORT}\"\n",
+///     |name| (name == "PORT").then(|| "9000".to_owned()),
+///     [("SLUICE_LIMITS__MAX_ROWS".to_owned(), "10".to_owned())],
+/// )
+/// .unwrap();
+/// assert_eq!(cfg.server.listen.port(), 9000);
+/// assert_eq!(cfg.limits.max_rows, 10);
+/// ```
+///
+/// # Errors
+/// Every problem found, each with the config path it concerns.
+pub fn parse(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    overrides: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigErrors> {
+    let mut table: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigErrors::one(ConfigError::new("", e.to_string())))?;
+    let mut errors = Vec::new();
+    for (key, value) in table.iter_mut() {
+        expand_value(value, key, &lookup, &mut errors);
+    }
+    let mut overrides: Vec<_> = overrides
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+        .collect();
+    overrides.sort();
+    for (key, raw) in overrides {
+        if let Err(e) = apply_override(&mut table, &key, &raw) {
+            errors.push(e);
+        }
+    }
+    let config = deserialize_sections(table, &mut errors);
+    validate(&config, &mut errors);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` in every string; `$${` stands for a literal `${`.
+fn expand_value(
+    value: &mut Value,
+    path: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    match value {
+        Value::String(s) => match expand_str(s, lookup) {
+            Ok(expanded) => *s = expanded,
+            Err(msg) => errors.push(ConfigError::new(path, msg)),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(item, &format!("{path}[{i}]"), lookup, errors);
+            }
+        }
+        Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                expand_value(v, &format!("{path}.{k}"), lookup, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand_str(input: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unterminated `${{` in {input:?}"))?;
+            let inner = &after[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("`${{{inner}}}` is not a valid variable reference"));
+            }
+            match (lookup(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Applies `SLUICE_SERVER__LISTEN=...`: path segments are lower-cased; inside `sources` a
+/// segment is an index or a source name.
+fn apply_override(root: &mut Table, key: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = key[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let err = |msg: &str| ConfigError::new(key, msg.to_owned());
+    if path.iter().any(String::is_empty) {
+        return Err(err("empty segment in environment override"));
+    }
+    let value = parse_override_value(raw);
+    let (last, parents) = path
+        .split_last()
+        .ok_or_else(|| err("empty environment override"))?;
+    let mut table = root;
+    let mut segments = parents.iter();
+    while let Some(seg) = segments.next() {
+        let entry = table
+            .entry(seg.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        table = match entry {
+            Value::Table(t) => t,
+            Value::Array(items) => {
+                let sel = segments
+                    .next()
+                    .ok_or_else(|| err("an array needs an index or a name after it"))?;
+                let found = match sel.parse::<usize>() {
+                    Ok(i) => items.get_mut(i),
+                    Err(_) => items.iter_mut().find(|item| {
+                        item.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| n.eq_ignore_ascii_case(sel))
+                    }),
+                };
+                match found {
+                    Some(Value::Table(t)) => t,
+                    _ => return Err(err(&format!("no entry `{sel}` in `{seg}`"))),
+                }
+            }
+            _ => return Err(err(&format!("`{seg}` is not a table"))),
+        };
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+/// An override is read as a TOML value when it is one (`10`, `true`, `["a"]`), else as a string.
+fn parse_override_value(raw: &str) -> Value {
+    format!("v = {raw}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_owned()))
+}
+
+fn section<T: DeserializeOwned + Default>(
+    table: &mut Table,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    match table.remove(key) {
+        None => T::default(),
+        Some(v) => v.try_into().unwrap_or_else(|e: toml::de::Error| {
+            errors.push(ConfigError::new(key, e.message().to_owned()));
+            T::default()
+        }),
+    }
+}
+
+fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Config {
+    let server: ServerConfig = section(&mut table, "server", errors);
+    let auth: AuthConfig = section(&mut table, "auth", errors);
+    let metadata: MetadataConfig = section(&mut table, "metadata", errors);
+    let limits: LimitsConfig = section(&mut table, "limits", errors);
+    let cache: CacheConfig = section(&mut table, "cache", errors);
+    let mut sources = Vec::new();
+    match table.remove("sources") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let label = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("sources[{i}]"), |n| format!("sources[{i}] ({n})"));
+                match item.try_into::<SourceConfig>() {
+                    Ok(s) => sources.push(s),
+                    Err(e) => errors.push(ConfigError::new(label, e.message().to_owned())),
+                }
+            }
+        }
+        Some(_) => errors.push(ConfigError::new(
+            "sources",
+            "must be an array of tables ([[sources]])",
+        )),
+    }
+    for key in table.keys() {
+        errors.push(ConfigError::new(
+            key.as_str(),
+            "unknown key; expected one of server, auth, metadata, limits, cache, sources",
+        ));
+    }
+    Config {
+        server,
+        auth,
+        metadata,
+        limits,
+        cache,
+        sources,
+    }
+}
+
+/// True for names usable as unquoted SQL identifiers: lower case, digits and `_`.
+fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
+    let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
+    if config.auth.mode == AuthMode::None && !is_loopback(config.server.listen.ip()) {
+        push(
+            "auth.mode".into(),
+            format!(
+                "\"none\" is only allowed when server.listen is a loopback address, not {}",
+                config.server.listen
+            ),
+        );
+    }
+    let limits = &config.limits;
+    for (key, value) in [
+        ("query_timeout_ms", limits.query_timeout_ms),
+        ("max_rows", limits.max_rows),
+        ("memory_limit_bytes", limits.memory_limit_bytes),
+        ("max_concurrent_queries", u64::from(limits.max_concurrent_queries)),
+    ] {
+        if value == 0 {
+            push(format!("limits.{key}"), "must be greater than 0".into());
+        }
+    }
+    if let Some(url) = &config.metadata.postgres_url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            push(
+                "metadata.postgres_url".into(),
+                "must be a postgres:// URL".into(),
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        let name = source.name();
+        let at = format!("sources[{i}] ({name})");
+        if !is_plain_identifier(name) {
+            push(
+                at.clone(),
+                "name must be lower case letters, digits and `_`, starting with a letter".into(),
+            );
+        }
+        if !seen.insert(name) {
+            push(at.clone(), "duplicate source name".into());
+        }
+        validate_source(source, &at, &mut push);
+    }
+    if let Some(cat) = &config.server.default_catalog {
+        if !config.sources.iter().any(|s| s.name() == cat) {
+            push(
+                "server.default_catalog".into(),
+                format!("`{cat}` is not the name of a configured source"),
+            );
+        }
+    }
+}
+
+fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String, String)) {
+    match source {
+        SourceConfig::Parquet(p) => {
+            if p.location.trim().is_empty() {
+                push(at.to_owned(), "location must not be empty".into());
+            } else if let Some((scheme, _)) = p.location.split_once("://") {
+                if !matches!(scheme, "file" | "s3" | "s3a" | "az" | "azure" | "abfs" | "abfss") {
+                    push(
+                        at.to_owned(),
+                        format!("location scheme `{scheme}` is not one of file, s3, az"),
+                    );
+                }
+            }
+            let mut names = std::collections::HashSet::new();
+            for t in &p.tables {
+                if !is_plain_identifier(&t.name) {
+                    push(
+                        format!("{at}.tables.{}", t.name),
+                        "table name must be lower case letters, digits and `_`".into(),
+                    );
+                }
+                if !names.insert(t.name.as_str()) {
+                    push(format!("{at}.tables.{}", t.name), "duplicate table".into());
+                }
+                if t.path.trim().is_empty() {
+                    push(format!("{at}.tables.{}", t.name), "path must not be empty".into());
+                }
+            }
+        }
+        SourceConfig::Postgres(p) => {
+            if p.replicas.is_empty() {
+                push(at.to_owned(), "replicas must list at least one URL".into());
+            }
+            for r in &p.replicas {
+                if !(r.starts_with("postgres://") || r.starts_with("postgresql://")) {
+                    push(at.to_owned(), "every replica must be a postgres:// URL".into());
+                }
+            }
+            if p.max_concurrency == 0 {
+                push(at.to_owned(), "max_concurrency must be greater than 0".into());
+            }
+        }
+        SourceConfig::Snowflake(s) => {
+            if s.account.trim().is_empty() {
+                push(at.to_owned(), "account must not be empty".into());
+            }
+            if let Some(u) = &s.url {
+                if url::Url::parse(u).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                    push(at.to_owned(), format!("url `{u}` is not an http(s) URL"));
+                }
+            }
+            if s.max_concurrency == 0 {
+                push(at.to_owned(), "max_concurrency must be greater than 0".into());
+            }
+        }
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_with(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let lookup_env = env.clone();
+        parse(
+            text,
+            move |n| lookup_env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            env,
+        )
+    }
+
+    const API_EXAMPLE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+default_catalog = "lake"
+default_schema = "public"
+[auth]
+mode = "api_key"
+[metadata]
+postgres_url = "${SLUICE_METADATA_URL}"
+[limits]
+query_timeout_ms = 30000
+max_rows = 1000000
+memory_limit_bytes = 2147483648
+max_concurrent_queries = 64
+[cache]
+capacity_bytes = 268435456
+ttl_ms = 60000
+[[sources]]
+name = "lake"
+kind = "parquet"
+location = "s3://bucket/prefix/"
+options = { endpoint = "http://127.0.0.1:9000", region = "us-east-1", allow_http = "true" }
+tables = [ { name = "trips", path = "trips/" } ]
+[[sources]]
+name = "pg"
+kind = "postgres"
+replicas = ["postgres://app@10.0.0.1/db", "postgres://app@10.0.0.2/db"]
+max_concurrency = 16
+[[sources]]
+name = "wh"
+kind = "snowflake"
+account = "myorg-myacct"
+url = "https://myorg-myacct.snowflakecomputing.com"
+user = "SVC_SLUICE"
+auth = { type = "keypair", private_key_path = "${SNOWFLAKE_KEY_PATH}" }
+warehouse = "COMPUTE_WH"
+database = "ANALYTICS"
+role = "ANALYST"
+max_concurrency = 8
+"#;
+
+    #[test]
+    fn api_md_example_parses() {
+        let cfg = parse_with(
+            API_EXAMPLE,
+            &[
+                ("SLUICE_METADATA_URL", "postgres://meta@localhost/sluice"),
+                ("SNOWFLAKE_KEY_PATH", "/keys/sf.p8"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.sources.len(), 3);
+        assert_eq!(cfg.sources[2].kind(), "snowflake");
+        assert_eq!(
+            cfg.metadata.postgres_url.as_deref(),
+            Some("postgres://meta@localhost/sluice")
+        );
+    }
+
+    #[test]
+    fn reports_every_error_at_once() {
+        let text = r#"
+bogus = 1
+[server]
+listen = "127.0.0.1:1"
+colour = "red"
+[limits]
+max_rows = 0
+[[sources]]
+name = "a"
+kind = "parquet"
+location = "ftp://x/"
+[[sources]]
+name = "a"
+kind = "parquet"
+location = "/data"
+[[sources]]
+name = "b"
+kind = "mysql"
+[[sources]]
+name = "c"
+kind = "postgres"
+replicas = []
+extra = true
+"#;
+        let errs = parse_with(text, &[]).unwrap_err();
+        let all = errs.to_string();
+        for needle in [
+            "bogus",
+            "unknown field `colour`",
+            "limits.max_rows",
+            "ftp",
+            "duplicate source name",
+            "unknown variant `mysql`",
+            "unknown field `extra`",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert!(errs.0.len() >= 7, "{all}");
+    }
+
+    #[test]
+    fn missing_variable_is_an_error_with_its_path() {
+        let errs = parse_with(
+            "[metadata]\npostgres_url = \"${NOPE}\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(errs.0[0].path, "metadata.postgres_url");
+        assert!(errs.0[0].message.contains("NOPE"));
+    }
+
+    #[test]
+    fn expansion_rules() {
+        let lookup = |n: &str| (n == "A").then(|| "x".to_owned());
+        assert_eq!(expand_str("a${A}b", &lookup).unwrap(), "axb");
+        assert_eq!(expand_str("${B:-dflt}", &lookup).unwrap(), "dflt");
+        assert_eq!(expand_str("$${A} $5", &lookup).unwrap(), "${A} $5");
+        assert!(expand_str("${A", &lookup).is_err());
+        assert!(expand_str("${a-b}", &lookup).is_err());
+        // An expanded value is data, never TOML: quotes stay inside the string.
+        let cfg = parse_with(
+            "[[sources]]\nname = \"l\"\nkind = \"parquet\"\nlocation = \"${L}\"\n",
+            &[("L", "/x\"\nbad = 1")],
+        )
+        .unwrap();
+        assert!(matches!(&cfg.sources[0], SourceConfig::Parquet(p) if p.location.contains("bad = 1")));
+    }
+
+    #[test]
+    fn env_overrides_by_path_index_and_name() {
+        let text = "[[sources]]\nname = \"lake\"\nkind = \"parquet\"\nlocation = \"/a\"\n";
+        let cfg = parse_with(
+            text,
+            &[
+                ("SLUICE_SERVER__LISTEN", "127.0.0.1:9000"),
+                ("SLUICE_LIMITS__MAX_ROWS", "5"),
+                ("SLUICE_SOURCES__LAKE__LOCATION", "/b"),
+                ("SLUICE_URL", "http://ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.server.listen.port(), 9000);
+        assert_eq!(cfg.limits.max_rows, 5);
+        assert!(matches!(&cfg.sources[0], SourceConfig::Parquet(p) if p.location == "/b"));
+        let cfg = parse_with(text, &[("SLUICE_SOURCES__0__LOCATION", "/c")]).unwrap();
+        assert!(matches!(&cfg.sources[0], SourceConfig::Parquet(p) if p.location == "/c"));
+        let errs = parse_with(text, &[("SLUICE_SOURCES__NOPE__LOCATION", "/c")]).unwrap_err();
+        assert!(errs.to_string().contains("no entry `nope`"));
+    }
+
+    #[test]
+    fn auth_none_needs_loopback_and_catalog_must_exist() {
+        let errs = parse_with(
+            "[server]\nlisten = \"0.0.0.0:8080\"\ndefault_catalog = \"x\"\n[auth]\nmode = \"none\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let all = errs.to_string();
+        assert!(all.contains("auth.mode"), "{all}");
+        assert!(all.contains("server.default_catalog"), "{all}");
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let errs = parse_with("[server\nlisten=", &[]).unwrap_err();
+        assert_eq!(errs.0.len(), 1);
+    }
+}

@@ -1,0 +1,232 @@
+//! [`ApiError`]: every failure a client can see, with its status and stable code. The HTTP
+//! mapping lives here and nowhere else.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use datafusion::error::DataFusionError;
+use sluice_planner::PlanError;
+use sluice_schemas::api::{ErrorBody, ErrorDetail};
+use tracing::error;
+
+/// How long clients are told to wait after `503` and `429`.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A client-visible error.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case code from API.md.
+    pub code: &'static str,
+    /// Message safe to show the client.
+    pub message: String,
+    /// The query this belongs to.
+    pub query_id: Option<String>,
+    /// Extra `WWW-Authenticate` / `Retry-After` headers.
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// An error with status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let retry_after = match status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => Some(RETRY_AFTER),
+            _ => None,
+        };
+        Self {
+            status,
+            code,
+            message: message.into(),
+            query_id: None,
+            retry_after,
+        }
+    }
+
+    /// Attaches the query id.
+    pub fn with_query(mut self, id: &str) -> Self {
+        self.query_id = Some(id.to_owned());
+        self
+    }
+
+    /// `400 bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// `401 unauthenticated`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    /// `403 permission_denied`.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_denied", message)
+    }
+
+    /// `404` with the given code.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// `413 result_too_large`.
+    pub fn result_too_large(max_rows: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "result_too_large",
+            format!("the result has more than {max_rows} rows (max_rows); add a LIMIT or a filter"),
+        )
+    }
+
+    /// `429 too_many_queries`.
+    pub fn too_many_queries(limit: u32) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_queries",
+            format!("the server is already running {limit} queries; retry shortly"),
+        )
+    }
+
+    /// `503 source_unavailable`.
+    pub fn source_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "source_unavailable", message)
+    }
+
+    /// `504 query_timeout`.
+    pub fn timeout(timeout: Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "query_timeout",
+            format!("the query did not finish within {} ms", timeout.as_millis()),
+        )
+    }
+
+    /// `500 internal`: the detail goes to the log under the query id, not to the client.
+    pub fn internal(query_id: Option<&str>, detail: &dyn std::fmt::Display) -> Self {
+        error!(query_id = query_id.unwrap_or(""), error = %detail, "Internal error.");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server log has details under this query id",
+        );
+        e.query_id = query_id.map(str::to_owned);
+        e
+    }
+
+    /// Maps a planner error, logging what must not be shown.
+    pub fn from_plan(e: PlanError, query_id: &str) -> Self {
+        let err = match &e {
+            PlanError::Empty | PlanError::Parse(_) | PlanError::Invalid(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "sql_invalid", e.to_string())
+            }
+            PlanError::MultipleStatements(_) | PlanError::ReadOnly(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "read_only", e.to_string())
+            }
+            PlanError::TableNotFound(_) => Self::not_found("table_not_found", e.to_string()),
+            PlanError::Params(_) => Self::bad_request(e.to_string()),
+            PlanError::Unsupported(_) => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, "unsupported", e.to_string())
+            }
+            PlanError::Execution(df) => return Self::from_execution(df, query_id),
+        };
+        err.with_query(query_id)
+    }
+
+    fn from_execution(e: &DataFusionError, query_id: &str) -> Self {
+        match e.find_root() {
+            DataFusionError::ResourcesExhausted(_) => {
+                tracing::warn!(query_id, error = %e, "Query exceeded the memory limit.");
+                Self::source_unavailable(
+                    "the query needs more memory than the server's limit allows right now; \
+                     retry later, or reduce the data it sorts, groups or joins",
+                )
+                .with_query(query_id)
+            }
+            DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => {
+                error!(query_id, error = %e, "Upstream read failed.");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "reading from a source failed; the server log has details under this query id",
+                )
+                .with_query(query_id)
+            }
+            _ => Self::internal(Some(query_id), e),
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                query_id: self.query_id.clone(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(after) = self.retry_after {
+            resp.insert_header((header::RETRY_AFTER, after.as_secs().to_string()));
+        }
+        if let Some(id) = &self.query_id {
+            resp.insert_header((crate::http::QUERY_ID_HEADER, id.as_str()));
+        }
+        resp.json(self.body())
+    }
+}
+
+/// Result with [`ApiError`].
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_errors_map_to_codes() {
+        let cases: Vec<(PlanError, u16, &str)> = vec![
+            (PlanError::Empty, 400, "sql_invalid"),
+            (PlanError::MultipleStatements(2), 400, "read_only"),
+            (PlanError::ReadOnly("INSERT".into()), 400, "read_only"),
+            (PlanError::TableNotFound("a.b.c".into()), 404, "table_not_found"),
+            (PlanError::Params("x".into()), 400, "bad_request"),
+            (
+                PlanError::Unsupported(DataFusionError::NotImplemented("x".into())),
+                501,
+                "unsupported",
+            ),
+            (
+                PlanError::Execution(DataFusionError::ResourcesExhausted("x".into())),
+                503,
+                "source_unavailable",
+            ),
+            (
+                PlanError::Execution(DataFusionError::Internal("secret detail".into())),
+                500,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from_plan(e, "q1");
+            assert_eq!(api.status.as_u16(), status, "{code}");
+            assert_eq!(api.code, code);
+            assert_eq!(api.query_id.as_deref(), Some("q1"));
+            assert!(!api.message.contains("secret"));
+        }
+    }
+}

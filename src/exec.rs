@@ -1,0 +1,274 @@
+//! Running a planned query on the query runtime and streaming it to the HTTP response.
+//!
+//! A producer task on the DataFusion runtime pulls record batches, encodes them and hands the
+//! bytes to the response through a small bounded channel: a slow client stalls the query
+//! (backpressure), a gone client closes the channel and the task drops the DataFusion stream,
+//! which cancels the query. Actix workers only move bytes.
+//!
+//! The first bytes are held back until the result has produced `PREBUFFER_BYTES` or
+//! `PREBUFFER_TIME` has passed since the first batch (or the result ended), so errors that
+//! show early — a bad cast, `max_rows` exceeded, a timeout — still get their status code. A
+//! failure after that aborts the response without its terminating chunk.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::StreamExt;
+use sluice_planner::{PlanError, PlannedQuery, Planner};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::error::ApiError;
+use crate::format::{BatchEncoder, Format};
+use crate::metrics as m;
+use crate::queries::{QueryEntry, QueryState};
+
+/// Bytes held back before the response starts.
+const PREBUFFER_BYTES: usize = 1 << 20;
+/// Longest wait after the first batch before the response starts anyway.
+const PREBUFFER_TIME: Duration = Duration::from_millis(50);
+/// Encoded chunks in flight between the query and the socket.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// Everything the producer needs.
+pub struct QueryJob {
+    /// Shared planner.
+    pub planner: Planner,
+    /// The planned statement.
+    pub planned: PlannedQuery,
+    /// Output format.
+    pub format: Format,
+    /// Rows allowed; one more is an error.
+    pub max_rows: u64,
+    /// When the query must be done.
+    pub deadline: Instant,
+    /// The query's timeout, for messages.
+    pub timeout: Duration,
+    /// The registry record to update.
+    pub entry: std::sync::Arc<QueryEntry>,
+    /// Held until the query ends: the server's concurrency slot.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Why a query stopped early.
+#[derive(Debug)]
+enum Failure {
+    Plan(PlanError),
+    Encode(ArrowError),
+    TooLarge(u64),
+    Timeout(Duration),
+    Cancelled,
+    ClientGone,
+}
+
+impl Failure {
+    /// The client-facing error, the recorded state and the metric label.
+    fn into_parts(self, query_id: &str) -> (ApiError, QueryState, &'static str) {
+        let failed = |api: ApiError, label| (api, QueryState::Failed, label);
+        match self {
+            Self::Plan(e) => failed(ApiError::from_plan(e, query_id), "error"),
+            Self::Encode(e) => failed(ApiError::internal(Some(query_id), &e), "error"),
+            Self::TooLarge(max) => failed(
+                ApiError::result_too_large(max).with_query(query_id),
+                "result_too_large",
+            ),
+            Self::Timeout(t) => failed(ApiError::timeout(t).with_query(query_id), "query_timeout"),
+            Self::Cancelled | Self::ClientGone => (
+                ApiError::bad_request("the query was cancelled").with_query(query_id),
+                QueryState::Cancelled,
+                "cancelled",
+            ),
+        }
+    }
+}
+
+/// The response body: the held-back head, then chunks as the producer sends them.
+pub type Body = futures::stream::BoxStream<'static, Result<Bytes, io::Error>>;
+
+/// Starts the producer on `runtime` and waits for the head of the result.
+///
+/// # Errors
+/// Any failure before the first byte, with its status and code.
+pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Body, ApiError> {
+    let (head_tx, head_rx) = oneshot::channel();
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let query_id = job.entry.id.clone();
+    runtime.spawn(produce(job, head_tx, tx));
+    let head = head_rx
+        .await
+        .map_err(|_| ApiError::internal(Some(&query_id), &"query task ended without a result"))??;
+    let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(futures::stream::once(async move { Ok(head) }).chain(rest).boxed())
+}
+
+type HeadSender = oneshot::Sender<Result<Bytes, ApiError>>;
+
+async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Result<Bytes, io::Error>>) {
+    let entry = std::sync::Arc::clone(&job.entry);
+    let mut head_tx = Some(head_tx);
+    metrics::gauge!(m::QUERIES_IN_FLIGHT).increment(1.0);
+    let outcome = tokio::select! {
+        biased;
+        () = entry.cancel.cancelled() => Err(Failure::Cancelled),
+        r = tokio::time::timeout_at(job.deadline, run(&job, &mut head_tx, &tx)) => {
+            r.unwrap_or(Err(Failure::Timeout(job.timeout)))
+        }
+    };
+    // Dropping the job here drops the DataFusion stream (inside `run`) and the permit.
+    let label = match outcome {
+        Ok(()) => {
+            entry.finish(QueryState::Finished, None);
+            "ok"
+        }
+        Err(failure) => {
+            let detail = format!("{failure:?}");
+            let (api, state, label) = failure.into_parts(&entry.id);
+            entry.finish(state, Some((api.code, &api.message)));
+            match head_tx.take() {
+                Some(h) => {
+                    // The handler may have given up waiting (client gone); nothing to do then.
+                    let _ = h.send(Err(api));
+                }
+                None => {
+                    debug!(query_id = %entry.id, error = %detail, "Query failed mid-stream; aborting the response.");
+                    let _ = tx.try_send(Err(io::Error::other("query failed mid-stream")));
+                }
+            }
+            label
+        }
+    };
+    metrics::counter!(m::QUERIES_TOTAL, "outcome" => label).increment(1);
+    metrics::histogram!(m::QUERY_DURATION_SECONDS).record(entry.elapsed().as_secs_f64());
+    metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(entry.rows());
+    metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(entry.bytes());
+    metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
+    drop(job);
+}
+
+/// Pulls, checks and encodes batches; sends the head once, then chunks.
+async fn run(
+    job: &QueryJob,
+    head_tx: &mut Option<HeadSender>,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<(), Failure> {
+    let target: SchemaRef = job.planned.output_schema();
+    let mut stream = job.planner.execute(&job.planned).map_err(Failure::Plan)?;
+    let mut encoder = job.format.encoder(&target).map_err(Failure::Encode)?;
+    let mut head = BytesMut::new();
+    head.extend_from_slice(&encoder.start().map_err(Failure::Encode)?);
+    let mut rows: u64 = 0;
+    let mut first_batch_at: Option<Instant> = None;
+
+    // Phase 1: hold the head back until it is big or old enough, or the result ended.
+    loop {
+        let held_enough = first_batch_at
+            .is_some_and(|t| head.len() >= PREBUFFER_BYTES || t.elapsed() >= PREBUFFER_TIME);
+        if held_enough {
+            break;
+        }
+        let next = match first_batch_at {
+            // Wait for the next batch only as long as the prebuffer window allows.
+            Some(t) => match tokio::time::timeout_at(t + PREBUFFER_TIME, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => break,
+            },
+            None => stream.next().await,
+        };
+        match next {
+            None => {
+                head.extend_from_slice(&encoder.finish().map_err(Failure::Encode)?);
+                return send_head(job, head_tx, head.freeze(), rows);
+            }
+            Some(batch) => {
+                let bytes = encode_batch(job, &mut *encoder, batch, &target, &mut rows)?;
+                head.extend_from_slice(&bytes);
+                first_batch_at.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+    send_head(job, head_tx, head.freeze(), rows)?;
+
+    // Phase 2: stream. Watch the channel too, so a client that leaves while the engine is
+    // busy (a long aggregation) cancels the query now rather than at the next batch.
+    stream_rest(job, &mut stream, &mut *encoder, &target, &mut rows, tx).await
+}
+
+fn send_head(
+    job: &QueryJob,
+    head_tx: &mut Option<HeadSender>,
+    head: Bytes,
+    rows: u64,
+) -> Result<(), Failure> {
+    job.entry.add_progress(rows, head.len() as u64);
+    match head_tx.take() {
+        Some(h) => h.send(Ok(head)).map_err(|_| Failure::ClientGone),
+        None => Ok(()),
+    }
+}
+
+async fn stream_rest(
+    job: &QueryJob,
+    stream: &mut SendableRecordBatchStream,
+    encoder: &mut dyn BatchEncoder,
+    target: &SchemaRef,
+    rows: &mut u64,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<(), Failure> {
+    loop {
+        let next = tokio::select! {
+            () = tx.closed() => return Err(Failure::ClientGone),
+            n = stream.next() => n,
+        };
+        let before = *rows;
+        let chunk = match next {
+            None => {
+                let tail = encoder.finish().map_err(Failure::Encode)?;
+                send_chunk(job, tx, tail, 0).await?;
+                return Ok(());
+            }
+            Some(batch) => encode_batch(job, encoder, batch, target, rows)?,
+        };
+        send_chunk(job, tx, chunk, *rows - before).await?;
+    }
+}
+
+async fn send_chunk(
+    job: &QueryJob,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    chunk: Bytes,
+    rows: u64,
+) -> Result<(), Failure> {
+    let len = chunk.len() as u64;
+    if !chunk.is_empty() {
+        tx.send(Ok(chunk)).await.map_err(|_| Failure::ClientGone)?;
+    }
+    job.entry.add_progress(rows, len);
+    Ok(())
+}
+
+fn encode_batch(
+    job: &QueryJob,
+    encoder: &mut dyn BatchEncoder,
+    batch: datafusion::error::Result<datafusion::arrow::array::RecordBatch>,
+    target: &SchemaRef,
+    rows: &mut u64,
+) -> Result<Bytes, Failure> {
+    let batch = batch.map_err(|e| Failure::Plan(PlanError::from_execution(e)))?;
+    if batch.num_rows() == 0 {
+        return Ok(Bytes::new());
+    }
+    *rows += batch.num_rows() as u64;
+    if *rows > job.max_rows {
+        return Err(Failure::TooLarge(job.max_rows));
+    }
+    let batch = sluice_planner::output::to_plain(batch, target).map_err(|e| {
+        warn!(query_id = %job.entry.id, error = %e, "Casting a result batch failed.");
+        Failure::Encode(e)
+    })?;
+    encoder.encode(&batch).map_err(Failure::Encode)
+}

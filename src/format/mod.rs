@@ -1,0 +1,156 @@
+//! Result formats, chosen by `Accept`, each an incremental encoder: a header when the schema
+//! is known, bytes per batch as it arrives, a trailer at the end. Nothing buffers the result.
+
+mod json;
+mod tabular;
+
+use actix_web::http::header::{ACCEPT, HeaderMap};
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+
+pub use json::{JsonEncoder, NdjsonEncoder};
+pub use tabular::{ArrowStreamEncoder, CsvEncoder, ParquetEncoder};
+
+/// A result format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/vnd.apache.arrow.stream`
+    ArrowStream,
+    /// `application/json`
+    Json,
+    /// `application/x-ndjson`
+    NdJson,
+    /// `text/csv`
+    Csv,
+    /// `application/vnd.apache.parquet`
+    Parquet,
+}
+
+impl Format {
+    const ALL: [(Format, &'static str); 5] = [
+        (Format::ArrowStream, "application/vnd.apache.arrow.stream"),
+        (Format::Json, "application/json"),
+        (Format::NdJson, "application/x-ndjson"),
+        (Format::Csv, "text/csv"),
+        (Format::Parquet, "application/vnd.apache.parquet"),
+    ];
+
+    /// The media type sent as `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map_or("application/octet-stream", |(_, m)| m)
+    }
+
+    fn from_media_type(media: &str) -> Option<Self> {
+        match media {
+            "*/*" | "application/*" => Some(Self::Json),
+            "text/*" => Some(Self::Csv),
+            // Accepted aliases that tools send.
+            "application/vnd.apache.arrow.file" | "application/x-arrow" => None,
+            "application/jsonl" | "application/x-jsonlines" => Some(Self::NdJson),
+            "application/parquet" | "application/x-parquet" => Some(Self::Parquet),
+            m => Self::ALL.iter().find(|(_, t)| *t == m).map(|(f, _)| *f),
+        }
+    }
+
+    /// Picks the format from `Accept`: highest `q` first, then order of appearance; JSON when
+    /// the header is absent.
+    ///
+    /// # Errors
+    /// The header's text when it names no format Sluice produces.
+    pub fn negotiate(headers: &HeaderMap) -> Result<Self, String> {
+        let Some(value) = headers.get(ACCEPT) else {
+            return Ok(Self::Json);
+        };
+        let text = value.to_str().map_err(|_| "Accept is not valid text".to_owned())?;
+        if text.trim().is_empty() {
+            return Ok(Self::Json);
+        }
+        let mut candidates: Vec<(f32, usize, Self)> = Vec::new();
+        for (i, part) in text.split(',').enumerate() {
+            let mut pieces = part.split(';');
+            let media = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut q = 1.0_f32;
+            for p in pieces {
+                if let Some(v) = p.trim().strip_prefix("q=") {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+            if q > 0.0 {
+                if let Some(f) = Self::from_media_type(&media) {
+                    candidates.push((q, i, f));
+                }
+            }
+        }
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        candidates.first().map(|c| c.2).ok_or_else(|| {
+            format!(
+                "cannot produce any type in Accept: {text}; supported: {}",
+                Self::ALL.map(|(_, m)| m).join(", ")
+            )
+        })
+    }
+
+    /// A fresh encoder for results of `schema`.
+    ///
+    /// # Errors
+    /// When the writer cannot start (Parquet properties, IPC schema).
+    pub fn encoder(self, schema: &SchemaRef) -> Result<Box<dyn BatchEncoder>, ArrowError> {
+        Ok(match self {
+            Self::ArrowStream => Box::new(ArrowStreamEncoder::new(schema)?),
+            Self::Json => Box::new(JsonEncoder::new(schema)),
+            Self::NdJson => Box::new(NdjsonEncoder::new(schema)),
+            Self::Csv => Box::new(CsvEncoder::new(schema)),
+            Self::Parquet => Box::new(ParquetEncoder::new(schema)?),
+        })
+    }
+}
+
+/// Encodes a result incrementally.
+pub trait BatchEncoder: Send {
+    /// Bytes that go before any batch (the schema, a header row, an opening bracket).
+    ///
+    /// # Errors
+    /// An Arrow error from the underlying writer.
+    fn start(&mut self) -> Result<Bytes, ArrowError>;
+    /// Bytes for one batch (may be empty when the writer holds them for later).
+    ///
+    /// # Errors
+    /// An Arrow error from the underlying writer.
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError>;
+    /// Bytes that end the result.
+    ///
+    /// # Errors
+    /// An Arrow error from the underlying writer.
+    fn finish(&mut self) -> Result<Bytes, ArrowError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn pick(accept: Option<&str>) -> Result<Format, String> {
+        let mut h = HeaderMap::new();
+        if let Some(a) = accept {
+            h.insert(ACCEPT, HeaderValue::from_str(a).unwrap());
+        }
+        Format::negotiate(&h)
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(pick(None), Ok(Format::Json));
+        assert_eq!(pick(Some("*/*")), Ok(Format::Json));
+        assert_eq!(pick(Some("application/vnd.apache.arrow.stream")), Ok(Format::ArrowStream));
+        assert_eq!(pick(Some("text/csv;q=0.5, application/x-ndjson")), Ok(Format::NdJson));
+        assert_eq!(pick(Some("text/html, text/csv")), Ok(Format::Csv));
+        assert_eq!(pick(Some("application/json;q=0, text/csv;q=0.1")), Ok(Format::Csv));
+        assert!(pick(Some("text/html")).is_err());
+        assert!(pick(Some("application/json;q=0")).is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! Reading a query request body: JSON, or bare SQL as `text/plain` / `application/sql`.
+
+use actix_web::HttpRequest;
+use actix_web::http::header::CONTENT_TYPE;
+use bytes::Bytes;
+use sluice_schemas::api::QueryRequest;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Parses the body by its `Content-Type` (JSON when absent; sniffed for form-encoded, which
+/// is what `curl -d` sends by default).
+///
+/// # Errors
+/// `400 bad_request` for malformed JSON, unknown fields, non-UTF-8 SQL or another type.
+pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> {
+    let ctype = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" | "" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a valid query request: {e}"))),
+        // `curl -d` sends this type whatever the body is: read it by its first character.
+        "application/x-www-form-urlencoded" if body.trim_ascii_start().starts_with(b"{") => {
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!("the body is not a valid query request: {e}"))
+            })
+        }
+        "text/plain" | "application/sql" | "application/x-www-form-urlencoded" => {
+            let sql = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the SQL text is not valid UTF-8"))?;
+            Ok(QueryRequest {
+                sql: sql.to_owned(),
+                ..QueryRequest::default()
+            })
+        }
+        other => Err(ApiError::bad_request(format!(
+            "Content-Type {other} is not accepted; send application/json, text/plain or application/sql"
+        ))),
+    }
+}
+
+/// Reads the payload, refusing bodies over [`MAX_BODY_BYTES`].
+///
+/// # Errors
+/// `400 bad_request` when the body is too large or the connection fails mid-body.
+pub async fn read(mut payload: actix_web::web::Payload) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

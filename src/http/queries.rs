@@ -1,0 +1,49 @@
+//! `GET /v1/queries/{id}` and `DELETE /v1/queries/{id}`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Result};
+use crate::queries::QueryEntry;
+use crate::state::AppState;
+
+/// Finds a query the caller may see: its own, or any for an admin.
+fn visible(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<std::sync::Arc<QueryEntry>> {
+    state
+        .queries
+        .get(id)
+        .filter(|e| principal.is_admin() || e.key_id.as_deref() == principal.key_id())
+        .ok_or_else(|| ApiError::not_found("query_not_found", format!("no recent query {id}")))
+}
+
+/// Status of a recent query.
+pub async fn get(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let principal = state.authenticate(&req)?;
+    let entry = visible(&state, &principal, &id)?;
+    Ok(HttpResponse::Ok().json(entry.status()))
+}
+
+/// Cancels a running query; a finished one is left as it is. Answers the status.
+pub async fn cancel(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let principal = state.authenticate(&req)?;
+    let entry = visible(&state, &principal, &id)?;
+    entry.cancel.cancel();
+    // The producer records `cancelled` as it stops; say so now for a prompt answer.
+    entry.finish(
+        crate::queries::QueryState::Cancelled,
+        Some(("cancelled", "cancelled by DELETE /v1/queries/{id}")),
+    );
+    Ok(HttpResponse::Ok().json(entry.status()))
+}

@@ -1,0 +1,156 @@
+//! `POST /v1/query` and `POST /v1/explain`.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use sluice_actors::supervisor::CheckSources;
+use sluice_planner::{Params, PlannedQuery};
+use sluice_schemas::api::{QueryParams, QueryRequest};
+use tokio::time::Instant;
+
+use super::{QUERY_ID_HEADER, body};
+use crate::error::{ApiError, Result};
+use crate::exec::{self, QueryJob};
+use crate::format::Format;
+use crate::queries::{QueryEntry, QueryState, new_query_id};
+use crate::state::AppState;
+
+/// Runs one read-only statement and streams the result in the format `Accept` asks for.
+pub async fn query(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let query_id = new_query_id();
+    let principal = state.authenticate(&req)?;
+    let format = Format::negotiate(req.headers())
+        .map_err(|m| ApiError::bad_request(m).with_query(&query_id))?;
+    let request = body::parse(&req, &body::read(payload).await?)
+        .map_err(|e| e.with_query(&query_id))?;
+    let limits = &state.limits;
+    let timeout = Duration::from_millis(
+        request
+            .timeout_ms
+            .unwrap_or(limits.query_timeout_ms)
+            .clamp(1, limits.query_timeout_ms),
+    );
+    let max_rows = request.max_rows.unwrap_or(limits.max_rows).min(limits.max_rows);
+    let deadline = Instant::now() + timeout;
+    let permit = std::sync::Arc::clone(&state.slots)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::too_many_queries(limits.max_concurrent_queries).with_query(&query_id)
+        })?;
+    let entry = state.queries.start(&query_id, principal.key_id());
+    let planned = match plan(&state, &entry, &request, Some(max_rows), deadline, timeout).await {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&entry, &e);
+            return Err(e);
+        }
+    };
+    let job = QueryJob {
+        planner: state.planner.clone(),
+        planned,
+        format,
+        max_rows,
+        deadline,
+        timeout,
+        entry,
+        permit,
+    };
+    let body = exec::start(job, &state.runtime).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((QUERY_ID_HEADER, query_id))
+        .streaming(body))
+}
+
+/// The plan of a statement: logical and physical, and the sources it reads.
+pub async fn explain(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let query_id = new_query_id();
+    let principal = state.authenticate(&req)?;
+    let request = body::parse(&req, &body::read(payload).await?)
+        .map_err(|e| e.with_query(&query_id))?;
+    let timeout = Duration::from_millis(state.limits.query_timeout_ms);
+    let entry = state.queries.start(&query_id, principal.key_id());
+    let planned = match plan(&state, &entry, &request, None, Instant::now() + timeout, timeout).await {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&entry, &e);
+            return Err(e);
+        }
+    };
+    entry.finish(QueryState::Finished, None);
+    let (logical, physical) = state.planner.explain(&planned);
+    Ok(HttpResponse::Ok()
+        .insert_header((QUERY_ID_HEADER, query_id.as_str()))
+        .json(serde_json::json!({
+            "query_id": query_id,
+            "sources": planned.sources,
+            "tables": planned.tables,
+            "logical_plan": logical,
+            "physical_plan": physical,
+            "remote": [],
+        })))
+}
+
+fn fail(entry: &QueryEntry, e: &ApiError) {
+    let state = if entry.cancel.is_cancelled() {
+        QueryState::Cancelled
+    } else {
+        QueryState::Failed
+    };
+    entry.finish(state, Some((e.code, &e.message)));
+}
+
+/// Plans on the query runtime (planning lists files and reads footers), bounded by the
+/// deadline and cancellable; then checks the sources it reads can serve.
+async fn plan(
+    state: &AppState,
+    entry: &QueryEntry,
+    request: &QueryRequest,
+    max_rows: Option<u64>,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<PlannedQuery> {
+    let id = entry.id.as_str();
+    let planner = state.planner.clone();
+    let sql = request.sql.clone();
+    let params = request.params.clone().map(|p| match p {
+        QueryParams::Positional(v) => Params::Positional(v),
+        QueryParams::Named(m) => Params::Named(m),
+    });
+    let task = state
+        .runtime
+        .spawn(async move { planner.plan(&sql, params.as_ref(), max_rows).await });
+    let abort = task.abort_handle();
+    let planned = tokio::select! {
+        () = entry.cancel.cancelled() => {
+            abort.abort();
+            return Err(ApiError::bad_request("the query was cancelled").with_query(id));
+        }
+        r = tokio::time::timeout_at(deadline, task) => match r {
+            Err(_) => {
+                abort.abort();
+                return Err(ApiError::timeout(timeout).with_query(id));
+            }
+            Ok(Err(join)) => return Err(ApiError::internal(Some(id), &join)),
+            Ok(Ok(planned)) => planned.map_err(|e| ApiError::from_plan(e, id))?,
+        },
+    };
+    entry.set_sources(planned.sources.clone());
+    state
+        .supervisor
+        .send(CheckSources {
+            names: planned.sources.clone(),
+        })
+        .await
+        .map_err(|e| ApiError::internal(Some(id), &e))?
+        .map_err(|u| ApiError::source_unavailable(u.to_string()).with_query(id))?;
+    Ok(planned)
+}

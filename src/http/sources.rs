@@ -1,0 +1,41 @@
+//! `GET /v1/sources`.
+
+use std::time::UNIX_EPOCH;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use sluice_actors::SourceStatus;
+use sluice_actors::supervisor::ListSources;
+
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+/// A source as JSON: health with its evidence, never credentials.
+pub fn source_json(s: &SourceStatus) -> serde_json::Value {
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    serde_json::json!({
+        "name": s.name,
+        "kind": s.kind,
+        "location": s.location,
+        "state": s.health.state.as_str(),
+        "state_since_ms": ms(s.health.since),
+        "last_error": s.health.last_error,
+        "last_check_ms": s.health.last_check.map(ms),
+        "health_check_latency_ms": s.health.last_latency.map(|d| d.as_secs_f64() * 1000.0),
+        "consecutive_failures": s.health.consecutive_failures,
+    })
+}
+
+/// Every source with its health.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    state.authenticate(&req)?;
+    let sources = state
+        .supervisor
+        .send(ListSources)
+        .await
+        .map_err(|e| ApiError::internal(None, &e))?;
+    let body: Vec<_> = sources.iter().map(source_json).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sources": body })))
+}

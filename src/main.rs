@@ -1,0 +1,137 @@
+//! The `sluice` binary: `serve`, `check` and `query`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::cli::query::OutputFormat;
+use sluice::startup::Application;
+use sluice_schemas::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "A federated SQL gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the embedded default over testdata/ when no config is given).
+    Serve {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Validate a config and report every error at once.
+    Check {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Submit SQL to a server and print the result.
+    Query {
+        /// Server URL.
+        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
+        server: String,
+        /// API key.
+        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// The SQL statement.
+        sql: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, listen, log_json } => serve(config, listen, log_json),
+        Command::Check { config } => check(&config),
+        Command::Query { server, key, format, sql } => {
+            match sluice::cli::query::run(&server, key.as_deref(), format, &sql) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match sluice_schemas::loader::load_file(path) {
+        Ok(cfg) => {
+            println!("{}: ok ({} sources)", path.display(), cfg.sources.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  - {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, log_json: bool) -> ExitCode {
+    sluice::telemetry::init(log_json);
+    let mut config = match &config {
+        Some(path) => match sluice_schemas::loader::load_file(path) {
+            Ok(c) => c,
+            Err(errors) => {
+                eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+                for e in &errors.0 {
+                    eprintln!("  - {e}");
+                }
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::embedded(&sluice::embedded_data_dir()),
+    };
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    // The query runtime is built first and lives beside the actix System, never under it.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sluice-query")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the query runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = runtime.handle().clone();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config, handle).await?;
+        match app.admin_key() {
+            Some(key) => println!("sluice ready: url={} api_key={key}", app.url()),
+            None => println!("sluice ready: url={} (authentication off)", app.url()),
+        }
+        app.run().await.map_err(|e| sluice::startup::StartupError::Bind {
+            addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            source: e,
+        })
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Metric names of the query path, declared once, and the Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Counter of finished queries; label `outcome` (`ok`, an error code, `cancelled`).
+pub const QUERIES_TOTAL: &str = "sluice_queries_total";
+/// Histogram of query wall time in seconds, from request to last byte.
+pub const QUERY_DURATION_SECONDS: &str = "sluice_query_duration_seconds";
+/// Counter of result rows sent.
+pub const ROWS_STREAMED_TOTAL: &str = "sluice_rows_streamed_total";
+/// Counter of result bytes sent.
+pub const BYTES_STREAMED_TOTAL: &str = "sluice_bytes_streamed_total";
+/// Gauge of queries running now.
+pub const QUERIES_IN_FLIGHT: &str = "sluice_queries_in_flight";
+
+/// Buckets for every `*_seconds` histogram, 1 ms to 5 min.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns its handle (later calls reuse it, so
+/// several servers in one test process share it).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&SECONDS_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then ours renders nothing
+            // new, which is visible in /metrics rather than fatal.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("A metrics recorder was already installed.");
+            }
+            handle
+        })
+        .clone()
+}

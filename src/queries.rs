@@ -1,0 +1,226 @@
+//! The bounded in-memory record of recent queries behind `GET`/`DELETE /v1/queries/{id}`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lru::LruCache;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// Queries remembered; the oldest are forgotten first.
+pub const RECENT_QUERIES: usize = 1024;
+
+/// Lifecycle of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryState {
+    /// Planning or streaming.
+    Running,
+    /// Every row was sent.
+    Finished,
+    /// Ended with an error.
+    Failed,
+    /// Cancelled by `DELETE` or by the client going away.
+    Cancelled,
+}
+
+#[derive(Debug)]
+struct Mutable {
+    state: QueryState,
+    sources: Vec<String>,
+    error: Option<(String, String)>,
+    elapsed: Option<Duration>,
+}
+
+/// One query's live record.
+#[derive(Debug)]
+pub struct QueryEntry {
+    /// Query id.
+    pub id: String,
+    /// The key that ran it.
+    pub key_id: Option<String>,
+    /// Cancelled by `DELETE /v1/queries/{id}`.
+    pub cancel: CancellationToken,
+    started: Instant,
+    started_at: SystemTime,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    inner: Mutex<Mutable>,
+}
+
+/// `GET /v1/queries/{id}` body.
+#[derive(Debug, Serialize)]
+pub struct QueryStatus {
+    /// Query id.
+    pub query_id: String,
+    /// State.
+    pub state: QueryState,
+    /// Rows sent so far.
+    pub rows: u64,
+    /// Bytes sent so far.
+    pub bytes: u64,
+    /// Wall time so far, or in total once ended.
+    pub elapsed_ms: u64,
+    /// Start, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Sources read.
+    pub sources: Vec<String>,
+    /// The error, when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+impl QueryEntry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mutable> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds streamed rows and bytes.
+    pub fn add_progress(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records the sources once planned.
+    pub fn set_sources(&self, sources: Vec<String>) {
+        self.lock().sources = sources;
+    }
+
+    /// Ends the query; only the first end counts.
+    pub fn finish(&self, state: QueryState, error: Option<(&str, &str)>) {
+        let mut m = self.lock();
+        if m.state != QueryState::Running {
+            return;
+        }
+        m.state = state;
+        m.error = error.map(|(c, msg)| (c.to_owned(), msg.to_owned()));
+        m.elapsed = Some(self.started.elapsed());
+    }
+
+    /// Current state.
+    pub fn state(&self) -> QueryState {
+        self.lock().state
+    }
+
+    /// Rows sent so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// Bytes sent so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Wall time since the request arrived.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A snapshot for the API.
+    pub fn status(&self) -> QueryStatus {
+        let m = self.lock();
+        QueryStatus {
+            query_id: self.id.clone(),
+            state: m.state,
+            rows: self.rows(),
+            bytes: self.bytes(),
+            elapsed_ms: u64::try_from(m.elapsed.unwrap_or_else(|| self.started.elapsed()).as_millis())
+                .unwrap_or(u64::MAX),
+            started_at_ms: self
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            sources: m.sources.clone(),
+            error: m
+                .error
+                .as_ref()
+                .map(|(code, message)| serde_json::json!({"code": code, "message": message})),
+        }
+    }
+}
+
+/// Recent queries by id.
+#[derive(Debug)]
+pub struct QueryRegistry {
+    entries: Mutex<LruCache<String, Arc<QueryEntry>>>,
+}
+
+impl Default for QueryRegistry {
+    fn default() -> Self {
+        let cap = std::num::NonZeroUsize::new(RECENT_QUERIES).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self {
+            entries: Mutex::new(LruCache::new(cap)),
+        }
+    }
+}
+
+impl QueryRegistry {
+    /// Records a new running query.
+    pub fn start(&self, id: &str, key_id: Option<&str>) -> Arc<QueryEntry> {
+        let entry = Arc::new(QueryEntry {
+            id: id.to_owned(),
+            key_id: key_id.map(str::to_owned),
+            cancel: CancellationToken::new(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            inner: Mutex::new(Mutable {
+                state: QueryState::Running,
+                sources: Vec::new(),
+                error: None,
+                elapsed: None,
+            }),
+        });
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(id.to_owned(), Arc::clone(&entry));
+        entry
+    }
+
+    /// A recent query by id.
+    pub fn get(&self, id: &str) -> Option<Arc<QueryEntry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .peek(id)
+            .cloned()
+    }
+}
+
+/// A fresh query id.
+pub fn new_query_id() -> String {
+    format!("q_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_and_first_end_wins() {
+        let reg = QueryRegistry::default();
+        let e = reg.start("q1", Some("key_a"));
+        e.add_progress(10, 100);
+        e.finish(QueryState::Failed, Some(("query_timeout", "slow")));
+        e.finish(QueryState::Finished, None);
+        let s = reg.get("q1").unwrap().status();
+        assert_eq!(s.state, QueryState::Failed);
+        assert_eq!((s.rows, s.bytes), (10, 100));
+        assert_eq!(s.error.unwrap()["code"], "query_timeout");
+        assert!(reg.get("nope").is_none());
+    }
+
+    #[test]
+    fn bounded() {
+        let reg = QueryRegistry::default();
+        for i in 0..RECENT_QUERIES + 5 {
+            reg.start(&format!("q{i}"), None);
+        }
+        assert!(reg.get("q0").is_none());
+        assert!(reg.get(&format!("q{}", RECENT_QUERIES + 4)).is_some());
+    }
+}

@@ -1,0 +1,214 @@
+//! [`Application`]: builds sources, actors, planner and the HTTP server from a config.
+//!
+//! Must be called inside an actix `System`; the DataFusion runtime is passed in, built by the
+//! caller beside the System (not under it), so planning and execution never run on actix's
+//! single-threaded workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Actor;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use sluice_actors::sources::object_store::ObjectStoreConnector;
+use sluice_actors::supervisor::RegisterSource;
+use sluice_actors::{SourceActor, SourceSupervisor};
+use sluice_planner::{Planner, PlannerOptions, TableLocation};
+use sluice_schemas::{AuthMode, Config, SourceConfig};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::auth::{KeyStore, Role};
+use crate::queries::QueryRegistry;
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A source's config cannot be used.
+    #[error("source {name}: {source}")]
+    Source {
+        /// Source name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: sluice_actors::SourceError,
+    },
+    /// The planner could not be built.
+    #[error("planner: {0}")]
+    Planner(#[from] sluice_planner::PlanError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key could not be minted.
+    #[error("cannot mint an API key: {0}")]
+    Random(#[from] getrandom::Error),
+    /// The config uses a feature this version does not have.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    server: Server,
+    addr: SocketAddr,
+    admin_key: Option<String>,
+    supervisor: actix::Addr<SourceSupervisor>,
+}
+
+impl Application {
+    /// Builds everything `config` describes and binds the listener.
+    ///
+    /// # Errors
+    /// [`StartupError`] for unusable sources, a busy port or a failed key mint.
+    pub async fn build(config: Config, runtime: tokio::runtime::Handle) -> Result<Self, StartupError> {
+        if config.metadata.postgres_url.is_some() {
+            return Err(StartupError::Unsupported(
+                "metadata.postgres_url: keys in PostgreSQL are not supported in this version; \
+                 remove it to keep keys in this process"
+                    .to_owned(),
+            ));
+        }
+        let planner = Planner::new(&PlannerOptions {
+            memory_limit_bytes: usize::try_from(config.limits.memory_limit_bytes).unwrap_or(usize::MAX),
+            default_catalog: config.server.default_catalog.clone(),
+            default_schema: config.server.default_schema.clone(),
+            target_partitions: None,
+        })?;
+        let supervisor = SourceSupervisor::default().start();
+        for source in &config.sources {
+            let (name, connector) = build_source(source, &planner, &runtime).await?;
+            let actor = SourceActor::new(name.clone(), connector, runtime.clone()).start();
+            supervisor.do_send(RegisterSource { name, addr: actor });
+        }
+
+        let keys = KeyStore::default();
+        let auth_required = config.auth.mode == AuthMode::ApiKey;
+        let admin_key = if auth_required && keys.is_empty() {
+            Some(keys.mint("admin", Role::Admin)?.1)
+        } else {
+            None
+        };
+        let state = web::Data::new(AppState {
+            planner,
+            supervisor: supervisor.clone(),
+            runtime,
+            queries: QueryRegistry::default(),
+            keys,
+            auth_required,
+            protect_metrics: config.auth.protect_metrics,
+            slots: Arc::new(Semaphore::new(config.limits.max_concurrent_queries as usize)),
+            prometheus: crate::metrics::install(),
+            limits: config.limits.clone(),
+        });
+        spawn_metrics_upkeep(&state);
+        let listen = config.server.listen;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("sluice::http"))
+                .configure(crate::http::routes)
+        })
+        .workers(2)
+        .bind(listen)
+        .map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let addr = server.addrs().first().copied().unwrap_or(listen);
+        Ok(Self {
+            server: server.run(),
+            addr,
+            admin_key,
+            supervisor,
+        })
+    }
+
+    /// The bound address (the real port when `:0` was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://host:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The admin key minted at start, if auth is on.
+    pub fn admin_key(&self) -> Option<&str> {
+        self.admin_key.as_deref()
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGINT/SIGTERM or the handle), then stops the actors.
+    ///
+    /// # Errors
+    /// An I/O error from the server.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.supervisor.do_send(sluice_actors::Shutdown);
+        result
+    }
+}
+
+/// Builds a source's connector and registers its tables with the planner.
+async fn build_source(
+    source: &SourceConfig,
+    planner: &Planner,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(String, Arc<dyn sluice_actors::Connector>), StartupError> {
+    let name = source.name().to_owned();
+    let err = |source| StartupError::Source { name: name.clone(), source };
+    let SourceConfig::Parquet(p) = source else {
+        return Err(err(sluice_actors::SourceError::UnsupportedKind(source.kind())));
+    };
+    let connector = ObjectStoreConnector::new(&p.location, &p.options).map_err(err)?;
+    let mut tables = Vec::with_capacity(p.tables.len());
+    for t in &p.tables {
+        let url = sluice_planner::catalog::join(connector.base(), &t.path).map_err(|e| {
+            err(sluice_actors::SourceError::Config(e.to_string()))
+        })?;
+        tables.push(TableLocation { name: t.name.clone(), url });
+    }
+    let (planner, base, store, catalog, schema) = (
+        planner.clone(),
+        connector.base().clone(),
+        connector.store(),
+        name.clone(),
+        p.schema.clone(),
+    );
+    // Listing and footer reads run on the query runtime, which owns the store's connections.
+    let registered = runtime
+        .spawn(async move {
+            planner
+                .register_parquet_source(&catalog, &schema, &base, tables, store)
+                .await
+        })
+        .await;
+    match registered {
+        Ok(Ok(tables)) => info!(source = %name, tables = tables.len(), "Source registered."),
+        // The source actor's health checks report the cause; the server still serves the rest.
+        Ok(Err(e)) => warn!(source = %name, error = %e, "Source tables could not be loaded."),
+        Err(e) => warn!(source = %name, error = %e, "Source registration task failed."),
+    }
+    Ok((name, Arc::new(connector)))
+}
+
+/// Prometheus histograms need periodic upkeep when no exporter thread runs.
+fn spawn_metrics_upkeep(state: &web::Data<AppState>) {
+    let handle = state.prometheus.clone();
+    state.runtime.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
