@@ -232,6 +232,12 @@ impl Planner {
         let mut sources = BTreeSet::new();
         let mut tables = BTreeSet::new();
         for r in refs {
+            // Table functions (`generate_series(1, 3)`) show up as bare references too.
+            if let TableReference::Bare { table } = r {
+                if self.state.table_functions().contains_key(table.as_ref()) {
+                    continue;
+                }
+            }
             let full = r.clone().resolve(default_catalog, default_schema);
             let name = format!("{}.{}.{}", full.catalog, full.schema, full.table);
             let exists = full.schema.as_ref() == "information_schema"
