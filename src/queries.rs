@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 pub const RECENT_QUERIES: usize = 1024;
 
 /// Lifecycle of a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryState {
     /// Planning or streaming.
@@ -191,6 +191,21 @@ impl QueryRegistry {
     }
 }
 
+impl QueryRegistry {
+    /// Recent queries, newest first, that `visible` accepts, at most `limit`.
+    pub fn list(&self, limit: usize, visible: impl Fn(&QueryEntry) -> bool) -> Vec<Arc<QueryEntry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| visible(e))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
 /// A fresh query id.
 pub fn new_query_id() -> String {
     format!("q_{}", uuid::Uuid::new_v4().simple())
@@ -212,6 +227,10 @@ mod tests {
         assert_eq!((s.rows, s.bytes), (10, 100));
         assert_eq!(s.error.unwrap()["code"], "query_timeout");
         assert!(reg.get("nope").is_none());
+        reg.start("q2", None);
+        let ids: Vec<_> = reg.list(10, |_| true).iter().map(|e| e.id.clone()).collect();
+        assert_eq!(ids, ["q2", "q1"]);
+        assert_eq!(reg.list(10, |e| e.key_id.is_some()).len(), 1);
     }
 
     #[test]

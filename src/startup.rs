@@ -83,8 +83,10 @@ impl Application {
         })?;
         let supervisor = SourceSupervisor::default().start();
         for source in &config.sources {
-            let (name, connector) = build_source(source, &planner, &runtime).await?;
-            let actor = SourceActor::new(name.clone(), connector, runtime.clone()).start();
+            let (name, connector, interval) = build_source(source, &planner, &runtime).await?;
+            let actor = SourceActor::new(name.clone(), connector, runtime.clone())
+                .with_timing(interval, sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5))
+                .start();
             supervisor.do_send(RegisterSource { name, addr: actor });
         }
 
@@ -163,7 +165,7 @@ async fn build_source(
     source: &SourceConfig,
     planner: &Planner,
     runtime: &tokio::runtime::Handle,
-) -> Result<(String, Arc<dyn sluice_actors::Connector>), StartupError> {
+) -> Result<(String, Arc<dyn sluice_actors::Connector>, std::time::Duration), StartupError> {
     let name = source.name().to_owned();
     let err = |source| StartupError::Source { name: name.clone(), source };
     let SourceConfig::Parquet(p) = source else {
@@ -198,7 +200,8 @@ async fn build_source(
         Ok(Err(e)) => warn!(source = %name, error = %e, "Source tables could not be loaded."),
         Err(e) => warn!(source = %name, error = %e, "Source registration task failed."),
     }
-    Ok((name, Arc::new(connector)))
+    let interval = std::time::Duration::from_millis(p.health_check_interval_ms);
+    Ok((name, Arc::new(connector), interval))
 }
 
 /// Prometheus histograms need periodic upkeep when no exporter thread runs.

@@ -121,6 +121,8 @@ impl Planner {
         opts.execution.parquet.schema_force_view_types = false;
         opts.execution.parquet.pushdown_filters = true;
         opts.execution.parquet.reorder_filters = true;
+        // `1.10` is an exact decimal, as in PostgreSQL, Trino and DuckDB, not a float.
+        opts.sql_parser.parse_float_as_decimal = true;
         // Spilled sorts are fine; a hash join over the limit fails cleanly instead.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(options.memory_limit_bytes, 1.0)
@@ -199,7 +201,9 @@ impl Planner {
         validate::check_plan(&plan)?;
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
-            let fetch = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
+            // DataFusion keeps LIMIT values as i64 in places; 2^63 would wrap negative.
+            let fetch = max.saturating_add(1).min(i64::MAX as u64);
+            let fetch = usize::try_from(fetch).unwrap_or(usize::MAX);
             plan = LogicalPlanBuilder::from(plan)
                 .limit(0, Some(fetch))
                 .and_then(LogicalPlanBuilder::build)

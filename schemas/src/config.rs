@@ -213,6 +213,13 @@ pub struct ParquetSourceConfig {
     /// becomes a table named after it.
     #[serde(default)]
     pub tables: Vec<TableConfig>,
+    /// How often the source is probed (a list of its location).
+    #[serde(default = "default_health_check_interval_ms")]
+    pub health_check_interval_ms: u64,
+}
+
+fn default_health_check_interval_ms() -> u64 {
+    10_000
 }
 
 /// The schema name object-store sources use unless configured.

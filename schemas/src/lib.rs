@@ -38,6 +38,7 @@ impl Config {
                 options: Default::default(),
                 schema: config::default_schema_name(),
                 tables: Vec::new(),
+                health_check_interval_ms: 10_000,
             })],
             ..Self::default()
         }

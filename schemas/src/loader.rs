@@ -337,6 +337,9 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
                     );
                 }
             }
+            if p.health_check_interval_ms < 100 {
+                push(at.to_owned(), "health_check_interval_ms must be at least 100".into());
+            }
             let mut names = std::collections::HashSet::new();
             for t in &p.tables {
                 if !is_plain_identifier(&t.name) {

@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/v1/query").route(web::post().to(query::query)))
         .service(web::resource("/v1/explain").route(web::post().to(query::explain)))
+        .service(web::resource("/v1/queries").route(web::get().to(queries::list)))
         .service(
             web::resource("/v1/queries/{id}")
                 .route(web::get().to(queries::get))
@@ -29,6 +30,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/sources").route(web::get().to(sources::list)))
         .service(web::resource("/v1/tables").route(web::get().to(tables::list)))
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::bad_request(format!("bad query string: {e}")).into()
+        }))
         .default_service(web::to(not_found));
 }
 

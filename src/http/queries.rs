@@ -20,6 +20,34 @@ fn visible(
         .ok_or_else(|| ApiError::not_found("query_not_found", format!("no recent query {id}")))
 }
 
+/// `GET /v1/queries?state=running&limit=50`: recent queries the caller may see, newest first.
+pub async fn list(
+    req: HttpRequest,
+    filter: web::Query<ListFilter>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let principal = state.authenticate(&req)?;
+    let limit = filter.limit.unwrap_or(50).min(crate::queries::RECENT_QUERIES);
+    let queries: Vec<_> = state
+        .queries
+        .list(limit, |e| {
+            (principal.is_admin() || e.key_id.as_deref() == principal.key_id())
+                && filter.state.is_none_or(|s| e.state() == s)
+        })
+        .iter()
+        .map(|e| e.status())
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "queries": queries })))
+}
+
+/// Query string of [`list`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFilter {
+    state: Option<crate::queries::QueryState>,
+    limit: Option<usize>,
+}
+
 /// Status of a recent query.
 pub async fn get(
     req: HttpRequest,

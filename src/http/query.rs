@@ -106,6 +106,7 @@ fn fail(entry: &QueryEntry, e: &ApiError) {
         QueryState::Failed
     };
     entry.finish(state, Some((e.code, &e.message)));
+    metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
 }
 
 /// Plans on the query runtime (planning lists files and reads footers), bounded by the

@@ -1,1 +1,176 @@
+//! End-to-end HTTP tests: each starts a real server on `127.0.0.1:0` over `testdata/tpch` and
+//! talks to it over loopback, reading Arrow back with `StreamReader`.
+//!
+//! One test binary for the root crate (build time is a budget); modules by concern.
 
+mod bad_input;
+mod cli;
+mod clients;
+mod endpoints;
+mod formats;
+mod streaming;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::ipc::reader::StreamReader;
+use serde_json::Value;
+use sluice::startup::Application;
+use sluice_schemas::Config;
+
+/// The DataFusion runtime all test servers share, built once beside the actix systems.
+fn query_runtime() -> tokio::runtime::Handle {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-query")
+            .enable_all()
+            .build()
+            .expect("query runtime")
+    })
+    .handle()
+    .clone()
+}
+
+pub const ARROW: &str = "application/vnd.apache.arrow.stream";
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub url: String,
+    pub key: String,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// The embedded default config on a free port.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The embedded default, adjusted by `f`.
+    pub async fn spawn_with(f: impl FnOnce(&mut Config)) -> Self {
+        sluice::telemetry::init(false);
+        let mut config = Config::embedded(&testdata().join("tpch"));
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        f(&mut config);
+        let app = Application::build(config, query_runtime()).await.expect("server starts");
+        let url = app.url();
+        let key = app.admin_key().unwrap_or_default().to_owned();
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run());
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let app = Self { url, key, client, handle };
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server at {} never became ready", self.url);
+    }
+
+    /// An authenticated request.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    /// `POST /v1/query` with a JSON body and an `Accept`.
+    pub async fn query(&self, body: Value, accept: &str) -> reqwest::Response {
+        self.req(reqwest::Method::POST, "/v1/query")
+            .header("Accept", accept)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs SQL and reads the Arrow stream back.
+    pub async fn arrow(&self, sql: &str) -> Vec<RecordBatch> {
+        let resp = self.query(serde_json::json!({ "sql": sql }), ARROW).await;
+        assert_eq!(resp.status(), 200, "{sql}");
+        read_arrow(&resp.bytes().await.unwrap())
+    }
+
+    /// Asserts an error response's status and code; returns the body.
+    pub async fn expect_error(&self, resp: reqwest::Response, status: u16, code: &str) -> Value {
+        assert_eq!(resp.status(), status, "status");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        body
+    }
+
+    /// The server still answers a simple query.
+    pub async fn assert_serving(&self) {
+        let batches = self.arrow("SELECT count(*) FROM nation").await;
+        assert_eq!(batches[0].num_rows(), 1);
+    }
+
+    /// `GET /v1/queries/{id}` until `pred` holds or `within` passes.
+    pub async fn wait_query(&self, id: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let end = std::time::Instant::now() + within;
+        loop {
+            let v: Value = self
+                .req(reqwest::Method::GET, &format!("/v1/queries/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if pred(&v) || std::time::Instant::now() > end {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; in-flight work ends with the test's actix system.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub fn testdata() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+pub fn read_arrow(bytes: &[u8]) -> Vec<RecordBatch> {
+    StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+pub fn total_rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+/// A query that keeps the engine busy for minutes without producing a row, in small steps
+/// (8,192 rows a poll) so cancellation takes effect at once.
+pub const SLOW_SQL: &str = "SELECT sum(value) FROM generate_series(1, 10000000000)";
+
+/// A query that streams rows for minutes.
+pub const LONG_STREAM_SQL: &str = "SELECT value FROM generate_series(1, 10000000000)";
+
+/// True when tests must not skip (CI).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

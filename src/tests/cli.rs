@@ -1,0 +1,110 @@
+//! The `sluice` binary itself: `check`, `query` and `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::TestApp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+#[test]
+fn check_reports_every_error_and_accepts_a_good_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"nope\"\n[limits]\nmax_rows = 0\n[[sources]]\nname = \"x\"\nkind = \"mysql\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 error(s)"), "{err}");
+    for needle in ["server", "limits.max_rows", "mysql"] {
+        assert!(err.contains(needle), "{needle} missing in {err}");
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[server]\ndefault_catalog = \"lake\"\n[[sources]]\nname = \"lake\"\nkind = \"parquet\"\nlocation = \"{}\"\n",
+            crate::testdata().join("tpch").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[actix_web::test]
+async fn query_command_prints_table_csv_and_errors() {
+    let app = TestApp::spawn().await;
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("query").args(args).env("SLUICE_URL", &app.url).env("SLUICE_API_KEY", &app.key);
+        cmd
+    };
+    let sql = "SELECT n_nationkey, n_name FROM nation ORDER BY 1 LIMIT 2";
+    // The client blocks; run it off the actix thread so the server keeps serving.
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(&[sql]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| n_nationkey | n_name    |"), "{table}");
+    assert!(table.contains("| 1           | ARGENTINA |"), "{table}");
+
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(&["--format", "csv", sql]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n_nationkey,n_name\n0,ALGERIA\n1,ARGENTINA\n");
+
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(&["SELECT * FROM nope"]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("404 table_not_found"), "{err}");
+}
+
+#[test]
+fn serve_prints_one_ready_line_and_serves_the_embedded_default() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split("url=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("").to_owned();
+    let key = line.split("api_key=").nth(1).map(str::trim).unwrap_or("").to_owned();
+    let result = std::panic::catch_unwind(|| {
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        assert!(key.starts_with("sluice_"), "{line}");
+        let client = reqwest::blocking::Client::new();
+        let resp = client
+            .post(format!("{url}/v1/query"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"sql": "SELECT count(*) AS n FROM lineitem"}))
+            .send()
+            .unwrap();
+        let v: serde_json::Value = resp.json().unwrap();
+        assert_eq!(v["rows"], serde_json::json!([[60175]]));
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

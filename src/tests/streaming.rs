@@ -1,0 +1,141 @@
+//! Streaming behaviour: Arrow read back, schema for zero rows, chunked transfer, a failure
+//! after the first byte cutting the body, and cancellation by disconnect or DELETE.
+
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::DataType;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{ARROW, LONG_STREAM_SQL, SLOW_SQL, TestApp, read_arrow, total_rows};
+
+#[actix_web::test]
+async fn full_scan_streams_as_arrow_with_plain_strings() {
+    let app = TestApp::spawn().await;
+    let resp = app.query(json!({"sql": "SELECT * FROM lineitem"}), ARROW).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], ARROW);
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    assert!(resp.headers()["x-query-id"].to_str().unwrap().starts_with("q_"));
+    let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    let batches = read_arrow(&resp.bytes().await.unwrap());
+    assert_eq!(total_rows(&batches), 60_175);
+    // Many messages, not one buffered blob.
+    assert!(batches.len() > 1, "{} batches", batches.len());
+    let schema = batches[0].schema();
+    assert_eq!(schema.fields().len(), 16);
+    assert_eq!(schema.field_with_name("l_comment").unwrap().data_type(), &DataType::Utf8);
+    let status = app
+        .wait_query(&id, Duration::from_secs(2), |v| v["state"] == "finished")
+        .await;
+    assert_eq!(status["state"], "finished");
+    assert_eq!(status["rows"], 60_175);
+    assert_eq!(status["sources"], json!(["local"]));
+    assert!(status["bytes"].as_u64().unwrap() > 1_000_000);
+}
+
+#[actix_web::test]
+async fn zero_rows_still_carry_the_schema() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .query(json!({"sql": "SELECT l_orderkey, l_comment FROM lineitem WHERE false"}), ARROW)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.bytes().await.unwrap();
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes[..]), None)
+        .unwrap();
+    let schema = reader.schema();
+    assert_eq!(schema.field(0).name(), "l_orderkey");
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    assert_eq!(reader.count(), 0);
+}
+
+#[actix_web::test]
+async fn failure_after_first_byte_cuts_the_body() {
+    let app = TestApp::spawn().await;
+    // 60,175 rows with a cap of 50,000: the head (about one batch) goes out first, the cap is
+    // crossed later, and the body must end without its terminating chunk.
+    let mut resp = app
+        .query(json!({"sql": "SELECT * FROM lineitem", "max_rows": 50000}), ARROW)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    let mut received = 0usize;
+    let outcome = loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => received += c.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(outcome.is_err(), "the body ended cleanly after {received} bytes");
+    assert!(received > 0);
+    let status = app
+        .wait_query(&id, Duration::from_secs(2), |v| v["state"] != "running")
+        .await;
+    assert_eq!(status["state"], "failed");
+    assert_eq!(status["error"]["code"], "result_too_large");
+    app.assert_serving().await;
+}
+
+#[actix_web::test]
+async fn client_disconnect_cancels_the_query() {
+    let app = TestApp::spawn_with(|c| c.limits.max_rows = u64::MAX / 2).await;
+    let mut resp = app.query(json!({"sql": LONG_STREAM_SQL}), ARROW).await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    assert!(resp.chunk().await.unwrap().is_some());
+    drop(resp);
+    let status = app
+        .wait_query(&id, Duration::from_secs(5), |v| v["state"] != "running")
+        .await;
+    assert_eq!(status["state"], "cancelled", "{status}");
+    // Far fewer rows than the 10 billion the query would produce.
+    assert!(status["rows"].as_u64().unwrap() < 100_000_000);
+    app.assert_serving().await;
+}
+
+#[actix_web::test]
+async fn delete_cancels_a_running_query() {
+    let app = TestApp::spawn().await;
+    let run = app.query(json!({"sql": SLOW_SQL}), ARROW);
+    let cancel = async {
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            if let Some(id) = latest_running(&app).await {
+                let resp = app
+                    .req(Method::DELETE, &format!("/v1/queries/{id}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                let v: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(v["state"], "cancelled");
+                return id;
+            }
+        }
+        panic!("the slow query never showed as running");
+    };
+    let started = std::time::Instant::now();
+    let (resp, id) = futures::join!(run, cancel);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let status = app
+        .wait_query(&id, Duration::from_secs(2), |v| v["state"] != "running")
+        .await;
+    assert_eq!(status["state"], "cancelled");
+    app.assert_serving().await;
+}
+
+/// The newest running query, from `GET /v1/queries?state=running`.
+async fn latest_running(app: &TestApp) -> Option<String> {
+    let v: serde_json::Value = app
+        .req(Method::GET, "/v1/queries?state=running")
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["queries"][0]["query_id"].as_str().map(str::to_owned)
+}
