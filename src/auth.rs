@@ -71,10 +71,12 @@ fn digest(secret: &str) -> [u8; 32] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl KeyStore {
@@ -125,7 +127,11 @@ impl KeyStore {
 
 /// The secret a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 fn presented_secret(req: &HttpRequest) -> Option<&str> {
-    if let Some(v) = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
@@ -143,7 +149,11 @@ fn presented_secret(req: &HttpRequest) -> Option<&str> {
 ///
 /// # Errors
 /// `401 unauthenticated` when no key, a malformed header or an unknown key is presented.
-pub fn authenticate(req: &HttpRequest, keys: &KeyStore, required: bool) -> Result<Principal, ApiError> {
+pub fn authenticate(
+    req: &HttpRequest,
+    keys: &KeyStore,
+    required: bool,
+) -> Result<Principal, ApiError> {
     if !required {
         return Ok(Principal::Anonymous);
     }
@@ -172,17 +182,35 @@ mod tests {
         let bearer = TestRequest::default()
             .insert_header(("Authorization", format!("Bearer {secret}")))
             .to_http_request();
-        assert_eq!(authenticate(&bearer, &store, true).unwrap(), Principal::Key(key.clone()));
+        assert_eq!(
+            authenticate(&bearer, &store, true).unwrap(),
+            Principal::Key(key.clone())
+        );
         let header = TestRequest::default()
             .insert_header(("X-API-Key", secret.as_str()))
             .to_http_request();
-        assert_eq!(authenticate(&header, &store, true).unwrap(), Principal::Key(key));
+        assert_eq!(
+            authenticate(&header, &store, true).unwrap(),
+            Principal::Key(key)
+        );
         let basic = TestRequest::default()
             .insert_header(("Authorization", format!("Basic {secret}")))
             .to_http_request();
-        assert_eq!(authenticate(&basic, &store, true).unwrap_err().code, "unauthenticated");
+        assert_eq!(
+            authenticate(&basic, &store, true).unwrap_err().code,
+            "unauthenticated"
+        );
         let none = TestRequest::default().to_http_request();
-        assert_eq!(authenticate(&none, &store, true).unwrap_err().status.as_u16(), 401);
-        assert_eq!(authenticate(&none, &store, false).unwrap(), Principal::Anonymous);
+        assert_eq!(
+            authenticate(&none, &store, true)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            401
+        );
+        assert_eq!(
+            authenticate(&none, &store, false).unwrap(),
+            Principal::Anonymous
+        );
     }
 }

@@ -92,7 +92,11 @@ impl ApiError {
 
     /// `503 source_unavailable`.
     pub fn source_unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "source_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "source_unavailable",
+            message,
+        )
     }
 
     /// `504 query_timeout`.
@@ -203,7 +207,11 @@ mod tests {
             (PlanError::Empty, 400, "sql_invalid"),
             (PlanError::MultipleStatements(2), 400, "read_only"),
             (PlanError::ReadOnly("INSERT".into()), 400, "read_only"),
-            (PlanError::TableNotFound("a.b.c".into()), 404, "table_not_found"),
+            (
+                PlanError::TableNotFound("a.b.c".into()),
+                404,
+                "table_not_found",
+            ),
             (PlanError::Params("x".into()), 400, "bad_request"),
             (
                 PlanError::Unsupported(DataFusionError::NotImplemented("x".into())),

@@ -102,8 +102,11 @@ pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Bo
     let head = head_rx
         .await
         .map_err(|_| ApiError::internal(Some(&query_id), &"query task ended without a result"))??;
-    let rest = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    Ok(futures::stream::once(async move { Ok(head) }).chain(rest).boxed())
+    let rest =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(futures::stream::once(async move { Ok(head) })
+        .chain(rest)
+        .boxed())
 }
 
 type HeadSender = oneshot::Sender<Result<Bytes, ApiError>>;

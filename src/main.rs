@@ -54,17 +54,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen, log_json } => serve(config, listen, log_json),
+        Command::Serve {
+            config,
+            listen,
+            log_json,
+        } => serve(config, listen, log_json),
         Command::Check { config } => check(&config),
-        Command::Query { server, key, format, sql } => {
-            match sluice::cli::query::run(&server, key.as_deref(), format, &sql) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Query {
+            server,
+            key,
+            format,
+            sql,
+        } => match sluice::cli::query::run(&server, key.as_deref(), format, &sql) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }
 
@@ -84,8 +91,12 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, log_json: bool) -> ExitCode {
-    sluice::telemetry::init(log_json);
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    log_json: bool,
+) -> ExitCode {
+    sluice::telemetry::init(log_json, "info");
     let mut config = match &config {
         Some(path) => match sluice_schemas::loader::load_file(path) {
             Ok(c) => c,
@@ -121,10 +132,12 @@ fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, log_json
             Some(key) => println!("sluice ready: url={} api_key={key}", app.url()),
             None => println!("sluice ready: url={} (authentication off)", app.url()),
         }
-        app.run().await.map_err(|e| sluice::startup::StartupError::Bind {
-            addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            source: e,
-        })
+        app.run()
+            .await
+            .map_err(|e| sluice::startup::StartupError::Bind {
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                source: e,
+            })
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {

@@ -126,8 +126,12 @@ impl QueryEntry {
             state: m.state,
             rows: self.rows(),
             bytes: self.bytes(),
-            elapsed_ms: u64::try_from(m.elapsed.unwrap_or_else(|| self.started.elapsed()).as_millis())
-                .unwrap_or(u64::MAX),
+            elapsed_ms: u64::try_from(
+                m.elapsed
+                    .unwrap_or_else(|| self.started.elapsed())
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
             started_at_ms: self
                 .started_at
                 .duration_since(UNIX_EPOCH)
@@ -149,7 +153,8 @@ pub struct QueryRegistry {
 
 impl Default for QueryRegistry {
     fn default() -> Self {
-        let cap = std::num::NonZeroUsize::new(RECENT_QUERIES).unwrap_or(std::num::NonZeroUsize::MIN);
+        let cap =
+            std::num::NonZeroUsize::new(RECENT_QUERIES).unwrap_or(std::num::NonZeroUsize::MIN);
         Self {
             entries: Mutex::new(LruCache::new(cap)),
         }
@@ -193,7 +198,11 @@ impl QueryRegistry {
 
 impl QueryRegistry {
     /// Recent queries, newest first, that `visible` accepts, at most `limit`.
-    pub fn list(&self, limit: usize, visible: impl Fn(&QueryEntry) -> bool) -> Vec<Arc<QueryEntry>> {
+    pub fn list(
+        &self,
+        limit: usize,
+        visible: impl Fn(&QueryEntry) -> bool,
+    ) -> Vec<Arc<QueryEntry>> {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -228,7 +237,11 @@ mod tests {
         assert_eq!(s.error.unwrap()["code"], "query_timeout");
         assert!(reg.get("nope").is_none());
         reg.start("q2", None);
-        let ids: Vec<_> = reg.list(10, |_| true).iter().map(|e| e.id.clone()).collect();
+        let ids: Vec<_> = reg
+            .list(10, |_| true)
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
         assert_eq!(ids, ["q2", "q1"]);
         assert_eq!(reg.list(10, |e| e.key_id.is_some()).len(), 1);
     }

@@ -67,7 +67,10 @@ impl Application {
     ///
     /// # Errors
     /// [`StartupError`] for unusable sources, a busy port or a failed key mint.
-    pub async fn build(config: Config, runtime: tokio::runtime::Handle) -> Result<Self, StartupError> {
+    pub async fn build(
+        config: Config,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, StartupError> {
         if config.metadata.postgres_url.is_some() {
             return Err(StartupError::Unsupported(
                 "metadata.postgres_url: keys in PostgreSQL are not supported in this version; \
@@ -76,7 +79,8 @@ impl Application {
             ));
         }
         let planner = Planner::new(&PlannerOptions {
-            memory_limit_bytes: usize::try_from(config.limits.memory_limit_bytes).unwrap_or(usize::MAX),
+            memory_limit_bytes: usize::try_from(config.limits.memory_limit_bytes)
+                .unwrap_or(usize::MAX),
             default_catalog: config.server.default_catalog.clone(),
             default_schema: config.server.default_schema.clone(),
             target_partitions: None,
@@ -85,7 +89,10 @@ impl Application {
         for source in &config.sources {
             let (name, connector, interval) = build_source(source, &planner, &runtime).await?;
             let actor = SourceActor::new(name.clone(), connector, runtime.clone())
-                .with_timing(interval, sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5))
+                .with_timing(
+                    interval,
+                    sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5),
+                )
                 .start();
             supervisor.do_send(RegisterSource { name, addr: actor });
         }
@@ -105,7 +112,9 @@ impl Application {
             keys,
             auth_required,
             protect_metrics: config.auth.protect_metrics,
-            slots: Arc::new(Semaphore::new(config.limits.max_concurrent_queries as usize)),
+            slots: Arc::new(Semaphore::new(
+                config.limits.max_concurrent_queries as usize,
+            )),
             prometheus: crate::metrics::install(),
             limits: config.limits.clone(),
         });
@@ -114,12 +123,18 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("sluice::http"))
+                .wrap(
+                    actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
+                        .log_target("sluice::http"),
+                )
                 .configure(crate::http::routes)
         })
         .workers(2)
         .bind(listen)
-        .map_err(|source| StartupError::Bind { addr: listen, source })?;
+        .map_err(|source| StartupError::Bind {
+            addr: listen,
+            source,
+        })?;
         let addr = server.addrs().first().copied().unwrap_or(listen);
         Ok(Self {
             server: server.run(),
@@ -165,19 +180,33 @@ async fn build_source(
     source: &SourceConfig,
     planner: &Planner,
     runtime: &tokio::runtime::Handle,
-) -> Result<(String, Arc<dyn sluice_actors::Connector>, std::time::Duration), StartupError> {
+) -> Result<
+    (
+        String,
+        Arc<dyn sluice_actors::Connector>,
+        std::time::Duration,
+    ),
+    StartupError,
+> {
     let name = source.name().to_owned();
-    let err = |source| StartupError::Source { name: name.clone(), source };
+    let err = |source| StartupError::Source {
+        name: name.clone(),
+        source,
+    };
     let SourceConfig::Parquet(p) = source else {
-        return Err(err(sluice_actors::SourceError::UnsupportedKind(source.kind())));
+        return Err(err(sluice_actors::SourceError::UnsupportedKind(
+            source.kind(),
+        )));
     };
     let connector = ObjectStoreConnector::new(&p.location, &p.options).map_err(err)?;
     let mut tables = Vec::with_capacity(p.tables.len());
     for t in &p.tables {
-        let url = sluice_planner::catalog::join(connector.base(), &t.path).map_err(|e| {
-            err(sluice_actors::SourceError::Config(e.to_string()))
-        })?;
-        tables.push(TableLocation { name: t.name.clone(), url });
+        let url = sluice_planner::catalog::join(connector.base(), &t.path)
+            .map_err(|e| err(sluice_actors::SourceError::Config(e.to_string())))?;
+        tables.push(TableLocation {
+            name: t.name.clone(),
+            url,
+        });
     }
     let (planner, base, store, catalog, schema) = (
         planner.clone(),

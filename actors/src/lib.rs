@@ -11,7 +11,7 @@
 //! - [`health`]: [`SourceHealth`] and its state machine.
 //! - [`sources`]: the [`Connector`] trait and one module per kind of source.
 //! - [`metrics`]: metric names.
-//! - [`error`]: [`SourceError`].
+//! - [`error`]: the [`SourceError`] type.
 #![warn(missing_docs)]
 
 pub mod error;

@@ -103,7 +103,10 @@ impl SourceActor {
                 ),
             }
         }
-        let up = matches!(self.health.state, HealthState::Healthy | HealthState::Degraded);
+        let up = matches!(
+            self.health.state,
+            HealthState::Healthy | HealthState::Degraded
+        );
         ::metrics::gauge!(metrics::SOURCE_UP, "source" => source).set(if up { 1.0 } else { 0.0 });
     }
 }

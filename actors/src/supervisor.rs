@@ -139,9 +139,9 @@ impl Handler<GetReadiness> for SourceSupervisor {
         let statuses = self.statuses();
         Box::pin(async move {
             let sources = statuses.await;
-            let ready = sources.iter().all(|s| {
-                matches!(s.health.state, HealthState::Healthy | HealthState::Degraded)
-            });
+            let ready = sources
+                .iter()
+                .all(|s| matches!(s.health.state, HealthState::Healthy | HealthState::Degraded));
             Readiness { ready, sources }
         })
     }
@@ -168,7 +168,8 @@ mod tests {
     #[actix::test]
     async fn readiness_and_gating_follow_health() {
         let dir = tempfile::tempdir().unwrap();
-        let good = ObjectStoreConnector::new(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let good =
+            ObjectStoreConnector::new(dir.path().to_str().unwrap(), &Default::default()).unwrap();
         let bad = ObjectStoreConnector::new("/no/such/folder", &Default::default()).unwrap();
         let rt = tokio::runtime::Handle::current();
         let fast = |c: ObjectStoreConnector, n: &str| {
@@ -177,12 +178,26 @@ mod tests {
                 .start()
         };
         let sup = SourceSupervisor::default().start();
-        sup.send(RegisterSource { name: "good".into(), addr: fast(good, "good") }).await.unwrap();
-        sup.send(RegisterSource { name: "bad".into(), addr: fast(bad, "bad") }).await.unwrap();
+        sup.send(RegisterSource {
+            name: "good".into(),
+            addr: fast(good, "good"),
+        })
+        .await
+        .unwrap();
+        sup.send(RegisterSource {
+            name: "bad".into(),
+            addr: fast(bad, "bad"),
+        })
+        .await
+        .unwrap();
         // Wait for the first probes to finish rather than sleeping a fixed time.
         let mut readiness = sup.send(GetReadiness).await.unwrap();
         for _ in 0..100 {
-            if readiness.sources.iter().all(|s| s.health.state != HealthState::Starting) {
+            if readiness
+                .sources
+                .iter()
+                .all(|s| s.health.state != HealthState::Starting)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -191,9 +206,16 @@ mod tests {
         assert!(!readiness.ready);
         let names: Vec<_> = readiness.sources.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["bad", "good"]);
-        sup.send(CheckSources { names: vec!["good".into()] }).await.unwrap().unwrap();
+        sup.send(CheckSources {
+            names: vec!["good".into()],
+        })
+        .await
+        .unwrap()
+        .unwrap();
         let err = sup
-            .send(CheckSources { names: vec!["good".into(), "bad".into()] })
+            .send(CheckSources {
+                names: vec!["good".into(), "bad".into()],
+            })
             .await
             .unwrap()
             .unwrap_err();

@@ -4,9 +4,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::SessionState;
 use object_store::ObjectStore;
 use url::Url;
@@ -42,7 +46,9 @@ pub async fn discover_tables(store: &dyn ObjectStore, base: &Url) -> Result<Vec<
         }
     }
     for obj in found.objects {
-        let Some(file) = obj.location.filename() else { continue };
+        let Some(file) = obj.location.filename() else {
+            continue;
+        };
         if let Some(stem) = file.strip_suffix(".parquet").filter(|s| !is_hidden(s)) {
             tables.push(TableLocation {
                 name: stem.to_ascii_lowercase(),
@@ -81,7 +87,9 @@ pub async fn parquet_table(state: &SessionState, location: &Url) -> Result<Arc<L
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    Ok(Arc::new(ListingTable::try_new(config).map_err(PlanError::Execution)?))
+    Ok(Arc::new(
+        ListingTable::try_new(config).map_err(PlanError::Execution)?,
+    ))
 }
 
 /// Registers catalog `catalog` with one schema holding `tables` (replacing any earlier one).

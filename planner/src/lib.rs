@@ -20,7 +20,7 @@
 //! - [`validate`]: one statement, read-only.
 //! - [`params`]: JSON values bound to placeholders.
 //! - [`output`]: result schemas as clients receive them.
-//! - [`error`]: [`PlanError`].
+//! - [`error`]: the [`PlanError`] type.
 #![warn(missing_docs)]
 
 pub mod catalog;

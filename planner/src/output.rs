@@ -21,7 +21,11 @@ fn plain_type(t: &DataType) -> Option<DataType> {
 
 /// `schema` with top-level view types replaced by their plain forms.
 pub fn plain_schema(schema: &SchemaRef) -> SchemaRef {
-    if !schema.fields().iter().any(|f| plain_type(f.data_type()).is_some()) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| plain_type(f.data_type()).is_some())
+    {
         return Arc::clone(schema);
     }
     let fields: Vec<Field> = schema

@@ -135,7 +135,9 @@ fn to_scalar(
     }
     // A lossy float→int or an out-of-range number must not slip through as a silent
     // truncation, so the cast is checked by casting back where that is meaningful.
-    let cast = scalar.cast_to(target).map_err(|_| mismatch(id, value, target))?;
+    let cast = scalar
+        .cast_to(target)
+        .map_err(|_| mismatch(id, value, target))?;
     if cast.is_null() {
         return Err(mismatch(id, value, target));
     }

@@ -11,7 +11,9 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, displayable, execute_stream};
+use datafusion::physical_plan::{
+    ExecutionPlan, SendableRecordBatchStream, displayable, execute_stream,
+};
 use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 use url::Url;
@@ -237,10 +239,10 @@ impl Planner {
         let mut tables = BTreeSet::new();
         for r in refs {
             // Table functions (`generate_series(1, 3)`) show up as bare references too.
-            if let TableReference::Bare { table } = r {
-                if self.state.table_functions().contains_key(table.as_ref()) {
-                    continue;
-                }
+            if let TableReference::Bare { table } = r
+                && self.state.table_functions().contains_key(table.as_ref())
+            {
+                continue;
             }
             let full = r.clone().resolve(default_catalog, default_schema);
             let name = format!("{}.{}.{}", full.catalog, full.schema, full.table);
@@ -275,7 +277,9 @@ impl Planner {
     pub fn explain(&self, query: &PlannedQuery) -> (String, String) {
         (
             query.logical.display_indent().to_string(),
-            displayable(query.physical.as_ref()).indent(true).to_string(),
+            displayable(query.physical.as_ref())
+                .indent(true)
+                .to_string(),
         )
     }
 
@@ -286,11 +290,15 @@ impl Planner {
         let mut catalogs = list.catalog_names();
         catalogs.sort();
         for c in catalogs {
-            let Some(catalog) = list.catalog(&c) else { continue };
+            let Some(catalog) = list.catalog(&c) else {
+                continue;
+            };
             let mut schemas = catalog.schema_names();
             schemas.sort();
             for s in schemas {
-                let Some(schema) = catalog.schema(&s) else { continue };
+                let Some(schema) = catalog.schema(&s) else {
+                    continue;
+                };
                 let mut names = schema.table_names();
                 names.sort();
                 for t in names {
@@ -316,7 +324,12 @@ impl Planner {
             .catalog(&full.catalog)?
             .schema(&full.schema)?;
         let provider = schema.table(&full.table).await.ok()??;
-        Some(table_info(&full.catalog, &full.schema, &full.table, provider.as_ref()))
+        Some(table_info(
+            &full.catalog,
+            &full.schema,
+            &full.table,
+            provider.as_ref(),
+        ))
     }
 }
 

@@ -64,7 +64,11 @@ fn statement_kind(s: &ast::Statement) -> String {
                 "CREATE" | "DROP" | "ALTER" | "SHOW" | "TRUNCATE"
             ) =>
         {
-            format!("{} {}", first.to_ascii_uppercase(), second.to_ascii_uppercase())
+            format!(
+                "{} {}",
+                first.to_ascii_uppercase(),
+                second.to_ascii_uppercase()
+            )
         }
         [first, ..] => first.to_ascii_uppercase(),
         [] => "this statement".to_owned(),
@@ -100,8 +104,14 @@ mod tests {
 
     #[test]
     fn rejects_empty_multiple_and_writes() {
-        assert!(matches!(parse_single_read_only("  ;"), Err(PlanError::Empty)));
-        assert!(matches!(parse_single_read_only("-- hi"), Err(PlanError::Empty)));
+        assert!(matches!(
+            parse_single_read_only("  ;"),
+            Err(PlanError::Empty)
+        ));
+        assert!(matches!(
+            parse_single_read_only("-- hi"),
+            Err(PlanError::Empty)
+        ));
         assert!(matches!(
             parse_single_read_only("SELECT 1; SELECT 2"),
             Err(PlanError::MultipleStatements(2))
@@ -114,7 +124,10 @@ mod tests {
             ("CREATE TABLE t (a INT)", "CREATE TABLE"),
             ("CREATE VIEW v AS SELECT 1", "CREATE VIEW"),
             ("SET datafusion.execution.batch_size = 1", "SET"),
-            ("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc'", "CREATE EXTERNAL TABLE"),
+            (
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc'",
+                "CREATE EXTERNAL TABLE",
+            ),
             ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
             ("EXPLAIN INSERT INTO t VALUES (1)", "INSERT"),
         ] {
@@ -127,6 +140,9 @@ mod tests {
 
     #[test]
     fn parse_errors_are_parse_errors() {
-        assert!(matches!(parse_single_read_only("SELEC 1"), Err(PlanError::Parse(_))));
+        assert!(matches!(
+            parse_single_read_only("SELEC 1"),
+            Err(PlanError::Parse(_))
+        ));
     }
 }

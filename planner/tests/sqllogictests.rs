@@ -34,8 +34,13 @@ impl SluiceDb {
             ..PlannerOptions::default()
         })
         .map_err(|e| DbError(e.to_string()))?;
-        let base = url::Url::from_directory_path(testdata().join("tpch").canonicalize().map_err(|e| DbError(e.to_string()))?)
-            .map_err(|()| DbError("bad testdata path".into()))?;
+        let base = url::Url::from_directory_path(
+            testdata()
+                .join("tpch")
+                .canonicalize()
+                .map_err(|e| DbError(e.to_string()))?,
+        )
+        .map_err(|()| DbError("bad testdata path".into()))?;
         planner
             .register_parquet_source(
                 "local",
@@ -53,7 +58,8 @@ impl SluiceDb {
 fn cell_type(t: &datafusion::arrow::datatypes::DataType) -> DefaultColumnType {
     if t.is_integer() {
         DefaultColumnType::Integer
-    } else if t.is_floating() || matches!(t, datafusion::arrow::datatypes::DataType::Decimal128(..)) {
+    } else if t.is_floating() || matches!(t, datafusion::arrow::datatypes::DataType::Decimal128(..))
+    {
         DefaultColumnType::FloatingPoint
     } else if matches!(
         t,
@@ -83,7 +89,11 @@ fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DbError> {
                     .iter()
                     .map(|f| {
                         let s = f.value(i).to_string();
-                        if s.is_empty() { "(empty)".to_owned() } else { s }
+                        if s.is_empty() {
+                            "(empty)".to_owned()
+                        } else {
+                            s
+                        }
                     })
                     .collect(),
             );
@@ -104,16 +114,20 @@ impl AsyncDB for SluiceDb {
             .await
             .map_err(|e| DbError(format!("{}: {e}", kind(&e))))?;
         let schema = planned.output_schema();
-        let stream = self.planner.execute(&planned).map_err(|e| DbError(e.to_string()))?;
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| {
-                let e = sluice_planner::PlanError::from_execution(e);
-                DbError(format!("{}: {e}", kind(&e)))
-            })?;
+        let stream = self
+            .planner
+            .execute(&planned)
+            .map_err(|e| DbError(e.to_string()))?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| {
+            let e = sluice_planner::PlanError::from_execution(e);
+            DbError(format!("{}: {e}", kind(&e)))
+        })?;
         Ok(DBOutput::Rows {
-            types: schema.fields().iter().map(|f| cell_type(f.data_type())).collect(),
+            types: schema
+                .fields()
+                .iter()
+                .map(|f| cell_type(f.data_type()))
+                .collect(),
             rows: rows(&batches)?,
         })
     }
@@ -153,7 +167,9 @@ fn main() -> std::process::ExitCode {
             .filter(|p| p.extension().is_some_and(|e| e == "slt"))
             .filter(|p| {
                 filters.is_empty()
-                    || filters.iter().any(|f| p.to_string_lossy().contains(f.as_str()))
+                    || filters
+                        .iter()
+                        .any(|f| p.to_string_lossy().contains(f.as_str()))
             })
             .collect(),
         Err(e) => {
@@ -162,7 +178,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     files.sort();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start a runtime: {e}");
@@ -171,9 +190,12 @@ fn main() -> std::process::ExitCode {
     };
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let result = runtime.block_on(async {
-            let mut runner = sqllogictest::Runner::new(|| SluiceDb::new());
+            let mut runner = sqllogictest::Runner::new(SluiceDb::new);
             if complete {
                 runner
                     .update_test_file(
@@ -186,7 +208,10 @@ fn main() -> std::process::ExitCode {
                     .await
                     .map_err(|e| e.to_string())
             } else {
-                runner.run_file_async(file).await.map_err(|e| e.display(true).to_string())
+                runner
+                    .run_file_async(file)
+                    .await
+                    .map_err(|e| e.display(true).to_string())
             }
         });
         match result {

@@ -8,7 +8,7 @@
 //! - [`config`]: the typed sections and their defaults.
 //! - [`loader`]: text + environment → validated [`Config`].
 //! - [`api`]: HTTP request and error bodies.
-//! - [`error`]: [`ConfigError`] and [`ConfigErrors`].
+//! - [`error`]: the [`ConfigError`] and [`ConfigErrors`] types.
 #![warn(missing_docs)]
 
 pub mod api;

@@ -126,11 +126,7 @@ fn expand_str(input: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<S
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{inner}}}` is not a valid variable reference"));
             }
             match (lookup(name), default) {
@@ -229,10 +225,10 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         None => {}
         Some(Value::Array(items)) => {
             for (i, item) in items.into_iter().enumerate() {
-                let label = item
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("sources[{i}]"), |n| format!("sources[{i}] ({n})"));
+                let label = item.get("name").and_then(Value::as_str).map_or_else(
+                    || format!("sources[{i}]"),
+                    |n| format!("sources[{i}] ({n})"),
+                );
                 match item.try_into::<SourceConfig>() {
                     Ok(s) => sources.push(s),
                     Err(e) => errors.push(ConfigError::new(label, e.message().to_owned())),
@@ -285,19 +281,22 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         ("query_timeout_ms", limits.query_timeout_ms),
         ("max_rows", limits.max_rows),
         ("memory_limit_bytes", limits.memory_limit_bytes),
-        ("max_concurrent_queries", u64::from(limits.max_concurrent_queries)),
+        (
+            "max_concurrent_queries",
+            u64::from(limits.max_concurrent_queries),
+        ),
     ] {
         if value == 0 {
             push(format!("limits.{key}"), "must be greater than 0".into());
         }
     }
-    if let Some(url) = &config.metadata.postgres_url {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            push(
-                "metadata.postgres_url".into(),
-                "must be a postgres:// URL".into(),
-            );
-        }
+    if let Some(url) = &config.metadata.postgres_url
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        push(
+            "metadata.postgres_url".into(),
+            "must be a postgres:// URL".into(),
+        );
     }
     let mut seen = std::collections::HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
@@ -314,13 +313,13 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         }
         validate_source(source, &at, &mut push);
     }
-    if let Some(cat) = &config.server.default_catalog {
-        if !config.sources.iter().any(|s| s.name() == cat) {
-            push(
-                "server.default_catalog".into(),
-                format!("`{cat}` is not the name of a configured source"),
-            );
-        }
+    if let Some(cat) = &config.server.default_catalog
+        && !config.sources.iter().any(|s| s.name() == cat)
+    {
+        push(
+            "server.default_catalog".into(),
+            format!("`{cat}` is not the name of a configured source"),
+        );
     }
 }
 
@@ -329,16 +328,22 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
         SourceConfig::Parquet(p) => {
             if p.location.trim().is_empty() {
                 push(at.to_owned(), "location must not be empty".into());
-            } else if let Some((scheme, _)) = p.location.split_once("://") {
-                if !matches!(scheme, "file" | "s3" | "s3a" | "az" | "azure" | "abfs" | "abfss") {
-                    push(
-                        at.to_owned(),
-                        format!("location scheme `{scheme}` is not one of file, s3, az"),
-                    );
-                }
+            } else if let Some((scheme, _)) = p.location.split_once("://")
+                && !matches!(
+                    scheme,
+                    "file" | "s3" | "s3a" | "az" | "azure" | "abfs" | "abfss"
+                )
+            {
+                push(
+                    at.to_owned(),
+                    format!("location scheme `{scheme}` is not one of file, s3, az"),
+                );
             }
             if p.health_check_interval_ms < 100 {
-                push(at.to_owned(), "health_check_interval_ms must be at least 100".into());
+                push(
+                    at.to_owned(),
+                    "health_check_interval_ms must be at least 100".into(),
+                );
             }
             let mut names = std::collections::HashSet::new();
             for t in &p.tables {
@@ -352,7 +357,10 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
                     push(format!("{at}.tables.{}", t.name), "duplicate table".into());
                 }
                 if t.path.trim().is_empty() {
-                    push(format!("{at}.tables.{}", t.name), "path must not be empty".into());
+                    push(
+                        format!("{at}.tables.{}", t.name),
+                        "path must not be empty".into(),
+                    );
                 }
             }
         }
@@ -362,24 +370,33 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             }
             for r in &p.replicas {
                 if !(r.starts_with("postgres://") || r.starts_with("postgresql://")) {
-                    push(at.to_owned(), "every replica must be a postgres:// URL".into());
+                    push(
+                        at.to_owned(),
+                        "every replica must be a postgres:// URL".into(),
+                    );
                 }
             }
             if p.max_concurrency == 0 {
-                push(at.to_owned(), "max_concurrency must be greater than 0".into());
+                push(
+                    at.to_owned(),
+                    "max_concurrency must be greater than 0".into(),
+                );
             }
         }
         SourceConfig::Snowflake(s) => {
             if s.account.trim().is_empty() {
                 push(at.to_owned(), "account must not be empty".into());
             }
-            if let Some(u) = &s.url {
-                if url::Url::parse(u).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
-                    push(at.to_owned(), format!("url `{u}` is not an http(s) URL"));
-                }
+            if let Some(u) = &s.url
+                && url::Url::parse(u).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
+            {
+                push(at.to_owned(), format!("url `{u}` is not an http(s) URL"));
             }
             if s.max_concurrency == 0 {
-                push(at.to_owned(), "max_concurrency must be greater than 0".into());
+                push(
+                    at.to_owned(),
+                    "max_concurrency must be greater than 0".into(),
+                );
             }
         }
     }
@@ -401,7 +418,12 @@ mod tests {
         let lookup_env = env.clone();
         parse(
             text,
-            move |n| lookup_env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            move |n| {
+                lookup_env
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+            },
             env,
         )
     }
@@ -509,11 +531,7 @@ extra = true
 
     #[test]
     fn missing_variable_is_an_error_with_its_path() {
-        let errs = parse_with(
-            "[metadata]\npostgres_url = \"${NOPE}\"\n",
-            &[],
-        )
-        .unwrap_err();
+        let errs = parse_with("[metadata]\npostgres_url = \"${NOPE}\"\n", &[]).unwrap_err();
         assert_eq!(errs.0[0].path, "metadata.postgres_url");
         assert!(errs.0[0].message.contains("NOPE"));
     }
@@ -532,7 +550,9 @@ extra = true
             &[("L", "/x\"\nbad = 1")],
         )
         .unwrap();
-        assert!(matches!(&cfg.sources[0], SourceConfig::Parquet(p) if p.location.contains("bad = 1")));
+        assert!(
+            matches!(&cfg.sources[0], SourceConfig::Parquet(p) if p.location.contains("bad = 1"))
+        );
     }
 
     #[test]

@@ -83,7 +83,12 @@ impl<R: Read> Read for Progress<R> {
 ///
 /// # Errors
 /// [`ClientError`] with the server's code and message when it refused the query.
-pub fn run(server: &str, key: Option<&str>, format: OutputFormat, sql: &str) -> Result<(), ClientError> {
+pub fn run(
+    server: &str,
+    key: Option<&str>,
+    format: OutputFormat,
+    sql: &str,
+) -> Result<(), ClientError> {
     let client = reqwest::blocking::Client::builder().timeout(None).build()?;
     let mut req = client
         .post(format!("{}/v1/query", server.trim_end_matches('/')))
@@ -103,7 +108,10 @@ pub fn run(server: &str, key: Option<&str>, format: OutputFormat, sql: &str) -> 
             .unwrap_or_default();
         return Err(ClientError::Server {
             status: status.as_u16(),
-            code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned(),
             message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
         });
     }
@@ -124,7 +132,10 @@ pub fn run(server: &str, key: Option<&str>, format: OutputFormat, sql: &str) -> 
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "{}", pretty_format_batches(&batches)?)?;
             if show {
-                eprintln!("\r{rows} rows in {:.2}s", input.started.elapsed().as_secs_f64());
+                eprintln!(
+                    "\r{rows} rows in {:.2}s",
+                    input.started.elapsed().as_secs_f64()
+                );
             }
         }
         OutputFormat::Csv | OutputFormat::Json | OutputFormat::Arrow => {

@@ -159,8 +159,8 @@ impl BatchEncoder for JsonEncoder {
                 })
             })
             .collect();
-        let head = serde_json::to_string(&columns)
-            .map_err(|e| ArrowError::JsonError(e.to_string()))?;
+        let head =
+            serde_json::to_string(&columns).map_err(|e| ArrowError::JsonError(e.to_string()))?;
         Ok(Bytes::from(format!("{{\"columns\":{head},\"rows\":[")))
     }
 
@@ -196,7 +196,11 @@ impl NdjsonEncoder {
     /// An encoder for `schema`.
     pub fn new(schema: &SchemaRef) -> Self {
         Self {
-            keys: schema.fields().iter().map(|f| json_string(f.name())).collect(),
+            keys: schema
+                .fields()
+                .iter()
+                .map(|f| json_string(f.name()))
+                .collect(),
             options: options(),
         }
     }
@@ -297,8 +301,10 @@ mod tests {
     fn ndjson_objects() {
         let b = batch();
         let text = run(Box::new(NdjsonEncoder::new(&b.schema())), &b);
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 6);
         assert_eq!(lines[1]["i"], "9223372036854775807");
         assert_eq!(lines[2]["s"], "");

@@ -66,7 +66,9 @@ impl Format {
         let Some(value) = headers.get(ACCEPT) else {
             return Ok(Self::Json);
         };
-        let text = value.to_str().map_err(|_| "Accept is not valid text".to_owned())?;
+        let text = value
+            .to_str()
+            .map_err(|_| "Accept is not valid text".to_owned())?;
         if text.trim().is_empty() {
             return Ok(Self::Json);
         }
@@ -80,10 +82,10 @@ impl Format {
                     q = v.trim().parse().unwrap_or(0.0);
                 }
             }
-            if q > 0.0 {
-                if let Some(f) = Self::from_media_type(&media) {
-                    candidates.push((q, i, f));
-                }
+            if q > 0.0
+                && let Some(f) = Self::from_media_type(&media)
+            {
+                candidates.push((q, i, f));
             }
         }
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -146,10 +148,19 @@ mod tests {
     fn negotiation() {
         assert_eq!(pick(None), Ok(Format::Json));
         assert_eq!(pick(Some("*/*")), Ok(Format::Json));
-        assert_eq!(pick(Some("application/vnd.apache.arrow.stream")), Ok(Format::ArrowStream));
-        assert_eq!(pick(Some("text/csv;q=0.5, application/x-ndjson")), Ok(Format::NdJson));
+        assert_eq!(
+            pick(Some("application/vnd.apache.arrow.stream")),
+            Ok(Format::ArrowStream)
+        );
+        assert_eq!(
+            pick(Some("text/csv;q=0.5, application/x-ndjson")),
+            Ok(Format::NdJson)
+        );
         assert_eq!(pick(Some("text/html, text/csv")), Ok(Format::Csv));
-        assert_eq!(pick(Some("application/json;q=0, text/csv;q=0.1")), Ok(Format::Csv));
+        assert_eq!(
+            pick(Some("application/json;q=0, text/csv;q=0.1")),
+            Ok(Format::Csv)
+        );
         assert!(pick(Some("text/html")).is_err());
         assert!(pick(Some("application/json;q=0")).is_err());
     }

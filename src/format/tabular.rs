@@ -64,7 +64,9 @@ impl CsvEncoder {
         let sink = SharedBuf::default();
         Self {
             schema: Arc::clone(schema),
-            writer: csv::WriterBuilder::new().with_header(true).build(sink.clone()),
+            writer: csv::WriterBuilder::new()
+                .with_header(true)
+                .build(sink.clone()),
             sink,
         }
     }
@@ -73,7 +75,8 @@ impl CsvEncoder {
 impl BatchEncoder for CsvEncoder {
     fn start(&mut self) -> Result<Bytes, ArrowError> {
         // An empty batch makes the writer emit the header now.
-        self.writer.write(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
+        self.writer
+            .write(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
         Ok(self.sink.drain())
     }
 

@@ -21,10 +21,16 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> 
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let media = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
-        "application/json" | "" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not a valid query request: {e}"))),
+        "application/json" | "" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body is not a valid query request: {e}"))
+        }),
         // `curl -d` sends this type whatever the body is: read it by its first character.
         "application/x-www-form-urlencoded" if body.trim_ascii_start().starts_with(b"{") => {
             serde_json::from_slice(body).map_err(|e| {
@@ -53,7 +59,8 @@ pub async fn read(mut payload: actix_web::web::Payload) -> Result<Bytes, ApiErro
     use futures::StreamExt;
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(ApiError::bad_request(format!(
                 "the request body is larger than {MAX_BODY_BYTES} bytes"

@@ -2,8 +2,8 @@
 
 mod body;
 mod health;
-mod query;
 mod queries;
+mod query;
 mod sources;
 mod tables;
 
@@ -30,9 +30,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/sources").route(web::get().to(sources::list)))
         .service(web::resource("/v1/tables").route(web::get().to(tables::list)))
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
-        .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            ApiError::bad_request(format!("bad query string: {e}")).into()
-        }))
+        .app_data(
+            web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::bad_request(format!("bad query string: {e}")).into()
+            }),
+        )
         .default_service(web::to(not_found));
 }
 

@@ -27,7 +27,10 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
     let principal = state.authenticate(&req)?;
-    let limit = filter.limit.unwrap_or(50).min(crate::queries::RECENT_QUERIES);
+    let limit = filter
+        .limit
+        .unwrap_or(50)
+        .min(crate::queries::RECENT_QUERIES);
     let queries: Vec<_> = state
         .queries
         .list(limit, |e| {

@@ -25,8 +25,8 @@ pub async fn query(
     let principal = state.authenticate(&req)?;
     let format = Format::negotiate(req.headers())
         .map_err(|m| ApiError::bad_request(m).with_query(&query_id))?;
-    let request = body::parse(&req, &body::read(payload).await?)
-        .map_err(|e| e.with_query(&query_id))?;
+    let request =
+        body::parse(&req, &body::read(payload).await?).map_err(|e| e.with_query(&query_id))?;
     let limits = &state.limits;
     let timeout = Duration::from_millis(
         request
@@ -34,7 +34,10 @@ pub async fn query(
             .unwrap_or(limits.query_timeout_ms)
             .clamp(1, limits.query_timeout_ms),
     );
-    let max_rows = request.max_rows.unwrap_or(limits.max_rows).min(limits.max_rows);
+    let max_rows = request
+        .max_rows
+        .unwrap_or(limits.max_rows)
+        .min(limits.max_rows);
     let deadline = Instant::now() + timeout;
     let permit = std::sync::Arc::clone(&state.slots)
         .try_acquire_owned()
@@ -74,11 +77,20 @@ pub async fn explain(
 ) -> Result<HttpResponse> {
     let query_id = new_query_id();
     let principal = state.authenticate(&req)?;
-    let request = body::parse(&req, &body::read(payload).await?)
-        .map_err(|e| e.with_query(&query_id))?;
+    let request =
+        body::parse(&req, &body::read(payload).await?).map_err(|e| e.with_query(&query_id))?;
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     let entry = state.queries.start(&query_id, principal.key_id());
-    let planned = match plan(&state, &entry, &request, None, Instant::now() + timeout, timeout).await {
+    let planned = match plan(
+        &state,
+        &entry,
+        &request,
+        None,
+        Instant::now() + timeout,
+        timeout,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => {
             fail(&entry, &e);

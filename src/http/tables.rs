@@ -50,9 +50,18 @@ pub async fn describe(
     state.authenticate(&req)?;
     let name = name.into_inner();
     let Some(t) = state.planner.table(&name).await else {
-        let source = name.split('.').next().unwrap_or_default().to_ascii_lowercase();
+        let source = name
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let known = name.split('.').count() < 3
-            || state.planner.tables().await.iter().any(|t| t.catalog == source);
+            || state
+                .planner
+                .tables()
+                .await
+                .iter()
+                .any(|t| t.catalog == source);
         return Err(if known {
             ApiError::not_found("table_not_found", format!("table {name} not found"))
         } else {

@@ -9,7 +9,12 @@ use crate::{ARROW, SLOW_SQL, TestApp};
 #[actix_web::test]
 async fn malformed_json_is_bad_request() {
     let app = TestApp::spawn().await;
-    for body in [r#"{"sql": "SELECT 1""#, r#"{"sql": 1}"#, r#"{"query": "SELECT 1"}"#, "[]"] {
+    for body in [
+        r#"{"sql": "SELECT 1""#,
+        r#"{"sql": 1}"#,
+        r#"{"query": "SELECT 1"}"#,
+        "[]",
+    ] {
         let resp = app
             .req(Method::POST, "/v1/query")
             .header("Content-Type", "application/json")
@@ -18,7 +23,11 @@ async fn malformed_json_is_bad_request() {
             .await
             .unwrap();
         let v = app.expect_error(resp, 400, "bad_request").await;
-        assert!(v["error"]["query_id"].as_str().is_some_and(|q| q.starts_with("q_")));
+        assert!(
+            v["error"]["query_id"]
+                .as_str()
+                .is_some_and(|q| q.starts_with("q_"))
+        );
     }
     let resp = app
         .req(Method::POST, "/v1/query")
@@ -69,14 +78,30 @@ async fn writes_and_session_statements_are_read_only_errors() {
 #[actix_web::test]
 async fn unknown_table_and_column() {
     let app = TestApp::spawn().await;
-    let resp = app.query(json!({"sql": "SELECT * FROM no_such_table"}), ARROW).await;
+    let resp = app
+        .query(json!({"sql": "SELECT * FROM no_such_table"}), ARROW)
+        .await;
     let v = app.expect_error(resp, 404, "table_not_found").await;
-    assert!(v["error"]["message"].as_str().unwrap().contains("local.public.no_such_table"));
-    let resp = app.query(json!({"sql": "SELECT * FROM nope.public.lineitem"}), ARROW).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("local.public.no_such_table")
+    );
+    let resp = app
+        .query(json!({"sql": "SELECT * FROM nope.public.lineitem"}), ARROW)
+        .await;
     app.expect_error(resp, 404, "table_not_found").await;
-    let resp = app.query(json!({"sql": "SELECT no_such_column FROM lineitem"}), ARROW).await;
+    let resp = app
+        .query(json!({"sql": "SELECT no_such_column FROM lineitem"}), ARROW)
+        .await;
     let v = app.expect_error(resp, 400, "sql_invalid").await;
-    assert!(v["error"]["message"].as_str().unwrap().contains("no_such_column"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_column")
+    );
     let resp = app.query(json!({"sql": "SELEC 1"}), ARROW).await;
     app.expect_error(resp, 400, "sql_invalid").await;
     app.assert_serving().await;
@@ -101,7 +126,9 @@ async fn missing_or_wrong_key() {
         app.client.post(&url),
         app.client.post(&url).bearer_auth("sluice_wrong"),
         app.client.post(&url).header("X-API-Key", "nope"),
-        app.client.post(&url).header("Authorization", format!("Basic {}", app.key)),
+        app.client
+            .post(&url)
+            .header("Authorization", format!("Basic {}", app.key)),
     ];
     for req in cases {
         let resp = req.json(&json!({"sql": "SELECT 1"})).send().await.unwrap();
@@ -109,7 +136,12 @@ async fn missing_or_wrong_key() {
         app.expect_error(resp, 401, "unauthenticated").await;
     }
     for path in ["/v1/sources", "/v1/tables", "/v1/queries/q_x"] {
-        let resp = app.client.get(format!("{}{path}", app.url)).send().await.unwrap();
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
         app.expect_error(resp, 401, "unauthenticated").await;
     }
     // The other header form works.
@@ -128,7 +160,9 @@ async fn missing_or_wrong_key() {
 async fn params_bind_and_mismatches_are_rejected() {
     let app = TestApp::spawn().await;
     let sql = "SELECT n_name FROM nation WHERE n_nationkey = $1";
-    let resp = app.query(json!({"sql": sql, "params": [7]}), "application/json").await;
+    let resp = app
+        .query(json!({"sql": sql, "params": [7]}), "application/json")
+        .await;
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["rows"], json!([["GERMANY"]]));
@@ -137,7 +171,9 @@ async fn params_bind_and_mismatches_are_rejected() {
         "SELECT n_name FROM nation WHERE n_nationkey = :k",
         "SELECT n_name FROM nation WHERE n_nationkey = $k",
     ] {
-        let resp = app.query(json!({"sql": sql, "params": {"k": 7}}), "application/json").await;
+        let resp = app
+            .query(json!({"sql": sql, "params": {"k": 7}}), "application/json")
+            .await;
         let v: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(v["rows"], json!([["GERMANY"]]), "{sql}");
     }
@@ -159,7 +195,9 @@ async fn params_bind_and_mismatches_are_rejected() {
         (json!({"k": 1}), "positional"),
         (json!([[1]]), "must be a string"),
     ] {
-        let resp = app.query(json!({"sql": sql, "params": params}), ARROW).await;
+        let resp = app
+            .query(json!({"sql": sql, "params": params}), ARROW)
+            .await;
         let v = app.expect_error(resp, 400, "bad_request").await;
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{params}: {msg}");
@@ -173,11 +211,15 @@ async fn params_bind_and_mismatches_are_rejected() {
 async fn timeout_is_504() {
     let app = TestApp::spawn().await;
     let started = std::time::Instant::now();
-    let resp = app.query(json!({"sql": SLOW_SQL, "timeout_ms": 300}), ARROW).await;
+    let resp = app
+        .query(json!({"sql": SLOW_SQL, "timeout_ms": 300}), ARROW)
+        .await;
     let v = app.expect_error(resp, 504, "query_timeout").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let id = v["error"]["query_id"].as_str().unwrap();
-    let status = app.wait_query(id, std::time::Duration::from_secs(2), |_| true).await;
+    let status = app
+        .wait_query(id, std::time::Duration::from_secs(2), |_| true)
+        .await;
     assert_eq!(status["state"], "failed");
     assert_eq!(status["error"]["code"], "query_timeout");
     app.assert_serving().await;
@@ -186,18 +228,32 @@ async fn timeout_is_504() {
 #[actix_web::test]
 async fn over_max_rows_is_413() {
     let app = TestApp::spawn().await;
-    let resp = app.query(json!({"sql": "SELECT * FROM lineitem", "max_rows": 100}), ARROW).await;
+    let resp = app
+        .query(
+            json!({"sql": "SELECT * FROM lineitem", "max_rows": 100}),
+            ARROW,
+        )
+        .await;
     app.expect_error(resp, 413, "result_too_large").await;
     // Exactly the limit is fine.
     let resp = app
-        .query(json!({"sql": "SELECT * FROM nation", "max_rows": 25}), ARROW)
+        .query(
+            json!({"sql": "SELECT * FROM nation", "max_rows": 25}),
+            ARROW,
+        )
         .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(crate::total_rows(&crate::read_arrow(&resp.bytes().await.unwrap())), 25);
+    assert_eq!(
+        crate::total_rows(&crate::read_arrow(&resp.bytes().await.unwrap())),
+        25
+    );
     // The server's limit caps what a request asks for.
     let app = TestApp::spawn_with(|c| c.limits.max_rows = 10).await;
     let resp = app
-        .query(json!({"sql": "SELECT * FROM nation", "max_rows": 1000}), ARROW)
+        .query(
+            json!({"sql": "SELECT * FROM nation", "max_rows": 1000}),
+            ARROW,
+        )
         .await;
     app.expect_error(resp, 413, "result_too_large").await;
     app.assert_serving().await;
@@ -236,9 +292,17 @@ async fn memory_limit_fails_cleanly() {
 #[actix_web::test]
 async fn unknown_routes_and_queries_are_404() {
     let app = TestApp::spawn().await;
-    let resp = app.req(Method::GET, "/v1/queries/q_nope").send().await.unwrap();
+    let resp = app
+        .req(Method::GET, "/v1/queries/q_nope")
+        .send()
+        .await
+        .unwrap();
     app.expect_error(resp, 404, "query_not_found").await;
-    let resp = app.req(Method::DELETE, "/v1/queries/q_nope").send().await.unwrap();
+    let resp = app
+        .req(Method::DELETE, "/v1/queries/q_nope")
+        .send()
+        .await
+        .unwrap();
     app.expect_error(resp, 404, "query_not_found").await;
     let resp = app.req(Method::GET, "/v1/nope").send().await.unwrap();
     assert_eq!(resp.status(), 404);

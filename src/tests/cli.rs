@@ -16,7 +16,11 @@ fn check_reports_every_error_and_accepts_a_good_config() {
         "[server]\nlisten = \"nope\"\n[limits]\nmax_rows = 0\n[[sources]]\nname = \"x\"\nkind = \"mysql\"\n",
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 error(s)"), "{err}");
@@ -32,8 +36,16 @@ fn check_reports_every_error_and_accepts_a_good_config() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[actix_web::test]
@@ -41,7 +53,10 @@ async fn query_command_prints_table_csv_and_errors() {
     let app = TestApp::spawn().await;
     let run = |args: &[&str]| {
         let mut cmd = Command::new(BIN);
-        cmd.arg("query").args(args).env("SLUICE_URL", &app.url).env("SLUICE_API_KEY", &app.key);
+        cmd.arg("query")
+            .args(args)
+            .env("SLUICE_URL", &app.url)
+            .env("SLUICE_API_KEY", &app.key);
         cmd
     };
     let sql = "SELECT n_nationkey, n_name FROM nation ORDER BY 1 LIMIT 2";
@@ -52,7 +67,11 @@ async fn query_command_prints_table_csv_and_errors() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("| n_nationkey | n_name    |"), "{table}");
     assert!(table.contains("| 1           | ARGENTINA |"), "{table}");
@@ -63,7 +82,10 @@ async fn query_command_prints_table_csv_and_errors() {
     })
     .await
     .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "n_nationkey,n_name\n0,ALGERIA\n1,ARGENTINA\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "n_nationkey,n_name\n0,ALGERIA\n1,ARGENTINA\n"
+    );
 
     let out = tokio::task::spawn_blocking({
         let mut c = run(&["SELECT * FROM nope"]);
@@ -86,9 +108,21 @@ fn serve_prints_one_ready_line_and_serves_the_embedded_default() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split("url=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("").to_owned();
-    let key = line.split("api_key=").nth(1).map(str::trim).unwrap_or("").to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split("url=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("")
+        .to_owned();
+    let key = line
+        .split("api_key=")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or("")
+        .to_owned();
     let result = std::panic::catch_unwind(|| {
         assert!(url.starts_with("http://127.0.0.1:"), "{line}");
         assert!(key.starts_with("sluice_"), "{line}");

@@ -31,7 +31,10 @@ print(json.dumps({"rows": table.num_rows, "batches": batches,
 #[actix_web::test]
 async fn pyarrow_and_polars_read_the_stream() {
     let Some(python) = std::env::var_os("SLUICE_TEST_PYTHON") else {
-        assert!(!crate::in_ci(), "SLUICE_TEST_PYTHON is not set in CI: run scripts/test.sh");
+        assert!(
+            !crate::in_ci(),
+            "SLUICE_TEST_PYTHON is not set in CI: run scripts/test.sh"
+        );
         eprintln!(
             "\n!!! SKIPPED pyarrow_and_polars_read_the_stream: SLUICE_TEST_PYTHON is not set.\n\
              !!! Run the suite with scripts/test.sh, which installs pyarrow and polars.\n"
@@ -41,11 +44,18 @@ async fn pyarrow_and_polars_read_the_stream() {
     let app = TestApp::spawn().await;
     let (url, key) = (app.url.clone(), app.key.clone());
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python).args(["-c", SCRIPT, &url, &key]).output().unwrap()
+        Command::new(python)
+            .args(["-c", SCRIPT, &url, &key])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rows"], 60_175);
     assert!(v["batches"].as_u64().unwrap() > 1);

@@ -23,7 +23,12 @@ async fn explain_shows_plans_and_sources() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["sources"], json!(["local"]));
     assert_eq!(v["tables"], json!(["local.public.lineitem"]));
-    assert!(v["logical_plan"].as_str().unwrap().contains("TableScan: lineitem"));
+    assert!(
+        v["logical_plan"]
+            .as_str()
+            .unwrap()
+            .contains("TableScan: lineitem")
+    );
     let physical = v["physical_plan"].as_str().unwrap();
     assert!(physical.contains("DataSourceExec"), "{physical}");
     assert!(physical.contains("lineitem.parquet"), "{physical}");
@@ -50,22 +55,46 @@ async fn sources_tables_health_ready() {
 
     let (status, v) = get(&app, "/v1/tables").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = v["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 8);
     assert!(names.contains(&"local.public.lineitem"));
 
     let (status, v) = get(&app, "/v1/tables/local.public.nation").await;
     assert_eq!(status, 200);
-    assert_eq!(v["columns"][1], json!({"name": "n_name", "type": "Utf8", "nullable": false}));
+    assert_eq!(
+        v["columns"][1],
+        json!({"name": "n_name", "type": "Utf8", "nullable": false})
+    );
     let (status, v) = get(&app, "/v1/tables/local.public.nope").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("table_not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("table_not_found"))
+    );
     let (status, v) = get(&app, "/v1/tables/nope.public.nation").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("source_not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("source_not_found"))
+    );
 
     // Liveness and readiness need no key.
-    let resp = app.client.get(format!("{}/health", app.url)).send().await.unwrap();
+    let resp = app
+        .client
+        .get(format!("{}/health", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = app.client.get(format!("{}/ready", app.url)).send().await.unwrap();
+    let resp = app
+        .client
+        .get(format!("{}/ready", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["ready"], true);
@@ -81,14 +110,16 @@ async fn unavailable_source_fails_fast_and_readiness_says_why() {
     .unwrap();
     let gone = dir.path().to_str().unwrap().to_owned();
     let app = TestApp::spawn_with(|c| {
-        c.sources.push(sluice_schemas::SourceConfig::Parquet(sluice_schemas::ParquetSourceConfig {
-            name: "scratch".into(),
-            location: gone.clone(),
-            options: Default::default(),
-            schema: "public".into(),
-            tables: vec![],
-            health_check_interval_ms: 100,
-        }));
+        c.sources.push(sluice_schemas::SourceConfig::Parquet(
+            sluice_schemas::ParquetSourceConfig {
+                name: "scratch".into(),
+                location: gone.clone(),
+                options: Default::default(),
+                schema: "public".into(),
+                tables: vec![],
+                health_check_interval_ms: 100,
+            },
+        ));
     })
     .await;
     app.arrow("SELECT * FROM scratch.public.nation").await;
@@ -96,7 +127,12 @@ async fn unavailable_source_fails_fast_and_readiness_says_why() {
     // The source actor notices within its health interval; readiness then reports it.
     let mut ready = Value::Null;
     for _ in 0..100 {
-        let resp = app.client.get(format!("{}/ready", app.url)).send().await.unwrap();
+        let resp = app
+            .client
+            .get(format!("{}/ready", app.url))
+            .send()
+            .await
+            .unwrap();
         if resp.status() == 503 {
             ready = resp.json().await.unwrap();
             break;
@@ -111,7 +147,9 @@ async fn unavailable_source_fails_fast_and_readiness_says_why() {
     assert_eq!(scratch["state"], "unavailable", "{ready}");
     assert!(scratch["last_error"].as_str().unwrap().contains(&gone));
     let started = std::time::Instant::now();
-    let resp = app.query(json!({"sql": "SELECT * FROM scratch.public.nation"}), ARROW).await;
+    let resp = app
+        .query(json!({"sql": "SELECT * FROM scratch.public.nation"}), ARROW)
+        .await;
     assert_eq!(resp.headers()["retry-after"], "5");
     app.expect_error(resp, 503, "source_unavailable").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(2));

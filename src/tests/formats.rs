@@ -15,7 +15,10 @@ async fn json_is_columns_and_rows() {
         let resp = app.query(json!({"sql": SQL}), accept).await;
         assert_eq!(resp.headers()["content-type"], "application/json");
         let v: Value = resp.json().await.unwrap();
-        assert_eq!(v["columns"][1], json!({"name": "n_name", "type": "Utf8", "nullable": false}));
+        assert_eq!(
+            v["columns"][1],
+            json!({"name": "n_name", "type": "Utf8", "nullable": false})
+        );
         assert_eq!(v["rows"].as_array().unwrap().len(), 25);
         assert_eq!(v["rows"][7], json!([7, "GERMANY", 3]));
     }
@@ -37,7 +40,10 @@ async fn json_is_columns_and_rows() {
         )
         .await;
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["rows"][0], json!(["9007199254740993", 42, "1234567890123456.78", 1.5]));
+    assert_eq!(
+        v["rows"][0],
+        json!(["9007199254740993", 42, "1234567890123456.78", 1.5])
+    );
 }
 
 #[actix_web::test]
@@ -46,9 +52,15 @@ async fn ndjson_csv_and_plain_text_body() {
     let resp = app.query(json!({"sql": SQL}), "application/x-ndjson").await;
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
     let text = resp.text().await.unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 25);
-    assert_eq!(lines[0], json!({"n_nationkey": 0, "n_name": "ALGERIA", "n_regionkey": 0}));
+    assert_eq!(
+        lines[0],
+        json!({"n_nationkey": 0, "n_name": "ALGERIA", "n_regionkey": 0})
+    );
 
     let resp = app
         .req(reqwest::Method::POST, "/v1/query")
@@ -81,10 +93,16 @@ async fn ndjson_csv_and_plain_text_body() {
 async fn parquet_is_a_readable_file() {
     let app = TestApp::spawn().await;
     let resp = app
-        .query(json!({"sql": "SELECT * FROM lineitem"}), "application/vnd.apache.parquet")
+        .query(
+            json!({"sql": "SELECT * FROM lineitem"}),
+            "application/vnd.apache.parquet",
+        )
         .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/vnd.apache.parquet");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
     let bytes: Bytes = resp.bytes().await.unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .unwrap()
@@ -94,7 +112,10 @@ async fn parquet_is_a_readable_file() {
     assert_eq!(total_rows(&batches), 60_175);
     // An empty result is still a valid file with the schema.
     let resp = app
-        .query(json!({"sql": "SELECT n_name FROM nation WHERE false"}), "application/vnd.apache.parquet")
+        .query(
+            json!({"sql": "SELECT n_name FROM nation WHERE false"}),
+            "application/vnd.apache.parquet",
+        )
         .await;
     let builder = ParquetRecordBatchReaderBuilder::try_new(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(builder.schema().field(0).name(), "n_name");

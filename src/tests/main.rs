@@ -3,6 +3,12 @@
 //!
 //! One test binary for the root crate (build time is a budget); modules by concern.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod bad_input;
 mod cli;
 mod clients;
@@ -52,11 +58,13 @@ impl TestApp {
 
     /// The embedded default, adjusted by `f`.
     pub async fn spawn_with(f: impl FnOnce(&mut Config)) -> Self {
-        sluice::telemetry::init(false);
+        sluice::telemetry::init(false, "warn");
         let mut config = Config::embedded(&testdata().join("tpch"));
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         f(&mut config);
-        let app = Application::build(config, query_runtime()).await.expect("server starts");
+        let app = Application::build(config, query_runtime())
+            .await
+            .expect("server starts");
         let url = app.url();
         let key = app.admin_key().unwrap_or_default().to_owned();
         let handle = app.handle();
@@ -65,17 +73,22 @@ impl TestApp {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        let app = Self { url, key, client, handle };
+        let app = Self {
+            url,
+            key,
+            client,
+            handle,
+        };
         app.wait_ready().await;
         app
     }
 
     async fn wait_ready(&self) {
         for _ in 0..200 {
-            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await
+                && r.status() == 200
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -111,7 +124,11 @@ impl TestApp {
         assert_eq!(resp.status(), status, "status");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
         body
     }
 
@@ -122,7 +139,12 @@ impl TestApp {
     }
 
     /// `GET /v1/queries/{id}` until `pred` holds or `within` passes.
-    pub async fn wait_query(&self, id: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_query(
+        &self,
+        id: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let end = std::time::Instant::now() + within;
         loop {
             let v: Value = self

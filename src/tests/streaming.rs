@@ -12,11 +12,18 @@ use crate::{ARROW, LONG_STREAM_SQL, SLOW_SQL, TestApp, read_arrow, total_rows};
 #[actix_web::test]
 async fn full_scan_streams_as_arrow_with_plain_strings() {
     let app = TestApp::spawn().await;
-    let resp = app.query(json!({"sql": "SELECT * FROM lineitem"}), ARROW).await;
+    let resp = app
+        .query(json!({"sql": "SELECT * FROM lineitem"}), ARROW)
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], ARROW);
     assert_eq!(resp.headers()["transfer-encoding"], "chunked");
-    assert!(resp.headers()["x-query-id"].to_str().unwrap().starts_with("q_"));
+    assert!(
+        resp.headers()["x-query-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("q_")
+    );
     let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
     let batches = read_arrow(&resp.bytes().await.unwrap());
     assert_eq!(total_rows(&batches), 60_175);
@@ -24,7 +31,10 @@ async fn full_scan_streams_as_arrow_with_plain_strings() {
     assert!(batches.len() > 1, "{} batches", batches.len());
     let schema = batches[0].schema();
     assert_eq!(schema.fields().len(), 16);
-    assert_eq!(schema.field_with_name("l_comment").unwrap().data_type(), &DataType::Utf8);
+    assert_eq!(
+        schema.field_with_name("l_comment").unwrap().data_type(),
+        &DataType::Utf8
+    );
     let status = app
         .wait_query(&id, Duration::from_secs(2), |v| v["state"] == "finished")
         .await;
@@ -38,12 +48,18 @@ async fn full_scan_streams_as_arrow_with_plain_strings() {
 async fn zero_rows_still_carry_the_schema() {
     let app = TestApp::spawn().await;
     let resp = app
-        .query(json!({"sql": "SELECT l_orderkey, l_comment FROM lineitem WHERE false"}), ARROW)
+        .query(
+            json!({"sql": "SELECT l_orderkey, l_comment FROM lineitem WHERE false"}),
+            ARROW,
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let bytes = resp.bytes().await.unwrap();
-    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&bytes[..]), None)
-        .unwrap();
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(
+        std::io::Cursor::new(&bytes[..]),
+        None,
+    )
+    .unwrap();
     let schema = reader.schema();
     assert_eq!(schema.field(0).name(), "l_orderkey");
     assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
@@ -56,7 +72,10 @@ async fn failure_after_first_byte_cuts_the_body() {
     // 60,175 rows with a cap of 50,000: the head (about one batch) goes out first, the cap is
     // crossed later, and the body must end without its terminating chunk.
     let mut resp = app
-        .query(json!({"sql": "SELECT * FROM lineitem", "max_rows": 50000}), ARROW)
+        .query(
+            json!({"sql": "SELECT * FROM lineitem", "max_rows": 50000}),
+            ARROW,
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
@@ -68,7 +87,10 @@ async fn failure_after_first_byte_cuts_the_body() {
             Err(e) => break Err(e),
         }
     };
-    assert!(outcome.is_err(), "the body ended cleanly after {received} bytes");
+    assert!(
+        outcome.is_err(),
+        "the body ended cleanly after {received} bytes"
+    );
     assert!(received > 0);
     let status = app
         .wait_query(&id, Duration::from_secs(2), |v| v["state"] != "running")

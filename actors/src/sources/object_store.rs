@@ -46,22 +46,30 @@ impl ObjectStoreConnector {
             "s3" | "s3a" => {
                 let mut b = AmazonS3Builder::from_env().with_url(base.as_str());
                 for (k, v) in with_defaults(options) {
-                    let key: AmazonS3ConfigKey = k.to_ascii_lowercase().parse().map_err(|_| {
-                        SourceError::Config(format!("unknown S3 option `{k}`"))
-                    })?;
+                    let key: AmazonS3ConfigKey = k
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|_| SourceError::Config(format!("unknown S3 option `{k}`")))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.build().map_err(|e| SourceError::Config(redact(&e.to_string())))?)
+                Arc::new(
+                    b.build()
+                        .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
+                )
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 let mut b = MicrosoftAzureBuilder::from_env().with_url(base.as_str());
                 for (k, v) in with_defaults(options) {
-                    let key: AzureConfigKey = k.to_ascii_lowercase().parse().map_err(|_| {
-                        SourceError::Config(format!("unknown Azure option `{k}`"))
-                    })?;
+                    let key: AzureConfigKey = k
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|_| SourceError::Config(format!("unknown Azure option `{k}`")))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.build().map_err(|e| SourceError::Config(redact(&e.to_string())))?)
+                Arc::new(
+                    b.build()
+                        .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
+                )
             }
             other => {
                 return Err(SourceError::Config(format!(
@@ -186,7 +194,10 @@ mod tests {
     fn locations_become_folder_urls() {
         assert_eq!(location_url("s3://b/p").unwrap().as_str(), "s3://b/p/");
         assert_eq!(location_url("/tmp/x").unwrap().as_str(), "file:///tmp/x/");
-        assert_eq!(location_url("file:///tmp/x/").unwrap().as_str(), "file:///tmp/x/");
+        assert_eq!(
+            location_url("file:///tmp/x/").unwrap().as_str(),
+            "file:///tmp/x/"
+        );
     }
 
     #[test]
