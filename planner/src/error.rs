@@ -44,17 +44,7 @@ impl PlanError {
             DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => Self::Invalid(e),
             DataFusionError::NotImplemented(_) => Self::Unsupported(e),
             // Constant folding can evaluate a bad cast at plan time: still the user's SQL.
-            DataFusionError::ArrowError(err, _)
-                if matches!(
-                    **err,
-                    datafusion::arrow::error::ArrowError::CastError(_)
-                        | datafusion::arrow::error::ArrowError::ParseError(_)
-                        | datafusion::arrow::error::ArrowError::DivideByZero
-                        | datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
-                ) =>
-            {
-                Self::Invalid(e)
-            }
+            DataFusionError::ArrowError(err, _) if is_expression_error(err) => Self::Invalid(e),
             DataFusionError::Execution(_) => Self::Invalid(e),
             _ => Self::Execution(e),
         }
@@ -66,17 +56,7 @@ impl PlanError {
     /// division by zero) are the user's SQL; everything else stays [`PlanError::Execution`].
     pub fn from_execution(e: DataFusionError) -> Self {
         match e.find_root() {
-            DataFusionError::ArrowError(err, _)
-                if matches!(
-                    **err,
-                    datafusion::arrow::error::ArrowError::CastError(_)
-                        | datafusion::arrow::error::ArrowError::ParseError(_)
-                        | datafusion::arrow::error::ArrowError::DivideByZero
-                        | datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
-                ) =>
-            {
-                Self::Invalid(e)
-            }
+            DataFusionError::ArrowError(err, _) if is_expression_error(err) => Self::Invalid(e),
             _ => Self::Execution(e),
         }
     }
@@ -90,6 +70,15 @@ impl PlanError {
             _ => None,
         }
     }
+}
+
+/// Arrow errors raised by evaluating the user's expressions (bad casts, division by zero).
+fn is_expression_error(e: &datafusion::arrow::error::ArrowError) -> bool {
+    use datafusion::arrow::error::ArrowError as A;
+    matches!(
+        e,
+        A::CastError(_) | A::ParseError(_) | A::DivideByZero | A::ArithmeticOverflow(_)
+    )
 }
 
 /// Result with [`PlanError`].

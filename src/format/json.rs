@@ -127,6 +127,21 @@ fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
+/// `[{"name", "type", "nullable"}, ...]`: how every JSON body describes columns.
+pub fn columns_json(schema: &SchemaRef) -> Vec<serde_json::Value> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name(),
+                "type": f.data_type().to_string(),
+                "nullable": f.is_nullable(),
+            })
+        })
+        .collect()
+}
+
 /// `{"columns":[{"name","type","nullable"}],"rows":[[...],...]}`.
 pub struct JsonEncoder {
     schema: SchemaRef,
@@ -147,18 +162,7 @@ impl JsonEncoder {
 
 impl BatchEncoder for JsonEncoder {
     fn start(&mut self) -> Result<Bytes, ArrowError> {
-        let columns: Vec<serde_json::Value> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| {
-                serde_json::json!({
-                    "name": f.name(),
-                    "type": f.data_type().to_string(),
-                    "nullable": f.is_nullable(),
-                })
-            })
-            .collect();
+        let columns = columns_json(&self.schema);
         let head =
             serde_json::to_string(&columns).map_err(|e| ArrowError::JsonError(e.to_string()))?;
         Ok(Bytes::from(format!("{{\"columns\":{head},\"rows\":[")))

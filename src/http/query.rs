@@ -25,8 +25,7 @@ pub async fn query(
     let principal = state.authenticate(&req)?;
     let format = Format::negotiate(req.headers())
         .map_err(|m| ApiError::bad_request(m).with_query(&query_id))?;
-    let request =
-        body::parse(&req, &body::read(payload).await?).map_err(|e| e.with_query(&query_id))?;
+    let request = read_request(&req, payload, &query_id).await?;
     let limits = &state.limits;
     let timeout = Duration::from_millis(
         request
@@ -49,6 +48,8 @@ pub async fn query(
         Ok(p) => p,
         Err(e) => {
             fail(&entry, &e);
+            // Failures after this point are counted by the producer.
+            metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
             return Err(e);
         }
     };
@@ -77,8 +78,7 @@ pub async fn explain(
 ) -> Result<HttpResponse> {
     let query_id = new_query_id();
     let principal = state.authenticate(&req)?;
-    let request =
-        body::parse(&req, &body::read(payload).await?).map_err(|e| e.with_query(&query_id))?;
+    let request = read_request(&req, payload, &query_id).await?;
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     let entry = state.queries.start(&query_id, principal.key_id());
     let planned = match plan(
@@ -111,6 +111,18 @@ pub async fn explain(
         })))
 }
 
+async fn read_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+    query_id: &str,
+) -> Result<QueryRequest> {
+    let bytes = body::read(payload)
+        .await
+        .map_err(|e| e.with_query(query_id))?;
+    body::parse(req, &bytes).map_err(|e| e.with_query(query_id))
+}
+
+/// Records a failure before streaming began.
 fn fail(entry: &QueryEntry, e: &ApiError) {
     let state = if entry.cancel.is_cancelled() {
         QueryState::Cancelled
@@ -118,7 +130,6 @@ fn fail(entry: &QueryEntry, e: &ApiError) {
         QueryState::Failed
     };
     entry.finish(state, Some((e.code, &e.message)));
-    metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
 }
 
 /// Plans on the query runtime (planning lists files and reads footers), bounded by the

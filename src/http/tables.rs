@@ -1,24 +1,9 @@
 //! `GET /v1/tables` and `GET /v1/tables/{source}.{schema}.{table}`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use sluice_planner::TableInfo;
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-
-fn columns(t: &TableInfo) -> Vec<serde_json::Value> {
-    t.columns
-        .fields()
-        .iter()
-        .map(|f| {
-            serde_json::json!({
-                "name": f.name(),
-                "type": f.data_type().to_string(),
-                "nullable": f.is_nullable(),
-            })
-        })
-        .collect()
-}
 
 /// Every table of every source.
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
@@ -73,6 +58,6 @@ pub async fn describe(
         "source": t.catalog,
         "schema": t.schema,
         "table": t.table,
-        "columns": columns(&t),
+        "columns": crate::format::columns_json(&t.columns),
     })))
 }

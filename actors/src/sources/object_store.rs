@@ -44,28 +44,24 @@ impl ObjectStoreConnector {
                 Arc::new(LocalFileSystem::new())
             }
             "s3" | "s3a" => {
-                let mut b = AmazonS3Builder::from_env().with_url(base.as_str());
-                for (k, v) in with_defaults(options) {
-                    let key: AmazonS3ConfigKey = k
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|_| SourceError::Config(format!("unknown S3 option `{k}`")))?;
-                    b = b.with_config(key, v);
-                }
+                let b = configure(
+                    AmazonS3Builder::from_env().with_url(base.as_str()),
+                    options,
+                    "S3",
+                    |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+                )?;
                 Arc::new(
                     b.build()
                         .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
                 )
             }
             "az" | "azure" | "abfs" | "abfss" => {
-                let mut b = MicrosoftAzureBuilder::from_env().with_url(base.as_str());
-                for (k, v) in with_defaults(options) {
-                    let key: AzureConfigKey = k
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|_| SourceError::Config(format!("unknown Azure option `{k}`")))?;
-                    b = b.with_config(key, v);
-                }
+                let b = configure(
+                    MicrosoftAzureBuilder::from_env().with_url(base.as_str()),
+                    options,
+                    "Azure",
+                    |b, k: AzureConfigKey, v| b.with_config(k, v),
+                )?;
                 Arc::new(
                     b.build()
                         .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
@@ -94,6 +90,24 @@ impl ObjectStoreConnector {
         Path::from_url_path(self.base.path().trim_start_matches('/'))
             .map_err(|e| SourceError::Config(e.to_string()))
     }
+}
+
+/// Applies the default client options, then the source's, refusing keys `K` does not know.
+fn configure<B, K: std::str::FromStr>(
+    builder: B,
+    options: &BTreeMap<String, String>,
+    store: &str,
+    apply: impl Fn(B, K, String) -> B,
+) -> Result<B> {
+    with_defaults(options)
+        .into_iter()
+        .try_fold(builder, |b, (k, v)| {
+            let key = k
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|_| SourceError::Config(format!("unknown {store} option `{k}`")))?;
+            Ok(apply(b, key, v))
+        })
 }
 
 fn with_defaults(options: &BTreeMap<String, String>) -> BTreeMap<String, String> {
