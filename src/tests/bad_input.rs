@@ -262,9 +262,23 @@ async fn over_max_rows_is_413() {
 #[actix_web::test]
 async fn concurrency_limit_is_429() {
     let app = TestApp::spawn_with(|c| c.limits.max_concurrent_queries = 1).await;
-    let slow = app.query(json!({"sql": SLOW_SQL, "timeout_ms": 3000}), ARROW);
+    let slow = app.query(json!({"sql": SLOW_SQL, "timeout_ms": 5000}), ARROW);
     let second = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Only once the slow query holds the one slot.
+        for _ in 0..200 {
+            let v: serde_json::Value = app
+                .req(Method::GET, "/v1/queries?state=running")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["queries"].as_array().is_some_and(|q| !q.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         app.query(json!({"sql": "SELECT 1"}), ARROW).await
     };
     let (slow, second) = futures::join!(slow, second);
