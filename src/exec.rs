@@ -122,7 +122,8 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Result<Byt
             r.unwrap_or(Err(Failure::Timeout(job.timeout)))
         }
     };
-    // Dropping the job here drops the DataFusion stream (inside `run`) and the permit.
+    // The DataFusion stream lived inside `run` and is dropped by now (which cancels the
+    // engine's work); dropping the job at the end releases the concurrency permit.
     let label = match outcome {
         Ok(()) => {
             entry.finish(QueryState::Finished, None);
@@ -139,7 +140,12 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Result<Byt
                 }
                 None => {
                     debug!(query_id = %entry.id, error = %detail, "Query failed mid-stream; aborting the response.");
-                    let _ = tx.try_send(Err(io::Error::other("query failed mid-stream")));
+                    // Awaited, not `try_send`: with the channel full (a slow client) the marker
+                    // would be lost, the sender dropped, and the body would end cleanly — a
+                    // partial result passing for a whole one. Fails at once if the client left.
+                    let _ = tx
+                        .send(Err(io::Error::other("query failed mid-stream")))
+                        .await;
                 }
             }
             label

@@ -101,6 +101,37 @@ async fn failure_after_first_byte_cuts_the_body() {
 }
 
 #[actix_web::test]
+async fn failure_mid_stream_cuts_the_body_even_for_a_slow_reader() {
+    let app = TestApp::spawn().await;
+    // ~80 MB before the cap trips; reading slowly keeps the server's chunk channel full, so
+    // the abort must wait for room rather than be dropped (which would end the body cleanly).
+    let mut resp = app
+        .query(
+            json!({"sql": "SELECT value, repeat('x', 200) AS pad FROM generate_series(1, 1000000)",
+                   "max_rows": 400000}),
+            ARROW,
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut chunks = 0u64;
+    let outcome = loop {
+        match resp.chunk().await {
+            Ok(Some(_)) => {
+                // Chunks are whole batches (~1.7 MB): 20 ms each is far slower than the query.
+                chunks += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        outcome.is_err(),
+        "the body ended cleanly after {chunks} chunks"
+    );
+}
+
+#[actix_web::test]
 async fn client_disconnect_cancels_the_query() {
     let app = TestApp::spawn_with(|c| c.limits.max_rows = u64::MAX / 2).await;
     let mut resp = app.query(json!({"sql": LONG_STREAM_SQL}), ARROW).await;
