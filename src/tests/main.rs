@@ -138,6 +138,19 @@ impl TestApp {
         assert_eq!(batches[0].num_rows(), 1);
     }
 
+    /// The newest running query, from `GET /v1/queries?state=running`.
+    pub async fn latest_running(&self) -> Option<String> {
+        let v: Value = self
+            .req(reqwest::Method::GET, "/v1/queries?state=running")
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["queries"][0]["query_id"].as_str().map(str::to_owned)
+    }
+
     /// `GET /v1/queries/{id}` until `pred` holds or `within` passes.
     pub async fn wait_query(
         &self,

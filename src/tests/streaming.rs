@@ -155,7 +155,7 @@ async fn delete_cancels_a_running_query() {
     let cancel = async {
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
-            if let Some(id) = latest_running(&app).await {
+            if let Some(id) = app.latest_running().await {
                 let resp = app
                     .req(Method::DELETE, &format!("/v1/queries/{id}"))
                     .send()
@@ -178,17 +178,4 @@ async fn delete_cancels_a_running_query() {
         .await;
     assert_eq!(status["state"], "cancelled");
     app.assert_serving().await;
-}
-
-/// The newest running query, from `GET /v1/queries?state=running`.
-async fn latest_running(app: &TestApp) -> Option<String> {
-    let v: serde_json::Value = app
-        .req(Method::GET, "/v1/queries?state=running")
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    v["queries"][0]["query_id"].as_str().map(str::to_owned)
 }
