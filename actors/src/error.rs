@@ -20,19 +20,5 @@ pub enum SourceError {
     UnsupportedKind(&'static str),
 }
 
-impl SourceError {
-    /// Whether trying again later can succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Config(_) | Self::UnsupportedKind(_) => false,
-            Self::ObjectStore(e) => !matches!(
-                e,
-                object_store::Error::Generic { .. } | object_store::Error::NotImplemented { .. }
-            ),
-            Self::Io(_) | Self::Timeout(_) => true,
-        }
-    }
-}
-
 /// Result with [`SourceError`].
 pub type Result<T, E = SourceError> = std::result::Result<T, E>;

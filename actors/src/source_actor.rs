@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
 use tracing::{info, warn};
 
+use crate::error::SourceError;
 use crate::health::{HealthState, SourceHealth};
 use crate::lifecycle::{GetStatus, Shutdown, SourceStatus};
 use crate::metrics;
@@ -18,11 +19,6 @@ use crate::sources::Connector;
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long one probe may take before it counts as failed.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Run a health check now, even if one is due later.
-#[derive(Debug, Clone, Copy, actix::Message)]
-#[rtype(result = "()")]
-pub struct RunHealthCheck;
 
 /// One configured source.
 pub struct SourceActor {
@@ -72,7 +68,7 @@ impl SourceActor {
             let outcome = match tokio::time::timeout(timeout, connector.health_check()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("health check timed out after {timeout:?}")),
+                Err(_) => Err(SourceError::Timeout(timeout).to_string()),
             };
             (outcome, start.elapsed())
         });
@@ -130,14 +126,6 @@ impl Handler<GetStatus> for SourceActor {
             location: self.connector.display_location(),
             health: self.health.clone(),
         })
-    }
-}
-
-impl Handler<RunHealthCheck> for SourceActor {
-    type Result = ();
-
-    fn handle(&mut self, _: RunHealthCheck, ctx: &mut Self::Context) {
-        self.check(ctx);
     }
 }
 

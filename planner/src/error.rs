@@ -60,16 +60,6 @@ impl PlanError {
             _ => Self::Execution(e),
         }
     }
-
-    /// The error as DataFusion raised it, when there is one.
-    pub fn datafusion(&self) -> Option<&DataFusionError> {
-        match self {
-            Self::Parse(e) | Self::Invalid(e) | Self::Unsupported(e) | Self::Execution(e) => {
-                Some(e.find_root())
-            }
-            _ => None,
-        }
-    }
 }
 
 /// Arrow errors raised by evaluating the user's expressions (bad casts, division by zero).

@@ -140,9 +140,9 @@ impl Planner {
         })
     }
 
-    /// The underlying session state (for tests and benches).
-    pub fn state(&self) -> &SessionState {
-        &self.state
+    /// True when a source (catalog) of this name is registered.
+    pub fn has_catalog(&self, name: &str) -> bool {
+        self.state.catalog_list().catalog(name).is_some()
     }
 
     /// Makes `store` serve every URL with the scheme and authority of `url`.

@@ -44,15 +44,12 @@ pub async fn query(
             ApiError::too_many_queries(limits.max_concurrent_queries).with_query(&query_id)
         })?;
     let entry = state.queries.start(&query_id, principal.key_id());
-    let planned = match plan(&state, &entry, &request, Some(max_rows), deadline, timeout).await {
-        Ok(p) => p,
-        Err(e) => {
-            fail(&entry, &e);
+    let planned = plan(&state, &entry, &request, Some(max_rows), deadline, timeout)
+        .await
+        .inspect_err(|e| {
             // Failures after this point are counted by the producer.
             metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
-            return Err(e);
-        }
-    };
+        })?;
     let job = QueryJob {
         planner: state.planner.clone(),
         planned,
@@ -81,7 +78,7 @@ pub async fn explain(
     let request = read_request(&req, payload, &query_id).await?;
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     let entry = state.queries.start(&query_id, principal.key_id());
-    let planned = match plan(
+    let planned = plan(
         &state,
         &entry,
         &request,
@@ -89,14 +86,7 @@ pub async fn explain(
         Instant::now() + timeout,
         timeout,
     )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            fail(&entry, &e);
-            return Err(e);
-        }
-    };
+    .await?;
     entry.finish(QueryState::Finished, None);
     let (logical, physical) = state.planner.explain(&planned);
     Ok(HttpResponse::Ok()
@@ -107,7 +97,6 @@ pub async fn explain(
             "tables": planned.tables,
             "logical_plan": logical,
             "physical_plan": physical,
-            "remote": [],
         })))
 }
 
@@ -122,19 +111,30 @@ async fn read_request(
     body::parse(req, &bytes).map_err(|e| e.with_query(query_id))
 }
 
-/// Records a failure before streaming began.
-fn fail(entry: &QueryEntry, e: &ApiError) {
-    let state = if entry.cancel.is_cancelled() {
-        QueryState::Cancelled
-    } else {
-        QueryState::Failed
-    };
-    entry.finish(state, Some((e.code, &e.message)));
+/// Plans on the query runtime (planning lists files and reads footers), bounded by the
+/// deadline and cancellable; then checks the sources it reads can serve. A failure is
+/// recorded on `entry` before it is returned.
+async fn plan(
+    state: &AppState,
+    entry: &QueryEntry,
+    request: &QueryRequest,
+    max_rows: Option<u64>,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<PlannedQuery> {
+    plan_inner(state, entry, request, max_rows, deadline, timeout)
+        .await
+        .inspect_err(|e| {
+            let ended = if entry.cancel.is_cancelled() {
+                QueryState::Cancelled
+            } else {
+                QueryState::Failed
+            };
+            entry.finish(ended, Some((e.code, &e.message)));
+        })
 }
 
-/// Plans on the query runtime (planning lists files and reads footers), bounded by the
-/// deadline and cancellable; then checks the sources it reads can serve.
-async fn plan(
+async fn plan_inner(
     state: &AppState,
     entry: &QueryEntry,
     request: &QueryRequest,

@@ -40,13 +40,7 @@ pub async fn describe(
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let known = name.split('.').count() < 3
-            || state
-                .planner
-                .tables()
-                .await
-                .iter()
-                .any(|t| t.catalog == source);
+        let known = name.split('.').count() < 3 || state.planner.has_catalog(&source);
         return Err(if known {
             ApiError::not_found("table_not_found", format!("table {name} not found"))
         } else {

@@ -60,13 +60,7 @@ async fn query_command_prints_table_csv_and_errors() {
         cmd
     };
     let sql = "SELECT n_nationkey, n_name FROM nation ORDER BY 1 LIMIT 2";
-    // The client blocks; run it off the actix thread so the server keeps serving.
-    let out = tokio::task::spawn_blocking({
-        let mut c = run(&[sql]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = crate::output(run(&[sql])).await;
     assert!(
         out.status.success(),
         "{}",
@@ -76,23 +70,13 @@ async fn query_command_prints_table_csv_and_errors() {
     assert!(table.contains("| n_nationkey | n_name    |"), "{table}");
     assert!(table.contains("| 1           | ARGENTINA |"), "{table}");
 
-    let out = tokio::task::spawn_blocking({
-        let mut c = run(&["--format", "csv", sql]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = crate::output(run(&["--format", "csv", sql])).await;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "n_nationkey,n_name\n0,ALGERIA\n1,ARGENTINA\n"
     );
 
-    let out = tokio::task::spawn_blocking({
-        let mut c = run(&["SELECT * FROM nope"]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = crate::output(run(&["SELECT * FROM nope"])).await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("404 table_not_found"), "{err}");

@@ -43,14 +43,11 @@ async fn pyarrow_and_polars_read_the_stream() {
     };
     let app = TestApp::spawn().await;
     let (url, key) = (app.url.clone(), app.key.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args(["-c", SCRIPT, &url, &key])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = {
+        let mut cmd = Command::new(python);
+        cmd.args(["-c", SCRIPT, &url, &key]);
+        crate::output(cmd).await
+    };
     assert!(
         out.status.success(),
         "{}",

@@ -205,6 +205,14 @@ pub const SLOW_SQL: &str = "SELECT sum(value) FROM generate_series(1, 1000000000
 /// A query that streams rows for minutes.
 pub const LONG_STREAM_SQL: &str = "SELECT value FROM generate_series(1, 10000000000)";
 
+/// Runs a command to completion off the actix thread (a blocking client must not stall the
+/// in-process server it talks to); panics with its stderr if it could not run.
+pub async fn output(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("command runs"))
+        .await
+        .expect("command task")
+}
+
 /// True when tests must not skip (CI).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
