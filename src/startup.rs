@@ -129,7 +129,9 @@ impl Application {
                 )
                 .configure(crate::http::routes)
         })
-        .workers(2)
+        // Results go out as several small writes (head, schema, batches, end marker); with Nagle's
+        // algorithm on, a keep-alive client's delayed ACK stalls each response by up to 40 ms.
+        .tcp_nodelay(true)
         .bind(listen)
         .map_err(|source| StartupError::Bind {
             addr: listen,
