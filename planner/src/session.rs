@@ -121,8 +121,9 @@ impl Planner {
         let opts = config.options_mut();
         // Plain strings: what Arrow clients and JSON/CSV expect, and ~1.8x smaller on the wire.
         opts.execution.parquet.schema_force_view_types = false;
-        opts.execution.parquet.pushdown_filters = true;
-        opts.execution.parquet.reorder_filters = true;
+        // Row-level filter pushdown stays at DataFusion's default (off): on TPC-H SF 1 it made
+        // Sluice 1.15x slower than embedded DataFusion in sum, Q6 1.9x and Q9 1.8x
+        // (benches/RESULTS.md). Row-group and page pruning by statistics work without it.
         // `1.10` is an exact decimal, as in PostgreSQL, Trino and DuckDB, not a float.
         opts.sql_parser.parse_float_as_decimal = true;
         // Spilled sorts are fine; a hash join over the limit fails cleanly instead.

@@ -42,7 +42,11 @@ impl BatchEncoder for ArrowStreamEncoder {
 
     fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
         self.writer.write(batch)?;
-        Ok(take(self.writer.get_mut()))
+        // Batches of a result are alike in size: start the next buffer at this one's size, so
+        // the writer fills it without regrowing (and recopying) it from empty every batch.
+        let buf = self.writer.get_mut();
+        let next = Vec::with_capacity(buf.len() + buf.len() / 8);
+        Ok(Bytes::from(std::mem::replace(buf, next)))
     }
 
     fn finish(&mut self) -> Result<Bytes, ArrowError> {
