@@ -13,7 +13,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -96,22 +96,30 @@ pub type Body = futures::stream::BoxStream<'static, Result<Bytes, io::Error>>;
 /// Any failure before the first byte, with its status and code.
 pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Body, ApiError> {
     let (head_tx, head_rx) = oneshot::channel();
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let (tx, rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
     let query_id = job.entry.id.clone();
     runtime.spawn(produce(job, head_tx, tx));
     let head = head_rx
         .await
         .map_err(|_| ApiError::internal(Some(&query_id), &"query task ended without a result"))??;
     let rest =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    Ok(futures::stream::once(async move { Ok(head) })
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+            .flat_map(|piece| match piece {
+                Ok(chunk) => futures::stream::iter(chunk.into_iter().map(Ok)).left_stream(),
+                Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+            });
+    Ok(futures::stream::iter(head.into_iter().map(Ok))
         .chain(rest)
         .boxed())
 }
 
-type HeadSender = oneshot::Sender<Result<Bytes, ApiError>>;
+/// One encoded step of the result (a batch, or the end), as pieces sent in order; or the
+/// marker that aborts the response.
+type Piece = Result<Vec<Bytes>, io::Error>;
 
-async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Result<Bytes, io::Error>>) {
+type HeadSender = oneshot::Sender<Result<Vec<Bytes>, ApiError>>;
+
+async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Piece>) {
     let entry = std::sync::Arc::clone(&job.entry);
     let mut head_tx = Some(head_tx);
     metrics::gauge!(m::QUERIES_IN_FLIGHT).increment(1.0);
@@ -123,7 +131,9 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Result<Byt
         }
     };
     // The DataFusion stream lived inside `run` and is dropped by now (which cancels the
-    // engine's work); dropping the job at the end releases the concurrency permit.
+    // engine's work). Release the concurrency slot before the client can hear the outcome, so
+    // a client that retries at once after an error is not refused by its own finished query.
+    drop(job);
     let label = match outcome {
         Ok(()) => {
             entry.finish(QueryState::Finished, None);
@@ -156,27 +166,26 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Result<Byt
     metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(entry.rows());
     metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(entry.bytes());
     metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
-    drop(job);
 }
 
 /// Pulls, checks and encodes batches; sends the head once, then chunks.
 async fn run(
     job: &QueryJob,
     head_tx: &mut Option<HeadSender>,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    tx: &mpsc::Sender<Piece>,
 ) -> Result<(), Failure> {
     let target: SchemaRef = job.planned.output_schema();
     let mut stream = job.planner.execute(&job.planned).map_err(Failure::Plan)?;
     let mut encoder = job.format.encoder(&target).map_err(Failure::Encode)?;
-    let mut head = BytesMut::new();
-    head.extend_from_slice(&encoder.start().map_err(Failure::Encode)?);
+    let mut head = vec![encoder.start().map_err(Failure::Encode)?];
+    let mut head_len = head[0].len();
     let mut rows: u64 = 0;
     let mut first_batch_at: Option<Instant> = None;
 
     // Phase 1: hold the head back until it is big or old enough, or the result ended.
     loop {
         let held_enough = first_batch_at
-            .is_some_and(|t| head.len() >= PREBUFFER_BYTES || t.elapsed() >= PREBUFFER_TIME);
+            .is_some_and(|t| head_len >= PREBUFFER_BYTES || t.elapsed() >= PREBUFFER_TIME);
         if held_enough {
             break;
         }
@@ -190,17 +199,18 @@ async fn run(
         };
         match next {
             None => {
-                head.extend_from_slice(&encoder.finish().map_err(Failure::Encode)?);
-                return send_head(job, head_tx, head.freeze(), rows);
+                head.push(encoder.finish().map_err(Failure::Encode)?);
+                return send_head(job, head_tx, head, rows);
             }
             Some(batch) => {
-                let bytes = encode_batch(job, &mut *encoder, batch, &target, &mut rows)?;
-                head.extend_from_slice(&bytes);
+                let pieces = encode_batch(job, &mut *encoder, batch, &target, &mut rows)?;
+                head_len += pieces.iter().map(Bytes::len).sum::<usize>();
+                head.extend(pieces);
                 first_batch_at.get_or_insert_with(Instant::now);
             }
         }
     }
-    send_head(job, head_tx, head.freeze(), rows)?;
+    send_head(job, head_tx, head, rows)?;
 
     // Phase 2: stream. Watch the channel too, so a client that leaves while the engine is
     // busy (a long aggregation) cancels the query now rather than at the next batch.
@@ -210,10 +220,12 @@ async fn run(
 fn send_head(
     job: &QueryJob,
     head_tx: &mut Option<HeadSender>,
-    head: Bytes,
+    mut head: Vec<Bytes>,
     rows: u64,
 ) -> Result<(), Failure> {
-    job.entry.add_progress(rows, head.len() as u64);
+    head.retain(|b| !b.is_empty());
+    job.entry
+        .add_progress(rows, head.iter().map(|b| b.len() as u64).sum());
     match head_tx.take() {
         Some(h) => h.send(Ok(head)).map_err(|_| Failure::ClientGone),
         None => Ok(()),
@@ -226,7 +238,7 @@ async fn stream_rest(
     encoder: &mut dyn BatchEncoder,
     target: &SchemaRef,
     rows: &mut u64,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    tx: &mpsc::Sender<Piece>,
 ) -> Result<(), Failure> {
     loop {
         let next = tokio::select! {
@@ -237,7 +249,7 @@ async fn stream_rest(
         let chunk = match next {
             None => {
                 let tail = encoder.finish().map_err(Failure::Encode)?;
-                send_chunk(job, tx, tail, 0).await?;
+                send_chunk(job, tx, vec![tail], 0).await?;
                 return Ok(());
             }
             Some(batch) => encode_batch(job, encoder, batch, target, rows)?,
@@ -248,11 +260,12 @@ async fn stream_rest(
 
 async fn send_chunk(
     job: &QueryJob,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
-    chunk: Bytes,
+    tx: &mpsc::Sender<Piece>,
+    mut chunk: Vec<Bytes>,
     rows: u64,
 ) -> Result<(), Failure> {
-    let len = chunk.len() as u64;
+    chunk.retain(|b| !b.is_empty());
+    let len = chunk.iter().map(|b| b.len() as u64).sum();
     if !chunk.is_empty() {
         tx.send(Ok(chunk)).await.map_err(|_| Failure::ClientGone)?;
     }
@@ -266,10 +279,10 @@ fn encode_batch(
     batch: datafusion::error::Result<datafusion::arrow::array::RecordBatch>,
     target: &SchemaRef,
     rows: &mut u64,
-) -> Result<Bytes, Failure> {
+) -> Result<Vec<Bytes>, Failure> {
     let batch = batch.map_err(|e| Failure::Plan(PlanError::from_execution(e)))?;
     if batch.num_rows() == 0 {
-        return Ok(Bytes::new());
+        return Ok(Vec::new());
     }
     *rows += batch.num_rows() as u64;
     if *rows > job.max_rows {

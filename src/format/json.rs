@@ -100,7 +100,7 @@ fn encode_rows(
     batch: &RecordBatch,
     options: &EncoderOptions,
     mut row: impl FnMut(&mut Vec<u8>, usize, &mut [NullableEncoder<'_>]),
-) -> Result<Bytes, ArrowError> {
+) -> Result<Vec<Bytes>, ArrowError> {
     let schema = batch.schema();
     let mut encoders = schema
         .fields()
@@ -112,7 +112,7 @@ fn encode_rows(
     for i in 0..batch.num_rows() {
         row(&mut out, i, &mut encoders);
     }
-    Ok(Bytes::from(out))
+    Ok(vec![Bytes::from(out)])
 }
 
 fn encode_cell(out: &mut Vec<u8>, enc: &mut NullableEncoder<'_>, idx: usize) {
@@ -168,7 +168,7 @@ impl BatchEncoder for JsonEncoder {
         Ok(Bytes::from(format!("{{\"columns\":{head},\"rows\":[")))
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
         let first_row = &mut self.first_row;
         encode_rows(batch, &self.options, |out, i, encoders| {
             if !std::mem::take(first_row) {
@@ -215,7 +215,7 @@ impl BatchEncoder for NdjsonEncoder {
         Ok(Bytes::new())
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
         let keys = &self.keys;
         encode_rows(batch, &self.options, |out, i, encoders| {
             out.push(b'{');
@@ -266,8 +266,11 @@ mod tests {
     fn run(mut enc: Box<dyn BatchEncoder>, b: &RecordBatch) -> String {
         let mut out = Vec::new();
         out.extend_from_slice(&enc.start().unwrap());
-        out.extend_from_slice(&enc.encode(b).unwrap());
-        out.extend_from_slice(&enc.encode(b).unwrap());
+        for _ in 0..2 {
+            for piece in enc.encode(b).unwrap() {
+                out.extend_from_slice(&piece);
+            }
+        }
         out.extend_from_slice(&enc.finish().unwrap());
         String::from_utf8(out).unwrap()
     }

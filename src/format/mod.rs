@@ -119,11 +119,12 @@ pub trait BatchEncoder: Send {
     /// # Errors
     /// An Arrow error from the underlying writer.
     fn start(&mut self) -> Result<Bytes, ArrowError>;
-    /// Bytes for one batch (may be empty when the writer holds them for later).
+    /// Bytes for one batch, as pieces to send in order (none when the writer holds them for
+    /// later). Pieces may share the batch's own Arrow buffers, so large ones are not copied.
     ///
     /// # Errors
     /// An Arrow error from the underlying writer.
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError>;
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError>;
     /// Bytes that end the result.
     ///
     /// # Errors

@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::ipc::writer::StreamEncoder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::properties::WriterProperties;
 
@@ -19,8 +20,43 @@ fn take(buf: &mut Vec<u8>) -> Bytes {
 }
 
 /// Arrow IPC stream: the schema message, one record-batch message per batch, end of stream.
+///
+/// Built on arrow-ipc's [`StreamEncoder`], which frames each batch around the batch's own
+/// buffers instead of copying them into one contiguous message: large buffers go to the socket
+/// as they are, small ones (headers, padding, validity bitmaps) are gathered into one piece.
 pub struct ArrowStreamEncoder {
-    writer: StreamWriter<Vec<u8>>,
+    encoder: Option<StreamEncoder>,
+}
+
+/// Pieces smaller than this are copied together; larger ones are sent without a copy.
+const GATHER_BELOW: usize = 64 * 1024;
+
+/// An Arrow buffer handed to `bytes` without a copy; the batch's memory lives until it is sent.
+struct Shared(Buffer);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
+fn gather(buffers: Vec<Buffer>) -> Vec<Bytes> {
+    let mut pieces = Vec::new();
+    let mut small = BytesMut::new();
+    for buffer in buffers {
+        if buffer.len() < GATHER_BELOW {
+            small.extend_from_slice(buffer.as_slice());
+        } else {
+            if !small.is_empty() {
+                pieces.push(small.split().freeze());
+            }
+            pieces.push(Bytes::from_owner(Shared(buffer)));
+        }
+    }
+    if !small.is_empty() {
+        pieces.push(small.freeze());
+    }
+    pieces
 }
 
 impl ArrowStreamEncoder {
@@ -30,28 +66,37 @@ impl ArrowStreamEncoder {
     /// When the schema cannot be encoded.
     pub fn new(schema: &SchemaRef) -> Result<Self, ArrowError> {
         Ok(Self {
-            writer: StreamWriter::try_new(Vec::new(), schema)?,
+            encoder: Some(StreamEncoder::try_new(schema)?),
         })
+    }
+
+    fn encoder(&mut self) -> Result<&mut StreamEncoder, ArrowError> {
+        self.encoder
+            .as_mut()
+            .ok_or_else(|| ArrowError::InvalidArgumentError("the IPC stream has ended".into()))
     }
 }
 
 impl BatchEncoder for ArrowStreamEncoder {
     fn start(&mut self) -> Result<Bytes, ArrowError> {
-        Ok(take(self.writer.get_mut()))
+        // The schema message goes out with the first batch, or with the end of an empty stream.
+        Ok(Bytes::new())
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
-        self.writer.write(batch)?;
-        // Batches of a result are alike in size: start the next buffer at this one's size, so
-        // the writer fills it without regrowing (and recopying) it from empty every batch.
-        let buf = self.writer.get_mut();
-        let next = Vec::with_capacity(buf.len() + buf.len() / 8);
-        Ok(Bytes::from(std::mem::replace(buf, next)))
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
+        Ok(gather(self.encoder()?.encode(batch)?))
     }
 
     fn finish(&mut self) -> Result<Bytes, ArrowError> {
-        self.writer.finish()?;
-        Ok(take(self.writer.get_mut()))
+        let encoder = self
+            .encoder
+            .take()
+            .ok_or_else(|| ArrowError::InvalidArgumentError("the IPC stream has ended".into()))?;
+        let mut tail = BytesMut::new();
+        for buffer in encoder.finish()? {
+            tail.extend_from_slice(buffer.as_slice());
+        }
+        Ok(tail.freeze())
     }
 }
 
@@ -84,9 +129,9 @@ impl BatchEncoder for CsvEncoder {
         Ok(self.sink.drain())
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
         self.writer.write(batch)?;
-        Ok(self.sink.drain())
+        Ok(vec![self.sink.drain()])
     }
 
     fn finish(&mut self) -> Result<Bytes, ArrowError> {
@@ -155,12 +200,12 @@ impl BatchEncoder for ParquetEncoder {
         Ok(self.sink.drain())
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
         if let Some(w) = self.writer.as_mut() {
             w.write(batch)
                 .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
         }
-        Ok(self.sink.drain())
+        Ok(vec![self.sink.drain()])
     }
 
     fn finish(&mut self) -> Result<Bytes, ArrowError> {
