@@ -43,5 +43,5 @@ if [[ ! -f $data/.complete ]]; then
     touch "$data/.complete"
 fi
 
-cargo build --release --locked --bin sluice
+cargo build --release --locked --workspace
 exec "$venv/bin/python" benches/e2e.py --data "$data" --sluice target/release/sluice "$@"

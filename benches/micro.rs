@@ -1,0 +1,181 @@
+//! Criterion micro-benchmarks for the per-query work Sluice adds around DataFusion:
+//!
+//! - `parse`: parse and read-only validation of one statement;
+//! - `plan`: parse, validate, resolve, bind and optimize, to a physical plan, over the embedded
+//!   TPC-H tables (testdata/tpch);
+//! - `encode`: one 8,192-row `lineitem` batch cast from string views to plain strings, then
+//!   encoded in each result format;
+//! - `supervisor`: the routing check each query makes (`CheckSources`) with 1 and 8 sources.
+//!
+//! Run by hand: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- plan`).
+//! Reports land in target/criterion; figures worth keeping go to benches/RESULTS.md.
+
+// Setup that fails should stop the benchmark loudly; this is not a server path.
+#![allow(clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sluice::format::Format;
+use sluice_actors::sources::object_store::ObjectStoreConnector;
+use sluice_actors::supervisor::{CheckSources, RegisterSource};
+use sluice_actors::{SourceActor, SourceSupervisor};
+use sluice_planner::output::{plain_schema, to_plain};
+use sluice_planner::{Planner, PlannerOptions};
+
+const POINT: &str = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = 7";
+
+/// The statements planned: a point lookup and TPC-H queries from one table to eight.
+fn statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("point", POINT),
+        ("q01", include_str!("tpch/q01.sql")),
+        ("q03", include_str!("tpch/q03.sql")),
+        ("q05", include_str!("tpch/q05.sql")),
+        ("q08", include_str!("tpch/q08.sql")),
+        ("q18", include_str!("tpch/q18.sql")),
+        ("q21", include_str!("tpch/q21.sql")),
+    ]
+}
+
+fn data_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tpch")
+}
+
+fn connector() -> ObjectStoreConnector {
+    let location = format!("file://{}/", data_dir().display());
+    ObjectStoreConnector::new(&location, &BTreeMap::new()).expect("the testdata folder")
+}
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    for (name, sql) in statements() {
+        group.bench_with_input(BenchmarkId::from_parameter(name), sql, |b, sql| {
+            b.iter(|| sluice_planner::validate::parse_single_read_only(black_box(sql)));
+        });
+    }
+    group.finish();
+}
+
+fn plan(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let planner = Planner::new(&PlannerOptions {
+        default_catalog: Some("local".into()),
+        default_schema: Some("public".into()),
+        ..PlannerOptions::default()
+    })
+    .expect("a planner");
+    let conn = connector();
+    rt.block_on(planner.register_parquet_source(
+        "local",
+        "public",
+        conn.base(),
+        vec![],
+        conn.store(),
+    ))
+    .expect("the TPC-H tables");
+    let mut group = c.benchmark_group("plan");
+    for (name, sql) in statements() {
+        group.bench_with_input(BenchmarkId::from_parameter(name), sql, |b, sql| {
+            b.to_async(&rt).iter(|| async {
+                planner
+                    .plan(black_box(sql), None, Some(1_000_000))
+                    .await
+                    .expect("plans")
+            });
+        });
+    }
+    group.finish();
+}
+
+/// The first 8,192 rows of lineitem, as the Parquet reader hands them over (string views).
+fn lineitem_batch() -> RecordBatch {
+    let file = std::fs::File::open(data_dir().join("lineitem.parquet")).expect("lineitem");
+    let mut reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file")
+        .with_batch_size(8192)
+        .build()
+        .expect("a reader");
+    reader.next().expect("one batch").expect("decodes")
+}
+
+fn encode(c: &mut Criterion) {
+    let batch = lineitem_batch();
+    let target = plain_schema(&batch.schema());
+    let plain = to_plain(batch.clone(), &target).expect("casts");
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(batch.num_rows() as u64));
+    group.bench_function("views_to_plain", |b| {
+        b.iter(|| to_plain(black_box(batch.clone()), &target).expect("casts"));
+    });
+    for format in [
+        Format::ArrowStream,
+        Format::Json,
+        Format::NdJson,
+        Format::Csv,
+        Format::Parquet,
+    ] {
+        let id = BenchmarkId::from_parameter(format.content_type());
+        group.bench_with_input(id, &plain, |b, plain| {
+            // One batch in a stream already started, as in the middle of a result.
+            let mut encoder = format.encoder(&target).expect("an encoder");
+            encoder.start().expect("starts");
+            b.iter(|| encoder.encode(black_box(plain)).expect("encodes"));
+        });
+    }
+    group.finish();
+}
+
+fn supervisor(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let system = actix::System::new();
+    let mut group = c.benchmark_group("supervisor");
+    for sources in [1_usize, 8] {
+        let (addr, names) = system.block_on(async {
+            let supervisor = SourceSupervisor::default().start();
+            let mut names = Vec::new();
+            for i in 0..sources {
+                let name = format!("s{i}");
+                // Probes once an hour: the benchmark measures routing, not health checks.
+                let actor =
+                    SourceActor::new(name.clone(), Arc::new(connector()), rt.handle().clone())
+                        .with_timing(Duration::from_secs(3600), Duration::from_secs(5))
+                        .start();
+                supervisor.do_send(RegisterSource {
+                    name: name.clone(),
+                    addr: actor,
+                });
+                names.push(name);
+            }
+            (supervisor, names)
+        });
+        group.bench_with_input(
+            BenchmarkId::new("check_sources", sources),
+            &names,
+            |b, names| {
+                b.iter_custom(|iters| {
+                    system.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let check = CheckSources {
+                                names: names.clone(),
+                            };
+                            black_box(addr.send(check).await.expect("delivered").ok());
+                        }
+                        start.elapsed()
+                    })
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, plan, encode, supervisor);
+criterion_main!(benches);
