@@ -25,7 +25,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice::format::Format;
 use sluice_actors::sources::object_store::ObjectStoreConnector;
 use sluice_actors::supervisor::{CheckSources, RegisterSource};
-use sluice_actors::{SourceActor, SourceSupervisor};
+use sluice_actors::{Shutdown, SourceActor, SourceSupervisor};
 use sluice_planner::output::{plain_schema, to_plain};
 use sluice_planner::{Planner, PlannerOptions};
 
@@ -173,6 +173,12 @@ fn supervisor(c: &mut Criterion) {
                 });
             },
         );
+        // Stop the actors inside the running System; left for the System's drop (no reactor
+        // then), an actor that never ran would start there and panic on its timer.
+        system.block_on(async {
+            let _ = addr.send(Shutdown).await;
+            actix::clock::sleep(Duration::from_millis(10)).await;
+        });
     }
     group.finish();
 }

@@ -32,8 +32,8 @@ use crate::queries::{QueryEntry, QueryState};
 const PREBUFFER_BYTES: usize = 1 << 20;
 /// Longest wait after the first batch before the response starts anyway.
 const PREBUFFER_TIME: Duration = Duration::from_millis(50);
-/// Encoded chunks in flight between the query and the socket.
-const CHANNEL_CHUNKS: usize = 4;
+/// Encoded steps (a batch each) in flight between the query and the socket.
+const CHANNEL_STEPS: usize = 4;
 
 /// Everything the producer needs.
 pub struct QueryJob {
@@ -96,7 +96,7 @@ pub type Body = futures::stream::BoxStream<'static, Result<Bytes, io::Error>>;
 /// Any failure before the first byte, with its status and code.
 pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Body, ApiError> {
     let (head_tx, head_rx) = oneshot::channel();
-    let (tx, rx) = mpsc::channel::<Piece>(CHANNEL_CHUNKS);
+    let (tx, rx) = mpsc::channel::<Step>(CHANNEL_STEPS);
     let query_id = job.entry.id.clone();
     runtime.spawn(produce(job, head_tx, tx));
     let head = head_rx
@@ -104,7 +104,7 @@ pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Bo
         .map_err(|_| ApiError::internal(Some(&query_id), &"query task ended without a result"))??;
     let rest =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
-            .flat_map(|piece| match piece {
+            .flat_map(|step| match step {
                 Ok(chunk) => futures::stream::iter(chunk.into_iter().map(Ok)).left_stream(),
                 Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
             });
@@ -115,11 +115,11 @@ pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Bo
 
 /// One encoded step of the result (a batch, or the end), as pieces sent in order; or the
 /// marker that aborts the response.
-type Piece = Result<Vec<Bytes>, io::Error>;
+type Step = Result<Vec<Bytes>, io::Error>;
 
 type HeadSender = oneshot::Sender<Result<Vec<Bytes>, ApiError>>;
 
-async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Piece>) {
+async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     let entry = std::sync::Arc::clone(&job.entry);
     let mut head_tx = Some(head_tx);
     metrics::gauge!(m::QUERIES_IN_FLIGHT).increment(1.0);
@@ -172,7 +172,7 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Piece>) {
 async fn run(
     job: &QueryJob,
     head_tx: &mut Option<HeadSender>,
-    tx: &mpsc::Sender<Piece>,
+    tx: &mpsc::Sender<Step>,
 ) -> Result<(), Failure> {
     let target: SchemaRef = job.planned.output_schema();
     let mut stream = job.planner.execute(&job.planned).map_err(Failure::Plan)?;
@@ -238,7 +238,7 @@ async fn stream_rest(
     encoder: &mut dyn BatchEncoder,
     target: &SchemaRef,
     rows: &mut u64,
-    tx: &mpsc::Sender<Piece>,
+    tx: &mpsc::Sender<Step>,
 ) -> Result<(), Failure> {
     loop {
         let next = tokio::select! {
@@ -260,7 +260,7 @@ async fn stream_rest(
 
 async fn send_chunk(
     job: &QueryJob,
-    tx: &mpsc::Sender<Piece>,
+    tx: &mpsc::Sender<Step>,
     mut chunk: Vec<Bytes>,
     rows: u64,
 ) -> Result<(), Failure> {

@@ -59,6 +59,10 @@ fn gather(buffers: Vec<Buffer>) -> Vec<Bytes> {
     pieces
 }
 
+fn ended() -> ArrowError {
+    ArrowError::InvalidArgumentError("the IPC stream has ended".into())
+}
+
 impl ArrowStreamEncoder {
     /// Starts a stream for `schema`.
     ///
@@ -71,9 +75,7 @@ impl ArrowStreamEncoder {
     }
 
     fn encoder(&mut self) -> Result<&mut StreamEncoder, ArrowError> {
-        self.encoder
-            .as_mut()
-            .ok_or_else(|| ArrowError::InvalidArgumentError("the IPC stream has ended".into()))
+        self.encoder.as_mut().ok_or_else(ended)
     }
 }
 
@@ -88,10 +90,7 @@ impl BatchEncoder for ArrowStreamEncoder {
     }
 
     fn finish(&mut self) -> Result<Bytes, ArrowError> {
-        let encoder = self
-            .encoder
-            .take()
-            .ok_or_else(|| ArrowError::InvalidArgumentError("the IPC stream has ended".into()))?;
+        let encoder = self.encoder.take().ok_or_else(ended)?;
         let mut tail = BytesMut::new();
         for buffer in encoder.finish()? {
             tail.extend_from_slice(buffer.as_slice());
