@@ -5,23 +5,24 @@
 #   scripts/test.sh                 everything
 #   scripts/test.sh -- <filter>     cargo test arguments after `--` (e.g. one test name)
 #
-# Tools: .venv/ holds pyarrow and polars (reused when their versions match).
+# Tools: .venv/ (pyarrow, polars, moto, fakesnow) and .tools/azurite/, reused when their
+# versions match. Services: scripts/services.sh (it also documents running one test by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 say() { printf '\n== %s\n' "$*"; }
 
-# --- Python tools (the pyarrow/polars reader test) ---------------------------------------
-venv=$root/.venv
-stamp=$venv/.requirements-test.txt
-if [ ! -x "$venv/bin/python" ] || ! cmp -s scripts/requirements-test.txt "$stamp"; then
-  say "installing Python test tools into .venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-  cp scripts/requirements-test.txt "$stamp"
-fi
-export SLUICE_TEST_PYTHON=$venv/bin/python
+# --- Real services -------------------------------------------------------------------------
+# PostgreSQL, S3 (moto), Azure Blob (Azurite), Snowflake (fakesnow) on free loopback ports,
+# stopped by PID when this script exits, whether the tests pass or fail. With CI=true a service
+# that does not start fails the run here.
+say "starting test services (scripts/services.sh)"
+trap 'scripts/services.sh down' EXIT
+scripts/services.sh up
+# shellcheck source=/dev/null
+. .services/env
+export SLUICE_TEST_PYTHON=$root/.venv/bin/python
 
 # --- One arrow stack ----------------------------------------------------------------------
 say "checking for duplicate arrow/parquet/object_store/sqlparser/datafusion crates"

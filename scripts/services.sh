@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Real services for the test suite, on free 127.0.0.1 ports (../shared/TESTING.md has the facts):
+# a throwaway PostgreSQL cluster, S3 (moto), Azure Blob (Azurite) and Snowflake (fakesnow).
+#
+#   scripts/services.sh up      install what is missing, start all four, write .services/env
+#   scripts/services.sh down    stop every service recorded in .services/ by its PID
+#   scripts/services.sh status  show what is recorded and whether it still runs
+#
+# Tools live in git-ignored folders owned by the project and are reused: .venv/ (moto,
+# fakesnow, from scripts/requirements-test.txt) and .tools/azurite/ (npm). Each service's PID
+# is recorded in .services/<name>.pid and it is only ever stopped by that PID.
+#
+# Running one test by hand with the services up:
+#   scripts/services.sh up && . .services/env && cargo test --workspace -- object_stores
+#
+# With CI=true a service that fails to start fails `up` (exit 1); otherwise it is reported loudly
+# and the tests that need it say so when they run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+run=$root/.services
+venv=$root/.venv
+azurite_dir=$root/.tools/azurite
+azurite_version=3.37.0
+# The S3 bucket and Azure container created empty at start (SLUICE_TEST_BUCKET).
+test_bucket=sluice-test
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+
+say() { printf '== %s\n' "$*" >&2; }
+ci() { [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for NAME TRIES PROBE...: run PROBE every 0.2 s until it succeeds.
+wait_for() {
+  local name=$1 tries=$2; shift 2
+  for _ in $(seq "$tries"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$run/$name.pid" 2>/dev/null)" 2>/dev/null; then return 1; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# --- install --------------------------------------------------------------------------------
+install_python() {
+  local stamp=$venv/.requirements-test.txt
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s scripts/requirements-test.txt "$stamp"; then
+    say "installing Python tools into .venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+    cp scripts/requirements-test.txt "$stamp"
+  fi
+}
+
+install_azurite() {
+  if [ ! -x "$azurite_dir/node_modules/.bin/azurite-blob" ] \
+    || [ "$(cat "$azurite_dir/.version" 2>/dev/null)" != "$azurite_version" ]; then
+    say "installing azurite@$azurite_version into .tools/azurite"
+    mkdir -p "$azurite_dir"
+    (cd "$azurite_dir" && npm install --silent --no-audit --no-fund --prefix . \
+      "azurite@$azurite_version" >/dev/null)
+    echo "$azurite_version" >"$azurite_dir/.version"
+  fi
+}
+
+install_all() {
+  # pip and npm in parallel: about a minute cold, nothing when present.
+  local failed=0
+  install_python & local py=$!
+  install_azurite & local az=$!
+  wait "$py" || { say "installing the Python tools failed"; failed=1; }
+  wait "$az" || { say "installing Azurite failed"; failed=1; }
+  return "$failed"
+}
+
+# --- start ----------------------------------------------------------------------------------
+# spawn NAME CMD...: start CMD detached, its output in .services/NAME.log, its PID recorded.
+spawn() {
+  local name=$1; shift
+  setsid "$@" </dev/null >"$run/$name.log" 2>&1 &
+  echo $! >"$run/$name.pid"
+}
+
+start_postgres() {
+  [ -n "$pg_bin" ] || { say "PostgreSQL binaries not found under /usr/lib/postgresql"; return 1; }
+  local port data as=()
+  port=$(free_port)
+  data=$(mktemp -d /tmp/sluice-pg.XXXXXX)
+  chmod a+x "$data"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$data"
+    touch "$run/postgres.log" && chown postgres "$run/postgres.log"
+    as=(runuser -u postgres --)
+  fi
+  echo "$data" >"$run/postgres.data"
+  "${as[@]}" "$pg_bin/initdb" -D "$data/db" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+    >"$run/postgres.init.log" 2>&1 || { cat "$run/postgres.init.log" >&2; return 1; }
+  # The postmaster itself (not pg_ctl) in the background: its PID is the one to stop.
+  setsid "${as[@]}" "$pg_bin/postgres" -D "$data/db" -c listen_addresses=127.0.0.1 -p "$port" \
+    -k "$data" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    -c max_connections=200 </dev/null >>"$run/postgres.log" 2>&1 &
+  echo $! >"$run/postgres.pid"
+  wait_for postgres 100 "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres || return 1
+  echo "export SLUICE_TEST_PG_URL=postgres://postgres@127.0.0.1:$port/postgres" >>"$run/env"
+}
+
+start_moto() {
+  local port; port=$(free_port)
+  spawn moto "$venv/bin/moto_server" -H 127.0.0.1 -p "$port"
+  wait_for moto 100 curl -fsS "http://127.0.0.1:$port/moto-api/" || return 1
+  # The bucket the tests put their objects in (under a prefix per test).
+  curl -fsS -X PUT "http://127.0.0.1:$port/$test_bucket" >/dev/null || return 1
+  echo "export SLUICE_TEST_S3_ENDPOINT=http://127.0.0.1:$port" >>"$run/env"
+}
+
+start_azurite() {
+  local port; port=$(free_port)
+  mkdir -p "$run/azurite"
+  # --inMemoryPersistence cannot be combined with --location: run from a scratch folder.
+  (cd "$run/azurite" && spawn azurite "$azurite_dir/node_modules/.bin/azurite-blob" \
+    --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence --skipApiVersionCheck \
+    --loose --disableTelemetry)
+  # Any HTTP answer (403 without a signature) means it is listening.
+  wait_for azurite 100 curl -sS -o /dev/null "http://127.0.0.1:$port/devstoreaccount1?comp=list" \
+    || return 1
+  # The container the tests put their blobs in; creating one needs a signed request.
+  "$venv/bin/python" - "http://127.0.0.1:$port" "$test_bucket" <<'PY' || return 1
+import sys
+from azure.storage.blob import BlobServiceClient
+key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+conn = f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint={sys.argv[1]}/devstoreaccount1;"
+BlobServiceClient.from_connection_string(conn).create_container(sys.argv[2])
+PY
+  echo "export SLUICE_TEST_AZURE_URL=http://127.0.0.1:$port" >>"$run/env"
+}
+
+start_fakesnow() {
+  local port; port=$(free_port)
+  mkdir -p "$run/fakesnow"
+  (cd "$run/fakesnow" && spawn fakesnow "$venv/bin/fakesnow" --server --host 127.0.0.1 -p "$port")
+  local login='{"data":{"ACCOUNT_NAME":"test","LOGIN_NAME":"test","PASSWORD":"test","SESSION_PARAMETERS":{}}}'
+  wait_for fakesnow 150 sh -c "curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d '$login' 'http://127.0.0.1:$port/session/v1/login-request' | grep -q '\"success\": *true'" \
+    || return 1
+  echo "export SLUICE_TEST_SNOWFLAKE_URL=http://127.0.0.1:$port" >>"$run/env"
+}
+
+up() {
+  if [ -f "$run/env" ]; then down; fi
+  mkdir -p "$run"
+  echo "export SLUICE_TEST_BUCKET=$test_bucket" >"$run/env"
+  local start=$SECONDS failed=()
+  install_all || failed+=(install)
+  for s in postgres moto azurite fakesnow; do
+    if "start_$s"; then
+      say "$s is up (pid $(cat "$run/$s.pid"))"
+    else
+      say "FAILED to start $s; its log follows"
+      tail -n 20 "$run/$s.log" >&2 2>/dev/null || true
+      failed+=("$s")
+    fi
+  done
+  say "services ready in $((SECONDS - start)) s; environment in .services/env"
+  if [ "${#failed[@]}" -gt 0 ]; then
+    say "NOT AVAILABLE: ${failed[*]}: the tests that need them will fail in CI and skip loudly here"
+    if ci; then return 1; fi
+  fi
+}
+
+# --- stop -----------------------------------------------------------------------------------
+down() {
+  [ -d "$run" ] || return 0
+  local pidfile pid name pids=()
+  # setsid made each service its own process group: signal every group first, then wait for all.
+  for pidfile in "$run"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    # SIGINT is PostgreSQL's fast shutdown; the others stop on SIGTERM.
+    [ "$(basename "$pidfile")" = postgres.pid ] && sig=INT || sig=TERM
+    kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
+    pids+=("$pid")
+  done
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pidfile in "$run"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    name=$(basename "$pidfile" .pid)
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      say "killed $name (pid $pid): it ignored SIGTERM for 5 s"
+    else
+      say "stopped $name (pid $pid)"
+    fi
+    rm -f "$pidfile"
+  done
+  if [ -f "$run/postgres.data" ]; then
+    rm -rf "$(cat "$run/postgres.data")"
+    rm -f "$run/postgres.data"
+  fi
+  rm -f "$run/env"
+}
+
+status() {
+  local pidfile pid
+  for pidfile in "$run"/*.pid; do
+    [ -e "$pidfile" ] || { echo "no services recorded"; return 0; }
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then state=running; else state=gone; fi
+    echo "$(basename "$pidfile" .pid): pid $pid $state"
+  done
+  [ -f "$run/env" ] && cat "$run/env"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
