@@ -76,10 +76,10 @@ impl SourceHealth {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 self.last_error = Some(e);
                 if self.consecutive_failures >= UNAVAILABLE_AFTER_FAILURES
-                    || self.state == HealthState::Starting
+                    || matches!(self.state, HealthState::Starting | HealthState::Unavailable)
                 {
                     // A source that never worked is unavailable at once: there is nothing
-                    // to degrade from.
+                    // to degrade from. One that is unavailable stays so until a check passes.
                     HealthState::Unavailable
                 } else {
                     HealthState::Degraded
@@ -117,5 +117,11 @@ mod tests {
         let mut fresh = SourceHealth::default();
         fresh.record(Err("never up".into()), ms);
         assert_eq!(fresh.state, HealthState::Unavailable);
+        assert!(!fresh.record(Err("still down".into()), ms));
+        assert_eq!(
+            fresh.state,
+            HealthState::Unavailable,
+            "no flapping back to degraded"
+        );
     }
 }
