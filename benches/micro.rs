@@ -50,7 +50,7 @@ fn data_dir() -> std::path::PathBuf {
 
 fn connector() -> ObjectStoreConnector {
     let location = format!("file://{}/", data_dir().display());
-    ObjectStoreConnector::new(&location, &BTreeMap::new()).expect("the testdata folder")
+    ObjectStoreConnector::new("local", &location, &BTreeMap::new()).expect("the testdata folder")
 }
 
 fn parse(c: &mut Criterion) {
@@ -72,11 +72,14 @@ fn plan(c: &mut Criterion) {
     })
     .expect("a planner");
     let conn = connector();
-    rt.block_on(planner.register_parquet_source(
-        "local",
-        "public",
-        conn.base(),
-        vec![],
+    rt.block_on(planner.load_parquet_source(
+        sluice_planner::ParquetSourceSpec {
+            catalog: "local".into(),
+            schema: "public".into(),
+            base: conn.base().clone(),
+            tables: vec![],
+            pushdown_filters: false,
+        },
         conn.store(),
     ))
     .expect("the TPC-H tables");

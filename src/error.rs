@@ -99,6 +99,11 @@ impl ApiError {
         )
     }
 
+    /// `502 upstream_error` with a message that is safe to show.
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+    }
+
     /// `504 query_timeout`.
     pub fn timeout(timeout: Duration) -> Self {
         Self::new(
@@ -130,6 +135,7 @@ impl ApiError {
                 Self::new(StatusCode::BAD_REQUEST, "read_only", e.to_string())
             }
             PlanError::TableNotFound(_) => Self::not_found("table_not_found", e.to_string()),
+            PlanError::SourceUnavailable { .. } => Self::source_unavailable(e.to_string()),
             PlanError::Params(_) => Self::bad_request(e.to_string()),
             PlanError::Unsupported(_) => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, "unsupported", e.to_string())
@@ -149,11 +155,9 @@ impl ApiError {
                 )
                 .with_query(query_id)
             }
-            DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => {
+            _ if is_upstream(e) => {
                 error!(query_id, error = %e, "Upstream read failed.");
-                Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_error",
+                Self::upstream(
                     "reading from a source failed; the server log has details under this query id",
                 )
                 .with_query(query_id)
@@ -192,6 +196,25 @@ impl ResponseError for ApiError {
         }
         resp.json(self.body())
     }
+}
+
+/// True when an object store or the file system failed somewhere in `e`'s chain (also when
+/// the Parquet reader wraps it).
+fn is_upstream(e: &DataFusionError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<object_store::Error>()
+            || err.is::<std::io::Error>()
+            || matches!(
+                err.downcast_ref::<DataFusionError>(),
+                Some(DataFusionError::ObjectStore(_) | DataFusionError::IoError(_))
+            )
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Result with [`ApiError`].

@@ -6,14 +6,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use sluice_actors::sources::object_store::ObjectStoreConnector;
+use sluice_actors::sources::object_store::{ObjectStoreConnector, redact};
 use sluice_actors::supervisor::RegisterSource;
 use sluice_actors::{SourceActor, SourceSupervisor};
-use sluice_planner::{Planner, PlannerOptions, TableLocation};
+use sluice_planner::{ParquetSourceSpec, Planner, PlannerOptions, TableLocation};
 use sluice_schemas::{AuthMode, Config, SourceConfig};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -87,14 +88,19 @@ impl Application {
         })?;
         let supervisor = SourceSupervisor::default().start();
         for source in &config.sources {
-            let (name, connector, interval) = build_source(source, &planner, &runtime).await?;
-            let actor = SourceActor::new(name.clone(), connector, runtime.clone())
+            let built = build_source(source, &planner, &runtime).await?;
+            let interval = built.health_interval;
+            let actor = SourceActor::new(built.name.clone(), built.connector, runtime.clone())
                 .with_timing(
                     interval,
                     sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5),
                 )
+                .with_refresh(built.refresh_every, built.loaded)
                 .start();
-            supervisor.do_send(RegisterSource { name, addr: actor });
+            supervisor.do_send(RegisterSource {
+                name: built.name,
+                addr: actor,
+            });
         }
 
         let keys = KeyStore::default();
@@ -177,19 +183,23 @@ impl Application {
     }
 }
 
-/// Builds a source's connector and registers its tables with the planner.
+/// A source ready to hand to its actor.
+struct BuiltSource {
+    name: String,
+    connector: Arc<dyn sluice_actors::Connector>,
+    health_interval: Duration,
+    refresh_every: Option<Duration>,
+    loaded: bool,
+}
+
+/// Builds a source's connector, registers its catalog with the planner and loads its tables
+/// once before the server starts serving. A source that cannot load still starts: its actor
+/// keeps retrying, queries on it answer `source_unavailable` with the reason meanwhile.
 async fn build_source(
     source: &SourceConfig,
     planner: &Planner,
     runtime: &tokio::runtime::Handle,
-) -> Result<
-    (
-        String,
-        Arc<dyn sluice_actors::Connector>,
-        std::time::Duration,
-    ),
-    StartupError,
-> {
+) -> Result<BuiltSource, StartupError> {
     let name = source.name().to_owned();
     let err = |source| StartupError::Source {
         name: name.clone(),
@@ -200,7 +210,7 @@ async fn build_source(
             source.kind(),
         )));
     };
-    let connector = ObjectStoreConnector::new(&p.location, &p.options).map_err(err)?;
+    let connector = ObjectStoreConnector::new(&name, &p.location, &p.options).map_err(err)?;
     let mut tables = Vec::with_capacity(p.tables.len());
     for t in &p.tables {
         let url = sluice_planner::catalog::join(connector.base(), &t.path)
@@ -210,29 +220,43 @@ async fn build_source(
             url,
         });
     }
-    let (planner, base, store, catalog, schema) = (
-        planner.clone(),
-        connector.base().clone(),
+    let catalog = planner.register_parquet_source(
+        ParquetSourceSpec {
+            catalog: name.clone(),
+            schema: p.schema.clone(),
+            base: connector.base().clone(),
+            tables,
+            pushdown_filters: connector.pushdown_filters(),
+        },
         connector.store(),
-        name.clone(),
-        p.schema.clone(),
     );
+    let connector = connector.with_catalog(Arc::clone(&catalog));
     // Listing and footer reads run on the query runtime, which owns the store's connections.
-    let registered = runtime
-        .spawn(async move {
-            planner
-                .register_parquet_source(&catalog, &schema, &base, tables, store)
-                .await
-        })
+    let loaded = runtime
+        .spawn(async move { catalog.refresh(redact).await })
         .await;
-    match registered {
-        Ok(Ok(tables)) => info!(source = %name, tables = tables.len(), "Source registered."),
-        // The source actor's health checks report the cause; the server still serves the rest.
-        Ok(Err(e)) => warn!(source = %name, error = %e, "Source tables could not be loaded."),
-        Err(e) => warn!(source = %name, error = %e, "Source registration task failed."),
-    }
-    let interval = std::time::Duration::from_millis(p.health_check_interval_ms);
-    Ok((name, Arc::new(connector), interval))
+    let loaded = match loaded {
+        Ok(Ok(summary)) => {
+            info!(source = %name, tables = summary.tables, elapsed_ms = summary.elapsed.as_millis(), "Source registered.");
+            true
+        }
+        Ok(Err(e)) => {
+            warn!(source = %name, error = %redact(&e.to_string()), "Source tables could not be loaded; retrying on each health check.");
+            false
+        }
+        Err(e) => {
+            warn!(source = %name, error = %e, "Source registration task failed.");
+            false
+        }
+    };
+    Ok(BuiltSource {
+        name,
+        connector: Arc::new(connector),
+        health_interval: Duration::from_millis(p.health_check_interval_ms),
+        refresh_every: (p.refresh_interval_ms > 0)
+            .then(|| Duration::from_millis(p.refresh_interval_ms)),
+        loaded,
+    })
 }
 
 /// Prometheus histograms need periodic upkeep when no exporter thread runs.

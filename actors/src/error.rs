@@ -12,6 +12,9 @@ pub enum SourceError {
     /// A local path is missing or not a folder.
     #[error("{0}")]
     Io(#[source] std::io::Error),
+    /// The source's tables could not be (re)loaded.
+    #[error("loading tables failed: {0}")]
+    Catalog(String),
     /// The check did not finish in time.
     #[error("health check timed out after {0:?}")]
     Timeout(std::time::Duration),

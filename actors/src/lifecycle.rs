@@ -25,4 +25,6 @@ pub struct SourceStatus {
     pub location: String,
     /// Health with its evidence.
     pub health: SourceHealth,
+    /// Tables and refresh state, for sources with a catalog.
+    pub catalog: Option<sluice_planner::CatalogStatus>,
 }

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
+    ResponseActFuture, WrapFuture,
+};
 use tracing::{info, warn};
 
 use crate::error::SourceError;
@@ -20,6 +23,23 @@ pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long one probe may take before it counts as failed.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a source's tables are reloaded unless configured.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Reload the source's tables now (the admin call); answers how many it has.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<RefreshReport, String>")]
+pub struct Refresh;
+
+/// Answer to [`Refresh`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshReport {
+    /// Tables after the refresh; `None` for a source without a catalog.
+    pub tables: Option<usize>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
 /// One configured source.
 pub struct SourceActor {
     name: String,
@@ -29,6 +49,32 @@ pub struct SourceActor {
     interval: Duration,
     timeout: Duration,
     checking: bool,
+    /// `None`: only on demand (and until the first load succeeds).
+    refresh_every: Option<Duration>,
+    last_refresh: Option<Instant>,
+}
+
+/// Probes a source and, when asked, reloads its tables; both count as the check's outcome.
+async fn probe(
+    connector: Arc<dyn Connector>,
+    timeout: Duration,
+    refresh: bool,
+) -> (Result<Option<usize>, String>, Duration) {
+    let start = Instant::now();
+    let checked = match tokio::time::timeout(timeout, connector.health_check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(SourceError::Timeout(timeout).to_string()),
+    };
+    let latency = start.elapsed();
+    let outcome = match checked {
+        // The refresh is bounded by the store's own request timeouts and retries, not by the
+        // probe's timeout: a big lake's footers can take longer than a list.
+        Ok(()) if refresh => connector.refresh().await.map_err(|e| e.to_string()),
+        Ok(()) => Ok(None),
+        Err(e) => Err(e),
+    };
+    (outcome, latency)
 }
 
 impl SourceActor {
@@ -46,6 +92,32 @@ impl SourceActor {
             interval: HEALTH_INTERVAL,
             timeout: HEALTH_TIMEOUT,
             checking: false,
+            refresh_every: Some(REFRESH_INTERVAL),
+            last_refresh: None,
+        }
+    }
+
+    /// Sets how often the tables are reloaded (`None`: only on demand), and notes that they
+    /// were just loaded (at start, before the actor).
+    pub fn with_refresh(mut self, every: Option<Duration>, loaded_now: bool) -> Self {
+        self.refresh_every = every;
+        if loaded_now {
+            self.last_refresh = Some(Instant::now());
+        }
+        self
+    }
+
+    fn refresh_due(&self) -> bool {
+        let loaded = self
+            .connector
+            .catalog_status()
+            .is_none_or(|s| s.tables.is_some());
+        match (self.last_refresh, self.refresh_every) {
+            // Never loaded: keep trying on every check.
+            _ if !loaded => true,
+            (None, _) => true,
+            (Some(at), Some(every)) => at.elapsed() >= every,
+            (Some(_), None) => false,
         }
     }
 
@@ -61,23 +133,36 @@ impl SourceActor {
             return;
         }
         self.checking = true;
-        let connector = Arc::clone(&self.connector);
-        let timeout = self.timeout;
-        let probe = self.runtime.spawn(async move {
-            let start = Instant::now();
-            let outcome = match tokio::time::timeout(timeout, connector.health_check()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(SourceError::Timeout(timeout).to_string()),
-            };
-            (outcome, start.elapsed())
-        });
-        ctx.spawn(probe.into_actor(self).map(|joined, act, _ctx| {
+        let refresh = self.refresh_due();
+        let probe = self
+            .runtime
+            .spawn(probe(Arc::clone(&self.connector), self.timeout, refresh));
+        ctx.spawn(probe.into_actor(self).map(move |joined, act, _ctx| {
             act.checking = false;
             let (outcome, latency) = joined
                 .unwrap_or_else(|_| (Err("health check task failed".to_owned()), Duration::ZERO));
-            act.record(outcome, latency);
+            if refresh {
+                act.refreshed(&outcome);
+            }
+            act.record(outcome.map(|_| ()), latency);
         }));
+    }
+
+    fn refreshed(&mut self, outcome: &Result<Option<usize>, String>) {
+        let label = if outcome.is_ok() { "ok" } else { "error" };
+        ::metrics::counter!(metrics::SOURCE_REFRESHES_TOTAL, "source" => self.name.clone(), "outcome" => label)
+            .increment(1);
+        match outcome {
+            Ok(tables) => {
+                self.last_refresh = Some(Instant::now());
+                if let Some(n) = tables {
+                    info!(source = %self.name, tables = n, "Source tables refreshed.");
+                }
+            }
+            Err(e) => {
+                warn!(source = %self.name, error = %e, "Source tables could not be refreshed.")
+            }
+        }
     }
 
     fn record(&mut self, outcome: Result<(), String>, latency: Duration) {
@@ -125,7 +210,34 @@ impl Handler<GetStatus> for SourceActor {
             kind: self.connector.kind(),
             location: self.connector.display_location(),
             health: self.health.clone(),
+            catalog: self.connector.catalog_status(),
         })
+    }
+}
+
+impl Handler<Refresh> for SourceActor {
+    type Result = ResponseActFuture<Self, Result<RefreshReport, String>>;
+
+    fn handle(&mut self, _: Refresh, _: &mut Self::Context) -> Self::Result {
+        let connector = Arc::clone(&self.connector);
+        let timeout = self.timeout;
+        let task = self.runtime.spawn(async move {
+            let start = Instant::now();
+            let (outcome, latency) = probe(connector, timeout, true).await;
+            (outcome, latency, start.elapsed())
+        });
+        Box::pin(task.into_actor(self).map(|joined, act, _ctx| {
+            let (outcome, latency, elapsed) = joined.unwrap_or_else(|_| {
+                (
+                    Err("refresh task failed".to_owned()),
+                    Duration::ZERO,
+                    Duration::ZERO,
+                )
+            });
+            act.refreshed(&outcome);
+            act.record(outcome.clone().map(|_| ()), latency);
+            outcome.map(|tables| RefreshReport { tables, elapsed })
+        }))
     }
 }
 

@@ -10,7 +10,7 @@ use futures::future::join_all;
 
 use crate::health::HealthState;
 use crate::lifecycle::{GetStatus, Shutdown, SourceStatus};
-use crate::source_actor::SourceActor;
+use crate::source_actor::{Refresh, RefreshReport, SourceActor};
 
 /// Add a started source actor under its catalog name.
 #[derive(Debug, Message)]
@@ -43,6 +43,30 @@ pub struct SourceUnavailable {
     pub name: String,
     /// The last health-check error (no credentials).
     pub reason: String,
+}
+
+/// Reload one source's tables now.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<RefreshReport, RefreshError>")]
+pub struct RefreshSource {
+    /// Catalog name.
+    pub name: String,
+}
+
+/// Why [`RefreshSource`] did not refresh.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// No source has this name.
+    #[error("no source is named {0}")]
+    NotFound(String),
+    /// The source could not be reached or its tables not loaded (no credentials in the text).
+    #[error("source {name} could not be refreshed: {reason}")]
+    Failed {
+        /// Catalog name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Is every source past its first check and not unavailable?
@@ -132,6 +156,28 @@ impl Handler<CheckSources> for SourceSupervisor {
     }
 }
 
+impl Handler<RefreshSource> for SourceSupervisor {
+    type Result = ResponseFuture<Result<RefreshReport, RefreshError>>;
+
+    fn handle(&mut self, msg: RefreshSource, _: &mut Self::Context) -> Self::Result {
+        let addr = self.sources.get(&msg.name).cloned();
+        Box::pin(async move {
+            let name = msg.name;
+            let Some(addr) = addr else {
+                return Err(RefreshError::NotFound(name));
+            };
+            match addr.send(Refresh).await {
+                Ok(Ok(report)) => Ok(report),
+                Ok(Err(reason)) => Err(RefreshError::Failed { name, reason }),
+                Err(_) => Err(RefreshError::Failed {
+                    name,
+                    reason: "the source actor stopped".to_owned(),
+                }),
+            }
+        })
+    }
+}
+
 impl Handler<GetReadiness> for SourceSupervisor {
     type Result = ResponseFuture<Readiness>;
 
@@ -169,8 +215,9 @@ mod tests {
     async fn readiness_and_gating_follow_health() {
         let dir = tempfile::tempdir().unwrap();
         let good =
-            ObjectStoreConnector::new(dir.path().to_str().unwrap(), &Default::default()).unwrap();
-        let bad = ObjectStoreConnector::new("/no/such/folder", &Default::default()).unwrap();
+            ObjectStoreConnector::new("good", dir.path().to_str().unwrap(), &Default::default())
+                .unwrap();
+        let bad = ObjectStoreConnector::new("bad", "/no/such/folder", &Default::default()).unwrap();
         let rt = tokio::runtime::Handle::current();
         let fast = |c: ObjectStoreConnector, n: &str| {
             SourceActor::new(n, Arc::new(c), rt.clone())

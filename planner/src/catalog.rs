@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
 };
+use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -74,12 +75,37 @@ pub fn join(base: &Url, relative: &str) -> Result<Url> {
     })
 }
 
-/// Builds a listing table over Parquet at `location`, inferring its schema once.
-pub async fn parquet_table(state: &SessionState, location: &Url) -> Result<Arc<ListingTable>> {
-    let url = ListingTableUrl::parse(location.as_str()).map_err(PlanError::Execution)?;
-    // The session's Parquet options carry `schema_force_view_types = false` and pushdown.
-    let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+/// Builds a listing table over Parquet at `location` (a file, or a folder read recursively),
+/// inferring its schema once. In a folder, hive-style `key=value/` levels become partition
+/// columns of type `partition_type`, after the file columns; filters on them prune files
+/// before anything is read. `reference` scopes DataFusion's listing cache to this table.
+pub async fn parquet_table(
+    state: &SessionState,
+    location: &Url,
+    reference: TableReference,
+    pushdown_filters: bool,
+    partition_type: DataType,
+) -> Result<Arc<ListingTable>> {
+    let url = ListingTableUrl::parse(location.as_str())
+        .map_err(PlanError::Execution)?
+        .with_table_ref(reference);
+    // The session's Parquet options carry `schema_force_view_types = false`.
+    let mut parquet = state.table_options().parquet.clone();
+    parquet.global.pushdown_filters = pushdown_filters;
+    let format = ParquetFormat::default().with_options(parquet);
+    let mut options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    if url.is_collection() {
+        let partitions = options
+            .infer_partitions(state, &url)
+            .await
+            .map_err(PlanError::Execution)?;
+        options = options.with_table_partition_cols(
+            partitions
+                .into_iter()
+                .map(|name| (name, partition_type.clone()))
+                .collect(),
+        );
+    }
     let schema: SchemaRef = options
         .infer_schema(state, &url)
         .await
@@ -92,18 +118,18 @@ pub async fn parquet_table(state: &SessionState, location: &Url) -> Result<Arc<L
     ))
 }
 
-/// Registers catalog `catalog` with one schema holding `tables` (replacing any earlier one).
-pub async fn register_parquet_catalog(
+/// Registers catalog `catalog` with one schema holding `tables`, replacing any earlier one in
+/// one step.
+pub fn register_catalog(
     state: &SessionState,
     catalog: &str,
     schema: &str,
-    tables: &[TableLocation],
+    tables: Vec<(String, Arc<ListingTable>)>,
 ) -> Result<()> {
     let schema_provider = Arc::new(MemorySchemaProvider::new());
-    for t in tables {
-        let table = parquet_table(state, &t.url).await?;
+    for (name, table) in tables {
         schema_provider
-            .register_table(t.name.clone(), table)
+            .register_table(name, table)
             .map_err(PlanError::Execution)?;
     }
     let catalog_provider = Arc::new(MemoryCatalogProvider::new());

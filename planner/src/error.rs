@@ -31,6 +31,14 @@ pub enum PlanError {
     /// A feature DataFusion does not implement.
     #[error("{}", .0.strip_backtrace())]
     Unsupported(#[source] DataFusionError),
+    /// A source's tables could not be loaded, so nothing in it can be planned.
+    #[error("source {name} is unavailable: {reason}")]
+    SourceUnavailable {
+        /// Catalog name.
+        name: String,
+        /// Why (no credentials).
+        reason: String,
+    },
     /// A failure while running: I/O, memory, an internal error. Not for clients' eyes.
     #[error("{0}")]
     Execution(#[source] DataFusionError),

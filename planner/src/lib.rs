@@ -16,7 +16,8 @@
 //!
 //! # Layout
 //! - [`session`]: [`Planner`], the shared session state and the per-query pipeline.
-//! - [`catalog`]: catalogs from sources, table discovery, listing tables.
+//! - [`catalog`]: table discovery, listing tables with hive partitions.
+//! - [`parquet_catalog`]: [`ParquetCatalog`], an object-store source's tables, refreshed whole.
 //! - [`validate`]: one statement, read-only.
 //! - [`params`]: JSON values bound to placeholders.
 //! - [`output`]: result schemas as clients receive them.
@@ -27,12 +28,14 @@ pub mod catalog;
 pub mod error;
 pub mod output;
 pub mod params;
+pub mod parquet_catalog;
 pub mod session;
 pub mod validate;
 
 pub use catalog::TableLocation;
 pub use error::{PlanError, Result};
 pub use params::Params;
+pub use parquet_catalog::{CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary};
 pub use session::{PlannedQuery, Planner, PlannerOptions, TableInfo};
 
 /// DataFusion as this crate uses it, so dependents name one version.

@@ -1,8 +1,8 @@
 //! The [`Planner`]: one DataFusion session state shared by all queries, with the memory pool,
 //! catalogs and defaults from config; per query it parses, validates, binds and plans.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
@@ -18,9 +18,9 @@ use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 use url::Url;
 
-use crate::catalog::{self, TableLocation};
 use crate::error::{PlanError, Result};
 use crate::params::{self, Params};
+use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec};
 use crate::validate;
 
 /// Settings the planner takes from the server config.
@@ -56,6 +56,7 @@ const NO_DEFAULT_CATALOG: &str = "sluice";
 #[derive(Clone)]
 pub struct Planner {
     state: Arc<SessionState>,
+    parquet_sources: Arc<RwLock<BTreeMap<String, Arc<ParquetCatalog>>>>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -138,6 +139,7 @@ impl Planner {
             .build();
         Ok(Self {
             state: Arc::new(state),
+            parquet_sources: Arc::default(),
         })
     }
 
@@ -151,29 +153,45 @@ impl Planner {
         self.state.runtime_env().register_object_store(url, store);
     }
 
-    /// Registers an object-store source as catalog `catalog`, schema `schema`.
-    ///
-    /// With `tables` empty, the tables are discovered under `base` ([`catalog::discover_tables`]).
-    /// Schemas are inferred now, once. Returns the tables registered.
+    /// Registers an object-store source as catalog `spec.catalog`. Nothing is read yet: the
+    /// tables appear with the returned catalog's first [`ParquetCatalog::refresh`]; until then
+    /// queries on the source fail with [`PlanError::SourceUnavailable`].
+    pub fn register_parquet_source(
+        &self,
+        spec: ParquetSourceSpec,
+        store: Arc<dyn ObjectStore>,
+    ) -> Arc<ParquetCatalog> {
+        self.register_object_store(&spec.base, Arc::clone(&store));
+        let name = spec.catalog.clone();
+        let catalog = Arc::new(ParquetCatalog::new(spec, store, Arc::clone(&self.state)));
+        self.parquet_sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, Arc::clone(&catalog));
+        catalog
+    }
+
+    /// [`Self::register_parquet_source`], then the first load.
     ///
     /// # Errors
-    /// When listing or reading a footer fails, or a path is not valid.
-    pub async fn register_parquet_source(
+    /// When listing or reading a footer fails.
+    pub async fn load_parquet_source(
         &self,
-        catalog: &str,
-        schema: &str,
-        base: &Url,
-        tables: Vec<TableLocation>,
+        spec: ParquetSourceSpec,
         store: Arc<dyn ObjectStore>,
-    ) -> Result<Vec<TableLocation>> {
-        self.register_object_store(base, Arc::clone(&store));
-        let tables = if tables.is_empty() {
-            catalog::discover_tables(store.as_ref(), base).await?
-        } else {
-            tables
-        };
-        catalog::register_parquet_catalog(&self.state, catalog, schema, &tables).await?;
-        Ok(tables)
+    ) -> Result<Arc<ParquetCatalog>> {
+        let catalog = self.register_parquet_source(spec, store);
+        catalog.refresh(str::to_owned).await?;
+        Ok(catalog)
+    }
+
+    /// The object-store source `name`, if there is one.
+    pub fn parquet_source(&self, name: &str) -> Option<Arc<ParquetCatalog>> {
+        self.parquet_sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Parses, validates, binds and plans `sql`.
@@ -247,6 +265,7 @@ impl Planner {
             }
             let full = r.clone().resolve(default_catalog, default_schema);
             let name = format!("{}.{}.{}", full.catalog, full.schema, full.table);
+            self.check_loaded(&full.catalog)?;
             let exists = full.schema.as_ref() == "information_schema"
                 || self
                     .state
@@ -263,6 +282,24 @@ impl Planner {
             }
         }
         Ok((sources.into_iter().collect(), tables.into_iter().collect()))
+    }
+
+    /// A source whose tables never loaded cannot say which tables it has: every name in it
+    /// is [`PlanError::SourceUnavailable`], not "not found".
+    fn check_loaded(&self, catalog: &str) -> Result<()> {
+        let Some(source) = self.parquet_source(catalog) else {
+            return Ok(());
+        };
+        let status = source.status();
+        if status.tables.is_some() {
+            return Ok(());
+        }
+        Err(PlanError::SourceUnavailable {
+            name: catalog.to_owned(),
+            reason: status
+                .last_error
+                .unwrap_or_else(|| "its tables are still loading".to_owned()),
+        })
     }
 
     /// Starts executing a planned query. Dropping the stream cancels it.

@@ -42,11 +42,14 @@ impl SluiceDb {
         )
         .map_err(|()| DbError("bad testdata path".into()))?;
         planner
-            .register_parquet_source(
-                "local",
-                "public",
-                &base,
-                Vec::new(),
+            .load_parquet_source(
+                sluice_planner::ParquetSourceSpec {
+                    catalog: "local".into(),
+                    schema: "public".into(),
+                    base,
+                    tables: Vec::new(),
+                    pushdown_filters: false,
+                },
                 Arc::new(object_store::local::LocalFileSystem::new()),
             )
             .await
@@ -150,6 +153,7 @@ fn kind(e: &sluice_planner::PlanError) -> &'static str {
         P::Empty | P::Parse(_) | P::Invalid(_) => "sql_invalid",
         P::MultipleStatements(_) | P::ReadOnly(_) => "read_only",
         P::TableNotFound(_) => "table_not_found",
+        P::SourceUnavailable { .. } => "source_unavailable",
         P::Params(_) => "bad_request",
         P::Unsupported(_) => "unsupported",
         P::Execution(_) => "execution",

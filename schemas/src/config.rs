@@ -216,10 +216,19 @@ pub struct ParquetSourceConfig {
     /// How often the source is probed (a list of its location).
     #[serde(default = "default_health_check_interval_ms")]
     pub health_check_interval_ms: u64,
+    /// How often the tables are reloaded (new files, new tables, changed schemas); 0 reloads
+    /// only on `POST /v1/sources/{name}/refresh`.
+    #[serde(default = "default_refresh_interval_ms")]
+    pub refresh_interval_ms: u64,
 }
 
 fn default_health_check_interval_ms() -> u64 {
     10_000
+}
+
+/// The table reload interval unless configured.
+pub fn default_refresh_interval_ms() -> u64 {
+    60_000
 }
 
 /// The schema name object-store sources use unless configured.

@@ -39,6 +39,7 @@ impl Config {
                 schema: config::default_schema_name(),
                 tables: Vec::new(),
                 health_check_interval_ms: 10_000,
+                refresh_interval_ms: config::default_refresh_interval_ms(),
             })],
             ..Self::default()
         }

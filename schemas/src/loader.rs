@@ -345,6 +345,12 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
                     "health_check_interval_ms must be at least 100".into(),
                 );
             }
+            if p.refresh_interval_ms != 0 && p.refresh_interval_ms < 1000 {
+                push(
+                    at.to_owned(),
+                    "refresh_interval_ms must be 0 (on demand only) or at least 1000".into(),
+                );
+            }
             let mut names = std::collections::HashSet::new();
             for t in &p.tables {
                 if !is_plain_identifier(&t.name) {

@@ -28,6 +28,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(queries::cancel)),
         )
         .service(web::resource("/v1/sources").route(web::get().to(sources::list)))
+        .service(
+            web::resource("/v1/sources/{name}/refresh").route(web::post().to(sources::refresh)),
+        )
         .service(web::resource("/v1/tables").route(web::get().to(tables::list)))
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
         .app_data(

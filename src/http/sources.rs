@@ -4,7 +4,7 @@ use std::time::UNIX_EPOCH;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use sluice_actors::SourceStatus;
-use sluice_actors::supervisor::ListSources;
+use sluice_actors::supervisor::{ListSources, RefreshError, RefreshSource};
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -25,6 +25,9 @@ pub fn source_json(s: &SourceStatus) -> serde_json::Value {
         "last_check_ms": s.health.last_check.map(ms),
         "health_check_latency_ms": s.health.last_latency.map(|d| d.as_secs_f64() * 1000.0),
         "consecutive_failures": s.health.consecutive_failures,
+        "tables": s.catalog.as_ref().and_then(|c| c.tables),
+        "refreshed_at_ms": s.catalog.as_ref().and_then(|c| c.refreshed_at).map(ms),
+        "refresh_error": s.catalog.as_ref().and_then(|c| c.last_error.clone()),
     })
 }
 
@@ -38,4 +41,35 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         .map_err(|e| ApiError::internal(None, &e))?;
     let body: Vec<_> = sources.iter().map(source_json).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sources": body })))
+}
+
+/// `POST /v1/sources/{name}/refresh` (admin): reload a source's tables now, so new files,
+/// tables and schema changes show without waiting for `refresh_interval_ms`.
+pub async fn refresh(
+    req: HttpRequest,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let principal = state.authenticate(&req)?;
+    if !principal.is_admin() {
+        return Err(ApiError::permission_denied(
+            "refreshing a source needs an admin key",
+        ));
+    }
+    let name = name.into_inner();
+    let report = state
+        .supervisor
+        .send(RefreshSource { name: name.clone() })
+        .await
+        .map_err(|e| ApiError::internal(None, &e))?
+        .map_err(|e| match e {
+            RefreshError::NotFound(_) => ApiError::not_found("source_not_found", e.to_string()),
+            // The reason is the health probe's or the loader's text, already free of credentials.
+            RefreshError::Failed { .. } => ApiError::upstream(e.to_string()),
+        })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "name": name,
+        "tables": report.tables,
+        "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
+    })))
 }

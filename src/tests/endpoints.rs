@@ -118,6 +118,7 @@ async fn unavailable_source_fails_fast_and_readiness_says_why() {
                 schema: "public".into(),
                 tables: vec![],
                 health_check_interval_ms: 100,
+                refresh_interval_ms: 0,
             },
         ));
     })

@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod endpoints;
 mod formats;
+mod object_stores;
 mod streaming;
 
 use std::sync::OnceLock;
@@ -56,8 +57,22 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
-    /// The embedded default, adjusted by `f`.
+    /// The embedded default, adjusted by `f`; returns once `/ready` answers 200.
     pub async fn spawn_with(f: impl FnOnce(&mut Config)) -> Self {
+        let app = Self::start(f).await;
+        app.wait_ready(true).await;
+        app
+    }
+
+    /// Like [`Self::spawn_with`], for configs with sources that cannot come up: returns once
+    /// every source has had its first health check, ready or not.
+    pub async fn spawn_unready_with(f: impl FnOnce(&mut Config)) -> Self {
+        let app = Self::start(f).await;
+        app.wait_ready(false).await;
+        app
+    }
+
+    async fn start(f: impl FnOnce(&mut Config)) -> Self {
         sluice::telemetry::init(false, "warn");
         let mut config = Config::embedded(&testdata().join("tpch"));
         config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -73,22 +88,27 @@ impl TestApp {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        let app = Self {
+        Self {
             url,
             key,
             client,
             handle,
-        };
-        app.wait_ready().await;
-        app
+        }
     }
 
-    async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await
-                && r.status() == 200
-            {
-                return;
+    async fn wait_ready(&self, must_be_ready: bool) {
+        for _ in 0..400 {
+            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+                let body: Value = r.json().await.unwrap_or_default();
+                let settled = body["sources"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().all(|s| s["state"] != "starting"));
+                if settled && !must_be_ready {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

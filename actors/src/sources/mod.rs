@@ -5,9 +5,12 @@
 //! their store to the planner, which reads through it directly: data never goes through an
 //! actor.
 
+pub mod metered;
 pub mod object_store;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
+use sluice_planner::CatalogStatus;
 
 use crate::error::Result;
 
@@ -27,4 +30,18 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     /// # Cancellation
     /// Dropping the future abandons the probe; the caller bounds it with a timeout.
     fn health_check(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Reloads the source's tables (new files, new tables, changed schemas); returns how
+    /// many tables it now has, or `None` for a source with no catalog to refresh.
+    ///
+    /// # Errors
+    /// Why the tables could not be loaded; the previous tables stay.
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
+        async { Ok(None) }.boxed()
+    }
+
+    /// The state of the source's catalog, if it has one.
+    fn catalog_status(&self) -> Option<CatalogStatus> {
+        None
+    }
 }

@@ -3,50 +3,81 @@
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use sluice_planner::{CatalogStatus, ParquetCatalog};
 use url::Url;
 
 use super::Connector;
+use super::metered::MeteredStore;
 use crate::error::{Result, SourceError};
 
-/// Client timeouts used unless the source's options set their own.
+/// Client timeouts used unless the source's options set their own: one request may take 30 s,
+/// a connection 5 s.
 const DEFAULT_CLIENT_OPTIONS: [(&str, &str); 2] = [("timeout", "30s"), ("connect_timeout", "5s")];
+
+/// Retries of a failed cloud request (5xx, timeouts, refused connections) unless the options
+/// say otherwise: 3 retries, 100 ms doubling to at most 2 s, and never past 15 s in all.
+const DEFAULT_MAX_RETRIES: usize = 3;
+const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Options Sluice reads itself; everything else goes to the object_store builder.
+const SLUICE_OPTIONS: [&str; 3] = ["max_retries", "retry_timeout", "pushdown_filters"];
 
 /// An object store and the folder URL a source's tables live under.
 #[derive(Debug, Clone)]
 pub struct ObjectStoreConnector {
     store: Arc<dyn ObjectStore>,
     base: Url,
+    pushdown_filters: bool,
+    catalog: Option<Arc<ParquetCatalog>>,
 }
 
 impl ObjectStoreConnector {
-    /// Builds the store for `location` (`file://`, `s3://`, `az://`, or a local path) with
-    /// `options`; cloud stores also read the standard `AWS_*` / `AZURE_*` variables.
+    /// Builds the store for source `name` at `location` (`file://`, `s3://`, `az://`, or a
+    /// local path) with `options`; cloud stores also read the standard `AWS_*` / `AZURE_*`
+    /// variables. Every call through [`Self::store`] is counted in the source's metrics.
+    ///
+    /// Besides object_store's own keys, `options` may hold `max_retries` (a count),
+    /// `retry_timeout` (`500ms`, `15s`, `2m`) and `pushdown_filters` (`true` evaluates filters
+    /// while decoding; the default is `true` for cloud stores, `false` for local files).
     ///
     /// # Errors
-    /// [`SourceError::Config`] for a bad URL, an unknown option or a missing local folder.
-    pub fn new(location: &str, options: &BTreeMap<String, String>) -> Result<Self> {
+    /// [`SourceError::Config`] for a bad URL, an unknown or malformed option.
+    pub fn new(name: &str, location: &str, options: &BTreeMap<String, String>) -> Result<Self> {
         let base = location_url(location)?;
+        let (own, store_options): (BTreeMap<_, _>, BTreeMap<_, _>) = options
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .partition(|(k, _)| SLUICE_OPTIONS.contains(&k.as_str()));
+        let remote = base.scheme() != "file";
+        let pushdown_filters = match own.get("pushdown_filters") {
+            Some(v) => parse_bool("pushdown_filters", v)?,
+            None => remote,
+        };
+        let retry = retry_config(&own)?;
         let store: Arc<dyn ObjectStore> = match base.scheme() {
             "file" => {
-                if !options.is_empty() {
+                if !store_options.is_empty() || own.contains_key("max_retries") {
                     return Err(SourceError::Config(
-                        "local locations take no options".to_owned(),
+                        "local locations take no store options".to_owned(),
                     ));
                 }
                 Arc::new(LocalFileSystem::new())
             }
             "s3" | "s3a" => {
                 let b = configure(
-                    AmazonS3Builder::from_env().with_url(base.as_str()),
-                    options,
+                    AmazonS3Builder::from_env()
+                        .with_url(base.as_str())
+                        .with_retry(retry),
+                    &store_options,
                     "S3",
                     |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
                 )?;
@@ -57,8 +88,10 @@ impl ObjectStoreConnector {
             }
             "az" | "azure" | "abfs" | "abfss" => {
                 let b = configure(
-                    MicrosoftAzureBuilder::from_env().with_url(base.as_str()),
-                    options,
+                    MicrosoftAzureBuilder::from_env()
+                        .with_url(base.as_str())
+                        .with_retry(retry),
+                    &store_options,
                     "Azure",
                     |b, k: AzureConfigKey, v| b.with_config(k, v),
                 )?;
@@ -73,12 +106,28 @@ impl ObjectStoreConnector {
                 )));
             }
         };
-        Ok(Self { store, base })
+        Ok(Self {
+            store: Arc::new(MeteredStore::new(store, name, remote)),
+            base,
+            pushdown_filters,
+            catalog: None,
+        })
     }
 
-    /// The store, to register with the planner.
+    /// Attaches the catalog this source's refreshes reload.
+    pub fn with_catalog(mut self, catalog: Arc<ParquetCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The store, to register with the planner (metered).
     pub fn store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.store)
+    }
+
+    /// Whether scans should evaluate filters while decoding.
+    pub fn pushdown_filters(&self) -> bool {
+        self.pushdown_filters
     }
 
     /// The folder URL the tables live under (ends with `/`).
@@ -90,6 +139,53 @@ impl ObjectStoreConnector {
         Path::from_url_path(self.base.path().trim_start_matches('/'))
             .map_err(|e| SourceError::Config(e.to_string()))
     }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(SourceError::Config(format!(
+            "option `{key}` must be true or false, not `{v}`"
+        ))),
+    }
+}
+
+/// `500ms`, `15s`, `2m`, or plain seconds.
+fn parse_duration(key: &str, v: &str) -> Result<Duration> {
+    let bad = || SourceError::Config(format!("option `{key}`: `{v}` is not a duration like 15s"));
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(bad()),
+    }
+}
+
+fn retry_config(own: &BTreeMap<String, String>) -> Result<RetryConfig> {
+    let max_retries = match own.get("max_retries") {
+        Some(v) => v.parse().map_err(|_| {
+            SourceError::Config(format!("option `max_retries` must be a count, not `{v}`"))
+        })?,
+        None => DEFAULT_MAX_RETRIES,
+    };
+    let retry_timeout = match own.get("retry_timeout") {
+        Some(v) => parse_duration("retry_timeout", v)?,
+        None => DEFAULT_RETRY_TIMEOUT,
+    };
+    Ok(RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries,
+        retry_timeout,
+    })
 }
 
 /// Applies the default client options, then the source's, refusing keys `K` does not know.
@@ -136,7 +232,7 @@ pub fn location_url(location: &str) -> Result<Url> {
 }
 
 /// Strips anything that looks like a credential from an error text.
-fn redact(text: &str) -> String {
+pub fn redact(text: &str) -> String {
     text.split_whitespace()
         .map(|w| {
             let lower = w.to_ascii_lowercase();
@@ -166,6 +262,24 @@ impl Connector for ObjectStoreConnector {
         u.set_query(None);
         u.set_fragment(None);
         u.to_string()
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
+        async move {
+            let Some(catalog) = &self.catalog else {
+                return Ok(None);
+            };
+            let summary = catalog
+                .refresh(redact)
+                .await
+                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
+            Ok(Some(summary.tables))
+        }
+        .boxed()
+    }
+
+    fn catalog_status(&self) -> Option<CatalogStatus> {
+        self.catalog.as_ref().map(|c| c.status())
     }
 
     fn health_check(&self) -> BoxFuture<'_, Result<()>> {
@@ -218,18 +332,46 @@ mod tests {
     fn unknown_options_are_refused_and_credentials_hidden() {
         let mut opts = BTreeMap::new();
         opts.insert("colour".to_owned(), "red".to_owned());
-        let err = ObjectStoreConnector::new("s3://bucket/p/", &opts).unwrap_err();
+        let err = ObjectStoreConnector::new("t", "s3://bucket/p/", &opts).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
-        let c = ObjectStoreConnector::new("s3://user:pw@bucket/p/?x=1", &BTreeMap::new()).unwrap();
+        let c =
+            ObjectStoreConnector::new("t", "s3://user:pw@bucket/p/?x=1", &BTreeMap::new()).unwrap();
         assert_eq!(c.display_location(), "s3://bucket/p/");
+    }
+
+    #[test]
+    fn sluice_options_are_parsed_not_passed_on() {
+        let opts: BTreeMap<String, String> = [
+            ("max_retries", "1"),
+            ("retry_timeout", "500ms"),
+            ("pushdown_filters", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let c = ObjectStoreConnector::new("t", "s3://bucket/p/", &opts).unwrap();
+        assert!(!c.pushdown_filters());
+        assert!(
+            ObjectStoreConnector::new("t", "s3://bucket/p/", &BTreeMap::new())
+                .unwrap()
+                .pushdown_filters()
+        );
+        let mut bad = opts.clone();
+        bad.insert("retry_timeout".into(), "soon".into());
+        let err = ObjectStoreConnector::new("t", "s3://bucket/p/", &bad).unwrap_err();
+        assert!(err.to_string().contains("retry_timeout"), "{err}");
+        assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("k", "15").unwrap(), Duration::from_secs(15));
     }
 
     #[tokio::test]
     async fn local_health_check() {
         let dir = tempfile::tempdir().unwrap();
-        let c = ObjectStoreConnector::new(dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
+        let c =
+            ObjectStoreConnector::new("t", dir.path().to_str().unwrap(), &BTreeMap::new()).unwrap();
         c.health_check().await.unwrap();
-        let gone = ObjectStoreConnector::new("/definitely/not/here", &BTreeMap::new()).unwrap();
+        let gone =
+            ObjectStoreConnector::new("t", "/definitely/not/here", &BTreeMap::new()).unwrap();
         let err = gone.health_check().await.unwrap_err();
         assert!(err.to_string().contains("/definitely/not/here"), "{err}");
     }

@@ -1,0 +1,173 @@
+//! [`ParquetCatalog`]: one object-store source's catalog, loaded and refreshed as a whole.
+//!
+//! A refresh lists the source (or takes its configured tables), builds a listing table per
+//! table with its hive partition columns and inferred schema, and swaps the catalog in one
+//! step: a query plans against either the old tables or the new ones, never a mix. Footers
+//! come from DataFusion's metadata cache, which checks each file's size and modification
+//! time, so a refresh re-reads only new or changed files; the cached file listings of the
+//! source's tables are dropped first, so new files appear.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::TableReference;
+use datafusion::execution::SessionState;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::catalog::{self, TableLocation};
+use crate::error::{PlanError, Result};
+
+/// What to load for one object-store source.
+#[derive(Debug, Clone)]
+pub struct ParquetSourceSpec {
+    /// Catalog (source) name.
+    pub catalog: String,
+    /// Schema the tables live in.
+    pub schema: String,
+    /// Folder URL the tables live under (ends with `/`).
+    pub base: Url,
+    /// Configured tables; empty means "discover the files and folders under `base`".
+    pub tables: Vec<TableLocation>,
+    /// Evaluate filters while decoding (late materialization) instead of after: fewer bytes
+    /// fetched from a remote store, more CPU per row.
+    pub pushdown_filters: bool,
+}
+
+/// What a source's catalog holds now.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogStatus {
+    /// Tables registered, `None` until the first load succeeds.
+    pub tables: Option<usize>,
+    /// When the last load or refresh succeeded.
+    pub refreshed_at: Option<SystemTime>,
+    /// Why the last attempt failed, if it did (no credentials).
+    pub last_error: Option<String>,
+}
+
+/// The outcome of a successful refresh.
+#[derive(Debug, Clone)]
+pub struct RefreshSummary {
+    /// Tables registered.
+    pub tables: usize,
+    /// Wall time of the refresh.
+    pub elapsed: Duration,
+}
+
+/// An object-store source's catalog and the state of its loading.
+#[derive(Debug)]
+pub struct ParquetCatalog {
+    spec: ParquetSourceSpec,
+    store: Arc<dyn ObjectStore>,
+    state: Arc<SessionState>,
+    status: RwLock<CatalogStatus>,
+    /// Serializes refreshes (the timer and an admin call may overlap).
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl ParquetCatalog {
+    pub(crate) fn new(
+        spec: ParquetSourceSpec,
+        store: Arc<dyn ObjectStore>,
+        state: Arc<SessionState>,
+    ) -> Self {
+        Self {
+            spec,
+            store,
+            state,
+            status: RwLock::new(CatalogStatus::default()),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The catalog name.
+    pub fn name(&self) -> &str {
+        &self.spec.catalog
+    }
+
+    /// A snapshot of the catalog's state.
+    pub fn status(&self) -> CatalogStatus {
+        self.status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Loads (or reloads) every table and swaps the catalog in.
+    ///
+    /// On failure the previous tables, if any, stay registered and the error is recorded in
+    /// [`Self::status`] (`redact` is applied to it first).
+    ///
+    /// # Errors
+    /// Listing, a footer read or partition inference failed.
+    pub async fn refresh(&self, redact: impl Fn(&str) -> String) -> Result<RefreshSummary> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let start = Instant::now();
+        let outcome = self.load().await;
+        let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(n) => {
+                status.tables = Some(n);
+                status.refreshed_at = Some(SystemTime::now());
+                status.last_error = None;
+                Ok(RefreshSummary {
+                    tables: n,
+                    elapsed: start.elapsed(),
+                })
+            }
+            Err(e) => {
+                status.last_error = Some(redact(&e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn load(&self) -> Result<usize> {
+        let spec = &self.spec;
+        let tables = if spec.tables.is_empty() {
+            catalog::discover_tables(self.store.as_ref(), &spec.base).await?
+        } else {
+            spec.tables.clone()
+        };
+        let lists = self
+            .state
+            .runtime_env()
+            .cache_manager
+            .get_list_files_cache();
+        let mut built = Vec::with_capacity(tables.len());
+        for t in &tables {
+            let reference =
+                TableReference::full(spec.catalog.as_str(), spec.schema.as_str(), t.name.as_str());
+            if let Some(cache) = &lists {
+                // Forget the old listing so files added since show up.
+                cache
+                    .drop_table_entries(&reference)
+                    .map_err(PlanError::Execution)?;
+            }
+            let table = catalog::parquet_table(
+                &self.state,
+                &t.url,
+                reference,
+                spec.pushdown_filters,
+                DataType::Utf8,
+            )
+            .await
+            .map_err(|e| with_table(e, &t.name))?;
+            built.push((t.name.clone(), table));
+        }
+        let n = built.len();
+        catalog::register_catalog(&self.state, &spec.catalog, &spec.schema, built)?;
+        Ok(n)
+    }
+}
+
+/// Prefixes an error with the table it happened in.
+fn with_table(e: PlanError, table: &str) -> PlanError {
+    match e {
+        PlanError::Execution(df) => {
+            PlanError::Execution(df.context(format!("loading table {table}")))
+        }
+        other => other,
+    }
+}
