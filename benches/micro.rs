@@ -76,7 +76,7 @@ fn plan(c: &mut Criterion) {
         sluice_planner::ParquetSourceSpec {
             catalog: "local".into(),
             schema: "public".into(),
-            base: conn.base().clone(),
+            base: conn.engine_base().clone(),
             tables: vec![],
             pushdown_filters: false,
         },

@@ -213,7 +213,7 @@ async fn build_source(
     let connector = ObjectStoreConnector::new(&name, &p.location, &p.options).map_err(err)?;
     let mut tables = Vec::with_capacity(p.tables.len());
     for t in &p.tables {
-        let url = sluice_planner::catalog::join(connector.base(), &t.path)
+        let url = sluice_planner::catalog::join(connector.engine_base(), &t.path)
             .map_err(|e| err(sluice_actors::SourceError::Config(e.to_string())))?;
         tables.push(TableLocation {
             name: t.name.clone(),
@@ -224,7 +224,7 @@ async fn build_source(
         ParquetSourceSpec {
             catalog: name.clone(),
             schema: p.schema.clone(),
-            base: connector.base().clone(),
+            base: connector.engine_base().clone(),
             tables,
             pushdown_filters: connector.pushdown_filters(),
         },

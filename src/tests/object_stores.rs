@@ -482,8 +482,11 @@ async fn missing_bucket_and_stopped_store_fail_fast_and_others_answer() {
         .unwrap();
     let mut stopped_opts = svc.s3_options();
     stopped_opts.insert("endpoint".into(), format!("http://{closed}"));
+    let prefix = svc.seed("alive").await;
     let started = Instant::now();
     let app = TestApp::spawn_unready_with(|c: &mut Config| {
+        // Same bucket as `stopped`, registered first: each source must keep its own store.
+        c.sources.push(svc.s3_source("alive", &prefix));
         c.sources.push(source(
             "gone",
             "s3://no-such-bucket-sluice/",
@@ -566,6 +569,10 @@ async fn missing_bucket_and_stopped_store_fail_fast_and_others_answer() {
         .unwrap();
     app.expect_error(resp, 404, "source_not_found").await;
     app.assert_serving().await;
+    assert_eq!(
+        rows(&app, "SELECT count(*) FROM alive.public.nation").await,
+        [json!([25])]
+    );
 }
 
 #[actix_web::test]

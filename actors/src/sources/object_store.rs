@@ -36,6 +36,7 @@ const SLUICE_OPTIONS: [&str; 3] = ["max_retries", "retry_timeout", "pushdown_fil
 pub struct ObjectStoreConnector {
     store: Arc<dyn ObjectStore>,
     base: Url,
+    engine_base: Url,
     pushdown_filters: bool,
     catalog: Option<Arc<ParquetCatalog>>,
 }
@@ -106,9 +107,11 @@ impl ObjectStoreConnector {
                 )));
             }
         };
+        let engine_base = engine_url(name, &base)?;
         Ok(Self {
             store: Arc::new(MeteredStore::new(store, name, remote)),
             base,
+            engine_base,
             pushdown_filters,
             catalog: None,
         })
@@ -130,9 +133,19 @@ impl ObjectStoreConnector {
         self.pushdown_filters
     }
 
-    /// The folder URL the tables live under (ends with `/`).
+    /// The folder URL the tables live under (ends with `/`), as configured.
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// The same folder as the query engine addresses it: `source://<name>/<path>`.
+    ///
+    /// DataFusion picks a table's store by its URL's scheme and host, so two sources on the
+    /// same bucket or container name (two S3 endpoints, two Azure accounts, two sets of
+    /// credentials) would share whichever store registered last. One host per source keeps
+    /// each table on its own source's store, credentials and metrics.
+    pub fn engine_base(&self) -> &Url {
+        &self.engine_base
     }
 
     fn prefix(&self) -> Result<Path> {
@@ -213,6 +226,11 @@ fn with_defaults(options: &BTreeMap<String, String>) -> BTreeMap<String, String>
         .collect();
     all.extend(options.iter().map(|(k, v)| (k.clone(), v.clone())));
     all
+}
+
+fn engine_url(name: &str, base: &Url) -> Result<Url> {
+    Url::parse(&format!("source://{name}{}", base.path()))
+        .map_err(|e| SourceError::Config(format!("source name `{name}` cannot name a store: {e}")))
 }
 
 /// A location as a folder URL: plain paths become `file://` URLs of their absolute form.
@@ -337,6 +355,20 @@ mod tests {
         let c =
             ObjectStoreConnector::new("t", "s3://user:pw@bucket/p/?x=1", &BTreeMap::new()).unwrap();
         assert_eq!(c.display_location(), "s3://bucket/p/");
+    }
+
+    #[test]
+    fn each_source_gets_its_own_engine_url() {
+        let a = ObjectStoreConnector::new("s3_a", "s3://bucket/p/", &BTreeMap::new()).unwrap();
+        let b = ObjectStoreConnector::new("s3_b", "s3://bucket/p/", &BTreeMap::new()).unwrap();
+        assert_eq!(a.engine_base().as_str(), "source://s3_a/p/");
+        assert_ne!(a.engine_base(), b.engine_base());
+        let local = ObjectStoreConnector::new("local", "/tmp/x", &BTreeMap::new()).unwrap();
+        assert_eq!(local.engine_base().as_str(), "source://local/tmp/x/");
+        assert_eq!(
+            local.engine_base().join("t.parquet").unwrap().as_str(),
+            "source://local/tmp/x/t.parquet"
+        );
     }
 
     #[test]
