@@ -170,7 +170,7 @@ class HttpArrowClient:
 
 
 class Sluice:
-    def __init__(self, binary: Path, data_dir: Path, workdir: Path):
+    def __init__(self, binary: Path, data_dir: Path, workdir: Path, extra_config: str = ""):
         self.config = workdir / "sluice.toml"
         self.config.write_text(
             "\n".join(
@@ -188,6 +188,7 @@ class Sluice:
                     'name = "tpch"',
                     'kind = "parquet"',
                     f'location = "file://{data_dir.resolve()}/"',
+                    extra_config,
                     "",
                 ]
             )

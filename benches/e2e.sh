@@ -24,24 +24,5 @@ for tool in python3 curl nginx wrk; do
 done
 export PATH="$PATH:/usr/sbin"
 
-bench=target/bench
-venv=$bench/venv
-stamp=$venv/.requirements.sha256
-want=$(sha256sum benches/requirements.txt | cut -d' ' -f1)
-if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    echo "e2e.sh: preparing $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r benches/requirements.txt
-    echo "$want" >"$stamp"
-fi
-
-data=$bench/data/sf$scale
-if [[ ! -f $data/.complete ]]; then
-    echo "e2e.sh: generating TPC-H SF $scale into $data" >&2
-    rm -rf "$data"
-    "$venv/bin/tpchgen-cli" parquet -s "$scale" -c SNAPPY -o "$data"
-    touch "$data/.complete"
-fi
-
-cargo build --release --locked --workspace
+. benches/prepare.sh
 exec "$venv/bin/python" benches/e2e.py --data "$data" --sluice target/release/sluice "$@"

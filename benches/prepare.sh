@@ -1,0 +1,23 @@
+# Sourced by benches/e2e.sh and benches/remote.sh, from the repository root, with $scale set:
+# the virtualenv from benches/requirements.txt and TPC-H Parquet at that scale, both cached
+# under target/bench/, and a release build. Sets $venv and $data.
+bench=target/bench
+venv=$bench/venv
+stamp=$venv/.requirements.sha256
+want=$(sha256sum benches/requirements.txt | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    echo "preparing $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r benches/requirements.txt
+    echo "$want" >"$stamp"
+fi
+
+data=$bench/data/sf$scale
+if [[ ! -f $data/.complete ]]; then
+    echo "generating TPC-H SF $scale into $data" >&2
+    rm -rf "$data"
+    "$venv/bin/tpchgen-cli" parquet -s "$scale" -c SNAPPY -o "$data"
+    touch "$data/.complete"
+fi
+
+cargo build --release --locked --workspace
