@@ -10,12 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scale=1
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-    if [[ ${args[i]} == --scale ]]; then scale=${args[i + 1]}; fi
-done
-
 for tool in python3 curl nginx wrk; do
     if ! command -v "$tool" >/dev/null && [[ ! -x /usr/sbin/$tool ]]; then
         echo "e2e.sh: $tool is missing (Debian: apt-get install -y nginx wrk curl)" >&2
@@ -24,5 +18,5 @@ for tool in python3 curl nginx wrk; do
 done
 export PATH="$PATH:/usr/sbin"
 
-. benches/prepare.sh
+. benches/prepare.sh "$@"
 exec "$venv/bin/python" benches/e2e.py --data "$data" --sluice target/release/sluice "$@"

@@ -1,6 +1,12 @@
-# Sourced by benches/e2e.sh and benches/remote.sh, from the repository root, with $scale set:
-# the virtualenv from benches/requirements.txt and TPC-H Parquet at that scale, both cached
+# Sourced by benches/e2e.sh and benches/remote.sh, from the repository root, with the script's
+# arguments (only --scale is read here, default 1): the virtualenv from benches/requirements.txt and TPC-H Parquet at that scale, both cached
 # under target/bench/, and a release build. Sets $venv and $data.
+scale=1
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    if [[ ${args[i]} == --scale ]]; then scale=${args[i + 1]}; fi
+done
+
 bench=target/bench
 venv=$bench/venv
 stamp=$venv/.requirements.sha256

@@ -56,14 +56,18 @@ def start_moto(venv_bin: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("moto did not start; see moto.log")
 
 
-def upload(endpoint: str, path: Path) -> int:
-    s3 = boto3.client(
+def s3_client(endpoint: str):
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def upload(endpoint: str, path: Path) -> int:
+    s3 = s3_client(endpoint)
     s3.create_bucket(Bucket=BUCKET)
     s3.upload_file(str(path), BUCKET, "lineitem.parquet")
     return s3.head_object(Bucket=BUCKET, Key="lineitem.parquet")["ContentLength"]
@@ -71,13 +75,7 @@ def upload(endpoint: str, path: Path) -> int:
 
 def ranged_get_ms(endpoint: str, size: int, runs: int = 5) -> float:
     """What moto itself takes to serve one 1 MiB ranged GET from the middle of the object."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = s3_client(endpoint)
     mid = size // 2
     times = []
     for _ in range(runs):

@@ -9,11 +9,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scale=1
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-    if [[ ${args[i]} == --scale ]]; then scale=${args[i + 1]}; fi
-done
-
-. benches/prepare.sh
+. benches/prepare.sh "$@"
 exec "$venv/bin/python" benches/remote.py --data "$data" --sluice target/release/sluice "$@"

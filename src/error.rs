@@ -252,6 +252,17 @@ mod tests {
                 "internal",
             ),
         ];
+        // The Parquet reader wraps a failed GET twice; it is still the source's failure.
+        let missing = object_store::Error::NotFound {
+            path: "t/part-1.parquet".into(),
+            source: "gone".into(),
+        };
+        let wrapped = DataFusionError::ParquetError(Box::new(
+            datafusion::parquet::errors::ParquetError::External(Box::new(missing)),
+        ));
+        let cases = cases
+            .into_iter()
+            .chain([(PlanError::Execution(wrapped), 502, "upstream_error")]);
         for (e, status, code) in cases {
             let api = ApiError::from_plan(e, "q1");
             assert_eq!(api.status.as_u16(), status, "{code}");

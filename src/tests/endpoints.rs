@@ -164,15 +164,7 @@ async fn metrics_count_queries() {
     app.arrow("SELECT * FROM nation").await;
     let resp = app.query(json!({"sql": "SELECT * FROM nope"}), ARROW).await;
     assert_eq!(resp.status(), 404);
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     for needle in [
         "sluice_queries_total{outcome=\"ok\"}",
         "sluice_query_duration_seconds_bucket",

@@ -171,6 +171,41 @@ impl TestApp {
         v["queries"][0]["query_id"].as_str().map(str::to_owned)
     }
 
+    /// An authenticated `GET` answered as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/explain` for `sql`.
+    pub async fn explain(&self, sql: &str) -> Value {
+        self.req(reqwest::Method::POST, "/v1/explain")
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `GET /v1/queries/{id}` until `pred` holds or `within` passes.
     pub async fn wait_query(
         &self,
@@ -180,14 +215,7 @@ impl TestApp {
     ) -> Value {
         let end = std::time::Instant::now() + within;
         loop {
-            let v: Value = self
-                .req(reqwest::Method::GET, &format!("/v1/queries/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v = self.get_json(&format!("/v1/queries/{id}")).await;
             if pred(&v) || std::time::Instant::now() > end {
                 return v;
             }

@@ -223,15 +223,7 @@ async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
 /// The sum of a counter over the series that carry all of `labels` (`a="x",b="y"`), 0 when
 /// there is none.
 async fn metric(app: &TestApp, name: &str, labels: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let wanted: Vec<&str> = labels.split(',').collect();
     text.lines()
         .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
@@ -245,15 +237,24 @@ async fn with_sources(sources: Vec<SourceConfig>) -> TestApp {
     TestApp::spawn_with(|c: &mut Config| c.sources.extend(sources)).await
 }
 
+/// A server with sources `s3` and `az` over a freshly seeded prefix, beside `local`.
+async fn s3_and_azure(test: &str) -> Option<TestApp> {
+    let svc = services()?;
+    let prefix = svc.seed(test).await;
+    Some(
+        with_sources(vec![
+            svc.s3_source("s3", &prefix),
+            svc.azure_source("az", &prefix),
+        ])
+        .await,
+    )
+}
+
 #[actix_web::test]
 async fn s3_and_azure_answer_like_local_files() {
-    let Some(svc) = services() else { return };
-    let prefix = svc.seed("same").await;
-    let app = with_sources(vec![
-        svc.s3_source("s3", &prefix),
-        svc.azure_source("az", &prefix),
-    ])
-    .await;
+    let Some(app) = s3_and_azure("same").await else {
+        return;
+    };
     let queries = [
         // Q1's shape: every lineitem column family, grouped.
         "SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice * (1 - l_discount)), \
@@ -301,27 +302,16 @@ async fn s3_and_azure_answer_like_local_files() {
         .await;
         assert_eq!(got, want, "{src}");
     }
-    let described: Value = app
-        .req(reqwest::Method::GET, "/v1/tables/s3.public.lineitem_part")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let described = app.get_json("/v1/tables/s3.public.lineitem_part").await;
     let last = described["columns"].as_array().unwrap().last().unwrap();
     assert_eq!(last["name"], "l_returnflag", "{described}");
 }
 
 #[actix_web::test]
 async fn cross_store_join_is_correct() {
-    let Some(svc) = services() else { return };
-    let prefix = svc.seed("join").await;
-    let app = with_sources(vec![
-        svc.s3_source("s3", &prefix),
-        svc.azure_source("az", &prefix),
-    ])
-    .await;
+    let Some(app) = s3_and_azure("join").await else {
+        return;
+    };
     let q = "SELECT c.c_mktsegment, count(*) AS n, sum(l.l_extendedprice) AS price \
              FROM {orders}.public.orders o \
              JOIN {lineitem}.public.lineitem l ON l.l_orderkey = o.o_orderkey \
@@ -337,15 +327,7 @@ async fn cross_store_join_is_correct() {
     let got = rows(&app, &fill("s3", "az", "local")).await;
     assert_eq!(got, want);
     // The plan reads each table from its own store.
-    let explain: Value = app
-        .req(reqwest::Method::POST, "/v1/explain")
-        .json(&json!({ "sql": fill("s3", "az", "local") }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let explain = app.explain(&fill("s3", "az", "local")).await;
     assert_eq!(
         explain["sources"],
         json!(["az", "local", "s3"]),
@@ -432,15 +414,7 @@ async fn a_partition_filter_skips_the_other_partitions() {
     let prefix = svc.seed("prune").await;
     let app = with_sources(vec![svc.azure_source("azpart", &prefix)]).await;
     let sql = "SELECT count(*), sum(l_quantity) FROM azpart.public.lineitem_part WHERE l_returnflag = 'R'";
-    let explain: Value = app
-        .req(reqwest::Method::POST, "/v1/explain")
-        .json(&json!({ "sql": sql }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let explain = app.explain(sql).await;
     let physical = explain["physical_plan"].as_str().unwrap();
     assert!(
         physical.contains("l_returnflag=R/data.parquet"),
@@ -534,20 +508,10 @@ async fn missing_bucket_and_stopped_store_fail_fast_and_others_answer() {
         let body = app.expect_error(resp, 502, "upstream_error").await;
         assert!(!body.to_string().contains(S3_SECRET));
     }
-    let sources = app
-        .req(reqwest::Method::GET, "/v1/sources")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!sources.contains(S3_SECRET), "{sources}");
-    assert!(
-        !sources.contains("testing\""),
-        "the access key id: {sources}"
-    );
-    let sources: Value = serde_json::from_str(&sources).unwrap();
+    let sources = app.get_json("/v1/sources").await;
+    let text = sources.to_string();
+    assert!(!text.contains(S3_SECRET), "{text}");
+    assert!(!text.contains("testing\""), "the access key id: {text}");
     for name in ["gone", "stopped"] {
         let s = sources["sources"]
             .as_array()
