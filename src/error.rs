@@ -260,9 +260,10 @@ mod tests {
         let wrapped = DataFusionError::ParquetError(Box::new(
             datafusion::parquet::errors::ParquetError::External(Box::new(missing)),
         ));
-        let cases = cases
-            .into_iter()
-            .chain([(PlanError::Execution(wrapped), 502, "upstream_error")]);
+        let cases =
+            cases
+                .into_iter()
+                .chain([(PlanError::Execution(wrapped), 502, "upstream_error")]);
         for (e, status, code) in cases {
             let api = ApiError::from_plan(e, "q1");
             assert_eq!(api.status.as_u16(), status, "{code}");
