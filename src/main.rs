@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice::cli::query::OutputFormat;
 use sluice::startup::Application;
+use sluice_actors::sources::object_store::ObjectStoreConnector;
 use sluice_schemas::Config;
 
 #[derive(Debug, Parser)]
@@ -76,19 +77,32 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match sluice_schemas::loader::load_file(path) {
-        Ok(cfg) => {
-            println!("{}: ok ({} sources)", path.display(), cfg.sources.len());
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
-            for e in &errors.0 {
-                eprintln!("  - {e}");
-            }
-            ExitCode::FAILURE
-        }
+    let errors = match sluice_schemas::loader::load_file(path) {
+        // The config parses: also build each source's store (no I/O), which checks the
+        // location and every option against what the store accepts.
+        Ok(cfg) => cfg
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                sluice_schemas::SourceConfig::Parquet(p) => {
+                    ObjectStoreConnector::new(&p.name, &p.location, &p.options)
+                        .err()
+                        .map(|e| format!("sources.{}: {e}", p.name))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    };
+    if errors.is_empty() {
+        println!("{}: ok", path.display());
+        return ExitCode::SUCCESS;
     }
+    eprintln!("{}: {} error(s)", path.display(), errors.len());
+    for e in &errors {
+        eprintln!("  - {e}");
+    }
+    ExitCode::FAILURE
 }
 
 fn serve(

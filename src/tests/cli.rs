@@ -46,6 +46,25 @@ fn check_reports_every_error_and_accepts_a_good_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Options the store does not know are config errors too, found without any I/O.
+    let opts = dir.path().join("opts.toml");
+    std::fs::write(
+        &opts,
+        "[[sources]]\nname = \"lake\"\nkind = \"parquet\"\nlocation = \"s3://b/p/\"\n\
+         options = { colour = \"red\", retry_timeout = \"soon\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&opts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sources.lake") && err.contains("retry_timeout"),
+        "{err}"
+    );
 }
 
 #[actix_web::test]
