@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Real services for the test suite, on free 127.0.0.1 ports (../shared/TESTING.md has the facts):
-# a throwaway PostgreSQL cluster, S3 (moto), Azure Blob (Azurite) and Snowflake (fakesnow).
+# two throwaway PostgreSQL clusters, S3 (moto), Azure Blob (Azurite) and Snowflake (fakesnow).
+# The main cluster has TLS on and logs every statement; the spare one is for tests that stop
+# and restart a source.
 #
-#   scripts/services.sh up      install what is missing, start all four, write .services/env
+#   scripts/services.sh up      install what is missing, start them all, write .services/env
 #   scripts/services.sh down    stop every service recorded in .services/ by its PID
 #   scripts/services.sh status  show what is recorded and whether it still runs
+#   scripts/services.sh stop|start postgres_spare   (used by the tests)
 #
 # Tools live in git-ignored folders owned by the project and are reused: .venv/ (moto,
 # fakesnow, from scripts/requirements-test.txt) and .tools/azurite/ (npm). Each service's PID
@@ -84,27 +87,94 @@ spawn() {
   echo $! >"$run/$name.pid"
 }
 
-start_postgres() {
+# TLS for the main cluster: a throwaway CA and a server certificate it signs, for 127.0.0.1
+# and localhost (rustls refuses a CA certificate used as the server's own).
+make_certs() {
+  local dir=$1
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj /CN=sluice-test-ca \
+    -days 30 2>/dev/null || return 1
+  openssl req "${ec[@]}" -keyout "$dir/server.key" -out "$dir/server.csr" -subj /CN=localhost \
+    2>/dev/null || return 1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -out "$dir/server.crt" -days 30 -extfile "$dir/server.ext" 2>/dev/null || return 1
+  chmod 600 "$dir/server.key"
+}
+
+# as_postgres CMD...: PostgreSQL refuses to run as root.
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# run_postmaster NAME: (re)start cluster NAME on its recorded data dir, port and settings.
+run_postmaster() {
+  local name=$1 data port
+  data=$(cat "$run/$name.data")
+  port=$(cat "$run/$name.port")
+  # The postmaster itself (not pg_ctl) in the background: its PID is the one to stop.
+  # shellcheck disable=SC2046
+  setsid $( [ "$(id -u)" = 0 ] && echo runuser -u postgres -- ) "$pg_bin/postgres" -D "$data/db" \
+    -c listen_addresses=127.0.0.1 -p "$port" -k "$data" -c fsync=off -c synchronous_commit=off \
+    -c full_page_writes=off -c max_connections=200 $(cat "$run/$name.args") \
+    </dev/null >>"$run/$name.log" 2>&1 &
+  echo $! >"$run/$name.pid"
+  wait_for "$name" 100 "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres || return 1
+  # Record the postmaster's own PID (the first line of its pid file), not runuser's: signals
+  # to runuser do not reach the server.
+  head -n 1 "$data/db/postmaster.pid" >"$run/$name.pid"
+}
+
+# start_pg_cluster NAME ARGS...: a fresh cluster on a free port; ARGS are extra server settings.
+start_pg_cluster() {
   [ -n "$pg_bin" ] || { say "PostgreSQL binaries not found under /usr/lib/postgresql"; return 1; }
-  local port data as=()
-  port=$(free_port)
+  local name=$1 data; shift
   data=$(mktemp -d /tmp/sluice-pg.XXXXXX)
   chmod a+x "$data"
-  if [ "$(id -u)" = 0 ]; then
-    chown postgres "$data"
-    touch "$run/postgres.log" && chown postgres "$run/postgres.log"
-    as=(runuser -u postgres --)
-  fi
-  echo "$data" >"$run/postgres.data"
-  "${as[@]}" "$pg_bin/initdb" -D "$data/db" -A trust -U postgres -E UTF8 --locale=C --no-sync \
-    >"$run/postgres.init.log" 2>&1 || { cat "$run/postgres.init.log" >&2; return 1; }
-  # The postmaster itself (not pg_ctl) in the background: its PID is the one to stop.
-  setsid "${as[@]}" "$pg_bin/postgres" -D "$data/db" -c listen_addresses=127.0.0.1 -p "$port" \
-    -k "$data" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-    -c max_connections=200 </dev/null >>"$run/postgres.log" 2>&1 &
-  echo $! >"$run/postgres.pid"
-  wait_for postgres 100 "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres || return 1
-  echo "export SLUICE_TEST_PG_URL=postgres://postgres@127.0.0.1:$port/postgres" >>"$run/env"
+  echo "$data" >"$run/$name.data"
+  free_port >"$run/$name.port"
+  touch "$run/$name.log"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$data" "$run/$name.log"; fi
+  as_postgres "$pg_bin/initdb" -D "$data/db" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+    >"$run/$name.init.log" 2>&1 || { cat "$run/$name.init.log" >&2; return 1; }
+  echo "$*" >"$run/$name.args"
+  run_postmaster "$name"
+}
+
+start_postgres() {
+  local data certs
+  # TLS on (plain connections still accepted), and every statement logged with the backend's
+  # PID and application_name, so tests can assert the exact SQL Sluice sent.
+  certs=$(mktemp -d /tmp/sluice-pg-tls.XXXXXX)
+  make_certs "$certs" || { say "openssl could not make the test certificates"; return 1; }
+  chmod a+rx "$certs"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$certs/server.key"; fi
+  echo "$certs" >"$run/postgres.certs"
+  start_pg_cluster postgres -c ssl=on -c "ssl_cert_file=$certs/server.crt" \
+    -c "ssl_key_file=$certs/server.key" -c log_statement=all '-c log_line_prefix=%p|%a|' \
+    || return 1
+  {
+    echo "export SLUICE_TEST_PG_URL=postgres://postgres@127.0.0.1:$(cat "$run/postgres.port")/postgres"
+    echo "export SLUICE_TEST_PG_LOG=$run/postgres.log"
+    echo "export SLUICE_TEST_PG_CA=$certs/ca.crt"
+  } >>"$run/env"
+}
+
+# A second cluster that tests stop and start (`services.sh stop|start postgres_spare`).
+start_postgres_spare() {
+  start_pg_cluster postgres_spare || return 1
+  echo "export SLUICE_TEST_PG_SPARE_URL=postgres://postgres@127.0.0.1:$(cat "$run/postgres_spare.port")/postgres" \
+    >>"$run/env"
+}
+
+# stop_one NAME: stop one service by its recorded PID (PostgreSQL: fast shutdown).
+stop_one() {
+  local name=$1 pid
+  pid=$(cat "$run/$name.pid" 2>/dev/null) || { say "$name is not recorded"; return 1; }
+  kill -INT "$pid" 2>/dev/null || { say "$name (pid $pid) is not running"; return 0; }
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
 }
 
 start_moto() {
@@ -154,7 +224,7 @@ up() {
   echo "export SLUICE_TEST_BUCKET=$test_bucket" >"$run/env"
   local start=$SECONDS failed=()
   install_all || failed+=(install)
-  for s in postgres moto azurite fakesnow; do
+  for s in postgres postgres_spare moto azurite fakesnow; do
     if "start_$s"; then
       say "$s is up (pid $(cat "$run/$s.pid"))"
     else
@@ -179,7 +249,7 @@ down() {
     [ -e "$pidfile" ] || continue
     pid=$(cat "$pidfile")
     # SIGINT is PostgreSQL's fast shutdown; the others stop on SIGTERM.
-    [ "$(basename "$pidfile")" = postgres.pid ] && sig=INT || sig=TERM
+    case "$(basename "$pidfile")" in postgres*) sig=INT ;; *) sig=TERM ;; esac
     kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
     pids+=("$pid")
   done
@@ -201,10 +271,12 @@ down() {
     fi
     rm -f "$pidfile"
   done
-  if [ -f "$run/postgres.data" ]; then
-    rm -rf "$(cat "$run/postgres.data")"
-    rm -f "$run/postgres.data"
-  fi
+  local f
+  for f in "$run"/*.data "$run"/*.certs; do
+    [ -e "$f" ] || continue
+    rm -rf "$(cat "$f")"
+    rm -f "$f"
+  done
   rm -f "$run/env"
 }
 
@@ -223,5 +295,10 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  # For tests of a source going away and coming back; only the spare cluster is theirs.
+  stop) [ "${2:-}" = postgres_spare ] || { echo "usage: $0 stop postgres_spare" >&2; exit 2; }
+        stop_one postgres_spare ;;
+  start) [ "${2:-}" = postgres_spare ] || { echo "usage: $0 start postgres_spare" >&2; exit 2; }
+         run_postmaster postgres_spare ;;
+  *) echo "usage: $0 up|down|status|stop postgres_spare|start postgres_spare" >&2; exit 2 ;;
 esac
