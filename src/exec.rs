@@ -175,7 +175,14 @@ async fn run(
     tx: &mpsc::Sender<Step>,
 ) -> Result<(), Failure> {
     let target: SchemaRef = job.planned.output_schema();
-    let mut stream = job.planner.execute(&job.planned).map_err(Failure::Plan)?;
+    let context = sluice_planner::QueryContext {
+        id: job.entry.id.clone(),
+        deadline: job.deadline.into_std(),
+    };
+    let mut stream = job
+        .planner
+        .execute(&job.planned, Some(context))
+        .map_err(Failure::Plan)?;
     let mut encoder = job.format.encoder(&target).map_err(Failure::Encode)?;
     let mut head = vec![encoder.start().map_err(Failure::Encode)?];
     let mut head_len = head[0].len();
@@ -189,13 +196,22 @@ async fn run(
         if held_enough {
             break;
         }
-        let next = match first_batch_at {
-            // Wait for the next batch only as long as the prebuffer window allows.
-            Some(t) => match tokio::time::timeout_at(t + PREBUFFER_TIME, stream.next()).await {
-                Ok(n) => n,
-                Err(_) => break,
-            },
-            None => stream.next().await,
+        // Wait for the next batch only as long as the prebuffer window allows; and stop if
+        // the handler is gone (the client closed the connection before the first byte): a
+        // remote statement may take long to produce anything.
+        let deadline = first_batch_at.map(|t| t + PREBUFFER_TIME);
+        let next = tokio::select! {
+            biased;
+            () = handler_gone(head_tx) => return Err(Failure::ClientGone),
+            n = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, stream.next()).await.ok(),
+                    None => Some(stream.next().await),
+                }
+            } => n,
+        };
+        let Some(next) = next else {
+            break;
         };
         match next {
             None => {
@@ -215,6 +231,14 @@ async fn run(
     // Phase 2: stream. Watch the channel too, so a client that leaves while the engine is
     // busy (a long aggregation) cancels the query now rather than at the next batch.
     stream_rest(job, &mut stream, &mut *encoder, &target, &mut rows, tx).await
+}
+
+/// Resolves when the handler waiting for the head has been dropped.
+async fn handler_gone(head_tx: &mut Option<HeadSender>) {
+    match head_tx.as_mut() {
+        Some(h) => h.closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn send_head(

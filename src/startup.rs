@@ -138,6 +138,9 @@ impl Application {
         // Results go out as several small writes (head, schema, batches, end marker); with Nagle's
         // algorithm on, a keep-alive client's delayed ACK stalls each response by up to 40 ms.
         .tcp_nodelay(true)
+        // A client that closes its side has left: drop its handler (and so cancel its query)
+        // even before the first byte of the answer. HTTP clients never half-close to wait.
+        .h1_allow_half_closed(false)
         .bind(listen)
         .map_err(|source| StartupError::Bind {
             addr: listen,
