@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use datafusion::error::DataFusionError;
 use sluice_planner::PlanError;
+use sluice_planner::postgres::scan::{RemoteError, RemoteErrorKind};
 use sluice_schemas::api::{ErrorBody, ErrorDetail};
 use tracing::error;
 
@@ -155,6 +156,19 @@ impl ApiError {
                 )
                 .with_query(query_id)
             }
+            _ if let Some(r) = remote_error(e) => {
+                error!(query_id, error = %e, "Remote statement failed.");
+                let err = match r.kind {
+                    RemoteErrorKind::Unavailable => Self::source_unavailable(r.message.clone()),
+                    RemoteErrorKind::Upstream => Self::upstream(r.message.clone()),
+                    RemoteErrorKind::Timeout => Self::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "query_timeout",
+                        r.message.clone(),
+                    ),
+                };
+                err.with_query(query_id)
+            }
             _ if is_upstream(e) => {
                 error!(query_id, error = %e, "Upstream read failed.");
                 Self::upstream(
@@ -196,6 +210,18 @@ impl ResponseError for ApiError {
         }
         resp.json(self.body())
     }
+}
+
+/// A classified remote-source failure somewhere in `e`'s chain.
+fn remote_error(e: &DataFusionError) -> Option<&RemoteError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<RemoteError>() {
+            return Some(r);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// True when an object store or the file system failed somewhere in `e`'s chain (also when

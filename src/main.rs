@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use sluice::cli::query::OutputFormat;
 use sluice::startup::Application;
 use sluice_actors::sources::object_store::ObjectStoreConnector;
+use sluice_actors::sources::postgres::PostgresConnector;
 use sluice_schemas::Config;
 
 #[derive(Debug, Parser)]
@@ -78,8 +79,8 @@ fn main() -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     let errors = match sluice_schemas::loader::load_file(path) {
-        // The config parses: also build each source's store (no I/O), which checks the
-        // location and every option against what the store accepts.
+        // The config parses: also build each source's store or pools (no I/O), which checks
+        // the location, URLs and every option against what they accept.
         Ok(cfg) => cfg
             .sources
             .iter()
@@ -89,7 +90,11 @@ fn check(path: &std::path::Path) -> ExitCode {
                         .err()
                         .map(|e| format!("sources.{}: {e}", p.name))
                 }
-                _ => None,
+                // Replica URLs, sslmode and TLS roots, without connecting.
+                sluice_schemas::SourceConfig::Postgres(p) => PostgresConnector::new(p)
+                    .err()
+                    .map(|e| format!("sources.{}: {e}", p.name)),
+                sluice_schemas::SourceConfig::Snowflake(_) => None,
             })
             .collect::<Vec<_>>(),
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),

@@ -12,9 +12,10 @@ use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use sluice_actors::sources::object_store::{ObjectStoreConnector, redact};
+use sluice_actors::sources::postgres::PostgresConnector;
 use sluice_actors::supervisor::RegisterSource;
 use sluice_actors::{SourceActor, SourceSupervisor};
-use sluice_planner::{ParquetSourceSpec, Planner, PlannerOptions, TableLocation};
+use sluice_planner::{ParquetSourceSpec, Planner, PlannerOptions, SourceCatalog, TableLocation};
 use sluice_schemas::{AuthMode, Config, SourceConfig};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -208,10 +209,14 @@ async fn build_source(
         name: name.clone(),
         source,
     };
-    let SourceConfig::Parquet(p) = source else {
-        return Err(err(sluice_actors::SourceError::UnsupportedKind(
-            source.kind(),
-        )));
+    let p = match source {
+        SourceConfig::Parquet(p) => p,
+        SourceConfig::Postgres(pg) => return build_postgres(pg, planner, runtime).await,
+        SourceConfig::Snowflake(_) => {
+            return Err(err(sluice_actors::SourceError::UnsupportedKind(
+                source.kind(),
+            )));
+        }
     };
     let connector = ObjectStoreConnector::new(&name, &p.location, &p.options).map_err(err)?;
     let mut tables = Vec::with_capacity(p.tables.len());
@@ -233,12 +238,60 @@ async fn build_source(
         },
         connector.store(),
     );
-    let connector = connector.with_catalog(Arc::clone(&catalog));
-    // Listing and footer reads run on the query runtime, which owns the store's connections.
-    let loaded = runtime
-        .spawn(async move { catalog.refresh(redact).await })
-        .await;
-    let loaded = match loaded {
+    let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
+    let loaded = first_load(&name, catalog, runtime).await;
+    Ok(BuiltSource {
+        name,
+        connector: Arc::new(connector),
+        health_interval: Duration::from_millis(p.health_check_interval_ms),
+        refresh_every: (p.refresh_interval_ms > 0)
+            .then(|| Duration::from_millis(p.refresh_interval_ms)),
+        loaded,
+    })
+}
+
+/// A PostgreSQL source: pools per replica, tables from its catalog.
+async fn build_postgres(
+    pg: &sluice_schemas::PostgresSourceConfig,
+    planner: &Planner,
+    runtime: &tokio::runtime::Handle,
+) -> Result<BuiltSource, StartupError> {
+    let name = pg.name.clone();
+    let connector = PostgresConnector::new(pg).map_err(|source| StartupError::Source {
+        name: name.clone(),
+        source,
+    })?;
+    let remote = connector
+        .primary()
+        .cloned()
+        .ok_or_else(|| StartupError::Source {
+            name: name.clone(),
+            source: sluice_actors::SourceError::Config("no replicas".to_owned()),
+        })?;
+    let schemas = (!pg.schemas.is_empty()).then(|| pg.schemas.clone());
+    let catalog = planner.register_postgres_source(&name, remote, schemas);
+    let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
+    let loaded = first_load(&name, catalog, runtime).await;
+    Ok(BuiltSource {
+        name,
+        connector: Arc::new(connector),
+        health_interval: Duration::from_millis(pg.health_check_interval_ms),
+        refresh_every: (pg.refresh_interval_ms > 0)
+            .then(|| Duration::from_millis(pg.refresh_interval_ms)),
+        loaded,
+    })
+}
+
+/// Loads a source's tables before the server serves; on failure the actor keeps retrying.
+async fn first_load<C: SourceCatalog + 'static>(
+    name: &str,
+    catalog: Arc<C>,
+    runtime: &tokio::runtime::Handle,
+) -> bool {
+    // Listing, footer reads and catalog queries run on the query runtime, which owns the
+    // sources' connections.
+    let loaded = runtime.spawn(async move { catalog.refresh().await }).await;
+    match loaded {
         Ok(Ok(summary)) => {
             info!(source = %name, tables = summary.tables, elapsed_ms = summary.elapsed.as_millis(), "Source registered.");
             true
@@ -251,15 +304,7 @@ async fn build_source(
             warn!(source = %name, error = %e, "Source registration task failed.");
             false
         }
-    };
-    Ok(BuiltSource {
-        name,
-        connector: Arc::new(connector),
-        health_interval: Duration::from_millis(p.health_check_interval_ms),
-        refresh_every: (p.refresh_interval_ms > 0)
-            .then(|| Duration::from_millis(p.refresh_interval_ms)),
-        loaded,
-    })
+    }
 }
 
 /// Prometheus histograms need periodic upkeep when no exporter thread runs.

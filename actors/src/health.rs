@@ -63,14 +63,34 @@ impl Default for SourceHealth {
 impl SourceHealth {
     /// Records a check's outcome; returns true when the state changed.
     pub fn record(&mut self, outcome: Result<(), String>, latency: Duration) -> bool {
+        self.record_check(outcome, None, latency)
+    }
+
+    /// Records a check's outcome where a passing check may still report pressure (a saturated
+    /// pool): the source is then Degraded with that reason, without counting a failure toward
+    /// Unavailable. Returns true when the state changed.
+    pub fn record_check(
+        &mut self,
+        outcome: Result<(), String>,
+        pressure: Option<String>,
+        latency: Duration,
+    ) -> bool {
         let now = SystemTime::now();
         self.last_check = Some(now);
         self.last_latency = Some(latency);
         let next = match outcome {
             Ok(()) => {
                 self.consecutive_failures = 0;
-                self.last_error = None;
-                HealthState::Healthy
+                match pressure {
+                    Some(reason) => {
+                        self.last_error = Some(reason);
+                        HealthState::Degraded
+                    }
+                    None => {
+                        self.last_error = None;
+                        HealthState::Healthy
+                    }
+                }
             }
             Err(e) => {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
@@ -123,5 +143,13 @@ mod tests {
             HealthState::Unavailable,
             "no flapping back to degraded"
         );
+        let mut busy = SourceHealth::default();
+        busy.record(Ok(()), ms);
+        assert!(busy.record_check(Ok(()), Some("pool saturated".into()), ms));
+        assert_eq!(busy.state, HealthState::Degraded);
+        assert_eq!(busy.consecutive_failures, 0);
+        assert_eq!(busy.last_error.as_deref(), Some("pool saturated"));
+        assert!(busy.record_check(Ok(()), None, ms));
+        assert_eq!(busy.state, HealthState::Healthy);
     }
 }

@@ -172,7 +172,12 @@ impl SourceActor {
             .increment(1);
         ::metrics::histogram!(metrics::SOURCE_HEALTH_CHECK_SECONDS, "source" => source.clone())
             .record(latency.as_secs_f64());
-        if self.health.record(outcome, latency) {
+        let pressure = if outcome.is_ok() {
+            self.connector.pressure()
+        } else {
+            None
+        };
+        if self.health.record_check(outcome, pressure, latency) {
             let state = self.health.state;
             match state {
                 HealthState::Healthy => info!(source = %source, "Source became healthy."),

@@ -17,26 +17,38 @@
 //! # Layout
 //! - [`session`]: [`Planner`], the shared session state and the per-query pipeline.
 //! - [`catalog`]: table discovery, listing tables with hive partitions.
+//! - [`postgres`]: PostgreSQL tables, pushdown and the remote scan.
 //! - [`parquet_catalog`]: [`ParquetCatalog`], an object-store source's tables, refreshed whole.
 //! - [`validate`]: one statement, read-only.
 //! - [`params`]: JSON values bound to placeholders.
 //! - [`output`]: result schemas as clients receive them.
 //! - [`error`]: the [`PlanError`] type.
+//! - [`metrics`]: names of the per-source metrics the data path records.
+//! - [`redact`]: credentials out of error texts.
+//! - [`rewrite`]: analyzer rules Sluice adds (floats compared with decimal literals).
 #![warn(missing_docs)]
 
 pub mod catalog;
 pub mod error;
+pub mod metrics;
 pub mod output;
 pub mod params;
 pub mod parquet_catalog;
+pub mod postgres;
+pub mod redact;
+pub mod rewrite;
 pub mod session;
 pub mod validate;
 
 pub use catalog::TableLocation;
 pub use error::{PlanError, Result};
 pub use params::Params;
-pub use parquet_catalog::{CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary};
-pub use session::{PlannedQuery, Planner, PlannerOptions, TableInfo};
+pub use parquet_catalog::{
+    CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
+};
+pub use session::{
+    PlannedQuery, Planner, PlannerOptions, QueryContext, RemoteStatement, TableInfo,
+};
 
 /// DataFusion as this crate uses it, so dependents name one version.
 pub use datafusion;

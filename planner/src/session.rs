@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::error::{PlanError, Result};
 use crate::params::{self, Params};
-use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec};
+use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec, SourceCatalog};
 use crate::validate;
 
 /// Settings the planner takes from the server config.
@@ -56,7 +56,7 @@ const NO_DEFAULT_CATALOG: &str = "sluice";
 #[derive(Clone)]
 pub struct Planner {
     state: Arc<SessionState>,
-    parquet_sources: Arc<RwLock<BTreeMap<String, Arc<ParquetCatalog>>>>,
+    catalogs: Arc<RwLock<BTreeMap<String, Arc<dyn SourceCatalog>>>>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -85,6 +85,24 @@ impl PlannedQuery {
     pub fn output_schema(&self) -> SchemaRef {
         crate::output::plain_schema(&self.physical.schema())
     }
+}
+
+/// What a remote statement needs from the query it belongs to.
+#[derive(Debug, Clone)]
+pub struct QueryContext {
+    /// The query id, shown to the source (`application_name`).
+    pub id: String,
+    /// When the query times out; remote statements get the time left as their timeout.
+    pub deadline: std::time::Instant,
+}
+
+/// A statement sent to a source, for `EXPLAIN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStatement {
+    /// Source (catalog) name.
+    pub source: String,
+    /// The exact SQL.
+    pub sql: String,
 }
 
 /// A table as the catalog describes it.
@@ -136,10 +154,11 @@ impl Planner {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
             .build();
         Ok(Self {
             state: Arc::new(state),
-            parquet_sources: Arc::default(),
+            catalogs: Arc::default(),
         })
     }
 
@@ -164,10 +183,34 @@ impl Planner {
         self.register_object_store(&spec.base, Arc::clone(&store));
         let name = spec.catalog.clone();
         let catalog = Arc::new(ParquetCatalog::new(spec, store, Arc::clone(&self.state)));
-        self.parquet_sources
+        self.catalogs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name, Arc::clone(&catalog));
+            .insert(name, Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
+        catalog
+    }
+
+    /// Registers a PostgreSQL source read through `remote`; its tables appear with the returned
+    /// catalog's first refresh. `schemas` limits discovery to those schemas.
+    pub fn register_postgres_source(
+        &self,
+        name: &str,
+        remote: crate::postgres::PgRemote,
+        schemas: Option<Vec<String>>,
+    ) -> Arc<crate::postgres::PgCatalog> {
+        let catalog = Arc::new(crate::postgres::PgCatalog::new(
+            name.to_owned(),
+            remote,
+            schemas,
+            Arc::clone(&self.state),
+        ));
+        self.catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                name.to_owned(),
+                Arc::clone(&catalog) as Arc<dyn SourceCatalog>,
+            );
         catalog
     }
 
@@ -185,9 +228,9 @@ impl Planner {
         Ok(catalog)
     }
 
-    /// The object-store source `name`, if there is one.
-    pub fn parquet_source(&self, name: &str) -> Option<Arc<ParquetCatalog>> {
-        self.parquet_sources
+    /// The catalog of source `name`, if it has one that loads.
+    pub fn source_catalog(&self, name: &str) -> Option<Arc<dyn SourceCatalog>> {
+        self.catalogs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
@@ -287,7 +330,7 @@ impl Planner {
     /// A source whose tables never loaded cannot say which tables it has: every name in it
     /// is [`PlanError::SourceUnavailable`], not "not found".
     fn check_loaded(&self, catalog: &str) -> Result<()> {
-        let Some(source) = self.parquet_source(catalog) else {
+        let Some(source) = self.source_catalog(catalog) else {
             return Ok(());
         };
         let status = source.status();
@@ -302,13 +345,44 @@ impl Planner {
         })
     }
 
-    /// Starts executing a planned query. Dropping the stream cancels it.
+    /// Starts executing a planned query. Dropping the stream cancels it, remote statements
+    /// included. `context` gives remote statements the query id and deadline.
     ///
     /// # Errors
     /// When execution cannot start.
-    pub fn execute(&self, query: &PlannedQuery) -> Result<SendableRecordBatchStream> {
-        execute_stream(Arc::clone(&query.physical), self.state.task_ctx())
-            .map_err(PlanError::Execution)
+    pub fn execute(
+        &self,
+        query: &PlannedQuery,
+        context: Option<QueryContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut task = self.state.task_ctx();
+        if let Some(ctx) = context {
+            let config = task.session_config().clone().with_extension(Arc::new(ctx));
+            task = Arc::new(
+                datafusion::execution::TaskContext::from(self.state.as_ref())
+                    .with_session_config(config),
+            );
+        }
+        execute_stream(Arc::clone(&query.physical), task).map_err(PlanError::Execution)
+    }
+
+    /// The statements a plan sends to remote sources, in plan order.
+    pub fn remote_statements(&self, query: &PlannedQuery) -> Vec<RemoteStatement> {
+        fn walk(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<RemoteStatement>) {
+            let any: &dyn std::any::Any = plan.as_ref();
+            if let Some(scan) = any.downcast_ref::<crate::postgres::scan::PgScanExec>() {
+                out.push(RemoteStatement {
+                    source: scan.source_name().to_owned(),
+                    sql: scan.sql().to_owned(),
+                });
+            }
+            for child in plan.children() {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&query.physical, &mut out);
+        out
     }
 
     /// The logical and physical plans as indented text.

@@ -119,7 +119,7 @@ impl AsyncDB for SluiceDb {
         let schema = planned.output_schema();
         let stream = self
             .planner
-            .execute(&planned)
+            .execute(&planned, None)
             .map_err(|e| DbError(e.to_string()))?;
         let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| {
             let e = sluice_planner::PlanError::from_execution(e);

@@ -252,11 +252,34 @@ pub struct TableConfig {
 pub struct PostgresSourceConfig {
     /// Catalog name.
     pub name: String,
-    /// Connection URLs of one logical database.
+    /// Connection URLs of one logical database (the first serves; failover comes later).
     pub replicas: Vec<String>,
-    /// Statements in flight against this source at once.
+    /// Statements in flight against this source at once: the pool size of each replica.
     #[serde(default = "default_source_concurrency")]
     pub max_concurrency: u32,
+    /// How long opening a connection may take.
+    #[serde(default = "default_pg_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long a statement waits for a free pooled connection before `source_unavailable`.
+    #[serde(default = "default_pg_wait_timeout_ms")]
+    pub pool_wait_timeout_ms: u64,
+    /// Schemas to expose; empty: every schema the login can read (system schemas excluded).
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// How often the source is probed (`SELECT 1`).
+    #[serde(default = "default_health_check_interval_ms")]
+    pub health_check_interval_ms: u64,
+    /// How often tables and columns are re-read from the catalog; 0: only on demand.
+    #[serde(default = "default_refresh_interval_ms")]
+    pub refresh_interval_ms: u64,
+}
+
+fn default_pg_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_pg_wait_timeout_ms() -> u64 {
+    5_000
 }
 
 /// `kind = "snowflake"`.

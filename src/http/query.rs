@@ -89,6 +89,12 @@ pub async fn explain(
     .await?;
     entry.finish(QueryState::Finished, None);
     let (logical, physical) = state.planner.explain(&planned);
+    let remote: Vec<_> = state
+        .planner
+        .remote_statements(&planned)
+        .into_iter()
+        .map(|r| serde_json::json!({ "source": r.source, "sql": r.sql }))
+        .collect();
     Ok(HttpResponse::Ok()
         .insert_header((QUERY_ID_HEADER, query_id.as_str()))
         .json(serde_json::json!({
@@ -97,6 +103,7 @@ pub async fn explain(
             "tables": planned.tables,
             "logical_plan": logical,
             "physical_plan": physical,
+            "remote": remote,
         })))
 }
 

@@ -65,6 +65,27 @@ fn check_reports_every_error_and_accepts_a_good_config() {
         err.contains("sources.lake") && err.contains("retry_timeout"),
         "{err}"
     );
+    // So are PostgreSQL URLs that do not parse, unknown sslmodes and missing TLS roots; the
+    // password is never echoed.
+    let pg = dir.path().join("pg.toml");
+    std::fs::write(
+        &pg,
+        "[[sources]]\nname = \"a\"\nkind = \"postgres\"\nreplicas = [\"postgres://u:hunter2@h/db?sslmode=sometimes\"]\n\
+         [[sources]]\nname = \"b\"\nkind = \"postgres\"\nreplicas = [\"postgres://u@h/db?sslmode=verify-full&sslrootcert=/no/ca.pem\"]\n\
+         [[sources]]\nname = \"c\"\nkind = \"postgres\"\nreplicas = [\"postgres://u@h/db?sslmode=require\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&pg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 error(s)"), "{err}");
+    assert!(err.contains("sources.a") && err.contains("sslmode=sometimes"), "{err}");
+    assert!(err.contains("sources.b") && err.contains("/no/ca.pem"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }
 
 #[actix_web::test]

@@ -15,6 +15,7 @@ mod clients;
 mod endpoints;
 mod formats;
 mod object_stores;
+mod postgres;
 mod streaming;
 
 use std::sync::OnceLock;
@@ -249,6 +250,9 @@ pub fn total_rows(batches: &[RecordBatch]) -> usize {
 /// A query that keeps the engine busy for minutes without producing a row, in small steps
 /// (8,192 rows a poll) so cancellation takes effect at once.
 pub const SLOW_SQL: &str = "SELECT sum(value) FROM generate_series(1, 10000000000)";
+
+/// How long the PostgreSQL tests' slow view sleeps; they cancel it long before.
+pub const SLOW_PG_SECONDS: u32 = 30;
 
 /// A query that streams rows for minutes.
 pub const LONG_STREAM_SQL: &str = "SELECT value FROM generate_series(1, 10000000000)";

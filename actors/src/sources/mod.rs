@@ -7,6 +7,7 @@
 
 pub mod metered;
 pub mod object_store;
+pub mod postgres;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -38,6 +39,12 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     /// Why the tables could not be loaded; the previous tables stay.
     fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
         async { Ok(None) }.boxed()
+    }
+
+    /// Load the source is under that makes it Degraded though its probe passes (a saturated
+    /// pool), read after each passing check. It may reset what it counts.
+    fn pressure(&self) -> Option<String> {
+        None
     }
 
     /// The state of the source's catalog, if it has one.

@@ -12,7 +12,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
-use sluice_planner::{CatalogStatus, ParquetCatalog};
+use sluice_planner::{CatalogStatus, SourceCatalog};
 use url::Url;
 
 use super::Connector;
@@ -44,7 +44,7 @@ pub struct ObjectStoreConnector {
     base: Url,
     engine_base: Url,
     pushdown_filters: bool,
-    catalog: Option<Arc<ParquetCatalog>>,
+    catalog: Option<Arc<dyn SourceCatalog>>,
 }
 
 impl ObjectStoreConnector {
@@ -124,7 +124,7 @@ impl ObjectStoreConnector {
     }
 
     /// Attaches the catalog this source's refreshes reload.
-    pub fn with_catalog(mut self, catalog: Arc<ParquetCatalog>) -> Self {
+    pub fn with_catalog(mut self, catalog: Arc<dyn SourceCatalog>) -> Self {
         self.catalog = Some(catalog);
         self
     }
@@ -255,23 +255,7 @@ pub fn location_url(location: &str) -> Result<Url> {
     Ok(url)
 }
 
-/// Strips anything that looks like a credential from an error text.
-pub fn redact(text: &str) -> String {
-    text.split_whitespace()
-        .map(|w| {
-            let lower = w.to_ascii_lowercase();
-            if ["secret", "key=", "token", "password", "sig="]
-                .iter()
-                .any(|s| lower.contains(s))
-            {
-                "[redacted]"
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use sluice_planner::redact::redact;
 
 impl Connector for ObjectStoreConnector {
     fn kind(&self) -> &'static str {
@@ -294,7 +278,7 @@ impl Connector for ObjectStoreConnector {
                 return Ok(None);
             };
             let summary = catalog
-                .refresh(redact)
+                .refresh()
                 .await
                 .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
             Ok(Some(summary.tables))

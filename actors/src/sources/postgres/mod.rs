@@ -1,0 +1,304 @@
+//! PostgreSQL sources: one deadpool-postgres pool per replica, owned by the source actor.
+//!
+//! Pools open connections lazily, on the runtime that asks for them (the query runtime: scans
+//! and probes both run there). The first replica serves; failover across replicas is a later
+//! step. TLS follows the URL's `sslmode` ([`tls`]).
+//!
+//! Health: each check runs `SELECT 1` on a connection of its own, outside the pool, so a
+//! pool busy with long queries does not read as a dead server. A pool that made statements
+//! wait past `pool_wait_timeout_ms` since the last check, or has statements waiting now,
+//! makes the source Degraded with that reason.
+
+pub mod tls;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sluice_planner::postgres::PgRemote;
+use sluice_planner::redact::redact;
+use sluice_planner::{CatalogStatus, SourceCatalog};
+use sluice_schemas::PostgresSourceConfig;
+use url::Url;
+
+use self::tls::{Roots, TlsMode, TlsSettings};
+use super::Connector;
+use crate::error::{Result, SourceError};
+
+/// One replica: its pool and how to reach it outside the pool.
+struct Replica {
+    remote: PgRemote,
+    config: tokio_postgres::Config,
+    tls: TlsSettings,
+    display: String,
+    max_size: usize,
+    /// The health probe's own connection, reopened when it breaks.
+    probe: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+}
+
+/// A PostgreSQL source's pools.
+pub struct PostgresConnector {
+    replicas: Vec<Replica>,
+    catalog: Option<Arc<dyn SourceCatalog>>,
+}
+
+impl std::fmt::Debug for PostgresConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConnector")
+            .field("replicas", &self.display_location())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A replica URL split into what tokio-postgres reads and what Sluice reads itself.
+///
+/// # Errors
+/// [`SourceError::Config`] for a string that does not parse, an unknown `sslmode`, or client
+/// certificates (not supported).
+pub fn parse_replica(url: &str) -> Result<(tokio_postgres::Config, TlsSettings)> {
+    let bad = |e: &dyn std::fmt::Display| SourceError::Config(format!("not a PostgreSQL URL: {e}"));
+    let Ok(mut parsed) = Url::parse(url) else {
+        // key=value form: tokio-postgres knows disable, prefer and require.
+        let config: tokio_postgres::Config = url.parse().map_err(|e| bad(&e))?;
+        let mode = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => TlsMode::Disable,
+            tokio_postgres::config::SslMode::Require => TlsMode::Require,
+            _ => TlsMode::Prefer,
+        };
+        return Ok((config, TlsSettings { mode, roots: None }));
+    };
+    let mut mode = TlsMode::Prefer;
+    let mut roots = None;
+    let mut rest = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => {
+                mode = TlsMode::parse(&v).ok_or_else(|| {
+                    SourceError::Config(format!(
+                        "sslmode={v}: expected disable, prefer, require, verify-ca or verify-full"
+                    ))
+                })?;
+            }
+            "sslrootcert" => {
+                roots = Some(if v == "system" {
+                    Roots::System
+                } else {
+                    Roots::File(v.into_owned())
+                });
+            }
+            "sslcert" | "sslkey" | "sslpassword" => {
+                return Err(SourceError::Config(format!(
+                    "{k}: client certificates are not supported; use a password"
+                )));
+            }
+            _ => rest.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    parsed.set_query(None);
+    if !rest.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(rest);
+    }
+    let mut config: tokio_postgres::Config = parsed.as_str().parse().map_err(|e| bad(&e))?;
+    config.ssl_mode(mode.ssl_mode());
+    Ok((config, TlsSettings { mode, roots }))
+}
+
+impl PostgresConnector {
+    /// Builds one pool per replica URL. Nothing connects yet.
+    ///
+    /// # Errors
+    /// [`SourceError::Config`] for a URL that does not parse, no replicas, or unreadable TLS
+    /// roots.
+    pub fn new(cfg: &PostgresSourceConfig) -> Result<Self> {
+        if cfg.replicas.is_empty() {
+            return Err(SourceError::Config("replicas must not be empty".to_owned()));
+        }
+        let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+        let max_size = usize::try_from(cfg.max_concurrency.max(1)).unwrap_or(1);
+        let mut replicas = Vec::with_capacity(cfg.replicas.len());
+        for (i, url) in cfg.replicas.iter().enumerate() {
+            let in_replica = |e: SourceError| SourceError::Config(format!("replica {i}: {e}"));
+            let (mut pg, tls) = parse_replica(url).map_err(in_replica)?;
+            pg.connect_timeout(connect_timeout);
+            pg.application_name(sluice_planner::postgres::APPLICATION_NAME);
+            let (manager, cancel) = tls::manager(
+                pg.clone(),
+                &tls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            )
+            .map_err(in_replica)?;
+            let pool = Pool::builder(manager)
+                .max_size(max_size)
+                .wait_timeout(Some(Duration::from_millis(cfg.pool_wait_timeout_ms)))
+                .create_timeout(Some(connect_timeout))
+                .recycle_timeout(Some(Duration::from_secs(5)))
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(|e| SourceError::Config(format!("replica {i}: {e}")))?;
+            replicas.push(Replica {
+                remote: PgRemote {
+                    pool,
+                    cancel,
+                    pool_timeouts: Arc::new(AtomicU64::new(0)),
+                },
+                config: pg,
+                tls,
+                display: display_url(url),
+                max_size,
+                probe: tokio::sync::Mutex::new(None),
+            });
+        }
+        Ok(Self {
+            replicas,
+            catalog: None,
+        })
+    }
+
+    /// How queries reach the replica that serves.
+    pub fn primary(&self) -> Option<&PgRemote> {
+        self.replicas.first().map(|r| &r.remote)
+    }
+
+    /// Attaches the catalog this source's refreshes reload.
+    pub fn with_catalog(mut self, catalog: Arc<dyn SourceCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+}
+
+/// A URL without its password or query string.
+fn display_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        // A key=value connection string: show only that it is one.
+        Err(_) => "postgres (connection string)".to_owned(),
+    }
+}
+
+impl Connector for PostgresConnector {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn display_location(&self) -> String {
+        self.replicas
+            .iter()
+            .map(|r| r.display.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn health_check(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let replica = self
+                .replicas
+                .first()
+                .ok_or_else(|| SourceError::Config("no replicas".to_owned()))?;
+            let mut probe = replica.probe.lock().await;
+            if probe.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+                let client = tls::connect(&replica.config, &replica.tls)
+                    .await
+                    .map_err(|e| SourceError::Catalog(redact(&e)))?;
+                *probe = Some(client);
+            }
+            let Some(client) = probe.as_ref() else {
+                return Err(SourceError::Catalog("no probe connection".to_owned()));
+            };
+            if let Err(e) = client.simple_query("SELECT 1").await {
+                *probe = None;
+                return Err(SourceError::Catalog(redact(&e.to_string())));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn pressure(&self) -> Option<String> {
+        let replica = self.replicas.first()?;
+        let timed_out = replica.remote.pool_timeouts.swap(0, Ordering::Relaxed);
+        let status = replica.remote.pool.status();
+        (timed_out > 0 || status.waiting > 0).then(|| {
+            format!(
+                "connection pool saturated: {} of {} connections busy, {} statements waiting, \
+                 {timed_out} gave up waiting since the last check",
+                status.size.saturating_sub(status.available),
+                replica.max_size,
+                status.waiting
+            )
+        })
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
+        async move {
+            let Some(catalog) = &self.catalog else {
+                return Ok(None);
+            };
+            let summary = catalog
+                .refresh()
+                .await
+                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
+            Ok(Some(summary.tables))
+        }
+        .boxed()
+    }
+
+    fn catalog_status(&self) -> Option<CatalogStatus> {
+        self.catalog.as_ref().map(|c| c.status())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            display_url("postgres://app:s3cret@db.example:5432/x?sslmode=disable"),
+            "postgres://app@db.example:5432/x"
+        );
+        let cfg: PostgresSourceConfig =
+            toml::from_str("name = \"pg\"\nreplicas = [\"postgres://a:pw@h/db\"]\n").unwrap();
+        let c = PostgresConnector::new(&cfg).unwrap();
+        assert_eq!(c.display_location(), "postgres://a@h/db");
+        assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn tls_settings_come_off_the_url() {
+        let (pg, tls) = parse_replica(
+            "postgres://a@h/db?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(tls.mode, TlsMode::VerifyFull);
+        assert_eq!(tls.roots, Some(Roots::File("/ca.pem".into())));
+        assert_eq!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let (_, tls) = parse_replica("postgres://a@h/db").unwrap();
+        assert_eq!(tls.mode, TlsMode::Prefer);
+        let (_, tls) = parse_replica("host=h user=a sslmode=disable").unwrap();
+        assert_eq!(tls.mode, TlsMode::Disable);
+        for bad in [
+            "postgres://a@h/db?sslmode=sometimes",
+            "postgres://a@h/db?sslcert=/c.pem",
+            "postgres://a@h/db?nonsense=1",
+        ] {
+            assert!(parse_replica(bad).is_err(), "{bad}");
+        }
+        let cfg: PostgresSourceConfig = toml::from_str(
+            "name = \"pg\"\nreplicas = [\"postgres://a@h/db?sslmode=verify-ca&sslrootcert=/nope.pem\"]\n",
+        )
+        .unwrap();
+        let err = PostgresConnector::new(&cfg).unwrap_err().to_string();
+        assert!(err.contains("sslrootcert /nope.pem"), "{err}");
+    }
+}

@@ -1,0 +1,311 @@
+//! Remote statements end when the query does; the source's health follows the server; TLS.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sluice_schemas::{Config, SourceConfig};
+
+use super::{app_with, connect, json_rows, service_env, setup, setup_on, source, wait_source};
+use crate::{ARROW, SLOW_PG_SECONDS, TestApp};
+
+/// Backends running a statement for this query id.
+async fn active(pg: &tokio_postgres::Client, query_id: &str) -> i64 {
+    pg.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+        &[&format!("sluice:{query_id}")],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Waits until the newest running query has a statement running on the server.
+async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
+    for _ in 0..200 {
+        if let Some(id) = app.latest_running().await
+            && active(pg, &id).await > 0
+        {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the slow statement never showed up in pg_stat_activity");
+}
+
+async fn assert_gone_within_a_second(pg: &tokio_postgres::Client, id: &str) {
+    let start = Instant::now();
+    while active(pg, id).await > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the remote statement of {id} was still running after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn slow_view() -> String {
+    format!("CREATE VIEW slow AS SELECT pg_sleep({SLOW_PG_SECONDS}) IS NULL AS done;")
+}
+
+/// Starts `sql` in the background and returns once its statement runs on the server.
+async fn start_slow(
+    app: &TestApp,
+    pg: &tokio_postgres::Client,
+    sql: &str,
+) -> (
+    String,
+    actix_web::rt::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    let req = app
+        .req(reqwest::Method::POST, "/v1/query")
+        .header("Accept", ARROW)
+        .json(&json!({ "sql": sql }));
+    let running = actix_web::rt::spawn(async move { req.send().await });
+    (wait_active(pg, app).await, running)
+}
+
+#[actix_web::test]
+async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
+    let Some((pg, url, schema)) = setup(&slow_view()).await else {
+        return;
+    };
+    let app = app_with(source("pg", &url, &schema)).await;
+    let sql = format!("SELECT * FROM pg.{schema}.slow");
+
+    // DELETE /v1/queries/{id}.
+    let (id, running) = start_slow(&app, &pg, &sql).await;
+    let resp = app
+        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_gone_within_a_second(&pg, &id).await;
+    drop(running);
+
+    // The client goes away.
+    let (id, running) = start_slow(&app, &pg, &sql).await;
+    running.abort();
+    assert_gone_within_a_second(&pg, &id).await;
+
+    // A timeout: 504 for the client, and the statement gone from the server.
+    let started = Instant::now();
+    let resp = app
+        .query(json!({ "sql": sql, "timeout_ms": 700 }), ARROW)
+        .await;
+    let body = app.expect_error(resp, 504, "query_timeout").await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let id = body["error"]["query_id"].as_str().unwrap().to_owned();
+    assert_gone_within_a_second(&pg, &id).await;
+
+    // No connection was left behind mid-statement, and the source still answers.
+    json_rows(
+        &app,
+        &format!("SELECT count(*) FROM pg.{schema}.slow WHERE false"),
+    )
+    .await;
+    // (Discarded connections close as soon as their backend reads the end of the stream.)
+    let start = Instant::now();
+    loop {
+        let stuck: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'sluice%' \
+                 AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)') \
+                 AND query LIKE $1",
+                &[&format!("%{schema}%")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if stuck == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{stuck} connections stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_exhausted_pool_queues_then_answers_source_unavailable() {
+    let Some((pg, url, schema)) = setup(&slow_view()).await else {
+        return;
+    };
+    let mut src = source("pg", &url, &schema);
+    src.max_concurrency = 1;
+    src.pool_wait_timeout_ms = 300;
+    let app = app_with(src).await;
+    let sql = format!("SELECT * FROM pg.{schema}.slow");
+    let (id, busy) = start_slow(&app, &pg, &sql).await;
+    let started = Instant::now();
+    let resp = app
+        .query(
+            json!({ "sql": format!("SELECT 1 FROM pg.{schema}.slow") }),
+            ARROW,
+        )
+        .await;
+    assert!(resp.headers().contains_key("retry-after"));
+    let body = app.expect_error(resp, 503, "source_unavailable").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "it queued first: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no free connection"),
+        "{body}"
+    );
+    // The health probe has its own connection: the server is fine, the pool is not.
+    let s = wait_source(&app, "pg", Duration::from_secs(3), |s| {
+        s["state"] == "degraded"
+    })
+    .await;
+    assert!(
+        s["last_error"].as_str().unwrap().contains("saturated"),
+        "{s}"
+    );
+    app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+        .send()
+        .await
+        .unwrap();
+    drop(busy);
+    wait_source(&app, "pg", Duration::from_secs(3), |s| {
+        s["state"] == "healthy"
+    })
+    .await;
+}
+
+/// Restarts the spare server when dropped, so a failing test does not leave it down.
+struct Spare;
+
+impl Spare {
+    fn run(what: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
+        let status = std::process::Command::new(script)
+            .args([what, "postgres_spare"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "services.sh {what} postgres_spare");
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        Self::run("start");
+    }
+}
+
+#[actix_web::test]
+async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
+    let Some((_pg, url, schema)) = setup_on(
+        "SLUICE_TEST_PG_SPARE_URL",
+        "CREATE TABLE t (x int4); INSERT INTO t VALUES (1), (2);",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = app_with(source("spare", &url, &schema)).await;
+    let sql = format!("SELECT sum(x) FROM spare.{schema}.t");
+    assert_eq!(json_rows(&app, &sql).await["rows"], json!([[3]]));
+
+    Spare::run("stop");
+    let _restart = Spare;
+    // Every query answers quickly and clearly, before and after health notices.
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        let t = Instant::now();
+        let resp = app.query(json!({ "sql": sql }), "application/json").await;
+        let body = app.expect_error(resp, 503, "source_unavailable").await;
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("spare"),
+            "{body}"
+        );
+    }
+    let s = wait_source(&app, "spare", Duration::from_secs(5), |s| {
+        s["state"] == "unavailable"
+    })
+    .await;
+    let reason = s["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains("refused") || reason.contains("connect"),
+        "{s}"
+    );
+    app.assert_serving().await;
+
+    Spare::run("start");
+    wait_source(&app, "spare", Duration::from_secs(10), |s| {
+        s["state"] == "healthy"
+    })
+    .await;
+    assert_eq!(json_rows(&app, &sql).await["rows"], json!([[3]]));
+}
+
+/// Whether the backend running `query_id` uses TLS.
+async fn backend_ssl(pg: &tokio_postgres::Client, query_id: &str) -> bool {
+    pg.query_one(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = $1",
+        &[&format!("sluice:{query_id}")],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[actix_web::test]
+async fn tls_follows_sslmode() {
+    let Some((pg, url, schema)) = setup(&slow_view()).await else {
+        return;
+    };
+    let Some(ca) = service_env("SLUICE_TEST_PG_CA") else {
+        return;
+    };
+    let with = |mode: &str| format!("{url}?sslmode={mode}");
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let app = TestApp::spawn_unready_with(|c: &mut Config| {
+        for (name, url) in [
+            ("plain", with("disable")),
+            ("enc", with("require")),
+            ("verified", verified.clone()),
+            ("untrusted", with("verify-full")),
+        ] {
+            c.sources
+                .push(SourceConfig::Postgres(source(name, &url, &schema)));
+        }
+    })
+    .await;
+    for (name, ssl) in [("plain", false), ("enc", true), ("verified", true)] {
+        let (id, running) =
+            start_slow(&app, &pg, &format!("SELECT * FROM {name}.{schema}.slow")).await;
+        assert_eq!(backend_ssl(&pg, &id).await, ssl, "{name}");
+        app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+            .send()
+            .await
+            .unwrap();
+        drop(running);
+    }
+    // verify-full against the system's roots: the test CA is not among them.
+    let s = super::source_status(&app, "untrusted").await;
+    assert_eq!(s["state"], "unavailable", "{s}");
+    assert!(
+        s["last_error"].as_str().unwrap().contains("certificate"),
+        "{s}"
+    );
+    let resp = app
+        .query(
+            json!({ "sql": format!("SELECT * FROM untrusted.{schema}.slow") }),
+            "application/json",
+        )
+        .await;
+    app.expect_error(resp, 503, "source_unavailable").await;
+    // The test's own plain connection is unaffected.
+    drop(connect(&url).await);
+}
