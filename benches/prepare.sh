@@ -1,6 +1,6 @@
-# Sourced by benches/e2e.sh and benches/remote.sh, from the repository root, with the script's
+# Sourced by benches/e2e.sh, remote.sh and postgres.sh, from the repository root, with the script's
 # arguments (only --scale is read here, default 1): the virtualenv from benches/requirements.txt and TPC-H Parquet at that scale, both cached
-# under target/bench/, and a release build. Sets $venv and $data.
+# under target/bench/, and a release build. Sets $venv and $data. `prepare_data=0` skips the data.
 scale=1
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
@@ -19,7 +19,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
 fi
 
 data=$bench/data/sf$scale
-if [[ ! -f $data/.complete ]]; then
+if [[ ${prepare_data:-1} == 1 && ! -f $data/.complete ]]; then
     echo "generating TPC-H SF $scale into $data" >&2
     rm -rf "$data"
     "$venv/bin/tpchgen-cli" parquet -s "$scale" -c SNAPPY -o "$data"
