@@ -83,8 +83,14 @@ fn check_reports_every_error_and_accepts_a_good_config() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2 error(s)"), "{err}");
-    assert!(err.contains("sources.a") && err.contains("sslmode=sometimes"), "{err}");
-    assert!(err.contains("sources.b") && err.contains("/no/ca.pem"), "{err}");
+    assert!(
+        err.contains("sources.a") && err.contains("sslmode=sometimes"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sources.b") && err.contains("/no/ca.pem"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }
 
