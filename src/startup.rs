@@ -196,6 +196,28 @@ struct BuiltSource {
     loaded: bool,
 }
 
+impl BuiltSource {
+    /// Loads `catalog` once and describes the source; `timing` is the config's
+    /// `(health_check_interval_ms, refresh_interval_ms)`, a refresh interval of 0 meaning
+    /// on demand only.
+    async fn load<C: SourceCatalog + 'static>(
+        name: String,
+        connector: Arc<dyn sluice_actors::Connector>,
+        catalog: Arc<C>,
+        (health_ms, refresh_ms): (u64, u64),
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
+        let loaded = first_load(&name, catalog, runtime).await;
+        Self {
+            name,
+            connector,
+            health_interval: Duration::from_millis(health_ms),
+            refresh_every: (refresh_ms > 0).then(|| Duration::from_millis(refresh_ms)),
+            loaded,
+        }
+    }
+}
+
 /// Builds a source's connector, registers its catalog with the planner and loads its tables
 /// once before the server starts serving. A source that cannot load still starts: its actor
 /// keeps retrying, queries on it answer `source_unavailable` with the reason meanwhile.
@@ -239,15 +261,14 @@ async fn build_source(
         connector.store(),
     );
     let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
-    let loaded = first_load(&name, catalog, runtime).await;
-    Ok(BuiltSource {
+    Ok(BuiltSource::load(
         name,
-        connector: Arc::new(connector),
-        health_interval: Duration::from_millis(p.health_check_interval_ms),
-        refresh_every: (p.refresh_interval_ms > 0)
-            .then(|| Duration::from_millis(p.refresh_interval_ms)),
-        loaded,
-    })
+        Arc::new(connector),
+        catalog,
+        (p.health_check_interval_ms, p.refresh_interval_ms),
+        runtime,
+    )
+    .await)
 }
 
 /// A PostgreSQL source: pools per replica, tables from its catalog.
@@ -271,15 +292,14 @@ async fn build_postgres(
     let schemas = (!pg.schemas.is_empty()).then(|| pg.schemas.clone());
     let catalog = planner.register_postgres_source(&name, remote, schemas);
     let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
-    let loaded = first_load(&name, catalog, runtime).await;
-    Ok(BuiltSource {
+    Ok(BuiltSource::load(
         name,
-        connector: Arc::new(connector),
-        health_interval: Duration::from_millis(pg.health_check_interval_ms),
-        refresh_every: (pg.refresh_interval_ms > 0)
-            .then(|| Duration::from_millis(pg.refresh_interval_ms)),
-        loaded,
-    })
+        Arc::new(connector),
+        catalog,
+        (pg.health_check_interval_ms, pg.refresh_interval_ms),
+        runtime,
+    )
+    .await)
 }
 
 /// Loads a source's tables before the server serves; on failure the actor keeps retrying.

@@ -11,9 +11,12 @@ pub mod postgres;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sluice_planner::CatalogStatus;
+use std::sync::Arc;
 
-use crate::error::Result;
+use sluice_planner::redact::redact;
+use sluice_planner::{CatalogStatus, SourceCatalog};
+
+use crate::error::{Result, SourceError};
 
 /// One configured source's connection handles.
 pub trait Connector: Send + Sync + std::fmt::Debug {
@@ -32,13 +35,28 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     /// Dropping the future abandons the probe; the caller bounds it with a timeout.
     fn health_check(&self) -> BoxFuture<'_, Result<()>>;
 
+    /// The catalog this source's refreshes reload, if it has one.
+    fn catalog(&self) -> Option<&Arc<dyn SourceCatalog>> {
+        None
+    }
+
     /// Reloads the source's tables (new files, new tables, changed schemas); returns how
     /// many tables it now has, or `None` for a source with no catalog to refresh.
     ///
     /// # Errors
-    /// Why the tables could not be loaded; the previous tables stay.
+    /// Why the tables could not be loaded (without credentials); the previous tables stay.
     fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
-        async { Ok(None) }.boxed()
+        async move {
+            let Some(catalog) = self.catalog() else {
+                return Ok(None);
+            };
+            let summary = catalog
+                .refresh()
+                .await
+                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
+            Ok(Some(summary.tables))
+        }
+        .boxed()
     }
 
     /// Load the source is under that makes it Degraded though its probe passes (a saturated
@@ -49,6 +67,6 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
 
     /// The state of the source's catalog, if it has one.
     fn catalog_status(&self) -> Option<CatalogStatus> {
-        None
+        self.catalog().map(|c| c.status())
     }
 }

@@ -12,7 +12,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
-use sluice_planner::{CatalogStatus, SourceCatalog};
+use sluice_planner::SourceCatalog;
 use url::Url;
 
 use super::Connector;
@@ -272,22 +272,8 @@ impl Connector for ObjectStoreConnector {
         u.to_string()
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
-        async move {
-            let Some(catalog) = &self.catalog else {
-                return Ok(None);
-            };
-            let summary = catalog
-                .refresh()
-                .await
-                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
-            Ok(Some(summary.tables))
-        }
-        .boxed()
-    }
-
-    fn catalog_status(&self) -> Option<CatalogStatus> {
-        self.catalog.as_ref().map(|c| c.status())
+    fn catalog(&self) -> Option<&Arc<dyn SourceCatalog>> {
+        self.catalog.as_ref()
     }
 
     fn health_check(&self) -> BoxFuture<'_, Result<()>> {

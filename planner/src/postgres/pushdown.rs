@@ -127,18 +127,6 @@ fn class(c: &PgColumn) -> Option<Class> {
     }
 }
 
-fn is_comparison(op: Operator) -> bool {
-    matches!(
-        op,
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-    )
-}
-
 fn is_range(op: Operator) -> bool {
     matches!(
         op,
@@ -257,6 +245,7 @@ impl Render<'_> {
     }
 
     fn comparison(&self, left: &Expr, op: Operator, right: &Expr) -> Option<(ast::Expr, Fidelity)> {
+        let sql_op = binary_op(op)?;
         let (col, col_left) = match (self.operand(left), self.operand(right)) {
             (Some(c), None) => (c, true),
             (None, Some(c)) => (c, false),
@@ -277,11 +266,10 @@ impl Render<'_> {
         } else {
             (lit, col_sql)
         };
-        let op = binary_op(op)?;
         Some((
             nested(ast::Expr::BinaryOp {
                 left: Box::new(l),
-                op,
+                op: sql_op,
                 right: Box::new(r),
             }),
             fidelity,
@@ -308,8 +296,8 @@ impl Render<'_> {
                         lf.min(rf),
                     ))
                 }
-                op if is_comparison(*op) => self.comparison(left, *op, right),
-                _ => None,
+                // Comparisons; anything else has no `binary_op` and stays local.
+                op => self.comparison(left, *op, right),
             },
             Expr::Not(inner) => match self.expr(inner)? {
                 (sql, Fidelity::Exact) => Some((

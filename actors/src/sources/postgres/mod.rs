@@ -18,9 +18,9 @@ use std::time::Duration;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use sluice_planner::SourceCatalog;
 use sluice_planner::postgres::PgRemote;
 use sluice_planner::redact::redact;
-use sluice_planner::{CatalogStatus, SourceCatalog};
 use sluice_schemas::PostgresSourceConfig;
 use url::Url;
 
@@ -237,22 +237,8 @@ impl Connector for PostgresConnector {
         })
     }
 
-    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
-        async move {
-            let Some(catalog) = &self.catalog else {
-                return Ok(None);
-            };
-            let summary = catalog
-                .refresh()
-                .await
-                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
-            Ok(Some(summary.tables))
-        }
-        .boxed()
-    }
-
-    fn catalog_status(&self) -> Option<CatalogStatus> {
-        self.catalog.as_ref().map(|c| c.status())
+    fn catalog(&self) -> Option<&Arc<dyn SourceCatalog>> {
+        self.catalog.as_ref()
     }
 }
 

@@ -150,16 +150,19 @@ fn provider() -> Arc<CryptoProvider> {
 /// The rustls configuration for `tls`, or `None` for plain TCP.
 fn client_config(tls: &TlsSettings) -> Result<Option<ClientConfig>> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match (tls.mode, &tls.roots) {
+    let (chain, check_name) = match (tls.mode, &tls.roots) {
         (TlsMode::Disable, _) => return Ok(None),
-        (TlsMode::Prefer, _) | (TlsMode::Require, None) => Arc::new(Unverified {
-            algorithms: provider.signature_verification_algorithms,
-        }),
-        (TlsMode::Require | TlsMode::VerifyCa, roots) => Arc::new(AnyName {
-            inner: webpki(roots.as_ref(), &provider)?,
-        }),
-        (TlsMode::VerifyFull, roots) => webpki(roots.as_ref(), &provider)?,
+        (TlsMode::Prefer, _) | (TlsMode::Require, None) => (None, false),
+        (TlsMode::Require | TlsMode::VerifyCa, roots) => {
+            (Some(webpki(roots.as_ref(), &provider)?), false)
+        }
+        (TlsMode::VerifyFull, roots) => (Some(webpki(roots.as_ref(), &provider)?), true),
     };
+    let verifier = Arc::new(Verifier {
+        chain,
+        check_name,
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SourceError::Config(format!("TLS: {e}")))?
@@ -204,23 +207,37 @@ fn webpki(
         .map_err(|e| SourceError::Config(format!("TLS roots: {e}")))
 }
 
-/// `sslmode=prefer`/`require` without roots: encrypted, the server's certificate is not
-/// checked (libpq's meaning). Handshake signatures are still verified.
+/// libpq's checks of the server's certificate, on rustls.
+///
+/// Without `chain` (`prefer`, `require` without roots) the certificate is not checked; with it,
+/// it must chain to a trusted root, and with `check_name` also name the host (`verify-full`).
+/// The webpki verifier checks the chain before the name, so a name error alone means the chain
+/// passed (`verify-ca`). Handshake signatures are verified in every mode.
 #[derive(Debug)]
-struct Unverified {
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for Unverified {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -243,58 +260,5 @@ impl ServerCertVerifier for Unverified {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the host name is not compared. The
-/// webpki verifier checks the chain before the name, so a name error means the chain passed.
-#[derive(Debug)]
-struct AnyName {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
