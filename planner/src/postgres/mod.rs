@@ -110,12 +110,15 @@ WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') \
   AND has_table_privilege(c.oid, 'SELECT') \
 ORDER BY 1, 2, a.attnum";
 
+/// How long reading the catalog may take.
+const DISCOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Reads every readable table's columns (optionally only in `schemas`).
 ///
 /// # Errors
 /// The connection or the catalog query failed.
 pub async fn discover(
-    client: &tokio_postgres::Client,
+    client: &impl deadpool_postgres::GenericClient,
     schemas: Option<&[String]>,
 ) -> std::result::Result<Vec<PgTableDef>, tokio_postgres::Error> {
     let rows = client.query(DISCOVER_SQL, &[]).await?;
@@ -295,15 +298,25 @@ impl PgCatalog {
     }
 
     async fn load(&self) -> std::result::Result<usize, String> {
-        let client = self
-            .remote
-            .pool
-            .get()
+        let failed = |e: &(dyn std::error::Error + 'static)| crate::redact::with_causes(e);
+        let mut client = self.remote.pool.get().await.map_err(|e| failed(&e))?;
+        // Read-only and bounded, like every statement Sluice sends.
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .start()
             .await
-            .map_err(|e| crate::redact::with_causes(&e))?;
-        let tables = discover(&client, self.schemas.as_deref())
+            .map_err(|e| failed(&e))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            DISCOVER_TIMEOUT.as_millis()
+        ))
+        .await
+        .map_err(|e| failed(&e))?;
+        let tables = discover(&tx, self.schemas.as_deref())
             .await
-            .map_err(|e| crate::redact::with_causes(&e))?;
+            .map_err(|e| failed(&e))?;
+        tx.commit().await.map_err(|e| failed(&e))?;
         register(&self.state, &self.name, tables, &self.remote).map_err(|e| e.to_string())
     }
 }
