@@ -134,7 +134,8 @@ start_pg_cluster() {
   chmod a+x "$data"
   echo "$data" >"$run/$name.data"
   free_port >"$run/$name.port"
-  touch "$run/$name.log"
+  # A fresh log per `up` (restarts by `start` append to it): the main cluster logs every statement.
+  : >"$run/$name.log"
   if [ "$(id -u)" = 0 ]; then chown postgres "$data" "$run/$name.log"; fi
   as_postgres "$pg_bin/initdb" -D "$data/db" -A trust -U postgres -E UTF8 --locale=C --no-sync \
     >"$run/$name.init.log" 2>&1 || { cat "$run/$name.init.log" >&2; return 1; }

@@ -6,7 +6,8 @@
 pub const SOURCE_REQUESTS_TOTAL: &str = "sluice_source_requests_total";
 /// Counter of bytes read from a source (response bodies, or values of remote rows); label `source`.
 pub const SOURCE_BYTES_READ_TOTAL: &str = "sluice_source_bytes_read_total";
-/// Counter of failed source requests (after the store's own retries); labels `source`, `op`.
+/// Counter of failed source requests (after the store's own retries); labels `source`, `op`
+/// (for PostgreSQL: `query`, or `connect` when no connection could be had).
 pub const SOURCE_ERRORS_TOTAL: &str = "sluice_source_errors_total";
 /// Histogram of source request latency in seconds (to the response head, or to a remote
 /// statement's first row); labels `source`, `op`.

@@ -92,6 +92,8 @@ impl RemoteError {
             _ => format!("source {source} refused a connection"),
         };
         tracing::warn!(source, error = %e, "Getting a connection failed.");
+        ::metrics::counter!(metrics::SOURCE_ERRORS_TOTAL, "source" => source.to_owned(), "op" => "connect")
+            .increment(1);
         Self::into_df(source, RemoteErrorKind::Unavailable, message)
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sluice_schemas::{Config, SourceConfig};
 
-use super::{app_with, connect, json_rows, service_env, setup, setup_on, source, wait_source};
+use super::{app_with, json_rows, service_env, setup, setup_on, source, wait_source};
 use crate::{ARROW, SLOW_PG_SECONDS, TestApp};
 
 /// Backends running a statement for this query id.
@@ -161,6 +161,17 @@ async fn an_exhausted_pool_queues_then_answers_source_unavailable() {
             .contains("no free connection"),
         "{body}"
     );
+    let metrics = app.metrics_text().await;
+    let gave_up: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("sluice_source_errors_total")
+                && l.contains("source=\"pg\"")
+                && l.contains("op=\"connect\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(gave_up >= 1.0, "{metrics}");
     // The health probe has its own connection: the server is fine, the pool is not.
     let s = wait_source(&app, "pg", Duration::from_secs(3), |s| {
         s["state"] == "degraded"
@@ -197,7 +208,12 @@ impl Spare {
 
 impl Drop for Spare {
     fn drop(&mut self) {
-        Self::run("start");
+        // No assertion here: a second panic while a failing test unwinds would abort the
+        // whole test binary. A failed restart shows in the next test that needs the server.
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
+        let _ = std::process::Command::new(script)
+            .args(["start", "postgres_spare"])
+            .status();
     }
 }
 
@@ -306,6 +322,4 @@ async fn tls_follows_sslmode() {
         )
         .await;
     app.expect_error(resp, 503, "source_unavailable").await;
-    // The test's own plain connection is unaffected.
-    drop(connect(&url).await);
 }
