@@ -114,6 +114,50 @@ impl ApiError {
         )
     }
 
+    /// `409 query_cancelled`: the answer of a query cancelled by `DELETE`.
+    pub fn cancelled() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "query_cancelled",
+            "the query was cancelled (DELETE /v1/queries/{id})",
+        )
+    }
+
+    /// `413 request_too_large`.
+    pub fn request_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+    }
+
+    /// `406 not_acceptable`.
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", message)
+    }
+
+    /// `415 unsupported_media_type`.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    /// `503 shutting_down`: the server is draining and takes no new queries.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down; retry on another replica",
+        )
+    }
+
+    /// `500 internal` for a panic caught at a task boundary: counted, logged under the
+    /// query id, and never shown.
+    pub fn panicked(query_id: &str, detail: &str) -> Self {
+        metrics::counter!(crate::metrics::PANICS_TOTAL).increment(1);
+        Self::internal(Some(query_id), &format!("panic: {detail}"))
+    }
+
     /// `500 internal`: the detail goes to the log under the query id, not to the client.
     pub fn internal(query_id: Option<&str>, detail: &dyn std::fmt::Display) -> Self {
         error!(query_id = query_id.unwrap_or(""), error = %detail, "Internal error.");
@@ -126,12 +170,17 @@ impl ApiError {
         e
     }
 
-    /// Maps a planner error, logging what must not be shown.
+    /// Maps a planner error, logging what must not be shown. This is the one mapping from
+    /// every DataFusion, Arrow and source error to a status and code, used before the first
+    /// byte, after it (for `GET /v1/queries/{id}`) and for explain alike.
     pub fn from_plan(e: PlanError, query_id: &str) -> Self {
+        let sql_invalid = |m: String| Self::new(StatusCode::BAD_REQUEST, "sql_invalid", m);
         let err = match &e {
-            PlanError::Empty | PlanError::Parse(_) | PlanError::Invalid(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "sql_invalid", e.to_string())
-            }
+            PlanError::Empty
+            | PlanError::Parse(_)
+            | PlanError::Invalid(_)
+            | PlanError::TooDeep(_) => sql_invalid(e.to_string()),
+            PlanError::TooLarge(m) => Self::request_too_large(m.clone()),
             PlanError::MultipleStatements(_) | PlanError::ReadOnly(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "read_only", e.to_string())
             }
@@ -141,12 +190,20 @@ impl ApiError {
             PlanError::Unsupported(_) => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, "unsupported", e.to_string())
             }
+            PlanError::Data(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "data_error",
+                e.to_string(),
+            ),
             PlanError::Execution(df) => return Self::from_execution(df, query_id),
         };
         err.with_query(query_id)
     }
 
     fn from_execution(e: &DataFusionError, query_id: &str) -> Self {
+        if let Some(detail) = panic_in(e) {
+            return Self::panicked(query_id, &detail);
+        }
         match e.find_root() {
             DataFusionError::ResourcesExhausted(_) => {
                 tracing::warn!(query_id, error = %e, "Query exceeded the memory limit.");
@@ -210,6 +267,25 @@ impl ResponseError for ApiError {
         }
         resp.json(self.body())
     }
+}
+
+/// The panic message when `e` is a task that DataFusion joined and found panicked.
+fn panic_in(e: &DataFusionError) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(DataFusionError::ExecutionJoin(j)) = err.downcast_ref::<DataFusionError>()
+            && j.is_panic()
+        {
+            return Some(j.to_string());
+        }
+        if let Some(j) = err.downcast_ref::<tokio::task::JoinError>()
+            && j.is_panic()
+        {
+            return Some(j.to_string());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// A classified remote-source failure somewhere in `e`'s chain.

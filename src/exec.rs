@@ -17,7 +17,7 @@ use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::physical_plan::SendableRecordBatchStream;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sluice_planner::{PlanError, PlannedQuery, Planner};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
@@ -64,6 +64,7 @@ enum Failure {
     Timeout(Duration),
     Cancelled,
     ClientGone,
+    Panic(String),
 }
 
 impl Failure {
@@ -78,11 +79,17 @@ impl Failure {
                 "result_too_large",
             ),
             Self::Timeout(t) => failed(ApiError::timeout(t).with_query(query_id), "query_timeout"),
-            Self::Cancelled | Self::ClientGone => (
-                ApiError::bad_request("the query was cancelled").with_query(query_id),
+            Self::Cancelled => (
+                ApiError::cancelled().with_query(query_id),
                 QueryState::Cancelled,
                 "cancelled",
             ),
+            Self::ClientGone => {
+                let mut api = ApiError::cancelled().with_query(query_id);
+                api.message = "the client closed the connection".to_owned();
+                (api, QueryState::Cancelled, "cancelled")
+            }
+            Self::Panic(detail) => failed(ApiError::panicked(query_id, &detail), "panic"),
         }
     }
 }
@@ -126,8 +133,16 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     let outcome = tokio::select! {
         biased;
         () = entry.cancel.cancelled() => Err(Failure::Cancelled),
-        r = tokio::time::timeout_at(job.deadline, run(&job, &mut head_tx, &tx)) => {
-            r.unwrap_or(Err(Failure::Timeout(job.timeout)))
+        // A panic anywhere in the query (this task, a DataFusion operator, a source's stream:
+        // DataFusion resumes its tasks' panics in the task that polls them) is caught here:
+        // the query fails, the slot and gauges are released, and the server keeps serving.
+        r = tokio::time::timeout_at(
+            job.deadline,
+            std::panic::AssertUnwindSafe(run(&job, &mut head_tx, &tx)).catch_unwind(),
+        ) => match r {
+            Err(_) => Err(Failure::Timeout(job.timeout)),
+            Ok(Err(panic)) => Err(Failure::Panic(panic_message(panic.as_ref()))),
+            Ok(Ok(r)) => r,
         }
     };
     // The DataFusion stream lived inside `run` and is dropped by now (which cancels the
@@ -166,6 +181,15 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(entry.rows());
     metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(entry.bytes());
     metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
+}
+
+/// The text of a caught panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_owned())
 }
 
 /// Pulls, checks and encodes batches; sends the head once, then chunks.
@@ -304,7 +328,7 @@ fn encode_batch(
     target: &SchemaRef,
     rows: &mut u64,
 ) -> Result<Vec<Bytes>, Failure> {
-    let batch = batch.map_err(|e| Failure::Plan(PlanError::from_execution(e)))?;
+    let batch = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }

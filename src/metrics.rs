@@ -15,6 +15,10 @@ pub const BYTES_STREAMED_TOTAL: &str = "sluice_bytes_streamed_total";
 /// Gauge of queries running now.
 pub const QUERIES_IN_FLIGHT: &str = "sluice_queries_in_flight";
 
+/// Counter of panics caught at a query's task boundary (the query failed; the server kept
+/// serving).
+pub const PANICS_TOTAL: &str = "sluice_panics_total";
+
 /// Buckets for every `*_seconds` histogram, 1 ms to 5 min.
 const SECONDS_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
-use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use sluice_actors::sources::object_store::{ObjectStoreConnector, redact};
 use sluice_actors::sources::postgres::PostgresConnector;
@@ -22,7 +21,33 @@ use tracing::{info, warn};
 
 use crate::auth::{KeyStore, Role};
 use crate::queries::QueryRegistry;
-use crate::state::AppState;
+use crate::state::{AppState, Lifecycle, Phase};
+
+/// Stack of each query-runtime thread. Planning is protected against deep recursion by
+/// DataFusion (`recursive_protection`), but not every pass is (tree walks, `Drop` of deep
+/// plans, the SQL unparser); the parser's nesting limit and the set-operation limit
+/// (`sluice_planner::validate`) bound how deep a statement can be, and this is enough stack
+/// for the deepest one they allow (the hostile-SQL corpus in the test suite holds it).
+pub const QUERY_THREAD_STACK_BYTES: usize = 32 << 20;
+
+/// The multi-thread runtime queries plan and run on, beside (never under) the actix System.
+/// `workers`: `None` for one per core.
+///
+/// # Errors
+/// When the OS refuses the threads.
+pub fn query_runtime(
+    workers: Option<usize>,
+    name: &str,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.thread_name(name)
+        .thread_stack_size(QUERY_THREAD_STACK_BYTES)
+        .enable_all()
+        .build()
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +81,15 @@ pub enum StartupError {
     Unsupported(String),
 }
 
-/// A built, bound, not yet running server.
+/// A bound server, serving since [`Application::build`] returned (after its sources' first
+/// loads).
 pub struct Application {
-    server: Server,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    handle: actix_web::dev::ServerHandle,
     addr: SocketAddr,
     admin_key: Option<String>,
     supervisor: actix::Addr<SourceSupervisor>,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -88,20 +116,10 @@ impl Application {
             target_partitions: None,
         })?;
         let supervisor = SourceSupervisor::default().start();
+        // Connectors and catalogs first (no I/O): a config error stops the start here.
+        let mut built = Vec::with_capacity(config.sources.len());
         for source in &config.sources {
-            let built = build_source(source, &planner, &runtime).await?;
-            let interval = built.health_interval;
-            let actor = SourceActor::new(built.name.clone(), built.connector, runtime.clone())
-                .with_timing(
-                    interval,
-                    sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5),
-                )
-                .with_refresh(built.refresh_every, built.loaded)
-                .start();
-            supervisor.do_send(RegisterSource {
-                name: built.name,
-                addr: actor,
-            });
+            built.push(build_source(source, &planner)?);
         }
 
         let keys = KeyStore::default();
@@ -114,7 +132,7 @@ impl Application {
         let state = web::Data::new(AppState {
             planner,
             supervisor: supervisor.clone(),
-            runtime,
+            runtime: runtime.clone(),
             queries: QueryRegistry::default(),
             keys,
             auth_required,
@@ -124,12 +142,15 @@ impl Application {
             )),
             prometheus: crate::metrics::install(),
             limits: config.limits.clone(),
+            lifecycle: Lifecycle::default(),
         });
         spawn_metrics_upkeep(&state);
         let listen = config.server.listen;
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(crate::http::authenticate))
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
                         .log_target("sluice::http"),
@@ -142,17 +163,52 @@ impl Application {
         // A client that closes its side has left: drop its handler (and so cancel its query)
         // even before the first byte of the answer. HTTP clients never half-close to wait.
         .h1_allow_half_closed(false)
+        // Signals are ours: they start a drain (see `drain_on_signal`), not an abrupt stop.
+        .disable_signals()
+        .shutdown_timeout(5)
         .bind(listen)
         .map_err(|source| StartupError::Bind {
             addr: listen,
             source,
         })?;
-        let addr = server.addrs().first().copied().unwrap_or(listen);
+        // The rule for `auth.mode = "none"` holds for the address actually bound, whatever
+        // `--listen` or an environment override made of the config's.
+        let addrs = server.addrs();
+        for addr in &addrs {
+            config
+                .check_auth_listen(*addr)
+                .map_err(StartupError::Unsupported)?;
+        }
+        let addr = addrs.first().copied().unwrap_or(listen);
+        let server = server.run();
+        let handle = server.handle();
+        // Serving from here: `/health` answers, `/ready` says 503 until the sources loaded.
+        let serving = actix_web::rt::spawn(server);
+        let loads = built
+            .into_iter()
+            .map(|b| async { (b.load(&runtime).await, b) });
+        for (loaded, b) in futures::future::join_all(loads).await {
+            let interval = b.health_interval;
+            let actor = SourceActor::new(b.name.clone(), b.connector, runtime.clone())
+                .with_timing(
+                    interval,
+                    sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5),
+                )
+                .with_refresh(b.refresh_every, loaded)
+                .start();
+            supervisor.do_send(RegisterSource {
+                name: b.name,
+                addr: actor,
+            });
+        }
+        state.lifecycle.set(Phase::Serving);
         Ok(Self {
-            server: server.run(),
+            serving,
+            handle,
             addr,
             admin_key,
             supervisor,
+            state,
         })
     }
 
@@ -173,15 +229,29 @@ impl Application {
 
     /// A handle to stop the server.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+        self.handle.clone()
     }
 
-    /// Serves until stopped (SIGINT/SIGTERM or the handle), then stops the actors.
+    /// Starts draining, as SIGTERM does: `/ready` answers 503, new queries `503
+    /// shutting_down`; once the running queries have finished (or `limits.query_timeout_ms`
+    /// has passed) the server stops.
+    pub fn drain(&self) -> impl std::future::Future<Output = ()> + 'static {
+        drain(self.state.clone(), self.handle.clone())
+    }
+
+    /// Serves until stopped (SIGINT/SIGTERM, which drain first, or the handle), then stops
+    /// the actors.
     ///
     /// # Errors
     /// An I/O error from the server.
     pub async fn run(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let signals =
+            actix_web::rt::spawn(drain_on_signal(self.state.clone(), self.handle.clone()));
+        let result = match self.serving.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        signals.abort();
         self.supervisor.do_send(sluice_actors::Shutdown);
         result
     }
@@ -191,41 +261,40 @@ impl Application {
 struct BuiltSource {
     name: String,
     connector: Arc<dyn sluice_actors::Connector>,
+    catalog: Arc<dyn SourceCatalog>,
     health_interval: Duration,
     refresh_every: Option<Duration>,
-    loaded: bool,
 }
 
 impl BuiltSource {
-    /// Loads `catalog` once and describes the source; `timing` is the config's
-    /// `(health_check_interval_ms, refresh_interval_ms)`, a refresh interval of 0 meaning
-    /// on demand only.
-    async fn load<C: SourceCatalog + 'static>(
+    /// Describes a source whose catalog is registered but not loaded; `timing` is the
+    /// config's `(health_check_interval_ms, refresh_interval_ms)`, a refresh interval of 0
+    /// meaning on demand only.
+    fn new<C: SourceCatalog + 'static>(
         name: String,
         connector: Arc<dyn sluice_actors::Connector>,
         catalog: Arc<C>,
         (health_ms, refresh_ms): (u64, u64),
-        runtime: &tokio::runtime::Handle,
     ) -> Self {
-        let loaded = first_load(&name, catalog, runtime).await;
         Self {
             name,
             connector,
+            catalog,
             health_interval: Duration::from_millis(health_ms),
             refresh_every: (refresh_ms > 0).then(|| Duration::from_millis(refresh_ms)),
-            loaded,
         }
+    }
+
+    /// The first load of the source's tables; on failure its actor keeps retrying.
+    async fn load(&self, runtime: &tokio::runtime::Handle) -> bool {
+        first_load(&self.name, Arc::clone(&self.catalog), runtime).await
     }
 }
 
 /// Builds a source's connector, registers its catalog with the planner and loads its tables
 /// once before the server starts serving. A source that cannot load still starts: its actor
 /// keeps retrying, queries on it answer `source_unavailable` with the reason meanwhile.
-async fn build_source(
-    source: &SourceConfig,
-    planner: &Planner,
-    runtime: &tokio::runtime::Handle,
-) -> Result<BuiltSource, StartupError> {
+fn build_source(source: &SourceConfig, planner: &Planner) -> Result<BuiltSource, StartupError> {
     let name = source.name().to_owned();
     let err = |source| StartupError::Source {
         name: name.clone(),
@@ -233,7 +302,7 @@ async fn build_source(
     };
     let p = match source {
         SourceConfig::Parquet(p) => p,
-        SourceConfig::Postgres(pg) => return build_postgres(pg, planner, runtime).await,
+        SourceConfig::Postgres(pg) => return build_postgres(pg, planner),
         SourceConfig::Snowflake(_) => {
             return Err(err(sluice_actors::SourceError::UnsupportedKind(
                 source.kind(),
@@ -261,21 +330,18 @@ async fn build_source(
         connector.store(),
     );
     let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
-    Ok(BuiltSource::load(
+    Ok(BuiltSource::new(
         name,
         Arc::new(connector),
         catalog,
         (p.health_check_interval_ms, p.refresh_interval_ms),
-        runtime,
-    )
-    .await)
+    ))
 }
 
 /// A PostgreSQL source: pools per replica, tables from its catalog.
-async fn build_postgres(
+fn build_postgres(
     pg: &sluice_schemas::PostgresSourceConfig,
     planner: &Planner,
-    runtime: &tokio::runtime::Handle,
 ) -> Result<BuiltSource, StartupError> {
     let name = pg.name.clone();
     let connector = PostgresConnector::new(pg).map_err(|source| StartupError::Source {
@@ -292,20 +358,18 @@ async fn build_postgres(
     let schemas = (!pg.schemas.is_empty()).then(|| pg.schemas.clone());
     let catalog = planner.register_postgres_source(&name, remote, schemas);
     let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
-    Ok(BuiltSource::load(
+    Ok(BuiltSource::new(
         name,
         Arc::new(connector),
         catalog,
         (pg.health_check_interval_ms, pg.refresh_interval_ms),
-        runtime,
-    )
-    .await)
+    ))
 }
 
 /// Loads a source's tables before the server serves; on failure the actor keeps retrying.
-async fn first_load<C: SourceCatalog + 'static>(
+async fn first_load(
     name: &str,
-    catalog: Arc<C>,
+    catalog: Arc<dyn SourceCatalog>,
     runtime: &tokio::runtime::Handle,
 ) -> bool {
     // Listing, footer reads and catalog queries run on the query runtime, which owns the
@@ -325,6 +389,44 @@ async fn first_load<C: SourceCatalog + 'static>(
             false
         }
     }
+}
+
+/// Waits for SIGTERM or SIGINT, then drains.
+async fn drain_on_signal(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle) {
+    let term = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    info!("Signal received: draining (new queries are refused, running ones finish).");
+    drain(state, handle).await;
+}
+
+/// Draining: `/ready` answers 503 and new queries `shutting_down` at once; the server stops
+/// when no query holds a slot, or after `limits.query_timeout_ms` (no query may run longer).
+async fn drain(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle) {
+    state.lifecycle.set(Phase::Draining);
+    let all = state.limits.max_concurrent_queries;
+    let wait = Duration::from_millis(state.limits.query_timeout_ms);
+    // Taking every slot means every running query has released its own.
+    let slots = Arc::clone(&state.slots);
+    if tokio::time::timeout(wait, slots.acquire_many_owned(all))
+        .await
+        .is_err()
+    {
+        warn!("Draining: queries still running after the query timeout; stopping anyway.");
+    }
+    handle.stop(true).await;
 }
 
 /// Prometheus histograms need periodic upkeep when no exporter thread runs.

@@ -36,6 +36,61 @@ pub struct AppState {
     pub slots: Arc<Semaphore>,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
+    /// Starting, serving or draining: what `/ready` answers.
+    pub lifecycle: Lifecycle,
+}
+
+/// Where the server is in its life, for `/ready` and for refusing new queries while draining.
+#[derive(Debug, Default)]
+pub struct Lifecycle(std::sync::atomic::AtomicU8);
+
+/// A phase of [`Lifecycle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Sources are having their first catalog loads; `/ready` answers 503.
+    Starting,
+    /// Serving; `/ready` answers 200 whatever the sources' health.
+    Serving,
+    /// Asked to stop: `/ready` answers 503, new queries `503 shutting_down`, running ones
+    /// finish.
+    Draining,
+}
+
+impl Phase {
+    /// The name shown in `/ready`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Serving => "serving",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+impl Lifecycle {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Serving,
+            _ => Phase::Draining,
+        }
+    }
+
+    /// Moves to `phase`; draining is never left.
+    pub fn set(&self, phase: Phase) {
+        let v = match phase {
+            Phase::Starting => 0,
+            Phase::Serving => 1,
+            Phase::Draining => 2,
+        };
+        self.0.fetch_max(v, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// True once the server was asked to stop.
+    pub fn is_draining(&self) -> bool {
+        self.phase() == Phase::Draining
+    }
 }
 
 impl AppState {

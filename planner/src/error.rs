@@ -18,12 +18,18 @@ pub enum PlanError {
     /// A statement that writes, changes the session or reads outside the catalog.
     #[error("only read-only queries are allowed: {0} is not")]
     ReadOnly(String),
+    /// The SQL text is longer than the server accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The statement nests deeper, or has more branches, than the server accepts.
+    #[error("{0}")]
+    TooDeep(String),
     /// A table reference does not resolve.
     #[error("table {0} not found")]
     TableNotFound(String),
     /// The statement parses but does not plan (unknown column, type error, ...): the message
     /// is about the user's SQL and is safe to return.
-    #[error("{}", .0.strip_backtrace())]
+    #[error("{}", root_message(.0))]
     Invalid(#[source] DataFusionError),
     /// Parameters are missing, extra, or of the wrong type.
     #[error("{0}")]
@@ -39,44 +45,52 @@ pub enum PlanError {
         /// Why (no credentials).
         reason: String,
     },
+    /// The data made a valid statement fail (a cast, division by zero, overflow, a bad
+    /// argument to a function): the message is about the user's data and safe to return.
+    #[error("{}", root_message(.0))]
+    Data(#[source] DataFusionError),
     /// A failure while running: I/O, memory, an internal error. Not for clients' eyes.
     #[error("{0}")]
     Execution(#[source] DataFusionError),
 }
 
 impl PlanError {
-    /// Classifies an error from planning (`statement_to_plan`, optimization, physical planning).
-    pub fn from_planning(e: DataFusionError) -> Self {
+    /// Classifies a DataFusion error by its cause, wherever it was met: while planning
+    /// (`statement_to_plan`, constant folding, physical planning) or while the stream runs.
+    /// The same failure gets the same class at either moment.
+    pub fn classify(e: DataFusionError) -> Self {
         match e.find_root() {
             DataFusionError::SQL(..) => Self::Parse(e),
             DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => Self::Invalid(e),
             DataFusionError::NotImplemented(_) => Self::Unsupported(e),
-            // Constant folding can evaluate a bad cast at plan time: still the user's SQL.
-            DataFusionError::ArrowError(err, _) if is_expression_error(err) => Self::Invalid(e),
-            DataFusionError::Execution(_) => Self::Invalid(e),
+            DataFusionError::ArrowError(err, _) if is_data_error(err) => Self::Data(e),
+            // `exec_err!` is how functions refuse their arguments (a negative `repeat` count,
+            // an invalid regex, a malformed date string): the data, not Sluice.
+            DataFusionError::Execution(_) => Self::Data(e),
             _ => Self::Execution(e),
         }
     }
 }
 
-impl PlanError {
-    /// Classifies an error raised while the stream runs: expression failures (bad casts,
-    /// division by zero) are the user's SQL; everything else stays [`PlanError::Execution`].
-    pub fn from_execution(e: DataFusionError) -> Self {
-        match e.find_root() {
-            DataFusionError::ArrowError(err, _) if is_expression_error(err) => Self::Invalid(e),
-            _ => Self::Execution(e),
-        }
-    }
-}
-
-/// Arrow errors raised by evaluating the user's expressions (bad casts, division by zero).
-fn is_expression_error(e: &datafusion::arrow::error::ArrowError) -> bool {
+/// Arrow errors raised by evaluating the user's expressions over data: bad casts, division
+/// by zero, overflow, invalid arguments to a kernel.
+fn is_data_error(e: &datafusion::arrow::error::ArrowError) -> bool {
     use datafusion::arrow::error::ArrowError as A;
     matches!(
         e,
-        A::CastError(_) | A::ParseError(_) | A::DivideByZero | A::ArithmeticOverflow(_)
+        A::CastError(_)
+            | A::ParseError(_)
+            | A::DivideByZero
+            | A::ArithmeticOverflow(_)
+            | A::ComputeError(_)
+            | A::InvalidArgumentError(_)
     )
+}
+
+/// The innermost error's text: what the user can act on, without the optimizer rule or
+/// operator that happened to meet it.
+fn root_message(e: &DataFusionError) -> String {
+    e.find_root().strip_backtrace()
 }
 
 /// Result with [`PlanError`].

@@ -38,6 +38,8 @@ pub mod postgres;
 pub mod redact;
 pub mod rewrite;
 pub mod session;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 pub mod validate;
 
 pub use catalog::TableLocation;

@@ -23,9 +23,7 @@ pub enum Params {
 
 /// Replaces the placeholders of `plan` with `params`, checking count, names and types.
 pub fn bind(plan: LogicalPlan, params: Option<&Params>) -> Result<LogicalPlan> {
-    let expected = plan
-        .get_parameter_types()
-        .map_err(PlanError::from_planning)?;
+    let expected = plan.get_parameter_types().map_err(PlanError::classify)?;
     let Some(params) = params else {
         if expected.is_empty() {
             return Ok(plan);
@@ -98,8 +96,7 @@ pub fn bind(plan: LogicalPlan, params: Option<&Params>) -> Result<LogicalPlan> {
             ParamValues::from(bound)
         }
     };
-    plan.with_param_values(values)
-        .map_err(PlanError::from_planning)
+    plan.with_param_values(values).map_err(PlanError::classify)
 }
 
 fn to_scalar(

@@ -150,12 +150,20 @@ impl Planner {
             .with_memory_limit(options.memory_limit_bytes, 1.0)
             .build_arc()
             .map_err(PlanError::Execution)?;
-        let state = SessionStateBuilder::new()
+        #[allow(unused_mut, reason = "mutated only with the test-hooks feature")]
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
             .build();
+        #[cfg(feature = "test-hooks")]
+        {
+            use datafusion::execution::FunctionRegistry as _;
+            state
+                .register_udf(Arc::new(crate::test_hooks::panic_udf()))
+                .map_err(PlanError::Execution)?;
+        }
         Ok(Self {
             state: Arc::new(state),
             catalogs: Arc::default(),
@@ -252,37 +260,30 @@ impl Planner {
         max_rows: Option<u64>,
     ) -> Result<PlannedQuery> {
         let statement = validate::parse_single_read_only(sql)?;
-        let refs = self
-            .state
+        // Each statement gets its own start time, as `SessionContext::sql` does: `now()`,
+        // `current_date` and friends fold to it while optimizing, and are one instant in the
+        // whole statement.
+        let mut state = SessionState::clone(&self.state);
+        state.mark_start_execution();
+        let refs = state
             .resolve_table_references(&statement)
-            .map_err(PlanError::from_planning)?;
+            .map_err(PlanError::classify)?;
         let (sources, tables) = self.check_tables(&refs)?;
-        let plan = self
-            .state
+        let plan = state
             .statement_to_plan(statement)
             .await
-            .map_err(PlanError::from_planning)?;
+            .map_err(PlanError::classify)?;
         validate::check_plan(&plan)?;
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
-            // DataFusion keeps LIMIT values as i64 in places; 2^63 would wrap negative.
-            let fetch = max.saturating_add(1).min(i64::MAX as u64);
-            let fetch = usize::try_from(fetch).unwrap_or(usize::MAX);
-            plan = LogicalPlanBuilder::from(plan)
-                .limit(0, Some(fetch))
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(PlanError::from_planning)?;
+            plan = cap_rows(plan, max)?;
         }
-        let logical = self
-            .state
-            .optimize(&plan)
-            .map_err(PlanError::from_planning)?;
-        let physical = self
-            .state
+        let logical = state.optimize(&plan).map_err(PlanError::classify)?;
+        let physical = state
             .query_planner()
-            .create_physical_plan(&logical, self.state.as_ref())
+            .create_physical_plan(&logical, &state)
             .await
-            .map_err(PlanError::from_planning)?;
+            .map_err(PlanError::classify)?;
         Ok(PlannedQuery {
             logical,
             physical,
@@ -363,7 +364,7 @@ impl Planner {
                     .with_session_config(config),
             );
         }
-        execute_stream(Arc::clone(&query.physical), task).map_err(PlanError::Execution)
+        execute_stream(Arc::clone(&query.physical), task).map_err(PlanError::classify)
     }
 
     /// The statements a plan sends to remote sources, in plan order.
@@ -442,6 +443,39 @@ impl Planner {
             &full.table,
             provider.as_ref(),
         ))
+    }
+}
+
+/// Caps the rows a statement produces at `max + 1`, so the caller can tell "exactly the
+/// limit" from "over it". `EXPLAIN` and `EXPLAIN ANALYZE` must stay the root of their plan:
+/// the cap goes on the query under them, which is also what `ANALYZE` then runs.
+fn cap_rows(plan: LogicalPlan, max: u64) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::{Analyze, Explain};
+    // DataFusion keeps LIMIT values as i64 in places; 2^63 would wrap negative.
+    let fetch = max.saturating_add(1).min(i64::MAX as u64);
+    let fetch = usize::try_from(fetch).unwrap_or(usize::MAX);
+    let limit = |p: LogicalPlan| {
+        LogicalPlanBuilder::from(p)
+            .limit(0, Some(fetch))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(PlanError::classify)
+    };
+    match plan {
+        LogicalPlan::Explain(e) => {
+            let inner = cap_rows(Arc::unwrap_or_clone(e.plan), max)?;
+            Ok(LogicalPlan::Explain(Explain {
+                plan: Arc::new(inner),
+                ..e
+            }))
+        }
+        LogicalPlan::Analyze(a) => {
+            let inner = limit(Arc::unwrap_or_clone(a.input))?;
+            Ok(LogicalPlan::Analyze(Analyze {
+                input: Arc::new(inner),
+                ..a
+            }))
+        }
+        other => limit(other),
     }
 }
 

@@ -14,42 +14,176 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::error::{PlanError, Result};
 
+/// Longest SQL text accepted, in bytes; longer text is [`PlanError::TooLarge`].
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+/// Deepest nesting the parser accepts (parentheses, subqueries, expressions); deeper is a
+/// clear `sql_invalid`. The query runtime's stack is sized for what this allows
+/// (`QUERY_THREAD_STACK_BYTES`).
+pub const MAX_NESTING: usize = 64;
+/// Most set-operation branches (`UNION`/`INTERSECT`/`EXCEPT`) in one statement. A left-deep
+/// chain of set operations is not nesting to the parser but is to every pass after it.
+pub const MAX_SET_BRANCHES: usize = 1024;
+/// Deepest expression accepted, counted in operators: a chain of 1,000 `OR`s or `+`s is fine.
+pub const MAX_EXPR_DEPTH: usize = 1024;
+
 /// Parses `sql` into exactly one statement that can only read.
 pub fn parse_single_read_only(sql: &str) -> Result<Statement> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(PlanError::TooLarge(format!(
+            "the SQL text is {} bytes; at most {MAX_SQL_BYTES} are accepted",
+            sql.len()
+        )));
+    }
     if sql.trim().trim_end_matches(';').trim().is_empty() {
         return Err(PlanError::Empty);
     }
     let dialect = GenericDialect {};
     let mut parser = DFParserBuilder::new(sql)
         .with_dialect(&dialect)
+        .with_recursion_limit(MAX_NESTING)
         .build()
         .map_err(PlanError::Parse)?;
-    let mut statements = parser.parse_statements().map_err(PlanError::Parse)?;
+    let mut statements = parser.parse_statements().map_err(|e| match e.find_root() {
+        datafusion::error::DataFusionError::SQL(err, _)
+            if matches!(
+                err.as_ref(),
+                datafusion::sql::sqlparser::parser::ParserError::RecursionLimitExceeded
+            ) =>
+        {
+            PlanError::TooDeep(format!(
+                "the statement nests deeper than {MAX_NESTING} levels (parentheses, subqueries or operators)"
+            ))
+        }
+        _ => PlanError::Parse(e),
+    })?;
     let statement = match (statements.pop_front(), statements.len()) {
         (Some(s), 0) => s,
         (None, _) => return Err(PlanError::Empty),
         (Some(_), rest) => return Err(PlanError::MultipleStatements(rest + 1)),
     };
+    check_shape(&statement)?;
     check_statement(&statement)?;
     Ok(statement)
 }
 
 fn check_statement(statement: &Statement) -> Result<()> {
     match statement {
-        Statement::Statement(s) => match s.as_ref() {
-            ast::Statement::Query(_) => Ok(()),
-            // EXPLAIN of a query is read-only; EXPLAIN ANALYZE runs it, which is still a read.
-            ast::Statement::Explain { statement, .. } => {
-                check_statement(&Statement::Statement(statement.clone()))
-            }
-            other => Err(PlanError::ReadOnly(statement_kind(other))),
-        },
+        Statement::Statement(s) => {
+            check_top_level(s)?;
+            check_nested(s)
+        }
         Statement::Explain(e) => check_statement(&e.statement),
         Statement::CreateExternalTable(_) => {
             Err(PlanError::ReadOnly("CREATE EXTERNAL TABLE".to_owned()))
         }
         Statement::CopyTo(_) => Err(PlanError::ReadOnly("COPY".to_owned())),
         Statement::Reset(_) => Err(PlanError::ReadOnly("RESET".to_owned())),
+    }
+}
+
+/// The statement kinds that only read: queries, `EXPLAIN` of them, and the catalog
+/// statements DataFusion answers from `information_schema` (`SHOW TABLES`, `SHOW COLUMNS`,
+/// `SHOW <variable>`, `SHOW FUNCTIONS`, `SHOW CREATE`, `DESCRIBE`).
+fn check_top_level(s: &ast::Statement) -> Result<()> {
+    match s {
+        ast::Statement::Query(_)
+        | ast::Statement::ShowTables { .. }
+        | ast::Statement::ShowColumns { .. }
+        | ast::Statement::ShowVariable { .. }
+        | ast::Statement::ShowFunctions { .. }
+        | ast::Statement::ShowCreate { .. }
+        | ast::Statement::ExplainTable { .. } => Ok(()),
+        // EXPLAIN of a query is read-only; EXPLAIN ANALYZE runs it, which is still a read.
+        ast::Statement::Explain { statement, .. } => check_top_level(statement),
+        other => Err(PlanError::ReadOnly(statement_kind(other))),
+    }
+}
+
+/// Refuses statements hidden inside a read: `WITH x AS (...) INSERT ...`, a CTE that deletes,
+/// a set operation with an `UPDATE` branch. The parser nests these as statements in the
+/// query body; only queries may appear there.
+fn check_nested(s: &ast::Statement) -> Result<()> {
+    use std::ops::ControlFlow;
+    let found = ast::visit_statements(s, |inner| match inner {
+        ast::Statement::Query(_)
+        | ast::Statement::Explain { .. }
+        | ast::Statement::ShowTables { .. }
+        | ast::Statement::ShowColumns { .. }
+        | ast::Statement::ShowVariable { .. }
+        | ast::Statement::ShowFunctions { .. }
+        | ast::Statement::ShowCreate { .. }
+        | ast::Statement::ExplainTable { .. } => ControlFlow::Continue(()),
+        other => ControlFlow::Break(statement_kind(other)),
+    });
+    match found {
+        ControlFlow::Break(kind) => Err(PlanError::ReadOnly(kind)),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// Bounds the shapes the parser builds without recursing, which every later pass then walks
+/// recursively: set-operation branches (`a UNION b UNION c ...`) and left-deep operator
+/// chains (`1 + 1 + ...`, `x = 1 OR x = 2 OR ...`, `v::int::int...`). The walk itself stops
+/// at the limit, so it never recurses deeper than what it allows.
+fn check_shape(statement: &Statement) -> Result<()> {
+    use std::ops::ControlFlow;
+    struct Shape {
+        branches: usize,
+        depth: usize,
+    }
+    impl ast::Visitor for Shape {
+        type Break = String;
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<String> {
+            self.branches = self.branches.saturating_add(branches(&query.body));
+            if self.branches > MAX_SET_BRANCHES {
+                return ControlFlow::Break(format!(
+                    "the statement has more than {MAX_SET_BRANCHES} UNION/INTERSECT/EXCEPT branches"
+                ));
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, _: &ast::Expr) -> ControlFlow<String> {
+            self.depth += 1;
+            if self.depth > MAX_EXPR_DEPTH {
+                return ControlFlow::Break(format!(
+                    "an expression in the statement nests deeper than {MAX_EXPR_DEPTH} operators"
+                ));
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, _: &ast::Expr) -> ControlFlow<String> {
+            self.depth = self.depth.saturating_sub(1);
+            ControlFlow::Continue(())
+        }
+    }
+    fn branches(e: &ast::SetExpr) -> usize {
+        // Left-deep chains (how the parser builds `a UNION b UNION c`) are walked in a loop.
+        let mut count = 1usize;
+        let mut cur = e;
+        while let ast::SetExpr::SetOperation { left, right, .. } = cur {
+            count = count.saturating_add(match right.as_ref() {
+                ast::SetExpr::SetOperation { .. } => branches(right),
+                _ => 1,
+            });
+            if count > MAX_SET_BRANCHES {
+                break;
+            }
+            cur = left;
+        }
+        count
+    }
+    let s = match statement {
+        Statement::Statement(s) => s.as_ref(),
+        Statement::Explain(e) => return check_shape(&e.statement),
+        _ => return Ok(()),
+    };
+    use ast::Visit as _;
+    match s.visit(&mut Shape {
+        branches: 0,
+        depth: 0,
+    }) {
+        ControlFlow::Break(m) => Err(PlanError::TooDeep(m)),
+        ControlFlow::Continue(()) => Ok(()),
     }
 }
 

@@ -122,7 +122,7 @@ impl AsyncDB for SluiceDb {
             .execute(&planned, None)
             .map_err(|e| DbError(e.to_string()))?;
         let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| {
-            let e = sluice_planner::PlanError::from_execution(e);
+            let e = sluice_planner::PlanError::classify(e);
             DbError(format!("{}: {e}", kind(&e)))
         })?;
         Ok(DBOutput::Rows {
@@ -150,7 +150,9 @@ impl AsyncDB for SluiceDb {
 fn kind(e: &sluice_planner::PlanError) -> &'static str {
     use sluice_planner::PlanError as P;
     match e {
-        P::Empty | P::Parse(_) | P::Invalid(_) => "sql_invalid",
+        P::Empty | P::Parse(_) | P::Invalid(_) | P::TooDeep(_) => "sql_invalid",
+        P::TooLarge(_) => "request_too_large",
+        P::Data(_) => "data_error",
         P::MultipleStatements(_) | P::ReadOnly(_) => "read_only",
         P::TableNotFound(_) => "table_not_found",
         P::SourceUnavailable { .. } => "source_unavailable",

@@ -31,6 +31,23 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
 }
 
+impl Config {
+    /// `auth.mode = "none"` serves anyone who can reach the socket, so it is only allowed on
+    /// a loopback address. Checked on the config's own `server.listen` when it is loaded and
+    /// again on the address actually bound, after `--listen` and environment overrides.
+    ///
+    /// # Errors
+    /// The reason, when `addr` is not loopback and auth is off.
+    pub fn check_auth_listen(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        if self.auth.mode == AuthMode::None && !addr.ip().is_loopback() {
+            return Err(format!(
+                "auth.mode \"none\" is only allowed on a loopback address, not {addr}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[server]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +125,9 @@ pub struct LimitsConfig {
     /// Queries running at once; more get `429 too_many_queries`.
     #[serde(default = "default_max_concurrent_queries")]
     pub max_concurrent_queries: u32,
+    /// Largest request body accepted; larger gets `413 request_too_large`.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -117,6 +137,7 @@ impl Default for LimitsConfig {
             max_rows: default_max_rows(),
             memory_limit_bytes: default_memory_limit_bytes(),
             max_concurrent_queries: default_max_concurrent_queries(),
+            max_request_bytes: default_max_request_bytes(),
         }
     }
 }
@@ -132,6 +153,9 @@ fn default_memory_limit_bytes() -> u64 {
 }
 fn default_max_concurrent_queries() -> u32 {
     64
+}
+fn default_max_request_bytes() -> u64 {
+    1024 * 1024
 }
 
 /// `[cache]`: accepted and validated; the result cache that reads it is not built yet.

@@ -5,15 +5,13 @@
 //! applied, and only then is each section deserialized and validated. Every step records
 //! errors and goes on, so `sluice check` reports all of them at once.
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use crate::config::{
-    AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, MetadataConfig, ServerConfig,
-    SourceConfig,
+    AuthConfig, CacheConfig, Config, LimitsConfig, MetadataConfig, ServerConfig, SourceConfig,
 };
 use crate::error::{ConfigError, ConfigErrors};
 
@@ -267,14 +265,8 @@ fn is_plain_identifier(name: &str) -> bool {
 
 fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
-    if config.auth.mode == AuthMode::None && !is_loopback(config.server.listen.ip()) {
-        push(
-            "auth.mode".into(),
-            format!(
-                "\"none\" is only allowed when server.listen is a loopback address, not {}",
-                config.server.listen
-            ),
-        );
+    if let Err(e) = config.check_auth_listen(config.server.listen) {
+        push("auth.mode".into(), e);
     }
     let limits = &config.limits;
     for (key, value) in [
@@ -285,6 +277,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "max_concurrent_queries",
             u64::from(limits.max_concurrent_queries),
         ),
+        ("max_request_bytes", limits.max_request_bytes),
     ] {
         if value == 0 {
             push(format!("limits.{key}"), "must be greater than 0".into());
@@ -406,10 +399,6 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             }
         }
     }
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
 }
 
 #[cfg(test)]

@@ -9,12 +9,15 @@ use crate::error::ApiError;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// How much of an oversized body is read and dropped before answering `413`.
+const DRAIN_BYTES: usize = 64 << 20;
 
 /// Parses the body by its `Content-Type` (JSON when absent; sniffed for form-encoded, which
 /// is what `curl -d` sends by default).
 ///
 /// # Errors
-/// `400 bad_request` for malformed JSON, unknown fields, non-UTF-8 SQL or another type.
+/// `400 bad_request` for malformed JSON, unknown fields or non-UTF-8 SQL; `415` for another
+/// type.
 pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> {
     let ctype = req
         .headers()
@@ -45,7 +48,7 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> 
                 ..QueryRequest::default()
             })
         }
-        other => Err(ApiError::bad_request(format!(
+        other => Err(ApiError::unsupported_media_type(format!(
             "Content-Type {other} is not accepted; send application/json, text/plain or application/sql"
         ))),
     }
@@ -54,19 +57,30 @@ pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> 
 /// Reads the payload, refusing bodies over [`MAX_BODY_BYTES`].
 ///
 /// # Errors
-/// `400 bad_request` when the body is too large or the connection fails mid-body.
+/// `413 request_too_large` over the limit; `400 bad_request` when the connection fails
+/// mid-body.
 pub async fn read(mut payload: actix_web::web::Payload) -> Result<Bytes, ApiError> {
     use futures::StreamExt;
     let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
-        if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::bad_request(format!(
-                "the request body is larger than {MAX_BODY_BYTES} bytes"
-            )));
+        total = total.saturating_add(chunk.len());
+        if total > MAX_BODY_BYTES {
+            // Read (and drop) the rest of a moderately oversized body, so the client, still
+            // writing, hears the 413 instead of a reset connection.
+            if total > DRAIN_BYTES {
+                break;
+            }
+            continue;
         }
         buf.extend_from_slice(&chunk);
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(ApiError::request_too_large(format!(
+            "the request body is larger than {MAX_BODY_BYTES} bytes"
+        )));
     }
     Ok(buf.freeze())
 }

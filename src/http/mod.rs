@@ -1,24 +1,37 @@
-//! Routes: one thin handler file per resource.
+//! Routes: one thin handler file per resource, and the one middleware that authenticates
+//! every route but the open ones.
 
 mod body;
+mod docs;
 mod health;
+pub mod openapi;
 mod queries;
 mod query;
 mod sources;
 mod tables;
 
-use actix_web::{HttpResponse, web};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{ALLOW, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
+use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::queries::new_query_id;
+use crate::state::AppState;
 
 /// Header carrying the query id on every query response.
 pub const QUERY_ID_HEADER: &str = "x-query-id";
 
-/// Registers every route.
+/// Registers every route. Authentication is not here: [`authenticate`] wraps them all.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health").route(web::get().to(health::health)))
         .service(web::resource("/ready").route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
+        .service(web::resource("/docs").route(web::get().to(docs::page)))
         .service(web::resource("/v1/query").route(web::post().to(query::query)))
         .service(web::resource("/v1/explain").route(web::post().to(query::explain)))
         .service(web::resource("/v1/queries").route(web::get().to(queries::list)))
@@ -38,12 +51,120 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ApiError::bad_request(format!("bad query string: {e}")).into()
             }),
         )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::bad_request(format!("bad path: {e}")).into()),
+        )
         .default_service(web::to(not_found));
 }
 
 async fn not_found() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::not_found(
+    ApiError::not_found(
         "not_found",
-        "no such route; see the API reference in the README",
-    ))
+        "no such route; GET /docs lists them, GET /openapi.json describes them",
+    )
+    .error_response()
+}
+
+/// Routes anyone may call: liveness, readiness, the API description and its page.
+/// `/metrics` is open unless `auth.protect_metrics` is set.
+fn is_open(path: &str, protect_metrics: bool) -> bool {
+    matches!(path, "/health" | "/ready" | "/openapi.json" | "/docs")
+        || (path == "/metrics" && !protect_metrics)
+}
+
+/// Routes that start a query: they get their id before anything else happens, so every answer
+/// they give, a `401` included, carries `X-Query-Id`.
+fn starts_query(path: &str) -> bool {
+    matches!(path, "/v1/query" | "/v1/explain")
+}
+
+/// The id of the query a request starts, minted by [`authenticate`].
+#[derive(Debug, Clone)]
+pub struct QueryId(pub String);
+
+impl FromRequest for QueryId {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let id = req
+            .extensions()
+            .get::<QueryId>()
+            .cloned()
+            .unwrap_or_else(|| QueryId(new_query_id()));
+        std::future::ready(Ok(id))
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    /// The caller [`authenticate`] let in. A handler reached without it (a route outside the
+    /// middleware) is refused rather than served unauthenticated.
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let found = req.extensions().get::<Principal>().cloned();
+        std::future::ready(found.ok_or_else(|| {
+            ApiError::internal(None, &"a handler ran without the authentication middleware").into()
+        }))
+    }
+}
+
+/// The middleware around every route: authenticates all but the open routes (so a new route
+/// cannot forget to), mints query ids, and gives actix's bare `405` the JSON error body.
+///
+/// # Errors
+/// Only what the wrapped service returns; refusals are responses.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let path = req.path().to_owned();
+    let query_id = starts_query(&path).then(new_query_id);
+    if let Some(id) = &query_id {
+        req.extensions_mut().insert(QueryId(id.clone()));
+    }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let e = ApiError::internal(None, &"the application state is missing");
+        return Ok(req.into_response(e.error_response()).map_into_right_body());
+    };
+    if !is_open(&path, state.protect_metrics) {
+        match state.authenticate(req.request()) {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+            }
+            Err(mut e) => {
+                e.query_id = query_id;
+                return Ok(req.into_response(e.error_response()).map_into_right_body());
+            }
+        }
+    }
+    let res = next.call(req).await?;
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = res.headers().get(ALLOW).cloned();
+        let (req, _) = res.into_parts();
+        let methods = allow
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let mut resp = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed on {path}; allowed: {methods}",
+                req.method()
+            ),
+        )
+        .error_response();
+        if let Some(allow) = allow {
+            resp.headers_mut().insert(ALLOW, allow);
+        } else {
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(""));
+        }
+        return Ok(ServiceResponse::new(req, resp).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
 }

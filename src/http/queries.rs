@@ -1,6 +1,6 @@
 //! `GET /v1/queries/{id}` and `DELETE /v1/queries/{id}`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
@@ -22,11 +22,10 @@ fn visible(
 
 /// `GET /v1/queries?state=running&limit=50`: recent queries the caller may see, newest first.
 pub async fn list(
-    req: HttpRequest,
+    principal: Principal,
     filter: web::Query<ListFilter>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let principal = state.authenticate(&req)?;
     let limit = filter
         .limit
         .unwrap_or(50)
@@ -53,22 +52,20 @@ pub struct ListFilter {
 
 /// Status of a recent query.
 pub async fn get(
-    req: HttpRequest,
+    principal: Principal,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let principal = state.authenticate(&req)?;
     let entry = visible(&state, &principal, &id)?;
     Ok(HttpResponse::Ok().json(entry.status()))
 }
 
 /// Cancels a running query; a finished one is left as it is. Answers the status.
 pub async fn cancel(
-    req: HttpRequest,
+    principal: Principal,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let principal = state.authenticate(&req)?;
     let entry = visible(&state, &principal, &id)?;
     entry.cancel.cancel();
     // The producer records `cancelled` as it stops; say so now for a prompt answer.

@@ -8,23 +8,27 @@ use sluice_planner::{Params, PlannedQuery};
 use sluice_schemas::api::{QueryParams, QueryRequest};
 use tokio::time::Instant;
 
-use super::{QUERY_ID_HEADER, body};
+use super::{QUERY_ID_HEADER, QueryId, body};
+use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::exec::{self, QueryJob};
 use crate::format::Format;
-use crate::queries::{QueryEntry, QueryState, new_query_id};
+use crate::queries::{QueryEntry, QueryState};
 use crate::state::AppState;
 
 /// Runs one read-only statement and streams the result in the format `Accept` asks for.
 pub async fn query(
     req: HttpRequest,
+    QueryId(query_id): QueryId,
+    principal: Principal,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let query_id = new_query_id();
-    let principal = state.authenticate(&req)?;
+    if state.lifecycle.is_draining() {
+        return Err(ApiError::shutting_down().with_query(&query_id));
+    }
     let format = Format::negotiate(req.headers())
-        .map_err(|m| ApiError::bad_request(m).with_query(&query_id))?;
+        .map_err(|m| ApiError::not_acceptable(m).with_query(&query_id))?;
     let request = read_request(&req, payload, &query_id).await?;
     let limits = &state.limits;
     let timeout = Duration::from_millis(
@@ -70,11 +74,14 @@ pub async fn query(
 /// The plan of a statement: logical and physical, and the sources it reads.
 pub async fn explain(
     req: HttpRequest,
+    QueryId(query_id): QueryId,
+    principal: Principal,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let query_id = new_query_id();
-    let principal = state.authenticate(&req)?;
+    if state.lifecycle.is_draining() {
+        return Err(ApiError::shutting_down().with_query(&query_id));
+    }
     let request = read_request(&req, payload, &query_id).await?;
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     let entry = state.queries.start(&query_id, principal.key_id());
@@ -163,12 +170,16 @@ async fn plan_inner(
     let planned = tokio::select! {
         () = entry.cancel.cancelled() => {
             abort.abort();
-            return Err(ApiError::bad_request("the query was cancelled").with_query(id));
+            return Err(ApiError::cancelled().with_query(id));
         }
         r = tokio::time::timeout_at(deadline, task) => match r {
             Err(_) => {
                 abort.abort();
                 return Err(ApiError::timeout(timeout).with_query(id));
+            }
+            Ok(Err(join)) if join.is_panic() => {
+                let detail = crate::exec::panic_message(join.into_panic().as_ref());
+                return Err(ApiError::panicked(id, &detail));
             }
             Ok(Err(join)) => return Err(ApiError::internal(Some(id), &join)),
             Ok(Ok(planned)) => planned.map_err(|e| ApiError::from_plan(e, id))?,

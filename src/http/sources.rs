@@ -2,10 +2,11 @@
 
 use std::time::UNIX_EPOCH;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use sluice_actors::SourceStatus;
 use sluice_actors::supervisor::{ListSources, RefreshError, RefreshSource};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
@@ -32,8 +33,7 @@ pub fn source_json(s: &SourceStatus) -> serde_json::Value {
 }
 
 /// Every source with its health.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
-    state.authenticate(&req)?;
+pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
     let sources = state
         .supervisor
         .send(ListSources)
@@ -46,11 +46,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 /// `POST /v1/sources/{name}/refresh` (admin): reload a source's tables now, so new files,
 /// tables and schema changes show without waiting for `refresh_interval_ms`.
 pub async fn refresh(
-    req: HttpRequest,
+    principal: Principal,
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let principal = state.authenticate(&req)?;
     if !principal.is_admin() {
         return Err(ApiError::permission_denied(
             "refreshing a source needs an admin key",

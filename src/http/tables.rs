@@ -1,13 +1,13 @@
 //! `GET /v1/tables` and `GET /v1/tables/{source}.{schema}.{table}`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
 /// Every table of every source.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
-    state.authenticate(&req)?;
+pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
     let tables: Vec<_> = state
         .planner
         .tables()
@@ -28,11 +28,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 /// One table's columns.
 pub async fn describe(
-    req: HttpRequest,
+    _principal: Principal,
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    state.authenticate(&req)?;
     let name = name.into_inner();
     let Some(t) = state.planner.table(&name).await else {
         let source = name

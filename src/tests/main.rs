@@ -30,16 +30,9 @@ use sluice_schemas::Config;
 /// The DataFusion runtime all test servers share, built once beside the actix systems.
 fn query_runtime() -> tokio::runtime::Handle {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("test-query")
-            .enable_all()
-            .build()
-            .expect("query runtime")
-    })
-    .handle()
-    .clone()
+    RT.get_or_init(|| sluice::startup::query_runtime(Some(2), "test-query").expect("query runtime"))
+        .handle()
+        .clone()
 }
 
 pub const ARROW: &str = "application/vnd.apache.arrow.stream";

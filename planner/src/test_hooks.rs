@@ -1,0 +1,51 @@
+//! Faults on demand, compiled only with the `test-hooks` feature (the test suite turns it
+//! on; release builds never have it).
+//!
+//! `sluice_test_panic(v BIGINT, at BIGINT)` returns `v`, and panics when a value of `v`
+//! reaches `at`. With literals it panics while planning (constant folding); over a column,
+//! inside the operator that evaluates it, wherever DataFusion runs that operator.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+
+/// The name tests call.
+pub const PANIC_FUNCTION: &str = "sluice_test_panic";
+
+/// The panicking function.
+pub fn panic_udf() -> ScalarUDF {
+    create_udf(
+        PANIC_FUNCTION,
+        vec![DataType::Int64, DataType::Int64],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| -> Result<ColumnarValue> {
+            let [v, at] = args else {
+                return datafusion::common::exec_err!("{PANIC_FUNCTION} takes two arguments");
+            };
+            let at = match at {
+                ColumnarValue::Scalar(s) => s.to_string().parse::<i64>().unwrap_or(i64::MAX),
+                ColumnarValue::Array(a) => a
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .filter(|a| !a.is_empty() && a.is_valid(0))
+                    .map_or(i64::MAX, |a| a.value(0)),
+            };
+            let reached = match v {
+                ColumnarValue::Scalar(s) => s.to_string().parse::<i64>().is_ok_and(|x| x >= at),
+                ColumnarValue::Array(a) => a
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .is_some_and(|a| a.iter().flatten().any(|x| x >= at)),
+            };
+            #[allow(clippy::panic, reason = "this function exists to panic")]
+            if reached {
+                panic!("{PANIC_FUNCTION}: a value reached {at}");
+            }
+            Ok(v.clone())
+        }),
+    )
+}
