@@ -36,7 +36,7 @@ async fn malformed_json_is_bad_request() {
         .send()
         .await
         .unwrap();
-    app.expect_error(resp, 400, "bad_request").await;
+    app.expect_error(resp, 415, "unsupported_media_type").await;
     app.assert_serving().await;
 }
 
@@ -108,11 +108,12 @@ async fn unknown_table_and_column() {
 }
 
 #[actix_web::test]
-async fn bad_accept() {
+async fn bad_accept_is_not_acceptable() {
     let app = TestApp::spawn().await;
     for accept in ["text/html", "image/png", "application/json;q=0"] {
         let resp = app.query(json!({"sql": "SELECT 1"}), accept).await;
-        let v = app.expect_error(resp, 400, "bad_request").await;
+        assert!(resp.headers().contains_key("x-query-id"));
+        let v = app.expect_error(resp, 406, "not_acceptable").await;
         assert!(v["error"]["message"].as_str().unwrap().contains("Accept"));
     }
     app.assert_serving().await;

@@ -90,17 +90,18 @@ impl TestApp {
         }
     }
 
-    async fn wait_ready(&self, must_be_ready: bool) {
+    /// Waits until the server serves (`/ready` 200) and every source has had its first
+    /// health check; with `must_be_healthy`, until none is unavailable either.
+    async fn wait_ready(&self, must_be_healthy: bool) {
         for _ in 0..400 {
-            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await
+                && r.status() == 200
+            {
                 let body: Value = r.json().await.unwrap_or_default();
-                let settled = body["sources"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().all(|s| s["state"] != "starting"));
-                if settled && !must_be_ready {
+                let sources = body["sources"].as_array().cloned().unwrap_or_default();
+                let settled = sources.iter().all(|s| s["state"] != "starting");
+                let healthy = sources.iter().all(|s| s["state"] != "unavailable");
+                if settled && (healthy || !must_be_healthy) {
                     return;
                 }
             }

@@ -103,10 +103,21 @@ enum Class {
     Ordered,
     /// Deterministic text: equality agrees, order agrees under `COLLATE "C"`.
     Text,
+    /// `name`: as text, for literals PostgreSQL does not truncate (at most 63 bytes).
+    Name,
     /// Floats: agree away from zero and NaN.
     Float,
     /// A uuid read as text: agrees for literals in canonical form.
     Uuid,
+}
+
+/// PostgreSQL's `NAMEDATALEN - 1`: a longer `name` literal is cut to this many bytes.
+const NAME_MAX_BYTES: usize = 63;
+
+impl Class {
+    fn is_text(self) -> bool {
+        matches!(self, Self::Text | Self::Name)
+    }
 }
 
 fn class(c: &PgColumn) -> Option<Class> {
@@ -121,6 +132,9 @@ fn class(c: &PgColumn) -> Option<Class> {
         | PgType::Timestamp
         | PgType::Timestamptz => Some(Class::Ordered),
         PgType::Text if c.deterministic => Some(Class::Text),
+        PgType::Name if c.deterministic => Some(Class::Name),
+        // `citext` compares case-insensitively: `= 'abc'` would match `ABC` remotely and not
+        // locally, so nothing on it is pushed.
         PgType::Float4 | PgType::Float8 => Some(Class::Float),
         PgType::Uuid => Some(Class::Uuid),
         _ => None,
@@ -229,6 +243,7 @@ impl Render<'_> {
                 ) || whole_micros(v)
             }
             Class::Text => text_value(v).is_some(),
+            Class::Name => text_value(v).is_some_and(|t| t.len() <= NAME_MAX_BYTES),
             Class::Float => match v {
                 ScalarValue::Float64(Some(f)) => f.is_finite() && *f != 0.0,
                 ScalarValue::Float32(Some(f)) => f.is_finite() && *f != 0.0,
@@ -256,7 +271,7 @@ impl Render<'_> {
             Class::Float => Fidelity::Inexact,
             _ => Fidelity::Exact,
         };
-        let col_sql = if col.class == Class::Text && is_range(op) {
+        let col_sql = if col.class.is_text() && is_range(op) {
             collate_c(col.sql)
         } else {
             col.sql
@@ -342,7 +357,7 @@ impl Render<'_> {
                 if *negated && fidelity != Fidelity::Exact {
                     return None;
                 }
-                let sql = if col.class == Class::Text {
+                let sql = if col.class.is_text() {
                     collate_c(col.sql)
                 } else {
                     col.sql
@@ -392,7 +407,7 @@ impl Render<'_> {
                 case_insensitive: false,
             }) => {
                 let col = self.operand(expr)?;
-                if col.class != Class::Text {
+                if !col.class.is_text() {
                     return None;
                 }
                 let pattern = self.literal(pattern, Class::Text)?;
@@ -509,6 +524,8 @@ mod tests {
                     deterministic: false,
                     ..c("ci", PgType::Text)
                 },
+                c("nm", PgType::Name),
+                c("ct", PgType::CiText),
             ],
         }
     }
@@ -603,9 +620,19 @@ mod tests {
             col("u").eq(lit("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")), // not canonical
             col("id").eq(lit(ScalarValue::Int32(None))),              // NULL literal
             col("id").gt(lit(1)).or(col("code").lt(lit("x"))),
+            col("ct").eq(lit("abc")),                                 // citext: case-insensitive
+            col("ct").like(lit("a%")),
+            col("ct").in_list(vec![lit("a")], false),
+            col("nm").eq(lit("x".repeat(64))),                        // name: truncated to 63
+            col("nm").in_list(vec![lit("a"), lit("y".repeat(70))], false),
         ] {
             assert_eq!(sql(&local), None, "{local}");
         }
+        // A `name` literal PostgreSQL keeps whole is pushed as text is.
+        assert_eq!(
+            sql(&col("nm").eq(lit("x".repeat(63)))),
+            exact(&format!("(\"nm\" = '{}')", "x".repeat(63)))
+        );
     }
 
     #[test]
@@ -617,7 +644,7 @@ mod tests {
             nullable: true,
             deterministic: true,
         });
-        let sql = select_sql(&d, &[0, 8], &[col("id").lt_eq(lit(3))], Some(10));
+        let sql = select_sql(&d, &[0, 10], &[col("id").lt_eq(lit(3))], Some(10));
         assert_eq!(
             sql,
             "SELECT \"id\", \"mo\"\"od\"::text FROM \"public\".\"T\" WHERE (\"id\" <= 3) LIMIT 10"

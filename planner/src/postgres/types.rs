@@ -48,8 +48,13 @@ pub enum PgType {
     /// `numeric` without precision and scale: read as [`UNCONSTRAINED_NUMERIC`], rounded half
     /// away from zero (as PostgreSQL's `round`) to its scale.
     NumericAny,
-    /// `text`, `varchar`, `name`, `citext`: compared byte for byte in PostgreSQL too.
+    /// `text`, `varchar`: compared byte for byte in PostgreSQL too (under a deterministic
+    /// collation).
     Text,
+    /// `name`: text, but PostgreSQL truncates a `name` literal to 63 bytes before comparing.
+    Name,
+    /// `citext` (the extension): text that PostgreSQL compares case-insensitively.
+    CiText,
     /// `char(n)`: blank-padded, and compared ignoring the padding in PostgreSQL.
     Bpchar,
     /// `date`.
@@ -91,7 +96,9 @@ impl PgType {
             "float4" => Self::Float4,
             "float8" => Self::Float8,
             "numeric" => numeric(typmod),
-            "text" | "varchar" | "name" | "citext" => Self::Text,
+            "text" | "varchar" => Self::Text,
+            "name" => Self::Name,
+            "citext" => Self::CiText,
             "bpchar" => Self::Bpchar,
             "date" => Self::Date,
             "time" => Self::Time,
@@ -127,6 +134,8 @@ impl PgType {
                 DataType::Decimal128(UNCONSTRAINED_NUMERIC.0, UNCONSTRAINED_NUMERIC.1)
             }
             Self::Text
+            | Self::Name
+            | Self::CiText
             | Self::Bpchar
             | Self::Uuid
             | Self::Json
@@ -174,7 +183,11 @@ impl PgType {
             Self::Float4 => *ty == Type::FLOAT4,
             Self::Float8 => *ty == Type::FLOAT8,
             Self::Numeric { .. } | Self::NumericAny => *ty == Type::NUMERIC,
-            Self::Text => matches!(*ty, Type::TEXT | Type::VARCHAR | Type::NAME),
+            Self::Text => matches!(*ty, Type::TEXT | Type::VARCHAR),
+            Self::Name => *ty == Type::NAME,
+            // An extension type: its OID is not fixed, and any non-built-in OID was accepted
+            // above; a built-in text type is what a view casting it would send.
+            Self::CiText => matches!(*ty, Type::TEXT | Type::VARCHAR),
             Self::Bpchar => *ty == Type::BPCHAR,
             Self::Date => *ty == Type::DATE,
             Self::Time => *ty == Type::TIME,
@@ -205,6 +218,8 @@ impl PgType {
             Self::Numeric { precision, scale } => format!("numeric({precision}, {scale})"),
             Self::NumericAny => "numeric".into(),
             Self::Text => "text".into(),
+            Self::Name => "name".into(),
+            Self::CiText => "citext".into(),
             Self::Bpchar => "bpchar".into(),
             Self::Date => "date".into(),
             Self::Time => "time".into(),
@@ -355,7 +370,13 @@ pub fn append(b: &mut dyn ArrayBuilder, ty: &PgType, raw: Option<&[u8]>) -> Resu
                     .transpose()?,
             );
         }
-        PgType::Text | PgType::Bpchar | PgType::Json | PgType::Inet | PgType::AsText => {
+        PgType::Text
+        | PgType::Name
+        | PgType::CiText
+        | PgType::Bpchar
+        | PgType::Json
+        | PgType::Inet
+        | PgType::AsText => {
             let b = downcast::<StringBuilder>(b)?;
             match raw {
                 None => b.append_null(),

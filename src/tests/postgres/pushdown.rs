@@ -210,3 +210,62 @@ async fn pushed_filters_give_datafusions_answers() {
         }
     }
 }
+
+#[actix_web::test]
+async fn citext_and_long_name_literals_are_never_pushed_as_exact() {
+    // citext compares case-insensitively in PostgreSQL, DataFusion byte for byte; a `name`
+    // literal longer than 63 bytes is cut to 63 by PostgreSQL before comparing. Either way
+    // the remote answer would differ from the local one, so those filters stay local.
+    let x63 = "x".repeat(63);
+    let Some((_pg, url, schema)) = setup(&format!(
+        "CREATE EXTENSION IF NOT EXISTS citext SCHEMA public;
+         CREATE TABLE c (id int4, ct public.citext, nm name);
+         INSERT INTO c VALUES (1, 'ABC', '{x63}'), (2, 'abc', 'short'), (3, 'Abd', NULL);"
+    ))
+    .await
+    else {
+        return;
+    };
+    let app = app_with(source("pg", &url, &schema)).await;
+    let local = format!(
+        "(VALUES (1, 'ABC', '{x63}'), (2, 'abc', 'short'), (3, 'Abd', NULL)) AS c(id, ct, nm)"
+    );
+    let long = format!("{x63}z");
+    let cases: Vec<(String, &str)> = vec![
+        ("ct = 'abc'".into(), ""),
+        ("ct IN ('abc', 'ABD')".into(), ""),
+        ("ct LIKE 'a%'".into(), ""),
+        ("ct > 'B'".into(), ""),
+        ("ct <> 'ABC'".into(), ""),
+        (format!("nm = '{long}'"), ""),
+        (format!("nm IN ('short', '{long}')"), ""),
+        (format!("nm = '{x63}'"), "\"nm\" = 'xxx"),
+        ("nm LIKE 'sh%'".into(), "LIKE 'sh%'"),
+    ];
+    for (filter, pushed) in &cases {
+        let ids = |rows: Value| -> Vec<i64> {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r[0].as_i64().unwrap())
+                .collect()
+        };
+        let expected = ids(json_rows(
+            &app,
+            &format!("SELECT id FROM {local} WHERE {filter} ORDER BY id"),
+        )
+        .await["rows"]
+            .clone());
+        let (rows, sql, _) = run(
+            &app,
+            &format!("SELECT id FROM pg.{schema}.c WHERE {filter} ORDER BY id"),
+        )
+        .await;
+        assert_eq!(ids(rows), expected, "{filter}: remote SQL {sql}");
+        if pushed.is_empty() {
+            assert!(!sql.contains("WHERE"), "{filter} must stay local: {sql}");
+        } else {
+            assert!(sql.contains(pushed), "{filter}: expected {pushed:?} in {sql}");
+        }
+    }
+}
