@@ -233,7 +233,7 @@ impl ApiError {
                 )
                 .with_query(query_id)
             }
-            _ => Self::internal(Some(query_id), e),
+            _ => Self::internal(Some(query_id), &format!("{e:?}")),
         }
     }
 

@@ -232,11 +232,12 @@ impl Application {
         self.handle.clone()
     }
 
-    /// Starts draining, as SIGTERM does: `/ready` answers 503, new queries `503
-    /// shutting_down`; once the running queries have finished (or `limits.query_timeout_ms`
-    /// has passed) the server stops.
-    pub fn drain(&self) -> impl std::future::Future<Output = ()> + 'static {
-        drain(self.state.clone(), self.handle.clone())
+    /// What SIGTERM does, as a handle: see [`Drainer::drain`].
+    pub fn drainer(&self) -> Drainer {
+        Drainer {
+            state: self.state.clone(),
+            handle: self.handle.clone(),
+        }
     }
 
     /// Serves until stopped (SIGINT/SIGTERM, which drain first, or the handle), then stops
@@ -254,6 +255,22 @@ impl Application {
         signals.abort();
         self.supervisor.do_send(sluice_actors::Shutdown);
         result
+    }
+}
+
+/// Starts a drain of one server; cheap to clone.
+#[derive(Clone)]
+pub struct Drainer {
+    state: web::Data<AppState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drainer {
+    /// Drains, as SIGTERM does: `/ready` answers 503 and new queries `503 shutting_down` at
+    /// once; the server stops when the running queries have finished, or after
+    /// `limits.query_timeout_ms`.
+    pub async fn drain(self) {
+        drain(self.state, self.handle).await;
     }
 }
 

@@ -67,9 +67,23 @@ impl PlanError {
             // `exec_err!` is how functions refuse their arguments (a negative `repeat` count,
             // an invalid regex, a malformed date string): the data, not Sluice.
             DataFusionError::Execution(_) => Self::Data(e),
+            // A regex literal that does not compile, found while the optimizer simplifies it.
+            _ if in_chain::<regex_syntax::Error>(&e) => Self::Data(e),
             _ => Self::Execution(e),
         }
     }
+}
+
+/// True when an error of type `T` is somewhere in `e`'s source chain.
+fn in_chain<T: std::error::Error + 'static>(e: &DataFusionError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Arrow errors raised by evaluating the user's expressions over data: bad casts, division

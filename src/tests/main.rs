@@ -17,6 +17,7 @@ mod formats;
 mod object_stores;
 mod postgres;
 mod streaming;
+mod truth;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct TestApp {
     pub url: String,
     pub key: String,
     pub client: reqwest::Client,
+    /// Drains the server as SIGTERM would.
+    pub drainer: sluice::startup::Drainer,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -77,6 +80,7 @@ impl TestApp {
         let url = app.url();
         let key = app.admin_key().unwrap_or_default().to_owned();
         let handle = app.handle();
+        let drainer = app.drainer();
         actix_web::rt::spawn(app.run());
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -86,6 +90,7 @@ impl TestApp {
             url,
             key,
             client,
+            drainer,
             handle,
         }
     }

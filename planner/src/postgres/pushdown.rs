@@ -620,10 +620,10 @@ mod tests {
             col("u").eq(lit("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")), // not canonical
             col("id").eq(lit(ScalarValue::Int32(None))),              // NULL literal
             col("id").gt(lit(1)).or(col("code").lt(lit("x"))),
-            col("ct").eq(lit("abc")),                                 // citext: case-insensitive
+            col("ct").eq(lit("abc")), // citext: case-insensitive
             col("ct").like(lit("a%")),
             col("ct").in_list(vec![lit("a")], false),
-            col("nm").eq(lit("x".repeat(64))),                        // name: truncated to 63
+            col("nm").eq(lit("x".repeat(64))), // name: truncated to 63
             col("nm").in_list(vec![lit("a"), lit("y".repeat(70))], false),
         ] {
             assert_eq!(sql(&local), None, "{local}");

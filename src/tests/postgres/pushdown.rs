@@ -265,7 +265,10 @@ async fn citext_and_long_name_literals_are_never_pushed_as_exact() {
         if pushed.is_empty() {
             assert!(!sql.contains("WHERE"), "{filter} must stay local: {sql}");
         } else {
-            assert!(sql.contains(pushed), "{filter}: expected {pushed:?} in {sql}");
+            assert!(
+                sql.contains(pushed),
+                "{filter}: expected {pushed:?} in {sql}"
+            );
         }
     }
 }
