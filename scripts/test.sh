@@ -5,7 +5,7 @@
 #   scripts/test.sh                 everything
 #   scripts/test.sh -- <filter>     cargo test arguments after `--` (e.g. one test name)
 #
-# Tools: .venv/ (pyarrow, polars, moto, fakesnow) and .tools/azurite/, reused when their
+# Tools: .venv/ (pyarrow, polars, moto, fakesnow, schemathesis) and .tools/azurite/, reused when their
 # versions match. Services: scripts/services.sh (it also documents running one test by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +39,10 @@ echo "ok: one version each"
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
+# --- Lints --------------------------------------------------------------------------------
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 # --- Tests --------------------------------------------------------------------------------
 say "cargo test"
 args=()
@@ -46,3 +50,10 @@ if [ "${1:-}" = "--" ]; then shift; args=("$@"); fi
 # --workspace always: building one package alone unifies features differently and rebuilds
 # DataFusion.
 cargo test --workspace --locked -- "${args[@]}"
+
+# --- The API against its own OpenAPI document ----------------------------------------------
+# Only for the whole suite, not for a run of one test.
+if [ ${#args[@]} -eq 0 ]; then
+  say "schemathesis against /openapi.json (scripts/fuzz-api.sh)"
+  scripts/fuzz-api.sh
+fi

@@ -5,25 +5,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 /// Queries remembered; the oldest are forgotten first.
 pub const RECENT_QUERIES: usize = 1024;
 
-/// Lifecycle of a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QueryState {
-    /// Planning or streaming.
-    Running,
-    /// Every row was sent.
-    Finished,
-    /// Ended with an error.
-    Failed,
-    /// Cancelled by `DELETE` or by the client going away.
-    Cancelled,
-}
+pub use sluice_schemas::api::{QueryError, QueryState, QueryStatus};
 
 #[derive(Debug)]
 struct Mutable {
@@ -47,28 +34,6 @@ pub struct QueryEntry {
     rows: AtomicU64,
     bytes: AtomicU64,
     inner: Mutex<Mutable>,
-}
-
-/// `GET /v1/queries/{id}` body.
-#[derive(Debug, Serialize)]
-pub struct QueryStatus {
-    /// Query id.
-    pub query_id: String,
-    /// State.
-    pub state: QueryState,
-    /// Rows sent so far.
-    pub rows: u64,
-    /// Bytes sent so far.
-    pub bytes: u64,
-    /// Wall time so far, or in total once ended.
-    pub elapsed_ms: u64,
-    /// Start, milliseconds since the Unix epoch.
-    pub started_at_ms: u64,
-    /// Sources read.
-    pub sources: Vec<String>,
-    /// The error, when failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<serde_json::Value>,
 }
 
 impl QueryEntry {
@@ -137,10 +102,10 @@ impl QueryEntry {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             sources: m.sources.clone(),
-            error: m
-                .error
-                .as_ref()
-                .map(|(code, message)| serde_json::json!({"code": code, "message": message})),
+            error: m.error.as_ref().map(|(code, message)| QueryError {
+                code: code.clone(),
+                message: message.clone(),
+            }),
         }
     }
 }
@@ -234,7 +199,7 @@ mod tests {
         let s = reg.get("q1").unwrap().status();
         assert_eq!(s.state, QueryState::Failed);
         assert_eq!((s.rows, s.bytes), (10, 100));
-        assert_eq!(s.error.unwrap()["code"], "query_timeout");
+        assert_eq!(s.error.unwrap().code, "query_timeout");
         assert!(reg.get("nope").is_none());
         reg.start("q2", None);
         let ids: Vec<_> = reg

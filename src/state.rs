@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sluice_actors::SourceSupervisor;
 use sluice_planner::Planner;
 use sluice_schemas::LimitsConfig;
+pub use sluice_schemas::api::Phase;
 use tokio::sync::Semaphore;
 
 use crate::auth::{KeyStore, Principal, authenticate};
@@ -43,29 +44,6 @@ pub struct AppState {
 /// Where the server is in its life, for `/ready` and for refusing new queries while draining.
 #[derive(Debug, Default)]
 pub struct Lifecycle(std::sync::atomic::AtomicU8);
-
-/// A phase of [`Lifecycle`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Sources are having their first catalog loads; `/ready` answers 503.
-    Starting,
-    /// Serving; `/ready` answers 200 whatever the sources' health.
-    Serving,
-    /// Asked to stop: `/ready` answers 503, new queries `503 shutting_down`, running ones
-    /// finish.
-    Draining,
-}
-
-impl Phase {
-    /// The name shown in `/ready`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Serving => "serving",
-            Self::Draining => "draining",
-        }
-    }
-}
 
 impl Lifecycle {
     /// The current phase.

@@ -1,10 +1,14 @@
-//! Request and response bodies of the HTTP API (`../shared/API.md`).
+//! Request and response bodies of the HTTP API (`../shared/API.md`). The handlers build and
+//! return these types, and `GET /openapi.json` is generated from them, so the document says
+//! what the server sends.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /v1/query` and `POST /v1/explain` JSON body.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"sql": "SELECT n_name FROM nation WHERE n_regionkey = $1", "params": [1], "max_rows": 100}))]
 pub struct QueryRequest {
     /// One read-only SQL statement.
     pub sql: String,
@@ -13,14 +17,16 @@ pub struct QueryRequest {
     pub params: Option<QueryParams>,
     /// Wall-time limit; capped by the server's `limits.query_timeout_ms`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub timeout_ms: Option<u64>,
     /// Row limit; capped by the server's `limits.max_rows`.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub max_rows: Option<u64>,
 }
 
 /// Placeholder values: positional or named.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum QueryParams {
     /// `$1`, `$2`, ...
@@ -30,14 +36,15 @@ pub enum QueryParams {
 }
 
 /// Error body: `{"error": {"code", "message", "query_id"}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "sql_invalid", "message": "SQL does not parse: ...", "query_id": "q_0f3c..."}}))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// The inside of [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code (`sql_invalid`, `read_only`, ...).
     pub code: String,
@@ -46,4 +53,232 @@ pub struct ErrorDetail {
     /// The query this error belongs to, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_id: Option<String>,
+}
+
+/// A result column: its name, Arrow type and nullability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Arrow data type, as Arrow prints it (`Int64`, `Utf8`, `Decimal128(15, 2)`, ...).
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// May hold NULL.
+    pub nullable: bool,
+}
+
+/// `POST /v1/query` answered as `application/json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"columns": [{"name": "n", "type": "Int64", "nullable": false}], "rows": [[25]]}))]
+pub struct QueryResult {
+    /// The columns, in order.
+    pub columns: Vec<Column>,
+    /// Rows as arrays in column order; integers beyond 2^53 and wide decimals are strings.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// A statement sent to a remote source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RemoteStatementBody {
+    /// Source (catalog) name.
+    pub source: String,
+    /// The exact SQL the source runs.
+    pub sql: String,
+}
+
+/// `POST /v1/explain`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExplainResponse {
+    /// The id this explain ran under.
+    pub query_id: String,
+    /// Sources the statement reads.
+    pub sources: Vec<String>,
+    /// Tables the statement reads, fully qualified.
+    pub tables: Vec<String>,
+    /// The optimized logical plan.
+    pub logical_plan: String,
+    /// The physical plan.
+    pub physical_plan: String,
+    /// The statements sent to remote sources.
+    pub remote: Vec<RemoteStatementBody>,
+}
+
+/// Lifecycle of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryState {
+    /// Planning or streaming.
+    Running,
+    /// Every row was sent.
+    Finished,
+    /// Ended with an error.
+    Failed,
+    /// Cancelled by `DELETE` or by the client going away.
+    Cancelled,
+}
+
+/// Why a query failed or was cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueryError {
+    /// The code its answer had (or would have had, had the client still listened).
+    pub code: String,
+    /// The message.
+    pub message: String,
+}
+
+/// `GET /v1/queries/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueryStatus {
+    /// Query id.
+    pub query_id: String,
+    /// State.
+    pub state: QueryState,
+    /// Rows sent so far.
+    pub rows: u64,
+    /// Bytes sent so far.
+    pub bytes: u64,
+    /// Wall time so far, or in total once ended.
+    pub elapsed_ms: u64,
+    /// Start, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Sources read.
+    pub sources: Vec<String>,
+    /// The error, when failed or cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<QueryError>,
+}
+
+/// `GET /v1/queries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueryList {
+    /// Newest first.
+    pub queries: Vec<QueryStatus>,
+}
+
+/// A source's health state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Not checked yet.
+    Starting,
+    /// Serving.
+    Healthy,
+    /// Serving, with a problem (a saturated pool, a failing check).
+    Degraded,
+    /// Failing its checks; queries on it answer `source_unavailable`.
+    Unavailable,
+}
+
+/// A source: health with its evidence, never credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SourceInfo {
+    /// Catalog name.
+    pub name: String,
+    /// `parquet` or `postgres`.
+    pub kind: String,
+    /// Where it reads, without credentials.
+    pub location: String,
+    /// Health state.
+    pub state: SourceState,
+    /// When the state last changed, ms since the Unix epoch.
+    pub state_since_ms: u64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When it was last checked, ms since the Unix epoch.
+    pub last_check_ms: Option<u64>,
+    /// How long the last check took.
+    pub health_check_latency_ms: Option<f64>,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// Tables loaded, when the source has a catalog.
+    pub tables: Option<u64>,
+    /// When the tables were last loaded, ms since the Unix epoch.
+    pub refreshed_at_ms: Option<u64>,
+    /// Why the last reload failed, if it did.
+    pub refresh_error: Option<String>,
+}
+
+/// `GET /v1/sources`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SourceList {
+    /// Every source.
+    pub sources: Vec<SourceInfo>,
+}
+
+/// `POST /v1/sources/{name}/refresh`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RefreshResponse {
+    /// Source name.
+    pub name: String,
+    /// Tables after the reload (none for a source without a catalog).
+    pub tables: Option<u64>,
+    /// How long the reload took.
+    pub elapsed_ms: f64,
+}
+
+/// One table in `GET /v1/tables`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TableSummary {
+    /// `source.schema.table`.
+    pub name: String,
+    /// Source (catalog).
+    pub source: String,
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// Number of columns.
+    pub columns: u64,
+}
+
+/// `GET /v1/tables`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TableList {
+    /// Every table, sorted.
+    pub tables: Vec<TableSummary>,
+}
+
+/// `GET /v1/tables/{source}.{schema}.{table}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TableDescription {
+    /// `source.schema.table`.
+    pub name: String,
+    /// Source (catalog).
+    pub source: String,
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// Columns as clients receive them.
+    pub columns: Vec<Column>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    pub status: String,
+}
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// First catalog loads; not ready.
+    Starting,
+    /// Serving; ready.
+    Serving,
+    /// Asked to stop; not ready, new queries refused.
+    Draining,
+}
+
+/// `GET /ready`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// True while serving, whatever the sources' health.
+    pub ready: bool,
+    /// Where the server is in its life.
+    pub phase: Phase,
+    /// Each source's state.
+    pub sources: Vec<SourceInfo>,
 }

@@ -128,16 +128,14 @@ fn json_string(s: &str) -> String {
 }
 
 /// `[{"name", "type", "nullable"}, ...]`: how every JSON body describes columns.
-pub fn columns_json(schema: &SchemaRef) -> Vec<serde_json::Value> {
+pub fn columns(schema: &SchemaRef) -> Vec<sluice_schemas::api::Column> {
     schema
         .fields()
         .iter()
-        .map(|f| {
-            serde_json::json!({
-                "name": f.name(),
-                "type": f.data_type().to_string(),
-                "nullable": f.is_nullable(),
-            })
+        .map(|f| sluice_schemas::api::Column {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
         })
         .collect()
 }
@@ -162,7 +160,7 @@ impl JsonEncoder {
 
 impl BatchEncoder for JsonEncoder {
     fn start(&mut self) -> Result<Bytes, ArrowError> {
-        let columns = columns_json(&self.schema);
+        let columns = columns(&self.schema);
         let head =
             serde_json::to_string(&columns).map_err(|e| ArrowError::JsonError(e.to_string()))?;
         Ok(Bytes::from(format!("{{\"columns\":{head},\"rows\":[")))

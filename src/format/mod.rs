@@ -10,7 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 
-pub use json::{JsonEncoder, NdjsonEncoder, columns_json};
+pub use json::{JsonEncoder, NdjsonEncoder, columns};
 pub use tabular::{ArrowStreamEncoder, CsvEncoder, ParquetEncoder};
 
 /// A result format.

@@ -19,6 +19,23 @@ const DRAIN_BYTES: usize = 64 << 20;
 /// `400 bad_request` for malformed JSON, unknown fields or non-UTF-8 SQL; `415` for another
 /// type.
 pub fn parse(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> {
+    let request = parse_body(req, body)?;
+    // The document describes these as 64-bit integers, as most clients hold them.
+    for (name, v) in [
+        ("timeout_ms", request.timeout_ms),
+        ("max_rows", request.max_rows),
+    ] {
+        if v.is_some_and(|v| i64::try_from(v).is_err()) {
+            return Err(ApiError::bad_request(format!(
+                "{name} must be at most {}",
+                i64::MAX
+            )));
+        }
+    }
+    Ok(request)
+}
+
+fn parse_body(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError> {
     let ctype = req
         .headers()
         .get(CONTENT_TYPE)

@@ -5,9 +5,12 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use sluice_actors::supervisor::CheckSources;
 use sluice_planner::{Params, PlannedQuery};
-use sluice_schemas::api::{QueryParams, QueryRequest};
+use sluice_schemas::api::{
+    ErrorBody, ExplainResponse, QueryParams, QueryRequest, QueryResult, RemoteStatementBody,
+};
 use tokio::time::Instant;
 
+use super::openapi::Binary;
 use super::{QUERY_ID_HEADER, QueryId, body};
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
@@ -17,6 +20,41 @@ use crate::queries::{QueryEntry, QueryState};
 use crate::state::AppState;
 
 /// Runs one read-only statement and streams the result in the format `Accept` asks for.
+///
+/// The body is JSON, or the bare SQL as `text/plain` / `application/sql`. Rows stream as
+/// they are produced; a failure after the first byte cuts the body without its final
+/// chunk, and `GET /v1/queries/{id}` says why.
+#[utoipa::path(post, path = "/v1/query", tag = "queries",
+    request_body(content(
+        (QueryRequest = "application/json"),
+        (String = "application/sql", example = "SELECT n_name FROM nation ORDER BY 1 LIMIT 5"),
+        (String = "text/plain"),
+    )),
+    params(("Accept" = Option<String>, Header, description = "Result format: application/json (default), application/x-ndjson, text/csv, application/vnd.apache.arrow.stream, application/vnd.apache.parquet")),
+    responses(
+        (status = 200, description = "The result, streamed", headers(("x-query-id" = String, description = "The query's id")),
+            content(
+                (QueryResult = "application/json"),
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+                (Binary = "application/vnd.apache.arrow.stream"),
+                (Binary = "application/vnd.apache.parquet"),
+            )),
+        (status = 400, description = "`bad_request`, `sql_invalid`, `read_only`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`table_not_found`", body = ErrorBody),
+        (status = 406, description = "`not_acceptable`: no format serves the Accept", body = ErrorBody),
+        (status = 409, description = "`query_cancelled`: cancelled by DELETE /v1/queries/{id}", body = ErrorBody),
+        (status = 413, description = "`result_too_large` (over max_rows), `request_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`data_error`: the data made the statement fail", body = ErrorBody),
+        (status = 429, description = "`too_many_queries`", body = ErrorBody),
+        (status = 501, description = "`unsupported`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `shutting_down`", body = ErrorBody),
+        (status = 504, description = "`query_timeout`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn query(
     req: HttpRequest,
     QueryId(query_id): QueryId,
@@ -71,7 +109,28 @@ pub async fn query(
         .streaming(body))
 }
 
-/// The plan of a statement: logical and physical, and the sources it reads.
+/// The plan of a statement: logical and physical, the sources and tables it reads, and the
+/// exact SQL each remote source runs. Nothing is executed.
+#[utoipa::path(post, path = "/v1/explain", tag = "queries",
+    request_body(content(
+        (QueryRequest = "application/json"),
+        (String = "application/sql", example = "SELECT count(*) FROM lineitem WHERE l_quantity > 45"),
+        (String = "text/plain"),
+    )),
+    responses(
+        (status = 200, description = "The plan", body = ExplainResponse, headers(("x-query-id" = String, description = "The id this explain ran under"))),
+        (status = 400, description = "`bad_request`, `sql_invalid`, `read_only`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`table_not_found`", body = ErrorBody),
+        (status = 409, description = "`query_cancelled`", body = ErrorBody),
+        (status = 413, description = "`request_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`data_error`: constant folding met bad data", body = ErrorBody),
+        (status = 501, description = "`unsupported`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `shutting_down`", body = ErrorBody),
+        (status = 504, description = "`query_timeout`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn explain(
     req: HttpRequest,
     QueryId(query_id): QueryId,
@@ -96,22 +155,25 @@ pub async fn explain(
     .await?;
     entry.finish(QueryState::Finished, None);
     let (logical, physical) = state.planner.explain(&planned);
-    let remote: Vec<_> = state
+    let remote = state
         .planner
         .remote_statements(&planned)
         .into_iter()
-        .map(|r| serde_json::json!({ "source": r.source, "sql": r.sql }))
+        .map(|r| RemoteStatementBody {
+            source: r.source,
+            sql: r.sql,
+        })
         .collect();
     Ok(HttpResponse::Ok()
         .insert_header((QUERY_ID_HEADER, query_id.as_str()))
-        .json(serde_json::json!({
-            "query_id": query_id,
-            "sources": planned.sources,
-            "tables": planned.tables,
-            "logical_plan": logical,
-            "physical_plan": physical,
-            "remote": remote,
-        })))
+        .json(ExplainResponse {
+            query_id: query_id.clone(),
+            sources: planned.sources,
+            tables: planned.tables,
+            logical_plan: logical,
+            physical_plan: physical,
+            remote,
+        }))
 }
 
 async fn read_request(

@@ -1,50 +1,74 @@
-//! `GET /v1/sources`.
+//! `GET /v1/sources` and `POST /v1/sources/{name}/refresh`.
 
 use std::time::UNIX_EPOCH;
 
 use actix_web::{HttpResponse, web};
 use sluice_actors::SourceStatus;
+use sluice_actors::health::HealthState;
 use sluice_actors::supervisor::{ListSources, RefreshError, RefreshSource};
+use sluice_schemas::api::{ErrorBody, RefreshResponse, SourceInfo, SourceList, SourceState};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
-/// A source as JSON: health with its evidence, never credentials.
-pub fn source_json(s: &SourceStatus) -> serde_json::Value {
+/// A source as the API shows it: health with its evidence, never credentials.
+pub fn source_info(s: &SourceStatus) -> SourceInfo {
     let ms = |t: std::time::SystemTime| {
         t.duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
-    serde_json::json!({
-        "name": s.name,
-        "kind": s.kind,
-        "location": s.location,
-        "state": s.health.state.as_str(),
-        "state_since_ms": ms(s.health.since),
-        "last_error": s.health.last_error,
-        "last_check_ms": s.health.last_check.map(ms),
-        "health_check_latency_ms": s.health.last_latency.map(|d| d.as_secs_f64() * 1000.0),
-        "consecutive_failures": s.health.consecutive_failures,
-        "tables": s.catalog.as_ref().and_then(|c| c.tables),
-        "refreshed_at_ms": s.catalog.as_ref().and_then(|c| c.refreshed_at).map(ms),
-        "refresh_error": s.catalog.as_ref().and_then(|c| c.last_error.clone()),
-    })
+    SourceInfo {
+        name: s.name.clone(),
+        kind: s.kind.to_owned(),
+        location: s.location.clone(),
+        state: match s.health.state {
+            HealthState::Starting => SourceState::Starting,
+            HealthState::Healthy => SourceState::Healthy,
+            HealthState::Degraded => SourceState::Degraded,
+            HealthState::Unavailable => SourceState::Unavailable,
+        },
+        state_since_ms: ms(s.health.since),
+        last_error: s.health.last_error.clone(),
+        last_check_ms: s.health.last_check.map(ms),
+        health_check_latency_ms: s.health.last_latency.map(|d| d.as_secs_f64() * 1000.0),
+        consecutive_failures: s.health.consecutive_failures,
+        tables: s.catalog.as_ref().and_then(|c| c.tables).map(|n| n as u64),
+        refreshed_at_ms: s.catalog.as_ref().and_then(|c| c.refreshed_at).map(ms),
+        refresh_error: s.catalog.as_ref().and_then(|c| c.last_error.clone()),
+    }
 }
 
 /// Every source with its health.
+#[utoipa::path(get, path = "/v1/sources", tag = "sources",
+    responses(
+        (status = 200, description = "Every source with its health state and evidence", body = SourceList),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
     let sources = state
         .supervisor
         .send(ListSources)
         .await
         .map_err(|e| ApiError::internal(None, &e))?;
-    let body: Vec<_> = sources.iter().map(source_json).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sources": body })))
+    Ok(HttpResponse::Ok().json(SourceList {
+        sources: sources.iter().map(source_info).collect(),
+    }))
 }
 
-/// `POST /v1/sources/{name}/refresh` (admin): reload a source's tables now, so new files,
-/// tables and schema changes show without waiting for `refresh_interval_ms`.
+/// Reloads a source's tables now (admin keys), so new files, tables and schema changes show
+/// without waiting for `refresh_interval_ms`.
+#[utoipa::path(post, path = "/v1/sources/{name}/refresh", tag = "sources",
+    params(("name" = String, Path, description = "Source (catalog) name")),
+    responses(
+        (status = 200, description = "Reloaded", body = RefreshResponse),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: needs an admin key", body = ErrorBody),
+        (status = 404, description = "`source_not_found`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`: the reload failed; the previous tables stay", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn refresh(
     principal: Principal,
     name: web::Path<String>,
@@ -66,9 +90,9 @@ pub async fn refresh(
             // The reason is the health probe's or the loader's text, already free of credentials.
             RefreshError::Failed { .. } => ApiError::upstream(e.to_string()),
         })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "name": name,
-        "tables": report.tables,
-        "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
-    })))
+    Ok(HttpResponse::Ok().json(RefreshResponse {
+        name,
+        tables: report.tables.map(|n| n as u64),
+        elapsed_ms: report.elapsed.as_secs_f64() * 1000.0,
+    }))
 }

@@ -1,32 +1,45 @@
 //! `GET /v1/tables` and `GET /v1/tables/{source}.{schema}.{table}`.
 
 use actix_web::{HttpResponse, web};
+use sluice_schemas::api::{ErrorBody, TableDescription, TableList, TableSummary};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
 /// Every table of every source.
+#[utoipa::path(get, path = "/v1/tables", tag = "catalog",
+    responses(
+        (status = 200, description = "Every table, sorted", body = TableList),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
-    let tables: Vec<_> = state
+    let tables = state
         .planner
         .tables()
         .await
         .iter()
-        .map(|t| {
-            serde_json::json!({
-                "name": format!("{}.{}.{}", t.catalog, t.schema, t.table),
-                "source": t.catalog,
-                "schema": t.schema,
-                "table": t.table,
-                "columns": t.columns.fields().len(),
-            })
+        .map(|t| TableSummary {
+            name: format!("{}.{}.{}", t.catalog, t.schema, t.table),
+            source: t.catalog.clone(),
+            schema: t.schema.clone(),
+            table: t.table.clone(),
+            columns: t.columns.fields().len() as u64,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tables": tables })))
+    Ok(HttpResponse::Ok().json(TableList { tables }))
 }
 
 /// One table's columns.
+#[utoipa::path(get, path = "/v1/tables/{name}", tag = "catalog",
+    params(("name" = String, Path, description = "`source.schema.table`, or a shorter name resolved with the server's defaults", example = "local.public.nation")),
+    responses(
+        (status = 200, description = "The table's columns as clients receive them", body = TableDescription),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`table_not_found` or `source_not_found`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
 pub async fn describe(
     _principal: Principal,
     name: web::Path<String>,
@@ -46,11 +59,11 @@ pub async fn describe(
             ApiError::not_found("source_not_found", format!("source {source} not found"))
         });
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "name": format!("{}.{}.{}", t.catalog, t.schema, t.table),
-        "source": t.catalog,
-        "schema": t.schema,
-        "table": t.table,
-        "columns": crate::format::columns_json(&t.columns),
-    })))
+    Ok(HttpResponse::Ok().json(TableDescription {
+        name: format!("{}.{}.{}", t.catalog, t.schema, t.table),
+        source: t.catalog.clone(),
+        schema: t.schema.clone(),
+        table: t.table.clone(),
+        columns: crate::format::columns(&t.columns),
+    }))
 }
