@@ -15,6 +15,7 @@ mod clients;
 mod endpoints;
 mod formats;
 mod object_stores;
+mod parity;
 mod postgres;
 mod streaming;
 mod truth;

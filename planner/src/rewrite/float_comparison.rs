@@ -14,6 +14,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator,
@@ -34,8 +35,17 @@ impl AnalyzerRule for FloatComparisonRule {
             } else {
                 merge_schema(&inputs)
             };
+            // A rewritten expression keeps the name it had: a projection's schema, a GROUP BY
+            // that refers to it by position and the optimizer's invariants depend on it.
+            let names = NamePreserver::new(&plan);
             plan.map_expressions(|e| {
-                e.transform_up(|e| rewrite(e, &|x: &Expr| x.get_type(&schema).ok()))
+                let name = names.save(&e);
+                let t = e.transform_up(|e| rewrite(e, &|x: &Expr| x.get_type(&schema).ok()))?;
+                Ok(if t.transformed {
+                    t.update_data(|e| name.restore(e))
+                } else {
+                    t
+                })
             })
         })
         .map(|t| t.data)
