@@ -23,6 +23,7 @@
 //! - [`params`]: JSON values bound to placeholders.
 //! - [`output`]: result schemas as clients receive them.
 //! - [`error`]: the [`PlanError`] type.
+//! - [`functions`]: guards around DataFusion functions that could build unbounded values.
 //! - [`metrics`]: names of the per-source metrics the data path records.
 //! - [`redact`]: credentials out of error texts.
 //! - [`rewrite`]: analyzer rules Sluice adds (floats compared with decimal literals).
@@ -30,6 +31,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod functions;
 pub mod metrics;
 pub mod output;
 pub mod params;

@@ -150,13 +150,21 @@ impl Planner {
             .with_memory_limit(options.memory_limit_bytes, 1.0)
             .build_arc()
             .map_err(PlanError::Execution)?;
-        #[allow(unused_mut, reason = "mutated only with the test-hooks feature")]
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
             .build();
+        {
+            use datafusion::execution::FunctionRegistry as _;
+            // Replace DataFusion's functions of the same names.
+            for f in crate::functions::guarded() {
+                state
+                    .register_udf(Arc::new(f))
+                    .map_err(PlanError::Execution)?;
+            }
+        }
         #[cfg(feature = "test-hooks")]
         {
             use datafusion::execution::FunctionRegistry as _;
@@ -284,6 +292,7 @@ impl Planner {
             .create_physical_plan(&logical, &state)
             .await
             .map_err(PlanError::classify)?;
+        let physical = yield_after_multipliers(physical)?;
         Ok(PlannedQuery {
             logical,
             physical,
@@ -444,6 +453,38 @@ impl Planner {
             provider.as_ref(),
         ))
     }
+}
+
+/// Makes every operator that can multiply rows (joins, unnest) yield to the runtime between
+/// batches. DataFusion's leaves already do; but a join on a low-cardinality key makes
+/// millions of batches out of one input batch, and the operator above it (a sort, a limit,
+/// an aggregate) consumes them all in one poll. That poll never returns, so neither the
+/// query's timeout, nor `DELETE`, nor a client leaving can stop it, and the worker thread
+/// is lost to every other query. `CooperativeExec` spends tokio's budget per batch and
+/// yields when it runs out.
+fn yield_after_multipliers(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::coop::CooperativeExec;
+    use datafusion::physical_plan::joins::{
+        CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
+    };
+    use datafusion::physical_plan::unnest::UnnestExec;
+    plan.transform_up(|p| {
+        let any: &dyn std::any::Any = p.as_ref();
+        let multiplies = any.is::<HashJoinExec>()
+            || any.is::<CrossJoinExec>()
+            || any.is::<NestedLoopJoinExec>()
+            || any.is::<SortMergeJoinExec>()
+            || any.is::<SymmetricHashJoinExec>()
+            || any.is::<UnnestExec>();
+        Ok(if multiplies {
+            Transformed::yes(Arc::new(CooperativeExec::new(p)) as Arc<dyn ExecutionPlan>)
+        } else {
+            Transformed::no(p)
+        })
+    })
+    .map(|t| t.data)
+    .map_err(PlanError::classify)
 }
 
 /// Caps the rows a statement produces at `max + 1`, so the caller can tell "exactly the

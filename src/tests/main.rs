@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod endpoints;
 mod formats;
+mod hostile;
 mod object_stores;
 mod parity;
 mod postgres;

@@ -15,7 +15,7 @@ use tokio_postgres::NoTls;
 use crate::{TestApp, in_ci};
 
 /// An environment variable the test services set; `None` (loudly, and never in CI) if unset.
-fn service_env(var: &str) -> Option<String> {
+pub(crate) fn service_env(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
@@ -56,11 +56,11 @@ async fn setup_on(var: &str, sql: &str) -> Option<(tokio_postgres::Client, Strin
 }
 
 /// A fresh schema on the main test server.
-async fn setup(sql: &str) -> Option<(tokio_postgres::Client, String, String)> {
+pub(crate) async fn setup(sql: &str) -> Option<(tokio_postgres::Client, String, String)> {
     setup_on("SLUICE_TEST_PG_URL", sql).await
 }
 
-fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfig {
+pub(crate) fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfig {
     PostgresSourceConfig {
         name: name.to_owned(),
         replicas: vec![url.to_owned()],
