@@ -32,12 +32,16 @@ async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
     panic!("the slow statement never showed up in pg_stat_activity");
 }
 
-async fn assert_gone_within_a_second(pg: &tokio_postgres::Client, id: &str) {
+/// The statement sleeps for `SLOW_PG_SECONDS` (30 s) unless cancelled: gone well before
+/// that is the cancel at work, with room for a loaded machine.
+const GONE_WITHIN: Duration = Duration::from_secs(10);
+
+async fn assert_gone_soon(pg: &tokio_postgres::Client, id: &str) {
     let start = Instant::now();
     while active(pg, id).await > 0 {
         assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "the remote statement of {id} was still running after a second"
+            start.elapsed() < GONE_WITHIN,
+            "the remote statement of {id} was still running after {GONE_WITHIN:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -80,13 +84,13 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
-    assert_gone_within_a_second(&pg, &id).await;
+    assert_gone_soon(&pg, &id).await;
     drop(running);
 
     // The client goes away.
     let (id, running) = start_slow(&app, &pg, &sql).await;
     running.abort();
-    assert_gone_within_a_second(&pg, &id).await;
+    assert_gone_soon(&pg, &id).await;
 
     // A timeout: 504 for the client, and the statement gone from the server.
     let started = Instant::now();
@@ -96,7 +100,7 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
     let body = app.expect_error(resp, 504, "query_timeout").await;
     assert!(started.elapsed() < Duration::from_secs(5));
     let id = body["error"]["query_id"].as_str().unwrap().to_owned();
-    assert_gone_within_a_second(&pg, &id).await;
+    assert_gone_soon(&pg, &id).await;
 
     // No connection was left behind mid-statement, and the source still answers.
     json_rows(
@@ -120,10 +124,7 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
         if stuck == 0 {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{stuck} connections stuck"
-        );
+        assert!(start.elapsed() < GONE_WITHIN, "{stuck} connections stuck");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -339,7 +339,8 @@ async fn values_arrow_cannot_hold_fail_naming_the_column() {
             "{message}"
         );
     }
-    // The rows and columns that fit still read; the source is still healthy.
+    // The rows and columns that fit still read; the source's health owes nothing to these
+    // errors: they are the data's, not the server's.
     let body = json_rows(
         &app,
         &format!("SELECT id, at FROM pg.{schema}.odd WHERE id <> 2 ORDER BY id"),
@@ -349,7 +350,16 @@ async fn values_arrow_cannot_hold_fail_naming_the_column() {
         body["rows"],
         json!([[1, "2020-01-01T00:00:00"], [3, "2020-01-01T00:00:00"]])
     );
-    assert_eq!(source_status(&app, "pg").await["state"], "healthy");
+    // Not `state == healthy`: under load a health check may find a statement waiting for a
+    // fresh connection (a failed statement's connection is closed, never pooled) and say
+    // `degraded: connection pool saturated`, which is true and unrelated. What must hold:
+    // no value error reached the health record, and the source never became unavailable.
+    let status = source_status(&app, "pg").await;
+    assert_ne!(status["state"], "unavailable", "{status}");
+    let last = status["last_error"].as_str().unwrap_or("");
+    for word in ["column", "dimensional", "infinite", "NaN"] {
+        assert!(!last.contains(word), "a value error reached health: {status}");
+    }
 }
 
 #[actix_web::test]
