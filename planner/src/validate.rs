@@ -81,18 +81,25 @@ fn check_statement(statement: &Statement) -> Result<()> {
     }
 }
 
-/// The statement kinds that only read: queries, `EXPLAIN` of them, and the catalog
-/// statements DataFusion answers from `information_schema` (`SHOW TABLES`, `SHOW COLUMNS`,
-/// `SHOW <variable>`, `SHOW FUNCTIONS`, `SHOW CREATE`, `DESCRIBE`).
+/// The statement kinds that only read: queries, and the catalog statements DataFusion
+/// answers from `information_schema` (`SHOW TABLES`, `SHOW COLUMNS`, `SHOW <variable>`,
+/// `SHOW FUNCTIONS`, `SHOW CREATE`, `DESCRIBE`). `EXPLAIN` reads when what it explains does.
+fn reads(s: &ast::Statement) -> bool {
+    matches!(
+        s,
+        ast::Statement::Query(_)
+            | ast::Statement::ShowTables { .. }
+            | ast::Statement::ShowColumns { .. }
+            | ast::Statement::ShowVariable { .. }
+            | ast::Statement::ShowFunctions { .. }
+            | ast::Statement::ShowCreate { .. }
+            | ast::Statement::ExplainTable { .. }
+    )
+}
+
 fn check_top_level(s: &ast::Statement) -> Result<()> {
     match s {
-        ast::Statement::Query(_)
-        | ast::Statement::ShowTables { .. }
-        | ast::Statement::ShowColumns { .. }
-        | ast::Statement::ShowVariable { .. }
-        | ast::Statement::ShowFunctions { .. }
-        | ast::Statement::ShowCreate { .. }
-        | ast::Statement::ExplainTable { .. } => Ok(()),
+        _ if reads(s) => Ok(()),
         // EXPLAIN of a query is read-only; EXPLAIN ANALYZE runs it, which is still a read.
         ast::Statement::Explain { statement, .. } => check_top_level(statement),
         other => Err(PlanError::ReadOnly(statement_kind(other))),
@@ -101,19 +108,15 @@ fn check_top_level(s: &ast::Statement) -> Result<()> {
 
 /// Refuses statements hidden inside a read: `WITH x AS (...) INSERT ...`, a CTE that deletes,
 /// a set operation with an `UPDATE` branch. The parser nests these as statements in the
-/// query body; only queries may appear there.
+/// query body; only reads may appear there.
 fn check_nested(s: &ast::Statement) -> Result<()> {
     use std::ops::ControlFlow;
-    let found = ast::visit_statements(s, |inner| match inner {
-        ast::Statement::Query(_)
-        | ast::Statement::Explain { .. }
-        | ast::Statement::ShowTables { .. }
-        | ast::Statement::ShowColumns { .. }
-        | ast::Statement::ShowVariable { .. }
-        | ast::Statement::ShowFunctions { .. }
-        | ast::Statement::ShowCreate { .. }
-        | ast::Statement::ExplainTable { .. } => ControlFlow::Continue(()),
-        other => ControlFlow::Break(statement_kind(other)),
+    let found = ast::visit_statements(s, |inner| {
+        if reads(inner) || matches!(inner, ast::Statement::Explain { .. }) {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(statement_kind(inner))
+        }
     });
     match found {
         ControlFlow::Break(kind) => Err(PlanError::ReadOnly(kind)),

@@ -427,3 +427,72 @@ async fn ready_speaks_for_sluice_while_starting_serving_and_draining() {
     assert!(client.get(format!("{url}/health")).send().await.is_err());
     drop(handle);
 }
+
+#[actix_web::test]
+async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/query", &["post"][..]),
+        ("/v1/explain", &["post"]),
+        ("/v1/queries", &["get"]),
+        ("/v1/queries/{id}", &["get", "delete"]),
+        ("/v1/sources", &["get"]),
+        ("/v1/sources/{name}/refresh", &["post"]),
+        ("/v1/tables", &["get"]),
+        ("/v1/tables/{name}", &["get"]),
+        ("/health", &["get"]),
+        ("/ready", &["get"]),
+        ("/metrics", &["get"]),
+        ("/openapi.json", &["get"]),
+        ("/docs", &["get"]),
+    ] {
+        for m in methods {
+            let op = &paths[path][*m];
+            assert!(op.is_object(), "{m} {path} is not described");
+            // Every guarded route documents its 401 with the error body.
+            if path.starts_with("/v1/") {
+                assert!(
+                    op["responses"]["401"]["content"]["application/json"].is_object(),
+                    "{m} {path}: no 401"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        paths.len(),
+        13,
+        "a route is described that the server does not have"
+    );
+    // The page works offline: nothing in it comes from another host.
+    let page = app
+        .client
+        .get(format!("{}/docs", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for attr in [
+        "src=\"http",
+        "href=\"http",
+        "src=\"//",
+        "href=\"//",
+        "@import",
+        "url(http",
+    ] {
+        assert!(!page.contains(attr), "the docs page loads {attr}…");
+    }
+    assert!(page.contains("fetch(\"/openapi.json\")"));
+}

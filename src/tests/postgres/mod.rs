@@ -358,7 +358,10 @@ async fn values_arrow_cannot_hold_fail_naming_the_column() {
     assert_ne!(status["state"], "unavailable", "{status}");
     let last = status["last_error"].as_str().unwrap_or("");
     for word in ["column", "dimensional", "infinite", "NaN"] {
-        assert!(!last.contains(word), "a value error reached health: {status}");
+        assert!(
+            !last.contains(word),
+            "a value error reached health: {status}"
+        );
     }
 }
 
