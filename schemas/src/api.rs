@@ -88,6 +88,7 @@ pub struct RemoteStatementBody {
 
 /// `POST /v1/explain`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"query_id": "q_5b1e...", "sources": ["pg"], "tables": ["pg.public.orders"], "logical_plan": "TableScan: pg.public.orders projection=[id]", "physical_plan": "CooperativeExec\n  RemoteScan ...", "remote": [{"source": "pg", "sql": "SELECT \"id\" FROM \"public\".\"orders\" WHERE (\"id\" > 10)"}]}))]
 pub struct ExplainResponse {
     /// The id this explain ran under.
     pub query_id: String,
@@ -128,6 +129,7 @@ pub struct QueryError {
 
 /// `GET /v1/queries/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"query_id": "q_5b1e...", "state": "failed", "rows": 0, "bytes": 0, "elapsed_ms": 12, "started_at_ms": 1796160000000_u64, "sources": ["local"], "error": {"code": "data_error", "message": "Arrow error: Divide by zero error"}}))]
 pub struct QueryStatus {
     /// Query id.
     pub query_id: String,
@@ -171,6 +173,7 @@ pub enum SourceState {
 
 /// A source: health with its evidence, never credentials.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "pg", "kind": "postgres", "location": "postgres://db1:5432/app", "state": "healthy", "state_since_ms": 1796160000000_u64, "last_error": null, "last_check_ms": 1796160010000_u64, "health_check_latency_ms": 0.8, "consecutive_failures": 0, "tables": 12, "refreshed_at_ms": 1796160000000_u64, "refresh_error": null}))]
 pub struct SourceInfo {
     /// Catalog name.
     pub name: String,
@@ -207,6 +210,7 @@ pub struct SourceList {
 
 /// `POST /v1/sources/{name}/refresh`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "lake", "tables": 8, "elapsed_ms": 41.5}))]
 pub struct RefreshResponse {
     /// Source name.
     pub name: String,
@@ -240,6 +244,7 @@ pub struct TableList {
 
 /// `GET /v1/tables/{source}.{schema}.{table}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "local.public.nation", "source": "local", "schema": "public", "table": "nation", "columns": [{"name": "n_nationkey", "type": "Int64", "nullable": false}, {"name": "n_name", "type": "Utf8", "nullable": false}]}))]
 pub struct TableDescription {
     /// `source.schema.table`.
     pub name: String,
@@ -274,6 +279,7 @@ pub enum Phase {
 
 /// `GET /ready`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"ready": true, "phase": "serving", "sources": []}))]
 pub struct Readiness {
     /// True while serving, whatever the sources' health.
     pub ready: bool,

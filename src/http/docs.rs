@@ -18,6 +18,7 @@ const PAGE: &str = r#"<!doctype html>
   header h1 { margin: 0; font-size: 20px; }
   main { max-width: 1000px; margin: 0 auto; padding: 16px 24px 48px; }
   code, pre, textarea, input { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
+  pre:empty { display: none; }
   pre { background: #f0f2f5; padding: 10px; overflow: auto; max-height: 420px; border-radius: 4px; }
   section.try, details { background: #fff; border: 1px solid #d8dee4; border-radius: 6px; margin: 10px 0; }
   section.try { padding: 12px 16px; }
@@ -48,6 +49,7 @@ const PAGE: &str = r#"<!doctype html>
     <label>max_rows <input id="max_rows" type="text" size="8" value="1000"></label>
     <button id="run">Run</button> <button id="explain">Explain</button></p>
   <div id="status" class="muted"></div>
+  <div id="result" style="overflow:auto; max-height:420px"></div>
   <pre id="out"></pre>
 </section>
 <h2>Routes</h2>
@@ -66,16 +68,29 @@ async function send(path, accept) {
   const started = performance.now();
   $("status").textContent = "running…";
   $("out").textContent = "";
+  $("result").innerHTML = "";
   try {
     const r = await fetch(path, { method: "POST", body: JSON.stringify(body),
       headers: { "Content-Type": "application/json", "Accept": accept, "Authorization": "Bearer " + $("key").value } });
     let text = await r.text();
+    let table = null;
     if ((r.headers.get("content-type") || "").startsWith("application/json")) {
-      try { text = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* as sent */ }
+      try {
+        const v = JSON.parse(text);
+        if (Array.isArray(v.columns) && Array.isArray(v.rows)) table = v;
+        text = JSON.stringify(v, null, 2);
+      } catch (e) { /* shown as sent */ }
     }
     $("status").textContent = r.status + " " + r.statusText + " · query " + (r.headers.get("x-query-id") || "-") +
       " · " + Math.round(performance.now() - started) + " ms";
-    $("out").textContent = text;
+    $("result").innerHTML = "";
+    $("out").textContent = table ? "" : text;
+    if (table) {
+      const head = table.columns.map((c) => `<th>${esc(c.name)}<br><span class="muted">${esc(c.type)}</span></th>`).join("");
+      const body = table.rows.map((row) => "<tr>" + row.map((v) =>
+        `<td>${v === null ? '<span class="muted">NULL</span>' : esc(typeof v === "object" ? JSON.stringify(v) : v)}</td>`).join("") + "</tr>").join("");
+      $("result").innerHTML = `<table>${"<tr>" + head + "</tr>"}${body}</table><p class="muted">${table.rows.length} rows</p>`;
+    }
   } catch (e) {
     $("status").textContent = "failed: " + e;
   }

@@ -47,7 +47,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
 }
 
 /// Prometheus text format.
-/// (Behind a key when `auth.protect_metrics` is set: the middleware decides.)
+/// Behind a key when `auth.protect_metrics` is set.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
