@@ -12,6 +12,7 @@
 # record stays readable, as the contract says).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 bin=${SLUICE_BIN:-target/debug/sluice}
 examples=${FUZZ_EXAMPLES:-200}
 min_cases=${FUZZ_MIN_CASES:-2000}
@@ -29,11 +30,12 @@ key=$(grep -o 'api_key=[^ ]*' "$work/server.out" | cut -d= -f2)
 [ -n "$key" ] || { echo "fuzz: no key in the ready line" >&2; exit 1; }
 started=$(date +%s)
 set +e
-SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=scripts \
-  .venv/bin/st --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
+# From the temporary folder: schemathesis keeps a cache in its working directory.
+(cd "$work" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$root/scripts" \
+  "$root/.venv/bin/st" --config-file "$root/scripts/schemathesis.toml" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $key" -n "$examples" --seed 20261201 \
   --checks all --exclude-checks positive_data_acceptance,use_after_free \
-  --request-timeout 60 --no-color >"$work/st.out" 2>&1
+  --request-timeout 60 --no-color >"$work/st.out" 2>&1)
 rc=$?
 set -e
 elapsed=$(( $(date +%s) - started ))
