@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use datafusion::error::DataFusionError;
 use sluice_planner::PlanError;
+use sluice_planner::error::causes;
 use sluice_planner::postgres::scan::{RemoteError, RemoteErrorKind};
 use sluice_schemas::api::{ErrorBody, ErrorDetail};
 use tracing::error;
@@ -271,52 +272,31 @@ impl ResponseError for ApiError {
 
 /// The panic message when `e` is a task that DataFusion joined and found panicked.
 fn panic_in(e: &DataFusionError) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(DataFusionError::ExecutionJoin(j)) = err.downcast_ref::<DataFusionError>()
-            && j.is_panic()
-        {
-            return Some(j.to_string());
-        }
-        if let Some(j) = err.downcast_ref::<tokio::task::JoinError>()
-            && j.is_panic()
-        {
-            return Some(j.to_string());
-        }
-        cur = err.source();
-    }
-    None
+    causes(e).find_map(|err| {
+        let join = match err.downcast_ref::<DataFusionError>() {
+            Some(DataFusionError::ExecutionJoin(j)) => Some(j.as_ref()),
+            _ => err.downcast_ref::<tokio::task::JoinError>(),
+        };
+        join.filter(|j| j.is_panic()).map(ToString::to_string)
+    })
 }
 
 /// A classified remote-source failure somewhere in `e`'s chain.
 fn remote_error(e: &DataFusionError) -> Option<&RemoteError> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(r) = err.downcast_ref::<RemoteError>() {
-            return Some(r);
-        }
-        cur = err.source();
-    }
-    None
+    causes(e).find_map(|err| err.downcast_ref::<RemoteError>())
 }
 
 /// True when an object store or the file system failed somewhere in `e`'s chain (also when
 /// the Parquet reader wraps it).
 fn is_upstream(e: &DataFusionError) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<object_store::Error>()
+    causes(e).any(|err| {
+        err.is::<object_store::Error>()
             || err.is::<std::io::Error>()
             || matches!(
                 err.downcast_ref::<DataFusionError>(),
                 Some(DataFusionError::ObjectStore(_) | DataFusionError::IoError(_))
             )
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    })
 }
 
 /// Result with [`ApiError`].

@@ -132,12 +132,6 @@ fn serve(
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
-    // The same rule `sluice check` applies to the file, on the address in force now; the
-    // server checks it once more on the address it binds.
-    if let Err(e) = config.check_auth_listen(config.server.listen) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
     // The query runtime is built first and lives beside the actix System, never under it.
     let runtime = match sluice::startup::query_runtime(None, "sluice-query") {
         Ok(rt) => rt,

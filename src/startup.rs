@@ -308,9 +308,10 @@ impl BuiltSource {
     }
 }
 
-/// Builds a source's connector, registers its catalog with the planner and loads its tables
-/// once before the server starts serving. A source that cannot load still starts: its actor
-/// keeps retrying, queries on it answer `source_unavailable` with the reason meanwhile.
+/// Builds a source's connector and registers its catalog with the planner, without I/O; its
+/// tables load once the listener is up (`/ready` says `starting` meanwhile). A source that
+/// cannot load still starts: its actor keeps retrying, and queries on it answer
+/// `source_unavailable` with the reason.
 fn build_source(source: &SourceConfig, planner: &Planner) -> Result<BuiltSource, StartupError> {
     let name = source.name().to_owned();
     let err = |source| StartupError::Source {
@@ -383,7 +384,7 @@ fn build_postgres(
     ))
 }
 
-/// Loads a source's tables before the server serves; on failure the actor keeps retrying.
+/// Loads a source's tables for the first time; on failure the actor keeps retrying.
 async fn first_load(
     name: &str,
     catalog: Arc<dyn SourceCatalog>,

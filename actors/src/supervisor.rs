@@ -69,20 +69,6 @@ pub enum RefreshError {
     },
 }
 
-/// Is every source past its first check and not unavailable?
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Readiness")]
-pub struct GetReadiness;
-
-/// Answer to [`GetReadiness`].
-#[derive(Debug, Clone)]
-pub struct Readiness {
-    /// True when every source can take queries.
-    pub ready: bool,
-    /// Each source's status.
-    pub sources: Vec<SourceStatus>,
-}
-
 /// Holds the source actors.
 #[derive(Default)]
 pub struct SourceSupervisor {
@@ -178,21 +164,6 @@ impl Handler<RefreshSource> for SourceSupervisor {
     }
 }
 
-impl Handler<GetReadiness> for SourceSupervisor {
-    type Result = ResponseFuture<Readiness>;
-
-    fn handle(&mut self, _: GetReadiness, _: &mut Self::Context) -> Self::Result {
-        let statuses = self.statuses();
-        Box::pin(async move {
-            let sources = statuses.await;
-            let ready = sources
-                .iter()
-                .all(|s| matches!(s.health.state, HealthState::Healthy | HealthState::Degraded));
-            Readiness { ready, sources }
-        })
-    }
-}
-
 impl Handler<Shutdown> for SourceSupervisor {
     type Result = ();
 
@@ -238,20 +209,23 @@ mod tests {
         .await
         .unwrap();
         // Wait for the first probes to finish rather than sleeping a fixed time.
-        let mut readiness = sup.send(GetReadiness).await.unwrap();
+        let mut sources = sup.send(ListSources).await.unwrap();
         for _ in 0..100 {
-            if readiness
-                .sources
+            if sources
                 .iter()
                 .all(|s| s.health.state != HealthState::Starting)
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            readiness = sup.send(GetReadiness).await.unwrap();
+            sources = sup.send(ListSources).await.unwrap();
         }
-        assert!(!readiness.ready);
-        let names: Vec<_> = readiness.sources.iter().map(|s| s.name.as_str()).collect();
+        let bad_state = sources
+            .iter()
+            .find(|s| s.name == "bad")
+            .map(|s| s.health.state);
+        assert_eq!(bad_state, Some(HealthState::Unavailable));
+        let names: Vec<_> = sources.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["bad", "good"]);
         sup.send(CheckSources {
             names: vec!["good".into()],

@@ -74,16 +74,16 @@ impl PlanError {
     }
 }
 
+/// `e` and every error in its source chain, outermost first.
+pub fn causes(e: &DataFusionError) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
+        err.source()
+    })
+}
+
 /// True when an error of type `T` is somewhere in `e`'s source chain.
 fn in_chain<T: std::error::Error + 'static>(e: &DataFusionError) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<T>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    causes(e).any(|err| err.is::<T>())
 }
 
 /// Arrow errors raised by evaluating the user's expressions over data: bad casts, division

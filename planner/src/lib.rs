@@ -26,7 +26,8 @@
 //! - [`functions`]: guards around DataFusion functions that could build unbounded values.
 //! - [`metrics`]: names of the per-source metrics the data path records.
 //! - [`redact`]: credentials out of error texts.
-//! - [`rewrite`]: analyzer rules Sluice adds (floats compared with decimal literals).
+//! - [`rewrite`]: rules Sluice adds (floats compared with decimal literals; operators that
+//!   multiply rows yield between batches).
 #![warn(missing_docs)]
 
 pub mod catalog;

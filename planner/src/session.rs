@@ -155,21 +155,17 @@ impl Planner {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
+            .with_physical_optimizer_rule(Arc::new(crate::rewrite::YieldAfterMultipliers))
             .build();
-        {
-            use datafusion::execution::FunctionRegistry as _;
-            // Replace DataFusion's functions of the same names.
-            for f in crate::functions::guarded() {
-                state
-                    .register_udf(Arc::new(f))
-                    .map_err(PlanError::Execution)?;
-            }
-        }
+        // The guarded functions replace DataFusion's of the same names.
+        #[allow(unused_mut, reason = "the test hooks add to it")]
+        let mut functions = crate::functions::guarded();
         #[cfg(feature = "test-hooks")]
-        {
+        functions.push(crate::test_hooks::panic_udf());
+        for f in functions {
             use datafusion::execution::FunctionRegistry as _;
             state
-                .register_udf(Arc::new(crate::test_hooks::panic_udf()))
+                .register_udf(Arc::new(f))
                 .map_err(PlanError::Execution)?;
         }
         Ok(Self {
@@ -292,7 +288,6 @@ impl Planner {
             .create_physical_plan(&logical, &state)
             .await
             .map_err(PlanError::classify)?;
-        let physical = yield_after_multipliers(physical)?;
         Ok(PlannedQuery {
             logical,
             physical,
@@ -453,38 +448,6 @@ impl Planner {
             provider.as_ref(),
         ))
     }
-}
-
-/// Makes every operator that can multiply rows (joins, unnest) yield to the runtime between
-/// batches. DataFusion's leaves already do; but a join on a low-cardinality key makes
-/// millions of batches out of one input batch, and the operator above it (a sort, a limit,
-/// an aggregate) consumes them all in one poll. That poll never returns, so neither the
-/// query's timeout, nor `DELETE`, nor a client leaving can stop it, and the worker thread
-/// is lost to every other query. `CooperativeExec` spends tokio's budget per batch and
-/// yields when it runs out.
-fn yield_after_multipliers(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    use datafusion::physical_plan::coop::CooperativeExec;
-    use datafusion::physical_plan::joins::{
-        CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec, SymmetricHashJoinExec,
-    };
-    use datafusion::physical_plan::unnest::UnnestExec;
-    plan.transform_up(|p| {
-        let any: &dyn std::any::Any = p.as_ref();
-        let multiplies = any.is::<HashJoinExec>()
-            || any.is::<CrossJoinExec>()
-            || any.is::<NestedLoopJoinExec>()
-            || any.is::<SortMergeJoinExec>()
-            || any.is::<SymmetricHashJoinExec>()
-            || any.is::<UnnestExec>();
-        Ok(if multiplies {
-            Transformed::yes(Arc::new(CooperativeExec::new(p)) as Arc<dyn ExecutionPlan>)
-        } else {
-            Transformed::no(p)
-        })
-    })
-    .map(|t| t.data)
-    .map_err(PlanError::classify)
 }
 
 /// Caps the rows a statement produces at `max + 1`, so the caller can tell "exactly the

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 
@@ -27,7 +28,8 @@ pub fn panic_udf() -> ScalarUDF {
                 return datafusion::common::exec_err!("{PANIC_FUNCTION} takes two arguments");
             };
             let at = match at {
-                ColumnarValue::Scalar(s) => s.to_string().parse::<i64>().unwrap_or(i64::MAX),
+                ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) => *n,
+                ColumnarValue::Scalar(_) => i64::MAX,
                 ColumnarValue::Array(a) => a
                     .as_any()
                     .downcast_ref::<Int64Array>()
@@ -35,7 +37,8 @@ pub fn panic_udf() -> ScalarUDF {
                     .map_or(i64::MAX, |a| a.value(0)),
             };
             let reached = match v {
-                ColumnarValue::Scalar(s) => s.to_string().parse::<i64>().is_ok_and(|x| x >= at),
+                ColumnarValue::Scalar(ScalarValue::Int64(Some(x))) => *x >= at,
+                ColumnarValue::Scalar(_) => false,
                 ColumnarValue::Array(a) => a
                     .as_any()
                     .downcast_ref::<Int64Array>()

@@ -68,10 +68,7 @@ pub fn parse_single_read_only(sql: &str) -> Result<Statement> {
 
 fn check_statement(statement: &Statement) -> Result<()> {
     match statement {
-        Statement::Statement(s) => {
-            check_top_level(s)?;
-            check_nested(s)
-        }
+        Statement::Statement(s) => check_reads(s),
         Statement::Explain(e) => check_statement(&e.statement),
         Statement::CreateExternalTable(_) => {
             Err(PlanError::ReadOnly("CREATE EXTERNAL TABLE".to_owned()))
@@ -97,19 +94,11 @@ fn reads(s: &ast::Statement) -> bool {
     )
 }
 
-fn check_top_level(s: &ast::Statement) -> Result<()> {
-    match s {
-        _ if reads(s) => Ok(()),
-        // EXPLAIN of a query is read-only; EXPLAIN ANALYZE runs it, which is still a read.
-        ast::Statement::Explain { statement, .. } => check_top_level(statement),
-        other => Err(PlanError::ReadOnly(statement_kind(other))),
-    }
-}
-
-/// Refuses statements hidden inside a read: `WITH x AS (...) INSERT ...`, a CTE that deletes,
-/// a set operation with an `UPDATE` branch. The parser nests these as statements in the
-/// query body; only reads may appear there.
-fn check_nested(s: &ast::Statement) -> Result<()> {
+/// Every statement in `s`, `s` itself first, must read: this refuses a write at the top, under
+/// `EXPLAIN` (ANALYZE runs it), and hidden inside a read, as `WITH x AS (...) INSERT ...`, a
+/// CTE that deletes or a set operation with an `UPDATE` branch, which the parser nests as
+/// statements in the query body.
+fn check_reads(s: &ast::Statement) -> Result<()> {
     use std::ops::ControlFlow;
     let found = ast::visit_statements(s, |inner| {
         if reads(inner) || matches!(inner, ast::Statement::Explain { .. }) {

@@ -1,7 +1,7 @@
 //! `GET /health`, `GET /ready`, `GET /metrics`.
 
 use actix_web::{HttpResponse, web};
-use sluice_actors::supervisor::GetReadiness;
+use sluice_actors::supervisor::ListSources;
 
 use sluice_schemas::api::{ErrorBody, Health, Phase, Readiness};
 
@@ -28,16 +28,16 @@ pub async fn health() -> HttpResponse {
     ))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     let phase = state.lifecycle.phase();
-    let r = state
+    let sources = state
         .supervisor
-        .send(GetReadiness)
+        .send(ListSources)
         .await
         .map_err(|e| ApiError::internal(None, &e))?;
     let ready = phase == Phase::Serving;
     let body = Readiness {
         ready,
         phase,
-        sources: r.sources.iter().map(source_info).collect(),
+        sources: sources.iter().map(source_info).collect(),
     };
     Ok(if ready {
         HttpResponse::Ok().json(body)

@@ -13,7 +13,7 @@ mod tables;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ALLOW, HeaderValue};
+use actix_web::http::header::ALLOW;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
@@ -158,11 +158,9 @@ pub async fn authenticate(
             ),
         )
         .error_response();
+        // actix lists the resource's methods; keep them.
         if let Some(allow) = allow {
             resp.headers_mut().insert(ALLOW, allow);
-        } else {
-            resp.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(""));
         }
         return Ok(ServiceResponse::new(req, resp).map_into_right_body());
     }

@@ -67,7 +67,7 @@ pub async fn query(
     }
     let format = Format::negotiate(req.headers())
         .map_err(|m| ApiError::not_acceptable(m).with_query(&query_id))?;
-    let request = read_request(&req, payload, &query_id).await?;
+    let request = read_request(&req, payload, state.limits.max_request_bytes, &query_id).await?;
     let limits = &state.limits;
     let timeout = Duration::from_millis(
         request
@@ -141,7 +141,7 @@ pub async fn explain(
     if state.lifecycle.is_draining() {
         return Err(ApiError::shutting_down().with_query(&query_id));
     }
-    let request = read_request(&req, payload, &query_id).await?;
+    let request = read_request(&req, payload, state.limits.max_request_bytes, &query_id).await?;
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     let entry = state.queries.start(&query_id, principal.key_id());
     let planned = plan(
@@ -179,9 +179,11 @@ pub async fn explain(
 async fn read_request(
     req: &HttpRequest,
     payload: web::Payload,
+    limit: u64,
     query_id: &str,
 ) -> Result<QueryRequest> {
-    let bytes = body::read(payload)
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let bytes = body::read(payload, limit)
         .await
         .map_err(|e| e.with_query(query_id))?;
     body::parse(req, &bytes).map_err(|e| e.with_query(query_id))

@@ -235,6 +235,21 @@ async fn misuse_of_the_http_surface_gets_its_documented_status() {
 }
 
 #[actix_web::test]
+async fn the_request_limit_is_the_configured_one() {
+    let app = TestApp::spawn_with(|c| c.limits.max_request_bytes = 200).await;
+    let resp = sql(&app, &format!("SELECT 1 AS x -- {}", "y".repeat(150))).await;
+    assert_eq!(resp.status(), 200);
+    let resp = sql(&app, &format!("SELECT 1 AS x -- {}", "y".repeat(250))).await;
+    let v = app.expect_error(resp, 413, "request_too_large").await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("200 bytes")
+    );
+}
+
+#[actix_web::test]
 async fn every_route_needs_a_key_except_the_open_ones() {
     let app = TestApp::spawn().await;
     for (method, path) in [
