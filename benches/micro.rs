@@ -5,7 +5,7 @@
 //!   TPC-H tables (testdata/tpch);
 //! - `encode`: one 8,192-row `lineitem` batch cast from string views to plain strings, then
 //!   encoded in each result format;
-//! - `supervisor`: the routing check each query makes (`CheckSources`) with 1 and 8 sources.
+//! - `supervisor`: the routing check each query makes (`AcquireSources`) with 1 and 8 sources.
 //!
 //! Run by hand: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- plan`).
 //! Reports land in target/criterion; figures worth keeping go to benches/RESULTS.md.
@@ -24,7 +24,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice::format::Format;
 use sluice_actors::sources::object_store::ObjectStoreConnector;
-use sluice_actors::supervisor::{CheckSources, RegisterSource};
+use sluice_actors::supervisor::{AcquireSources, RegisterSource};
 use sluice_actors::{Shutdown, SourceActor, SourceSupervisor};
 use sluice_planner::output::{plain_schema, to_plain};
 use sluice_planner::{Planner, PlannerOptions};
@@ -166,7 +166,7 @@ fn supervisor(c: &mut Criterion) {
                     system.block_on(async {
                         let start = Instant::now();
                         for _ in 0..iters {
-                            let check = CheckSources {
+                            let check = AcquireSources {
                                 names: names.clone(),
                             };
                             black_box(addr.send(check).await.expect("delivered").ok());

@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use datafusion::error::DataFusionError;
 use sluice_planner::PlanError;
 use sluice_planner::error::causes;
-use sluice_planner::postgres::scan::{RemoteError, RemoteErrorKind};
+use sluice_planner::federation::{ErrorClass, RemoteError};
 use sluice_schemas::api::{ErrorBody, ErrorDetail};
 use tracing::error;
 
@@ -214,16 +214,22 @@ impl ApiError {
                 )
                 .with_query(query_id)
             }
-            _ if let Some(r) = remote_error(e) => {
-                error!(query_id, error = %e, "Remote statement failed.");
-                let err = match r.kind {
-                    RemoteErrorKind::Unavailable => Self::source_unavailable(r.message.clone()),
-                    RemoteErrorKind::Upstream => Self::upstream(r.message.clone()),
-                    RemoteErrorKind::Timeout => Self::new(
+            _ if let Some(r) = RemoteError::find(e) => {
+                error!(query_id, error = %e, class = r.class.as_str(), "Remote statement failed.");
+                let err = match r.class {
+                    ErrorClass::Unavailable => Self::source_unavailable(r.message.clone()),
+                    ErrorClass::Upstream => Self::upstream(r.message.clone()),
+                    ErrorClass::Data => Self::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "data_error",
+                        r.message.clone(),
+                    ),
+                    ErrorClass::Timeout => Self::new(
                         StatusCode::GATEWAY_TIMEOUT,
                         "query_timeout",
                         r.message.clone(),
                     ),
+                    ErrorClass::Cancelled => Self::cancelled(),
                 };
                 err.with_query(query_id)
             }
@@ -279,11 +285,6 @@ fn panic_in(e: &DataFusionError) -> Option<String> {
         };
         join.filter(|j| j.is_panic()).map(ToString::to_string)
     })
-}
-
-/// A classified remote-source failure somewhere in `e`'s chain.
-fn remote_error(e: &DataFusionError) -> Option<&RemoteError> {
-    causes(e).find_map(|err| err.downcast_ref::<RemoteError>())
 }
 
 /// True when an object store or the file system failed somewhere in `e`'s chain (also when

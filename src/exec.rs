@@ -53,6 +53,8 @@ pub struct QueryJob {
     pub entry: std::sync::Arc<QueryEntry>,
     /// Held until the query ends: the server's concurrency slot.
     pub permit: OwnedSemaphorePermit,
+    /// The executor of each remote source the query reads, acquired at statement start.
+    pub executors: sluice_actors::supervisor::Executors,
 }
 
 /// Why a query stopped early.
@@ -201,7 +203,9 @@ async fn run(
     let target: SchemaRef = job.planned.output_schema();
     let context = sluice_planner::QueryContext {
         id: job.entry.id.clone(),
-        deadline: job.deadline.into_std(),
+        deadline: Some(job.deadline.into_std()),
+        executors: job.executors.clone(),
+        pulled: job.entry.pulled.clone(),
     };
     let mut stream = job
         .planner

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 /// Queries remembered; the oldest are forgotten first.
 pub const RECENT_QUERIES: usize = 1024;
 
-pub use sluice_schemas::api::{QueryError, QueryState, QueryStatus};
+pub use sluice_schemas::api::{QueryError, QueryState, QueryStatus, SourcePull};
 
 #[derive(Debug)]
 struct Mutable {
@@ -29,6 +29,8 @@ pub struct QueryEntry {
     pub key_id: Option<String>,
     /// Cancelled by `DELETE /v1/queries/{id}`.
     pub cancel: CancellationToken,
+    /// What its remote statements pulled, per source.
+    pub pulled: sluice_planner::PulledBySource,
     started: Instant,
     started_at: SystemTime,
     rows: AtomicU64,
@@ -102,6 +104,17 @@ impl QueryEntry {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             sources: m.sources.clone(),
+            per_source: self
+                .pulled
+                .snapshot()
+                .into_iter()
+                .map(|(source, statements, rows, bytes)| SourcePull {
+                    source,
+                    statements,
+                    rows,
+                    bytes,
+                })
+                .collect(),
             error: m.error.as_ref().map(|(code, message)| QueryError {
                 code: code.clone(),
                 message: message.clone(),
@@ -133,6 +146,7 @@ impl QueryRegistry {
             id: id.to_owned(),
             key_id: key_id.map(str::to_owned),
             cancel: CancellationToken::new(),
+            pulled: sluice_planner::PulledBySource::default(),
             started: Instant::now(),
             started_at: SystemTime::now(),
             rows: AtomicU64::new(0),

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
-use sluice_actors::sources::object_store::{ObjectStoreConnector, redact};
-use sluice_actors::sources::postgres::PostgresConnector;
+use sluice_actors::sources::BuiltSource;
+use sluice_actors::sources::object_store::redact;
 use sluice_actors::supervisor::RegisterSource;
 use sluice_actors::{SourceActor, SourceSupervisor};
-use sluice_planner::{ParquetSourceSpec, Planner, PlannerOptions, SourceCatalog, TableLocation};
-use sluice_schemas::{AuthMode, Config, SourceConfig};
+use sluice_planner::{Planner, PlannerOptions};
+use sluice_schemas::{AuthMode, Config};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -119,7 +119,14 @@ impl Application {
         // Connectors and catalogs first (no I/O): a config error stops the start here.
         let mut built = Vec::with_capacity(config.sources.len());
         for source in &config.sources {
-            built.push(build_source(source, &planner)?);
+            built.push(
+                sluice_actors::sources::build(source, &planner).map_err(|e| {
+                    StartupError::Source {
+                        name: source.name().to_owned(),
+                        source: e,
+                    }
+                })?,
+            );
         }
 
         let keys = KeyStore::default();
@@ -186,7 +193,7 @@ impl Application {
         let serving = actix_web::rt::spawn(server);
         let loads = built
             .into_iter()
-            .map(|b| async { (b.load(&runtime).await, b) });
+            .map(|b| async { (first_load(&b, &runtime).await, b) });
         for (loaded, b) in futures::future::join_all(loads).await {
             let interval = b.health_interval;
             let actor = SourceActor::new(b.name.clone(), b.connector, runtime.clone())
@@ -274,128 +281,19 @@ impl Drainer {
     }
 }
 
-/// A source ready to hand to its actor.
-struct BuiltSource {
-    name: String,
-    connector: Arc<dyn sluice_actors::Connector>,
-    catalog: Arc<dyn SourceCatalog>,
-    health_interval: Duration,
-    refresh_every: Option<Duration>,
-}
-
-impl BuiltSource {
-    /// Describes a source whose catalog is registered but not loaded; `timing` is the
-    /// config's `(health_check_interval_ms, refresh_interval_ms)`, a refresh interval of 0
-    /// meaning on demand only.
-    fn new<C: SourceCatalog + 'static>(
-        name: String,
-        connector: Arc<dyn sluice_actors::Connector>,
-        catalog: Arc<C>,
-        (health_ms, refresh_ms): (u64, u64),
-    ) -> Self {
-        Self {
-            name,
-            connector,
-            catalog,
-            health_interval: Duration::from_millis(health_ms),
-            refresh_every: (refresh_ms > 0).then(|| Duration::from_millis(refresh_ms)),
-        }
-    }
-
-    /// The first load of the source's tables; on failure its actor keeps retrying.
-    async fn load(&self, runtime: &tokio::runtime::Handle) -> bool {
-        first_load(&self.name, Arc::clone(&self.catalog), runtime).await
-    }
-}
-
-/// Builds a source's connector and registers its catalog with the planner, without I/O; its
-/// tables load once the listener is up (`/ready` says `starting` meanwhile). A source that
-/// cannot load still starts: its actor keeps retrying, and queries on it answer
-/// `source_unavailable` with the reason.
-fn build_source(source: &SourceConfig, planner: &Planner) -> Result<BuiltSource, StartupError> {
-    let name = source.name().to_owned();
-    let err = |source| StartupError::Source {
-        name: name.clone(),
-        source,
-    };
-    let p = match source {
-        SourceConfig::Parquet(p) => p,
-        SourceConfig::Postgres(pg) => return build_postgres(pg, planner),
-        SourceConfig::Snowflake(_) => {
-            return Err(err(sluice_actors::SourceError::UnsupportedKind(
-                source.kind(),
-            )));
-        }
-    };
-    let connector = ObjectStoreConnector::new(&name, &p.location, &p.options).map_err(err)?;
-    let mut tables = Vec::with_capacity(p.tables.len());
-    for t in &p.tables {
-        let url = sluice_planner::catalog::join(connector.engine_base(), &t.path)
-            .map_err(|e| err(sluice_actors::SourceError::Config(e.to_string())))?;
-        tables.push(TableLocation {
-            name: t.name.clone(),
-            url,
-        });
-    }
-    let catalog = planner.register_parquet_source(
-        ParquetSourceSpec {
-            catalog: name.clone(),
-            schema: p.schema.clone(),
-            base: connector.engine_base().clone(),
-            tables,
-            pushdown_filters: connector.pushdown_filters(),
-        },
-        connector.store(),
-    );
-    let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
-    Ok(BuiltSource::new(
-        name,
-        Arc::new(connector),
-        catalog,
-        (p.health_check_interval_ms, p.refresh_interval_ms),
-    ))
-}
-
-/// A PostgreSQL source: pools per replica, tables from its catalog.
-fn build_postgres(
-    pg: &sluice_schemas::PostgresSourceConfig,
-    planner: &Planner,
-) -> Result<BuiltSource, StartupError> {
-    let name = pg.name.clone();
-    let connector = PostgresConnector::new(pg).map_err(|source| StartupError::Source {
-        name: name.clone(),
-        source,
-    })?;
-    let remote = connector
-        .primary()
-        .cloned()
-        .ok_or_else(|| StartupError::Source {
-            name: name.clone(),
-            source: sluice_actors::SourceError::Config("no replicas".to_owned()),
-        })?;
-    let schemas = (!pg.schemas.is_empty()).then(|| pg.schemas.clone());
-    let catalog = planner.register_postgres_source(&name, remote, schemas);
-    let connector = connector.with_catalog(Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
-    Ok(BuiltSource::new(
-        name,
-        Arc::new(connector),
-        catalog,
-        (pg.health_check_interval_ms, pg.refresh_interval_ms),
-    ))
-}
-
 /// Loads a source's tables for the first time; on failure the actor keeps retrying.
-async fn first_load(
-    name: &str,
-    catalog: Arc<dyn SourceCatalog>,
-    runtime: &tokio::runtime::Handle,
-) -> bool {
+async fn first_load(source: &BuiltSource, runtime: &tokio::runtime::Handle) -> bool {
+    let name = &source.name;
+    let connector = Arc::clone(&source.connector);
+    let start = std::time::Instant::now();
     // Listing, footer reads and catalog queries run on the query runtime, which owns the
     // sources' connections.
-    let loaded = runtime.spawn(async move { catalog.refresh().await }).await;
+    let loaded = runtime
+        .spawn(async move { connector.refresh().await })
+        .await;
     match loaded {
-        Ok(Ok(summary)) => {
-            info!(source = %name, tables = summary.tables, elapsed_ms = summary.elapsed.as_millis(), "Source registered.");
+        Ok(Ok(tables)) => {
+            info!(source = %name, tables = tables.unwrap_or(0), elapsed_ms = start.elapsed().as_millis(), "Source registered.");
             true
         }
         Ok(Err(e)) => {

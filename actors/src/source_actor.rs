@@ -12,6 +12,8 @@ use actix::{
 };
 use tracing::{info, warn};
 
+use sluice_planner::federation::RemoteExecutor;
+
 use crate::error::SourceError;
 use crate::health::{HealthState, SourceHealth};
 use crate::lifecycle::{GetStatus, Shutdown, SourceStatus};
@@ -30,6 +32,12 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<RefreshReport, String>")]
 pub struct Refresh;
+
+/// A statement starts on this source: answers the executor it runs on (remote sources), or
+/// why the source cannot serve.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Option<Arc<dyn RemoteExecutor>>, String>")]
+pub struct Acquire;
 
 /// Answer to [`Refresh`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +225,21 @@ impl Handler<GetStatus> for SourceActor {
             health: self.health.clone(),
             catalog: self.connector.catalog_status(),
         })
+    }
+}
+
+impl Handler<Acquire> for SourceActor {
+    type Result = MessageResult<Acquire>;
+
+    fn handle(&mut self, _: Acquire, _: &mut Self::Context) -> Self::Result {
+        if self.health.state == HealthState::Unavailable {
+            return MessageResult(Err(self
+                .health
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "failing health checks".to_owned())));
+        }
+        MessageResult(Ok(self.connector.executor()))
     }
 }
 

@@ -4,13 +4,14 @@
 //! Replicas and scoring come later; this is the seam they plug into.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use futures::future::join_all;
+use sluice_planner::federation::RemoteExecutor;
 
-use crate::health::HealthState;
 use crate::lifecycle::{GetStatus, Shutdown, SourceStatus};
-use crate::source_actor::{Refresh, RefreshReport, SourceActor};
+use crate::source_actor::{Acquire, Refresh, RefreshReport, SourceActor};
 
 /// Add a started source actor under its catalog name.
 #[derive(Debug, Message)]
@@ -27,13 +28,17 @@ pub struct RegisterSource {
 #[rtype(result = "Vec<SourceStatus>")]
 pub struct ListSources;
 
-/// Can these sources serve a query now?
+/// A statement starts on these sources: can they serve it, and on which executors (for
+/// remote sources; the replica is picked here)?
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<(), SourceUnavailable>")]
-pub struct CheckSources {
+#[rtype(result = "Result<Executors, SourceUnavailable>")]
+pub struct AcquireSources {
     /// Catalog names the query reads.
     pub names: Vec<String>,
 }
+
+/// The executor of each remote source a statement reads, by name.
+pub type Executors = BTreeMap<String, Arc<dyn RemoteExecutor>>;
 
 /// The first source that cannot serve, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,10 +114,10 @@ impl Handler<ListSources> for SourceSupervisor {
     }
 }
 
-impl Handler<CheckSources> for SourceSupervisor {
-    type Result = ResponseFuture<Result<(), SourceUnavailable>>;
+impl Handler<AcquireSources> for SourceSupervisor {
+    type Result = ResponseFuture<Result<Executors, SourceUnavailable>>;
 
-    fn handle(&mut self, msg: CheckSources, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: AcquireSources, _: &mut Self::Context) -> Self::Result {
         let sends: Vec<_> = msg
             .names
             .into_iter()
@@ -120,25 +125,29 @@ impl Handler<CheckSources> for SourceSupervisor {
                 let addr = self.sources.get(&name).cloned();
                 async move {
                     // Catalogs with no actor (none today) are not gated.
-                    let Some(addr) = addr else { return Ok(()) };
-                    let status = addr.send(GetStatus).await.map_err(|_| SourceUnavailable {
-                        name: name.clone(),
-                        reason: "the source actor stopped".to_owned(),
-                    })?;
-                    if status.health.state == HealthState::Unavailable {
-                        return Err(SourceUnavailable {
+                    let Some(addr) = addr else {
+                        return Ok((name, None));
+                    };
+                    match addr.send(Acquire).await {
+                        Ok(Ok(executor)) => Ok((name, executor)),
+                        Ok(Err(reason)) => Err(SourceUnavailable { name, reason }),
+                        Err(_) => Err(SourceUnavailable {
                             name,
-                            reason: status
-                                .health
-                                .last_error
-                                .unwrap_or_else(|| "failing health checks".to_owned()),
-                        });
+                            reason: "the source actor stopped".to_owned(),
+                        }),
                     }
-                    Ok(())
                 }
             })
             .collect();
-        Box::pin(async move { join_all(sends).await.into_iter().collect() })
+        Box::pin(async move {
+            let mut executors = Executors::new();
+            for r in join_all(sends).await {
+                if let (name, Some(executor)) = r? {
+                    executors.insert(name, executor);
+                }
+            }
+            Ok(executors)
+        })
     }
 }
 
@@ -178,8 +187,8 @@ impl Handler<Shutdown> for SourceSupervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::HealthState;
     use crate::sources::object_store::ObjectStoreConnector;
-    use std::sync::Arc;
     use std::time::Duration;
 
     #[actix::test]
@@ -227,14 +236,16 @@ mod tests {
         assert_eq!(bad_state, Some(HealthState::Unavailable));
         let names: Vec<_> = sources.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["bad", "good"]);
-        sup.send(CheckSources {
-            names: vec!["good".into()],
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let executors = sup
+            .send(AcquireSources {
+                names: vec!["good".into()],
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(executors.is_empty(), "an object store has no executor");
         let err = sup
-            .send(CheckSources {
+            .send(AcquireSources {
                 names: vec!["good".into(), "bad".into()],
             })
             .await

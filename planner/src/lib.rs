@@ -8,16 +8,21 @@
 //!                        ▼
 //!     logical plan ──► validate (read-only, on the plan) ──► bind params ──► cap rows
 //!                                                                              │
-//!     stream of RecordBatch ◄── execute ◄── physical plan ◄── optimize ◄───────┘
+//!     federate (remote subtrees → one statement each) ◄── optimize ◄───────────┘
+//!                        │
+//!                        ▼
+//!     stream of RecordBatch ◄── execute ◄── physical plan (RemoteScanExec per statement)
 //! ```
 //!
-//! Each source is a catalog; object-store sources hold listing tables over Parquet. The
-//! planner knows nothing of actors or HTTP: callers hand it object stores and SQL.
+//! Each source is a catalog; object-store sources hold listing tables over Parquet, remote
+//! sources (PostgreSQL) hold remote tables. The planner knows nothing of actors, HTTP or wire
+//! protocols: callers hand it object stores, remote executors and SQL.
 //!
 //! # Layout
 //! - [`session`]: [`Planner`], the shared session state and the per-query pipeline.
 //! - [`catalog`]: table discovery, listing tables with hive partitions.
-//! - [`postgres`]: PostgreSQL tables, pushdown and the remote scan.
+//! - [`federation`]: remote sources behind one executor trait, their dialects and
+//!   capability tables, the cut of plans into remote subtrees, and the remote scan.
 //! - [`parquet_catalog`]: [`ParquetCatalog`], an object-store source's tables, refreshed whole.
 //! - [`validate`]: one statement, read-only.
 //! - [`params`]: JSON values bound to placeholders.
@@ -32,12 +37,12 @@
 
 pub mod catalog;
 pub mod error;
+pub mod federation;
 pub mod functions;
 pub mod metrics;
 pub mod output;
 pub mod params;
 pub mod parquet_catalog;
-pub mod postgres;
 pub mod redact;
 pub mod rewrite;
 pub mod session;
@@ -52,7 +57,7 @@ pub use parquet_catalog::{
     CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
 };
 pub use session::{
-    PlannedQuery, Planner, PlannerOptions, QueryContext, RemoteStatement, TableInfo,
+    PlannedQuery, Planner, PlannerOptions, PulledBySource, QueryContext, RemoteStatement, TableInfo,
 };
 
 /// DataFusion as this crate uses it, so dependents name one version.

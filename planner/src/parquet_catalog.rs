@@ -55,25 +55,16 @@ pub struct RefreshSummary {
     pub elapsed: Duration,
 }
 
-/// A source's catalog as the planner and the source actor see it: loaded and refreshed whole.
+/// A source's catalog as the planner sees it: loaded and refreshed whole (by its source's
+/// connector), so that a query plans against the old tables or the new ones, never a mix.
 pub trait SourceCatalog: Send + Sync + std::fmt::Debug {
     /// A snapshot of what the catalog holds.
     fn status(&self) -> CatalogStatus;
-
-    /// Reloads every table and swaps the catalog in; on failure the previous tables stay.
-    ///
-    /// # Errors
-    /// Why the tables could not be loaded (no credentials in the text).
-    fn refresh(&self) -> futures::future::BoxFuture<'_, Result<RefreshSummary>>;
 }
 
 impl SourceCatalog for ParquetCatalog {
     fn status(&self) -> CatalogStatus {
         ParquetCatalog::status(self)
-    }
-
-    fn refresh(&self) -> futures::future::BoxFuture<'_, Result<RefreshSummary>> {
-        Box::pin(ParquetCatalog::refresh(self, crate::redact::redact))
     }
 }
 

@@ -19,6 +19,7 @@ use object_store::ObjectStore;
 use url::Url;
 
 use crate::error::{PlanError, Result};
+use crate::federation::{Pulled, RemoteCatalog, RemoteExecutor, RemoteScanExec, RemoteSource};
 use crate::params::{self, Params};
 use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec, SourceCatalog};
 use crate::validate;
@@ -87,13 +88,41 @@ impl PlannedQuery {
     }
 }
 
-/// What a remote statement needs from the query it belongs to.
-#[derive(Debug, Clone)]
+/// What a query's remote statements need: its id and deadline, the executor of each source
+/// it reads (asked for at statement start), and where what they pull is counted.
+#[derive(Debug, Clone, Default)]
 pub struct QueryContext {
-    /// The query id, shown to the source (`application_name`).
+    /// The query id, shown to the source (`application_name`, `QUERY_TAG`).
     pub id: String,
     /// When the query times out; remote statements get the time left as their timeout.
-    pub deadline: std::time::Instant,
+    pub deadline: Option<std::time::Instant>,
+    /// The executor of each remote source the query reads, by source name.
+    pub executors: BTreeMap<String, Arc<dyn RemoteExecutor>>,
+    /// Statements, rows and bytes pulled per source.
+    pub pulled: PulledBySource,
+}
+
+/// Statements, rows and bytes a query pulled, per source. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct PulledBySource(Arc<std::sync::Mutex<BTreeMap<String, Arc<Pulled>>>>);
+
+impl PulledBySource {
+    /// The counters of `source`, created on first use.
+    pub fn source(&self, source: &str) -> Arc<Pulled> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(m.entry(source.to_owned()).or_default())
+    }
+
+    /// `(source, statements, rows, bytes)` for each source, sorted by name.
+    pub fn snapshot(&self) -> Vec<(String, u64, u64, u64)> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .map(|(name, p)| {
+                let (s, r, b) = p.snapshot();
+                (name.clone(), s, r, b)
+            })
+            .collect()
+    }
 }
 
 /// A statement sent to a source, for `EXPLAIN`.
@@ -103,6 +132,8 @@ pub struct RemoteStatement {
     pub source: String,
     /// The exact SQL.
     pub sql: String,
+    /// Why the operator above it was not sent with it, if one was kept local.
+    pub kept_local: Option<String>,
 }
 
 /// A table as the catalog describes it.
@@ -156,6 +187,7 @@ impl Planner {
             .with_default_features()
             .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
             .with_physical_optimizer_rule(Arc::new(crate::rewrite::YieldAfterMultipliers))
+            .with_query_planner(Arc::new(crate::federation::node::FederatingQueryPlanner))
             .build();
         // The guarded functions replace DataFusion's of the same names.
         #[allow(unused_mut, reason = "the test hooks add to it")]
@@ -202,27 +234,23 @@ impl Planner {
         catalog
     }
 
-    /// Registers a PostgreSQL source read through `remote`; its tables appear with the returned
+    /// Registers a remote source (PostgreSQL, Snowflake); its tables appear with the returned
     /// catalog's first refresh. `schemas` limits discovery to those schemas.
-    pub fn register_postgres_source(
+    pub fn register_remote_source(
         &self,
-        name: &str,
-        remote: crate::postgres::PgRemote,
+        source: RemoteSource,
         schemas: Option<Vec<String>>,
-    ) -> Arc<crate::postgres::PgCatalog> {
-        let catalog = Arc::new(crate::postgres::PgCatalog::new(
-            name.to_owned(),
-            remote,
+    ) -> Arc<RemoteCatalog> {
+        let name = source.name.clone();
+        let catalog = Arc::new(RemoteCatalog::new(
+            Arc::new(source),
             schemas,
             Arc::clone(&self.state),
         ));
         self.catalogs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                name.to_owned(),
-                Arc::clone(&catalog) as Arc<dyn SourceCatalog>,
-            );
+            .insert(name, Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
         catalog
     }
 
@@ -283,6 +311,8 @@ impl Planner {
             plan = cap_rows(plan, max)?;
         }
         let logical = state.optimize(&plan).map_err(PlanError::classify)?;
+        // The largest subtrees each remote source computes exactly become one statement.
+        let logical = crate::federation::cut::federate(logical).map_err(PlanError::classify)?;
         let physical = state
             .query_planner()
             .create_physical_plan(&logical, &state)
@@ -351,7 +381,7 @@ impl Planner {
     }
 
     /// Starts executing a planned query. Dropping the stream cancels it, remote statements
-    /// included. `context` gives remote statements the query id and deadline.
+    /// included. `context` gives remote statements the query id, deadline and executors.
     ///
     /// # Errors
     /// When execution cannot start.
@@ -375,10 +405,11 @@ impl Planner {
     pub fn remote_statements(&self, query: &PlannedQuery) -> Vec<RemoteStatement> {
         fn walk(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<RemoteStatement>) {
             let any: &dyn std::any::Any = plan.as_ref();
-            if let Some(scan) = any.downcast_ref::<crate::postgres::scan::PgScanExec>() {
+            if let Some(scan) = any.downcast_ref::<RemoteScanExec>() {
                 out.push(RemoteStatement {
                     source: scan.source_name().to_owned(),
                     sql: scan.sql().to_owned(),
+                    kept_local: scan.kept_local().map(str::to_owned),
                 });
             }
             for child in plan.children() {

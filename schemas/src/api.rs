@@ -82,13 +82,19 @@ pub struct QueryResult {
 pub struct RemoteStatementBody {
     /// Source (catalog) name.
     pub source: String,
-    /// The exact SQL the source runs.
+    /// The exact SQL the source runs (a join above it may add its keys as a filter when the
+    /// query runs).
     pub sql: String,
+    /// When the operator above this statement is computed by Sluice: which operator, and why
+    /// it was not sent with the statement (a function the source lacks, crossing sources, the
+    /// source's `pushdown` setting, a type rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_local: Option<String>,
 }
 
 /// `POST /v1/explain`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"query_id": "q_5b1e...", "sources": ["pg"], "tables": ["pg.public.orders"], "logical_plan": "TableScan: pg.public.orders projection=[id]", "physical_plan": "CooperativeExec\n  RemoteScan ...", "remote": [{"source": "pg", "sql": "SELECT \"id\" FROM \"public\".\"orders\" WHERE (\"id\" > 10)"}]}))]
+#[schema(example = json!({"query_id": "q_5b1e...", "sources": ["pg"], "tables": ["pg.public.orders"], "logical_plan": "Projection: count(*)\n  RemoteQuery: source=pg, sql=SELECT count(*) FROM \"public\".\"orders\" AS \"orders\" WHERE (\"orders\".\"id\" > 10)", "physical_plan": "CooperativeExec\n  RemoteScanExec: source=pg, sql=...", "remote": [{"source": "pg", "sql": "SELECT count(*) FROM \"public\".\"orders\" AS \"orders\" WHERE (\"orders\".\"id\" > 10)"}]}))]
 pub struct ExplainResponse {
     /// The id this explain ran under.
     pub query_id: String,
@@ -145,9 +151,25 @@ pub struct QueryStatus {
     pub started_at_ms: u64,
     /// Sources read.
     pub sources: Vec<String>,
+    /// What was pulled from each remote source: statements sent, rows and bytes received.
+    #[serde(default)]
+    pub per_source: Vec<SourcePull>,
     /// The error, when failed or cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<QueryError>,
+}
+
+/// What one query pulled from one remote source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SourcePull {
+    /// Source (catalog) name.
+    pub source: String,
+    /// Statements sent.
+    pub statements: u64,
+    /// Rows received.
+    pub rows: u64,
+    /// Bytes of values received.
+    pub bytes: u64,
 }
 
 /// `GET /v1/queries`.

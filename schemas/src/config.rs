@@ -296,6 +296,35 @@ pub struct PostgresSourceConfig {
     /// How often tables and columns are re-read from the catalog; 0: only on demand.
     #[serde(default = "default_refresh_interval_ms")]
     pub refresh_interval_ms: u64,
+    /// How much of a query this source is sent.
+    #[serde(default)]
+    pub pushdown: Pushdown,
+}
+
+/// How much of a query a remote source is sent (`pushdown` in a source's config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pushdown {
+    /// The largest subtrees the source computes exactly as DataFusion: joins, aggregates,
+    /// sorts, limits, set operations, window functions (the default).
+    #[default]
+    Full,
+    /// Single-table scans with their projection, filters and limit.
+    Filters,
+    /// Whole tables, every column, nothing else: the reference the others are tested
+    /// against.
+    None,
+}
+
+impl Pushdown {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Filters => "filters",
+            Self::None => "none",
+        }
+    }
 }
 
 fn default_pg_connect_timeout_ms() -> u64 {

@@ -18,7 +18,7 @@ pub mod loader;
 
 pub use config::{
     AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, MetadataConfig, ParquetSourceConfig,
-    PostgresSourceConfig, ServerConfig, SnowflakeSourceConfig, SourceConfig, TableConfig,
+    PostgresSourceConfig, Pushdown, ServerConfig, SnowflakeSourceConfig, SourceConfig, TableConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

@@ -451,6 +451,7 @@ name = "pg"
 kind = "postgres"
 replicas = ["postgres://app@10.0.0.1/db", "postgres://app@10.0.0.2/db"]
 max_concurrency = 16
+pushdown = "full"
 [[sources]]
 name = "wh"
 kind = "snowflake"

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use sluice_actors::supervisor::CheckSources;
+use sluice_actors::supervisor::{AcquireSources, Executors};
 use sluice_planner::{Params, PlannedQuery};
 use sluice_schemas::api::{
     ErrorBody, ExplainResponse, QueryParams, QueryRequest, QueryResult, RemoteStatementBody,
@@ -86,7 +86,7 @@ pub async fn query(
             ApiError::too_many_queries(limits.max_concurrent_queries).with_query(&query_id)
         })?;
     let entry = state.queries.start(&query_id, principal.key_id());
-    let planned = plan(&state, &entry, &request, Some(max_rows), deadline, timeout)
+    let (planned, executors) = plan(&state, &entry, &request, Some(max_rows), deadline, timeout)
         .await
         .inspect_err(|e| {
             // Failures after this point are counted by the producer.
@@ -101,6 +101,7 @@ pub async fn query(
         timeout,
         entry,
         permit,
+        executors,
     };
     let body = exec::start(job, &state.runtime).await?;
     Ok(HttpResponse::Ok()
@@ -143,12 +144,18 @@ pub async fn explain(
     }
     let request = read_request(&req, payload, state.limits.max_request_bytes, &query_id).await?;
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
+    // The same row cap as the query would get, so the plan and remote SQL shown are the
+    // ones that run.
+    let max_rows = request
+        .max_rows
+        .unwrap_or(state.limits.max_rows)
+        .min(state.limits.max_rows);
     let entry = state.queries.start(&query_id, principal.key_id());
-    let planned = plan(
+    let (planned, _) = plan(
         &state,
         &entry,
         &request,
-        None,
+        Some(max_rows),
         Instant::now() + timeout,
         timeout,
     )
@@ -162,6 +169,7 @@ pub async fn explain(
         .map(|r| RemoteStatementBody {
             source: r.source,
             sql: r.sql,
+            kept_local: r.kept_local,
         })
         .collect();
     Ok(HttpResponse::Ok()
@@ -190,8 +198,8 @@ async fn read_request(
 }
 
 /// Plans on the query runtime (planning lists files and reads footers), bounded by the
-/// deadline and cancellable; then checks the sources it reads can serve. A failure is
-/// recorded on `entry` before it is returned.
+/// deadline and cancellable; then checks the sources it reads can serve and acquires their
+/// executors. A failure is recorded on `entry` before it is returned.
 async fn plan(
     state: &AppState,
     entry: &QueryEntry,
@@ -199,7 +207,7 @@ async fn plan(
     max_rows: Option<u64>,
     deadline: Instant,
     timeout: Duration,
-) -> Result<PlannedQuery> {
+) -> Result<(PlannedQuery, Executors)> {
     plan_inner(state, entry, request, max_rows, deadline, timeout)
         .await
         .inspect_err(|e| {
@@ -219,7 +227,7 @@ async fn plan_inner(
     max_rows: Option<u64>,
     deadline: Instant,
     timeout: Duration,
-) -> Result<PlannedQuery> {
+) -> Result<(PlannedQuery, Executors)> {
     let id = entry.id.as_str();
     let planner = state.planner.clone();
     let sql = request.sql.clone();
@@ -250,13 +258,13 @@ async fn plan_inner(
         },
     };
     entry.set_sources(planned.sources.clone());
-    state
+    let executors = state
         .supervisor
-        .send(CheckSources {
+        .send(AcquireSources {
             names: planned.sources.clone(),
         })
         .await
         .map_err(|e| ApiError::internal(Some(id), &e))?
         .map_err(|u| ApiError::source_unavailable(u.to_string()).with_query(id))?;
-    Ok(planned)
+    Ok((planned, executors))
 }

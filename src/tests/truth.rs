@@ -357,6 +357,7 @@ async fn ready_speaks_for_sluice_while_starting_serving_and_draining() {
             schemas: vec![],
             health_check_interval_ms: 60_000,
             refresh_interval_ms: 0,
+            pushdown: Default::default(),
         },
     ));
     let build = actix_web::rt::spawn(sluice::startup::Application::build(

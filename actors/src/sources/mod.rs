@@ -1,20 +1,25 @@
-//! Connectors: what each kind of source needs to be reached and checked.
+//! Connectors: what each kind of source needs to be reached and checked, and the one place
+//! source kinds are registered ([`build`]).
 //!
 //! A `Connector` is owned by its [`crate::SourceActor`]; the actor calls
-//! [`Connector::health_check`] on a timer. Scan sources (Parquet on object stores) also hand
-//! their store to the planner, which reads through it directly: data never goes through an
-//! actor.
+//! [`Connector::health_check`] on a timer. Scan sources (Parquet on object stores) hand their
+//! store to the planner, which reads through it directly; remote sources (PostgreSQL) hand the
+//! planner a [`RemoteExecutor`] per statement. Data never goes through an actor.
+//!
+//! Adding a kind: a module of its own with a `build` function, its config in
+//! `sluice-schemas`, and one arm in [`build`].
 
 pub mod metered;
 pub mod object_store;
 pub mod postgres;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sluice_planner::redact::redact;
-use sluice_planner::{CatalogStatus, SourceCatalog};
+use futures::future::BoxFuture;
+use sluice_planner::federation::RemoteExecutor;
+use sluice_planner::{CatalogStatus, Planner};
+use sluice_schemas::SourceConfig;
 
 use crate::error::{Result, SourceError};
 
@@ -35,29 +40,15 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     /// Dropping the future abandons the probe; the caller bounds it with a timeout.
     fn health_check(&self) -> BoxFuture<'_, Result<()>>;
 
-    /// The catalog this source's refreshes reload, if it has one.
-    fn catalog(&self) -> Option<&Arc<dyn SourceCatalog>> {
-        None
-    }
-
     /// Reloads the source's tables (new files, new tables, changed schemas); returns how
     /// many tables it now has, or `None` for a source with no catalog to refresh.
     ///
     /// # Errors
     /// Why the tables could not be loaded (without credentials); the previous tables stay.
-    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
-        async move {
-            let Some(catalog) = self.catalog() else {
-                return Ok(None);
-            };
-            let summary = catalog
-                .refresh()
-                .await
-                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
-            Ok(Some(summary.tables))
-        }
-        .boxed()
-    }
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>>;
+
+    /// The state of the source's catalog, if it has one.
+    fn catalog_status(&self) -> Option<CatalogStatus>;
 
     /// Load the source is under that makes it Degraded though its probe passes (a saturated
     /// pool), read after each passing check. It may reset what it counts.
@@ -65,8 +56,51 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// The state of the source's catalog, if it has one.
-    fn catalog_status(&self) -> Option<CatalogStatus> {
-        self.catalog().map(|c| c.status())
+    /// The executor a statement starting now runs on (remote sources only): the replica
+    /// that serves.
+    fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
+        None
+    }
+}
+
+/// A source built from its config, ready for its actor: catalog registered with the planner,
+/// nothing read yet.
+pub struct BuiltSource {
+    /// Catalog name.
+    pub name: String,
+    /// Its connector.
+    pub connector: Arc<dyn Connector>,
+    /// `health_check_interval_ms`.
+    pub health_interval: Duration,
+    /// `refresh_interval_ms`; `None` for on demand only.
+    pub refresh_every: Option<Duration>,
+}
+
+impl BuiltSource {
+    /// `timing` is the config's `(health_check_interval_ms, refresh_interval_ms)`, a refresh
+    /// interval of 0 meaning on demand only.
+    pub fn new(
+        name: String,
+        connector: Arc<dyn Connector>,
+        (health_ms, refresh_ms): (u64, u64),
+    ) -> Self {
+        Self {
+            name,
+            connector,
+            health_interval: Duration::from_millis(health_ms),
+            refresh_every: (refresh_ms > 0).then(|| Duration::from_millis(refresh_ms)),
+        }
+    }
+}
+
+/// Builds a source of any kind and registers its catalog with `planner`, without I/O.
+///
+/// # Errors
+/// [`SourceError`] for a config that cannot be used, or a kind this version lacks.
+pub fn build(config: &SourceConfig, planner: &Planner) -> Result<BuiltSource> {
+    match config {
+        SourceConfig::Parquet(p) => object_store::build(p, planner),
+        SourceConfig::Postgres(p) => postgres::build(p, planner),
+        SourceConfig::Snowflake(_) => Err(SourceError::UnsupportedKind(config.kind())),
     }
 }

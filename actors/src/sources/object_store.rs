@@ -12,7 +12,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
-use sluice_planner::SourceCatalog;
+use sluice_planner::{CatalogStatus, ParquetCatalog};
 use url::Url;
 
 use super::Connector;
@@ -44,7 +44,7 @@ pub struct ObjectStoreConnector {
     base: Url,
     engine_base: Url,
     pushdown_filters: bool,
-    catalog: Option<Arc<dyn SourceCatalog>>,
+    catalog: Option<Arc<ParquetCatalog>>,
 }
 
 impl ObjectStoreConnector {
@@ -124,7 +124,7 @@ impl ObjectStoreConnector {
     }
 
     /// Attaches the catalog this source's refreshes reload.
-    pub fn with_catalog(mut self, catalog: Arc<dyn SourceCatalog>) -> Self {
+    pub fn with_catalog(mut self, catalog: Arc<ParquetCatalog>) -> Self {
         self.catalog = Some(catalog);
         self
     }
@@ -272,8 +272,22 @@ impl Connector for ObjectStoreConnector {
         u.to_string()
     }
 
-    fn catalog(&self) -> Option<&Arc<dyn SourceCatalog>> {
-        self.catalog.as_ref()
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
+        async move {
+            let Some(catalog) = &self.catalog else {
+                return Ok(None);
+            };
+            let summary = catalog
+                .refresh(redact)
+                .await
+                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
+            Ok(Some(summary.tables))
+        }
+        .boxed()
+    }
+
+    fn catalog_status(&self) -> Option<CatalogStatus> {
+        self.catalog.as_ref().map(|c| c.status())
     }
 
     fn health_check(&self) -> BoxFuture<'_, Result<()>> {
@@ -306,6 +320,42 @@ impl Connector for ObjectStoreConnector {
         }
         .boxed()
     }
+}
+
+/// Builds a Parquet source: its store, and its catalog registered with `planner` (nothing
+/// read yet).
+///
+/// # Errors
+/// [`SourceError::Config`] for a location, option or table path that cannot be used.
+pub fn build(
+    p: &sluice_schemas::ParquetSourceConfig,
+    planner: &sluice_planner::Planner,
+) -> Result<super::BuiltSource> {
+    let connector = ObjectStoreConnector::new(&p.name, &p.location, &p.options)?;
+    let mut tables = Vec::with_capacity(p.tables.len());
+    for t in &p.tables {
+        let url = sluice_planner::catalog::join(connector.engine_base(), &t.path)
+            .map_err(|e| SourceError::Config(e.to_string()))?;
+        tables.push(sluice_planner::TableLocation {
+            name: t.name.clone(),
+            url,
+        });
+    }
+    let catalog = planner.register_parquet_source(
+        sluice_planner::ParquetSourceSpec {
+            catalog: p.name.clone(),
+            schema: p.schema.clone(),
+            base: connector.engine_base().clone(),
+            tables,
+            pushdown_filters: connector.pushdown_filters(),
+        },
+        connector.store(),
+    );
+    Ok(super::BuiltSource::new(
+        p.name.clone(),
+        Arc::new(connector.with_catalog(catalog)),
+        (p.health_check_interval_ms, p.refresh_interval_ms),
+    ))
 }
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ pub(crate) fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfi
         schemas: vec![schema.to_owned()],
         health_check_interval_ms: 200,
         refresh_interval_ms: 0,
+        pushdown: Default::default(),
     }
 }
 

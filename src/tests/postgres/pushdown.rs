@@ -64,6 +64,14 @@ async fn run(app: &TestApp, sql: &str) -> (Value, String, Logged) {
     (body["rows"].clone(), shown, logged)
 }
 
+/// A source with `pushdown = "filters"`: single-table scans only.
+fn filters_only(url: &str, schema: &str) -> sluice_schemas::PostgresSourceConfig {
+    sluice_schemas::PostgresSourceConfig {
+        pushdown: sluice_schemas::Pushdown::Filters,
+        ..source("pg", url, schema)
+    }
+}
+
 #[actix_web::test]
 async fn projection_filters_and_limit_reach_postgres() {
     let Some((_pg, url, schema)) = setup(
@@ -74,7 +82,7 @@ async fn projection_filters_and_limit_reach_postgres() {
     else {
         return;
     };
-    let app = app_with(source("pg", &url, &schema)).await;
+    let app = app_with(filters_only(&url, &schema)).await;
     let t = format!("\"{schema}\".\"items\"");
 
     // Exact filters and the limit go down; only the projected columns are read.
@@ -147,7 +155,7 @@ async fn pushed_filters_give_datafusions_answers() {
     else {
         return;
     };
-    let app = app_with(source("pg", &url, &schema)).await;
+    let app = app_with(filters_only(&url, &schema)).await;
     // The same rows as DataFusion values, for the reference answers.
     let local = "(VALUES \
         (1, 'a', 'a', CAST(1.5 AS DOUBLE), CAST('2020-01-01T00:00:00Z' AS TIMESTAMP WITH TIME ZONE), 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), \
@@ -199,7 +207,7 @@ async fn citext_and_long_name_literals_are_never_pushed_as_exact() {
     else {
         return;
     };
-    let app = app_with(source("pg", &url, &schema)).await;
+    let app = app_with(filters_only(&url, &schema)).await;
     let local = format!(
         "(VALUES (1, 'ABC', '{x63}'), (2, 'abc', 'short'), (3, 'Abd', NULL)) AS c(id, ct, nm)"
     );

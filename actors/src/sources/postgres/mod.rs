@@ -1,14 +1,25 @@
-//! PostgreSQL sources: one deadpool-postgres pool per replica, owned by the source actor.
+//! PostgreSQL sources: one deadpool-postgres pool per replica, owned by the source actor, and
+//! one [`PgExecutor`] per replica behind the planner's executor seam.
 //!
 //! Pools open connections lazily, on the runtime that asks for them (the query runtime: scans
 //! and probes both run there). The first replica serves; failover across replicas is a later
 //! step. TLS follows the URL's `sslmode` ([`tls`]).
+//!
+//! - [`catalog`]: discovery, and PostgreSQL types as Arrow types and comparison classes.
+//! - [`executor`]: [`PgExecutor`], the [`RemoteExecutor`] of a replica.
+//! - [`stream`]: one statement, streamed in batches, cancelled when dropped.
+//! - [`decode`]: the binary wire format into the Arrow types the plan expects.
+//! - [`tls`]: `sslmode` as libpq means it.
 //!
 //! Health: each check runs `SELECT 1` on a connection of its own, outside the pool, so a
 //! pool busy with long queries does not read as a dead server. A pool that made statements
 //! wait past `pool_wait_timeout_ms` since the last check, or has statements waiting now,
 //! makes the source Degraded with that reason.
 
+pub mod catalog;
+pub mod decode;
+pub mod executor;
+pub mod stream;
 pub mod tls;
 
 use std::sync::Arc;
@@ -18,19 +29,21 @@ use std::time::Duration;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sluice_planner::SourceCatalog;
-use sluice_planner::postgres::PgRemote;
+use sluice_planner::federation::dialect::postgres::PostgresDialect;
+use sluice_planner::federation::{RemoteCatalog, RemoteExecutor, RemoteSource};
 use sluice_planner::redact::redact;
+use sluice_planner::{CatalogStatus, Planner, SourceCatalog};
 use sluice_schemas::PostgresSourceConfig;
 use url::Url;
 
+use self::executor::{PgExecutor, PgRemote};
 use self::tls::{Roots, TlsMode, TlsSettings};
-use super::Connector;
+use super::{BuiltSource, Connector};
 use crate::error::{Result, SourceError};
 
-/// One replica: its pool and how to reach it outside the pool.
+/// One replica: its executor (and pool) and how to reach it outside the pool.
 struct Replica {
-    remote: PgRemote,
+    executor: Arc<PgExecutor>,
     config: tokio_postgres::Config,
     tls: TlsSettings,
     display: String,
@@ -42,7 +55,7 @@ struct Replica {
 /// A PostgreSQL source's pools.
 pub struct PostgresConnector {
     replicas: Vec<Replica>,
-    catalog: Option<Arc<dyn SourceCatalog>>,
+    catalog: Option<Arc<RemoteCatalog>>,
 }
 
 impl std::fmt::Debug for PostgresConnector {
@@ -113,6 +126,7 @@ impl PostgresConnector {
     /// [`SourceError::Config`] for a URL that does not parse, no replicas, or unreadable TLS
     /// roots.
     pub fn new(cfg: &PostgresSourceConfig) -> Result<Self> {
+        let name = cfg.name.as_str();
         if cfg.replicas.is_empty() {
             return Err(SourceError::Config("replicas must not be empty".to_owned()));
         }
@@ -123,7 +137,7 @@ impl PostgresConnector {
             let in_replica = |e: SourceError| SourceError::Config(format!("replica {i}: {e}"));
             let (mut pg, tls) = parse_replica(url).map_err(in_replica)?;
             pg.connect_timeout(connect_timeout);
-            pg.application_name(sluice_planner::postgres::APPLICATION_NAME);
+            pg.application_name(stream::APPLICATION_NAME);
             let (manager, cancel) = tls::manager(
                 pg.clone(),
                 &tls,
@@ -140,15 +154,17 @@ impl PostgresConnector {
                 .runtime(Runtime::Tokio1)
                 .build()
                 .map_err(|e| SourceError::Config(format!("replica {i}: {e}")))?;
+            let display = display_url(url);
+            let remote = PgRemote {
+                pool,
+                cancel,
+                pool_timeouts: Arc::new(AtomicU64::new(0)),
+            };
             replicas.push(Replica {
-                remote: PgRemote {
-                    pool,
-                    cancel,
-                    pool_timeouts: Arc::new(AtomicU64::new(0)),
-                },
+                executor: Arc::new(PgExecutor::new(name, display.clone(), remote)),
                 config: pg,
                 tls,
-                display: display_url(url),
+                display,
                 max_size,
                 probe: tokio::sync::Mutex::new(None),
             });
@@ -159,13 +175,13 @@ impl PostgresConnector {
         })
     }
 
-    /// How queries reach the replica that serves.
-    pub fn primary(&self) -> Option<&PgRemote> {
-        self.replicas.first().map(|r| &r.remote)
+    /// The executor of the replica that serves.
+    pub fn primary(&self) -> Option<&Arc<PgExecutor>> {
+        self.replicas.first().map(|r| &r.executor)
     }
 
     /// Attaches the catalog this source's refreshes reload.
-    pub fn with_catalog(mut self, catalog: Arc<dyn SourceCatalog>) -> Self {
+    pub fn with_catalog(mut self, catalog: Arc<RemoteCatalog>) -> Self {
         self.catalog = Some(catalog);
         self
     }
@@ -224,8 +240,9 @@ impl Connector for PostgresConnector {
 
     fn pressure(&self) -> Option<String> {
         let replica = self.replicas.first()?;
-        let timed_out = replica.remote.pool_timeouts.swap(0, Ordering::Relaxed);
-        let status = replica.remote.pool.status();
+        let remote = replica.executor.remote();
+        let timed_out = remote.pool_timeouts.swap(0, Ordering::Relaxed);
+        let status = remote.pool.status();
         (timed_out > 0 || status.waiting > 0).then(|| {
             format!(
                 "connection pool saturated: {} of {} connections busy, {} statements waiting, \
@@ -237,9 +254,51 @@ impl Connector for PostgresConnector {
         })
     }
 
-    fn catalog(&self) -> Option<&Arc<dyn SourceCatalog>> {
-        self.catalog.as_ref()
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
+        async move {
+            let (Some(catalog), Some(executor)) = (&self.catalog, self.primary()) else {
+                return Ok(None);
+            };
+            let summary = catalog
+                .refresh_with(executor.as_ref())
+                .await
+                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
+            Ok(Some(summary.tables))
+        }
+        .boxed()
     }
+
+    fn catalog_status(&self) -> Option<CatalogStatus> {
+        self.catalog.as_ref().map(|c| c.status())
+    }
+
+    fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
+        self.primary()
+            .map(|e| Arc::clone(e) as Arc<dyn RemoteExecutor>)
+    }
+}
+
+/// Builds a PostgreSQL source: pools per replica, and its catalog registered with `planner`
+/// (discovered on the first refresh).
+///
+/// # Errors
+/// [`SourceError::Config`] for a URL or TLS setting that cannot be used.
+pub fn build(pg: &PostgresSourceConfig, planner: &Planner) -> Result<BuiltSource> {
+    let connector = PostgresConnector::new(pg)?;
+    let schemas = (!pg.schemas.is_empty()).then(|| pg.schemas.clone());
+    let catalog = planner.register_remote_source(
+        RemoteSource {
+            name: pg.name.clone(),
+            dialect: PostgresDialect::shared(),
+            pushdown: pg.pushdown,
+        },
+        schemas,
+    );
+    Ok(BuiltSource::new(
+        pg.name.clone(),
+        Arc::new(connector.with_catalog(catalog)),
+        (pg.health_check_interval_ms, pg.refresh_interval_ms),
+    ))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use super::executor::Canceller;
 use deadpool_postgres::Manager;
 use futures::FutureExt;
 use rustls::client::WebPkiServerVerifier;
@@ -25,7 +26,6 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use sluice_planner::postgres::Canceller;
 use sluice_planner::redact::with_causes;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;

@@ -1,84 +1,74 @@
-//! Which filters go to PostgreSQL, and the `SELECT` that carries them.
+//! Which filters a single-table scan sends to its source, and the `SELECT` that carries them.
 //!
-//! Every filter is classified by how PostgreSQL's answer relates to DataFusion's:
+//! Every filter is classified by how the source's answer relates to DataFusion's:
 //! - **exact**: the same rows, so DataFusion does not check it again (and a `LIMIT` can follow
 //!   it down);
-//! - **inexact**: PostgreSQL returns every row DataFusion would keep, maybe a few more, so the
+//! - **inexact**: the source returns every row DataFusion would keep, maybe a few more, so the
 //!   filter is pushed *and* re-checked locally;
-//! - **local**: anything else stays in DataFusion. A filter PostgreSQL could evaluate more
+//! - **local**: anything else stays in DataFusion. A filter the source could evaluate more
 //!   strictly than DataFusion is never pushed: it would drop rows.
 //!
-//! What decides it, per column type (remote sessions run with `TimeZone = 'UTC'` and
-//! `standard_conforming_strings = on`, see [`super::scan`]):
-//! - integers, `numeric(p, s)`, `bool`, `date`, `time`, `timestamp`, `timestamptz`: exact.
-//!   Zoned timestamp literals are sent as their UTC wall time, which the UTC session reads back
-//!   as the same instant (the unparser would otherwise drop their offset).
-//! - text under a deterministic collation: `=`, `<>`, `IN`, `LIKE` exact; ranges are sent as
-//!   `col COLLATE "C" < '…'`, byte order, which is DataFusion's order for UTF-8, so they are
-//!   exact too, whatever the column's collation (at the cost of its index, unless that is `C`).
-//! - `float4`/`float8`: inexact, and only against finite non-zero literals. PostgreSQL counts
-//!   `-0` equal to `0` and every NaN equal and greatest; Arrow orders by IEEE total order. With
-//!   the literal away from zero and NaN the only remaining difference is a negative NaN stored
-//!   in a row, which PostgreSQL never produces from its own arithmetic but keeps if inserted.
-//! - `uuid` (read as its canonical text): exact against a literal in canonical form
-//!   (PostgreSQL's byte order of a uuid is the order of that text).
-//! - everything else (`char(n)`, unconstrained `numeric`, intervals, JSON, arrays, bytea, types
-//!   read as text): local. Unconstrained `numeric` values are rounded to scale 10 on the way
-//!   in, so PostgreSQL would compare other numbers than DataFusion.
+//! What decides it is the column's [`ColumnClass`]:
+//! - [`ColumnClass::Exact`][]: comparisons with literals, exact.
+//! - [`ColumnClass::Text`][]: `=`, `<>`, `IN`, `LIKE` exact; ranges are sent in byte order
+//!   (PostgreSQL: `COLLATE "C"`), DataFusion's order for UTF-8, so they are exact too.
+//! - [`ColumnClass::BoundedText`][]: as text, for literals the source does not cut.
+//! - [`ColumnClass::Float`][]: inexact, and only against finite non-zero literals. PostgreSQL
+//!   counts `-0` equal to `0` and every NaN equal and greatest; Arrow orders by IEEE total
+//!   order. With the literal away from zero and NaN the only remaining difference is a
+//!   negative NaN stored in a row.
+//! - [`ColumnClass::CanonicalText`][]: exact against literals in canonical form.
+//! - [`ColumnClass::Opaque`][]: local.
 //!
 //! Shapes pushed: `col op literal` (either side), `BETWEEN`, `IN (literals)`, `LIKE`,
 //! `IS [NOT] NULL`, a boolean column, `NOT` (of an exact filter only: the complement of a
-//! superset is a subset), `AND`/`OR`, and widening numeric casts of a column.
+//! superset is a subset), `AND`/`OR`, and casts of a column the capability table calls exact.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::expr::{InList, Like};
 use datafusion::logical_expr::{Between, BinaryExpr, Cast, Expr, Operator};
-use datafusion::sql::sqlparser::ast::{self, Ident, ObjectName};
+use datafusion::sql::sqlparser::ast::{self, Ident};
 use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::PostgreSqlDialect;
 
-use super::types::PgType;
-use super::{PgColumn, PgTableDef};
+use super::dialect::SourceDialect;
+use super::executor::{ColumnClass, RemoteColumn, RemoteTableDef};
 
 /// How a pushed filter relates to DataFusion's own evaluation of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fidelity {
-    /// PostgreSQL may return extra rows: DataFusion checks the filter again.
+    /// The source may return extra rows: DataFusion checks the filter again.
     Inexact,
-    /// PostgreSQL returns exactly DataFusion's rows.
+    /// The source returns exactly DataFusion's rows.
     Exact,
-}
-
-/// A double-quoted identifier.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `SELECT <columns> FROM <table> [WHERE <filters>] [LIMIT n]`. Filters that [`render`] cannot
 /// express are left out; DataFusion only hands down the ones it was told it could push.
 pub fn select_sql(
-    def: &PgTableDef,
+    dialect: &dyn SourceDialect,
+    def: &RemoteTableDef,
     columns: &[usize],
     filters: &[Expr],
     limit: Option<usize>,
 ) -> String {
-    // No columns (count(*)): PostgreSQL sends rows without values, which is all that is needed.
+    // No columns (count(*)): the source sends rows without values, which is all that is
+    // needed.
     let list: Vec<String> = columns
         .iter()
         .filter_map(|&i| def.columns.get(i))
-        .map(|c| c.ty.select_expr(&quote(&c.name)))
+        .map(|c| dialect.select_column(c))
         .collect();
     let mut sql = format!(
         "SELECT {}{}FROM {}.{}",
         list.join(", "),
         if list.is_empty() { "" } else { " " },
-        quote(&def.schema),
-        quote(&def.name)
+        dialect.quote(&def.schema),
+        dialect.quote(&def.name)
     );
     let conditions: Vec<String> = filters
         .iter()
-        .filter_map(|f| render(f, def))
+        .filter_map(|f| render(dialect, f, def))
         .map(|(sql, _)| sql.to_string())
         .collect();
     if !conditions.is_empty() {
@@ -91,54 +81,13 @@ pub fn select_sql(
     sql
 }
 
-/// The filter as PostgreSQL SQL and how faithful it is, or `None` if it stays local.
-pub fn render(filter: &Expr, def: &PgTableDef) -> Option<(ast::Expr, Fidelity)> {
-    Render { def }.expr(filter)
-}
-
-/// How a column's values compare in PostgreSQL, relative to DataFusion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    /// Equality and order agree.
-    Ordered,
-    /// Deterministic text: equality agrees, order agrees under `COLLATE "C"`.
-    Text,
-    /// `name`: as text, for literals PostgreSQL does not truncate (at most 63 bytes).
-    Name,
-    /// Floats: agree away from zero and NaN.
-    Float,
-    /// A uuid read as text: agrees for literals in canonical form.
-    Uuid,
-}
-
-/// PostgreSQL's `NAMEDATALEN - 1`: a longer `name` literal is cut to this many bytes.
-const NAME_MAX_BYTES: usize = 63;
-
-impl Class {
-    fn is_text(self) -> bool {
-        matches!(self, Self::Text | Self::Name)
-    }
-}
-
-fn class(c: &PgColumn) -> Option<Class> {
-    match c.ty {
-        PgType::Bool
-        | PgType::Int2
-        | PgType::Int4
-        | PgType::Int8
-        | PgType::Numeric { .. }
-        | PgType::Date
-        | PgType::Time
-        | PgType::Timestamp
-        | PgType::Timestamptz => Some(Class::Ordered),
-        PgType::Text if c.deterministic => Some(Class::Text),
-        PgType::Name if c.deterministic => Some(Class::Name),
-        // `citext` compares case-insensitively: `= 'abc'` would match `ABC` remotely and not
-        // locally, so nothing on it is pushed.
-        PgType::Float4 | PgType::Float8 => Some(Class::Float),
-        PgType::Uuid => Some(Class::Uuid),
-        _ => None,
-    }
+/// The filter as the source's SQL and how faithful it is, or `None` if it stays local.
+pub fn render(
+    dialect: &dyn SourceDialect,
+    filter: &Expr,
+    def: &RemoteTableDef,
+) -> Option<(ast::Expr, Fidelity)> {
+    Render { dialect, def }.expr(filter)
 }
 
 fn is_range(op: Operator) -> bool {
@@ -148,22 +97,27 @@ fn is_range(op: Operator) -> bool {
     )
 }
 
+fn is_text_class(c: ColumnClass) -> bool {
+    matches!(c, ColumnClass::Text | ColumnClass::BoundedText { .. })
+}
+
 struct Render<'a> {
-    def: &'a PgTableDef,
+    dialect: &'a dyn SourceDialect,
+    def: &'a RemoteTableDef,
 }
 
 /// A column operand: its SQL and how it compares.
 struct Operand {
     sql: ast::Expr,
-    class: Class,
+    class: ColumnClass,
 }
 
 impl Render<'_> {
     fn unparse(&self, e: &Expr) -> Option<ast::Expr> {
-        Unparser::new(&PostgreSqlDialect {}).expr_to_sql(e).ok()
+        Unparser::new(self.dialect.unparser()).expr_to_sql(e).ok()
     }
 
-    fn column(&self, c: &Column) -> Option<&PgColumn> {
+    fn column(&self, c: &Column) -> Option<&RemoteColumn> {
         self.def.columns.iter().find(|d| d.name == c.name)
     }
 
@@ -171,14 +125,14 @@ impl Render<'_> {
         ast::Expr::Identifier(Ident::with_quote('"', name))
     }
 
-    /// A column, or a widening numeric cast of one.
+    /// A column, or a cast of one the capability table calls exact.
     fn operand(&self, e: &Expr) -> Option<Operand> {
         match e {
             Expr::Column(c) => {
                 let col = self.column(c)?;
-                Some(Operand {
+                (col.class != ColumnClass::Opaque && col.read.is_none()).then(|| Operand {
                     sql: Self::ident(&col.name),
-                    class: class(col)?,
+                    class: col.class,
                 })
             }
             Expr::Cast(Cast { expr, field }) => {
@@ -187,15 +141,19 @@ impl Render<'_> {
                 };
                 let col = self.column(c)?;
                 let to = field.data_type();
-                let class = match (class(col)?, &col.ty) {
-                    (
-                        Class::Ordered,
-                        PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Numeric { .. },
-                    ) if to.is_integer() || matches!(to, DataType::Decimal128(..)) => {
-                        Class::Ordered
+                if col.read.is_some() || !(self.dialect.capabilities().cast)(&col.data_type, to) {
+                    return None;
+                }
+                let class = match col.class {
+                    // An integer or decimal compared with a float: float semantics.
+                    ColumnClass::Exact | ColumnClass::Float if to.is_floating() => {
+                        ColumnClass::Float
                     }
-                    // An integer or float compared with a float: float semantics.
-                    (Class::Ordered | Class::Float, _) if to.is_floating() => Class::Float,
+                    ColumnClass::Exact
+                        if to.is_integer() || matches!(to, DataType::Decimal128(..)) =>
+                    {
+                        ColumnClass::Exact
+                    }
                     _ => return None,
                 };
                 let cast = Expr::Cast(Cast {
@@ -212,51 +170,47 @@ impl Render<'_> {
     }
 
     /// A literal this class can be compared with, as SQL.
-    fn literal(&self, e: &Expr, class: Class) -> Option<ast::Expr> {
+    fn literal(&self, e: &Expr, class: ColumnClass) -> Option<ast::Expr> {
         let Expr::Literal(v, _) = e else {
             return None;
         };
-        if v.is_null() {
+        if v.is_null() || !(self.dialect.capabilities().literal)(v) {
             return None;
         }
         let ok = match class {
-            Class::Ordered => {
-                matches!(
-                    v,
-                    ScalarValue::Boolean(_)
-                        | ScalarValue::Int8(_)
-                        | ScalarValue::Int16(_)
-                        | ScalarValue::Int32(_)
-                        | ScalarValue::Int64(_)
-                        | ScalarValue::UInt8(_)
-                        | ScalarValue::UInt16(_)
-                        | ScalarValue::UInt32(_)
-                        | ScalarValue::UInt64(_)
-                        | ScalarValue::Decimal128(..)
-                        | ScalarValue::Date32(_)
-                        | ScalarValue::Time32Second(_)
-                        | ScalarValue::Time32Millisecond(_)
-                        | ScalarValue::Time64Microsecond(_)
-                        | ScalarValue::TimestampSecond(..)
-                        | ScalarValue::TimestampMillisecond(..)
-                        | ScalarValue::TimestampMicrosecond(..)
-                ) || whole_micros(v)
+            ColumnClass::Exact => !matches!(
+                v,
+                ScalarValue::Utf8(_)
+                    | ScalarValue::LargeUtf8(_)
+                    | ScalarValue::Utf8View(_)
+                    | ScalarValue::Float32(_)
+                    | ScalarValue::Float64(_)
+            ),
+            ColumnClass::Text => text_value(v).is_some(),
+            ColumnClass::BoundedText { max_bytes } => {
+                text_value(v).is_some_and(|t| t.len() <= max_bytes)
             }
-            Class::Text => text_value(v).is_some(),
-            Class::Name => text_value(v).is_some_and(|t| t.len() <= NAME_MAX_BYTES),
-            Class::Float => match v {
+            ColumnClass::Float => match v {
                 ScalarValue::Float64(Some(f)) => f.is_finite() && *f != 0.0,
                 ScalarValue::Float32(Some(f)) => f.is_finite() && *f != 0.0,
                 ScalarValue::Int32(Some(i)) => *i != 0,
                 ScalarValue::Int64(Some(i)) => *i != 0,
                 _ => false,
             },
-            Class::Uuid => text_value(v).is_some_and(is_canonical_uuid),
+            ColumnClass::CanonicalText => text_value(v).is_some_and(is_canonical_uuid),
+            ColumnClass::Opaque => false,
         };
         if !ok {
             return None;
         }
-        self.unparse(&Expr::Literal(utc_wall_time(v)?, None))
+        self.unparse(e)
+    }
+
+    fn fidelity(class: ColumnClass) -> Fidelity {
+        match class {
+            ColumnClass::Float => Fidelity::Inexact,
+            _ => Fidelity::Exact,
+        }
     }
 
     fn comparison(&self, left: &Expr, op: Operator, right: &Expr) -> Option<(ast::Expr, Fidelity)> {
@@ -267,12 +221,8 @@ impl Render<'_> {
             _ => return None,
         };
         let lit = self.literal(if col_left { right } else { left }, col.class)?;
-        let fidelity = match col.class {
-            Class::Float => Fidelity::Inexact,
-            _ => Fidelity::Exact,
-        };
-        let col_sql = if col.class.is_text() && is_range(op) {
-            collate_c(col.sql)
+        let col_sql = if is_text_class(col.class) && is_range(op) {
+            self.dialect.byte_order(col.sql)
         } else {
             col.sql
         };
@@ -287,7 +237,7 @@ impl Render<'_> {
                 op: sql_op,
                 right: Box::new(r),
             }),
-            fidelity,
+            Self::fidelity(col.class),
         ))
     }
 
@@ -338,7 +288,8 @@ impl Render<'_> {
             }
             Expr::Column(c) => {
                 let col = self.column(c)?;
-                (col.ty == PgType::Bool).then(|| (Self::ident(&col.name), Fidelity::Exact))
+                (col.data_type == DataType::Boolean && col.class == ColumnClass::Exact)
+                    .then(|| (Self::ident(&col.name), Fidelity::Exact))
             }
             Expr::Between(Between {
                 expr,
@@ -349,16 +300,12 @@ impl Render<'_> {
                 let col = self.operand(expr)?;
                 let low = self.literal(low, col.class)?;
                 let high = self.literal(high, col.class)?;
-                let fidelity = if col.class == Class::Float {
-                    Fidelity::Inexact
-                } else {
-                    Fidelity::Exact
-                };
+                let fidelity = Self::fidelity(col.class);
                 if *negated && fidelity != Fidelity::Exact {
                     return None;
                 }
-                let sql = if col.class.is_text() {
-                    collate_c(col.sql)
+                let sql = if is_text_class(col.class) {
+                    self.dialect.byte_order(col.sql)
                 } else {
                     col.sql
                 };
@@ -382,11 +329,7 @@ impl Render<'_> {
                     .iter()
                     .map(|i| self.literal(i, col.class))
                     .collect::<Option<Vec<_>>>()?;
-                let fidelity = if col.class == Class::Float {
-                    Fidelity::Inexact
-                } else {
-                    Fidelity::Exact
-                };
+                let fidelity = Self::fidelity(col.class);
                 if items.is_empty() || (*negated && fidelity != Fidelity::Exact) {
                     return None;
                 }
@@ -407,10 +350,10 @@ impl Render<'_> {
                 case_insensitive: false,
             }) => {
                 let col = self.operand(expr)?;
-                if !col.class.is_text() {
+                if !is_text_class(col.class) {
                     return None;
                 }
-                let pattern = self.literal(pattern, Class::Text)?;
+                let pattern = self.literal(pattern, ColumnClass::Text)?;
                 Some((
                     nested(ast::Expr::Like {
                         negated: *negated,
@@ -443,13 +386,6 @@ fn nested(e: ast::Expr) -> ast::Expr {
     ast::Expr::Nested(Box::new(e))
 }
 
-fn collate_c(e: ast::Expr) -> ast::Expr {
-    ast::Expr::Collate {
-        expr: Box::new(e),
-        collation: ObjectName::from(vec![Ident::with_quote('"', "C")]),
-    }
-}
-
 fn text_value(v: &ScalarValue) -> Option<&str> {
     match v {
         ScalarValue::Utf8(Some(s))
@@ -459,35 +395,8 @@ fn text_value(v: &ScalarValue) -> Option<&str> {
     }
 }
 
-/// Nanosecond timestamps and times PostgreSQL (microseconds) holds without rounding.
-fn whole_micros(v: &ScalarValue) -> bool {
-    match v {
-        ScalarValue::TimestampNanosecond(Some(n), _) | ScalarValue::Time64Nanosecond(Some(n)) => {
-            n % 1000 == 0
-        }
-        _ => false,
-    }
-}
-
-/// A zoned timestamp literal as the same instant's UTC wall time without a zone: the remote
-/// session's `TimeZone` is UTC, so PostgreSQL reads it back as that instant. Everything else
-/// is returned as it is.
-fn utc_wall_time(v: &ScalarValue) -> Option<ScalarValue> {
-    Some(match v {
-        ScalarValue::TimestampSecond(t, Some(_)) => ScalarValue::TimestampSecond(*t, None),
-        ScalarValue::TimestampMillisecond(t, Some(_)) => {
-            ScalarValue::TimestampMillisecond(*t, None)
-        }
-        ScalarValue::TimestampMicrosecond(t, Some(_)) => {
-            ScalarValue::TimestampMicrosecond(*t, None)
-        }
-        ScalarValue::TimestampNanosecond(t, Some(_)) => ScalarValue::TimestampNanosecond(*t, None),
-        other => other.clone(),
-    })
-}
-
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lower-case hex: how uuid values are read.
-fn is_canonical_uuid(s: &str) -> bool {
+pub fn is_canonical_uuid(s: &str) -> bool {
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
@@ -498,40 +407,54 @@ fn is_canonical_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::federation::dialect::postgres::PostgresDialect;
+    use crate::federation::executor::ReadAs;
     use datafusion::logical_expr::{cast, col, lit};
     use std::ops::Not;
 
-    fn def() -> PgTableDef {
-        let c = |name: &str, ty| PgColumn {
+    fn column(name: &str, data_type: DataType, class: ColumnClass) -> RemoteColumn {
+        RemoteColumn {
             name: name.into(),
-            ty,
+            data_type,
             nullable: true,
-            deterministic: true,
-        };
-        PgTableDef {
+            class,
+            read: None,
+            type_name: String::new(),
+        }
+    }
+
+    fn def() -> RemoteTableDef {
+        use ColumnClass as C;
+        use DataType as D;
+        RemoteTableDef {
             schema: "public".into(),
             name: "T".into(),
             view: false,
+            rows_estimate: None,
             columns: vec![
-                c("id", PgType::Int4),
-                c("name", PgType::Text),
-                c("price", PgType::Float8),
-                c("code", PgType::Bpchar),
-                c("at", PgType::Timestamptz),
-                c("u", PgType::Uuid),
-                c("ok", PgType::Bool),
-                PgColumn {
-                    deterministic: false,
-                    ..c("ci", PgType::Text)
-                },
-                c("nm", PgType::Name),
-                c("ct", PgType::CiText),
+                column("id", D::Int32, C::Exact),
+                column("name", D::Utf8, C::Text),
+                column("price", D::Float64, C::Float),
+                column("code", D::Utf8, C::Opaque),
+                column(
+                    "at",
+                    D::Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                        Some("UTC".into()),
+                    ),
+                    C::Exact,
+                ),
+                column("u", D::Utf8, C::CanonicalText),
+                column("ok", D::Boolean, C::Exact),
+                column("ci", D::Utf8, C::Opaque),
+                column("nm", D::Utf8, C::BoundedText { max_bytes: 63 }),
+                column("amount", D::Decimal128(10, 2), C::Exact),
             ],
         }
     }
 
     fn sql(e: &Expr) -> Option<(String, Fidelity)> {
-        render(e, &def()).map(|(s, f)| (s.to_string(), f))
+        render(&PostgresDialect, e, &def()).map(|(s, f)| (s.to_string(), f))
     }
 
     fn exact(s: &str) -> Option<(String, Fidelity)> {
@@ -620,15 +543,14 @@ mod tests {
             col("u").eq(lit("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")), // not canonical
             col("id").eq(lit(ScalarValue::Int32(None))),              // NULL literal
             col("id").gt(lit(1)).or(col("code").lt(lit("x"))),
-            col("ct").eq(lit("abc")), // citext: case-insensitive
-            col("ct").like(lit("a%")),
-            col("ct").in_list(vec![lit("a")], false),
             col("nm").eq(lit("x".repeat(64))), // name: truncated to 63
             col("nm").in_list(vec![lit("a"), lit("y".repeat(70))], false),
+            // A decimal cast to an integer truncates in DataFusion and rounds in PostgreSQL.
+            cast(col("amount"), DataType::Int64).eq(lit(2i64)),
         ] {
             assert_eq!(sql(&local), None, "{local}");
         }
-        // A `name` literal PostgreSQL keeps whole is pushed as text is.
+        // A `name` literal the source keeps whole is pushed as text is.
         assert_eq!(
             sql(&col("nm").eq(lit("x".repeat(63)))),
             exact(&format!("(\"nm\" = '{}')", "x".repeat(63)))
@@ -636,21 +558,25 @@ mod tests {
     }
 
     #[test]
-    fn select_quotes_names_casts_text_types_and_keeps_row_counts() {
+    fn select_quotes_names_reads_columns_and_keeps_row_counts() {
         let mut d = def();
-        d.columns.push(PgColumn {
-            name: "mo\"od".into(),
-            ty: PgType::AsText,
-            nullable: true,
-            deterministic: true,
+        d.columns.push(RemoteColumn {
+            read: Some(ReadAs::Text),
+            ..column("mo\"od", DataType::Utf8, ColumnClass::Opaque)
         });
-        let sql = select_sql(&d, &[0, 10], &[col("id").lt_eq(lit(3))], Some(10));
+        let sql = select_sql(
+            &PostgresDialect,
+            &d,
+            &[0, 10],
+            &[col("id").lt_eq(lit(3))],
+            Some(10),
+        );
         assert_eq!(
             sql,
             "SELECT \"id\", \"mo\"\"od\"::text FROM \"public\".\"T\" WHERE (\"id\" <= 3) LIMIT 10"
         );
         assert_eq!(
-            select_sql(&d, &[], &[], None),
+            select_sql(&PostgresDialect, &d, &[], &[], None),
             "SELECT FROM \"public\".\"T\""
         );
     }

@@ -1,0 +1,93 @@
+//! Source dialects: how a source spells SQL, and its capability table — what it computes
+//! exactly as DataFusion does. Anything not known to be exact stays local.
+//!
+//! - [`postgres`][]: PostgreSQL.
+
+pub mod postgres;
+
+use std::fmt::Debug;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Expr, JoinType, Operator};
+use datafusion::sql::sqlparser::ast;
+use datafusion::sql::unparser::dialect::Dialect as UnparserDialect;
+
+use super::executor::RemoteColumn;
+
+/// Checks the arguments of a function the source has: `Err` says why this call stays local.
+pub type ArgCheck = fn(args: &[Expr], types: &[DataType]) -> Result<(), String>;
+
+/// What a source computes exactly as DataFusion does. Each entry is a promise tested by the
+/// differential suite (pushdown on against pushdown off); anything absent stays local.
+#[derive(Debug)]
+pub struct Capabilities {
+    /// Scalar functions by DataFusion name, each with a check of its arguments.
+    pub scalar_functions: &'static [(&'static str, ArgCheck)],
+    /// Aggregate functions by DataFusion name, each with a check of its arguments.
+    pub aggregate_functions: &'static [(&'static str, ArgCheck)],
+    /// Window functions (ranking and offset functions) by DataFusion name; aggregate
+    /// functions over windows follow [`Self::aggregate_functions`].
+    pub window_functions: &'static [&'static str],
+    /// Join types the source runs (null-aware anti joins and null-equal keys never).
+    pub join_types: &'static [JoinType],
+    /// Binary operators on these operand types that give DataFusion's result.
+    pub operator: fn(Operator, &DataType, &DataType) -> bool,
+    /// Casts the source performs exactly as DataFusion does.
+    pub cast: fn(&DataType, &DataType) -> bool,
+    /// Literals the source reads as the same value and type.
+    pub literal: fn(&ScalarValue) -> bool,
+    /// `LIKE` patterns the source matches as DataFusion does, given the escape character.
+    pub like: fn(pattern: &Expr, escape: Option<char>) -> bool,
+}
+
+impl Capabilities {
+    /// The check for scalar function `name`, if the source has it.
+    pub fn scalar(&self, name: &str) -> Option<ArgCheck> {
+        self.scalar_functions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
+    }
+
+    /// The check for aggregate function `name`, if the source has it.
+    pub fn aggregate(&self, name: &str) -> Option<ArgCheck> {
+        self.aggregate_functions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
+    }
+}
+
+/// A source's SQL dialect and capability table.
+pub trait SourceDialect: Send + Sync + Debug {
+    /// Short name, for messages (`postgres`).
+    fn name(&self) -> &'static str;
+
+    /// DataFusion's unparser dialect, with Sluice's overrides (byte-order text, zoned
+    /// timestamps, exact extractions).
+    fn unparser(&self) -> &dyn UnparserDialect;
+
+    /// What the source computes exactly as DataFusion does.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// `name` as a quoted identifier.
+    fn quote(&self, name: &str) -> String;
+
+    /// How `column` is selected so that it arrives as its Arrow type.
+    fn select_column(&self, column: &RemoteColumn) -> String;
+
+    /// `expr` compared and ordered byte for byte, as DataFusion orders UTF-8 text.
+    fn byte_order(&self, expr: ast::Expr) -> ast::Expr;
+
+    /// `sql` with its rows filtered by `predicate` over its columns, renamed `names` in
+    /// order (runtime join filters).
+    fn filtered(&self, sql: &str, names: &[String], predicate: &str) -> String {
+        let names: Vec<String> = names.iter().map(|n| self.quote(n)).collect();
+        format!(
+            "SELECT * FROM ({sql}) AS {}({}) WHERE {predicate}",
+            self.quote("sluice_rf"),
+            names.join(", ")
+        )
+    }
+}

@@ -1,0 +1,295 @@
+//! [`RemoteScanExec`]: one statement sent to a remote source, as an execution plan (one
+//! partition). The same node serves a single table's scan and a whole pushed-down subtree.
+//!
+//! The executor that runs it is not part of the plan: [`ExecutionPlan::execute`] takes it from
+//! the query's [`QueryContext`], filled at statement start, so the source actor can pick the
+//! replica. Nothing is sent until the stream is first polled; by then a hash join above has
+//! built its other side, and the join's dynamic filter (its keys' bounds and, when few, the
+//! keys themselves) is added to the statement as a `WHERE` over its result
+//! ([`runtime_filter`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result as DfResult, Statistics, stats::Precision};
+use datafusion::config::ConfigOptions;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    ReplaceChildrenOptions,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::dialect::SourceDialect;
+use super::error::{ErrorClass, RemoteError};
+use super::executor::{ColumnClass, StatementContext};
+use super::runtime_filter;
+use crate::session::QueryContext;
+
+/// What a [`RemoteScanExec`] sends and expects back.
+#[derive(Debug, Clone)]
+pub struct RemoteStatementSpec {
+    /// Source (catalog) name.
+    pub source: String,
+    /// The source's dialect.
+    pub dialect: Arc<dyn SourceDialect>,
+    /// The statement.
+    pub sql: String,
+    /// What the statement returns, column by column.
+    pub fetched: SchemaRef,
+    /// Columns of `fetched` this node outputs (`None`: all). Only a scan of a source with
+    /// `pushdown = "none"` fetches more than it outputs.
+    pub projection: Option<Vec<usize>>,
+    /// How each fetched column compares at the source (for runtime filters).
+    pub classes: Vec<ColumnClass>,
+    /// The source's estimate of the rows, if any.
+    pub rows_estimate: Option<usize>,
+    /// Why the operator above this statement was not sent with it, for `EXPLAIN`.
+    pub kept_local: Option<String>,
+    /// The order of the statement's rows, `(output column, ascending, nulls first)`, when
+    /// it ends with an `ORDER BY` of its own columns: DataFusion keeps it (and sorts no
+    /// more).
+    pub ordering: Vec<(usize, bool, bool)>,
+}
+
+impl RemoteStatementSpec {
+    /// The fetched column behind output column `i`.
+    pub fn fetched_index(&self, i: usize) -> Option<usize> {
+        match &self.projection {
+            Some(p) => p.get(i).copied(),
+            None => (i < self.fetched.fields().len()).then_some(i),
+        }
+    }
+
+    /// The type of output column `i`.
+    pub fn fetched_type(&self, i: usize) -> Option<datafusion::arrow::datatypes::DataType> {
+        let f = self.fetched_index(i)?;
+        Some(self.fetched.field(f).data_type().clone())
+    }
+}
+
+/// A statement sent to a remote source.
+#[derive(Debug)]
+pub struct RemoteScanExec {
+    spec: Arc<RemoteStatementSpec>,
+    schema: SchemaRef,
+    /// Dynamic filters pushed here by joins above.
+    runtime_filters: Vec<Arc<dyn PhysicalExpr>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl RemoteScanExec {
+    /// A node for `spec`.
+    ///
+    /// # Errors
+    /// When the projection does not fit the fetched schema.
+    pub fn try_new(spec: RemoteStatementSpec) -> DfResult<Self> {
+        let schema = match &spec.projection {
+            Some(p) => Arc::new(spec.fetched.project(p)?),
+            None => Arc::clone(&spec.fetched),
+        };
+        let mut equivalence = EquivalenceProperties::new(Arc::clone(&schema));
+        if spec.projection.is_none() && !spec.ordering.is_empty() {
+            let keys = spec.ordering.iter().filter_map(|&(i, asc, nulls_first)| {
+                let field = schema.fields().get(i)?;
+                Some(PhysicalSortExpr::new(
+                    Arc::new(Column::new(field.name(), i)),
+                    SortOptions {
+                        descending: !asc,
+                        nulls_first,
+                    },
+                ))
+            });
+            equivalence.add_orderings([keys.collect::<Vec<_>>()]);
+        }
+        let properties = Arc::new(PlanProperties::new(
+            equivalence,
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            spec: Arc::new(spec),
+            schema,
+            runtime_filters: Vec::new(),
+            properties,
+        })
+    }
+
+    /// What it sends and expects back.
+    pub fn spec(&self) -> &RemoteStatementSpec {
+        &self.spec
+    }
+
+    /// The statement as planned (without runtime filters, which exist only while running).
+    pub fn sql(&self) -> &str {
+        &self.spec.sql
+    }
+
+    /// The source it is sent to.
+    pub fn source_name(&self) -> &str {
+        &self.spec.source
+    }
+
+    /// Why the operator above it was kept local, if one was.
+    pub fn kept_local(&self) -> Option<&str> {
+        self.spec.kept_local.as_deref()
+    }
+}
+
+impl DisplayAs for RemoteScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RemoteScanExec: source={}, sql={}",
+            self.spec.source, self.spec.sql
+        )?;
+        if !self.runtime_filters.is_empty() {
+            write!(f, ", runtime_filters={}", self.runtime_filters.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for RemoteScanExec {
+    fn name(&self) -> &'static str {
+        "RemoteScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn partition_statistics(&self, _partition: Option<usize>) -> DfResult<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        if let Some(n) = self.spec.rows_estimate {
+            stats.num_rows = Precision::Inexact(n);
+        }
+        Ok(Arc::new(stats))
+    }
+
+    /// Keeps the dynamic filters of joins above (to add to the statement when it starts);
+    /// every filter stays where it was too (`No`), so none depends on the source applying it.
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let filters: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .iter()
+            .map(|f| Arc::clone(&f.filter))
+            .collect();
+        let dynamic: Vec<_> = filters
+            .iter()
+            .filter(|f| f.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())
+            .cloned()
+            .collect();
+        let mut result: FilterPushdownPropagation<Arc<dyn ExecutionPlan>> =
+            FilterPushdownPropagation {
+                filters: vec![PushedDown::No; filters.len()],
+                updated_node: None,
+            };
+        if !dynamic.is_empty() {
+            let mut runtime_filters = self.runtime_filters.clone();
+            runtime_filters.extend(dynamic);
+            result.updated_node = Some(Arc::new(Self {
+                spec: Arc::clone(&self.spec),
+                schema: Arc::clone(&self.schema),
+                runtime_filters,
+                properties: Arc::clone(&self.properties),
+            }));
+        }
+        Ok(result)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let spec = Arc::clone(&self.spec);
+        let query = context.session_config().get_extension::<QueryContext>();
+        let executor = query
+            .as_ref()
+            .and_then(|q| q.executors.get(&spec.source).cloned())
+            .ok_or_else(|| {
+                RemoteError::new(
+                    &spec.source,
+                    ErrorClass::Unavailable,
+                    format!("source {} has no executor for this query", spec.source),
+                )
+            })?;
+        let statement = StatementContext {
+            query_id: query
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |q| q.id.clone()),
+            deadline: query.as_ref().and_then(|q| q.deadline),
+            pulled: query
+                .as_ref()
+                .map(|q| q.pulled.source(&spec.source))
+                .unwrap_or_default(),
+        };
+        let filters = self.runtime_filters.clone();
+        let schema = Arc::clone(&self.schema);
+        let start = async move {
+            // Polled for the first time: joins above have built their other side by now.
+            let sql = runtime_filter::apply(&spec, &filters);
+            statement.pulled.statement();
+            let stream = executor
+                .execute(&sql, Arc::clone(&spec.fetched), &statement)
+                .map_err(RemoteError::into_df)?;
+            let pulled = Arc::clone(&statement.pulled);
+            let projection = spec.projection.clone();
+            Ok::<_, datafusion::error::DataFusionError>(stream.map(move |batch| {
+                let batch: RecordBatch = batch?;
+                pulled.add_rows(batch.num_rows() as u64);
+                match &projection {
+                    Some(p) => Ok(batch.project(p)?),
+                    None => Ok(batch),
+                }
+            }))
+        };
+        let stream = futures::stream::once(start).try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}

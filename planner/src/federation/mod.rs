@@ -1,0 +1,49 @@
+//! Federation: remote sources behind one seam, and the largest subtrees each can compute
+//! exactly sent to it as one statement.
+//!
+//! ```text
+//!  optimized logical plan ──► cut (capability tables, per source) ──► RemoteQuery leaves
+//!                                                                         │ unparse (dialect)
+//!  physical plan: RemoteScanExec ◄──────────────────────────────────────┘
+//!        │ execute: the query's executor for the source (asked for at statement start)
+//!        ▼
+//!  RemoteExecutor (sluice-actors: PostgreSQL, …) ──► record batches of the expected schema
+//! ```
+//!
+//! # Layout
+//! - [`executor`]: the [`RemoteExecutor`] trait, remote table and column definitions.
+//! - [`error`]: [`RemoteError`], source-neutral, with its class and retry decision.
+//! - [`dialect`]: each source kind's SQL dialect and capability table.
+//! - [`table`]: [`RemoteSource`], [`RemoteTable`], [`RemoteCatalog`].
+//! - [`filters`]: which filters a single-table scan sends, and its `SELECT`.
+//! - [`capability`]: the per-node, per-expression checks against a capability table.
+//! - [`cut`]: the cut of the plan into remote subtrees.
+//! - [`unparse`]: a subtree as the source's SQL.
+//! - [`node`]: the logical node of a remote subtree, and the query planner that federates.
+//! - [`exec`]: [`RemoteScanExec`], the one execution plan for remote statements.
+//! - [`runtime_filter`]: join keys sent to the other side's statement at run time.
+//! - [`placeholders`]: functions that exist only on the way to remote SQL.
+
+pub mod capability;
+pub mod cut;
+pub mod dialect;
+pub mod error;
+pub mod exec;
+pub mod executor;
+pub mod filters;
+pub mod node;
+pub mod placeholders;
+pub mod runtime_filter;
+pub mod table;
+pub mod unparse;
+
+pub use dialect::SourceDialect;
+pub use error::{ErrorClass, RemoteError};
+pub use exec::RemoteScanExec;
+pub use executor::{
+    ColumnClass, Pulled, ReadAs, RemoteColumn, RemoteExecutor, RemoteTableDef, StatementContext,
+};
+pub use table::{RemoteCatalog, RemoteSource, RemoteTable};
+
+#[cfg(test)]
+mod tests;

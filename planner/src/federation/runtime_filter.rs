@@ -1,0 +1,171 @@
+//! Runtime join filters: the dynamic filter a hash join pushes to its probe side (the build
+//! side's key bounds and, when small, its keys), added to a remote statement as a `WHERE` over
+//! its result when the statement starts.
+//!
+//! The filter only ever narrows what the source sends: the join still checks every row, so a
+//! filter (or a conjunct of one) that cannot be expressed exactly is simply left out. Lists
+//! longer than [`MAX_IN_LIST`] go as their bounds only.
+
+use std::sync::Arc;
+
+use datafusion::common::{Column, ScalarValue};
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, Operator};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{
+    self as pe, DynamicFilterPhysicalExpr, InListExpr, IsNotNullExpr, IsNullExpr, NotExpr,
+};
+use datafusion::sql::unparser::Unparser;
+
+use super::exec::RemoteStatementSpec;
+use super::executor::ColumnClass;
+use super::placeholders;
+
+/// Keys sent as a list at most; more go as their bounds only.
+pub const MAX_IN_LIST: usize = 1000;
+
+/// The statement with the current state of `filters` applied, or as planned when none
+/// applies.
+pub fn apply(spec: &RemoteStatementSpec, filters: &[Arc<dyn PhysicalExpr>]) -> String {
+    let predicates: Vec<String> = filters
+        .iter()
+        .filter_map(|f| {
+            let current = match f.downcast_ref::<DynamicFilterPhysicalExpr>() {
+                Some(d) => d.current().ok()?,
+                None => Arc::clone(f),
+            };
+            let expr = to_logical(&current, spec)?;
+            // Nothing known yet (a top-k before its first batch) or nothing to narrow.
+            if matches!(expr, Expr::Literal(ScalarValue::Boolean(Some(true)), _)) {
+                return None;
+            }
+            let sql = Unparser::new(spec.dialect.unparser())
+                .expr_to_sql(&expr)
+                .ok()?;
+            Some(sql.to_string())
+        })
+        .collect();
+    if predicates.is_empty() {
+        return spec.sql.clone();
+    }
+    let names: Vec<String> = (0..spec.fetched.fields().len()).map(column_name).collect();
+    spec.dialect
+        .filtered(&spec.sql, &names, &predicates.join(" AND "))
+}
+
+fn column_name(i: usize) -> String {
+    format!("c{i}")
+}
+
+/// The part of `e` that the source evaluates exactly as DataFusion, as a logical expression
+/// over the statement's columns renamed `c0`, `c1`, …; `None` when nothing is.
+fn to_logical(e: &Arc<dyn PhysicalExpr>, spec: &RemoteStatementSpec) -> Option<Expr> {
+    if let Some(b) = e.downcast_ref::<pe::BinaryExpr>() {
+        let op = *b.op();
+        return match op {
+            // A conjunct that cannot go is left out: the rest still narrows.
+            Operator::And => match (to_logical(b.left(), spec), to_logical(b.right(), spec)) {
+                (Some(l), Some(r)) => Some(l.and(r)),
+                (Some(x), None) | (None, Some(x)) => Some(x),
+                (None, None) => None,
+            },
+            Operator::Or => Some(to_logical(b.left(), spec)?.or(to_logical(b.right(), spec)?)),
+            Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
+                let (l, lc) = operand(b.left(), spec)?;
+                let (r, rc) = operand(b.right(), spec)?;
+                let class = lc.or(rc)?;
+                let (l, r) = match class {
+                    ColumnClass::Exact => (l, r),
+                    ColumnClass::Text if op != Operator::Eq => (placeholders::byte_order(l), r),
+                    ColumnClass::Text => (l, r),
+                    _ => return None,
+                };
+                Some(Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(l),
+                    op,
+                    Box::new(r),
+                )))
+            }
+            _ => None,
+        };
+    }
+    if let Some(list) = e.downcast_ref::<InListExpr>() {
+        if list.negated() || list.list().len() > MAX_IN_LIST {
+            return None;
+        }
+        let (expr, class) = operand(list.expr(), spec)?;
+        if !matches!(class?, ColumnClass::Exact | ColumnClass::Text) {
+            return None;
+        }
+        let items = list
+            .list()
+            .iter()
+            .map(|i| literal(i, spec))
+            .collect::<Option<Vec<_>>>()?;
+        if items.is_empty() {
+            return None;
+        }
+        return Some(Expr::InList(InList::new(Box::new(expr), items, false)));
+    }
+    if let Some(n) = e.downcast_ref::<IsNullExpr>() {
+        return Some(operand(n.arg(), spec)?.0.is_null());
+    }
+    if let Some(n) = e.downcast_ref::<IsNotNullExpr>() {
+        return Some(operand(n.arg(), spec)?.0.is_not_null());
+    }
+    if let Some(n) = e.downcast_ref::<NotExpr>() {
+        // Only the negation of an exact whole: a dropped conjunct inside would widen it.
+        let inner = to_logical(n.arg(), spec)?;
+        return exact_whole(n.arg()).then(|| Expr::Not(Box::new(inner)));
+    }
+    if let Some(l) = e.downcast_ref::<pe::Literal>() {
+        return matches!(l.value(), ScalarValue::Boolean(Some(_)))
+            .then(|| Expr::Literal(l.value().clone(), None));
+    }
+    None
+}
+
+/// True when [`to_logical`] keeps every part of `e`.
+fn exact_whole(e: &Arc<dyn PhysicalExpr>) -> bool {
+    if let Some(b) = e.downcast_ref::<pe::BinaryExpr>()
+        && *b.op() == Operator::And
+    {
+        return exact_whole(b.left()) && exact_whole(b.right());
+    }
+    true
+}
+
+/// A column (possibly cast) or a literal, with the column's class.
+fn operand(
+    e: &Arc<dyn PhysicalExpr>,
+    spec: &RemoteStatementSpec,
+) -> Option<(Expr, Option<ColumnClass>)> {
+    if let Some(c) = e.downcast_ref::<pe::Column>() {
+        let fetched = spec.fetched_index(c.index())?;
+        let class = *spec.classes.get(fetched)?;
+        return Some((
+            Expr::Column(Column::new_unqualified(column_name(fetched))),
+            Some(class),
+        ));
+    }
+    if let Some(c) = e.downcast_ref::<pe::CastExpr>() {
+        let inner = c.expr().downcast_ref::<pe::Column>()?;
+        let from = spec.fetched_type(inner.index())?;
+        if !(spec.dialect.capabilities().cast)(&from, c.cast_type()) {
+            return None;
+        }
+        let (expr, class) = operand(c.expr(), spec)?;
+        return Some((
+            Expr::Cast(Cast::new(Box::new(expr), c.cast_type().clone())),
+            class,
+        ));
+    }
+    literal(e, spec).map(|l| (l, None))
+}
+
+fn literal(e: &Arc<dyn PhysicalExpr>, spec: &RemoteStatementSpec) -> Option<Expr> {
+    let l = e.downcast_ref::<pe::Literal>()?;
+    let v = l.value();
+    (!v.is_null() && (spec.dialect.capabilities().literal)(v))
+        .then(|| Expr::Literal(v.clone(), None))
+}
