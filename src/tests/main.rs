@@ -13,6 +13,7 @@ mod bad_input;
 mod cli;
 mod clients;
 mod endpoints;
+mod federation;
 mod formats;
 mod hostile;
 mod object_stores;

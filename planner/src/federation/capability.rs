@@ -313,6 +313,9 @@ impl Scope<'_> {
         if !params.order_by.is_empty() || params.null_treatment.is_some() {
             return Err(format!("an ordered aggregate {name}"));
         }
+        if name == "avg" && (params.distinct || params.filter.is_some()) {
+            return Err("avg with DISTINCT or FILTER".into());
+        }
         for a in &params.args {
             self.expr(a)?;
         }

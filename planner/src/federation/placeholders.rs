@@ -11,27 +11,45 @@ use datafusion::logical_expr::{
 /// "C"`).
 pub const BYTE_ORDER: &str = "sluice_byte_order";
 
+/// `sluice_decimal_avg(x, precision, scale)`: DataFusion's `avg` of a decimal `x` — the sum
+/// scaled to `scale`, divided by the count and truncated toward zero — as a
+/// `Decimal128(precision, scale)`.
+pub const DECIMAL_AVG: &str = "sluice_decimal_avg";
+
 /// `expr` marked for byte-order comparison in the remote SQL.
 pub fn byte_order(expr: Expr) -> Expr {
-    ScalarUDF::new_from_impl(ByteOrder::default()).call(vec![expr])
+    ScalarUDF::new_from_impl(Placeholder::new(BYTE_ORDER, 1)).call(vec![expr])
 }
 
+/// DataFusion's `avg` of the decimal `expr`, whose result is `Decimal128(precision, scale)`.
+pub fn decimal_avg(expr: Expr, precision: u8, scale: i8) -> Expr {
+    use datafusion::common::ScalarValue;
+    ScalarUDF::new_from_impl(Placeholder::new(DECIMAL_AVG, 3)).call(vec![
+        expr,
+        Expr::Literal(ScalarValue::UInt8(Some(precision)), None),
+        Expr::Literal(ScalarValue::Int8(Some(scale)), None),
+    ])
+}
+
+/// A function that only ever appears on its way to remote SQL.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct ByteOrder {
+struct Placeholder {
+    name: &'static str,
     signature: Signature,
 }
 
-impl Default for ByteOrder {
-    fn default() -> Self {
+impl Placeholder {
+    fn new(name: &'static str, args: usize) -> Self {
         Self {
-            signature: Signature::any(1, Volatility::Immutable),
+            name,
+            signature: Signature::any(args, Volatility::Immutable),
         }
     }
 }
 
-impl ScalarUDFImpl for ByteOrder {
+impl ScalarUDFImpl for Placeholder {
     fn name(&self) -> &str {
-        BYTE_ORDER
+        self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -43,6 +61,6 @@ impl ScalarUDFImpl for ByteOrder {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        exec_err!("{BYTE_ORDER} is only rendered into remote SQL, never run")
+        exec_err!("{} is only rendered into remote SQL, never run", self.name)
     }
 }

@@ -310,7 +310,7 @@ impl Gen<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let aggs = aggr_expr
                     .iter()
-                    .map(|e| subst(e, schema, &l.items))
+                    .map(|e| subst(&exact_avg(e, schema), schema, &l.items))
                     .collect::<Result<Vec<_>, _>>()?;
                 l.items = keys.iter().cloned().chain(aggs).collect();
                 l.group_by = Some(keys);
@@ -571,6 +571,28 @@ impl Gen<'_> {
             ..Level::default()
         })
     }
+}
+
+/// `avg` of a decimal as DataFusion computes it (see [`placeholders::decimal_avg`]).
+fn exact_avg(e: &Expr, schema: &DFSchema) -> Expr {
+    e.clone()
+        .transform_up(|e| {
+            if let Expr::AggregateFunction(AggregateFunction { func, params }) = &e
+                && func.name() == "avg"
+                && let [arg] = params.args.as_slice()
+                && !params.distinct
+                && params.filter.is_none()
+                && let Ok(DataType::Decimal128(p, s)) = e.get_type(schema)
+            {
+                return Ok(Transformed::yes(placeholders::decimal_avg(
+                    arg.clone(),
+                    p,
+                    s,
+                )));
+            }
+            Ok(Transformed::no(e))
+        })
+        .map_or_else(|_| e.clone(), |t| t.data)
 }
 
 /// `e` over `schema`'s columns, with each column replaced by that column's item.

@@ -173,6 +173,28 @@ impl UnparserDialect for Unparse {
                 let inner = unparser.expr_to_sql(arg)?;
                 Ok(Some(PostgresDialect.byte_order(inner)))
             }
+            // The sum scaled up, divided by the count with `div` (exact, truncating toward
+            // zero as DataFusion's decimal division does), scaled back: no rounding anywhere.
+            (
+                placeholders::DECIMAL_AVG,
+                [
+                    arg,
+                    Expr::Literal(ScalarValue::UInt8(Some(p)), _),
+                    Expr::Literal(ScalarValue::Int8(Some(s)), _),
+                ],
+            ) => {
+                let arg = unparser.expr_to_sql(arg)?;
+                let sql = format!(
+                    "CAST(div(sum({arg}) * 1e{s}, count({arg})) * 1e-{s} AS NUMERIC({p}, {s}))"
+                );
+                let parsed = datafusion::sql::sqlparser::parser::Parser::new(
+                    &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                )
+                .try_with_sql(&sql)
+                .and_then(|mut p| p.parse_expr())
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                Ok(Some(parsed))
+            }
             // DataFusion's `date_part` is an integer; PostgreSQL's `EXTRACT` a numeric.
             ("date_part", [Expr::Literal(part, _), arg]) => {
                 let Some(field) = part.try_as_str().flatten().and_then(extract_field) else {
@@ -242,6 +264,7 @@ pub static CAPABILITIES: Capabilities = Capabilities {
     ],
     aggregate_functions: &[
         ("count", args::any_but_opaque),
+        ("avg", args::avg),
         ("sum", args::sum),
         ("min", args::min_max),
         ("max", args::min_max),
@@ -321,10 +344,9 @@ fn cast(from: &DataType, to: &DataType) -> bool {
             };
             i16::from(*p) - i16::from(*s) >= digits
         }
-        // Widening decimal casts only: a narrower scale would round differently.
-        (D::Decimal128(p1, s1), D::Decimal128(p2, s2)) => {
-            s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
-        }
+        // Never to a smaller scale, which would round differently; a value too wide for
+        // the new precision is an error in both.
+        (D::Decimal128(_, s1), D::Decimal128(_, s2)) => s2 >= s1,
         (f, D::Float64) if f.is_integer() || f.is_floating() => true,
         (D::Decimal128(..), D::Float64) => true,
         (f, t) if is_text(t) && (f.is_integer() || is_text(f)) => true,
@@ -446,6 +468,16 @@ mod args {
 
     pub fn sum(_: &[Expr], t: &[DataType]) -> R {
         all(t, |t| is_exact_number(t) || t.is_floating(), "a number")
+    }
+
+    /// Integers and floats average to a float (PostgreSQL's exact numeric, rounded once);
+    /// decimals are written exactly as DataFusion computes them (see `DECIMAL_AVG`).
+    pub fn avg(_: &[Expr], t: &[DataType]) -> R {
+        all(
+            t,
+            |t| t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(..)),
+            "a number",
+        )
     }
 
     pub fn min_max(_: &[Expr], t: &[DataType]) -> R {

@@ -1,0 +1,1 @@
+//! Targeted cases: see `testdata/federation/cases.sql`.
