@@ -187,6 +187,9 @@ impl Planner {
             .with_default_features()
             .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
             .with_physical_optimizer_rule(Arc::new(crate::rewrite::YieldAfterMultipliers))
+            .with_physical_optimizer_rule(Arc::new(
+                crate::federation::join_filters::AwaitJoinFilters,
+            ))
             .with_query_planner(Arc::new(crate::federation::node::FederatingQueryPlanner))
             .build();
         // The guarded functions replace DataFusion's of the same names.

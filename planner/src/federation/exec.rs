@@ -8,6 +8,7 @@
 //! keys themselves) is added to the statement as a `WHERE` over its result
 //! ([`runtime_filter`]).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -85,8 +86,10 @@ impl RemoteStatementSpec {
 pub struct RemoteScanExec {
     spec: Arc<RemoteStatementSpec>,
     schema: SchemaRef,
-    /// Dynamic filters pushed here by joins above.
+    /// Dynamic filters pushed here by operators above (joins, top-k).
     runtime_filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// Expression ids of the filters made by hash joins, which the statement waits for.
+    awaited: Arc<HashSet<u64>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -124,7 +127,26 @@ impl RemoteScanExec {
             spec: Arc::new(spec),
             schema,
             runtime_filters: Vec::new(),
+            awaited: Arc::default(),
             properties,
+        })
+    }
+
+    /// This node, waiting for its runtime filters made by the hash joins whose filter ids
+    /// are `joins`; `None` when it holds none of them.
+    pub fn awaiting(&self, joins: &HashSet<u64>) -> Option<Self> {
+        let awaited: HashSet<u64> = self
+            .runtime_filters
+            .iter()
+            .filter_map(|f| f.expression_id())
+            .filter(|id| joins.contains(id))
+            .collect();
+        (!awaited.is_empty() && awaited != *self.awaited).then(|| Self {
+            spec: Arc::clone(&self.spec),
+            schema: Arc::clone(&self.schema),
+            runtime_filters: self.runtime_filters.clone(),
+            awaited: Arc::new(awaited),
+            properties: Arc::clone(&self.properties),
         })
     }
 
@@ -176,10 +198,17 @@ impl ExecutionPlan for RemoteScanExec {
         vec![]
     }
 
+    /// The runtime filters it holds: a join computes its filter only when a consumer shows
+    /// it here.
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
+        for filter in &self.runtime_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
     }
 
@@ -236,6 +265,7 @@ impl ExecutionPlan for RemoteScanExec {
                 spec: Arc::clone(&self.spec),
                 schema: Arc::clone(&self.schema),
                 runtime_filters,
+                awaited: Arc::clone(&self.awaited),
                 properties: Arc::clone(&self.properties),
             }));
         }
@@ -270,9 +300,18 @@ impl ExecutionPlan for RemoteScanExec {
                 .unwrap_or_default(),
         };
         let filters = self.runtime_filters.clone();
+        let awaited = Arc::clone(&self.awaited);
         let schema = Arc::clone(&self.schema);
         let start = async move {
-            // Polled for the first time: joins above have built their other side by now.
+            // The hash joins above build their other side first: their keys narrow the
+            // statement. (The query's deadline and cancellation bound the wait.)
+            for f in &filters {
+                if let Some(d) = f.downcast_ref::<DynamicFilterPhysicalExpr>()
+                    && f.expression_id().is_some_and(|id| awaited.contains(&id))
+                {
+                    d.wait_complete().await;
+                }
+            }
             let sql = runtime_filter::apply(&spec, &filters);
             statement.pulled.statement();
             let stream = executor

@@ -22,6 +22,7 @@
 //! - [`node`]: the logical node of a remote subtree, and the query planner that federates.
 //! - [`exec`]: [`RemoteScanExec`], the one execution plan for remote statements.
 //! - [`runtime_filter`]: join keys sent to the other side's statement at run time.
+//! - [`join_filters`]: statements wait for the joins whose keys narrow them.
 //! - [`placeholders`]: functions that exist only on the way to remote SQL.
 
 pub mod capability;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod exec;
 pub mod executor;
 pub mod filters;
+pub mod join_filters;
 pub mod node;
 pub mod placeholders;
 pub mod runtime_filter;

@@ -169,3 +169,91 @@ fn literal(e: &Arc<dyn PhysicalExpr>, spec: &RemoteStatementSpec) -> Option<Expr
     (!v.is_null() && (spec.dialect.capabilities().literal)(v))
         .then(|| Expr::Literal(v.clone(), None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::dialect::postgres::PostgresDialect;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_expr::expressions::{BinaryExpr, Column as PCol, lit};
+
+    fn spec(classes: Vec<ColumnClass>) -> RemoteStatementSpec {
+        let fetched = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        RemoteStatementSpec {
+            source: "pg".into(),
+            dialect: PostgresDialect::shared(),
+            sql: "SELECT \"k\", \"f\" FROM \"s\".\"t\"".into(),
+            fetched,
+            projection: None,
+            classes,
+            rows_estimate: None,
+            kept_local: None,
+            ordering: vec![],
+        }
+    }
+
+    fn key() -> Arc<dyn PhysicalExpr> {
+        Arc::new(PCol::new("k", 0))
+    }
+
+    fn range(lo: i64, hi: i64) -> Arc<dyn PhysicalExpr> {
+        Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(key(), Operator::GtEq, lit(lo))),
+            Operator::And,
+            Arc::new(BinaryExpr::new(key(), Operator::LtEq, lit(hi))),
+        ))
+    }
+
+    fn in_list(n: i64) -> Arc<dyn PhysicalExpr> {
+        let schema = spec(vec![]).fetched;
+        Arc::new(
+            InListExpr::try_new_from_array(
+                key(),
+                Arc::new(Int64Array::from_iter_values(0..n)),
+                false,
+                &schema,
+            )
+            .unwrap(),
+        )
+    }
+
+    fn both(n: i64) -> Arc<dyn PhysicalExpr> {
+        Arc::new(BinaryExpr::new(range(0, n - 1), Operator::And, in_list(n)))
+    }
+
+    #[test]
+    fn keys_go_as_a_list_when_few_and_as_bounds_always() {
+        let s = spec(vec![ColumnClass::Exact, ColumnClass::Float]);
+        let sql = apply(&s, &[both(3)]);
+        assert_eq!(
+            sql,
+            "SELECT * FROM (SELECT \"k\", \"f\" FROM \"s\".\"t\") AS \"sluice_rf\"(\"c0\", \"c1\") \
+             WHERE (((\"c0\" >= 0) AND (\"c0\" <= 2)) AND \"c0\" IN (0, 1, 2))"
+        );
+        let many = apply(&s, &[both(MAX_IN_LIST as i64 + 1)]);
+        assert!(
+            many.ends_with("WHERE ((\"c0\" >= 0) AND (\"c0\" <= 1000))"),
+            "{many}"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_exact_is_left_out() {
+        // Floats order NaN and -0 differently: no bounds on them; an OR with such a side
+        // cannot go either.
+        let f: Arc<dyn PhysicalExpr> = Arc::new(PCol::new("f", 1));
+        let on_float: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(Arc::clone(&f), Operator::GtEq, lit(1.5)));
+        let s = spec(vec![ColumnClass::Exact, ColumnClass::Float]);
+        assert_eq!(apply(&s, &[Arc::clone(&on_float)]), s.sql);
+        let either: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(range(1, 2), Operator::Or, on_float));
+        assert_eq!(apply(&s, &[either]), s.sql);
+        // Nothing known yet.
+        assert_eq!(apply(&s, &[lit(true)]), s.sql);
+    }
+}

@@ -310,22 +310,39 @@ pub fn ordered(sql: &str) -> bool {
 
 /// Asserts the two answers are equal (in order when `ordered`).
 pub fn assert_same(what: &str, full: &Answer, none: &Answer, ordered: bool) {
+    if let Err(e) = same(what, full, none, ordered) {
+        panic!("{e}");
+    }
+}
+
+/// Whether the two answers are equal (in order when `ordered`), and how not.
+pub fn same(what: &str, full: &Answer, none: &Answer, ordered: bool) -> Result<(), String> {
     let (f, n) = if ordered {
         (full.clone(), none.clone())
     } else {
         (full.clone().sorted(), none.clone().sorted())
     };
-    assert_eq!(f.types, n.types, "{what}: column types differ");
-    assert_eq!(
-        f.rows.len(),
-        n.rows.len(),
-        "{what}: {} rows with pushdown, {} without",
-        f.rows.len(),
-        n.rows.len()
-    );
-    for (i, (a, b)) in f.rows.iter().zip(&n.rows).enumerate() {
-        assert_eq!(a, b, "{what}: row {i} differs (pushdown full vs none)");
+    if f.types != n.types {
+        return Err(format!(
+            "{what}: column types differ: {:?} vs {:?}",
+            f.types, n.types
+        ));
     }
+    if f.rows.len() != n.rows.len() {
+        return Err(format!(
+            "{what}: {} rows with pushdown, {} without",
+            f.rows.len(),
+            n.rows.len()
+        ));
+    }
+    for (i, (a, b)) in f.rows.iter().zip(&n.rows).enumerate() {
+        if a != b {
+            return Err(format!(
+                "{what}: row {i} differs (pushdown full vs none): {a:?} vs {b:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The statements PostgreSQL executed for `query_id`, from its log, in order.

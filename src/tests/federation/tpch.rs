@@ -37,30 +37,29 @@ fn qualify(sql: &str, layout: Layout, mode: &str) -> String {
     // In a FROM list, and the last token was FROM, JOIN or a comma there.
     let (mut in_from, mut table_next) = (false, false);
     let mut quoted = false;
-    let mut end_word =
-        |word: &mut String, out: &mut String, in_from: &mut bool, next: &mut bool| {
-            if word.is_empty() {
-                return;
+    let end_word = |word: &mut String, out: &mut String, in_from: &mut bool, next: &mut bool| {
+        if word.is_empty() {
+            return;
+        }
+        let upper = word.to_ascii_uppercase();
+        if *in_from && *next && TPCH_TABLES.contains(&word.as_str()) {
+            out.push_str(&format!("{}.{word}", home(layout, word, mode)));
+        } else {
+            out.push_str(word);
+        }
+        match upper.as_str() {
+            "FROM" | "JOIN" => {
+                *in_from = true;
+                *next = true;
             }
-            let upper = word.to_ascii_uppercase();
-            if *in_from && *next && TPCH_TABLES.contains(&word.as_str()) {
-                out.push_str(&format!("{}.{word}", home(layout, word, mode)));
-            } else {
-                out.push_str(word);
+            "WHERE" | "GROUP" | "ORDER" | "HAVING" | "LIMIT" | "UNION" | "SELECT" | "ON" => {
+                *in_from = false;
+                *next = false;
             }
-            match upper.as_str() {
-                "FROM" | "JOIN" => {
-                    *in_from = true;
-                    *next = true;
-                }
-                "WHERE" | "GROUP" | "ORDER" | "HAVING" | "LIMIT" | "UNION" | "SELECT" | "ON" => {
-                    *in_from = false;
-                    *next = false;
-                }
-                _ => *next = false,
-            }
-            word.clear();
-        };
+            _ => *next = false,
+        }
+        word.clear();
+    };
     for c in sql.chars() {
         if quoted || c == '\'' {
             end_word(&mut word, &mut out, &mut in_from, &mut table_next);

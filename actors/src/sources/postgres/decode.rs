@@ -24,7 +24,47 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-type R<T> = Result<T, String>;
+/// Why a value could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What went wrong, naming no column (the caller adds it).
+    pub message: String,
+    /// The value is well formed but does not fit the type the plan expects (out of range,
+    /// too many digits or places): the data's fault, as an overflow in DataFusion would be.
+    pub misfit: bool,
+}
+
+impl DecodeError {
+    fn misfit(message: String) -> Self {
+        Self {
+            message,
+            misfit: true,
+        }
+    }
+}
+
+impl From<String> for DecodeError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            misfit: false,
+        }
+    }
+}
+
+impl From<&str> for DecodeError {
+    fn from(message: &str) -> Self {
+        Self::from(message.to_owned())
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+type R<T> = Result<T, DecodeError>;
 
 /// What arrives on the wire for a column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +168,7 @@ impl ColumnDecoder {
             _ => false,
         };
         if !ok {
-            return Err(mismatch());
+            return Err(mismatch().into());
         }
         let element = match (&w, target, ty.kind()) {
             (Wire::Array(_), DataType::List(field), Kind::Array(elem)) => {
@@ -138,7 +178,7 @@ impl ColumnDecoder {
                 (Kind::Array(elem), DataType::List(field)) => {
                     Some(Box::new(Self::new(elem, field.data_type())?))
                 }
-                _ => return Err(mismatch()),
+                _ => return Err(mismatch().into()),
             },
             _ => None,
         };
@@ -233,7 +273,7 @@ impl ColumnDecoder {
                 )]
                 let narrow = v as f32;
                 if f64::from(narrow) != v && !v.is_nan() {
-                    return Err(format!("{v} does not fit float4"));
+                    return Err(DecodeError::misfit(format!("{v} does not fit float4")));
                 }
                 downcast::<Float32Builder>(b)?.append_value(narrow);
             }
@@ -301,14 +341,14 @@ impl ColumnDecoder {
     }
 }
 
-fn bad(what: &str) -> String {
-    format!("malformed {what} value")
+fn bad(what: &str) -> DecodeError {
+    format!("malformed {what} value").into()
 }
 
 fn downcast<B: 'static>(b: &mut dyn ArrayBuilder) -> R<&mut B> {
     b.as_any_mut()
         .downcast_mut::<B>()
-        .ok_or_else(|| "builder does not match the column type".to_owned())
+        .ok_or_else(|| DecodeError::from("builder does not match the column type"))
 }
 
 /// The first `N` bytes of a value (for parts of composite values).
@@ -322,11 +362,11 @@ fn be<const N: usize>(raw: &[u8], what: &str) -> R<[u8; N]> {
 /// of the type expected, and is refused rather than misread.
 fn fixed<const N: usize>(raw: &[u8], what: &str) -> R<[u8; N]> {
     raw.try_into().map_err(|_| {
-        format!(
+        DecodeError::from(format!(
             "expected a {N}-byte {what} value, got {} bytes: the column's type changed since the \
              tables were loaded; refresh the source",
             raw.len()
-        )
+        ))
     })
 }
 
@@ -352,7 +392,7 @@ fn append_null(b: &mut dyn ArrayBuilder, t: &DataType) -> R<()> {
                 DataType::Timestamp(TimeUnit::Nanosecond, _) => downcast::<TimestampNanosecondBuilder>(b)?.append_null(),
                 DataType::Interval(_) => downcast::<IntervalMonthDayNanoBuilder>(b)?.append_null(),
                 DataType::List(_) => downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(b)?.append_null(),
-                other => return Err(format!("no builder for {other}")),
+                other => return Err(DecodeError::from(format!("no builder for {other}"))),
             }
         };
     }
@@ -378,7 +418,7 @@ fn append_str(b: &mut dyn ArrayBuilder, t: &DataType, s: &str) -> R<()> {
 
 /// An exact value `v` (in units of 10^-`scale`) into an integer, decimal or float column.
 fn append_i128(b: &mut dyn ArrayBuilder, t: &DataType, v: i128, scale: i8) -> R<()> {
-    let range = || format!("{} does not fit {t}", show_scaled(v, scale));
+    let range = || DecodeError::misfit(format!("{} does not fit {t}", show_scaled(v, scale)));
     macro_rules! int {
         ($b:ty, $n:ty) => {
             downcast::<$b>(b)?.append_value(<$n>::try_from(v).map_err(|_| range())?)
@@ -426,7 +466,11 @@ fn append_i128(b: &mut dyn ArrayBuilder, t: &DataType, v: i128, scale: i8) -> R<
             #[expect(clippy::cast_precision_loss, reason = "checked to be exact above")]
             downcast::<Float32Builder>(b)?.append_value(v as f32);
         }
-        other => return Err(format!("no integer column of type {other}")),
+        other => {
+            return Err(DecodeError::from(format!(
+                "no integer column of type {other}"
+            )));
+        }
     }
     Ok(())
 }
@@ -443,13 +487,17 @@ fn show_scaled(v: i128, scale: i8) -> String {
 }
 
 fn append_timestamp(b: &mut dyn ArrayBuilder, unit: TimeUnit, micros: i64) -> R<()> {
-    let lost = || format!("timestamp {micros} µs has more precision than {unit:?}");
+    let lost = || {
+        DecodeError::misfit(format!(
+            "timestamp {micros} µs has more precision than {unit:?}"
+        ))
+    };
     match unit {
         TimeUnit::Microsecond => downcast::<TimestampMicrosecondBuilder>(b)?.append_value(micros),
         TimeUnit::Nanosecond => downcast::<TimestampNanosecondBuilder>(b)?.append_value(
             micros
                 .checked_mul(1000)
-                .ok_or_else(|| "timestamp does not fit nanoseconds".to_owned())?,
+                .ok_or_else(|| DecodeError::misfit("timestamp does not fit nanoseconds".into()))?,
         ),
         TimeUnit::Millisecond => {
             if micros % 1000 != 0 {
@@ -486,9 +534,9 @@ fn array_items(r: &[u8]) -> R<Vec<Option<&[u8]>>> {
         return Ok(Vec::new());
     }
     if ndim != 1 {
-        return Err(format!(
+        return Err(DecodeError::from(format!(
             "{ndim}-dimensional arrays are not supported; select a one-dimensional slice"
-        ));
+        )));
     }
     // ndim, has_null flag, element oid, then (length, lower bound) per dimension.
     let len = i32::from_be_bytes(be(r.get(12..).unwrap_or_default(), "array")?);
@@ -540,7 +588,16 @@ fn parse_numeric(r: &[u8]) -> R<Numeric<'_>> {
 /// non-zero digits below the scale, or too large for 38 digits, is an error.
 fn numeric_at_scale(r: &[u8], scale: i8) -> R<i128> {
     let n = parse_numeric(r)?;
-    let overflow = || format!("a numeric value does not fit 38 digits at scale {scale}");
+    let overflow = || {
+        DecodeError::misfit(format!(
+            "a numeric value does not fit 38 digits at scale {scale}"
+        ))
+    };
+    let places = || {
+        DecodeError::misfit(format!(
+            "a numeric value has more than {scale} decimal places"
+        ))
+    };
     let mut value: i128 = 0;
     for (i, pair) in n.digits.chunks_exact(2).enumerate() {
         let d = i128::from(u16::from_be_bytes([pair[0], pair[1]]));
@@ -559,15 +616,11 @@ fn numeric_at_scale(r: &[u8], scale: i8) -> R<i128> {
         } else if exp > -4 {
             let f = 10i128.pow(exp.unsigned_abs());
             if d % f != 0 {
-                return Err(format!(
-                    "a numeric value has more than {scale} decimal places"
-                ));
+                return Err(places());
             }
             value = value.checked_add(d / f).ok_or_else(overflow)?;
         } else if d != 0 {
-            return Err(format!(
-                "a numeric value has more than {scale} decimal places"
-            ));
+            return Err(places());
         }
     }
     if value.unsigned_abs() >= 10u128.pow(38) {
@@ -637,6 +690,8 @@ mod tests {
         // 10^40 does not fit; 1.005 does not fit scale 2; 1.500 does.
         assert!(numeric_at_scale(&num(&[1], 10, false, 0), 0).is_err());
         let err = numeric_at_scale(&num(&[1, 50], 0, false, 3), 2).unwrap_err();
+        assert!(err.misfit);
+        let err = err.message;
         assert!(err.contains("decimal places"), "{err}");
         assert_eq!(
             numeric_at_scale(&num(&[1, 5000], 0, false, 3), 2).unwrap(),
@@ -653,13 +708,15 @@ mod tests {
         d.append(b.as_mut(), Some(&7i64.to_be_bytes())).unwrap();
         let err = d
             .append(b.as_mut(), Some(&(i64::from(i32::MAX) + 1).to_be_bytes()))
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(err.contains("does not fit"), "{err}");
         let d = ColumnDecoder::new(&Type::NUMERIC, &DataType::Decimal128(5, 2)).unwrap();
         let mut b = d.builder(1);
         let err = d
             .append(b.as_mut(), Some(&num(&[1000], 0, false, 0)))
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(err.contains("does not fit"), "1000 in decimal(5, 2): {err}");
         assert!(ColumnDecoder::new(&Type::TEXT, &DataType::Int64).is_err());
         assert!(ColumnDecoder::new(&Type::FLOAT8, &DataType::Int64).is_err());
@@ -671,7 +728,8 @@ mod tests {
         let mut b = d.builder(1);
         let err = d
             .append(b.as_mut(), Some(&[0, 0, 0, 0, 0, 0, 0, 1]))
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(err.contains("changed"), "{err}");
         d.append(b.as_mut(), Some(&[0, 0, 0, 7])).unwrap();
         assert_eq!(b.len(), 1);

@@ -329,8 +329,18 @@ impl Statement {
                     .map_err(|e| RemoteError::value(source, column(), e))?;
                 let raw = raw.map(|r| r.0);
                 bytes += raw.map_or(0, |r| r.len() as u64);
-                d.append(b.as_mut(), raw)
-                    .map_err(|e| RemoteError::value(source, column(), e))?;
+                d.append(b.as_mut(), raw).map_err(|e| {
+                    let err = RemoteError::value(source, column(), &e);
+                    // A value too wide for its type is the data's doing, as an overflow is.
+                    if e.misfit {
+                        RemoteError {
+                            class: ErrorClass::Data,
+                            ..err
+                        }
+                    } else {
+                        err
+                    }
+                })?;
             }
             n += 1;
         }

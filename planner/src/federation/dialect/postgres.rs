@@ -384,10 +384,10 @@ fn literal(v: &ScalarValue) -> bool {
     }
 }
 
-/// PostgreSQL's default `LIKE` escape is the backslash, as is DataFusion's; any other escape
-/// character is sent as `ESCAPE`.
-fn like(_pattern: &Expr, _escape: Option<char>) -> bool {
-    true
+/// PostgreSQL's default `LIKE` escape is the backslash, as is DataFusion's. DataFusion
+/// refuses any other escape character, so such a `LIKE` stays local (and is refused there).
+fn like(_pattern: &Expr, escape: Option<char>) -> bool {
+    escape.is_none_or(|c| c == '\\')
 }
 
 /// Argument checks for the capability table.
