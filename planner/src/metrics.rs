@@ -12,3 +12,5 @@ pub const SOURCE_ERRORS_TOTAL: &str = "sluice_source_errors_total";
 /// Histogram of source request latency in seconds (to the response head, or to a remote
 /// statement's first row); labels `source`, `op`.
 pub const SOURCE_REQUEST_SECONDS: &str = "sluice_source_request_seconds";
+/// Counter of rows received from a remote source's statements; label `source`.
+pub const SOURCE_ROWS_TOTAL: &str = "sluice_source_rows_total";

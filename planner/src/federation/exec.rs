@@ -319,9 +319,11 @@ impl ExecutionPlan for RemoteScanExec {
                 .map_err(RemoteError::into_df)?;
             let pulled = Arc::clone(&statement.pulled);
             let projection = spec.projection.clone();
+            let rows = ::metrics::counter!(crate::metrics::SOURCE_ROWS_TOTAL, "source" => spec.source.clone());
             Ok::<_, datafusion::error::DataFusionError>(stream.map(move |batch| {
                 let batch: RecordBatch = batch?;
                 pulled.add_rows(batch.num_rows() as u64);
+                rows.increment(batch.num_rows() as u64);
                 match &projection {
                     Some(p) => Ok(batch.project(p)?),
                     None => Ok(batch),

@@ -265,3 +265,71 @@ async fn assert_filters_match_local(
         }
     }
 }
+
+#[actix_web::test]
+async fn explain_shows_what_each_source_runs_and_why_the_rest_stays_local() {
+    let Some((_pg, url, schema)) = setup(
+        "CREATE TABLE items (id int8 PRIMARY KEY, name text, grp int4);
+         INSERT INTO items SELECT g, 'item ' || g, g % 3 FROM generate_series(1, 100) g;",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = app_with(source("pg", &url, &schema)).await;
+    let t = format!("pg.{schema}.items");
+
+    // A whole aggregate goes down as one statement; the rest of the plan is empty.
+    let sql = format!("SELECT grp, count(*) AS n FROM {t} GROUP BY grp ORDER BY grp");
+    let (rows, shown, _) = run(&app, &sql).await;
+    assert_eq!(rows, json!([[0, 33], [1, 34], [2, 33]]));
+    assert!(
+        shown.contains("GROUP BY") && shown.contains("ORDER BY"),
+        "{shown}"
+    );
+    let explain = app.explain(&sql).await;
+    assert!(explain["remote"][0]["kept_local"].is_null(), "{explain}");
+
+    // A function PostgreSQL would compute differently stays local, and says why: on the
+    // statement below it, in /v1/explain and in SQL EXPLAIN.
+    let sql = format!("SELECT upper(name) FROM {t} WHERE id < 3 ORDER BY id");
+    let explain = app.explain(&sql).await;
+    let why = explain["remote"][0]["kept_local"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("function upper"), "{explain}");
+    let plan = json_rows(&app, &format!("EXPLAIN {sql}")).await;
+    let logical = plan["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "logical_plan")
+        .map(|r| r[1].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(
+        logical.contains("RemoteQuery: source=pg") && logical.contains("kept_local_above="),
+        "{logical}"
+    );
+
+    // Per query and per source: statements sent, rows and bytes received.
+    let resp = app
+        .query(
+            json!({ "sql": format!("SELECT id, name FROM {t} WHERE id <= 10") }),
+            "application/json",
+        )
+        .await;
+    let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.unwrap();
+    let status = app.get_json(&format!("/v1/queries/{id}")).await;
+    let pulled = &status["per_source"][0];
+    assert_eq!(pulled["source"], "pg", "{status}");
+    assert_eq!(pulled["statements"], 1, "{status}");
+    assert_eq!(pulled["rows"], 10, "{status}");
+    assert!(pulled["bytes"].as_u64().unwrap() > 10 * 8, "{status}");
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("sluice_source_rows_total{source=\"pg\"}"),
+        "no per-source rows metric"
+    );
+}
