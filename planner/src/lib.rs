@@ -52,13 +52,12 @@ pub mod validate;
 
 pub use catalog::TableLocation;
 pub use error::{PlanError, Result};
+pub use federation::{PulledBySource, QueryContext};
 pub use params::Params;
 pub use parquet_catalog::{
     CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
 };
-pub use session::{
-    PlannedQuery, Planner, PlannerOptions, PulledBySource, QueryContext, RemoteStatement, TableInfo,
-};
+pub use session::{PlannedQuery, Planner, PlannerOptions, RemoteStatement, TableInfo};
 
 /// DataFusion as this crate uses it, so dependents name one version.
 pub use datafusion;

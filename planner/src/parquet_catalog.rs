@@ -46,6 +46,24 @@ pub struct CatalogStatus {
     pub last_error: Option<String>,
 }
 
+impl CatalogStatus {
+    /// Records a load of `tables` tables that started at `start`.
+    pub fn loaded(&mut self, tables: usize, start: Instant) -> RefreshSummary {
+        self.tables = Some(tables);
+        self.refreshed_at = Some(SystemTime::now());
+        self.last_error = None;
+        RefreshSummary {
+            tables,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    /// Records a failed load (the previous tables stay); `reason` names no credentials.
+    pub fn failed(&mut self, reason: String) {
+        self.last_error = Some(reason);
+    }
+}
+
 /// The outcome of a successful refresh.
 #[derive(Debug, Clone)]
 pub struct RefreshSummary {
@@ -120,17 +138,9 @@ impl ParquetCatalog {
         let outcome = self.load().await;
         let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok(n) => {
-                status.tables = Some(n);
-                status.refreshed_at = Some(SystemTime::now());
-                status.last_error = None;
-                Ok(RefreshSummary {
-                    tables: n,
-                    elapsed: start.elapsed(),
-                })
-            }
+            Ok(n) => Ok(status.loaded(n, start)),
             Err(e) => {
-                status.last_error = Some(redact(&e.to_string()));
+                status.failed(redact(&e.to_string()));
                 Err(e)
             }
         }

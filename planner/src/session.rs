@@ -19,7 +19,7 @@ use object_store::ObjectStore;
 use url::Url;
 
 use crate::error::{PlanError, Result};
-use crate::federation::{Pulled, RemoteCatalog, RemoteExecutor, RemoteScanExec, RemoteSource};
+use crate::federation::{QueryContext, RemoteCatalog, RemoteScanExec, RemoteSource};
 use crate::params::{self, Params};
 use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec, SourceCatalog};
 use crate::validate;
@@ -85,43 +85,6 @@ impl PlannedQuery {
     /// The schema of the result as clients will receive it (string views as plain strings).
     pub fn output_schema(&self) -> SchemaRef {
         crate::output::plain_schema(&self.physical.schema())
-    }
-}
-
-/// What a query's remote statements need: its id and deadline, the executor of each source
-/// it reads (asked for at statement start), and where what they pull is counted.
-#[derive(Debug, Clone, Default)]
-pub struct QueryContext {
-    /// The query id, shown to the source (`application_name`, `QUERY_TAG`).
-    pub id: String,
-    /// When the query times out; remote statements get the time left as their timeout.
-    pub deadline: Option<std::time::Instant>,
-    /// The executor of each remote source the query reads, by source name.
-    pub executors: BTreeMap<String, Arc<dyn RemoteExecutor>>,
-    /// Statements, rows and bytes pulled per source.
-    pub pulled: PulledBySource,
-}
-
-/// Statements, rows and bytes a query pulled, per source. Cheap to clone (shared).
-#[derive(Debug, Clone, Default)]
-pub struct PulledBySource(Arc<std::sync::Mutex<BTreeMap<String, Arc<Pulled>>>>);
-
-impl PulledBySource {
-    /// The counters of `source`, created on first use.
-    pub fn source(&self, source: &str) -> Arc<Pulled> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(m.entry(source.to_owned()).or_default())
-    }
-
-    /// `(source, statements, rows, bytes)` for each source, sorted by name.
-    pub fn snapshot(&self) -> Vec<(String, u64, u64, u64)> {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter()
-            .map(|(name, p)| {
-                let (s, r, b) = p.snapshot();
-                (name.clone(), s, r, b)
-            })
-            .collect()
     }
 }
 

@@ -33,11 +33,11 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use super::context::QueryContext;
 use super::dialect::SourceDialect;
 use super::error::{ErrorClass, RemoteError};
 use super::executor::{ColumnClass, StatementContext};
 use super::runtime_filter;
-use crate::session::QueryContext;
 
 /// What a [`RemoteScanExec`] sends and expects back.
 #[derive(Debug, Clone)]

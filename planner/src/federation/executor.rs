@@ -71,6 +71,21 @@ pub struct RemoteColumn {
     pub type_name: String,
 }
 
+impl RemoteColumn {
+    /// A nullable column read as it is (for tests).
+    #[cfg(test)]
+    pub(crate) fn plain(name: &str, data_type: DataType, class: ColumnClass) -> Self {
+        Self {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            class,
+            read: None,
+            type_name: String::new(),
+        }
+    }
+}
+
 /// A remote table or view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTableDef {

@@ -413,14 +413,7 @@ mod tests {
     use std::ops::Not;
 
     fn column(name: &str, data_type: DataType, class: ColumnClass) -> RemoteColumn {
-        RemoteColumn {
-            name: name.into(),
-            data_type,
-            nullable: true,
-            class,
-            read: None,
-            type_name: String::new(),
-        }
+        RemoteColumn::plain(name, data_type, class)
     }
 
     fn def() -> RemoteTableDef {

@@ -10,8 +10,17 @@
 //!  RemoteExecutor (sluice-actors: PostgreSQL, …) ──► record batches of the expected schema
 //! ```
 //!
+//! Why not datafusion-federation (0.5.8 fits DataFusion 55): its cut federates every subtree
+//! whose scans share a provider, with no check of the functions, casts or join semantics the
+//! remote would have to match; it refuses `IN (subquery)`; it answers `PushedDown::Yes` for
+//! every filter offered to its scan node, so a filter the executor ignores is lost; and its
+//! schema cast turns a value that does not fit into NULL. Sluice needs each of those decided
+//! the other way, so it owns the cut, the SQL and the decoding, and borrows the shape: one
+//! executor trait per remote engine, a dialect per source, exact SQL asserted in tests.
+//!
 //! # Layout
 //! - [`executor`]: the [`RemoteExecutor`] trait, remote table and column definitions.
+//! - [`context`]: [`QueryContext`], the executors and counters of one query.
 //! - [`error`]: [`RemoteError`], source-neutral, with its class and retry decision.
 //! - [`dialect`]: each source kind's SQL dialect and capability table.
 //! - [`table`]: [`RemoteSource`], [`RemoteTable`], [`RemoteCatalog`].
@@ -26,6 +35,7 @@
 //! - [`placeholders`]: functions that exist only on the way to remote SQL.
 
 pub mod capability;
+pub mod context;
 pub mod cut;
 pub mod dialect;
 pub mod error;
@@ -39,6 +49,7 @@ pub mod runtime_filter;
 pub mod table;
 pub mod unparse;
 
+pub use context::{PulledBySource, QueryContext};
 pub use dialect::SourceDialect;
 pub use error::{ErrorClass, RemoteError};
 pub use exec::RemoteScanExec;

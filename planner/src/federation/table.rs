@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -213,20 +213,12 @@ impl RemoteCatalog {
         };
         let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok(n) => {
-                status.tables = Some(n);
-                status.refreshed_at = Some(SystemTime::now());
-                status.last_error = None;
-                Ok(RefreshSummary {
-                    tables: n,
-                    elapsed: start.elapsed(),
-                })
-            }
-            Err(e) => {
-                status.last_error = Some(e.clone());
+            Ok(n) => Ok(status.loaded(n, start)),
+            Err(reason) => {
+                status.failed(reason.clone());
                 Err(PlanError::SourceUnavailable {
                     name: self.source.name.clone(),
-                    reason: e,
+                    reason,
                 })
             }
         }

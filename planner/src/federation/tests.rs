@@ -9,14 +9,7 @@ use super::table::RemoteSource;
 use crate::{Planner, PlannerOptions};
 
 fn column(name: &str, data_type: DataType, class: ColumnClass) -> RemoteColumn {
-    RemoteColumn {
-        name: name.into(),
-        data_type,
-        nullable: true,
-        class,
-        read: None,
-        type_name: String::new(),
-    }
+    RemoteColumn::plain(name, data_type, class)
 }
 
 fn tables(schema: &str) -> Vec<RemoteTableDef> {

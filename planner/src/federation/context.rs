@@ -1,0 +1,44 @@
+//! [`QueryContext`]: what a query's remote statements take from it at run time, carried in
+//! DataFusion's session config so that the planner's nodes reach it without the session.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::executor::{Pulled, RemoteExecutor};
+
+/// What a query's remote statements need: its id and deadline, the executor of each source
+/// it reads (asked for at statement start), and where what they pull is counted.
+#[derive(Debug, Clone, Default)]
+pub struct QueryContext {
+    /// The query id, shown to the source (`application_name`, `QUERY_TAG`).
+    pub id: String,
+    /// When the query times out; remote statements get the time left as their timeout.
+    pub deadline: Option<std::time::Instant>,
+    /// The executor of each remote source the query reads, by source name.
+    pub executors: BTreeMap<String, Arc<dyn RemoteExecutor>>,
+    /// Statements, rows and bytes pulled per source.
+    pub pulled: PulledBySource,
+}
+
+/// Statements, rows and bytes a query pulled, per source. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct PulledBySource(Arc<std::sync::Mutex<BTreeMap<String, Arc<Pulled>>>>);
+
+impl PulledBySource {
+    /// The counters of `source`, created on first use.
+    pub fn source(&self, source: &str) -> Arc<Pulled> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(m.entry(source.to_owned()).or_default())
+    }
+
+    /// `(source, statements, rows, bytes)` for each source, sorted by name.
+    pub fn snapshot(&self) -> Vec<(String, u64, u64, u64)> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .map(|(name, p)| {
+                let (s, r, b) = p.snapshot();
+                (name.clone(), s, r, b)
+            })
+            .collect()
+    }
+}
