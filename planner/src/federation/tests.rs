@@ -115,6 +115,10 @@ async fn whole_subtrees_go_as_one_statement() {
         ),
         ("SELECT id FROM s.t ORDER BY id", ""),
         ("SELECT count(*) FROM pg.s.t", ""),
+        (
+            "SELECT count(*) FROM (SELECT d FROM t WHERE id > 1 ORDER BY d LIMIT 5)",
+            "SELECT count(1) AS \"c0\" FROM (SELECT FROM \"s\".\"t\" AS \"s1\" WHERE ((\"s1\".\"id\" > 1)) ORDER BY \"s1\".\"d\" ASC NULLS LAST LIMIT 5) AS \"s2\"",
+        ),
         ("SELECT id, ci FROM pg.s.t WHERE ci = 'a'", ""),
         ("SELECT id FROM pg.s.t WHERE price > 1.5 ORDER BY id", ""),
     ] {

@@ -163,17 +163,15 @@ impl Gen<'_> {
                 ))
             })
             .collect::<Result<Vec<_>, Reason>>()?;
-        let mut sql = format!(
-            "SELECT {}{} FROM {}",
-            if l.distinct { "DISTINCT " } else { "" },
-            // No columns (count(*) over a table): a constant per row.
-            if items.is_empty() {
-                "1".to_owned()
-            } else {
-                items.join(", ")
-            },
-            l.from
-        );
+        // No columns: rows without values where the dialect allows it, else a constant
+        // (which would fail the column count check, but never silently).
+        let list = if items.is_empty() && !self.dialect.unparser().supports_empty_select_list() {
+            "1".to_owned()
+        } else {
+            items.join(", ")
+        };
+        let head = format!("SELECT {}{list}", if l.distinct { "DISTINCT " } else { "" });
+        let mut sql = format!("{} FROM {}", head.trim_end(), l.from);
         let conds = l
             .filters
             .iter()
