@@ -407,6 +407,56 @@ fn aggregate_class(scope: &Scope<'_>, a: &Expr) -> ColumnClass {
     scope.class_of_expr(a)
 }
 
+/// A rough count of the rows a remote subtree returns, from its tables' own estimates, so
+/// DataFusion can tell the small side of a join (its build side, whose keys then narrow the
+/// other side's statement). `None` when a table has no estimate.
+fn estimate_rows(plan: &LogicalPlan) -> Option<usize> {
+    // DataFusion's own default selectivity for a filter it cannot estimate.
+    const FILTER: f64 = 0.2;
+    // Groups per input row, for an aggregate with keys.
+    const GROUPS: f64 = 0.1;
+    let inputs =
+        || -> Option<Vec<usize>> { plan.inputs().into_iter().map(estimate_rows).collect() };
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an estimate"
+    )]
+    let scale = |n: usize, f: f64| ((n as f64) * f).ceil() as usize;
+    Some(match plan {
+        LogicalPlan::TableScan(scan) => {
+            let provider = remote_table(scan)?;
+            let table = as_remote(&provider)?;
+            let n = usize::try_from(table.def().rows_estimate?).ok()?;
+            let n = if scan.filters.is_empty() {
+                n
+            } else {
+                scale(n, FILTER)
+            };
+            scan.fetch.map_or(n, |f| n.min(f))
+        }
+        LogicalPlan::Filter(_) => scale(*inputs()?.first()?, FILTER),
+        LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => 1,
+        LogicalPlan::Aggregate(_) => scale(*inputs()?.first()?, GROUPS).max(1),
+        LogicalPlan::Limit(l) => {
+            let n = *inputs()?.first()?;
+            match l.get_fetch_type() {
+                Ok(datafusion::logical_expr::logical_plan::FetchType::Literal(Some(f))) => n.min(f),
+                _ => n,
+            }
+        }
+        // A join of a key to its foreign key returns about the larger side.
+        LogicalPlan::Join(j) => match j.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => *inputs()?.first()?,
+            JoinType::RightSemi | JoinType::RightAnti => *inputs()?.get(1)?,
+            _ => inputs()?.into_iter().max()?,
+        },
+        LogicalPlan::Union(_) => inputs()?.into_iter().sum(),
+        _ => *inputs()?.first()?,
+    })
+}
+
 /// `plan`, computable by `source`, as a node sending it there. A bare scan sends the scan's
 /// own statement; anything larger is unparsed, and when it cannot be, it is split: its root
 /// stays local and its inputs are sent.
@@ -443,7 +493,7 @@ fn remote_node(
                 fetched: Arc::new(schema.as_arrow().clone()),
                 projection: None,
                 classes,
-                rows_estimate: None,
+                rows_estimate: estimate_rows(&plan),
                 kept_local,
                 ordering,
             },

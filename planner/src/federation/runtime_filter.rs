@@ -4,7 +4,9 @@
 //!
 //! The filter only ever narrows what the source sends: the join still checks every row, so a
 //! filter (or a conjunct of one) that cannot be expressed exactly is simply left out. Lists
-//! longer than [`MAX_IN_LIST`] go as their bounds only.
+//! longer than [`MAX_IN_LIST`] go as their bounds only. A partitioned join's filter routes
+//! each row to its partition's keys by a hash the source does not have; it goes as the union
+//! of every partition's keys, which holds every row the join can keep.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
-    self as pe, DynamicFilterPhysicalExpr, InListExpr, IsNotNullExpr, IsNullExpr, NotExpr,
+    self as pe, CaseExpr, DynamicFilterPhysicalExpr, InListExpr, IsNotNullExpr, IsNullExpr, NotExpr,
 };
 use datafusion::sql::unparser::Unparser;
 
@@ -21,8 +23,10 @@ use super::exec::RemoteStatementSpec;
 use super::executor::ColumnClass;
 use super::placeholders;
 
-/// Keys sent as a list at most; more go as their bounds only.
-pub const MAX_IN_LIST: usize = 1000;
+/// Keys sent as a list at most; more go as their bounds only. (PostgreSQL hashes a long `IN`
+/// list, so a few thousand keys cost it little; the session lets DataFusion build lists this
+/// long, see [`crate::Planner::new`].)
+pub const MAX_IN_LIST: usize = 10_000;
 
 /// The statement with the current state of `filters` applied, or as planned when none
 /// applies.
@@ -106,6 +110,28 @@ fn to_logical(e: &Arc<dyn PhysicalExpr>, spec: &RemoteStatementSpec) -> Option<E
             return None;
         }
         return Some(Expr::InList(InList::new(Box::new(expr), items, false)));
+    }
+    if let Some(case) = e.downcast_ref::<CaseExpr>() {
+        // Each branch is one partition's keys: any row the join keeps passes one of them.
+        let branches = case
+            .when_then_expr()
+            .iter()
+            .map(|(_, then)| then)
+            .chain(case.else_expr());
+        let mut any: Option<Expr> = None;
+        for b in branches {
+            if let Some(l) = b.downcast_ref::<pe::Literal>()
+                && l.value() == &ScalarValue::Boolean(Some(false))
+            {
+                continue;
+            }
+            let x = to_logical(b, spec)?;
+            any = Some(match any {
+                Some(a) => a.or(x),
+                None => x,
+            });
+        }
+        return any;
     }
     if let Some(n) = e.downcast_ref::<IsNullExpr>() {
         return Some(operand(n.arg(), spec)?.0.is_null());
@@ -236,8 +262,33 @@ mod tests {
         );
         let many = apply(&s, &[both(MAX_IN_LIST as i64 + 1)]);
         assert!(
-            many.ends_with("WHERE ((\"c0\" >= 0) AND (\"c0\" <= 1000))"),
+            many.ends_with(&format!(
+                "WHERE ((\"c0\" >= 0) AND (\"c0\" <= {MAX_IN_LIST}))"
+            )),
             "{many}"
+        );
+    }
+
+    #[test]
+    fn a_partitioned_join_sends_the_union_of_its_partitions_keys() {
+        use datafusion::physical_expr::expressions::CaseExpr;
+        let routing: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(key(), Operator::Modulo, lit(2i64)));
+        let case: Arc<dyn PhysicalExpr> = Arc::new(
+            CaseExpr::try_new(
+                Some(routing),
+                vec![(lit(0i64), range(1, 3)), (lit(1i64), lit(false))],
+                Some(range(7, 9)),
+            )
+            .unwrap(),
+        );
+        let s = spec(vec![ColumnClass::Exact, ColumnClass::Float]);
+        let sql = apply(&s, &[case]);
+        assert!(
+            sql.ends_with(
+                "WHERE (((\"c0\" >= 1) AND (\"c0\" <= 3)) OR ((\"c0\" >= 7) AND (\"c0\" <= 9)))"
+            ),
+            "{sql}"
         );
     }
 
