@@ -496,6 +496,7 @@ fn remote_node(
                 rows_estimate: estimate_rows(&plan),
                 kept_local,
                 ordering,
+                narrowable: true,
             },
             schema,
         }

@@ -63,6 +63,9 @@ pub struct RemoteStatementSpec {
     /// it ends with an `ORDER BY` of its own columns: DataFusion keeps it (and sorts no
     /// more).
     pub ordering: Vec<(usize, bool, bool)>,
+    /// Whether joins above may narrow the statement with their keys (not for a source with
+    /// `pushdown = "none"`, the reference that gets nothing but whole tables).
+    pub narrowable: bool,
 }
 
 impl RemoteStatementSpec {
@@ -250,7 +253,9 @@ impl ExecutionPlan for RemoteScanExec {
             .collect();
         let dynamic: Vec<_> = filters
             .iter()
-            .filter(|f| f.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())
+            .filter(|f| {
+                self.spec.narrowable && f.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()
+            })
             .cloned()
             .collect();
         let mut result: FilterPushdownPropagation<Arc<dyn ExecutionPlan>> =

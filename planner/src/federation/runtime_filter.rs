@@ -219,6 +219,7 @@ mod tests {
             rows_estimate: None,
             kept_local: None,
             ordering: vec![],
+            narrowable: true,
         }
     }
 

@@ -114,6 +114,7 @@ impl RemoteTable {
             rows_estimate: rows.map(|n| limit.map_or(n, |l| n.min(l))),
             kept_local,
             ordering: Vec::new(),
+            narrowable: self.source.pushdown != Pushdown::None,
         })
     }
 }

@@ -79,6 +79,23 @@ async fn check(app: &crate::TestApp, case: &Case) -> Vec<String> {
         (None, Err(e)) => failures.push(format!("{what}: pushdown full failed: {e:?}")),
         (None, Ok(full_answer)) => {
             let none = run(app, &fill(&case.sql, "none")).await;
+            // The reference gets whole tables and nothing else: no filter, join, aggregate,
+            // order or limit, and no join keys at run time.
+            for s in logged(&none.query_id, 1).await {
+                if [
+                    " WHERE ",
+                    " JOIN ",
+                    " GROUP BY ",
+                    " ORDER BY ",
+                    " LIMIT ",
+                    "sluice_rf",
+                ]
+                .iter()
+                .any(|k| s.contains(k))
+                {
+                    failures.push(format!("{what}: pushdown none sent more than a table: {s}"));
+                }
+            }
             match none.outcome {
                 Err(e) => failures.push(format!("{what}: pushdown none failed: {e:?}")),
                 Ok(none_answer) => {
