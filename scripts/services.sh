@@ -217,6 +217,8 @@ start_fakesnow() {
     -d '$login' 'http://127.0.0.1:$port/session/v1/login-request' | grep -q '\"success\": *true'" \
     || return 1
   echo "export SLUICE_TEST_SNOWFLAKE_URL=http://127.0.0.1:$port" >>"$run/env"
+  # The emulator takes any password; Sluice reads it from the variable its config names.
+  echo "export SLUICE_TEST_SNOWFLAKE_PASSWORD=test" >>"$run/env"
 }
 
 up() {

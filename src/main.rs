@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice::cli::query::OutputFormat;
 use sluice::startup::Application;
-use sluice_actors::sources::object_store::ObjectStoreConnector;
-use sluice_actors::sources::postgres::PostgresConnector;
 use sluice_schemas::Config;
 
 #[derive(Debug, Parser)]
@@ -79,22 +77,15 @@ fn main() -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     let errors = match sluice_schemas::loader::load_file(path) {
-        // The config parses: also build each source's store or pools (no I/O), which checks
-        // the location, URLs and every option against what they accept.
+        // The config parses: also build each source's store, pools or client (no network),
+        // which checks locations, URLs, options and credentials against what they accept.
         Ok(cfg) => cfg
             .sources
             .iter()
-            .filter_map(|s| match s {
-                sluice_schemas::SourceConfig::Parquet(p) => {
-                    ObjectStoreConnector::new(&p.name, &p.location, &p.options)
-                        .err()
-                        .map(|e| format!("sources.{}: {e}", p.name))
-                }
-                // Replica URLs, sslmode and TLS roots, without connecting.
-                sluice_schemas::SourceConfig::Postgres(p) => PostgresConnector::new(p)
+            .filter_map(|s| {
+                sluice_actors::sources::validate(s)
                     .err()
-                    .map(|e| format!("sources.{}: {e}", p.name)),
-                sluice_schemas::SourceConfig::Snowflake(_) => None,
+                    .map(|e| format!("sources.{}: {e}", s.name()))
             })
             .collect::<Vec<_>>(),
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),

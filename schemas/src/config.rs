@@ -359,9 +359,41 @@ pub struct SnowflakeSourceConfig {
     /// Role to assume.
     #[serde(default)]
     pub role: Option<String>,
-    /// Statements in flight against this source at once.
+    /// The session's current schema (what unqualified names in the session resolve to).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Statements in flight against this source at once; more wait their turn
+    /// (warehouse protection).
     #[serde(default = "default_source_concurrency")]
     pub max_concurrency: u32,
+    /// Schemas to expose (as Snowflake spells them); empty: every schema of `database`
+    /// except `INFORMATION_SCHEMA`.
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// How much of a query this source is sent.
+    #[serde(default)]
+    pub pushdown: Pushdown,
+    /// Result chunks fetched at once for one statement: the memory a large result holds is
+    /// about this many chunks.
+    #[serde(default = "default_snowflake_prefetch")]
+    pub prefetch_chunks: u32,
+    /// Bound on one HTTP request that is not a running statement (login, a chunk, abort).
+    #[serde(default = "default_snowflake_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// How often the source is probed (`SELECT 1`, which also keeps the session alive).
+    #[serde(default = "default_health_check_interval_ms")]
+    pub health_check_interval_ms: u64,
+    /// How often tables and columns are re-read from `information_schema`; 0: only on demand.
+    #[serde(default = "default_refresh_interval_ms")]
+    pub refresh_interval_ms: u64,
+}
+
+fn default_snowflake_prefetch() -> u32 {
+    4
+}
+
+fn default_snowflake_request_timeout_ms() -> u64 {
+    60_000
 }
 
 /// Snowflake credentials; secrets come from files or the environment, never the config.
@@ -370,8 +402,11 @@ pub struct SnowflakeSourceConfig {
 pub enum SnowflakeAuth {
     /// Key-pair (JWT) login.
     Keypair {
-        /// PEM file of the private key.
+        /// PEM file of the private key (PKCS#8, plain or encrypted).
         private_key_path: String,
+        /// Environment variable holding the passphrase of an encrypted key.
+        #[serde(default)]
+        private_key_passphrase_env: Option<String>,
     },
     /// Password login; the password is read from this environment variable.
     Password {

@@ -18,7 +18,8 @@ pub mod loader;
 
 pub use config::{
     AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, MetadataConfig, ParquetSourceConfig,
-    PostgresSourceConfig, Pushdown, ServerConfig, SnowflakeSourceConfig, SourceConfig, TableConfig,
+    PostgresSourceConfig, Pushdown, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig,
+    SourceConfig, TableConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

@@ -391,11 +391,17 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             {
                 push(at.to_owned(), format!("url `{u}` is not an http(s) URL"));
             }
-            if s.max_concurrency == 0 {
-                push(
-                    at.to_owned(),
-                    "max_concurrency must be greater than 0".into(),
-                );
+            if s.user.trim().is_empty() {
+                push(at.to_owned(), "user must not be empty".into());
+            }
+            for (key, value) in [
+                ("max_concurrency", u64::from(s.max_concurrency)),
+                ("prefetch_chunks", u64::from(s.prefetch_chunks)),
+                ("request_timeout_ms", s.request_timeout_ms),
+            ] {
+                if value == 0 {
+                    push(at.to_owned(), format!("{key} must be greater than 0"));
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ mod hostile;
 mod object_stores;
 mod parity;
 mod postgres;
+mod snowflake;
 mod streaming;
 mod truth;
 

@@ -12,6 +12,7 @@
 pub mod metered;
 pub mod object_store;
 pub mod postgres;
+pub mod snowflake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use sluice_planner::federation::RemoteExecutor;
 use sluice_planner::{CatalogStatus, Planner};
 use sluice_schemas::SourceConfig;
 
-use crate::error::{Result, SourceError};
+use crate::error::Result;
 
 /// One configured source's connection handles.
 pub trait Connector: Send + Sync + std::fmt::Debug {
@@ -96,11 +97,26 @@ impl BuiltSource {
 /// Builds a source of any kind and registers its catalog with `planner`, without I/O.
 ///
 /// # Errors
-/// [`SourceError`] for a config that cannot be used, or a kind this version lacks.
+/// [`SourceError`](crate::error::SourceError) for a config that cannot be used, or a kind this version lacks.
 pub fn build(config: &SourceConfig, planner: &Planner) -> Result<BuiltSource> {
     match config {
         SourceConfig::Parquet(p) => object_store::build(p, planner),
         SourceConfig::Postgres(p) => postgres::build(p, planner),
-        SourceConfig::Snowflake(_) => Err(SourceError::UnsupportedKind(config.kind())),
+        SourceConfig::Snowflake(s) => snowflake::build(s, planner),
+    }
+}
+
+/// Checks what [`build`] would refuse, without registering anything or connecting: URLs,
+/// options, TLS roots, credentials.
+///
+/// # Errors
+/// Why the source cannot be built.
+pub fn validate(config: &SourceConfig) -> Result<()> {
+    match config {
+        SourceConfig::Parquet(p) => {
+            object_store::ObjectStoreConnector::new(&p.name, &p.location, &p.options).map(drop)
+        }
+        SourceConfig::Postgres(p) => postgres::PostgresConnector::new(p).map(drop),
+        SourceConfig::Snowflake(s) => snowflake::SnowflakeConnector::new(s).map(drop),
     }
 }

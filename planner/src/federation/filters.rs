@@ -53,12 +53,15 @@ pub fn select_sql(
     limit: Option<usize>,
 ) -> String {
     // No columns (count(*)): the source sends rows without values, which is all that is
-    // needed.
-    let list: Vec<String> = columns
+    // needed, or where its SQL cannot say that, a constant the executor counts the rows of.
+    let mut list: Vec<String> = columns
         .iter()
         .filter_map(|&i| def.columns.get(i))
         .map(|c| dialect.select_column(c))
         .collect();
+    if list.is_empty() && !dialect.unparser().supports_empty_select_list() {
+        list.push("1".to_owned());
+    }
     let mut sql = format!(
         "SELECT {}{}FROM {}.{}",
         list.join(", "),
@@ -118,7 +121,10 @@ impl Render<'_> {
     }
 
     fn column(&self, c: &Column) -> Option<&RemoteColumn> {
-        self.def.columns.iter().find(|d| d.name == c.name)
+        self.def
+            .columns
+            .iter()
+            .find(|d| self.dialect.local_name(&d.name) == c.name)
     }
 
     fn ident(name: &str) -> ast::Expr {
@@ -408,6 +414,7 @@ pub fn is_canonical_uuid(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::federation::dialect::postgres::PostgresDialect;
+    use crate::federation::dialect::snowflake::SnowflakeDialect;
     use crate::federation::executor::ReadAs;
     use datafusion::logical_expr::{cast, col, lit};
     use std::ops::Not;
@@ -571,6 +578,10 @@ mod tests {
         assert_eq!(
             select_sql(&PostgresDialect, &d, &[], &[], None),
             "SELECT FROM \"public\".\"T\""
+        );
+        assert_eq!(
+            select_sql(&SnowflakeDialect, &d, &[], &[], None),
+            "SELECT 1 FROM \"public\".\"T\""
         );
     }
 }

@@ -49,10 +49,11 @@ pub struct RemoteTable {
 impl RemoteTable {
     /// A table of `source`.
     pub fn new(source: Arc<RemoteSource>, def: RemoteTableDef) -> Self {
+        let dialect = source.dialect.as_ref();
         let schema = Arc::new(Schema::new(
             def.columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .map(|c| Field::new(dialect.local_name(&c.name), c.data_type.clone(), c.nullable))
                 .collect::<Vec<_>>(),
         ));
         Self {
@@ -238,11 +239,12 @@ impl RemoteCatalog {
     fn register(&self, tables: Vec<RemoteTableDef>) -> Result<usize> {
         let mut schemas: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
         let n = tables.len();
+        let dialect = self.source.dialect.as_ref();
         for def in tables {
             let schema = schemas
-                .entry(def.schema.clone())
+                .entry(dialect.local_name(&def.schema))
                 .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
-            let name = def.name.clone();
+            let name = dialect.local_name(&def.name);
             schema
                 .register_table(
                     name,

@@ -164,7 +164,7 @@ impl Gen<'_> {
             })
             .collect::<Result<Vec<_>, Reason>>()?;
         // No columns: rows without values where the dialect allows it, else a constant
-        // (which would fail the column count check, but never silently).
+        // whose rows the executor counts (it expects no columns).
         let list = if items.is_empty() && !self.dialect.unparser().supports_empty_select_list() {
             "1".to_owned()
         } else {
@@ -308,7 +308,15 @@ impl Gen<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let aggs = aggr_expr
                     .iter()
-                    .map(|e| subst(&exact_avg(e, schema), schema, &l.items))
+                    .map(|e| {
+                        let e = exact_avg(e, schema);
+                        let e = if self.dialect.pins_sum_types() {
+                            pinned_sum(&e, schema)
+                        } else {
+                            e
+                        };
+                        subst(&e, schema, &l.items)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 l.items = keys.iter().cloned().chain(aggs).collect();
                 l.group_by = Some(keys);
@@ -459,7 +467,13 @@ impl Gen<'_> {
                     .ok_or_else(|| "a projection outside the table".to_owned())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // The scan's own filters name the table's columns.
+        // The scan's own filters name the table's columns as Sluice shows them.
+        let remote_name = |local: &str| {
+            def.columns
+                .iter()
+                .find(|c| self.dialect.local_name(&c.name) == local)
+                .map_or_else(|| local.to_owned(), |c| c.name.clone())
+        };
         let filters = scan
             .filters
             .iter()
@@ -469,7 +483,7 @@ impl Gen<'_> {
                         Ok(match e {
                             Expr::Column(c) => Transformed::yes(Expr::Column(Column::new(
                                 qualifier.clone(),
-                                c.name,
+                                remote_name(&c.name),
                             ))),
                             other => Transformed::no(other),
                         })
@@ -587,6 +601,22 @@ fn exact_avg(e: &Expr, schema: &DFSchema) -> Expr {
                     p,
                     s,
                 )));
+            }
+            Ok(Transformed::no(e))
+        })
+        .map_or_else(|_| e.clone(), |t| t.data)
+}
+
+/// Every `sum` in `e` cast to the type DataFusion gives it
+/// ([`super::SourceDialect::pins_sum_types`]).
+fn pinned_sum(e: &Expr, schema: &DFSchema) -> Expr {
+    e.clone()
+        .transform_up(|e| {
+            if let Expr::AggregateFunction(AggregateFunction { func, .. }) = &e
+                && func.name() == "sum"
+                && let Ok(t) = e.get_type(schema)
+            {
+                return Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(e), t))));
             }
             Ok(Transformed::no(e))
         })

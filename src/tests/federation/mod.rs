@@ -183,14 +183,26 @@ fn pg_source(name: &str, url: &str, pushdown: Pushdown) -> SourceConfig {
 }
 
 /// A server over the fixture: `local` (Parquet), and each database twice, as
-/// `pga_full`/`pga_none` and `pgb_full`/`pgb_none`.
+/// `pga_full`/`pga_none` and `pgb_full`/`pgb_none`; with fakesnow, its TPC-H dimensions as
+/// `sf_full`/`sf_none`.
 pub async fn app(f: &Fixture) -> TestApp {
+    let sf = crate::snowflake::seeded().await;
     TestApp::spawn_with(|c: &mut Config| {
         for (db, url) in [("pga", &f.a), ("pgb", &f.b)] {
             c.sources
                 .push(pg_source(&format!("{db}_full"), url, Pushdown::Full));
             c.sources
                 .push(pg_source(&format!("{db}_none"), url, Pushdown::None));
+        }
+        if let Some(s) = sf {
+            for (name, pushdown) in [("sf_full", Pushdown::Full), ("sf_none", Pushdown::None)] {
+                c.sources.push(crate::snowflake::sf_source(
+                    name,
+                    &s.url,
+                    &s.database,
+                    pushdown,
+                ));
+            }
         }
     })
     .await

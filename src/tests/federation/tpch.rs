@@ -1,7 +1,9 @@
-//! The 22 TPC-H queries in three layouts, each with `pushdown = "full"` and `"none"`:
+//! The 22 TPC-H queries in five layouts, each with `pushdown = "full"` and `"none"`:
 //! everything in PostgreSQL; a star split (facts in Parquet, dimensions in PostgreSQL); the
-//! tables in two PostgreSQL databases as two sources. The answers must be equal, and equal to
-//! DuckDB's over the same Parquet files.
+//! tables in two PostgreSQL databases as two sources; facts in Parquet with dimensions in
+//! Snowflake (fakesnow); and a three-way split (lineitem in Parquet, orders and customers in
+//! PostgreSQL, the rest in Snowflake). The answers must be equal, and equal to DuckDB's over
+//! the same Parquet files.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,10 @@ enum Layout {
     AllPostgres,
     Star,
     TwoDatabases,
+    /// Facts in Parquet, dimensions in Snowflake.
+    SnowflakeStar,
+    /// `lineitem` in Parquet, `orders` and `customer` in PostgreSQL, the rest in Snowflake.
+    ThreeWay,
 }
 
 /// Each table's catalog and schema in `layout`, with remote sources in `mode`.
@@ -27,6 +33,11 @@ fn home(layout: Layout, table: &str, mode: &str) -> String {
         Layout::Star => format!("pga_{mode}.tpch"),
         Layout::TwoDatabases if first_db => format!("pga_{mode}.tpch"),
         Layout::TwoDatabases => format!("pgb_{mode}.tpch"),
+        Layout::SnowflakeStar if facts => "local.public".to_owned(),
+        Layout::SnowflakeStar => format!("sf_{mode}.public"),
+        Layout::ThreeWay if table == "lineitem" => "local.public".to_owned(),
+        Layout::ThreeWay if first_db => format!("pga_{mode}.tpch"),
+        Layout::ThreeWay => format!("sf_{mode}.public"),
     }
 }
 
@@ -197,7 +208,11 @@ async fn tpch_answers_do_not_depend_on_pushdown_and_match_duckdb() {
     let app = app(&f).await;
     let duck = duckdb_answers().await;
     let mut bytes: BTreeMap<(String, &str), u64> = BTreeMap::new();
-    for layout in [Layout::AllPostgres, Layout::Star, Layout::TwoDatabases] {
+    let mut layouts = vec![Layout::AllPostgres, Layout::Star, Layout::TwoDatabases];
+    if crate::snowflake::seeded().await.is_some() {
+        layouts.extend([Layout::SnowflakeStar, Layout::ThreeWay]);
+    }
+    for layout in layouts {
         for (name, sql) in queries() {
             let what = format!("{name} ({layout:?})");
             let full = run(&app, &qualify(&sql, layout, "full")).await;
@@ -227,6 +242,16 @@ async fn tpch_answers_do_not_depend_on_pushdown_and_match_duckdb() {
         all_full * 10 < all_none,
         "everything in PostgreSQL: {all_full} bytes with pushdown, {all_none} without"
     );
+    for layout in ["SnowflakeStar", "ThreeWay"] {
+        let Some(full) = bytes.get(&(layout.to_owned(), "full")) else {
+            continue;
+        };
+        let none = bytes[&(layout.to_owned(), "none")];
+        assert!(
+            full * 5 < none,
+            "{layout}: {full} bytes with pushdown, {none} without"
+        );
+    }
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! exactly as DataFusion does. Anything not known to be exact stays local.
 //!
 //! - [`postgres`][]: PostgreSQL.
+//! - [`snowflake`][]: Snowflake.
 
 pub mod postgres;
+pub mod snowflake;
 
 use std::fmt::Debug;
 
@@ -74,8 +76,21 @@ pub trait SourceDialect: Send + Sync + Debug {
     /// `name` as a quoted identifier.
     fn quote(&self, name: &str) -> String;
 
+    /// The name Sluice shows for an object the source names `remote` (schemas, tables,
+    /// columns). Statements always use the source's own spelling, quoted.
+    fn local_name(&self, remote: &str) -> String {
+        remote.to_owned()
+    }
+
     /// How `column` is selected so that it arrives as its Arrow type.
     fn select_column(&self, column: &RemoteColumn) -> String;
+
+    /// Whether `sum`s are sent cast to the type DataFusion gives them, so that the result's
+    /// type does not rest on the engine's own inference (Snowflake's `SUM` of a
+    /// `NUMBER(p, s)` is a `NUMBER(38, s)`, and emulators differ).
+    fn pins_sum_types(&self) -> bool {
+        false
+    }
 
     /// `expr` compared and ordered byte for byte, as DataFusion orders UTF-8 text.
     fn byte_order(&self, expr: ast::Expr) -> ast::Expr;
@@ -89,5 +104,79 @@ pub trait SourceDialect: Send + Sync + Debug {
             self.quote("sluice_rf"),
             names.join(", ")
         )
+    }
+}
+
+/// Argument checks shared by the dialects' capability tables.
+pub(crate) mod args {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::Expr;
+
+    type R = Result<(), String>;
+
+    fn is_text(t: &DataType) -> bool {
+        matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    }
+
+    /// Every type in `types` passes `ok`; else the first that does not, with `what` was
+    /// expected.
+    pub fn all(types: &[DataType], ok: impl Fn(&DataType) -> bool, what: &str) -> R {
+        match types.iter().find(|t| !ok(t)) {
+            None => Ok(()),
+            Some(t) => Err(format!("an argument of type {t} ({what} expected)")),
+        }
+    }
+
+    pub fn any(_: &[Expr], _: &[DataType]) -> R {
+        Ok(())
+    }
+
+    pub fn exact_numbers(_: &[Expr], t: &[DataType]) -> R {
+        all(
+            t,
+            |t| t.is_integer() || matches!(t, DataType::Decimal128(..)),
+            "integer or decimal",
+        )
+    }
+
+    pub fn comparable(_: &[Expr], t: &[DataType]) -> R {
+        all(
+            t,
+            |t| !t.is_floating() && !matches!(t, DataType::Binary | DataType::List(_)),
+            "not a float",
+        )
+    }
+
+    pub fn text(_: &[Expr], t: &[DataType]) -> R {
+        all(t, |t| is_text(t) || t.is_integer(), "text")
+    }
+
+    /// `substr(text, start[, count])` with literal start and count ≥ 1.
+    pub fn text_then_positive_literals(a: &[Expr], t: &[DataType]) -> R {
+        let Some(first) = t.first() else {
+            return Err("no arguments".to_owned());
+        };
+        if !is_text(first) {
+            return Err(format!("a first argument of type {first}"));
+        }
+        for e in a.iter().skip(1) {
+            let ok = match e {
+                Expr::Literal(v, _) => v
+                    .clone()
+                    .cast_to(&DataType::Int64)
+                    .ok()
+                    .and_then(|v| match v {
+                        ScalarValue::Int64(Some(n)) => Some(n),
+                        _ => None,
+                    })
+                    .is_some_and(|n| n >= 1),
+                _ => false,
+            };
+            if !ok {
+                return Err("a position that is not a positive literal".to_owned());
+            }
+        }
+        Ok(())
     }
 }

@@ -393,34 +393,15 @@ fn like(_pattern: &Expr, escape: Option<char>) -> bool {
 /// Argument checks for the capability table.
 mod args {
     use super::{is_exact_number, is_text};
+    use crate::federation::dialect::args::all;
     use datafusion::arrow::datatypes::DataType;
-    use datafusion::common::ScalarValue;
     use datafusion::logical_expr::Expr;
 
     type R = Result<(), String>;
 
-    fn all(types: &[DataType], ok: impl Fn(&DataType) -> bool, what: &str) -> R {
-        match types.iter().find(|t| !ok(t)) {
-            None => Ok(()),
-            Some(t) => Err(format!("an argument of type {t} ({what} expected)")),
-        }
-    }
-
-    pub fn exact_numbers(_: &[Expr], t: &[DataType]) -> R {
-        all(t, is_exact_number, "integer or decimal")
-    }
-
-    pub fn comparable(_: &[Expr], t: &[DataType]) -> R {
-        all(
-            t,
-            |t| !t.is_floating() && !matches!(t, DataType::Binary | DataType::List(_)),
-            "not a float",
-        )
-    }
-
-    pub fn text(_: &[Expr], t: &[DataType]) -> R {
-        all(t, |t| is_text(t) || t.is_integer(), "text")
-    }
+    pub use crate::federation::dialect::args::{
+        any as any_but_opaque, comparable, exact_numbers, text, text_then_positive_literals,
+    };
 
     pub fn text_one_arg(a: &[Expr], t: &[DataType]) -> R {
         if a.len() != 1 {
@@ -431,39 +412,6 @@ mod args {
 
     pub fn text_or_exact(_: &[Expr], t: &[DataType]) -> R {
         all(t, |t| is_text(t) || t.is_integer(), "text or integer")
-    }
-
-    /// `substr(text, start[, count])` with literal start ≥ 1 and count ≥ 0.
-    pub fn text_then_positive_literals(a: &[Expr], t: &[DataType]) -> R {
-        let Some((first, rest)) = t.split_first() else {
-            return Err("no arguments".to_owned());
-        };
-        if !is_text(first) {
-            return Err(format!("a first argument of type {first}"));
-        }
-        for e in a.iter().skip(1) {
-            let ok = match e {
-                Expr::Literal(v, _) => v
-                    .clone()
-                    .cast_to(&DataType::Int64)
-                    .ok()
-                    .and_then(|v| match v {
-                        ScalarValue::Int64(Some(n)) => Some(n),
-                        _ => None,
-                    })
-                    .is_some_and(|n| n >= 1),
-                _ => false,
-            };
-            if !ok {
-                return Err("a position that is not a positive literal".to_owned());
-            }
-        }
-        let _ = rest;
-        Ok(())
-    }
-
-    pub fn any_but_opaque(_: &[Expr], _: &[DataType]) -> R {
-        Ok(())
     }
 
     pub fn sum(_: &[Expr], t: &[DataType]) -> R {

@@ -1,0 +1,547 @@
+//! [`SfExecutor`]: Snowflake behind the planner's [`RemoteExecutor`] seam.
+//!
+//! One statement: wait for one of the source's `max_concurrency` slots (statements beyond
+//! it queue, to protect the warehouse), send it with the query id as `QUERY_TAG`, poll until
+//! it is done, then stream its rows: the first part inline (`rowsetBase64`, or the JSON
+//! `rowset`), then its further chunks, fetched `prefetch` at a time and handed on in
+//! order. Memory holds about `prefetch` chunks however big the result is.
+//!
+//! # Cancellation
+//! From the query request until Snowflake has answered it, an [`AbortGuard`] is held:
+//! dropping the stream then (client gone, `DELETE /v1/queries/{id}`, Sluice's timeout) sends
+//! `abort-request` for the statement's request id. Once Snowflake has answered, the
+//! statement is over and only its stored result is read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt, stream};
+use sluice_planner::datafusion;
+use sluice_planner::federation::dialect::snowflake::SnowflakeDialect;
+use sluice_planner::federation::{
+    ErrorClass, Pulled, RemoteError, RemoteExecutor, RemoteTableDef, SourceDialect,
+    StatementContext,
+};
+use tokio::sync::Semaphore;
+
+use super::catalog::{self, Row};
+use super::client::{Client, Followed};
+use super::decode;
+use super::protocol::{Chunk, QueryData, RowType};
+use crate::metrics;
+
+/// Used when the query carries no deadline (tests, benches, discovery).
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs a source's statements on its Snowflake session.
+#[derive(Debug)]
+pub struct SfExecutor {
+    source: String,
+    context: String,
+    client: Arc<Client>,
+    dialect: Arc<dyn SourceDialect>,
+    slots: Arc<Semaphore>,
+    max_concurrency: usize,
+    waiting: Arc<AtomicU64>,
+    prefetch: usize,
+}
+
+/// Sends `abort-request` for a statement when dropped while armed.
+struct AbortGuard {
+    client: Arc<Client>,
+    session: Followed,
+    sql: String,
+    request_id: String,
+    armed: bool,
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let client = Arc::clone(&self.client);
+        // The session may still be running the statement: out of the pool until aborted.
+        let session = self.session.retire();
+        let sql = std::mem::take(&mut self.sql);
+        let request_id = std::mem::take(&mut self.request_id);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                match client.abort(&session, &sql, &request_id).await {
+                    Ok(()) => {
+                        tracing::info!(source = client.source(), request_id, "Aborted a Snowflake statement.");
+                        client.give_back(session);
+                    }
+                    Err(e) => tracing::warn!(source = client.source(), error = %e, "Aborting a Snowflake statement failed."),
+                }
+            });
+        }
+    }
+}
+
+/// Everything a statement's stream needs, owned.
+#[derive(Clone)]
+struct Run {
+    client: Arc<Client>,
+    schema: SchemaRef,
+    pulled: Arc<Pulled>,
+}
+
+impl Run {
+    fn source(&self) -> &str {
+        self.client.source()
+    }
+
+    fn count_bytes(&self, n: usize) {
+        let n = n as u64;
+        self.pulled.add_bytes(n);
+        ::metrics::counter!(metrics::SOURCE_BYTES_READ_TOTAL, "source" => self.source().to_owned())
+            .increment(n);
+    }
+
+    fn upstream(&self, why: impl std::fmt::Display) -> RemoteError {
+        RemoteError::new(
+            self.source(),
+            ErrorClass::Upstream,
+            format!("source {}: {why}", self.source()),
+        )
+    }
+
+    /// Converts Snowflake's batches (columns in `rowtype` order) into the expected schema.
+    fn convert(
+        &self,
+        batches: Vec<RecordBatch>,
+        rowtype: &[RowType],
+    ) -> Result<Vec<RecordBatch>, RemoteError> {
+        batches
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                if self.schema.fields().is_empty() {
+                    // Rows without columns were asked for (`SELECT 1`): only the count counts.
+                    return RecordBatch::try_new_with_options(
+                        Arc::clone(&self.schema),
+                        Vec::new(),
+                        &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                    )
+                    .map_err(|e| self.upstream(e));
+                }
+                decode::convert(&b, rowtype, &self.schema).map_err(|why| {
+                    let mut e = self.upstream(why);
+                    e.class = ErrorClass::Data;
+                    e
+                })
+            })
+            .collect()
+    }
+
+    /// An Arrow IPC stream's batches.
+    fn read_ipc(&self, bytes: &[u8]) -> Result<Vec<RecordBatch>, RemoteError> {
+        decode::read_ipc(bytes).map_err(|why| self.upstream(why))
+    }
+
+    /// JSON rows as one batch in Snowflake's Arrow encodings.
+    fn read_json(
+        &self,
+        rows: &[Vec<Option<String>>],
+        rowtype: &[RowType],
+    ) -> Result<(Vec<RecordBatch>, Vec<RowType>), RemoteError> {
+        if rows.is_empty() {
+            return Ok((Vec::new(), rowtype.to_vec()));
+        }
+        let (columns, types) = decode::from_json(rows, rowtype).map_err(|why| {
+            let mut e = self.upstream(why);
+            e.class = ErrorClass::Data;
+            e
+        })?;
+        let fields: Vec<_> = columns
+            .iter()
+            .zip(&types)
+            .map(|(c, t)| {
+                datafusion::arrow::datatypes::Field::new(&t.name, c.data_type().clone(), true)
+            })
+            .collect();
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )
+        .map_err(|e| self.upstream(e))?;
+        Ok((vec![batch], types))
+    }
+
+    /// The rows that came with the answer.
+    fn first_part(&self, data: &QueryData) -> Result<Vec<RecordBatch>, RemoteError> {
+        if let Some(rows) = &data.rowset
+            && data.rowset_base64.as_deref().is_none_or(str::is_empty)
+        {
+            self.count_bytes(rows.iter().flatten().flatten().map(String::len).sum());
+            let (batches, types) = self.read_json(rows, &data.rowtype)?;
+            return self.convert(batches, &types);
+        }
+        let encoded = data.rowset_base64.as_deref().unwrap_or("");
+        let bytes = STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| self.upstream(format!("rowsetBase64 is not base64: {e}")))?;
+        self.count_bytes(bytes.len());
+        let batches = self.read_ipc(&bytes)?;
+        self.convert(batches, &data.rowtype)
+    }
+}
+
+/// Where the further chunks of one result are, and how to read them.
+#[derive(Clone)]
+struct Chunks {
+    run: Run,
+    query_id: Option<String>,
+    headers: Arc<Vec<(String, String)>>,
+    rowtype: Arc<Vec<RowType>>,
+    json: bool,
+}
+
+/// The headers a chunk request carries: the result's own, or its key as SSE-C.
+fn chunk_headers(data: &QueryData) -> Vec<(String, String)> {
+    match (&data.chunk_headers, &data.qrmk) {
+        (Some(h), _) if !h.is_empty() => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        (_, Some(key)) => vec![
+            (
+                "x-amz-server-side-encryption-customer-algorithm".to_owned(),
+                "AES256".to_owned(),
+            ),
+            (
+                "x-amz-server-side-encryption-customer-key".to_owned(),
+                key.clone(),
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+impl Chunks {
+    /// Chunk `index`, decoded; an expired URL is asked for again through the result.
+    async fn fetch(self, index: usize, chunk: Chunk) -> Result<Vec<RecordBatch>, RemoteError> {
+        let client = &self.run.client;
+        let mut body = client.chunk(&chunk.url, &self.headers).await?;
+        if body.is_none() {
+            let query_id = self.query_id.as_deref().ok_or_else(|| {
+                self.run
+                    .upstream("a chunk URL expired and the result has no query id")
+            })?;
+            metrics_counter(
+                "sluice_snowflake_chunk_urls_renewed_total",
+                self.run.source(),
+            );
+            let lease = client.lease().await?;
+            let fresh = client.result(&lease, query_id).await?;
+            let again = fresh.chunks.get(index).ok_or_else(|| {
+                self.run
+                    .upstream("the result lost a chunk when asked again")
+            })?;
+            body = client.chunk(&again.url, &chunk_headers(&fresh)).await?;
+        }
+        let body = body.ok_or_else(|| {
+            RemoteError::new(
+                self.run.source(),
+                ErrorClass::Unavailable,
+                format!(
+                    "source {}: a result chunk's URL expired twice",
+                    self.run.source()
+                ),
+            )
+        })?;
+        metrics_counter("sluice_snowflake_chunks_total", self.run.source());
+        self.run.count_bytes(body.len());
+        if self.json {
+            // Rows as JSON arrays, separated by commas, without the enclosing brackets.
+            let mut text = Vec::with_capacity(body.len() + 2);
+            text.push(b'[');
+            text.extend_from_slice(&body);
+            text.push(b']');
+            let rows: Vec<Vec<Option<String>>> = serde_json::from_slice(&text).map_err(|e| {
+                self.run
+                    .upstream(format!("a JSON chunk that does not read: {e}"))
+            })?;
+            let (batches, types) = self.run.read_json(&rows, &self.rowtype)?;
+            return self.run.convert(batches, &types);
+        }
+        let batches = self.run.read_ipc(&body)?;
+        self.run.convert(batches, &self.rowtype)
+    }
+}
+
+fn metrics_counter(name: &'static str, source: &str) {
+    ::metrics::counter!(name, "source" => source.to_owned()).increment(1);
+}
+
+impl SfExecutor {
+    /// An executor of source `source` on `client`; `context` names the account, user, role
+    /// and warehouse (no secrets).
+    pub fn new(
+        source: &str,
+        context: String,
+        client: Arc<Client>,
+        max_concurrency: usize,
+        prefetch: usize,
+    ) -> Self {
+        let max_concurrency = max_concurrency.max(1);
+        Self {
+            source: source.to_owned(),
+            context,
+            client,
+            dialect: SnowflakeDialect::shared(),
+            slots: Arc::new(Semaphore::new(max_concurrency)),
+            max_concurrency,
+            waiting: Arc::new(AtomicU64::new(0)),
+            prefetch: prefetch.max(1),
+        }
+    }
+
+    /// The session.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// `(statements running, statements waiting for a slot, slots)`.
+    pub fn load(&self) -> (usize, u64, usize) {
+        (
+            self.max_concurrency - self.slots.available_permits(),
+            self.waiting.load(Ordering::Relaxed),
+            self.max_concurrency,
+        )
+    }
+
+    /// Runs `sql` and streams its rows as `schema`.
+    fn stream(
+        &self,
+        sql: String,
+        schema: SchemaRef,
+        context: &StatementContext,
+    ) -> impl futures::Stream<Item = Result<RecordBatch, RemoteError>> + Send + 'static {
+        let run = Run {
+            client: Arc::clone(&self.client),
+            schema,
+            pulled: Arc::clone(&context.pulled),
+        };
+        let slots = Arc::clone(&self.slots);
+        let waiting = Arc::clone(&self.waiting);
+        let prefetch = self.prefetch;
+        let tag = format!("sluice:{}", context.query_id);
+        let deadline = context.deadline;
+        let start = async move {
+            let left = || {
+                deadline.map_or(DEFAULT_STATEMENT_TIMEOUT, |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+            };
+            let source = run.source().to_owned();
+            waiting.fetch_add(1, Ordering::Relaxed);
+            let permit = tokio::time::timeout(left(), slots.acquire_owned()).await;
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            let permit = match permit {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => {
+                    return Err(RemoteError::new(
+                        &source,
+                        ErrorClass::Unavailable,
+                        format!("source {source} is shutting down"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(RemoteError::new(
+                        &source,
+                        ErrorClass::Timeout,
+                        format!(
+                            "source {source}: every one of its statement slots stayed busy until the query's time ran out"
+                        ),
+                    ));
+                }
+            };
+            ::metrics::counter!(metrics::SOURCE_REQUESTS_TOTAL, "source" => source.clone(), "op" => "query")
+                .increment(1);
+            let started = Instant::now();
+            let lease = run.client.lease().await?;
+            let mut guard = AbortGuard {
+                client: Arc::clone(&run.client),
+                session: lease.follow(),
+                sql: sql.clone(),
+                request_id: uuid::Uuid::new_v4().to_string(),
+                armed: true,
+            };
+            let answer = run
+                .client
+                .query(&lease, &sql, &guard.request_id, &tag, left())
+                .await;
+            // Snowflake answered (rows or its own error): the statement is over there.
+            guard.armed = answer
+                .as_ref()
+                .is_err_and(|e| matches!(e.class, ErrorClass::Timeout | ErrorClass::Unavailable));
+            drop(guard);
+            drop(lease);
+            let data = answer?;
+            ::metrics::histogram!(metrics::SOURCE_REQUEST_SECONDS, "source" => source.clone(), "op" => "query")
+                .record(started.elapsed().as_secs_f64());
+            let first = run.first_part(&data)?;
+            let chunks = Chunks {
+                run: run.clone(),
+                query_id: data.query_id.clone(),
+                headers: Arc::new(chunk_headers(&data)),
+                rowtype: Arc::new(data.rowtype.clone()),
+                json: data
+                    .query_result_format
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            };
+            let rest = stream::iter(data.chunks.into_iter().enumerate())
+                .map(move |(i, c)| chunks.clone().fetch(i, c))
+                .buffered(prefetch)
+                .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
+                .try_flatten();
+            let all = stream::iter(first.into_iter().map(Ok))
+                .chain(rest)
+                // The slot is held until the last chunk has been read.
+                .map(move |b| {
+                    let _slot = &permit;
+                    b
+                });
+            Ok::<_, RemoteError>(all)
+        };
+        stream::once(start).try_flatten()
+    }
+
+    /// Runs a discovery statement and returns its rows as text, by upper-case column name.
+    async fn rows(&self, sql: &str) -> Result<Vec<Row>, RemoteError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let lease = self.client.lease().await?;
+        let data = self
+            .client
+            .query(
+                &lease,
+                sql,
+                &request_id,
+                "sluice:discovery",
+                DEFAULT_STATEMENT_TIMEOUT,
+            )
+            .await?;
+        drop(lease);
+        let run = Run {
+            client: Arc::clone(&self.client),
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            pulled: Arc::new(Pulled::default()),
+        };
+        let names: Vec<String> = data
+            .rowtype
+            .iter()
+            .map(|r| r.name.to_ascii_uppercase())
+            .collect();
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        if let Some(rows) = &data.rowset
+            && data.rowset_base64.as_deref().is_none_or(str::is_empty)
+        {
+            let out = rows
+                .iter()
+                .map(|r| names.iter().cloned().zip(r.iter().cloned()).collect())
+                .collect();
+            if data.chunks.is_empty() {
+                return Ok(out);
+            }
+            return Err(run.upstream("a discovery result in JSON chunks"));
+        }
+        let bytes = STANDARD
+            .decode(data.rowset_base64.as_deref().unwrap_or("").trim())
+            .map_err(|e| run.upstream(format!("rowsetBase64 is not base64: {e}")))?;
+        batches.extend(run.read_ipc(&bytes)?);
+        let headers = chunk_headers(&data);
+        for chunk in &data.chunks {
+            let body = self
+                .client
+                .chunk(&chunk.url, &headers)
+                .await?
+                .ok_or_else(|| run.upstream("a discovery chunk URL expired"))?;
+            batches.extend(run.read_ipc(&body)?);
+        }
+        let mut out = Vec::new();
+        for batch in batches {
+            // Columns that do not read as text (timestamps) are not among those read.
+            let texts: Vec<Option<ArrayRef>> = batch
+                .columns()
+                .iter()
+                .map(|c| cast(c, &DataType::Utf8).ok())
+                .collect();
+            for i in 0..batch.num_rows() {
+                let row: Row = names
+                    .iter()
+                    .zip(&texts)
+                    .map(|(n, c)| {
+                        let value = c
+                            .as_ref()
+                            .map(|c| c.as_string::<i32>())
+                            .and_then(|c| (!c.is_null(i)).then(|| c.value(i).to_owned()));
+                        (n.clone(), value)
+                    })
+                    .collect();
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RemoteExecutor for SfExecutor {
+    fn name(&self) -> &str {
+        &self.source
+    }
+
+    fn compute_context(&self) -> &str {
+        &self.context
+    }
+
+    fn dialect(&self) -> Arc<dyn SourceDialect> {
+        Arc::clone(&self.dialect)
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        schema: SchemaRef,
+        context: &StatementContext,
+    ) -> Result<SendableRecordBatchStream, RemoteError> {
+        let source = self.source.clone();
+        let mut handed_on = false;
+        let stream = self
+            .stream(sql.to_owned(), Arc::clone(&schema), context)
+            .map(move |item| match item {
+                Ok(b) => {
+                    handed_on = true;
+                    Ok(b)
+                }
+                Err(e) => {
+                    tracing::warn!(source, error = %e, "Snowflake statement failed.");
+                    ::metrics::counter!(metrics::SOURCE_ERRORS_TOTAL, "source" => source.clone(), "op" => "query")
+                        .increment(1);
+                    // Once rows were handed on, running the statement again would repeat them.
+                    Err(if handed_on { e.not_retryable() } else { e }.into_df())
+                }
+            });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn tables<'a>(
+        &'a self,
+        schemas: Option<&'a [String]>,
+    ) -> BoxFuture<'a, Result<Vec<RemoteTableDef>, RemoteError>> {
+        Box::pin(async move {
+            let tables = self.rows(&catalog::tables_sql(schemas)).await?;
+            let columns = self.rows(&catalog::columns_sql(schemas)).await?;
+            Ok(catalog::assemble(&tables, &columns))
+        })
+    }
+}
