@@ -486,3 +486,56 @@ async fn snowflake_errors_are_the_users_or_the_sources() {
         "{body}"
     );
 }
+
+/// Shapes pushed down whole, each run through the recording endpoint (`sfp`, full) and
+/// against `sf_none`: the answers must be equal, and the one statement Snowflake received
+/// must be the one `/v1/explain` shows.
+#[actix_web::test]
+async fn pushed_shapes_answer_as_whole_tables_do_and_send_what_explain_shows() {
+    let Some(s) = seeded().await else { return };
+    let proxy = SfServer::start(Some(s.url.clone())).await;
+    let app = app(s, &proxy).await;
+    let cases = std::fs::read_to_string(testdata().join("snowflake/cases.sql")).unwrap();
+    let mut checked = 0;
+    for sql in cases
+        .split(";\n")
+        .map(|c| {
+            c.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|c| !c.trim().is_empty())
+    {
+        let full_sql = sql.replace("{sf}", "sfp");
+        let explain = app.explain(&full_sql).await;
+        let remote = explain["remote"].as_array().cloned().unwrap_or_default();
+        assert_eq!(remote.len(), 1, "{full_sql}: one statement: {explain}");
+        let shown = remote[0]["sql"].as_str().unwrap().to_owned();
+        proxy.clear();
+        let full = run(&app, &full_sql).await;
+        let none = run(&app, &sql.replace("{sf}", "sf_none")).await;
+        let tag = format!("sluice:{}", full.query_id);
+        let received: Vec<String> = proxy
+            .to("/queries/v1/query-request")
+            .into_iter()
+            .filter(|q| q.body["parameters"]["QUERY_TAG"] == tag.as_str())
+            .filter_map(|q| q.sql().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            received,
+            vec![shown.clone()],
+            "{full_sql}: explain vs received"
+        );
+        let (Ok(f), Ok(n)) = (&full.outcome, &none.outcome) else {
+            panic!(
+                "{full_sql}: full {:?}, none {:?}\nsent: {shown}",
+                full.outcome.err(),
+                none.outcome.err()
+            );
+        };
+        assert_same(&full_sql, f, n, super::federation::ordered(&sql));
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} cases");
+}

@@ -123,3 +123,133 @@ pub fn jwt_account(account: &str) -> String {
         .unwrap_or(account)
         .to_ascii_uppercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs openssl (the tool Snowflake's key-pair guide uses) with `args` in `dir`.
+    fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    #[test]
+    fn plain_and_des3_encrypted_keys_sign_tokens_snowflake_can_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "plain.p8",
+            ],
+        );
+        // The common recipe: `openssl pkcs8 -topk8 -v2 des3`.
+        openssl(
+            d,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "des3",
+                "-in",
+                "plain.p8",
+                "-out",
+                "enc.p8",
+                "-passout",
+                "pass:s3cret",
+            ],
+        );
+        openssl(
+            d,
+            &["pkey", "-in", "plain.p8", "-pubout", "-out", "pub.pem"],
+        );
+        openssl(
+            d,
+            &[
+                "pkey", "-in", "plain.p8", "-pubout", "-outform", "DER", "-out", "pub.der",
+            ],
+        );
+        // Snowflake's RSA_PUBLIC_KEY_FP, as its guide computes it.
+        let digest = openssl(d, &["dgst", "-sha256", "-binary", "pub.der"]);
+        let expected = format!("SHA256:{}", STANDARD.encode(digest));
+
+        let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        let plain = KeyPair::from_pem(&read("plain.p8"), None).unwrap();
+        assert_eq!(plain.fingerprint(), expected);
+        let enc_pem = read("enc.p8");
+        assert!(enc_pem.contains("ENCRYPTED"));
+        let enc = KeyPair::from_pem(&enc_pem, Some("s3cret")).unwrap();
+        assert_eq!(enc.fingerprint(), expected);
+        let wrong = KeyPair::from_pem(&enc_pem, Some("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.contains("wrong passphrase"), "{wrong}");
+        let missing = KeyPair::from_pem(&enc_pem, None).unwrap_err().to_string();
+        assert!(missing.contains("private_key_passphrase_env"), "{missing}");
+        assert!(!format!("{enc:?}").contains("BEGIN"));
+
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let token = enc
+            .token("myorg-acct.us-east-1", "svc_sluice", now)
+            .unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let json = |p: &str| -> serde_json::Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+        };
+        assert_eq!(
+            json(parts[0]),
+            serde_json::json!({"alg": "RS256", "typ": "JWT"})
+        );
+        let claims = json(parts[1]);
+        assert_eq!(claims["sub"], "MYORG-ACCT.SVC_SLUICE");
+        assert_eq!(claims["iss"], format!("MYORG-ACCT.SVC_SLUICE.{expected}"));
+        assert_eq!(claims["iat"], 1_800_000_000u64);
+        assert_eq!(claims["exp"], 1_800_003_600u64);
+
+        // The signature checks out with the public key, by openssl, not by this crate.
+        std::fs::write(d.join("signed.txt"), format!("{}.{}", parts[0], parts[1])).unwrap();
+        std::fs::write(d.join("sig.bin"), URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
+        let verified = openssl(
+            d,
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.bin",
+                "signed.txt",
+            ],
+        );
+        assert_eq!(String::from_utf8_lossy(&verified).trim(), "Verified OK");
+    }
+
+    #[test]
+    fn pkcs1_keys_are_refused_with_the_fix() {
+        let err = KeyPair::from_pem(
+            "-----BEGIN RSA PRIVATE KEY-----\nMII=\n-----END RSA PRIVATE KEY-----\n",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("openssl pkcs8 -topk8"), "{err}");
+    }
+}

@@ -1,0 +1,21 @@
+-- Shapes sent to Snowflake whole; `{sf}` is the source. Each must answer as whole tables do.
+SELECT label, amount FROM {sf}.public.typed WHERE label LIKE 'it%' ORDER BY id;
+SELECT id FROM {sf}.public.typed WHERE label = 'it''s a \ backslash, é and 日本';
+SELECT id, ntz FROM {sf}.public.typed WHERE ntz >= TIMESTAMP '2000-01-01 00:00:00' ORDER BY id;
+SELECT id FROM {sf}.public.typed WHERE day BETWEEN DATE '1970-01-01' AND DATE '2024-12-31' ORDER BY id LIMIT 1 OFFSET 1;
+SELECT id, amount * 3 AS tripled, -amount AS negated FROM {sf}.public.typed WHERE amount IS NOT NULL ORDER BY id;
+SELECT n_regionkey, count(*) AS n, min(n_name) AS first, max(n_nationkey) AS last FROM {sf}.public.nation GROUP BY n_regionkey ORDER BY n_regionkey;
+SELECT n_name, row_number() OVER (PARTITION BY n_regionkey ORDER BY n_name) AS rn FROM {sf}.public.nation ORDER BY n_name;
+SELECT s_name FROM {sf}.public.supplier WHERE s_nationkey IN (SELECT n_nationkey FROM {sf}.public.nation WHERE n_regionkey = 2) ORDER BY s_name;
+SELECT n_name FROM {sf}.public.nation n WHERE NOT EXISTS (SELECT 1 FROM {sf}.public.supplier s WHERE s.s_nationkey = n.n_nationkey AND s.s_acctbal > 9000) ORDER BY n_name;
+SELECT r.r_name, n.n_name FROM {sf}.public.region r LEFT JOIN {sf}.public.nation n ON n.n_regionkey = r.r_regionkey AND n.n_name LIKE 'A%' ORDER BY r.r_name, n.n_name NULLS FIRST;
+SELECT n_regionkey AS k FROM {sf}.public.nation UNION ALL SELECT r_regionkey FROM {sf}.public.region ORDER BY k;
+SELECT DISTINCT p_brand FROM {sf}.public.part WHERE p_size < 5 ORDER BY p_brand;
+SELECT "Label" FROM {sf}.public."MixedCase" WHERE "Id" = 1;
+SELECT id, EXTRACT(YEAR FROM day) AS y FROM {sf}.public.typed WHERE EXTRACT(MONTH FROM day) = 2;
+SELECT sum(s_acctbal * 2) AS doubled, sum(s_suppkey) AS keys, count(DISTINCT s_nationkey) AS nations FROM {sf}.public.supplier;
+SELECT p_name FROM {sf}.public.part ORDER BY p_name DESC LIMIT 5;
+SELECT c_mktsegment, sum(c_acctbal) AS balance FROM {sf}.public.customer GROUP BY c_mktsegment HAVING sum(c_acctbal) > 0 ORDER BY balance DESC;
+SELECT ps_partkey, ps_suppkey FROM {sf}.public.partsupp ps JOIN {sf}.public.supplier s ON s.s_suppkey = ps.ps_suppkey WHERE s.s_nationkey = 7 ORDER BY ps_partkey, ps_suppkey LIMIT 10;
+SELECT count(*) AS n FROM {sf}.public.part WHERE p_type LIKE '%BRASS' AND p_container IN ('SM CASE', 'LG BOX');
+SELECT substr(c_phone, 1, 2) AS code, count(*) AS n FROM {sf}.public.customer GROUP BY substr(c_phone, 1, 2) ORDER BY code;
