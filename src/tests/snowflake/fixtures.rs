@@ -496,3 +496,57 @@ async fn a_result_recorded_from_a_driver_exchange_decodes_exactly() {
         ]
     );
 }
+
+#[actix_web::test]
+async fn statements_beyond_max_concurrency_wait_for_a_slot() {
+    let server = SfServer::start(None).await;
+    for i in 0..3 {
+        login(&server, &format!("t{i}"));
+    }
+    for _ in 0..3 {
+        server.script(
+            "/queries/v1/abort-request",
+            Canned::json(&json!({"success": true})),
+        );
+    }
+    // Every statement is held by the warehouse until aborted.
+    server.hold("SELECT 1");
+    let exec = Arc::new(executor(&server, 2));
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let exec = Arc::clone(&exec);
+            let schema = Arc::clone(&schema);
+            actix_web::rt::spawn(async move { execute(&exec, schema).await.map(|_| ()) })
+        })
+        .collect();
+    server
+        .wait_for("two statements", |r| {
+            r.iter()
+                .filter(|q| q.path == "/queries/v1/query-request")
+                .count()
+                == 2
+        })
+        .await;
+    // The third waits for a slot without being sent.
+    for _ in 0..200 {
+        if exec.load().1 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(exec.load(), (2, 1, 2), "(running, waiting, slots)");
+    assert_eq!(server.to("/queries/v1/query-request").len(), 2);
+    for t in &tasks {
+        t.abort();
+    }
+    // Dropping the running ones aborts them in Snowflake.
+    server
+        .wait_for("two aborts", |r| {
+            r.iter()
+                .filter(|q| q.path == "/queries/v1/abort-request")
+                .count()
+                == 2
+        })
+        .await;
+}

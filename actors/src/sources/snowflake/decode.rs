@@ -24,6 +24,7 @@ use sluice_planner::datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Decimal128Array, Float64Array, Int64Array,
     PrimitiveArray, RecordBatch, StringArray, StructArray, new_null_array,
 };
+use sluice_planner::datafusion::arrow::buffer::Buffer;
 use sluice_planner::datafusion::arrow::compute::cast;
 use sluice_planner::datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Decimal128Type, DecimalType, Field, Float64Type,
@@ -41,9 +42,10 @@ use super::protocol::RowType;
 ///
 /// # Errors
 /// A stream that does not read, or that uses dictionaries (Snowflake does not).
-pub fn read_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>, String> {
-    use sluice_planner::datafusion::arrow::buffer::Buffer;
+pub fn read_ipc(buffer: Buffer) -> Result<Vec<RecordBatch>, String> {
     use sluice_planner::datafusion::arrow::ipc::{self, MessageHeader, convert, reader};
+
+    let bytes = buffer.as_slice();
 
     let bad = |what: &str| format!("an Arrow result that does not read: {what}");
     let mut at = 0usize;
@@ -70,9 +72,11 @@ pub fn read_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>, String> {
         let meta = bytes.get(at..meta_end).ok_or_else(|| bad("cut short"))?;
         let message = ipc::root_as_message(meta).map_err(|e| bad(&e.to_string()))?;
         let body_len = usize::try_from(message.bodyLength()).map_err(|_| bad("a negative body"))?;
-        let body = bytes
-            .get(meta_end..meta_end + body_len)
-            .ok_or_else(|| bad("cut short"))?;
+        if meta_end + body_len > bytes.len() {
+            return Err(bad("cut short"));
+        }
+        // The batch's buffers are slices of the one buffer: nothing is copied.
+        let body = buffer.slice_with_length(meta_end, body_len);
         at = meta_end + body_len;
         match message.header_type() {
             MessageHeader::Schema => {
@@ -87,7 +91,7 @@ pub fn read_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>, String> {
                     .as_ref()
                     .ok_or_else(|| bad("a batch before the schema"))?;
                 let decoded = reader::read_record_batch(
-                    &Buffer::from(body.to_vec()),
+                    &body,
                     batch,
                     Arc::clone(schema),
                     &std::collections::HashMap::new(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
@@ -125,28 +126,34 @@ impl Run {
         batches
             .into_iter()
             .filter(|b| b.num_rows() > 0)
-            .map(|b| {
-                if self.schema.fields().is_empty() {
-                    // Rows without columns were asked for (`SELECT 1`): only the count counts.
-                    return RecordBatch::try_new_with_options(
-                        Arc::clone(&self.schema),
-                        Vec::new(),
-                        &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
-                    )
-                    .map_err(|e| self.upstream(e));
-                }
-                decode::convert(&b, rowtype, &self.schema).map_err(|why| {
-                    let mut e = self.upstream(why);
-                    e.class = ErrorClass::Data;
-                    e
-                })
-            })
+            .map(|b| self.convert_one(&b, rowtype))
             .collect()
     }
 
+    fn convert_one(
+        &self,
+        b: &RecordBatch,
+        rowtype: &[RowType],
+    ) -> Result<RecordBatch, RemoteError> {
+        if self.schema.fields().is_empty() {
+            // Rows without columns were asked for (`SELECT 1`): only the count counts.
+            return RecordBatch::try_new_with_options(
+                Arc::clone(&self.schema),
+                Vec::new(),
+                &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )
+            .map_err(|e| self.upstream(e));
+        }
+        decode::convert(b, rowtype, &self.schema).map_err(|why| {
+            let mut e = self.upstream(why);
+            e.class = ErrorClass::Data;
+            e
+        })
+    }
+
     /// An Arrow IPC stream's batches.
-    fn read_ipc(&self, bytes: &[u8]) -> Result<Vec<RecordBatch>, RemoteError> {
-        decode::read_ipc(bytes).map_err(|why| self.upstream(why))
+    fn read_ipc(&self, buffer: Buffer) -> Result<Vec<RecordBatch>, RemoteError> {
+        decode::read_ipc(buffer).map_err(|why| self.upstream(why))
     }
 
     /// JSON rows as one batch in Snowflake's Arrow encodings.
@@ -179,22 +186,28 @@ impl Run {
         Ok((vec![batch], types))
     }
 
-    /// The rows that came with the answer.
-    fn first_part(&self, data: &QueryData) -> Result<Vec<RecordBatch>, RemoteError> {
-        if let Some(rows) = &data.rowset
+    /// The rows that came with the answer, as Snowflake encoded them (converted as they are
+    /// handed on), and their row types. The base64 text is dropped once decoded.
+    fn first_part(
+        &self,
+        data: &mut QueryData,
+    ) -> Result<(Vec<RecordBatch>, Vec<RowType>), RemoteError> {
+        if let Some(rows) = data.rowset.take()
             && data.rowset_base64.as_deref().is_none_or(str::is_empty)
         {
             self.count_bytes(rows.iter().flatten().flatten().map(String::len).sum());
-            let (batches, types) = self.read_json(rows, &data.rowtype)?;
-            return self.convert(batches, &types);
+            return self.read_json(&rows, &data.rowtype);
         }
-        let encoded = data.rowset_base64.as_deref().unwrap_or("");
+        let encoded = data.rowset_base64.take().unwrap_or_default();
         let bytes = STANDARD
             .decode(encoded.trim())
             .map_err(|e| self.upstream(format!("rowsetBase64 is not base64: {e}")))?;
+        drop(encoded);
         self.count_bytes(bytes.len());
-        let batches = self.read_ipc(&bytes)?;
-        self.convert(batches, &data.rowtype)
+        Ok((
+            self.read_ipc(Buffer::from_vec(bytes))?,
+            data.rowtype.clone(),
+        ))
     }
 }
 
@@ -273,7 +286,7 @@ impl Chunks {
             let (batches, types) = self.run.read_json(&rows, &self.rowtype)?;
             return self.run.convert(batches, &types);
         }
-        let batches = self.run.read_ipc(&body)?;
+        let batches = self.run.read_ipc(Buffer::from(body))?;
         self.run.convert(batches, &self.rowtype)
     }
 }
@@ -386,10 +399,10 @@ impl SfExecutor {
                 .is_err_and(|e| matches!(e.class, ErrorClass::Timeout | ErrorClass::Unavailable));
             drop(guard);
             drop(lease);
-            let data = answer?;
+            let mut data = answer?;
             ::metrics::histogram!(metrics::SOURCE_REQUEST_SECONDS, "source" => source.clone(), "op" => "query")
                 .record(started.elapsed().as_secs_f64());
-            let first = run.first_part(&data)?;
+            let (first, first_types) = run.first_part(&mut data)?;
             let chunks = Chunks {
                 run: run.clone(),
                 query_id: data.query_id.clone(),
@@ -405,7 +418,9 @@ impl SfExecutor {
                 .buffered(prefetch)
                 .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
                 .try_flatten();
-            let all = stream::iter(first.into_iter().map(Ok))
+            let convert = run.clone();
+            let all = stream::iter(first.into_iter().filter(|b| b.num_rows() > 0))
+                .map(move |b| convert.convert_one(&b, &first_types))
                 .chain(rest)
                 // The slot is held until the last chunk has been read.
                 .map(move |b| {
@@ -458,7 +473,7 @@ impl SfExecutor {
         let bytes = STANDARD
             .decode(data.rowset_base64.as_deref().unwrap_or("").trim())
             .map_err(|e| run.upstream(format!("rowsetBase64 is not base64: {e}")))?;
-        batches.extend(run.read_ipc(&bytes)?);
+        batches.extend(run.read_ipc(Buffer::from_vec(bytes))?);
         let headers = chunk_headers(&data);
         for chunk in &data.chunks {
             let body = self
@@ -466,7 +481,7 @@ impl SfExecutor {
                 .chunk(&chunk.url, &headers)
                 .await?
                 .ok_or_else(|| run.upstream("a discovery chunk URL expired"))?;
-            batches.extend(run.read_ipc(&body)?);
+            batches.extend(run.read_ipc(Buffer::from(body))?);
         }
         let mut out = Vec::new();
         for batch in batches {
