@@ -19,3 +19,5 @@ SELECT c_mktsegment, sum(c_acctbal) AS balance FROM {sf}.public.customer GROUP B
 SELECT ps_partkey, ps_suppkey FROM {sf}.public.partsupp ps JOIN {sf}.public.supplier s ON s.s_suppkey = ps.ps_suppkey WHERE s.s_nationkey = 7 ORDER BY ps_partkey, ps_suppkey LIMIT 10;
 SELECT count(*) AS n FROM {sf}.public.part WHERE p_type LIKE '%BRASS' AND p_container IN ('SM CASE', 'LG BOX');
 SELECT substr(c_phone, 1, 2) AS code, count(*) AS n FROM {sf}.public.customer GROUP BY substr(c_phone, 1, 2) ORDER BY code;
+SELECT id, label FROM {sf}.public.typed WHERE id > 100 ORDER BY id;
+SELECT count(*) AS n, sum(amount) AS total FROM {sf}.public.typed WHERE id > 100;
