@@ -246,6 +246,36 @@ pub fn read_arrow(bytes: &[u8]) -> Vec<RecordBatch> {
         .unwrap()
 }
 
+/// Each row of `batches` as its values' display text, NULL as `NULL`.
+pub fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    use datafusion::arrow::array::Array;
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+            .collect();
+        for r in 0..b.num_rows() {
+            let row = b
+                .columns()
+                .iter()
+                .zip(&fmts)
+                .map(|(c, f)| {
+                    if c.is_null(r) {
+                        "NULL".to_owned()
+                    } else {
+                        f.value(r).to_string()
+                    }
+                })
+                .collect();
+            out.push(row);
+        }
+    }
+    out
+}
+
 pub fn total_rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }

@@ -64,6 +64,21 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Reloads a remote source's catalog through `executor`: [`Connector::refresh`] for sources
+/// with an executor.
+pub(crate) async fn refresh_remote(
+    catalog: Option<&Arc<sluice_planner::federation::RemoteCatalog>>,
+    executor: &dyn RemoteExecutor,
+) -> Result<Option<usize>> {
+    let Some(catalog) = catalog else {
+        return Ok(None);
+    };
+    let summary = catalog.refresh_with(executor).await.map_err(|e| {
+        crate::error::SourceError::Catalog(sluice_planner::redact::redact(&e.to_string()))
+    })?;
+    Ok(Some(summary.tables))
+}
+
 /// A source built from its config, ready for its actor: catalog registered with the planner,
 /// nothing read yet.
 pub struct BuiltSource {

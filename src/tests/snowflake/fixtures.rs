@@ -15,7 +15,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::ipc::writer::StreamWriter;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 use sluice_actors::sources::snowflake::client::{Client, ClientConfig, Credentials};
@@ -76,30 +75,10 @@ async fn execute(
 }
 
 fn show(batches: &[RecordBatch]) -> Vec<String> {
-    let mut out = Vec::new();
-    for b in batches {
-        let fmts: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .zip(&fmts)
-                .map(|(c, f)| {
-                    if c.is_null(r) {
-                        "NULL".to_owned()
-                    } else {
-                        f.value(r).to_string()
-                    }
-                })
-                .collect();
-            out.push(cells.join(" | "));
-        }
-    }
-    out
+    crate::cells(batches)
+        .into_iter()
+        .map(|r| r.join(" | "))
+        .collect()
 }
 
 fn ipc(batch: &RecordBatch) -> Vec<u8> {

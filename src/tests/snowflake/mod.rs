@@ -226,31 +226,7 @@ async fn app(s: &Seeded, proxy: &SfServer) -> TestApp {
 
 /// The answer as rows of display strings (NULL as `NULL`).
 async fn rows(app: &TestApp, sql: &str) -> Vec<Vec<String>> {
-    let batches = app.arrow(sql).await;
-    let mut out = Vec::new();
-    for b in &batches {
-        let fmts: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
-            .collect();
-        for r in 0..b.num_rows() {
-            out.push(
-                b.columns()
-                    .iter()
-                    .zip(&fmts)
-                    .map(|(c, f)| {
-                        if c.is_null(r) {
-                            "NULL".to_owned()
-                        } else {
-                            f.value(r).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    out
+    crate::cells(&app.arrow(sql).await)
 }
 
 #[actix_web::test]

@@ -256,14 +256,10 @@ impl Connector for PostgresConnector {
 
     fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
         async move {
-            let (Some(catalog), Some(executor)) = (&self.catalog, self.primary()) else {
+            let Some(executor) = self.primary() else {
                 return Ok(None);
             };
-            let summary = catalog
-                .refresh_with(executor.as_ref())
-                .await
-                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
-            Ok(Some(summary.tables))
+            super::refresh_remote(self.catalog.as_ref(), executor.as_ref()).await
         }
         .boxed()
     }

@@ -203,17 +203,7 @@ impl Connector for SnowflakeConnector {
     }
 
     fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
-        async move {
-            let Some(catalog) = &self.catalog else {
-                return Ok(None);
-            };
-            let summary = catalog
-                .refresh_with(self.executor.as_ref())
-                .await
-                .map_err(|e| SourceError::Catalog(redact(&e.to_string())))?;
-            Ok(Some(summary.tables))
-        }
-        .boxed()
+        super::refresh_remote(self.catalog.as_ref(), self.executor.as_ref()).boxed()
     }
 
     fn catalog_status(&self) -> Option<CatalogStatus> {

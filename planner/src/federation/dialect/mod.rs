@@ -107,17 +107,56 @@ pub trait SourceDialect: Send + Sync + Debug {
     }
 }
 
+/// The join types both dialects run (null-aware anti joins never: see [`Capabilities`]).
+pub(crate) const JOIN_TYPES: &[JoinType] = &[
+    JoinType::Inner,
+    JoinType::Left,
+    JoinType::Right,
+    JoinType::Full,
+    JoinType::LeftSemi,
+    JoinType::LeftAnti,
+    JoinType::RightSemi,
+    JoinType::RightAnti,
+];
+
+/// Comparisons, `IS [NOT] DISTINCT FROM`, `AND` and `OR`: the same in every dialect (which
+/// operands may be compared is the column classes' business).
+pub(crate) fn compares_or_combines(op: Operator) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        O::Eq
+            | O::NotEq
+            | O::Lt
+            | O::LtEq
+            | O::Gt
+            | O::GtEq
+            | O::IsDistinctFrom
+            | O::IsNotDistinctFrom
+            | O::And
+            | O::Or
+    )
+}
+
+/// An integer or an exact decimal.
+pub(crate) fn is_exact_number(t: &DataType) -> bool {
+    t.is_integer() || matches!(t, DataType::Decimal128(..))
+}
+
+/// UTF-8 text, in any of Arrow's layouts.
+pub(crate) fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
 /// Argument checks shared by the dialects' capability tables.
 pub(crate) mod args {
     use datafusion::arrow::datatypes::DataType;
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::Expr;
 
-    type R = Result<(), String>;
+    use super::is_text;
 
-    fn is_text(t: &DataType) -> bool {
-        matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-    }
+    type R = Result<(), String>;
 
     /// Every type in `types` passes `ok`; else the first that does not, with `what` was
     /// expected.

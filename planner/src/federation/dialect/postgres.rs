@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::logical_expr::{Expr, JoinType, Operator};
+use datafusion::logical_expr::{Expr, Operator};
 use datafusion::sql::sqlparser::ast::{self, Ident, ObjectName};
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::{
@@ -31,7 +31,9 @@ use datafusion::sql::unparser::dialect::{
     IntervalStyle, PostgreSqlDialect,
 };
 
-use super::{Capabilities, SourceDialect};
+use super::{
+    Capabilities, JOIN_TYPES, SourceDialect, compares_or_combines, is_exact_number, is_text,
+};
 use crate::federation::executor::{ReadAs, RemoteColumn};
 use crate::federation::placeholders;
 
@@ -281,29 +283,12 @@ pub static CAPABILITIES: Capabilities = Capabilities {
         "lag",
         "lead",
     ],
-    join_types: &[
-        JoinType::Inner,
-        JoinType::Left,
-        JoinType::Right,
-        JoinType::Full,
-        JoinType::LeftSemi,
-        JoinType::LeftAnti,
-        JoinType::RightSemi,
-        JoinType::RightAnti,
-    ],
+    join_types: JOIN_TYPES,
     operator,
     cast,
     literal,
     like,
 };
-
-fn is_exact_number(t: &DataType) -> bool {
-    t.is_integer() || matches!(t, DataType::Decimal128(..))
-}
-
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
 
 fn operator(op: Operator, l: &DataType, r: &DataType) -> bool {
     use Operator as O;
@@ -315,17 +300,7 @@ fn operator(op: Operator, l: &DataType, r: &DataType) -> bool {
         // rounding, a zero divisor), and so does `%` on decimals.
         O::Divide | O::Modulo => l.is_integer() && r.is_integer(),
         O::StringConcat => is_text(l) && is_text(r),
-        O::Eq
-        | O::NotEq
-        | O::Lt
-        | O::LtEq
-        | O::Gt
-        | O::GtEq
-        | O::IsDistinctFrom
-        | O::IsNotDistinctFrom
-        | O::And
-        | O::Or => true,
-        _ => false,
+        op => compares_or_combines(op),
     }
 }
 
