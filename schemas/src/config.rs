@@ -278,6 +278,10 @@ pub struct PostgresSourceConfig {
     pub name: String,
     /// Connection URLs of one logical database (the first serves; failover comes later).
     pub replicas: Vec<String>,
+    /// Environment variable holding the password, so that it never sits in a URL; it
+    /// applies to every replica (over a password a URL may carry).
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// Statements in flight against this source at once: the pool size of each replica.
     #[serde(default = "default_source_concurrency")]
     pub max_concurrency: u32,

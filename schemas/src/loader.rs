@@ -456,6 +456,7 @@ tables = [ { name = "trips", path = "trips/" } ]
 name = "pg"
 kind = "postgres"
 replicas = ["postgres://app@10.0.0.1/db", "postgres://app@10.0.0.2/db"]
+password_env = "PG_PASSWORD"
 max_concurrency = 16
 pushdown = "full"
 [[sources]]

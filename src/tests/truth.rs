@@ -350,6 +350,7 @@ async fn ready_speaks_for_sluice_while_starting_serving_and_draining() {
     config.sources.push(sluice_schemas::SourceConfig::Postgres(
         sluice_schemas::PostgresSourceConfig {
             name: "slow".into(),
+            password_env: None,
             replicas: vec![format!("postgres://u@{silent_addr}/db?sslmode=disable")],
             max_concurrency: 1,
             connect_timeout_ms: 3_000,

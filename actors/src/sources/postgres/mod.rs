@@ -130,6 +130,18 @@ impl PostgresConnector {
         if cfg.replicas.is_empty() {
             return Err(SourceError::Config("replicas must not be empty".to_owned()));
         }
+        // Read once, here: a missing variable is a config error, not a failed login later.
+        let password = cfg
+            .password_env
+            .as_deref()
+            .map(|var| {
+                std::env::var(var).map_err(|_| {
+                    SourceError::Config(format!(
+                        "password_env: environment variable {var} is not set"
+                    ))
+                })
+            })
+            .transpose()?;
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
         let max_size = usize::try_from(cfg.max_concurrency.max(1)).unwrap_or(1);
         let mut replicas = Vec::with_capacity(cfg.replicas.len());
@@ -137,6 +149,9 @@ impl PostgresConnector {
             let in_replica = |e: SourceError| SourceError::Config(format!("replica {i}: {e}"));
             let (mut pg, tls) = parse_replica(url).map_err(in_replica)?;
             pg.connect_timeout(connect_timeout);
+            if let Some(p) = &password {
+                pg.password(p.as_bytes());
+            }
             pg.application_name(stream::APPLICATION_NAME);
             let (manager, cancel) = tls::manager(
                 pg.clone(),
@@ -312,6 +327,30 @@ mod tests {
         let c = PostgresConnector::new(&cfg).unwrap();
         assert_eq!(c.display_location(), "postgres://a@h/db");
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn the_password_comes_from_the_environment_never_the_url() {
+        // PATH is set wherever tests run: it stands in for a password variable.
+        let path = std::env::var("PATH").unwrap();
+        let cfg: PostgresSourceConfig = toml::from_str(
+            "name = \"pg\"\nreplicas = [\"postgres://a@h/db\"]\npassword_env = \"PATH\"\n",
+        )
+        .unwrap();
+        let c = PostgresConnector::new(&cfg).unwrap();
+        assert_eq!(
+            c.replicas[0].config.get_password(),
+            Some(path.as_bytes()),
+            "the variable's value is the password"
+        );
+        assert!(!format!("{c:?}").contains(&path));
+        assert!(!c.display_location().contains(&path));
+        let cfg: PostgresSourceConfig = toml::from_str(
+            "name = \"pg\"\nreplicas = [\"postgres://a@h/db\"]\npassword_env = \"SLUICE_NO_SUCH_VAR_42\"\n",
+        )
+        .unwrap();
+        let err = PostgresConnector::new(&cfg).unwrap_err().to_string();
+        assert!(err.contains("SLUICE_NO_SUCH_VAR_42 is not set"), "{err}");
     }
 
     #[test]
