@@ -90,7 +90,11 @@ pub struct Application {
     admin_key: Option<String>,
     supervisor: actix::Addr<SourceSupervisor>,
     state: web::Data<AppState>,
+    connectors: Vec<Arc<dyn sluice_actors::sources::Connector>>,
 }
+
+/// How long closing the sources' remote sessions may hold up a stop.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Application {
     /// Builds everything `config` describes and binds the listener.
@@ -194,7 +198,9 @@ impl Application {
         let loads = built
             .into_iter()
             .map(|b| async { (first_load(&b, &runtime).await, b) });
+        let mut connectors = Vec::new();
         for (loaded, b) in futures::future::join_all(loads).await {
+            connectors.push(Arc::clone(&b.connector));
             let interval = b.health_interval;
             let actor = SourceActor::new(b.name.clone(), b.connector, runtime.clone())
                 .with_timing(
@@ -216,6 +222,7 @@ impl Application {
             admin_key,
             supervisor,
             state,
+            connectors,
         })
     }
 
@@ -260,6 +267,14 @@ impl Application {
             Err(e) => Err(std::io::Error::other(e)),
         };
         signals.abort();
+        // Sessions at the far end (Snowflake's) are ended, on the runtime that opened them.
+        let connectors = self.connectors;
+        let closing = self.state.runtime.spawn(async move {
+            futures::future::join_all(connectors.iter().map(|c| c.close())).await;
+        });
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            warn!("Closing the sources' sessions did not finish in time.");
+        }
         self.supervisor.do_send(sluice_actors::Shutdown);
         result
     }

@@ -62,6 +62,12 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
         None
     }
+
+    /// Ends what the source keeps open at the far end (Snowflake sessions) when the server
+    /// stops.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Reloads a remote source's catalog through `executor`: [`Connector::refresh`] for sources

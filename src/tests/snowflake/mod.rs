@@ -515,3 +515,33 @@ async fn pushed_shapes_answer_as_whole_tables_do_and_send_what_explain_shows() {
     }
     assert!(checked >= 15, "{checked} cases");
 }
+
+#[actix_web::test]
+async fn sessions_are_deleted_when_the_server_stops() {
+    let Some(s) = seeded().await else { return };
+    let proxy = SfServer::start(Some(s.url.clone())).await;
+    let app = app(s, &proxy).await;
+    assert_eq!(
+        rows(&app, "SELECT count(*) FROM sfp.public.region").await,
+        vec![vec!["5".to_owned()]]
+    );
+    let logins = proxy.to("/session/v1/login-request").len();
+    assert!(logins >= 1);
+    app.drainer.clone().drain().await;
+    let records = proxy
+        .wait_for("a delete of every session", |r| {
+            r.iter()
+                .filter(|q| q.path == "/session" && q.param("delete").as_deref() == Some("true"))
+                .count()
+                == logins
+        })
+        .await;
+    let mut tokens: Vec<&str> = records
+        .iter()
+        .filter(|q| q.path == "/session")
+        .map(|q| q.authorization.as_str())
+        .collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    assert_eq!(tokens.len(), logins, "each session once");
+}

@@ -213,6 +213,11 @@ impl Connector for SnowflakeConnector {
     fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
         Some(Arc::clone(&self.executor) as Arc<dyn RemoteExecutor>)
     }
+
+    /// Deletes the pooled sessions (`/session?delete=true`).
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.executor.client().close().boxed()
+    }
 }
 
 /// Builds a Snowflake source: its client (credentials read now), and its catalog registered
