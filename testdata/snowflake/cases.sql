@@ -21,3 +21,4 @@ SELECT count(*) AS n FROM {sf}.public.part WHERE p_type LIKE '%BRASS' AND p_cont
 SELECT substr(c_phone, 1, 2) AS code, count(*) AS n FROM {sf}.public.customer GROUP BY substr(c_phone, 1, 2) ORDER BY code;
 SELECT id, label FROM {sf}.public.typed WHERE id > 100 ORDER BY id;
 SELECT count(*) AS n, sum(amount) AS total FROM {sf}.public.typed WHERE id > 100;
+SELECT n_name, sum(n_nationkey) OVER (PARTITION BY n_regionkey) AS region_keys, count(*) OVER (PARTITION BY n_regionkey) AS in_region FROM {sf}.public.nation ORDER BY n_name;

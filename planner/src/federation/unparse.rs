@@ -150,6 +150,30 @@ impl Gen<'_> {
         }
     }
 
+    /// `e` with every `sum`, plain or over a window, cast to the type DataFusion gives it,
+    /// where the dialect asks for that ([`super::SourceDialect::pins_sum_types`]).
+    fn pinned(&self, e: &Expr, schema: &DFSchema) -> Expr {
+        if !self.dialect.pins_sum_types() {
+            return e.clone();
+        }
+        e.clone()
+            .transform_up(|e| {
+                let sum = match &e {
+                    Expr::AggregateFunction(AggregateFunction { func, .. }) => func.name() == "sum",
+                    Expr::WindowFunction(w) => matches!(
+                        &w.fun,
+                        WindowFunctionDefinition::AggregateUDF(f) if f.name() == "sum"
+                    ),
+                    _ => false,
+                };
+                if sum && let Ok(t) = e.get_type(schema) {
+                    return Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(e), t))));
+                }
+                Ok(Transformed::no(e))
+            })
+            .map_or_else(|_| e.clone(), |t| t.data)
+    }
+
     fn render(&self, l: &Level) -> Result<String, Reason> {
         let items = l
             .items
@@ -309,13 +333,11 @@ impl Gen<'_> {
                 let aggs = aggr_expr
                     .iter()
                     .map(|e| {
-                        let e = exact_avg(e, schema);
-                        let e = if self.dialect.pins_sum_types() {
-                            pinned_sum(&e, schema)
-                        } else {
-                            e
-                        };
-                        subst(&e, schema, &l.items)
+                        subst(
+                            &self.pinned(&exact_avg(e, schema), schema),
+                            schema,
+                            &l.items,
+                        )
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 l.items = keys.iter().cloned().chain(aggs).collect();
@@ -407,7 +429,7 @@ impl Gen<'_> {
                 let schema = input.schema();
                 let windows = window_expr
                     .iter()
-                    .map(|e| subst(e, schema, &l.items))
+                    .map(|e| subst(&self.pinned(e, schema), schema, &l.items))
                     .collect::<Result<Vec<_>, _>>()?;
                 l.items.extend(windows);
                 l.windowed = true;
@@ -601,22 +623,6 @@ fn exact_avg(e: &Expr, schema: &DFSchema) -> Expr {
                     p,
                     s,
                 )));
-            }
-            Ok(Transformed::no(e))
-        })
-        .map_or_else(|_| e.clone(), |t| t.data)
-}
-
-/// Every `sum` in `e` cast to the type DataFusion gives it
-/// ([`super::SourceDialect::pins_sum_types`]).
-fn pinned_sum(e: &Expr, schema: &DFSchema) -> Expr {
-    e.clone()
-        .transform_up(|e| {
-            if let Expr::AggregateFunction(AggregateFunction { func, .. }) = &e
-                && func.name() == "sum"
-                && let Ok(t) = e.get_type(schema)
-            {
-                return Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(e), t))));
             }
             Ok(Transformed::no(e))
         })

@@ -4,9 +4,10 @@
 //! Sessions are pooled: a statement leases one for its whole run ([`Lease`]), and a session
 //! goes back to the pool when its statement ends, so no session runs two statements at once
 //! (as each official driver connection does; emulators refuse it). Logins happen as the pool
-//! grows, at most about `max_concurrency` sessions. Requests that fail before Snowflake answered (connection errors,
-//! timeouts, HTTP 5xx and 429) are retried with backoff; statements are only ever `SELECT`s,
-//! and a retried query request keeps its request id, so Snowflake runs it once.
+//! grows, at most about `max_concurrency` sessions. Requests that fail before Snowflake
+//! answered (connection errors, timeouts, HTTP 5xx and 429) are retried with backoff within
+//! the request's time budget; statements are only ever `SELECT`s, and a retried query
+//! request keeps its request id, so Snowflake runs it once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -49,7 +50,7 @@ pub struct ClientConfig {
     pub user: String,
     /// How to log in.
     pub credentials: Credentials,
-    /// Warehouse, database, role for the session.
+    /// Warehouse.
     pub warehouse: Option<String>,
     /// Database.
     pub database: Option<String>,
@@ -165,8 +166,7 @@ pub fn statement_error(
 ) -> RemoteError {
     let class = match (code, sql_state) {
         (_, Some(s)) if s.starts_with("22") => ErrorClass::Data,
-        (Some("000604") | _, Some("57014")) => ErrorClass::Cancelled,
-        (Some("000604"), _) => ErrorClass::Cancelled,
+        (_, Some("57014")) | (Some("000604"), _) => ErrorClass::Cancelled,
         (Some("000630"), _) => ErrorClass::Timeout,
         (Some(c), _) if c.starts_with("390") => ErrorClass::Unavailable,
         _ => ErrorClass::Upstream,
@@ -223,8 +223,65 @@ impl Client {
             .map_err(|e| unavailable(&self.source, format!("bad URL {path_and_query}: {e}")))
     }
 
-    /// Sends one request, retrying what failed before Snowflake answered; returns the
-    /// envelope of any JSON answer (Snowflake reports most errors in HTTP 200).
+    /// Sends the request `build` makes (given the time it may take), again after what failed
+    /// before Snowflake answered: connection errors and timeouts, HTTP 5xx and 429 (after
+    /// their `Retry-After`), with backoff, while `budget` lasts. Returns any other response.
+    async fn retrying(
+        &self,
+        what: &str,
+        budget: Duration,
+        build: impl Fn(Duration) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RemoteError> {
+        let deadline = Instant::now() + budget;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (wait, failure) = match build(left).send().await {
+                Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                    let wait = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    (
+                        wait,
+                        unavailable(&self.source, format!("HTTP {} from {what}", r.status())),
+                    )
+                }
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_connect() || e.is_timeout() => {
+                    let class = if e.is_timeout() {
+                        ErrorClass::Timeout
+                    } else {
+                        ErrorClass::Unavailable
+                    };
+                    let message = format!("{what} failed: {}", e.without_url());
+                    (
+                        None,
+                        RemoteError::new(&self.source, class, format!("snowflake: {message}")),
+                    )
+                }
+                Err(e) => {
+                    return Err(unavailable(
+                        &self.source,
+                        format!("{what} failed: {}", e.without_url()),
+                    ));
+                }
+            };
+            let pause = wait
+                .unwrap_or(Duration::from_millis(100u64 << attempt.min(6)))
+                .min(Duration::from_secs(10));
+            if attempt >= ATTEMPTS || Instant::now() + pause >= deadline {
+                return Err(failure);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Sends one request ([`Self::retrying`]); returns the envelope of its JSON answer
+    /// (Snowflake reports most errors in HTTP 200).
     async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -233,73 +290,38 @@ impl Client {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Envelope<T>, RemoteError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(timeout);
-            if let Some(t) = token {
-                request = request.header(AUTHORIZATION, format!("Snowflake Token=\"{t}\""));
-            }
-            if let Some(b) = body {
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(b.to_string());
-            }
-            let retry_after = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    if status.is_server_error() || status.as_u16() == 429 {
-                        let wait = response
-                            .headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        if attempt >= ATTEMPTS {
-                            return Err(unavailable(
-                                &self.source,
-                                format!("HTTP {status} from {}", url.path()),
-                            ));
-                        }
-                        wait
-                    } else {
-                        let bytes = response.bytes().await.map_err(|e| {
-                            unavailable(&self.source, format!("reading the answer failed: {e}"))
-                        })?;
-                        return serde_json::from_slice(&bytes).map_err(|e| {
-                            RemoteError::new(
-                                &self.source,
-                                ErrorClass::Upstream,
-                                format!(
-                                    "snowflake answered HTTP {status} to {} with what is not \
-                                     its protocol: {e}",
-                                    url.path()
-                                ),
-                            )
-                        });
-                    }
+        let body = body.map(Value::to_string);
+        let response = self
+            .retrying(url.path(), timeout, |left| {
+                let mut request = self.http.request(method.clone(), url.clone()).timeout(left);
+                if let Some(t) = token {
+                    request = request.header(AUTHORIZATION, format!("Snowflake Token=\"{t}\""));
                 }
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => None,
-                Err(e) if e.is_timeout() => {
-                    return Err(RemoteError::new(
-                        &self.source,
-                        ErrorClass::Timeout,
-                        format!("snowflake did not answer {} in time", url.path()),
-                    ));
+                if let Some(b) = &body {
+                    request = request
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(b.clone());
                 }
-                Err(e) => {
-                    return Err(unavailable(
-                        &self.source,
-                        format!("{} failed: {}", url.path(), without_url(&e)),
-                    ));
-                }
-            };
-            let backoff = Duration::from_millis(100u64 << attempt.min(6));
-            tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(10))).await;
-        }
+                request
+            })
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            unavailable(
+                &self.source,
+                format!("reading the answer failed: {}", e.without_url()),
+            )
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            RemoteError::new(
+                &self.source,
+                ErrorClass::Upstream,
+                format!(
+                    "snowflake answered HTTP {status} to {} with what is not its protocol: {e}",
+                    url.path()
+                ),
+            )
+        })
     }
 
     /// Logs in.
@@ -517,13 +539,7 @@ impl Client {
             .await?;
         loop {
             if envelope.success {
-                return serde_json::from_value(envelope.data.unwrap_or(Value::Null)).map_err(|e| {
-                    RemoteError::new(
-                        &self.source,
-                        ErrorClass::Upstream,
-                        format!("snowflake sent a result Sluice cannot read: {e}"),
-                    )
-                });
+                return self.query_data(envelope.data);
             }
             let code = envelope.code.clone();
             let data: ErrorData = envelope
@@ -599,7 +615,11 @@ impl Client {
                 envelope.message.as_deref().unwrap_or("the result is gone"),
             ));
         }
-        serde_json::from_value(envelope.data.unwrap_or(Value::Null)).map_err(|e| {
+        self.query_data(envelope.data)
+    }
+
+    fn query_data(&self, data: Option<Value>) -> Result<QueryData, RemoteError> {
+        serde_json::from_value(data.unwrap_or(Value::Null)).map_err(|e| {
             RemoteError::new(
                 &self.source,
                 ErrorClass::Upstream,
@@ -619,50 +639,41 @@ impl Client {
         url: &str,
         headers: &[(String, String)],
     ) -> Result<Option<bytes::Bytes>, RemoteError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.http.get(url).timeout(self.config.request_timeout * 4);
-            for (k, v) in headers {
-                if let (Ok(k), Ok(v)) = (
-                    HeaderName::from_bytes(k.as_bytes()),
-                    HeaderValue::from_str(v),
-                ) {
-                    request = request.header(k, v);
+        let response = self
+            .retrying("a result chunk", self.config.request_timeout * 4, |left| {
+                let mut request = self.http.get(url).timeout(left);
+                for (k, v) in headers {
+                    if let (Ok(k), Ok(v)) = (
+                        HeaderName::from_bytes(k.as_bytes()),
+                        HeaderValue::from_str(v),
+                    ) {
+                        request = request.header(k, v);
+                    }
                 }
-            }
-            match request.send().await {
-                Ok(r) if r.status().as_u16() == 403 => return Ok(None),
-                Ok(r) if r.status().is_success() => {
-                    let body = r.bytes().await.map_err(|e| {
-                        unavailable(&self.source, format!("reading a result chunk failed: {e}"))
-                    })?;
-                    return gunzip_if_needed(body).map(Some).map_err(|e| {
-                        RemoteError::new(
-                            &self.source,
-                            ErrorClass::Upstream,
-                            format!("a result chunk is not readable gzip: {e}"),
-                        )
-                    });
-                }
-                Ok(r)
-                    if attempt < ATTEMPTS
-                        && (r.status().is_server_error() || r.status().as_u16() == 429) => {}
-                Ok(r) => {
-                    return Err(unavailable(
+                request
+            })
+            .await?;
+        match response.status() {
+            s if s.as_u16() == 403 => Ok(None),
+            s if s.is_success() => {
+                let body = response.bytes().await.map_err(|e| {
+                    unavailable(
                         &self.source,
-                        format!("a result chunk answered HTTP {}", r.status()),
-                    ));
-                }
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
-                Err(e) => {
-                    return Err(unavailable(
+                        format!("reading a result chunk failed: {}", e.without_url()),
+                    )
+                })?;
+                gunzip_if_needed(body).map(Some).map_err(|e| {
+                    RemoteError::new(
                         &self.source,
-                        format!("fetching a result chunk failed: {}", without_url(&e)),
-                    ));
-                }
+                        ErrorClass::Upstream,
+                        format!("a result chunk is not readable gzip: {e}"),
+                    )
+                })
             }
-            tokio::time::sleep(Duration::from_millis(100u64 << attempt.min(6))).await;
+            s => Err(unavailable(
+                &self.source,
+                format!("a result chunk answered HTTP {s}"),
+            )),
         }
     }
 
@@ -745,20 +756,6 @@ impl Client {
                 .await;
         }
     }
-
-    /// Sessions in the pool now.
-    pub fn idle_sessions(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-}
-
-/// A reqwest error's text without the URL (chunk URLs carry signatures).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(u) = e.url() {
-        text = text.replace(u.as_str(), "<url>");
-    }
-    text
 }
 
 /// Chunks may be gzip-compressed with or without saying so.

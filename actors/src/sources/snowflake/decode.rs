@@ -248,6 +248,21 @@ fn fixed(col: &ArrayRef, scale: u32, target: &DataType) -> Result<ArrayRef, Stri
         DataType::Decimal128(_, s) => u32::try_from(*s).map_err(|_| "a negative scale")?,
         _ => scale,
     };
+    // Already what the plan expects (an integer at scale 0, or the very decimal type).
+    match target {
+        DataType::Decimal128(p, _) if col.data_type() == target => {
+            let decimals = col
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .ok_or("a decimal column that is not one")?;
+            decimals
+                .validate_decimal_precision(*p)
+                .map_err(|e| e.to_string())?;
+            return Ok(Arc::clone(col));
+        }
+        t if scale == 0 && col.data_type() == t => return Ok(Arc::clone(col)),
+        _ => {}
+    }
     let values = integers(col)?;
     let show = |v: i128| Decimal128Type::format_decimal(v, 38, i8::try_from(scale).unwrap_or(0));
     match target {

@@ -117,19 +117,7 @@ impl Run {
         )
     }
 
-    /// Converts Snowflake's batches (columns in `rowtype` order) into the expected schema.
-    fn convert(
-        &self,
-        batches: Vec<RecordBatch>,
-        rowtype: &[RowType],
-    ) -> Result<Vec<RecordBatch>, RemoteError> {
-        batches
-            .into_iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| self.convert_one(&b, rowtype))
-            .collect()
-    }
-
+    /// Converts a batch Snowflake sent (columns in `rowtype` order) into the expected schema.
     fn convert_one(
         &self,
         b: &RecordBatch,
@@ -211,6 +199,51 @@ impl Run {
     }
 }
 
+/// Batches as Snowflake encoded them, and the row types that say how.
+type Part = (Vec<RecordBatch>, Arc<Vec<RowType>>);
+
+/// One batch as Snowflake encoded it, and its row types.
+type Encoded = (RecordBatch, Arc<Vec<RowType>>);
+
+/// A finished statement's rows as Snowflake encoded them, part by part: the first part,
+/// then the chunks, `prefetch` fetched at a time, in order. Empty batches are left out.
+fn parts(
+    run: &Run,
+    mut data: QueryData,
+    prefetch: usize,
+) -> Result<
+    impl futures::Stream<Item = Result<Encoded, RemoteError>> + Send + 'static + use<>,
+    RemoteError,
+> {
+    let (first, first_types) = run.first_part(&mut data)?;
+    let chunks = Chunks {
+        run: run.clone(),
+        query_id: data.query_id.clone(),
+        headers: Arc::new(chunk_headers(&data)),
+        rowtype: Arc::new(data.rowtype.clone()),
+        json: data
+            .query_result_format
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case("json")),
+    };
+    let rest = stream::iter(data.chunks.into_iter().enumerate())
+        .map(move |(i, c)| chunks.clone().fetch(i, c))
+        .buffered(prefetch);
+    Ok(
+        stream::once(async move { Ok((first, Arc::new(first_types))) })
+            .chain(rest)
+            .map_ok(|(batches, types)| {
+                stream::iter(
+                    batches
+                        .into_iter()
+                        .filter(|b| b.num_rows() > 0)
+                        .map(move |b| Ok((b, Arc::clone(&types)))),
+                )
+            })
+            .try_flatten(),
+    )
+}
+
 /// Where the further chunks of one result are, and how to read them.
 #[derive(Clone)]
 struct Chunks {
@@ -240,8 +273,9 @@ fn chunk_headers(data: &QueryData) -> Vec<(String, String)> {
 }
 
 impl Chunks {
-    /// Chunk `index`, decoded; an expired URL is asked for again through the result.
-    async fn fetch(self, index: usize, chunk: Chunk) -> Result<Vec<RecordBatch>, RemoteError> {
+    /// Chunk `index` as Snowflake encoded it, with its row types; an expired URL is asked
+    /// for again through the result.
+    async fn fetch(self, index: usize, chunk: Chunk) -> Result<Part, RemoteError> {
         let client = &self.run.client;
         let mut body = client.chunk(&chunk.url, &self.headers).await?;
         if body.is_none() {
@@ -284,10 +318,12 @@ impl Chunks {
                     .upstream(format!("a JSON chunk that does not read: {e}"))
             })?;
             let (batches, types) = self.run.read_json(&rows, &self.rowtype)?;
-            return self.run.convert(batches, &types);
+            return Ok((batches, Arc::new(types)));
         }
-        let batches = self.run.read_ipc(Buffer::from(body))?;
-        self.run.convert(batches, &self.rowtype)
+        Ok((
+            self.run.read_ipc(Buffer::from(body))?,
+            Arc::clone(&self.rowtype),
+        ))
     }
 }
 
@@ -318,7 +354,7 @@ impl SfExecutor {
         }
     }
 
-    /// The session.
+    /// The client.
     pub fn client(&self) -> &Arc<Client> {
         &self.client
     }
@@ -399,29 +435,12 @@ impl SfExecutor {
                 .is_err_and(|e| matches!(e.class, ErrorClass::Timeout | ErrorClass::Unavailable));
             drop(guard);
             drop(lease);
-            let mut data = answer?;
+            let data = answer?;
             ::metrics::histogram!(metrics::SOURCE_REQUEST_SECONDS, "source" => source.clone(), "op" => "query")
                 .record(started.elapsed().as_secs_f64());
-            let (first, first_types) = run.first_part(&mut data)?;
-            let chunks = Chunks {
-                run: run.clone(),
-                query_id: data.query_id.clone(),
-                headers: Arc::new(chunk_headers(&data)),
-                rowtype: Arc::new(data.rowtype.clone()),
-                json: data
-                    .query_result_format
-                    .as_deref()
-                    .is_some_and(|f| f.eq_ignore_ascii_case("json")),
-            };
-            let rest = stream::iter(data.chunks.into_iter().enumerate())
-                .map(move |(i, c)| chunks.clone().fetch(i, c))
-                .buffered(prefetch)
-                .map_ok(|batches| stream::iter(batches.into_iter().map(Ok)))
-                .try_flatten();
             let convert = run.clone();
-            let all = stream::iter(first.into_iter().filter(|b| b.num_rows() > 0))
-                .map(move |b| convert.convert_one(&b, &first_types))
-                .chain(rest)
+            let all = parts(&run, data, prefetch)?
+                .and_then(move |(b, types)| std::future::ready(convert.convert_one(&b, &types)))
                 // The slot is held until the last chunk has been read.
                 .map(move |b| {
                     let _slot = &permit;
@@ -457,35 +476,14 @@ impl SfExecutor {
             .iter()
             .map(|r| r.name.to_ascii_uppercase())
             .collect();
-        let mut batches: Vec<RecordBatch> = Vec::new();
-        if let Some(rows) = &data.rowset
-            && data.rowset_base64.as_deref().is_none_or(str::is_empty)
-        {
-            let out = rows
-                .iter()
-                .map(|r| names.iter().cloned().zip(r.iter().cloned()).collect())
-                .collect();
-            if data.chunks.is_empty() {
-                return Ok(out);
-            }
-            return Err(run.upstream("a discovery result in JSON chunks"));
-        }
-        let bytes = STANDARD
-            .decode(data.rowset_base64.as_deref().unwrap_or("").trim())
-            .map_err(|e| run.upstream(format!("rowsetBase64 is not base64: {e}")))?;
-        batches.extend(run.read_ipc(Buffer::from_vec(bytes))?);
-        let headers = chunk_headers(&data);
-        for chunk in &data.chunks {
-            let body = self
-                .client
-                .chunk(&chunk.url, &headers)
-                .await?
-                .ok_or_else(|| run.upstream("a discovery chunk URL expired"))?;
-            batches.extend(run.read_ipc(Buffer::from(body))?);
-        }
+        let batches: Vec<RecordBatch> = parts(&run, data, 1)?
+            .map_ok(|(b, _)| b)
+            .try_collect()
+            .await?;
+        // As Snowflake encodes them: NUMBER as integers or decimals at their scale, text as
+        // text; columns that do not read as text (timestamps) are not among those read.
         let mut out = Vec::new();
         for batch in batches {
-            // Columns that do not read as text (timestamps) are not among those read.
             let texts: Vec<Option<ArrayRef>> = batch
                 .columns()
                 .iter()

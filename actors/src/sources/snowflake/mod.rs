@@ -152,11 +152,6 @@ impl SnowflakeConnector {
         self.catalog = Some(catalog);
         self
     }
-
-    /// The executor.
-    pub fn sf_executor(&self) -> &Arc<SfExecutor> {
-        &self.executor
-    }
 }
 
 impl Connector for SnowflakeConnector {
