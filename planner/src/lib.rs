@@ -39,6 +39,7 @@ pub mod catalog;
 pub mod error;
 pub mod federation;
 pub mod functions;
+pub mod grants;
 pub mod metrics;
 pub mod output;
 pub mod params;
@@ -53,6 +54,7 @@ pub mod validate;
 pub use catalog::TableLocation;
 pub use error::{PlanError, Result};
 pub use federation::{PulledBySource, QueryContext};
+pub use grants::Grants;
 pub use params::Params;
 pub use parquet_catalog::{
     CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,

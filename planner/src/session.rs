@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::error::{PlanError, Result};
 use crate::federation::{QueryContext, RemoteCatalog, RemoteScanExec, RemoteSource};
+use crate::grants::{GrantedCatalogList, Grants};
 use crate::params::{self, Params};
 use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec, SourceCatalog};
 use crate::validate;
@@ -58,6 +59,8 @@ const NO_DEFAULT_CATALOG: &str = "sluice";
 pub struct Planner {
     state: Arc<SessionState>,
     catalogs: Arc<RwLock<BTreeMap<String, Arc<dyn SourceCatalog>>>>,
+    /// `Some` for a key's restricted view (see [`crate::grants`]).
+    grants: Option<Arc<Grants>>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -82,6 +85,14 @@ pub struct PlannedQuery {
 }
 
 impl PlannedQuery {
+    /// True for `EXPLAIN` and `EXPLAIN ANALYZE` statements.
+    pub fn is_explain(&self) -> bool {
+        matches!(
+            self.logical,
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+        )
+    }
+
     /// The schema of the result as clients will receive it (string views as plain strings).
     pub fn output_schema(&self) -> SchemaRef {
         crate::output::plain_schema(&self.physical.schema())
@@ -175,7 +186,37 @@ impl Planner {
         Ok(Self {
             state: Arc::new(state),
             catalogs: Arc::default(),
+            grants: None,
         })
+    }
+
+    /// The same planner seeing only what `grants` allow: its catalog, `information_schema`
+    /// and listings hold only granted tables, and every plan it makes is checked against
+    /// them (see [`crate::grants`]). Sources registered or refreshed later show through it.
+    /// Costs a session build: keep it per key, not per request.
+    pub fn restricted(&self, grants: Arc<Grants>) -> Self {
+        let view = Arc::new(GrantedCatalogList::new(
+            Arc::clone(self.unrestricted_catalogs()),
+            Arc::clone(&grants),
+        ));
+        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+            .with_catalog_list(view)
+            .build();
+        Self {
+            state: Arc::new(state),
+            catalogs: Arc::clone(&self.catalogs),
+            grants: Some(grants),
+        }
+    }
+
+    /// The grants this planner is restricted to, if any.
+    pub fn grants(&self) -> Option<&Arc<Grants>> {
+        self.grants.as_ref()
+    }
+
+    /// The full catalog list under any restricted view.
+    fn unrestricted_catalogs(&self) -> &Arc<dyn datafusion::catalog::CatalogProviderList> {
+        self.state.catalog_list()
     }
 
     /// True when a source (catalog) of this name is registered.
@@ -278,6 +319,16 @@ impl Planner {
             .await
             .map_err(PlanError::classify)?;
         validate::check_plan(&plan)?;
+        if let Some(grants) = &self.grants {
+            let options = self.state.config_options();
+            let functions = self.state.table_functions();
+            grants.check_plan(
+                &plan,
+                &options.catalog.default_catalog,
+                &options.catalog.default_schema,
+                |name| functions.contains_key(name),
+            )?;
+        }
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
             plan = cap_rows(plan, max)?;
@@ -315,7 +366,14 @@ impl Planner {
             }
             let full = r.clone().resolve(default_catalog, default_schema);
             let name = format!("{}.{}.{}", full.catalog, full.schema, full.table);
-            self.check_loaded(&full.catalog)?;
+            // A source outside the grants is missing, loaded or not.
+            if self
+                .grants
+                .as_ref()
+                .is_none_or(|g| g.sees_catalog(&full.catalog))
+            {
+                self.check_loaded(&full.catalog)?;
+            }
             let exists = full.schema.as_ref() == "information_schema"
                 || self
                     .state
