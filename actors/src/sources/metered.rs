@@ -2,7 +2,9 @@
 //! and latency into the `sluice_source_*` metrics, then forwards to the real store.
 //!
 //! It wraps the store the planner reads through, so the figures are what the queries cost the
-//! source, not an estimate.
+//! source, not an estimate. It is also read-only: every write, delete, copy and rename is
+//! refused here, whatever the credentials underneath would allow (defense in depth: a
+//! DataFusion feature that writes, such as `COPY TO`, finds no way through).
 
 use std::fmt;
 use std::ops::Range;
@@ -94,29 +96,34 @@ impl fmt::Display for MeteredStore {
     }
 }
 
+/// Why every write is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("Sluice reads sources only: {0} is refused")]
+struct ReadOnly(&'static str);
+
+fn read_only<T>(op: &'static str) -> object_store::Result<T> {
+    Err(object_store::Error::NotSupported {
+        source: Box::new(ReadOnly(op)),
+    })
+}
+
 #[async_trait]
 impl ObjectStore for MeteredStore {
     async fn put_opts(
         &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
+        _location: &Path,
+        _payload: PutPayload,
+        _opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        let start = Instant::now();
-        let r = self.inner.put_opts(location, payload, opts).await;
-        self.record("put", start, &r, |_| 0);
-        r
+        read_only("put")
     }
 
     async fn put_multipart_opts(
         &self,
-        location: &Path,
-        opts: PutMultipartOptions,
+        _location: &Path,
+        _opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        let start = Instant::now();
-        let r = self.inner.put_multipart_opts(location, opts).await;
-        self.record("put", start, &r, |_| 0);
-        r
+        read_only("put")
     }
 
     async fn get_opts(
@@ -168,7 +175,7 @@ impl ObjectStore for MeteredStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+        locations.map(|_| read_only("delete")).boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -192,20 +199,20 @@ impl ObjectStore for MeteredStore {
 
     async fn copy_opts(
         &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
+        _from: &Path,
+        _to: &Path,
+        _options: CopyOptions,
     ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
+        read_only("copy")
     }
 
     async fn rename_opts(
         &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
+        _from: &Path,
+        _to: &Path,
+        _options: RenameOptions,
     ) -> object_store::Result<()> {
-        self.inner.rename_opts(from, to, options).await
+        read_only("rename")
     }
 }
 
@@ -238,5 +245,40 @@ mod tests {
             let listed: Vec<_> = store.list(Some(&Path::from("a"))).collect().await;
             assert_eq!(listed.len(), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn every_write_is_refused_and_nothing_changes() {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("a/b.bin");
+        inner
+            .put(&path, PutPayload::from(vec![1u8; 8]))
+            .await
+            .unwrap();
+        let store = MeteredStore::new(Arc::clone(&inner), "m", false);
+        let other = Path::from("a/c.bin");
+        let refused = |r: object_store::Result<()>| {
+            assert!(
+                matches!(r, Err(object_store::Error::NotSupported { .. })),
+                "{r:?}"
+            );
+        };
+        refused(
+            store
+                .put(&other, PutPayload::from(vec![2u8]))
+                .await
+                .map(|_| ()),
+        );
+        refused(store.put_multipart(&other).await.map(|_| ()));
+        refused(store.delete(&path).await);
+        refused(store.copy(&path, &other).await);
+        refused(store.rename(&path, &other).await);
+        refused(store.copy_if_not_exists(&path, &other).await);
+        let listed: Vec<_> = inner.list(None).collect().await;
+        assert_eq!(listed.len(), 1, "nothing was written or removed");
+        assert_eq!(
+            store.get(&path).await.unwrap().bytes().await.unwrap().len(),
+            8
+        );
     }
 }
