@@ -92,6 +92,55 @@ impl ApiError {
         )
     }
 
+    /// `429 rate_limited`: the key's request rate is used up; `Retry-After` is the wait until
+    /// the next request would be let in, rounded up to whole seconds.
+    pub fn rate_limited(per_second: u32, wait: Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this API key's rate limit ({per_second} requests per second) is used up; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        );
+        e.retry_after = Some(round_up_secs(wait));
+        e
+    }
+
+    /// `429 too_many_queries`: the key's own concurrent-query limit.
+    pub fn too_many_key_queries(limit: u32, retry: Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_queries",
+            format!("this API key already runs {limit} queries, its limit; retry when one ends"),
+        );
+        e.retry_after = Some(round_up_secs(retry));
+        e
+    }
+
+    /// `503 metadata_unavailable`: the audit log cannot keep the record of a new query (its
+    /// store is unreachable and the policy refuses to run unaudited).
+    pub fn audit_unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata_unavailable",
+            "queries are paused: the audit log's store is unreachable; retry shortly",
+        );
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
+    /// `503 metadata_unavailable`: a key not seen before cannot be looked up in the store.
+    pub fn metadata_unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata_unavailable",
+            "the key store is unreachable; retry shortly",
+        );
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
     /// `503 source_unavailable`.
     pub fn source_unavailable(message: impl Into<String>) -> Self {
         Self::new(
@@ -274,6 +323,11 @@ impl ResponseError for ApiError {
         }
         resp.json(self.body())
     }
+}
+
+/// `Retry-After` is whole seconds: round up so a client that waits it is let in.
+fn round_up_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(Duration::from_secs(1))
 }
 
 /// The panic message when `e` is a task that DataFusion joined and found panicked.

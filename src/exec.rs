@@ -53,6 +53,8 @@ pub struct QueryJob {
     pub entry: std::sync::Arc<QueryEntry>,
     /// Held until the query ends: the server's concurrency slot.
     pub permit: OwnedSemaphorePermit,
+    /// Held until the query ends: the key's concurrency slot, if it has a limit.
+    pub key_permit: Option<OwnedSemaphorePermit>,
     /// The executor of each remote source the query reads, acquired at statement start.
     pub executors: sluice_actors::supervisor::Executors,
 }

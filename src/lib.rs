@@ -5,7 +5,8 @@
 //! - [`http`]: routes, one thin handler file per resource.
 //! - [`exec`]: the bridge from a DataFusion stream to a chunked response.
 //! - [`format`]: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders.
-//! - [`auth`]: API keys. [`queries`]: the recent-query registry. [`state`]: shared state.
+//! - [`auth`]: reading the presented key. [`governance`]: keys, grants, limits, audit and
+//!   usage, and their store. [`queries`]: the recent-query registry. [`state`]: shared state.
 //! - [`error`]: [`error::ApiError`], the one place errors become HTTP.
 //! - [`metrics`], [`telemetry`]: observability. [`cli`]: the `sluice` client commands.
 #![warn(missing_docs)]
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod format;
+pub mod governance;
 pub mod http;
 pub mod metrics;
 pub mod queries;

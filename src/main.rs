@@ -1,4 +1,4 @@
-//! The `sluice` binary: `serve`, `check` and `query`.
+//! The `sluice` binary: `serve`, `check`, `query` and `keys`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,20 @@ enum Command {
         /// The SQL statement.
         sql: String,
     },
+    /// Manage API keys: through a server (an admin key), or on the store a config names.
+    Keys {
+        /// Server URL (ignored with --config).
+        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
+        server: String,
+        /// An admin API key for the server.
+        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Work on the metadata store this config names, without a server.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: sluice::cli::keys::KeysCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +86,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Keys {
+            server,
+            key,
+            config,
+            command,
+        } => {
+            let target = match config {
+                Some(path) => sluice::cli::keys::Target::Config(path),
+                None => sluice::cli::keys::Target::Server { url: server, key },
+            };
+            match sluice::cli::keys::run(&target, &command) {
+                Ok(v) => {
+                    sluice::cli::keys::print(&v);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

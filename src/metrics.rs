@@ -19,6 +19,21 @@ pub const QUERIES_IN_FLIGHT: &str = "sluice_queries_in_flight";
 /// serving).
 pub const PANICS_TOTAL: &str = "sluice_panics_total";
 
+/// Counter of requests refused by a key's limits; label `reason` (`rate`, `concurrency`).
+pub const RATE_LIMITED_TOTAL: &str = "sluice_rate_limited_total";
+/// Counter of authentication attempts; label `outcome` (`ok`, `unknown_key`, `revoked`, ...).
+pub const AUTH_TOTAL: &str = "sluice_auth_attempts_total";
+/// Gauge of audit records accepted and not yet in the store (the buffer while it is down).
+pub const AUDIT_PENDING: &str = "sluice_audit_buffered";
+/// Counter of audit records written to the store.
+pub const AUDIT_WRITTEN_TOTAL: &str = "sluice_audit_written_total";
+/// Counter of failed audit batch writes (each is retried).
+pub const AUDIT_WRITE_ERRORS_TOTAL: &str = "sluice_audit_write_errors_total";
+/// Counter of audit records that found the queue full and live only in the log.
+pub const AUDIT_DROPPED_TOTAL: &str = "sluice_audit_dropped_total";
+/// Counter of queries refused because the audit log could not keep their record.
+pub const AUDIT_REFUSED_TOTAL: &str = "sluice_audit_refused_total";
+
 /// Buckets for every `*_seconds` histogram, 1 ms to 5 min.
 const SECONDS_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,

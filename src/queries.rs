@@ -36,6 +36,8 @@ pub struct QueryEntry {
     rows: AtomicU64,
     bytes: AtomicU64,
     inner: Mutex<Mutable>,
+    /// Completed with the query's outcome when it ends.
+    audit: Mutex<Option<Arc<crate::governance::QueryAuditor>>>,
 }
 
 impl QueryEntry {
@@ -54,15 +56,30 @@ impl QueryEntry {
         self.lock().sources = sources;
     }
 
+    /// The audit record this query completes when it ends.
+    pub fn attach_audit(&self, auditor: Arc<crate::governance::QueryAuditor>) {
+        *self.audit.lock().unwrap_or_else(PoisonError::into_inner) = Some(auditor);
+    }
+
     /// Ends the query; only the first end counts.
     pub fn finish(&self, state: QueryState, error: Option<(&str, &str)>) {
-        let mut m = self.lock();
-        if m.state != QueryState::Running {
-            return;
+        {
+            let mut m = self.lock();
+            if m.state != QueryState::Running {
+                return;
+            }
+            m.state = state;
+            m.error = error.map(|(c, msg)| (c.to_owned(), msg.to_owned()));
+            m.elapsed = Some(self.started.elapsed());
         }
-        m.state = state;
-        m.error = error.map(|(c, msg)| (c.to_owned(), msg.to_owned()));
-        m.elapsed = Some(self.started.elapsed());
+        let auditor = self
+            .audit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(a) = auditor {
+            a.complete(error.map(|(code, _)| code), self.rows(), self.bytes());
+        }
     }
 
     /// Current state.
@@ -157,6 +174,7 @@ impl QueryRegistry {
                 error: None,
                 elapsed: None,
             }),
+            audit: Mutex::new(None),
         });
         self.entries
             .lock()

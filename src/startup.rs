@@ -19,9 +19,11 @@ use sluice_schemas::{AuthMode, Config};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::auth::{KeyStore, Role};
+use crate::governance::Governance;
+use crate::governance::keys::NewKey;
 use crate::queries::QueryRegistry;
 use crate::state::{AppState, Lifecycle, Phase};
+use secrecy::ExposeSecret;
 
 /// Stack of each query-runtime thread. Planning is protected against deep recursion by
 /// DataFusion (`recursive_protection`), but not every pass is (tree walks, `Drop` of deep
@@ -73,9 +75,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    /// A key could not be minted.
-    #[error("cannot mint an API key: {0}")]
-    Random(#[from] getrandom::Error),
+    /// The metadata store (keys, audit) could not be opened or written.
+    #[error("{0}")]
+    Metadata(#[from] crate::governance::store::StoreError),
     /// The config uses a feature this version does not have.
     #[error("{0}")]
     Unsupported(String),
@@ -105,13 +107,6 @@ impl Application {
         config: Config,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, StartupError> {
-        if config.metadata.postgres_url.is_some() {
-            return Err(StartupError::Unsupported(
-                "metadata.postgres_url: keys in PostgreSQL are not supported in this version; \
-                 remove it to keep keys in this process"
-                    .to_owned(),
-            ));
-        }
         let planner = Planner::new(&PlannerOptions {
             memory_limit_bytes: usize::try_from(config.limits.memory_limit_bytes)
                 .unwrap_or(usize::MAX),
@@ -133,10 +128,14 @@ impl Application {
             );
         }
 
-        let keys = KeyStore::default();
+        let governance = Governance::start(&config, &runtime).await?;
         let auth_required = config.auth.mode == AuthMode::ApiKey;
-        let admin_key = if auth_required && keys.is_empty() {
-            Some(keys.mint("admin", Role::Admin)?.1)
+        // An empty store gets one admin key, printed once (the in-memory store of the
+        // embedded default is empty on every start).
+        let admin_key = if auth_required && governance.is_empty() {
+            let (record, secret) = governance.create_key(NewKey::admin("admin")).await?;
+            info!(key_id = %record.id, "The key store was empty: minted an admin key.");
+            Some(secret.expose_secret().to_owned())
         } else {
             None
         };
@@ -145,7 +144,7 @@ impl Application {
             supervisor: supervisor.clone(),
             runtime: runtime.clone(),
             queries: QueryRegistry::default(),
-            keys,
+            governance,
             auth_required,
             protect_metrics: config.auth.protect_metrics,
             slots: Arc::new(Semaphore::new(
@@ -274,6 +273,19 @@ impl Application {
         });
         if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
             warn!("Closing the sources' sessions did not finish in time.");
+        }
+        // The last audit records reach the store before the process ends.
+        let audit = std::sync::Arc::clone(&self.state.governance.audit);
+        let flushed = self
+            .state
+            .runtime
+            .spawn(async move { audit.flush(CLOSE_TIMEOUT).await })
+            .await;
+        if !matches!(flushed, Ok(true)) {
+            warn!(
+                pending = self.state.governance.audit.pending(),
+                "Audit records not yet in the store at stop (they are in the log)."
+            );
         }
         self.supervisor.do_send(sluice_actors::Shutdown);
         result

@@ -11,8 +11,9 @@ use sluice_schemas::LimitsConfig;
 pub use sluice_schemas::api::Phase;
 use tokio::sync::Semaphore;
 
-use crate::auth::{KeyStore, Principal, authenticate};
+use crate::auth::{Principal, client, presented_secret};
 use crate::error::ApiError;
+use crate::governance::Governance;
 use crate::queries::QueryRegistry;
 
 /// Shared by all workers.
@@ -25,8 +26,8 @@ pub struct AppState {
     pub runtime: tokio::runtime::Handle,
     /// Recent queries.
     pub queries: QueryRegistry,
-    /// API keys.
-    pub keys: KeyStore,
+    /// Keys, limits, audit.
+    pub governance: std::sync::Arc<Governance>,
     /// Whether API routes need a key.
     pub auth_required: bool,
     /// Whether `/metrics` needs a key.
@@ -72,11 +73,16 @@ impl Lifecycle {
 }
 
 impl AppState {
-    /// Authenticates `req`.
+    /// Authenticates `req` (everyone is an anonymous admin when auth is off).
     ///
     /// # Errors
-    /// `401 unauthenticated`.
-    pub fn authenticate(&self, req: &HttpRequest) -> Result<Principal, ApiError> {
-        authenticate(req, &self.keys, self.auth_required)
+    /// `401 unauthenticated`; `503` when the key store cannot be asked.
+    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Principal, ApiError> {
+        if !self.auth_required {
+            return Ok(Principal::Anonymous);
+        }
+        self.governance
+            .authenticate(presented_secret(req), &client(req))
+            .await
     }
 }

@@ -310,3 +310,167 @@ pub struct Readiness {
     /// Each source's state.
     pub sources: Vec<SourceInfo>,
 }
+
+/// Which tables a key may read: glob patterns (`*` any run of characters, `?` one) over
+/// source, schema and table names as `GET /v1/tables` shows them. A missing part is `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"source": "pg", "schema": "public", "table": "orders*"}))]
+pub struct Grant {
+    /// Source (catalog) pattern.
+    #[serde(default = "any_name")]
+    pub source: String,
+    /// Schema pattern.
+    #[serde(default = "any_name")]
+    pub schema: String,
+    /// Table pattern.
+    #[serde(default = "any_name")]
+    pub table: String,
+}
+
+fn any_name() -> String {
+    "*".to_owned()
+}
+
+/// What a key's role allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// Everything, every table, key administration included.
+    Admin,
+    /// Its operations, on its granted tables.
+    Reader,
+}
+
+/// An operation a key may perform.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// `POST /v1/query` (and `GET /v1/queries` for its own queries).
+    Query,
+    /// `POST /v1/explain` and `EXPLAIN` statements.
+    Explain,
+    /// `GET /v1/tables`, `GET /v1/sources`.
+    List,
+    /// Key administration and source refreshes (admin keys only).
+    Admin,
+}
+
+/// A token bucket: `per_second` requests refill it, `burst` is its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per second.
+    #[schema(minimum = 1)]
+    pub per_second: u32,
+    /// Requests that may arrive at once; `per_second` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub burst: Option<u32>,
+}
+
+/// `POST /v1/keys` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "analyst", "role": "reader", "grants": [{"source": "pg", "schema": "*", "table": "orders*"}], "rate_limit": {"per_second": 10, "burst": 20}, "max_concurrent": 4}))]
+pub struct CreateKeyRequest {
+    /// Human name.
+    pub name: String,
+    /// `reader` (default) or `admin`.
+    #[serde(default)]
+    pub role: Option<KeyRole>,
+    /// Tables a reader may read; none means it sees nothing. Admins see everything.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Operations a reader may perform (default `query`, `explain`, `list`).
+    #[serde(default)]
+    pub operations: Option<Vec<Operation>>,
+    /// Overrides the role's rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Overrides the role's concurrent-query limit.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_concurrent: Option<u32>,
+    /// RFC 3339; the key stops working then.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// A key as `GET /v1/keys` lists it: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyInfo {
+    /// Public id (`key_...`); the secret starts with `sluice_<id>_`.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Role.
+    pub role: KeyRole,
+    /// Granted tables (readers).
+    pub grants: Vec<Grant>,
+    /// Allowed operations.
+    pub operations: Vec<Operation>,
+    /// Its own rate limit, if it overrides the role's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Its own concurrent-query limit, if it overrides the role's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, when it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// RFC 3339, when it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// RFC 3339, the last rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<String>,
+    /// RFC 3339, until when the secret before the last rotation still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+/// `POST /v1/keys` and `POST /v1/keys/{id}/rotate` answer: the key and its secret, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key.
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    /// The secret: `Authorization: Bearer <key>`. Not stored; shown this once.
+    pub key: String,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyList {
+    /// Every key, newest first, revoked ones included.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// One key's use on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Queries run (explains included).
+    pub queries: u64,
+    /// Rows returned.
+    pub rows: u64,
+    /// Bytes returned.
+    pub bytes: u64,
+    /// Queries that failed.
+    pub errors: u64,
+}
+
+/// `GET /v1/keys/{id}/usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyUsage {
+    /// Key id.
+    pub id: String,
+    /// Days with any use, oldest first.
+    pub days: Vec<UsageDay>,
+}

@@ -78,7 +78,7 @@ fn default_listen() -> SocketAddr {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `api_key` (default) or `none`.
@@ -87,6 +87,31 @@ pub struct AuthConfig {
     /// Require an API key for `GET /metrics` too.
     #[serde(default)]
     pub protect_metrics: bool,
+    /// How long a rotated-out secret keeps working after `rotate` (default one day).
+    #[serde(default = "default_rotation_grace_ms")]
+    pub rotation_grace_ms: u64,
+    /// How often a server re-reads keys changed in the store (revocations, rotations and
+    /// grants made through another server or the CLI take effect within this).
+    #[serde(default = "default_key_sync_ms")]
+    pub key_sync_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::default(),
+            protect_metrics: false,
+            rotation_grace_ms: default_rotation_grace_ms(),
+            key_sync_ms: default_key_sync_ms(),
+        }
+    }
+}
+
+fn default_rotation_grace_ms() -> u64 {
+    24 * 3600 * 1000
+}
+fn default_key_sync_ms() -> u64 {
+    1000
 }
 
 /// How clients authenticate.
@@ -100,13 +125,107 @@ pub enum AuthMode {
     None,
 }
 
-/// `[metadata]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[metadata]`: where API keys, the audit log and usage live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataConfig {
-    /// PostgreSQL holding keys, audit log and usage. Absent: keys live in this process.
+    /// PostgreSQL holding keys, audit log and usage (migrations applied at start).
     #[serde(default)]
     pub postgres_url: Option<String>,
+    /// Without `postgres_url`: the folder holding `keys.json` (mode 0600), `audit.jsonl` and
+    /// `usage.json`. Absent too: keys live only in this process and audit records only in the
+    /// log (what `sluice serve` with no config uses is `.sluice/`).
+    #[serde(default)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Connections to the metadata PostgreSQL.
+    #[serde(default = "default_metadata_pool_size")]
+    pub pool_size: usize,
+    /// How audit records are written.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        Self {
+            postgres_url: None,
+            data_dir: None,
+            pool_size: default_metadata_pool_size(),
+            audit: AuditConfig::default(),
+        }
+    }
+}
+
+fn default_metadata_pool_size() -> usize {
+    4
+}
+
+/// `[metadata.audit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// What happens while the store cannot take records: `buffer` (default) keeps up to
+    /// `buffer_records` in memory and refuses new queries with 503 beyond that; `reject`
+    /// refuses new queries with 503 at once.
+    #[serde(default)]
+    pub policy: AuditPolicy,
+    /// Records held in memory while the store is unreachable (and in flight otherwise).
+    #[serde(default = "default_audit_buffer_records")]
+    pub buffer_records: usize,
+    /// Records written per batch at most.
+    #[serde(default = "default_audit_batch_records")]
+    pub batch_records: usize,
+    /// Longest a record waits before its batch is written.
+    #[serde(default = "default_audit_flush_ms")]
+    pub flush_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            policy: AuditPolicy::default(),
+            buffer_records: default_audit_buffer_records(),
+            batch_records: default_audit_batch_records(),
+            flush_ms: default_audit_flush_ms(),
+        }
+    }
+}
+
+fn default_audit_buffer_records() -> usize {
+    100_000
+}
+fn default_audit_batch_records() -> usize {
+    1_000
+}
+fn default_audit_flush_ms() -> u64 {
+    100
+}
+
+/// What the audit log does while its store is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditPolicy {
+    /// Hold records in memory up to the bound, then refuse new queries.
+    #[default]
+    Buffer,
+    /// Refuse new queries while records cannot be written.
+    Reject,
+}
+
+/// Rate and concurrency limits of one role (`[limits.reader]`, `[limits.admin]`); a key's own
+/// limits override them. Absent fields: no limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleLimits {
+    /// Requests per second (token bucket refill rate).
+    #[serde(default)]
+    pub per_second: Option<u32>,
+    /// Requests that may arrive at once (bucket size); `per_second` when absent.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Queries running at once.
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
 }
 
 /// `[limits]`.
@@ -128,6 +247,20 @@ pub struct LimitsConfig {
     /// Largest request body accepted; larger gets `413 request_too_large`.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: u64,
+    /// Default limits of reader keys.
+    #[serde(default = "default_reader_limits")]
+    pub reader: RoleLimits,
+    /// Default limits of admin keys (none unless set).
+    #[serde(default)]
+    pub admin: RoleLimits,
+}
+
+fn default_reader_limits() -> RoleLimits {
+    RoleLimits {
+        per_second: Some(100),
+        burst: Some(200),
+        max_concurrent: Some(16),
+    }
 }
 
 impl Default for LimitsConfig {
@@ -138,6 +271,8 @@ impl Default for LimitsConfig {
             memory_limit_bytes: default_memory_limit_bytes(),
             max_concurrent_queries: default_max_concurrent_queries(),
             max_request_bytes: default_max_request_bytes(),
+            reader: default_reader_limits(),
+            admin: RoleLimits::default(),
         }
     }
 }

@@ -17,9 +17,9 @@ pub mod error;
 pub mod loader;
 
 pub use config::{
-    AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, MetadataConfig, ParquetSourceConfig,
-    PostgresSourceConfig, Pushdown, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig,
-    SourceConfig, TableConfig,
+    AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig,
+    MetadataConfig, ParquetSourceConfig, PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig,
+    SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

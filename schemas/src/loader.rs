@@ -283,6 +283,37 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             push(format!("limits.{key}"), "must be greater than 0".into());
         }
     }
+    for (role, l) in [("reader", &limits.reader), ("admin", &limits.admin)] {
+        for (key, value) in [
+            ("per_second", l.per_second),
+            ("burst", l.burst),
+            ("max_concurrent", l.max_concurrent),
+        ] {
+            if value == Some(0) {
+                push(
+                    format!("limits.{role}.{key}"),
+                    "must be greater than 0 (leave it out for no limit)".into(),
+                );
+            }
+        }
+    }
+    let meta = &config.metadata;
+    for (key, value) in [
+        ("pool_size", meta.pool_size as u64),
+        ("audit.buffer_records", meta.audit.buffer_records as u64),
+        ("audit.batch_records", meta.audit.batch_records as u64),
+        ("audit.flush_ms", meta.audit.flush_ms),
+    ] {
+        if value == 0 {
+            push(format!("metadata.{key}"), "must be greater than 0".into());
+        }
+    }
+    if config.auth.key_sync_ms == 0 || config.auth.key_sync_ms > 5_000 {
+        push(
+            "auth.key_sync_ms".into(),
+            "must be between 1 and 5000 (revocations must reach every server within 5 s)".into(),
+        );
+    }
     if let Some(url) = &config.metadata.postgres_url
         && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
     {

@@ -1,5 +1,6 @@
 //! The `sluice` client commands: they talk to a running server over HTTP.
 
+pub mod keys;
 pub mod query;
 
 /// Server URL used when neither `--server` nor `SLUICE_URL` is given.

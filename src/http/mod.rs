@@ -4,6 +4,7 @@
 mod body;
 mod docs;
 mod health;
+pub mod keys;
 pub mod openapi;
 mod queries;
 mod query;
@@ -16,6 +17,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ALLOW;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+
+use sluice_schemas::api::Operation;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -46,10 +49,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/v1/tables").route(web::get().to(tables::list)))
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
+        .service(
+            web::resource("/v1/keys")
+                .route(web::post().to(keys::create))
+                .route(web::get().to(keys::list)),
+        )
+        .service(web::resource("/v1/keys/{id}").route(web::delete().to(keys::revoke)))
+        .service(web::resource("/v1/keys/{id}/rotate").route(web::post().to(keys::rotate)))
+        .service(web::resource("/v1/keys/{id}/usage").route(web::get().to(keys::usage)))
         .app_data(
             web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::bad_request(format!("bad query string: {e}")).into()
             }),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(|e, _| match e {
+                    actix_web::error::JsonPayloadError::ContentType => {
+                        ApiError::unsupported_media_type("send the body as application/json").into()
+                    }
+                    actix_web::error::JsonPayloadError::Overflow { .. }
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                        ApiError::request_too_large("the body is over 64 KiB").into()
+                    }
+                    e => ApiError::bad_request(format!("bad JSON body: {e}")).into(),
+                }),
         )
         .app_data(
             web::PathConfig::default()
@@ -130,15 +155,33 @@ pub async fn authenticate(
         return Ok(req.into_response(e.error_response()).map_into_right_body());
     };
     if !is_open(&path, state.protect_metrics) {
-        match state.authenticate(req.request()) {
-            Ok(principal) => {
-                req.extensions_mut().insert(principal);
-            }
+        let principal = match state.authenticate(req.request()).await {
+            Ok(p) => p,
             Err(mut e) => {
                 e.query_id = query_id;
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
+        };
+        // Every request a key makes takes a token from its bucket.
+        if let Principal::Key(k) = &principal
+            && let Err(mut e) = state.governance.limiter.check_rate(&k.record)
+        {
+            e.query_id.clone_from(&query_id);
+            if let Some(id) = &query_id {
+                // A query refused at the door is still a query on the record.
+                let op = if path == "/v1/explain" {
+                    Operation::Explain
+                } else {
+                    Operation::Query
+                };
+                state
+                    .governance
+                    .query_auditor(&principal, &crate::auth::client(req.request()), id, op)
+                    .complete(Some(e.code), 0, 0);
+            }
+            return Ok(req.into_response(e.error_response()).map_into_right_body());
         }
+        req.extensions_mut().insert(principal);
     }
     let res = next.call(req).await?;
     if res.status() == StatusCode::METHOD_NOT_ALLOWED {

@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{docs, health, queries, query, sources, tables};
+use super::{docs, health, keys, queries, query, sources, tables};
 
 /// A binary body (Arrow IPC, Parquet).
 #[derive(ToSchema)]
@@ -35,6 +35,11 @@ pub struct Binary(#[allow(dead_code, reason = "only described, never built")] Ve
         sources::refresh,
         tables::list,
         tables::describe,
+        keys::create,
+        keys::list,
+        keys::revoke,
+        keys::rotate,
+        keys::usage,
         health::health,
         health::ready,
         health::metrics,
@@ -46,6 +51,7 @@ pub struct Binary(#[allow(dead_code, reason = "only described, never built")] Ve
         (name = "queries", description = "Run, explain, watch and cancel queries"),
         (name = "catalog", description = "Tables and columns"),
         (name = "sources", description = "Sources and their health"),
+        (name = "keys", description = "API keys, their grants and limits, and their usage (admin keys only)"),
         (name = "operations", description = "Liveness, readiness, metrics and this description"),
     )
 )]

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use sluice_actors::supervisor::{AcquireSources, Executors};
-use sluice_planner::{Params, PlannedQuery};
+use sluice_planner::{Params, PlannedQuery, Planner};
 use sluice_schemas::api::{
-    ErrorBody, ExplainResponse, QueryParams, QueryRequest, QueryResult, RemoteStatementBody,
+    ErrorBody, ExplainResponse, Operation, QueryParams, QueryRequest, QueryResult,
+    RemoteStatementBody,
 };
 use tokio::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::exec::{self, QueryJob};
 use crate::format::Format;
+use crate::governance::QueryAuditor;
 use crate::queries::{QueryEntry, QueryState};
 use crate::state::AppState;
 
@@ -48,10 +50,11 @@ use crate::state::AppState;
         (status = 413, description = "`result_too_large` (over max_rows), `request_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`data_error`: the data made the statement fail", body = ErrorBody),
-        (status = 429, description = "`too_many_queries`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: the key may not run queries (or EXPLAIN)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
         (status = 501, description = "`unsupported`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `shutting_down`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -62,12 +65,44 @@ pub async fn query(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
+    let auditor = state.governance.query_auditor(
+        &principal,
+        &crate::auth::client(&req),
+        &query_id,
+        Operation::Query,
+    );
+    let answer = run_query(&req, &query_id, &principal, payload, &state, &auditor).await;
+    if let Err(e) = &answer {
+        // Refused before the query's record existed (or it ended already: then a no-op).
+        auditor.complete(Some(e.code), 0, 0);
+    }
+    answer
+}
+
+async fn run_query(
+    req: &HttpRequest,
+    query_id: &str,
+    principal: &Principal,
+    payload: web::Payload,
+    state: &AppState,
+    auditor: &std::sync::Arc<QueryAuditor>,
+) -> Result<HttpResponse> {
+    let query_id = query_id.to_owned();
+    principal
+        .require(Operation::Query)
+        .map_err(|e| e.with_query(&query_id))?;
     if state.lifecycle.is_draining() {
         return Err(ApiError::shutting_down().with_query(&query_id));
     }
+    state
+        .governance
+        .audit
+        .admit()
+        .map_err(|e| e.with_query(&query_id))?;
     let format = Format::negotiate(req.headers())
         .map_err(|m| ApiError::not_acceptable(m).with_query(&query_id))?;
-    let request = read_request(&req, payload, state.limits.max_request_bytes, &query_id).await?;
+    let request = read_request(req, payload, state.limits.max_request_bytes, &query_id).await?;
+    auditor.set_sql(&request.sql);
     let limits = &state.limits;
     let timeout = Duration::from_millis(
         request
@@ -80,20 +115,46 @@ pub async fn query(
         .unwrap_or(limits.max_rows)
         .min(limits.max_rows);
     let deadline = Instant::now() + timeout;
+    let key_permit = match principal {
+        Principal::Key(k) => state
+            .governance
+            .limiter
+            .start_query(&k.record)
+            .map_err(|e| e.with_query(&query_id))?,
+        Principal::Anonymous => None,
+    };
     let permit = std::sync::Arc::clone(&state.slots)
         .try_acquire_owned()
         .map_err(|_| {
             ApiError::too_many_queries(limits.max_concurrent_queries).with_query(&query_id)
         })?;
+    let planner = principal.planner(&state.planner);
     let entry = state.queries.start(&query_id, principal.key_id());
-    let (planned, executors) = plan(&state, &entry, &request, Some(max_rows), deadline, timeout)
-        .await
-        .inspect_err(|e| {
-            // Failures after this point are counted by the producer.
-            metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
-        })?;
+    entry.attach_audit(std::sync::Arc::clone(auditor));
+    let (planned, executors) = plan(
+        state,
+        &planner,
+        &entry,
+        &request,
+        Some(max_rows),
+        deadline,
+        timeout,
+    )
+    .await
+    .inspect_err(|e| {
+        // Failures after this point are counted by the producer.
+        metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
+    })?;
+    auditor.set_reads(&planned.tables, &planned.sources);
+    if planned.is_explain()
+        && let Err(e) = principal.require(Operation::Explain)
+    {
+        let e = e.with_query(&query_id);
+        entry.finish(QueryState::Failed, Some((e.code, &e.message)));
+        return Err(e);
+    }
     let job = QueryJob {
-        planner: state.planner.clone(),
+        planner,
         planned,
         format,
         max_rows,
@@ -101,6 +162,7 @@ pub async fn query(
         timeout,
         entry,
         permit,
+        key_permit,
         executors,
     };
     let body = exec::start(job, &state.runtime).await?;
@@ -122,13 +184,15 @@ pub async fn query(
         (status = 200, description = "The plan", body = ExplainResponse, headers(("x-query-id" = String, description = "The id this explain ran under"))),
         (status = 400, description = "`bad_request`, `sql_invalid`, `read_only`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: the key may not explain", body = ErrorBody),
         (status = 404, description = "`table_not_found`", body = ErrorBody),
         (status = 409, description = "`query_cancelled`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody),
         (status = 413, description = "`request_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`data_error`: constant folding met bad data", body = ErrorBody),
         (status = 501, description = "`unsupported`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `shutting_down`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -139,10 +203,41 @@ pub async fn explain(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
+    let auditor = state.governance.query_auditor(
+        &principal,
+        &crate::auth::client(&req),
+        &query_id,
+        Operation::Explain,
+    );
+    let answer = run_explain(&req, &query_id, &principal, payload, &state, &auditor).await;
+    if let Err(e) = &answer {
+        auditor.complete(Some(e.code), 0, 0);
+    }
+    answer
+}
+
+async fn run_explain(
+    req: &HttpRequest,
+    query_id: &str,
+    principal: &Principal,
+    payload: web::Payload,
+    state: &AppState,
+    auditor: &std::sync::Arc<QueryAuditor>,
+) -> Result<HttpResponse> {
+    let query_id = query_id.to_owned();
+    principal
+        .require(Operation::Explain)
+        .map_err(|e| e.with_query(&query_id))?;
     if state.lifecycle.is_draining() {
         return Err(ApiError::shutting_down().with_query(&query_id));
     }
-    let request = read_request(&req, payload, state.limits.max_request_bytes, &query_id).await?;
+    state
+        .governance
+        .audit
+        .admit()
+        .map_err(|e| e.with_query(&query_id))?;
+    let request = read_request(req, payload, state.limits.max_request_bytes, &query_id).await?;
+    auditor.set_sql(&request.sql);
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     // The same row cap as the query would get, so the plan and remote SQL shown are the
     // ones that run.
@@ -150,9 +245,12 @@ pub async fn explain(
         .max_rows
         .unwrap_or(state.limits.max_rows)
         .min(state.limits.max_rows);
+    let planner = principal.planner(&state.planner);
     let entry = state.queries.start(&query_id, principal.key_id());
+    entry.attach_audit(std::sync::Arc::clone(auditor));
     let (planned, _) = plan(
-        &state,
+        state,
+        &planner,
         &entry,
         &request,
         Some(max_rows),
@@ -160,10 +258,10 @@ pub async fn explain(
         timeout,
     )
     .await?;
+    auditor.set_reads(&planned.tables, &planned.sources);
     entry.finish(QueryState::Finished, None);
-    let (logical, physical) = state.planner.explain(&planned);
-    let remote = state
-        .planner
+    let (logical, physical) = planner.explain(&planned);
+    let remote = planner
         .remote_statements(&planned)
         .into_iter()
         .map(|r| RemoteStatementBody {
@@ -202,13 +300,14 @@ async fn read_request(
 /// executors. A failure is recorded on `entry` before it is returned.
 async fn plan(
     state: &AppState,
+    planner: &Planner,
     entry: &QueryEntry,
     request: &QueryRequest,
     max_rows: Option<u64>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(PlannedQuery, Executors)> {
-    plan_inner(state, entry, request, max_rows, deadline, timeout)
+    plan_inner(state, planner, entry, request, max_rows, deadline, timeout)
         .await
         .inspect_err(|e| {
             let ended = if entry.cancel.is_cancelled() {
@@ -222,6 +321,7 @@ async fn plan(
 
 async fn plan_inner(
     state: &AppState,
+    planner: &Planner,
     entry: &QueryEntry,
     request: &QueryRequest,
     max_rows: Option<u64>,
@@ -229,7 +329,7 @@ async fn plan_inner(
     timeout: Duration,
 ) -> Result<(PlannedQuery, Executors)> {
     let id = entry.id.as_str();
-    let planner = state.planner.clone();
+    let planner = planner.clone();
     let sql = request.sql.clone();
     let params = request.params.clone().map(|p| match p {
         QueryParams::Positional(v) => Params::Positional(v),

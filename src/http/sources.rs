@@ -6,7 +6,9 @@ use actix_web::{HttpResponse, web};
 use sluice_actors::SourceStatus;
 use sluice_actors::health::HealthState;
 use sluice_actors::supervisor::{ListSources, RefreshError, RefreshSource};
-use sluice_schemas::api::{ErrorBody, RefreshResponse, SourceInfo, SourceList, SourceState};
+use sluice_schemas::api::{
+    ErrorBody, Operation, RefreshResponse, SourceInfo, SourceList, SourceState,
+};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
@@ -42,19 +44,36 @@ pub fn source_info(s: &SourceStatus) -> SourceInfo {
 /// Every source with its health.
 #[utoipa::path(get, path = "/v1/sources", tag = "sources",
     responses(
-        (status = 200, description = "Every source with its health state and evidence", body = SourceList),
+        (status = 200, description = "Every source with its health state and evidence (a reader key: only its granted sources, without locations or error texts)", body = SourceList),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: the key may not list", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
+pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
+    principal.require(Operation::List)?;
     let sources = state
         .supervisor
         .send(ListSources)
         .await
         .map_err(|e| ApiError::internal(None, &e))?;
-    Ok(HttpResponse::Ok().json(SourceList {
-        sources: sources.iter().map(source_info).collect(),
-    }))
+    let planner = principal.planner(&state.planner);
+    let sources = if principal.is_admin() {
+        sources.iter().map(source_info).collect()
+    } else {
+        // A reader sees the sources it has grants in, and not where they are: no locations,
+        // no error texts (which can name hosts and paths), only states and figures.
+        sources
+            .iter()
+            .filter(|s| planner.grants().is_none_or(|g| g.sees_catalog(&s.name)))
+            .map(|s| SourceInfo {
+                location: String::new(),
+                last_error: None,
+                refresh_error: None,
+                ..source_info(s)
+            })
+            .collect()
+    };
+    Ok(HttpResponse::Ok().json(SourceList { sources }))
 }
 
 /// Reloads a source's tables now (admin keys), so new files, tables and schema changes show
@@ -74,11 +93,7 @@ pub async fn refresh(
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    if !principal.is_admin() {
-        return Err(ApiError::permission_denied(
-            "refreshing a source needs an admin key",
-        ));
-    }
+    principal.require(Operation::Admin)?;
     let name = name.into_inner();
     let report = state
         .supervisor

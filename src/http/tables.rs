@@ -1,7 +1,7 @@
 //! `GET /v1/tables` and `GET /v1/tables/{source}.{schema}.{table}`.
 
 use actix_web::{HttpResponse, web};
-use sluice_schemas::api::{ErrorBody, TableDescription, TableList, TableSummary};
+use sluice_schemas::api::{ErrorBody, Operation, TableDescription, TableList, TableSummary};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
@@ -12,11 +12,14 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "Every table, sorted", body = TableList),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: the key may not list", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
-    let tables = state
-        .planner
+pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
+    principal.require(Operation::List)?;
+    // A reader lists only what it may read.
+    let tables = principal
+        .planner(&state.planner)
         .tables()
         .await
         .iter()
@@ -37,22 +40,25 @@ pub async fn list(_principal: Principal, state: web::Data<AppState>) -> Result<H
     responses(
         (status = 200, description = "The table's columns as clients receive them", body = TableDescription),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: the key may not list", body = ErrorBody),
         (status = 404, description = "`table_not_found` or `source_not_found`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn describe(
-    _principal: Principal,
+    principal: Principal,
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
+    principal.require(Operation::List)?;
     let name = name.into_inner();
-    let Some(t) = state.planner.table(&name).await else {
+    let planner = principal.planner(&state.planner);
+    let Some(t) = planner.table(&name).await else {
         let source = name
             .split('.')
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let known = name.split('.').count() < 3 || state.planner.has_catalog(&source);
+        let known = name.split('.').count() < 3 || planner.has_catalog(&source);
         return Err(if known {
             ApiError::not_found("table_not_found", format!("table {name} not found"))
         } else {

@@ -15,6 +15,7 @@ mod clients;
 mod endpoints;
 mod federation;
 mod formats;
+mod governance;
 mod hostile;
 mod object_stores;
 mod parity;

@@ -468,6 +468,10 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/v1/sources/{name}/refresh", &["post"]),
         ("/v1/tables", &["get"]),
         ("/v1/tables/{name}", &["get"]),
+        ("/v1/keys", &["get", "post"]),
+        ("/v1/keys/{id}", &["delete"]),
+        ("/v1/keys/{id}/rotate", &["post"]),
+        ("/v1/keys/{id}/usage", &["get"]),
         ("/health", &["get"]),
         ("/ready", &["get"]),
         ("/metrics", &["get"]),
@@ -488,7 +492,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        13,
+        17,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.

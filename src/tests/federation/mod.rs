@@ -52,7 +52,7 @@ pub async fn fixture() -> Option<Fixture> {
         .clone()
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
     tokio::spawn(async move {
         let _ = conn.await;
@@ -61,7 +61,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 }
 
 /// `url` with its database replaced by `db`.
-fn with_db(url: &str, db: &str) -> String {
+pub(crate) fn with_db(url: &str, db: &str) -> String {
     let (base, _) = url.rsplit_once('/').expect("a URL with a database");
     format!("{base}/{db}")
 }

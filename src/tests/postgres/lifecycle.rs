@@ -193,33 +193,9 @@ async fn an_exhausted_pool_queues_then_answers_source_unavailable() {
     .await;
 }
 
-/// Restarts the spare server when dropped, so a failing test does not leave it down.
-struct Spare;
-
-impl Spare {
-    fn run(what: &str) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
-        let status = std::process::Command::new(script)
-            .args([what, "postgres_spare"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "services.sh {what} postgres_spare");
-    }
-}
-
-impl Drop for Spare {
-    fn drop(&mut self) {
-        // No assertion here: a second panic while a failing test unwinds would abort the
-        // whole test binary. A failed restart shows in the next test that needs the server.
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
-        let _ = std::process::Command::new(script)
-            .args(["start", "postgres_spare"])
-            .status();
-    }
-}
-
 #[actix_web::test]
 async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
+    let turn = super::spare_turn().await;
     let Some((_pg, url, schema)) = setup_on(
         "SLUICE_TEST_PG_SPARE_URL",
         "CREATE TABLE t (x int4); INSERT INTO t VALUES (1), (2);",
@@ -232,8 +208,7 @@ async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
     let sql = format!("SELECT sum(x) FROM spare.{schema}.t");
     assert_eq!(json_rows(&app, &sql).await["rows"], json!([[3]]));
 
-    Spare::run("stop");
-    let _restart = Spare;
+    let spare = turn.stop().await;
     // Every query answers quickly and clearly, before and after health notices.
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
@@ -257,7 +232,7 @@ async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
     );
     app.assert_serving().await;
 
-    Spare::run("start");
+    drop(spare);
     wait_source(&app, "spare", Duration::from_secs(10), |s| {
         s["state"] == "healthy"
     })

@@ -473,3 +473,51 @@ async fn postgres_joins_parquet() {
         ])
     );
 }
+
+/// A test's exclusive use of the spare cluster (some tests stop it): hold it from before the
+/// first use of the cluster to the end of the test.
+pub(crate) struct SpareTurn {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+static SPARE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the spare cluster to be this test's alone.
+pub(crate) async fn spare_turn() -> SpareTurn {
+    SpareTurn {
+        _turn: SPARE_TURN.lock().await,
+    }
+}
+
+fn spare_services(what: &str) -> bool {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh");
+    std::process::Command::new(script)
+        .args([what, "postgres_spare"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The spare cluster, stopped; started again when dropped (so a failing test does not leave
+/// it down).
+pub(crate) struct Spare<'a> {
+    _turn: &'a SpareTurn,
+}
+
+impl SpareTurn {
+    /// Stops the spare cluster.
+    pub(crate) async fn stop(&self) -> Spare<'_> {
+        let stopped = tokio::task::spawn_blocking(|| spare_services("stop"))
+            .await
+            .unwrap();
+        assert!(stopped, "services.sh stop postgres_spare");
+        Spare { _turn: self }
+    }
+}
+
+impl Drop for Spare<'_> {
+    fn drop(&mut self) {
+        // No assertion here: a second panic while a failing test unwinds would abort the
+        // whole test binary. A failed restart shows in the next test that needs the server.
+        let _ = spare_services("start");
+    }
+}

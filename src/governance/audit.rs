@@ -1,0 +1,314 @@
+//! The audit log: every authentication attempt and every query, written in batches by one
+//! task, off the request path, through a bounded queue.
+//!
+//! While the store cannot take records they wait in the queue and the writer retries. The
+//! policy decides what new queries get meanwhile ([`AuditLog::admit`]): with `reject`, a 503
+//! as soon as a write failed; with `buffer`, service until the queue holds
+//! `buffer_records`, then a 503. A record is never dropped without a trace: one that finds
+//! the queue full (only authentication failures can, queries are refused first) is counted in
+//! `sluice_audit_dropped_total` and logged. Every record is also a structured log line
+//! (target `sluice::audit`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_schemas::{AuditConfig, AuditPolicy};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::store::MetadataStore;
+use crate::error::ApiError;
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// An authentication attempt.
+    Auth,
+    /// A query or explain.
+    Query,
+}
+
+impl AuditKind {
+    /// Its name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// A query's part of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryAudit {
+    /// Query id.
+    pub query_id: String,
+    /// `query` or `explain`.
+    pub operation: String,
+    /// The SQL as sent.
+    pub sql: String,
+    /// Its SHA-256, hex: finds the same statement across records.
+    pub sql_sha256: String,
+    /// Tables read (`source.schema.table`).
+    pub tables: Vec<String>,
+    /// Sources read.
+    pub sources: Vec<String>,
+    /// Rows returned.
+    pub rows: u64,
+    /// Bytes returned.
+    pub bytes: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// The error code, when it failed.
+    pub error_code: Option<String>,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Unique: a batch retried after a lost reply is stored once.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Authentication or query.
+    pub kind: AuditKind,
+    /// The key (claimed, for a failed authentication), or none.
+    pub key_id: Option<String>,
+    /// Client address.
+    pub client: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `ok`, a refusal (`unknown_key`, `revoked`, ...) or the error code.
+    pub outcome: String,
+    /// For queries.
+    pub query: Option<QueryAudit>,
+}
+
+impl AuditRecord {
+    /// A record of `kind` now.
+    pub fn new(kind: AuditKind, key_id: Option<String>, outcome: &str) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: Utc::now(),
+            kind,
+            key_id,
+            client: None,
+            user_agent: None,
+            outcome: outcome.to_owned(),
+            query: None,
+        }
+    }
+}
+
+/// SHA-256 of a statement, hex.
+pub fn sql_sha256(sql: &str) -> String {
+    super::keys::digest(sql)
+}
+
+enum Msg {
+    Record(Box<AuditRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The audit log's handle; cheap to share.
+#[derive(Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    policy: AuditPolicy,
+    capacity: usize,
+    /// False from a failed write until the next successful one.
+    healthy: Arc<AtomicBool>,
+    /// Records accepted and not yet written.
+    pending: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+/// Wait between attempts while the store is down.
+const RETRY: Duration = Duration::from_millis(250);
+
+impl AuditLog {
+    /// Starts the writer on `runtime`.
+    pub fn start(
+        store: Arc<dyn MetadataStore>,
+        config: &AuditConfig,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
+        // The queue holds the bound; a few more slots for flush requests.
+        let (tx, rx) = mpsc::channel(config.buffer_records + 16);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let pending = Arc::new(AtomicU64::new(0));
+        runtime.spawn(write_loop(
+            store,
+            rx,
+            config.batch_records,
+            Duration::from_millis(config.flush_ms),
+            Arc::clone(&healthy),
+            Arc::clone(&pending),
+        ));
+        Self {
+            tx,
+            policy: config.policy,
+            capacity: config.buffer_records,
+            healthy,
+            pending,
+        }
+    }
+
+    /// Whether a new query may start, by the policy.
+    ///
+    /// # Errors
+    /// `503 audit_unavailable` when its record could not be kept.
+    pub fn admit(&self) -> Result<(), ApiError> {
+        let pending = usize::try_from(self.pending.load(Ordering::Acquire)).unwrap_or(usize::MAX);
+        let refuse = match self.policy {
+            AuditPolicy::Reject => !self.healthy.load(Ordering::Acquire),
+            AuditPolicy::Buffer => pending >= self.capacity,
+        };
+        if refuse {
+            metrics::counter!(crate::metrics::AUDIT_REFUSED_TOTAL).increment(1);
+            return Err(ApiError::audit_unavailable());
+        }
+        Ok(())
+    }
+
+    /// Records `r`: a log line now, the store soon.
+    pub fn record(&self, r: AuditRecord) {
+        log_line(&r);
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!(crate::metrics::AUDIT_PENDING).increment(1.0);
+        if let Err(e) = self.tx.try_send(Msg::Record(Box::new(r))) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            metrics::gauge!(crate::metrics::AUDIT_PENDING).decrement(1.0);
+            metrics::counter!(crate::metrics::AUDIT_DROPPED_TOTAL).increment(1);
+            let r = match e {
+                mpsc::error::TrySendError::Full(Msg::Record(r))
+                | mpsc::error::TrySendError::Closed(Msg::Record(r)) => r,
+                _ => return,
+            };
+            error!(target: "sluice::audit", id = %r.id, "Audit queue full: this record is only in the log.");
+        }
+    }
+
+    /// Records not yet in the store.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Waits until everything recorded before the call is in the store, or `within` passes.
+    /// Returns true when it is.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_err() {
+            return self.pending() == 0;
+        }
+        matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
+    }
+}
+
+fn log_line(r: &AuditRecord) {
+    let key = r.key_id.as_deref().unwrap_or("unknown");
+    let client = r.client.as_deref().unwrap_or("");
+    match &r.query {
+        None => {
+            info!(target: "sluice::audit", kind = "auth", key_id = key, client, outcome = %r.outcome)
+        }
+        Some(q) => info!(
+            target: "sluice::audit",
+            kind = "query",
+            key_id = key,
+            client,
+            outcome = %r.outcome,
+            query_id = %q.query_id,
+            operation = %q.operation,
+            sql_sha256 = %q.sql_sha256,
+            tables = ?q.tables,
+            rows = q.rows,
+            bytes = q.bytes,
+            duration_ms = q.duration_ms,
+        ),
+    }
+}
+
+async fn write_loop(
+    store: Arc<dyn MetadataStore>,
+    mut rx: mpsc::Receiver<Msg>,
+    batch_records: usize,
+    flush_every: Duration,
+    healthy: Arc<AtomicBool>,
+    pending: Arc<AtomicU64>,
+) {
+    let mut batch: Vec<AuditRecord> = Vec::with_capacity(batch_records);
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        // Wait for the first record of a batch, then gather more for up to `flush_every`.
+        let Some(first) = rx.recv().await else {
+            break;
+        };
+        let deadline = tokio::time::Instant::now() + flush_every;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Record(r) => batch.push(*r),
+                Msg::Flush(w) => {
+                    waiters.push(w);
+                    break;
+                }
+            }
+            if batch.len() >= batch_records {
+                break;
+            }
+            next = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .unwrap_or_default();
+        }
+        write_until_done(store.as_ref(), &batch, &healthy).await;
+        let n = batch.len() as u64;
+        pending.fetch_sub(n, Ordering::AcqRel);
+        #[allow(clippy::cast_precision_loss, reason = "a gauge")]
+        metrics::gauge!(crate::metrics::AUDIT_PENDING).decrement(n as f64);
+        metrics::counter!(crate::metrics::AUDIT_WRITTEN_TOTAL).increment(n);
+        batch.clear();
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
+
+/// Writes `batch`, retrying until the store takes it; health follows the outcome.
+async fn write_until_done(store: &dyn MetadataStore, batch: &[AuditRecord], healthy: &AtomicBool) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut failures = 0u64;
+    loop {
+        match store.write_audit(batch).await {
+            Ok(()) => {
+                if !healthy.swap(true, Ordering::AcqRel) {
+                    info!(
+                        records = batch.len(),
+                        "Audit store reachable again; buffered records written."
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                healthy.store(false, Ordering::Release);
+                metrics::counter!(crate::metrics::AUDIT_WRITE_ERRORS_TOTAL).increment(1);
+                if failures.is_multiple_of(20) {
+                    warn!(error = %e, records = batch.len(), "Audit records cannot be written; retrying.");
+                }
+                failures += 1;
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}

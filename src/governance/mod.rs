@@ -1,0 +1,501 @@
+//! Governance: who is calling (keys), what they may see (grants, enforced by the planner's
+//! restricted views), how much they may ask (limits), and the record of it all (audit, usage).
+//!
+//! Keys are mirrored in memory from the store and re-read every `auth.key_sync_ms`, so a
+//! revocation or rotation made through any server sharing the store (or `sluice keys` on it)
+//! takes effect everywhere within that interval; a key unknown here is looked up in the store
+//! before it is refused, so a key created elsewhere works at once.
+
+pub mod audit;
+pub mod keys;
+pub mod limits;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use secrecy::SecretString;
+use sluice_planner::{Grants, Planner};
+use sluice_schemas::Config;
+use sluice_schemas::api::{KeyRole, Operation};
+use tracing::{info, warn};
+
+use self::audit::{AuditKind, AuditLog, AuditRecord, QueryAudit};
+use self::keys::{KeyRecord, NewKey, Refusal};
+use self::limits::Limiter;
+use self::store::{MetadataStore, StoreError};
+use crate::error::ApiError;
+
+/// A key as a server holds it: the record, and its restricted planner once needed.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// The stored record.
+    pub record: KeyRecord,
+    planner: OnceLock<Planner>,
+}
+
+impl KeyEntry {
+    fn new(record: KeyRecord) -> Self {
+        Self {
+            record,
+            planner: OnceLock::new(),
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// An authenticated key.
+    Key(Arc<KeyEntry>),
+    /// `auth.mode = "none"` on a loopback listener: everything, as an admin.
+    Anonymous,
+}
+
+impl Principal {
+    /// The key id, if any.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Self::Key(k) => Some(&k.record.id),
+            Self::Anonymous => None,
+        }
+    }
+
+    /// True for admin keys and for anonymous access (auth off means a trusted loopback).
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Self::Key(k) => k.record.role == KeyRole::Admin,
+            Self::Anonymous => true,
+        }
+    }
+
+    /// Refuses an operation the key may not perform.
+    ///
+    /// # Errors
+    /// `403 permission_denied`.
+    pub fn require(&self, op: Operation) -> Result<(), ApiError> {
+        match self {
+            Self::Key(k) if !k.record.may(op) => Err(ApiError::permission_denied(format!(
+                "this API key may not {}",
+                match op {
+                    Operation::Query => "run queries",
+                    Operation::Explain => "explain queries",
+                    Operation::List => "list sources or tables",
+                    Operation::Admin => "administer keys or sources (admin keys only)",
+                }
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The planner this caller plans with: the whole catalog for admins and anonymous
+    /// access, the granted view for readers (built once per key version).
+    pub fn planner(&self, root: &Planner) -> Planner {
+        match self {
+            Self::Key(k) if k.record.role == KeyRole::Reader => k
+                .planner
+                .get_or_init(|| root.restricted(Arc::new(Grants::new(&k.record.grants))))
+                .clone(),
+            _ => root.clone(),
+        }
+    }
+}
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// Peer address.
+    pub addr: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Keys, limits and audit of one server.
+#[derive(Debug)]
+pub struct Governance {
+    store: Arc<dyn MetadataStore>,
+    keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    /// Per-key rate and concurrency limits.
+    pub limiter: Limiter,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    grace: chrono::Duration,
+    runtime: tokio::runtime::Handle,
+    /// Serializes changes made through this server (revoke, rotate).
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// Why governance could not start.
+pub type StartError = StoreError;
+
+impl Governance {
+    /// Opens the store the config names (PostgreSQL, a folder, or memory), loads the keys and
+    /// starts the audit writer and the key sync on `runtime`.
+    ///
+    /// # Errors
+    /// The store cannot be opened.
+    pub async fn start(
+        config: &Config,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Arc<Self>, StartError> {
+        // The pool's connections are driven by the query runtime.
+        let owned = config.clone();
+        let store = runtime
+            .spawn(async move { open_store(&owned).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        info!(store = %store.describe(), "Metadata store open.");
+        let audit = Arc::new(AuditLog::start(
+            Arc::clone(&store),
+            &config.metadata.audit,
+            runtime,
+        ));
+        let gov = Arc::new(Self {
+            store,
+            keys: RwLock::default(),
+            limiter: Limiter::new(config.limits.reader.clone(), config.limits.admin.clone()),
+            audit,
+            grace: chrono::Duration::milliseconds(
+                i64::try_from(config.auth.rotation_grace_ms).unwrap_or(i64::MAX / 2),
+            ),
+            runtime: runtime.clone(),
+            changes: tokio::sync::Mutex::new(()),
+        });
+        gov.sync().await?;
+        let every = Duration::from_millis(config.auth.key_sync_ms);
+        let weak = Arc::downgrade(&gov);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(gov) = weak.upgrade() else { return };
+                if let Err(e) = gov.sync().await {
+                    warn!(error = %e, "Keys could not be re-read; serving the last copy.");
+                }
+            }
+        });
+        Ok(gov)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    /// Re-reads every key; entries whose record changed are replaced (their planner is
+    /// rebuilt on next use), keys gone from the store are forgotten.
+    async fn sync(&self) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        let all = self
+            .runtime
+            .spawn(async move { store.keys().await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = HashMap::with_capacity(all.len());
+        for record in all {
+            let entry = match keys.remove(&record.id) {
+                Some(e) if e.record == record => e,
+                _ => Arc::new(KeyEntry::new(record)),
+            };
+            next.insert(entry.record.id.clone(), entry);
+        }
+        *keys = next;
+        Ok(())
+    }
+
+    /// True when no key exists.
+    pub fn is_empty(&self) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<KeyEntry>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    fn remember(&self, record: KeyRecord) -> Arc<KeyEntry> {
+        let entry = Arc::new(KeyEntry::new(record));
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entry.record.id.clone(), Arc::clone(&entry));
+        entry
+    }
+
+    /// Checks a presented secret, recording the attempt.
+    ///
+    /// # Errors
+    /// `401 unauthenticated` (the reason is only in the audit log), `503` when the key is not
+    /// known here and the store cannot be asked.
+    pub async fn authenticate(
+        &self,
+        secret: Option<&str>,
+        client: &Client,
+    ) -> Result<Principal, ApiError> {
+        let refuse = |key_id: Option<&str>, why: &str| {
+            self.record_auth(key_id, client, why);
+            ApiError::unauthenticated(if why == "missing" {
+                "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+            } else {
+                "the API key is not valid"
+            })
+        };
+        let Some(secret) = secret else {
+            return Err(refuse(None, "missing"));
+        };
+        let Some(id) = keys::claimed_id(secret) else {
+            return Err(refuse(None, Refusal::Malformed.outcome()));
+        };
+        let entry = match self.cached(id) {
+            Some(e) => e,
+            None => {
+                let owned = id.to_owned();
+                let found = self.store_key(owned).await.map_err(|e| {
+                    warn!(error = %e, "A key could not be looked up.");
+                    ApiError::metadata_unavailable()
+                })?;
+                match found {
+                    Some(record) => self.remember(record),
+                    None => return Err(refuse(Some(id), Refusal::UnknownKey.outcome())),
+                }
+            }
+        };
+        if let Err(why) = entry.record.verify(secret, Utc::now()) {
+            return Err(refuse(Some(id), why.outcome()));
+        }
+        self.record_auth(Some(id), client, "ok");
+        Ok(Principal::Key(entry))
+    }
+
+    async fn store_key(&self, id: String) -> Result<Option<KeyRecord>, StoreError> {
+        let store = Arc::clone(&self.store);
+        self.runtime
+            .spawn(async move { store.key(&id).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    fn record_auth(&self, key_id: Option<&str>, client: &Client, outcome: &str) {
+        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => outcome.to_owned()).increment(1);
+        let mut r = AuditRecord::new(AuditKind::Auth, key_id.map(str::to_owned), outcome);
+        r.client.clone_from(&client.addr);
+        r.user_agent.clone_from(&client.user_agent);
+        self.audit.record(r);
+    }
+
+    /// Mints and stores a key; the secret is returned this once.
+    ///
+    /// # Errors
+    /// The store failed, or the OS random source did.
+    pub async fn create_key(&self, new: NewKey) -> Result<(KeyRecord, SecretString), StoreError> {
+        let (record, secret) = KeyRecord::mint(new, Utc::now())
+            .map_err(|e| StoreError::Unavailable(format!("random source: {e}")))?;
+        let stored = record.clone();
+        let store = Arc::clone(&self.store);
+        self.runtime
+            .spawn(async move { store.insert_key(&stored).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        self.remember(record.clone());
+        Ok((record, secret))
+    }
+
+    /// Every key, from the store.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let store = Arc::clone(&self.store);
+        self.runtime
+            .spawn(async move { store.keys().await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// Revokes key `id` now; returns the record, `None` if there is no such key.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn revoke(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.change(id, |k| {
+            if k.revoked_at.is_none() {
+                k.revoked_at = Some(Utc::now());
+            }
+            Ok(None)
+        })
+        .await
+        .map(|o| o.map(|(k, _)| k))
+    }
+
+    /// Gives key `id` a new secret; the old one works for the rotation grace.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn rotate(&self, id: &str) -> Result<Option<(KeyRecord, SecretString)>, StoreError> {
+        let grace = self.grace;
+        self.change(id, move |k| {
+            k.rotate(Utc::now(), grace)
+                .map(Some)
+                .map_err(|e| StoreError::Unavailable(format!("random source: {e}")))
+        })
+        .await
+        .map(|o| o.and_then(|(k, s)| s.map(|s| (k, s))))
+    }
+
+    async fn change(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut KeyRecord) -> Result<Option<SecretString>, StoreError> + Send + 'static,
+    ) -> Result<Option<(KeyRecord, Option<SecretString>)>, StoreError> {
+        let _one_at_a_time = self.changes.lock().await;
+        let Some(mut record) = self.store_key(id.to_owned()).await? else {
+            return Ok(None);
+        };
+        let secret = f(&mut record)?;
+        let stored = record.clone();
+        let store = Arc::clone(&self.store);
+        self.runtime
+            .spawn(async move { store.update_key(&stored).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        self.remember(record.clone());
+        Ok(Some((record, secret)))
+    }
+
+    /// A key's usage per day.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn usage(&self, id: &str) -> Result<Vec<sluice_schemas::api::UsageDay>, StoreError> {
+        let store = Arc::clone(&self.store);
+        let id = id.to_owned();
+        self.runtime
+            .spawn(async move { store.usage(&id).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// The audit of one query request, recorded exactly once: when the query ends
+    /// ([`QueryAuditor::complete`]), or when it is dropped unfinished (the client left).
+    pub fn query_auditor(
+        &self,
+        principal: &Principal,
+        client: &Client,
+        query_id: &str,
+        operation: Operation,
+    ) -> Arc<QueryAuditor> {
+        let mut base = AuditRecord::new(
+            AuditKind::Query,
+            principal.key_id().map(str::to_owned),
+            "ok",
+        );
+        base.client.clone_from(&client.addr);
+        base.user_agent.clone_from(&client.user_agent);
+        base.query = Some(QueryAudit {
+            query_id: query_id.to_owned(),
+            operation: match operation {
+                Operation::Explain => "explain",
+                _ => "query",
+            }
+            .to_owned(),
+            sql: String::new(),
+            sql_sha256: String::new(),
+            tables: Vec::new(),
+            sources: Vec::new(),
+            rows: 0,
+            bytes: 0,
+            duration_ms: 0,
+            error_code: None,
+        });
+        Arc::new(QueryAuditor {
+            log: Arc::clone(&self.audit),
+            record: Mutex::new(Some(base)),
+            started: Instant::now(),
+        })
+    }
+}
+
+/// One query's audit record in the making.
+#[derive(Debug)]
+pub struct QueryAuditor {
+    log: Arc<AuditLog>,
+    record: Mutex<Option<AuditRecord>>,
+    started: Instant,
+}
+
+impl QueryAuditor {
+    fn with(&self, f: impl FnOnce(&mut QueryAudit)) {
+        let mut r = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(q) = r.as_mut().and_then(|r| r.query.as_mut()) {
+            f(q);
+        }
+    }
+
+    /// The statement, once read.
+    pub fn set_sql(&self, sql: &str) {
+        self.with(|q| {
+            q.sql = sql.to_owned();
+            q.sql_sha256 = audit::sql_sha256(sql);
+        });
+    }
+
+    /// What the plan reads.
+    pub fn set_reads(&self, tables: &[String], sources: &[String]) {
+        self.with(|q| {
+            q.tables = tables.to_vec();
+            q.sources = sources.to_vec();
+        });
+    }
+
+    /// Ends the record: `error` is the failure's code, `None` for success. Later calls do
+    /// nothing.
+    pub fn complete(&self, error: Option<&str>, rows: u64, bytes: u64) {
+        let taken = self
+            .record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut r) = taken else { return };
+        r.outcome = error.unwrap_or("ok").to_owned();
+        if let Some(q) = r.query.as_mut() {
+            q.error_code = error.map(str::to_owned);
+            q.rows = rows;
+            q.bytes = bytes;
+            q.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        }
+        self.log.record(r);
+    }
+}
+
+impl Drop for QueryAuditor {
+    fn drop(&mut self) {
+        // Never completed: the request was dropped (the client left before an answer).
+        self.complete(Some("query_cancelled"), 0, 0);
+    }
+}
+
+/// The store the config names, its connections driven by the current runtime.
+///
+/// # Errors
+/// The store cannot be opened (or migrated).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn MetadataStore>, StoreError> {
+    let meta = &config.metadata;
+    if let Some(url) = &meta.postgres_url {
+        let store = store::postgres::PgStore::connect(url, meta.pool_size).await?;
+        return Ok(Arc::new(store));
+    }
+    Ok(match &meta.data_dir {
+        Some(dir) => Arc::new(store::local::LocalStore::open(dir)?),
+        None => Arc::new(store::local::LocalStore::memory()),
+    })
+}

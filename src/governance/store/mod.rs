@@ -1,0 +1,76 @@
+//! Where keys, the audit log and usage live: PostgreSQL ([`postgres::PgStore`]) when
+//! `[metadata] postgres_url` is set, else files under `[metadata] data_dir`
+//! ([`local::LocalStore`]), else this process only (the same store without a folder).
+
+pub mod local;
+pub mod postgres;
+
+use async_trait::async_trait;
+use sluice_schemas::api::UsageDay;
+
+use super::audit::AuditRecord;
+use super::keys::KeyRecord;
+
+/// A store failure; the text is for the server log, never for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or refused the statement.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds something this version cannot read.
+    #[error("metadata store corrupt: {0}")]
+    Corrupt(String),
+    /// No such key.
+    #[error("no key {0}")]
+    NoSuchKey(String),
+}
+
+/// Keys, audit records and usage, wherever they live. Every server sharing a store sees the
+/// same keys (each re-reads them every `auth.key_sync_ms`).
+#[async_trait]
+pub trait MetadataStore: Send + Sync + std::fmt::Debug {
+    /// Adds a key.
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Replaces a key (revocation, rotation).
+    async fn update_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// One key by id.
+    async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Every key, newest first.
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Appends audit records and adds their queries to the usage counters, all or nothing:
+    /// a batch written twice (a retry after a lost reply) is counted once.
+    async fn write_audit(&self, batch: &[AuditRecord]) -> Result<(), StoreError>;
+    /// A key's usage per day, oldest first.
+    async fn usage(&self, id: &str) -> Result<Vec<UsageDay>, StoreError>;
+    /// What and where, for the log (no credentials).
+    fn describe(&self) -> String;
+}
+
+/// The usage counters one batch adds: `(key, day) -> (queries, rows, bytes, errors)`.
+pub(crate) fn usage_deltas(
+    batch: &[AuditRecord],
+) -> std::collections::BTreeMap<(String, String), UsageDay> {
+    let mut out: std::collections::BTreeMap<(String, String), UsageDay> = Default::default();
+    for r in batch {
+        let (Some(q), Some(key)) = (&r.query, &r.key_id) else {
+            continue;
+        };
+        let day = r.at.format("%Y-%m-%d").to_string();
+        let e = out
+            .entry((key.clone(), day.clone()))
+            .or_insert_with(|| UsageDay {
+                day,
+                queries: 0,
+                rows: 0,
+                bytes: 0,
+                errors: 0,
+            });
+        e.queries += 1;
+        e.rows += q.rows;
+        e.bytes += q.bytes;
+        if r.outcome != "ok" {
+            e.errors += 1;
+        }
+    }
+    out
+}

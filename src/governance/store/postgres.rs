@@ -1,0 +1,283 @@
+//! The store in PostgreSQL (`[metadata] postgres_url`): a deadpool pool, migrations applied at
+//! start under an advisory lock (so servers starting together do not race), audit batches
+//! written with one statement that also adds to the usage counters.
+
+use async_trait::async_trait;
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod};
+use sluice_actors::sources::postgres::{parse_replica, tls};
+use sluice_planner::redact::with_causes;
+use sluice_schemas::api::UsageDay;
+
+use super::{MetadataStore, StoreError};
+use crate::governance::audit::AuditRecord;
+use crate::governance::keys::KeyRecord;
+
+mod embedded {
+    refinery::embed_migrations!("src/governance/migrations");
+}
+
+/// Held while migrating: one server at a time applies them.
+const MIGRATION_LOCK: i64 = 0x0051_1ce0_0001;
+
+/// Keys, audit and usage in PostgreSQL.
+pub struct PgStore {
+    pool: Pool,
+    display: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("at", &self.display)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: &(dyn std::error::Error + 'static)) -> StoreError {
+    StoreError::Unavailable(with_causes(e))
+}
+
+impl PgStore {
+    /// Connects to `url` (with `password_env`-free URLs, TLS by `sslmode` as for sources) and
+    /// applies the migrations.
+    ///
+    /// # Errors
+    /// A URL that does not parse, an unreachable server, a failed migration.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let (config, tls_settings) =
+            parse_replica(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let display = format!(
+            "PostgreSQL at {}/{}",
+            config
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_default(),
+            config.get_dbname().unwrap_or("postgres"),
+        );
+        let (manager, _cancel) = tls::manager(
+            config,
+            &tls_settings,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        )
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let store = Self { pool, display };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| unavailable(&e))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let raw: &mut tokio_postgres::Client = &mut client;
+        let applied = embedded::migrations::runner()
+            .set_migration_table_name("sluice_migrations")
+            .run_async(raw)
+            .await;
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await;
+        applied.map_err(|e| StoreError::Unavailable(format!("migrations failed: {e}")))?;
+        unlocked.map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+}
+
+fn record_of(row: &tokio_postgres::Row) -> Result<KeyRecord, StoreError> {
+    let text: String = row
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("key record: {e}")))
+}
+
+fn json(key: &KeyRecord) -> Result<String, StoreError> {
+    serde_json::to_string(key).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const INSERT_AUDIT: &str = "
+WITH ins AS (
+    INSERT INTO sluice_audit (id, at, kind, key_id, client, user_agent, outcome, query_id,
+                              operation, sql_text, sql_sha256, tables, sources, row_count,
+                              byte_count, duration_ms, error_code)
+    SELECT u.id::uuid, u.at::timestamptz, u.kind, u.key_id, u.client, u.ua, u.outcome,
+           u.query_id, u.op, u.sql_text, u.sha, u.tables::jsonb, u.sources::jsonb, u.row_count,
+           u.byte_count, u.dur, u.err
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::text[])
+         AS u(id, at, kind, key_id, client, ua, outcome, query_id, op, sql_text, sha, tables,
+              sources, row_count, byte_count, dur, err)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING key_id, at, kind, outcome, row_count, byte_count
+)
+INSERT INTO sluice_usage AS u (key_id, day, queries, row_count, byte_count, errors)
+SELECT key_id, (at AT TIME ZONE 'UTC')::date, count(*), coalesce(sum(row_count), 0),
+       coalesce(sum(byte_count), 0), count(*) FILTER (WHERE outcome <> 'ok')
+FROM ins WHERE kind = 'query' AND key_id IS NOT NULL
+GROUP BY 1, 2
+ON CONFLICT (key_id, day) DO UPDATE SET
+    queries = u.queries + excluded.queries,
+    row_count = u.row_count + excluded.row_count,
+    byte_count = u.byte_count + excluded.byte_count,
+    errors = u.errors + excluded.errors";
+
+#[async_trait]
+impl MetadataStore for PgStore {
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO sluice_keys (id, record, created_at) \
+                 VALUES ($1, $2::text::jsonb, $3::text::timestamptz)",
+                &[&key.id, &json(key)?, &key.created_at.to_rfc3339()],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    async fn update_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE sluice_keys SET record = $2::text::jsonb, updated_at = now() WHERE id = $1",
+                &[&key.id, &json(key)?],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if n == 0 {
+            return Err(StoreError::NoSuchKey(key.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT record::text FROM sluice_keys WHERE id = $1", &[&id])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record::text FROM sluice_keys ORDER BY created_at DESC, id",
+                &[],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        rows.iter().map(record_of).collect()
+    }
+
+    async fn write_audit(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.len();
+        let mut cols: [Vec<Option<String>>; 13] = Default::default();
+        let mut nums: [Vec<Option<i64>>; 3] = Default::default();
+        let mut err: Vec<Option<String>> = Vec::with_capacity(n);
+        for c in &mut cols {
+            c.reserve(n);
+        }
+        for r in batch {
+            let q = r.query.as_ref();
+            let to_json = |v: &[String]| serde_json::to_string(v).ok();
+            let values = [
+                Some(r.id.clone()),
+                Some(r.at.to_rfc3339()),
+                Some(r.kind.as_str().to_owned()),
+                r.key_id.clone(),
+                r.client.clone(),
+                r.user_agent.clone(),
+                Some(r.outcome.clone()),
+                q.map(|q| q.query_id.clone()),
+                q.map(|q| q.operation.clone()),
+                q.map(|q| q.sql.clone()),
+                q.map(|q| q.sql_sha256.clone()),
+                q.and_then(|q| to_json(&q.tables)),
+                q.and_then(|q| to_json(&q.sources)),
+            ];
+            for (c, v) in cols.iter_mut().zip(values) {
+                c.push(v);
+            }
+            let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            nums[0].push(q.map(|q| clamp(q.rows)));
+            nums[1].push(q.map(|q| clamp(q.bytes)));
+            nums[2].push(q.map(|q| clamp(q.duration_ms)));
+            err.push(q.and_then(|q| q.error_code.clone()));
+        }
+        let client = self.client().await?;
+        let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = &cols;
+        let [n0, n1, n2] = &nums;
+        client
+            .execute(
+                INSERT_AUDIT,
+                &[
+                    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, n0, n1, n2, &err,
+                ],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    async fn usage(&self, id: &str) -> Result<Vec<UsageDay>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT day::text, queries, row_count, byte_count, errors FROM sluice_usage \
+                 WHERE key_id = $1 ORDER BY day",
+                &[&id],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        rows.iter()
+            .map(|r| {
+                let day: String = r
+                    .try_get(0)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let get = |i| {
+                    r.try_get::<_, i64>(i)
+                        .map(n)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                };
+                Ok(UsageDay {
+                    day,
+                    queries: get(1)?,
+                    rows: get(2)?,
+                    bytes: get(3)?,
+                    errors: get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        self.display.clone()
+    }
+}
