@@ -57,6 +57,8 @@ pub struct QueryJob {
     pub key_permit: Option<OwnedSemaphorePermit>,
     /// The executor of each remote source the query reads, acquired at statement start.
     pub executors: sluice_actors::supervisor::Executors,
+    /// The query's audit record, completed when `entry` finishes.
+    pub auditor: std::sync::Arc<crate::governance::QueryAuditor>,
 }
 
 /// Why a query stopped early.
@@ -132,6 +134,8 @@ type HeadSender = oneshot::Sender<Result<Vec<Bytes>, ApiError>>;
 
 async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     let entry = std::sync::Arc::clone(&job.entry);
+    // Alive until the entry has finished (below), which completes the record.
+    let _auditor = std::sync::Arc::clone(&job.auditor);
     let mut head_tx = Some(head_tx);
     metrics::gauge!(m::QUERIES_IN_FLIGHT).increment(1.0);
     let outcome = tokio::select! {

@@ -36,8 +36,10 @@ pub struct QueryEntry {
     rows: AtomicU64,
     bytes: AtomicU64,
     inner: Mutex<Mutable>,
-    /// Completed with the query's outcome when it ends.
-    audit: Mutex<Option<Arc<crate::governance::QueryAuditor>>>,
+    /// Completed with the query's outcome when it ends. Weak: whoever runs the query holds it
+    /// (the handler, then the producer), so a request dropped before it ends (the client left
+    /// while it planned) is still recorded, by the auditor's own drop.
+    audit: Mutex<Option<std::sync::Weak<crate::governance::QueryAuditor>>>,
 }
 
 impl QueryEntry {
@@ -57,8 +59,8 @@ impl QueryEntry {
     }
 
     /// The audit record this query completes when it ends.
-    pub fn attach_audit(&self, auditor: Arc<crate::governance::QueryAuditor>) {
-        *self.audit.lock().unwrap_or_else(PoisonError::into_inner) = Some(auditor);
+    pub fn attach_audit(&self, auditor: &Arc<crate::governance::QueryAuditor>) {
+        *self.audit.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::downgrade(auditor));
     }
 
     /// Ends the query; only the first end counts.
@@ -76,7 +78,8 @@ impl QueryEntry {
             .audit
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .take()
+            .and_then(|w| w.upgrade());
         if let Some(a) = auditor {
             a.complete(error.map(|(code, _)| code), self.rows(), self.bytes());
         }

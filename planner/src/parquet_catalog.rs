@@ -78,11 +78,22 @@ pub struct RefreshSummary {
 pub trait SourceCatalog: Send + Sync + std::fmt::Debug {
     /// A snapshot of what the catalog holds.
     fn status(&self) -> CatalogStatus;
+
+    /// The path prefix its files show under in plans (`data/lake/` of
+    /// `file:///data/lake/`), which reader keys must not see; `None` when it has none.
+    fn location_prefix(&self) -> Option<String> {
+        None
+    }
 }
 
 impl SourceCatalog for ParquetCatalog {
     fn status(&self) -> CatalogStatus {
         ParquetCatalog::status(self)
+    }
+
+    fn location_prefix(&self) -> Option<String> {
+        let path = self.spec.base.path().trim_start_matches('/');
+        (!path.is_empty()).then(|| path.to_owned())
     }
 }
 

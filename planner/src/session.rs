@@ -93,6 +93,11 @@ impl PlannedQuery {
         )
     }
 
+    /// True for `EXPLAIN ANALYZE`, whose output is made while it runs.
+    pub fn is_analyze(&self) -> bool {
+        matches!(self.logical, LogicalPlan::Analyze(_))
+    }
+
     /// The schema of the result as clients will receive it (string views as plain strings).
     pub fn output_schema(&self) -> SchemaRef {
         crate::output::plain_schema(&self.physical.schema())
@@ -341,12 +346,52 @@ impl Planner {
             .create_physical_plan(&logical, &state)
             .await
             .map_err(PlanError::classify)?;
+        // A key's view shows no server paths, in EXPLAIN's answer either.
+        let physical = if self.grants.is_some() {
+            self.redact_explain(physical)
+        } else {
+            physical
+        };
         Ok(PlannedQuery {
             logical,
             physical,
             sources,
             tables,
         })
+    }
+
+    /// `text` with every object-store source's location prefix replaced by its name
+    /// (`work/data/tpch/nation.parquet` becomes `local/nation.parquet`).
+    pub fn redact_locations(&self, text: &str) -> String {
+        let catalogs = self.catalogs.read().unwrap_or_else(|p| p.into_inner());
+        let mut out = text.to_owned();
+        for (name, catalog) in catalogs.iter() {
+            if let Some(prefix) = catalog.location_prefix() {
+                let prefix = if prefix.ends_with('/') {
+                    prefix
+                } else {
+                    format!("{prefix}/")
+                };
+                out = out.replace(&prefix, &format!("{name}/"));
+            }
+        }
+        out
+    }
+
+    /// An `EXPLAIN`'s precomputed text, with locations redacted.
+    fn redact_explain(&self, plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        use datafusion::common::display::StringifiedPlan;
+        use datafusion::physical_plan::explain::ExplainExec;
+        let any: &dyn std::any::Any = plan.as_ref();
+        let Some(explain) = any.downcast_ref::<ExplainExec>() else {
+            return plan;
+        };
+        let plans = explain
+            .stringified_plans()
+            .iter()
+            .map(|p| StringifiedPlan::new(p.plan_type.clone(), self.redact_locations(&p.plan)))
+            .collect();
+        Arc::new(ExplainExec::new(explain.schema(), plans, explain.verbose()))
     }
 
     /// Resolves every table reference against the catalog; unknown ones are

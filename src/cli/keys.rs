@@ -224,7 +224,7 @@ fn on_store(path: &std::path::Path, cmd: &KeysCommand) -> Result<Value, String> 
     })
 }
 
-async fn changed(store: &Arc<dyn MetadataStore>, id: &str) -> Result<KeyRecord, String> {
+async fn existing(store: &Arc<dyn MetadataStore>, id: &str) -> Result<KeyRecord, String> {
     store
         .key(id)
         .await
@@ -260,26 +260,27 @@ async fn store_command(
             })
         }
         KeysCommand::Revoke { id } => {
-            let mut record = changed(&store, id).await?;
-            if record.revoked_at.is_none() {
-                record.revoked_at = Some(Utc::now());
-            }
-            store.update_key(&record).await.map_err(err)?;
+            let (record, _) = store
+                .modify_key(id, Box::new(crate::governance::revoke_now))
+                .await
+                .map_err(err)?
+                .ok_or_else(|| format!("no API key {id}"))?;
             to_json(&record.info())
         }
         KeysCommand::Rotate { id } => {
-            let mut record = changed(&store, id).await?;
-            let secret = record
-                .rotate(Utc::now(), grace)
-                .map_err(|e| e.to_string())?;
-            store.update_key(&record).await.map_err(err)?;
+            let (record, secret) = store
+                .modify_key(id, crate::governance::rotate_now(grace))
+                .await
+                .map_err(err)?
+                .ok_or_else(|| format!("no API key {id}"))?;
+            let secret = secret.ok_or("rotation made no secret")?;
             to_json(&CreatedKey {
                 info: record.info(),
                 key: secret.expose_secret().to_owned(),
             })
         }
         KeysCommand::Usage { id } => {
-            changed(&store, id).await?;
+            existing(&store, id).await?;
             to_json(&KeyUsage {
                 id: id.clone(),
                 days: store.usage(id).await.map_err(err)?,

@@ -123,8 +123,6 @@ pub struct Governance {
     pub audit: Arc<AuditLog>,
     grace: chrono::Duration,
     runtime: tokio::runtime::Handle,
-    /// Serializes changes made through this server (revoke, rotate).
-    changes: tokio::sync::Mutex<()>,
 }
 
 /// Why governance could not start.
@@ -161,7 +159,6 @@ impl Governance {
                 i64::try_from(config.auth.rotation_grace_ms).unwrap_or(i64::MAX / 2),
             ),
             runtime: runtime.clone(),
-            changes: tokio::sync::Mutex::new(()),
         });
         gov.sync().await?;
         let every = Duration::from_millis(config.auth.key_sync_ms);
@@ -270,9 +267,22 @@ impl Governance {
                 }
             }
         };
-        if let Err(why) = entry.record.verify(secret, Utc::now()) {
-            return Err(refuse(Some(id), why.outcome()));
-        }
+        let entry = match entry.record.verify(secret, Utc::now()) {
+            Ok(()) => entry,
+            // Rotated through another server since the last sync: the store knows the new
+            // secret. (Every such miss is audited, and costs one indexed lookup.)
+            Err(Refusal::WrongSecret) => match self.store_key(id.to_owned()).await {
+                Ok(Some(record)) if record != entry.record => {
+                    let fresh = self.remember(record);
+                    if let Err(why) = fresh.record.verify(secret, Utc::now()) {
+                        return Err(refuse(Some(id), why.outcome()));
+                    }
+                    fresh
+                }
+                _ => return Err(refuse(Some(id), Refusal::WrongSecret.outcome())),
+            },
+            Err(why) => return Err(refuse(Some(id), why.outcome())),
+        };
         self.record_auth(Some(id), client, "ok");
         Ok(Principal::Key(entry))
     }
@@ -327,14 +337,9 @@ impl Governance {
     /// # Errors
     /// The store failed.
     pub async fn revoke(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.change(id, |k| {
-            if k.revoked_at.is_none() {
-                k.revoked_at = Some(Utc::now());
-            }
-            Ok(None)
-        })
-        .await
-        .map(|o| o.map(|(k, _)| k))
+        self.change(id, Box::new(revoke_now))
+            .await
+            .map(|o| o.map(|(k, _)| k))
     }
 
     /// Gives key `id` a new secret; the old one works for the rotation grace.
@@ -342,34 +347,27 @@ impl Governance {
     /// # Errors
     /// The store failed.
     pub async fn rotate(&self, id: &str) -> Result<Option<(KeyRecord, SecretString)>, StoreError> {
-        let grace = self.grace;
-        self.change(id, move |k| {
-            k.rotate(Utc::now(), grace)
-                .map(Some)
-                .map_err(|e| StoreError::Unavailable(format!("random source: {e}")))
-        })
-        .await
-        .map(|o| o.and_then(|(k, s)| s.map(|s| (k, s))))
+        self.change(id, rotate_now(self.grace))
+            .await
+            .map(|o| o.and_then(|(k, s)| s.map(|s| (k, s))))
     }
 
     async fn change(
         &self,
         id: &str,
-        f: impl FnOnce(&mut KeyRecord) -> Result<Option<SecretString>, StoreError> + Send + 'static,
-    ) -> Result<Option<(KeyRecord, Option<SecretString>)>, StoreError> {
-        let _one_at_a_time = self.changes.lock().await;
-        let Some(mut record) = self.store_key(id.to_owned()).await? else {
-            return Ok(None);
-        };
-        let secret = f(&mut record)?;
-        let stored = record.clone();
+        f: store::KeyChange,
+    ) -> Result<Option<store::Changed>, StoreError> {
         let store = Arc::clone(&self.store);
-        self.runtime
-            .spawn(async move { store.update_key(&stored).await })
+        let owned = id.to_owned();
+        let changed = self
+            .runtime
+            .spawn(async move { store.modify_key(&owned, f).await })
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        self.remember(record.clone());
-        Ok(Some((record, secret)))
+        if let Some((record, _)) = &changed {
+            self.remember(record.clone());
+        }
+        Ok(changed)
     }
 
     /// A key's usage per day.
@@ -482,6 +480,27 @@ impl Drop for QueryAuditor {
         // Never completed: the request was dropped (the client left before an answer).
         self.complete(Some("query_cancelled"), 0, 0);
     }
+}
+
+/// Revokes a key now (a revoked key stays revoked).
+///
+/// # Errors
+/// Never; the signature is a [`store::KeyChange`]'s.
+#[allow(clippy::unnecessary_wraps, reason = "a KeyChange")]
+pub fn revoke_now(k: &mut KeyRecord) -> Result<Option<SecretString>, StoreError> {
+    if k.revoked_at.is_none() {
+        k.revoked_at = Some(Utc::now());
+    }
+    Ok(None)
+}
+
+/// Rotates a key now; the old secret works for `grace`.
+pub fn rotate_now(grace: chrono::Duration) -> store::KeyChange {
+    Box::new(move |k| {
+        k.rotate(Utc::now(), grace)
+            .map(Some)
+            .map_err(|e| StoreError::Unavailable(format!("random source: {e}")))
+    })
 }
 
 /// The store the config names, its connections driven by the current runtime.

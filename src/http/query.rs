@@ -130,7 +130,7 @@ async fn run_query(
         })?;
     let planner = principal.planner(&state.planner);
     let entry = state.queries.start(&query_id, principal.key_id());
-    entry.attach_audit(std::sync::Arc::clone(auditor));
+    entry.attach_audit(auditor);
     let (planned, executors) = plan(
         state,
         &planner,
@@ -146,9 +146,17 @@ async fn run_query(
         metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
     })?;
     auditor.set_reads(&planned.tables, &planned.sources);
-    if planned.is_explain()
-        && let Err(e) = principal.require(Operation::Explain)
-    {
+    let refused = if planned.is_analyze() && !principal.is_admin() {
+        // Its output is made while it runs, from the plan's internals (server paths included).
+        Some(ApiError::permission_denied(
+            "EXPLAIN ANALYZE needs an admin key; EXPLAIN (without ANALYZE) shows the plan",
+        ))
+    } else if planned.is_explain() {
+        principal.require(Operation::Explain).err()
+    } else {
+        None
+    };
+    if let Some(e) = refused {
         let e = e.with_query(&query_id);
         entry.finish(QueryState::Failed, Some((e.code, &e.message)));
         return Err(e);
@@ -164,6 +172,7 @@ async fn run_query(
         permit,
         key_permit,
         executors,
+        auditor: std::sync::Arc::clone(auditor),
     };
     let body = exec::start(job, &state.runtime).await?;
     Ok(HttpResponse::Ok()
@@ -247,7 +256,7 @@ async fn run_explain(
         .min(state.limits.max_rows);
     let planner = principal.planner(&state.planner);
     let entry = state.queries.start(&query_id, principal.key_id());
-    entry.attach_audit(std::sync::Arc::clone(auditor));
+    entry.attach_audit(auditor);
     let (planned, _) = plan(
         state,
         &planner,
@@ -260,7 +269,10 @@ async fn run_explain(
     .await?;
     auditor.set_reads(&planned.tables, &planned.sources);
     entry.finish(QueryState::Finished, None);
-    let (logical, physical) = planner.explain(&planned);
+    let (logical, mut physical) = planner.explain(&planned);
+    if !principal.is_admin() {
+        physical = planner.redact_locations(&physical);
+    }
     let remote = planner
         .remote_statements(&planned)
         .into_iter()

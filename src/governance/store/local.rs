@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sluice_schemas::api::UsageDay;
 
-use super::{MetadataStore, StoreError, usage_deltas};
+use super::{Changed, KeyChange, MetadataStore, StoreError, usage_deltas};
 use crate::governance::audit::AuditRecord;
 use crate::governance::keys::KeyRecord;
 
@@ -159,15 +159,13 @@ impl MetadataStore for LocalStore {
         })
     }
 
-    async fn update_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+    async fn modify_key(&self, id: &str, change: KeyChange) -> Result<Option<Changed>, StoreError> {
         self.locked(|keys, _| {
-            let slot = keys
-                .keys
-                .iter_mut()
-                .find(|k| k.id == key.id)
-                .ok_or_else(|| StoreError::NoSuchKey(key.id.clone()))?;
-            *slot = key.clone();
-            Ok(((), true, false))
+            let Some(slot) = keys.keys.iter_mut().find(|k| k.id == id) else {
+                return Ok((None, false, false));
+            };
+            let secret = change(slot)?;
+            Ok((Some((slot.clone(), secret)), true, false))
         })
     }
 

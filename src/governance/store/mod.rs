@@ -6,10 +6,18 @@ pub mod local;
 pub mod postgres;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 use sluice_schemas::api::UsageDay;
 
 use super::audit::AuditRecord;
 use super::keys::KeyRecord;
+
+/// A change to one key; it may hand back a new secret (rotation).
+pub type KeyChange =
+    Box<dyn FnOnce(&mut KeyRecord) -> Result<Option<SecretString>, StoreError> + Send>;
+
+/// A changed key, and the secret its change made, if any.
+pub type Changed = (KeyRecord, Option<SecretString>);
 
 /// A store failure; the text is for the server log, never for clients.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +39,10 @@ pub enum StoreError {
 pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     /// Adds a key.
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
-    /// Replaces a key (revocation, rotation).
-    async fn update_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Changes key `id` under the store's lock on it (a row lock, or the folder's lock), so
+    /// concurrent changes through several servers apply one after the other: a revocation is
+    /// never undone by a rotation that read the key before it. `None` if there is no such key.
+    async fn modify_key(&self, id: &str, change: KeyChange) -> Result<Option<Changed>, StoreError>;
     /// One key by id.
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
     /// Every key, newest first.

@@ -8,7 +8,7 @@ use sluice_actors::sources::postgres::{parse_replica, tls};
 use sluice_planner::redact::with_causes;
 use sluice_schemas::api::UsageDay;
 
-use super::{MetadataStore, StoreError};
+use super::{Changed, KeyChange, MetadataStore, StoreError};
 use crate::governance::audit::AuditRecord;
 use crate::governance::keys::KeyRecord;
 
@@ -156,19 +156,29 @@ impl MetadataStore for PgStore {
         Ok(())
     }
 
-    async fn update_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "UPDATE sluice_keys SET record = $2::text::jsonb, updated_at = now() WHERE id = $1",
-                &[&key.id, &json(key)?],
+    async fn modify_key(&self, id: &str, change: KeyChange) -> Result<Option<Changed>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| unavailable(&e))?;
+        let row = tx
+            .query_opt(
+                "SELECT record::text FROM sluice_keys WHERE id = $1 FOR UPDATE",
+                &[&id],
             )
             .await
             .map_err(|e| unavailable(&e))?;
-        if n == 0 {
-            return Err(StoreError::NoSuchKey(key.id.clone()));
-        }
-        Ok(())
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut record = record_of(&row)?;
+        let secret = change(&mut record)?;
+        tx.execute(
+            "UPDATE sluice_keys SET record = $2::text::jsonb, updated_at = now() WHERE id = $1",
+            &[&id, &json(&record)?],
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+        tx.commit().await.map_err(|e| unavailable(&e))?;
+        Ok(Some((record, secret)))
     }
 
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {

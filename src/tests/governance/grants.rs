@@ -324,4 +324,47 @@ async fn listings_and_the_catalog_show_only_what_is_granted() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+
+    // Plans shown to a reader name sources, never server paths; EXPLAIN ANALYZE (made from
+    // the running plan's internals) is for admins.
+    let parquet = create_key(
+        &app,
+        json!({"name": "nation", "grants": [{"source": "local", "table": "nation"}]}),
+    )
+    .await;
+    let parquet = parquet["key"].as_str().unwrap();
+    let path = testdata().join("tpch").display().to_string();
+    let path = path.trim_start_matches('/');
+    let explain: Value = as_key(&app, parquet, reqwest::Method::POST, "/v1/explain")
+        .json(&json!({"sql": "SELECT * FROM local.public.nation"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shown = explain["physical_plan"].as_str().unwrap();
+    assert!(
+        !shown.contains(path) && shown.contains("local/nation.parquet"),
+        "{shown}"
+    );
+    let admin = app.explain("SELECT * FROM local.public.nation").await;
+    assert!(
+        admin["physical_plan"].as_str().unwrap().contains(path),
+        "{admin}"
+    );
+    let r = query_as(&app, parquet, "EXPLAIN SELECT * FROM local.public.nation").await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains(path) && body.contains("local/nation.parquet"),
+        "{body}"
+    );
+    let r = query_as(
+        &app,
+        parquet,
+        "EXPLAIN ANALYZE SELECT * FROM local.public.nation",
+    )
+    .await;
+    assert_eq!(r.status(), 403);
 }

@@ -84,6 +84,24 @@ async fn two_servers_share_keys_revocations_and_state_across_restarts() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(status(&c, &b.url, &kkey).await, 200);
 
+    // Rotated through A: the new secret works on B at once, the old one through its grace.
+    let rotated: Value = c
+        .post(format!(
+            "{}/v1/keys/{}/rotate",
+            a.url,
+            keeper["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_key = rotated["key"].as_str().unwrap();
+    assert_eq!(status(&c, &b.url, new_key).await, 200);
+    assert_eq!(status(&c, &b.url, &kkey).await, 200);
+
     // Both stop; both start again on the same store.
     a.stop().await;
     b.stop().await;
