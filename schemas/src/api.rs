@@ -363,11 +363,11 @@ pub enum Operation {
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests per second.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub per_second: u32,
     /// Requests that may arrive at once; `per_second` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub burst: Option<u32>,
 }
 
@@ -392,7 +392,7 @@ pub struct CreateKeyRequest {
     pub rate_limit: Option<RateLimit>,
     /// Overrides the role's concurrent-query limit.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_concurrent: Option<u32>,
     /// RFC 3339; the key stops working then.
     #[serde(default)]

@@ -25,14 +25,18 @@ pub fn new_key(body: CreateKeyRequest) -> std::result::Result<NewKey, String> {
     if name.is_empty() || name.len() > 200 {
         return Err("name must be 1 to 200 characters".to_owned());
     }
+    let in_range = |v: u32| (1..=1_000_000_000).contains(&v);
     if body
         .rate_limit
-        .is_some_and(|r| r.per_second == 0 || r.burst == Some(0))
+        .is_some_and(|r| !in_range(r.per_second) || r.burst.is_some_and(|b| !in_range(b)))
     {
-        return Err("rate_limit.per_second and burst must be at least 1".to_owned());
+        return Err("rate_limit.per_second and burst must be 1 to 1000000000".to_owned());
     }
-    if body.max_concurrent == Some(0) {
-        return Err("max_concurrent must be at least 1".to_owned());
+    if body
+        .max_concurrent
+        .is_some_and(|n| !(1..=1_000_000).contains(&n))
+    {
+        return Err("max_concurrent must be 1 to 1000000".to_owned());
     }
     for g in &body.grants {
         if [&g.source, &g.schema, &g.table]
@@ -62,6 +66,8 @@ pub fn new_key(body: CreateKeyRequest) -> std::result::Result<NewKey, String> {
         (status = 400, description = "`bad_request`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`permission_denied`: needs an admin key", body = ErrorBody),
+        (status = 413, description = "`request_too_large`: a body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
         (status = 503, description = "`metadata_unavailable`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]

@@ -131,11 +131,11 @@ impl PostgresConnector {
             return Err(SourceError::Config("replicas must not be empty".to_owned()));
         }
         // Read once, here: a missing variable is a config error, not a failed login later.
-        let password = cfg
+        let password: Option<secrecy::SecretString> = cfg
             .password_env
             .as_deref()
             .map(|var| {
-                std::env::var(var).map_err(|_| {
+                std::env::var(var).map(Into::into).map_err(|_| {
                     SourceError::Config(format!(
                         "password_env: environment variable {var} is not set"
                     ))
@@ -150,7 +150,7 @@ impl PostgresConnector {
             let (mut pg, tls) = parse_replica(url).map_err(in_replica)?;
             pg.connect_timeout(connect_timeout);
             if let Some(p) = &password {
-                pg.password(p.as_bytes());
+                pg.password(secrecy::ExposeSecret::expose_secret(p).as_bytes());
             }
             pg.application_name(stream::APPLICATION_NAME);
             let (manager, cancel) = tls::manager(

@@ -34,8 +34,8 @@ const POLL_EVERY: Duration = Duration::from_millis(250);
 
 /// How Sluice logs in.
 pub enum Credentials {
-    /// A password.
-    Password(String),
+    /// A password, held as a secret (never in a `Debug` output, wiped on drop).
+    Password(secrecy::SecretString),
     /// A key pair (`SNOWFLAKE_JWT`).
     KeyPair(Box<KeyPair>),
 }
@@ -355,7 +355,9 @@ impl Client {
             },
         });
         match &c.credentials {
-            Credentials::Password(p) => data["PASSWORD"] = json!(p),
+            Credentials::Password(p) => {
+                data["PASSWORD"] = json!(secrecy::ExposeSecret::expose_secret(p));
+            }
             Credentials::KeyPair(k) => {
                 let token = k
                     .token(&c.account, &c.user, SystemTime::now())

@@ -78,9 +78,9 @@ fn env(name: &str, what: &str) -> Result<String> {
 /// The credentials the config points at, read now.
 fn credentials(auth: &SnowflakeAuth) -> Result<Credentials> {
     match auth {
-        SnowflakeAuth::Password { password_env } => {
-            Ok(Credentials::Password(env(password_env, "password_env")?))
-        }
+        SnowflakeAuth::Password { password_env } => Ok(Credentials::Password(
+            env(password_env, "password_env")?.into(),
+        )),
         SnowflakeAuth::Keypair {
             private_key_path,
             private_key_passphrase_env,
