@@ -89,6 +89,10 @@ impl TestApp {
         actix_web::rt::spawn(app.run());
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            // Below the server's 5 s keep-alive: a pooled connection the server has just
+            // closed would fail the next request sent on it (IncompleteMessage), a race that
+            // shows when one slow request leaves the others idle.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         Self {

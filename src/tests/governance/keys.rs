@@ -12,6 +12,7 @@ use super::{Server, audit_count, fresh_db, meta_client, server_config};
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap()
 }

@@ -33,6 +33,7 @@ async fn audit_rows_match_requests_and_429s_match_the_configured_rate() {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS)
         .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let url = format!("{}/v1/query", app.url);

@@ -34,7 +34,10 @@ async fn two_servers_share_keys_revocations_and_state_across_restarts() {
     // The store is no longer empty: the second server mints nothing, and knows the admin key.
     let b = Server::start(&config, &dir).await;
     assert_eq!(b.admin_key, None);
-    let c = reqwest::Client::new();
+    let c = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let make = |name: &str| {
         let c = c.clone();
         let (url, admin, name) = (a.url.clone(), admin.clone(), name.to_owned());
