@@ -65,18 +65,53 @@ pub async fn query(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let auditor = state.governance.query_auditor(
-        &principal,
-        &crate::auth::client(&req),
-        &query_id,
-        Operation::Query,
-    );
-    let answer = run_query(&req, &query_id, &principal, payload, &state, &auditor).await;
+    let auditor = auditor(&state, &req, &principal, &query_id, Operation::Query);
+    audited(
+        &auditor,
+        run_query(&req, &query_id, &principal, payload, &state, &auditor),
+    )
+    .await
+}
+
+/// The audit record of a query or explain request.
+fn auditor(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    query_id: &str,
+    op: Operation,
+) -> std::sync::Arc<QueryAuditor> {
+    state
+        .governance
+        .query_auditor(principal, &crate::auth::client(req), query_id, op)
+}
+
+/// Runs `answer`; a refusal is recorded (a query that ran records itself when it ends, and
+/// then this is a no-op).
+async fn audited(
+    auditor: &QueryAuditor,
+    answer: impl Future<Output = Result<HttpResponse>>,
+) -> Result<HttpResponse> {
+    let answer = answer.await;
     if let Err(e) = &answer {
-        // Refused before the query's record existed (or it ended already: then a no-op).
         auditor.complete(Some(e.code), 0, 0);
     }
     answer
+}
+
+/// What a query or explain checks before reading its body: the key may perform `op`, the
+/// server is not draining, the audit log can keep the record.
+fn admit(state: &AppState, principal: &Principal, op: Operation, query_id: &str) -> Result<()> {
+    principal
+        .require(op)
+        .and_then(|()| {
+            if state.lifecycle.is_draining() {
+                Err(ApiError::shutting_down())
+            } else {
+                state.governance.audit.admit()
+            }
+        })
+        .map_err(|e| e.with_query(query_id))
 }
 
 async fn run_query(
@@ -88,17 +123,7 @@ async fn run_query(
     auditor: &std::sync::Arc<QueryAuditor>,
 ) -> Result<HttpResponse> {
     let query_id = query_id.to_owned();
-    principal
-        .require(Operation::Query)
-        .map_err(|e| e.with_query(&query_id))?;
-    if state.lifecycle.is_draining() {
-        return Err(ApiError::shutting_down().with_query(&query_id));
-    }
-    state
-        .governance
-        .audit
-        .admit()
-        .map_err(|e| e.with_query(&query_id))?;
+    admit(state, principal, Operation::Query, &query_id)?;
     let format = Format::negotiate(req.headers())
         .map_err(|m| ApiError::not_acceptable(m).with_query(&query_id))?;
     let request = read_request(req, payload, state.limits.max_request_bytes, &query_id).await?;
@@ -212,17 +237,12 @@ pub async fn explain(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let auditor = state.governance.query_auditor(
-        &principal,
-        &crate::auth::client(&req),
-        &query_id,
-        Operation::Explain,
-    );
-    let answer = run_explain(&req, &query_id, &principal, payload, &state, &auditor).await;
-    if let Err(e) = &answer {
-        auditor.complete(Some(e.code), 0, 0);
-    }
-    answer
+    let auditor = auditor(&state, &req, &principal, &query_id, Operation::Explain);
+    audited(
+        &auditor,
+        run_explain(&req, &query_id, &principal, payload, &state, &auditor),
+    )
+    .await
 }
 
 async fn run_explain(
@@ -234,17 +254,7 @@ async fn run_explain(
     auditor: &std::sync::Arc<QueryAuditor>,
 ) -> Result<HttpResponse> {
     let query_id = query_id.to_owned();
-    principal
-        .require(Operation::Explain)
-        .map_err(|e| e.with_query(&query_id))?;
-    if state.lifecycle.is_draining() {
-        return Err(ApiError::shutting_down().with_query(&query_id));
-    }
-    state
-        .governance
-        .audit
-        .admit()
-        .map_err(|e| e.with_query(&query_id))?;
+    admit(state, principal, Operation::Explain, &query_id)?;
     let request = read_request(req, payload, state.limits.max_request_bytes, &query_id).await?;
     auditor.set_sql(&request.sql);
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);

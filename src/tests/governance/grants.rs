@@ -208,6 +208,16 @@ async fn the_escape_corpus_is_refused_on_the_plan_and_never_reaches_postgres() {
     );
 }
 
+/// `POST /v1/explain` with `key`: status and body.
+async fn explain_as(app: &crate::TestApp, key: &str, sql: &str) -> (u16, Value) {
+    let r = as_key(app, key, reqwest::Method::POST, "/v1/explain")
+        .json(&json!({ "sql": sql }))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 #[actix_web::test]
 async fn listings_and_the_catalog_show_only_what_is_granted() {
     let Some((app, reader, _meta)) = corpus_app().await else {
@@ -268,21 +278,20 @@ async fn listings_and_the_catalog_show_only_what_is_granted() {
     assert_eq!(admin["sources"].as_array().unwrap().len(), 2);
 
     // The plan and remote SQL of a granted query are the reader's to see.
-    let explain: Value = as_key(&app, &reader, reqwest::Method::POST, "/v1/explain")
-        .json(&json!({"sql": "SELECT o_note FROM pg.public.orders WHERE o_id = 1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, explain) = explain_as(
+        &app,
+        &reader,
+        "SELECT o_note FROM pg.public.orders WHERE o_id = 1",
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(explain["tables"], json!(["pg.public.orders"]));
-    let denied = as_key(&app, &reader, reqwest::Method::POST, "/v1/explain")
-        .json(&json!({"sql": "SELECT * FROM pg.hr.salaries"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), 404);
+    assert_eq!(
+        explain_as(&app, &reader, "SELECT * FROM pg.hr.salaries")
+            .await
+            .0,
+        404
+    );
 
     // A reader without `list` may query but not list; without `explain`, no EXPLAIN either.
     let narrow = create_key(
@@ -318,12 +327,7 @@ async fn listings_and_the_catalog_show_only_what_is_granted() {
     );
     let r = query_as(&app, narrow, "EXPLAIN SELECT * FROM pg.public.orders").await;
     assert_eq!(r.status(), 403);
-    let r = as_key(&app, narrow, reqwest::Method::POST, "/v1/explain")
-        .json(&json!({"sql": "SELECT 1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(explain_as(&app, narrow, "SELECT 1").await.0, 403);
 
     // Plans shown to a reader name sources, never server paths; EXPLAIN ANALYZE (made from
     // the running plan's internals) is for admins.
@@ -335,14 +339,7 @@ async fn listings_and_the_catalog_show_only_what_is_granted() {
     let parquet = parquet["key"].as_str().unwrap();
     let path = testdata().join("tpch").display().to_string();
     let path = path.trim_start_matches('/');
-    let explain: Value = as_key(&app, parquet, reqwest::Method::POST, "/v1/explain")
-        .json(&json!({"sql": "SELECT * FROM local.public.nation"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, explain) = explain_as(&app, parquet, "SELECT * FROM local.public.nation").await;
     let shown = explain["physical_plan"].as_str().unwrap();
     assert!(
         !shown.contains(path) && shown.contains("local/nation.parquet"),

@@ -22,6 +22,24 @@ async fn status(c: &reqwest::Client, url: &str, key: &str) -> u16 {
         .as_u16()
 }
 
+/// An admin call's JSON answer.
+async fn admin_json(
+    c: &reqwest::Client,
+    url: &str,
+    admin: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> Value {
+    c.request(method, format!("{url}{path}"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[actix_web::test]
 async fn two_servers_share_keys_revocations_and_state_across_restarts() {
     let Some(meta) = fresh_db("SLUICE_TEST_PG_URL", "meta").await else {
@@ -88,19 +106,15 @@ async fn two_servers_share_keys_revocations_and_state_across_restarts() {
     assert_eq!(status(&c, &b.url, &kkey).await, 200);
 
     // Rotated through A: the new secret works on B at once, the old one through its grace.
-    let rotated: Value = c
-        .post(format!(
-            "{}/v1/keys/{}/rotate",
-            a.url,
-            keeper["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kid = keeper["id"].as_str().unwrap();
+    let rotated = admin_json(
+        &c,
+        &a.url,
+        &admin,
+        reqwest::Method::POST,
+        &format!("/v1/keys/{kid}/rotate"),
+    )
+    .await;
     let new_key = rotated["key"].as_str().unwrap();
     assert_eq!(status(&c, &b.url, new_key).await, 200);
     assert_eq!(status(&c, &b.url, &kkey).await, 200);
@@ -119,33 +133,20 @@ async fn two_servers_share_keys_revocations_and_state_across_restarts() {
         assert_eq!(status(&c, &s.url, &kkey).await, 200);
         assert_eq!(status(&c, &s.url, &admin).await, 200);
     }
-    let usage: Value = c
-        .get(format!(
-            "{}/v1/keys/{}/usage",
-            b.url,
-            keeper["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage = admin_json(
+        &c,
+        &b.url,
+        &admin,
+        reqwest::Method::GET,
+        &format!("/v1/keys/{kid}/usage"),
+    )
+    .await;
     // One query before the restart, two after (on A's and B's count alike: usage is shared).
     assert!(
         usage["days"][0]["queries"].as_u64().unwrap() >= 2,
         "{usage}"
     );
-    let keys: Value = c
-        .get(format!("{}/v1/keys", b.url))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = admin_json(&c, &b.url, &admin, reqwest::Method::GET, "/v1/keys").await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), 3);
 }
 
