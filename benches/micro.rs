@@ -5,7 +5,12 @@
 //!   TPC-H tables (testdata/tpch);
 //! - `encode`: one 8,192-row `lineitem` batch cast from string views to plain strings, then
 //!   encoded in each result format;
-//! - `supervisor`: the routing check each query makes (`AcquireSources`) with 1 and 8 sources.
+//! - `supervisor`: the routing check each query makes (`AcquireSources`) with 1 and 8 sources;
+//! - `governance`: what each request pays for keys, grants and limits: authenticating a known
+//!   key (its audit record included), the grant check on a TPC-H plan, planning through a
+//!   reader's granted view against the whole catalog, the rate limiter; and, with
+//!   `SLUICE_BENCH_METADATA_URL` set to an empty PostgreSQL database, audit batches written
+//!   to the metadata store.
 //!
 //! Run by hand: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- plan`).
 //! Reports land in target/criterion; figures worth keeping go to benches/RESULTS.md.
@@ -63,8 +68,8 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-fn plan(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+/// A planner over the embedded TPC-H tables.
+fn tpch_planner(rt: &tokio::runtime::Runtime) -> Planner {
     let planner = Planner::new(&PlannerOptions {
         default_catalog: Some("local".into()),
         default_schema: Some("public".into()),
@@ -83,6 +88,12 @@ fn plan(c: &mut Criterion) {
         conn.store(),
     ))
     .expect("the TPC-H tables");
+    planner
+}
+
+fn plan(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let planner = tpch_planner(&rt);
     let mut group = c.benchmark_group("plan");
     for (name, sql) in statements() {
         group.bench_with_input(BenchmarkId::from_parameter(name), sql, |b, sql| {
@@ -186,5 +197,134 @@ fn supervisor(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, plan, encode, supervisor);
+fn governance(c: &mut Criterion) {
+    use sluice::governance::keys::NewKey;
+    use sluice::governance::{Client, Governance, Principal};
+    use sluice_schemas::api::{Grant, KeyRole};
+
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let planner = tpch_planner(&rt);
+    let config = sluice_schemas::Config::default();
+    let gov = rt
+        .block_on(Governance::start(&config, rt.handle()))
+        .expect("an in-memory store");
+    let reader = NewKey {
+        role: KeyRole::Reader,
+        grants: vec![Grant {
+            source: "local".into(),
+            schema: "public".into(),
+            table: "*".into(),
+        }],
+        rate_limit: Some(sluice_schemas::api::RateLimit {
+            per_second: 1_000_000_000,
+            burst: None,
+        }),
+        ..NewKey::admin("bench")
+    };
+    let (record, secret) = rt.block_on(gov.create_key(reader)).expect("a key");
+    let secret = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+    let client = Client {
+        addr: Some("127.0.0.1".into()),
+        user_agent: Some("bench".into()),
+    };
+    let mut group = c.benchmark_group("governance");
+    group.bench_function("authenticate_cached_key", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(gov.authenticate(Some(black_box(&secret)), &client).await)
+                .expect("a valid key")
+        });
+    });
+    group.bench_function("rate_limiter", |b| {
+        b.iter(|| {
+            gov.limiter
+                .check_rate(black_box(&record))
+                .expect("under the limit")
+        });
+    });
+    let principal = rt
+        .block_on(gov.authenticate(Some(&secret), &client))
+        .expect("a valid key");
+    assert!(matches!(principal, Principal::Key(_)));
+    let restricted = principal.planner(&planner);
+    let grants = restricted.grants().expect("a reader").clone();
+    for (name, sql) in statements() {
+        let planned = rt
+            .block_on(planner.plan(sql, None, Some(1_000_000)))
+            .expect("plans");
+        group.bench_with_input(BenchmarkId::new("grant_check", name), &planned, |b, p| {
+            b.iter(|| {
+                grants
+                    .check_plan(black_box(&p.logical), "local", "public", |_| false)
+                    .expect("granted")
+            });
+        });
+    }
+    for (name, sql) in [("point", POINT), ("q05", include_str!("tpch/q05.sql"))] {
+        group.bench_with_input(
+            BenchmarkId::new("plan_whole_catalog", name),
+            sql,
+            |b, sql| {
+                b.to_async(&rt).iter(|| async {
+                    planner
+                        .plan(black_box(sql), None, Some(1_000_000))
+                        .await
+                        .expect("plans")
+                });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("plan_granted_view", name),
+            sql,
+            |b, sql| {
+                b.to_async(&rt).iter(|| async {
+                    restricted
+                        .plan(black_box(sql), None, Some(1_000_000))
+                        .await
+                        .expect("plans")
+                });
+            },
+        );
+    }
+    if let Ok(url) = std::env::var("SLUICE_BENCH_METADATA_URL") {
+        use sluice::governance::audit::{AuditKind, AuditRecord, QueryAudit};
+        use sluice::governance::store::MetadataStore as _;
+        let store = rt
+            .block_on(sluice::governance::store::postgres::PgStore::connect(
+                &url, 2,
+            ))
+            .expect("the metadata database");
+        const BATCH: usize = 1_000;
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function("audit_insert_postgres_batch_1000", |b| {
+            b.to_async(&rt).iter(|| async {
+                let batch: Vec<AuditRecord> = (0..BATCH)
+                    .map(|i| {
+                        let mut r =
+                            AuditRecord::new(AuditKind::Query, Some(record.id.clone()), "ok");
+                        r.client = Some("127.0.0.1".into());
+                        r.query = Some(QueryAudit {
+                            query_id: format!("q_{i}"),
+                            operation: "query".into(),
+                            sql: POINT.into(),
+                            sql_sha256: "0".repeat(64),
+                            tables: vec!["local.public.nation".into()],
+                            sources: vec!["local".into()],
+                            rows: 1,
+                            bytes: 100,
+                            duration_ms: 1,
+                            error_code: None,
+                        });
+                        r
+                    })
+                    .collect();
+                store.write_audit(&batch).await.expect("written");
+            });
+        });
+    } else {
+        eprintln!("governance/audit_insert_postgres: set SLUICE_BENCH_METADATA_URL to run it");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, plan, encode, supervisor, governance);
 criterion_main!(benches);
