@@ -66,11 +66,6 @@ impl Grants {
         }
     }
 
-    /// The rules.
-    pub fn rules(&self) -> &[Grant] {
-        &self.rules
-    }
-
     /// True when some table of `catalog` may be granted.
     pub fn sees_catalog(&self, catalog: &str) -> bool {
         self.rules.iter().any(|g| glob(&g.source, catalog))
@@ -131,17 +126,6 @@ impl Grants {
             Some(name) => Err(PlanError::TableNotFound(name)),
             None => Ok(()),
         }
-    }
-
-    /// True when `reference` (resolved with the defaults) is granted.
-    pub fn allows_ref(
-        &self,
-        reference: &TableReference,
-        default_catalog: &str,
-        default_schema: &str,
-    ) -> bool {
-        let full = reference.clone().resolve(default_catalog, default_schema);
-        self.allows(&full.catalog, &full.schema, &full.table)
     }
 }
 

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use secrecy::SecretString;
 use sluice_planner::{Grants, Planner};
 use sluice_schemas::Config;
@@ -125,9 +127,6 @@ pub struct Governance {
     runtime: tokio::runtime::Handle,
 }
 
-/// Why governance could not start.
-pub type StartError = StoreError;
-
 impl Governance {
     /// Opens the store the config names (PostgreSQL, a folder, or memory), loads the keys and
     /// starts the audit writer and the key sync on `runtime`.
@@ -137,7 +136,7 @@ impl Governance {
     pub async fn start(
         config: &Config,
         runtime: &tokio::runtime::Handle,
-    ) -> Result<Arc<Self>, StartError> {
+    ) -> Result<Arc<Self>, StoreError> {
         // The pool's connections are driven by the query runtime.
         let owned = config.clone();
         let store = runtime
@@ -177,20 +176,12 @@ impl Governance {
         Ok(gov)
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn MetadataStore> {
-        &self.store
-    }
-
     /// Re-reads every key; entries whose record changed are replaced (their planner is
     /// rebuilt on next use), keys gone from the store are forgotten.
     async fn sync(&self) -> Result<(), StoreError> {
-        let store = Arc::clone(&self.store);
         let all = self
-            .runtime
-            .spawn(async move { store.keys().await })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            .on_store(|s| async move { s.keys().await }.boxed())
+            .await?;
         let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = HashMap::with_capacity(all.len());
         for record in all {
@@ -287,10 +278,22 @@ impl Governance {
         Ok(Principal::Key(entry))
     }
 
-    async fn store_key(&self, id: String) -> Result<Option<KeyRecord>, StoreError> {
-        let store = Arc::clone(&self.store);
+    /// One key, from the store.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn store_key(&self, id: String) -> Result<Option<KeyRecord>, StoreError> {
+        self.on_store(|s| async move { s.key(&id).await }.boxed())
+            .await
+    }
+
+    /// Runs a store call on the query runtime, where the store's connections live.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(Arc<dyn MetadataStore>) -> BoxFuture<'static, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         self.runtime
-            .spawn(async move { store.key(&id).await })
+            .spawn(call(Arc::clone(&self.store)))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
@@ -311,11 +314,8 @@ impl Governance {
         let (record, secret) = KeyRecord::mint(new, Utc::now())
             .map_err(|e| StoreError::Unavailable(format!("random source: {e}")))?;
         let stored = record.clone();
-        let store = Arc::clone(&self.store);
-        self.runtime
-            .spawn(async move { store.insert_key(&stored).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        self.on_store(|s| async move { s.insert_key(&stored).await }.boxed())
+            .await?;
         self.remember(record.clone());
         Ok((record, secret))
     }
@@ -325,11 +325,8 @@ impl Governance {
     /// # Errors
     /// The store failed.
     pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let store = Arc::clone(&self.store);
-        self.runtime
-            .spawn(async move { store.keys().await })
+        self.on_store(|s| async move { s.keys().await }.boxed())
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     /// Revokes key `id` now; returns the record, `None` if there is no such key.
@@ -357,13 +354,10 @@ impl Governance {
         id: &str,
         f: store::KeyChange,
     ) -> Result<Option<store::Changed>, StoreError> {
-        let store = Arc::clone(&self.store);
         let owned = id.to_owned();
         let changed = self
-            .runtime
-            .spawn(async move { store.modify_key(&owned, f).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            .on_store(|s| async move { s.modify_key(&owned, f).await }.boxed())
+            .await?;
         if let Some((record, _)) = &changed {
             self.remember(record.clone());
         }
@@ -375,12 +369,9 @@ impl Governance {
     /// # Errors
     /// The store failed.
     pub async fn usage(&self, id: &str) -> Result<Vec<sluice_schemas::api::UsageDay>, StoreError> {
-        let store = Arc::clone(&self.store);
         let id = id.to_owned();
-        self.runtime
-            .spawn(async move { store.usage(&id).await })
+        self.on_store(|s| async move { s.usage(&id).await }.boxed())
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     /// The audit of one query request, recorded exactly once: when the query ends

@@ -190,13 +190,13 @@ pub async fn usage(
 ) -> Result<HttpResponse> {
     principal.require(Operation::Admin)?;
     let gov = &state.governance;
-    let known = gov
-        .list_keys()
+    // One indexed lookup, not a listing.
+    if gov
+        .store_key(id.to_string())
         .await
         .map_err(|e| store_error(&e))?
-        .iter()
-        .any(|k| k.id == *id);
-    if !known {
+        .is_none()
+    {
         return Err(no_such_key(&id));
     }
     let days = gov.usage(&id).await.map_err(|e| store_error(&e))?;

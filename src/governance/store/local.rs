@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sluice_schemas::api::UsageDay;
 
-use super::{Changed, KeyChange, MetadataStore, StoreError, usage_deltas};
+use super::{Changed, KeyChange, MetadataStore, StoreError, empty_day, usage_deltas};
 use crate::governance::audit::AuditRecord;
 use crate::governance::keys::KeyRecord;
 
@@ -207,13 +207,7 @@ impl MetadataStore for LocalStore {
                     .entry(key)
                     .or_default()
                     .entry(day.clone())
-                    .or_insert_with(|| UsageDay {
-                        day,
-                        queries: 0,
-                        rows: 0,
-                        bytes: 0,
-                        errors: 0,
-                    });
+                    .or_insert_with(|| empty_day(day));
                 e.queries += d.queries;
                 e.rows += d.rows;
                 e.bytes += d.bytes;

@@ -28,9 +28,6 @@ pub enum StoreError {
     /// The store holds something this version cannot read.
     #[error("metadata store corrupt: {0}")]
     Corrupt(String),
-    /// No such key.
-    #[error("no key {0}")]
-    NoSuchKey(String),
 }
 
 /// Keys, audit records and usage, wherever they live. Every server sharing a store sees the
@@ -68,13 +65,7 @@ pub(crate) fn usage_deltas(
         let day = r.at.format("%Y-%m-%d").to_string();
         let e = out
             .entry((key.clone(), day.clone()))
-            .or_insert_with(|| UsageDay {
-                day,
-                queries: 0,
-                rows: 0,
-                bytes: 0,
-                errors: 0,
-            });
+            .or_insert_with(|| empty_day(day));
         e.queries += 1;
         e.rows += q.rows;
         e.bytes += q.bytes;
@@ -83,4 +74,15 @@ pub(crate) fn usage_deltas(
         }
     }
     out
+}
+
+/// A day with no use yet.
+pub(crate) fn empty_day(day: String) -> UsageDay {
+    UsageDay {
+        day,
+        queries: 0,
+        rows: 0,
+        bytes: 0,
+        errors: 0,
+    }
 }
