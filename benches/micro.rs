@@ -21,16 +21,18 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix::Actor;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice::format::Format;
+use sluice_actors::Router;
+use sluice_actors::routing::gate::FairGate;
+use sluice_actors::routing::stats::{HealthPolicy, ReplicaStats};
+use sluice_actors::routing::{Avoid, Replica, SourceRoute};
 use sluice_actors::sources::object_store::ObjectStoreConnector;
-use sluice_actors::supervisor::{AcquireSources, RegisterSource};
-use sluice_actors::{Shutdown, SourceActor, SourceSupervisor};
+use sluice_actors::sources::replicas_of;
 use sluice_planner::output::{plain_schema, to_plain};
 use sluice_planner::{Planner, PlannerOptions};
 
@@ -146,52 +148,49 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-fn supervisor(c: &mut Criterion) {
+/// The routing decision per statement: pick a replica by score (power of two choices) and
+/// pin it with a lease, with 1 and 16 replicas; and the whole acquire of one source.
+fn routing(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
-    let system = actix::System::new();
-    let mut group = c.benchmark_group("supervisor");
-    for sources in [1_usize, 8] {
-        let (addr, names) = system.block_on(async {
-            let supervisor = SourceSupervisor::default().start();
-            let mut names = Vec::new();
-            for i in 0..sources {
-                let name = format!("s{i}");
-                // Probes once an hour: the benchmark measures routing, not health checks.
-                let actor =
-                    SourceActor::new(name.clone(), Arc::new(connector()), rt.handle().clone())
-                        .with_timing(Duration::from_secs(3600), Duration::from_secs(5))
-                        .start();
-                supervisor.do_send(RegisterSource {
-                    name: name.clone(),
-                    addr: actor,
-                });
-                names.push(name);
-            }
-            (supervisor, names)
-        });
-        group.bench_with_input(
-            BenchmarkId::new("check_sources", sources),
-            &names,
-            |b, names| {
-                b.iter_custom(|iters| {
-                    system.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            let check = AcquireSources {
-                                names: names.clone(),
-                            };
-                            black_box(addr.send(check).await.expect("delivered").ok());
-                        }
-                        start.elapsed()
+    let mut group = c.benchmark_group("routing");
+    let connector: Arc<dyn sluice_actors::Connector> = Arc::new(connector());
+    for replicas in [1_usize, 16] {
+        let router = Router::new();
+        let policy = HealthPolicy::for_interval(Duration::from_secs(10));
+        let route = SourceRoute {
+            name: "pg".into(),
+            connector: Arc::clone(&connector),
+            replicas: (0..replicas)
+                .map(|index| {
+                    let handle = replicas_of(&connector).remove(0);
+                    let stats = ReplicaStats::new(policy);
+                    // Distinct latencies so scores differ, as they do in life.
+                    stats.record_statement_ok(Duration::from_micros(500 + 100 * index as u64));
+                    Arc::new(Replica {
+                        source: "pg".into(),
+                        index,
+                        display: handle.display,
+                        executor: None,
+                        probe: handle.probe,
+                        stats,
                     })
-                });
-            },
-        );
-        // Stop the actors inside the running System; left for the System's drop (no reactor
-        // then), an actor that never ran would start there and panic on its timer.
-        system.block_on(async {
-            let _ = addr.send(Shutdown).await;
-            actix::clock::sleep(Duration::from_millis(10)).await;
+                })
+                .collect(),
+            fallback: None,
+            gate: Some(FairGate::new(64, 256, Duration::from_secs(10))),
+        };
+        router.publish(Arc::new(route));
+        group.bench_function(BenchmarkId::new("decide", replicas), |b| {
+            b.iter(|| black_box(router.decide("pg")));
+        });
+        let names = vec!["pg".to_owned()];
+        let avoid = Avoid::new();
+        group.bench_function(BenchmarkId::new("acquire_with_gate", replicas), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    black_box(router.acquire(&names, "key", None, &avoid).await.is_ok())
+                })
+            });
         });
     }
     group.finish();
@@ -326,5 +325,5 @@ fn governance(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, plan, encode, supervisor, governance);
+criterion_group!(benches, parse, plan, encode, routing, governance);
 criterion_main!(benches);

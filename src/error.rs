@@ -141,6 +141,31 @@ impl ApiError {
         e
     }
 
+    /// Sets `Retry-After` (rounded up to whole seconds, at least one).
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(round_up_secs(wait));
+        self
+    }
+
+    /// The error for a statement its sources could not take: `503 source_unavailable` (no
+    /// replica can serve, or no slot freed within the queue timeout) or `429
+    /// too_many_queries` (the source's queue is full), each with `Retry-After`.
+    pub fn from_route(e: &sluice_actors::routing::RouteError) -> Self {
+        use sluice_actors::routing::RouteError as R;
+        match e {
+            R::Unavailable { retry_after, .. } | R::QueueTimeout { retry_after, .. } => {
+                Self::source_unavailable(e.to_string()).with_retry_after(*retry_after)
+            }
+            R::QueueFull { retry_after, .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_queries",
+                e.to_string(),
+            )
+            .with_retry_after(*retry_after),
+        }
+    }
+
     /// `503 source_unavailable`.
     pub fn source_unavailable(message: impl Into<String>) -> Self {
         Self::new(

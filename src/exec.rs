@@ -55,8 +55,12 @@ pub struct QueryJob {
     pub permit: OwnedSemaphorePermit,
     /// Held until the query ends: the key's concurrency slot, if it has a limit.
     pub key_permit: Option<OwnedSemaphorePermit>,
-    /// The executor of each remote source the query reads, acquired at statement start.
-    pub executors: sluice_actors::supervisor::Executors,
+    /// The replica (and its executor) and slot of each source the query reads, acquired at
+    /// statement start and held until it ends.
+    pub acquired: sluice_actors::routing::Acquired,
+    /// Whether a retry-safe failure of a replica before the first byte may be retried on
+    /// another (bounded attempts, within the deadline).
+    pub may_retry: bool,
     /// The query's audit record, completed when `entry` finishes.
     pub auditor: std::sync::Arc<crate::governance::QueryAuditor>,
 }
@@ -103,11 +107,38 @@ impl Failure {
 /// The response body: the held-back head, then chunks as the producer sends them.
 pub type Body = futures::stream::BoxStream<'static, Result<Bytes, io::Error>>;
 
+/// A statement that failed on a replica before its first byte, safe to run again elsewhere:
+/// its slots, handed back for the next attempt, and the replicas to avoid.
+pub struct Retry {
+    /// The server's concurrency slot.
+    pub permit: OwnedSemaphorePermit,
+    /// The key's slot.
+    pub key_permit: Option<OwnedSemaphorePermit>,
+    /// `(source, replica)` that failed.
+    pub failed: Vec<(String, usize)>,
+    /// The failure, for when no attempt is left.
+    pub error: ApiError,
+}
+
+/// Why a query has no response yet.
+pub enum StartError {
+    /// It failed before the first byte: the answer is this error.
+    Failed(ApiError),
+    /// It may run again on another replica.
+    Retry(Box<Retry>),
+}
+
+impl From<ApiError> for StartError {
+    fn from(e: ApiError) -> Self {
+        Self::Failed(e)
+    }
+}
+
 /// Starts the producer on `runtime` and waits for the head of the result.
 ///
 /// # Errors
-/// Any failure before the first byte, with its status and code.
-pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Body, ApiError> {
+/// Any failure before the first byte, with its status and code, or a retry.
+pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Body, StartError> {
     let (head_tx, head_rx) = oneshot::channel();
     let (tx, rx) = mpsc::channel::<Step>(CHANNEL_STEPS);
     let query_id = job.entry.id.clone();
@@ -130,7 +161,7 @@ pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Bo
 /// marker that aborts the response.
 type Step = Result<Vec<Bytes>, io::Error>;
 
-type HeadSender = oneshot::Sender<Result<Vec<Bytes>, ApiError>>;
+type HeadSender = oneshot::Sender<Result<Vec<Bytes>, StartError>>;
 
 async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     let entry = std::sync::Arc::clone(&job.entry);
@@ -153,6 +184,28 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
             Ok(Ok(r)) => r,
         }
     };
+    // A replica that could not serve, before any byte went out: hand the slots back for an
+    // attempt on another replica; the query is not over.
+    let outcome = match outcome {
+        Err(Failure::Plan(e)) if head_tx.is_some() && retryable(&job, &e) => {
+            let failed = job.acquired.retryable_failures();
+            let QueryJob {
+                permit, key_permit, ..
+            } = job;
+            let retry = Retry {
+                permit,
+                key_permit,
+                failed,
+                error: ApiError::from_plan(e, &entry.id),
+            };
+            if let Some(h) = head_tx.take() {
+                let _ = h.send(Err(StartError::Retry(Box::new(retry))));
+            }
+            metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
+            return;
+        }
+        other => other,
+    };
     // The DataFusion stream lived inside `run` and is dropped by now (which cancels the
     // engine's work). Release the concurrency slot before the client can hear the outcome, so
     // a client that retries at once after an error is not refused by its own finished query.
@@ -169,7 +222,7 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
             match head_tx.take() {
                 Some(h) => {
                     // The handler may have given up waiting (client gone); nothing to do then.
-                    let _ = h.send(Err(api));
+                    let _ = h.send(Err(StartError::Failed(api)));
                 }
                 None => {
                     debug!(query_id = %entry.id, error = %detail, "Query failed mid-stream; aborting the response.");
@@ -191,6 +244,15 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
 }
 
+/// A failure a replica caused (unreachable, connection lost) before any row was handed on,
+/// on a query allowed another attempt.
+fn retryable(job: &QueryJob, e: &PlanError) -> bool {
+    job.may_retry
+        && matches!(e, PlanError::Execution(df) | PlanError::Data(df)
+            if sluice_planner::federation::RemoteError::find(df).is_some_and(|r| r.retry_safe))
+        && !job.acquired.retryable_failures().is_empty()
+}
+
 /// The text of a caught panic's payload.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -210,7 +272,7 @@ async fn run(
     let context = sluice_planner::QueryContext {
         id: job.entry.id.clone(),
         deadline: Some(job.deadline.into_std()),
-        executors: job.executors.clone(),
+        executors: job.acquired.executors.clone(),
         pulled: job.entry.pulled.clone(),
     };
     let mut stream = job

@@ -1,4 +1,4 @@
-//! The `sluice` binary: `serve`, `check`, `query` and `keys`.
+//! The `sluice` binary: `serve`, `check`, `query`, `keys` and `sources`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,18 @@ enum Command {
         /// The SQL statement.
         sql: String,
     },
+    /// Show each source with its replicas: health, score, circuit, latency, in-flight, queue.
+    Sources {
+        /// Server URL.
+        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
+        server: String,
+        /// API key.
+        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API keys: through a server (an admin key), or on the store a config names.
     Keys {
         /// Server URL (ignored with --config).
@@ -86,6 +98,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Sources { server, key, json } => {
+            match sluice::cli::sources::fetch(&server, key.as_deref()) {
+                Ok(list) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&list).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{}", sluice::cli::sources::render(&list));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Keys {
             server,
             key,

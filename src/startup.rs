@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
+use sluice_actors::SourceSupervisor;
 use sluice_actors::sources::BuiltSource;
 use sluice_actors::sources::object_store::redact;
 use sluice_actors::supervisor::RegisterSource;
-use sluice_actors::{SourceActor, SourceSupervisor};
 use sluice_planner::{Planner, PlannerOptions};
 use sluice_schemas::{AuthMode, Config};
 use tokio::sync::Semaphore;
@@ -114,7 +114,9 @@ impl Application {
             default_schema: config.server.default_schema.clone(),
             target_partitions: None,
         })?;
-        let supervisor = SourceSupervisor::default().start();
+        let router = sluice_actors::Router::new();
+        let supervisor =
+            SourceSupervisor::new(std::sync::Arc::clone(&router), runtime.clone()).start();
         // Connectors and catalogs first (no I/O): a config error stops the start here.
         let mut built = Vec::with_capacity(config.sources.len());
         for source in &config.sources {
@@ -142,6 +144,7 @@ impl Application {
         let state = web::Data::new(AppState {
             planner,
             supervisor: supervisor.clone(),
+            router,
             runtime: runtime.clone(),
             queries: QueryRegistry::default(),
             governance,
@@ -152,6 +155,7 @@ impl Application {
             )),
             prometheus: crate::metrics::install(),
             limits: config.limits.clone(),
+            drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
             lifecycle: Lifecycle::default(),
         });
         spawn_metrics_upkeep(&state);
@@ -200,18 +204,19 @@ impl Application {
         let mut connectors = Vec::new();
         for (loaded, b) in futures::future::join_all(loads).await {
             connectors.push(Arc::clone(&b.connector));
-            let interval = b.health_interval;
-            let actor = SourceActor::new(b.name.clone(), b.connector, runtime.clone())
-                .with_timing(
-                    interval,
-                    sluice_actors::source_actor::HEALTH_TIMEOUT.min(interval * 5),
-                )
-                .with_refresh(b.refresh_every, loaded)
-                .start();
-            supervisor.do_send(RegisterSource {
-                name: b.name,
-                addr: actor,
-            });
+            let check_timeout =
+                sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
+            // Sent, not queued: the routes are published before the server says it is ready.
+            supervisor
+                .send(RegisterSource {
+                    built: b,
+                    loaded,
+                    check_timeout,
+                })
+                .await
+                .map_err(|e| {
+                    StartupError::Unsupported(format!("the source supervisor stopped: {e}"))
+                })?;
         }
         state.lifecycle.set(Phase::Serving);
         Ok(Self {
@@ -355,19 +360,38 @@ async fn drain_on_signal(state: web::Data<AppState>, handle: actix_web::dev::Ser
     drain(state, handle).await;
 }
 
-/// Draining: `/ready` answers 503 and new queries `shutting_down` at once; the server stops
-/// when no query holds a slot, or after `limits.query_timeout_ms` (no query may run longer).
+/// Draining: `/ready` answers 503 and new queries `shutting_down` at once; running queries
+/// have `server.drain_timeout_ms` to finish; the rest are then cancelled (their remote
+/// statements with them) and the server stops once they let go.
 async fn drain(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle) {
     state.lifecycle.set(Phase::Draining);
     let all = state.limits.max_concurrent_queries;
-    let wait = Duration::from_millis(state.limits.query_timeout_ms);
     // Taking every slot means every running query has released its own.
     let slots = Arc::clone(&state.slots);
-    if tokio::time::timeout(wait, slots.acquire_many_owned(all))
-        .await
-        .is_err()
-    {
-        warn!("Draining: queries still running after the query timeout; stopping anyway.");
+    let drained = tokio::time::timeout(
+        state.drain_timeout,
+        Arc::clone(&slots).acquire_many_owned(all),
+    )
+    .await;
+    if drained.is_err() {
+        let running = state.queries.list(usize::MAX, |e| {
+            e.state() == crate::queries::QueryState::Running
+        });
+        warn!(
+            queries = running.len(),
+            "Draining: cancelling the queries still running at the drain deadline."
+        );
+        for e in &running {
+            e.cancel.cancel();
+        }
+        // A cancelled query lets go of its slot once its streams are dropped, which sends the
+        // remote cancels.
+        if tokio::time::timeout(CLOSE_TIMEOUT, slots.acquire_many_owned(all))
+            .await
+            .is_err()
+        {
+            warn!("Draining: cancelled queries did not end in time; stopping anyway.");
+        }
     }
     handle.stop(true).await;
 }

@@ -20,8 +20,10 @@ use crate::queries::QueryRegistry;
 pub struct AppState {
     /// Plans and runs SQL.
     pub planner: Planner,
-    /// Source registry and health.
+    /// Source actors (refreshes, checks).
     pub supervisor: Addr<SourceSupervisor>,
+    /// Where each statement runs: the published routing table.
+    pub router: Arc<sluice_actors::Router>,
     /// The DataFusion runtime queries run on.
     pub runtime: tokio::runtime::Handle,
     /// Recent queries.
@@ -34,6 +36,8 @@ pub struct AppState {
     pub protect_metrics: bool,
     /// Server-wide limits.
     pub limits: LimitsConfig,
+    /// How long a drain lets running queries finish.
+    pub drain_timeout: std::time::Duration,
     /// One permit per running query.
     pub slots: Arc<Semaphore>,
     /// Renders `/metrics`.

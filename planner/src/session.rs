@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{CatalogProviderList, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
@@ -61,6 +61,8 @@ pub struct Planner {
     catalogs: Arc<RwLock<BTreeMap<String, Arc<dyn SourceCatalog>>>>,
     /// `Some` for a key's restricted view (see [`crate::grants`]).
     grants: Option<Arc<Grants>>,
+    /// Every catalog, under any restricted view.
+    base: Arc<dyn CatalogProviderList>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -128,6 +130,32 @@ pub struct TableInfo {
     pub columns: SchemaRef,
 }
 
+/// A catalog list where some names are served by other catalogs (fallbacks).
+#[derive(Debug)]
+struct AliasedCatalogList {
+    inner: Arc<dyn CatalogProviderList>,
+    aliases: BTreeMap<String, String>,
+}
+
+impl CatalogProviderList for AliasedCatalogList {
+    fn register_catalog(
+        &self,
+        _name: String,
+        _catalog: Arc<dyn datafusion::catalog::CatalogProvider>,
+    ) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        None
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        self.inner.catalog_names()
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        let serving = self.aliases.get(name).map_or(name, String::as_str);
+        self.inner.catalog(serving)
+    }
+}
+
 impl Planner {
     /// A planner with no sources yet.
     ///
@@ -188,10 +216,12 @@ impl Planner {
                 .register_udf(Arc::new(f))
                 .map_err(PlanError::Execution)?;
         }
+        let base = Arc::clone(state.catalog_list());
         Ok(Self {
             state: Arc::new(state),
             catalogs: Arc::default(),
             grants: None,
+            base,
         })
     }
 
@@ -211,6 +241,41 @@ impl Planner {
             state: Arc::new(state),
             catalogs: Arc::clone(&self.catalogs),
             grants: Some(grants),
+            base: Arc::clone(&self.base),
+        }
+    }
+
+    /// The same planner where each `(name, serving)` pair's catalog `name` is served by
+    /// source `serving`'s tables: a source's fallback standing in for it. Names, grants and
+    /// the reads recorded stay the asked-for source's; only the tables behind them change.
+    pub fn with_fallbacks(&self, pairs: &[(String, String)]) -> Self {
+        let aliases: BTreeMap<String, String> = pairs.iter().cloned().collect();
+        let aliased: Arc<dyn CatalogProviderList> = Arc::new(AliasedCatalogList {
+            inner: Arc::clone(&self.base),
+            aliases: aliases.clone(),
+        });
+        let list = match &self.grants {
+            Some(g) => Arc::new(GrantedCatalogList::new(aliased, Arc::clone(g))) as _,
+            None => aliased,
+        };
+        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+            .with_catalog_list(list)
+            .build();
+        let mut catalogs = self
+            .catalogs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, serving) in &aliases {
+            if let Some(c) = catalogs.get(serving).cloned() {
+                catalogs.insert(name.clone(), c);
+            }
+        }
+        Self {
+            state: Arc::new(state),
+            catalogs: Arc::new(RwLock::new(catalogs)),
+            grants: self.grants.clone(),
+            base: Arc::clone(&self.base),
         }
     }
 

@@ -221,6 +221,69 @@ pub struct SourceInfo {
     pub refreshed_at_ms: Option<u64>,
     /// Why the last reload failed, if it did.
     pub refresh_error: Option<String>,
+    /// Each replica with its routing figures, in config order (one for a source without
+    /// replicas).
+    #[serde(default)]
+    pub replicas: Vec<ReplicaInfo>,
+    /// The source's statement slots and queue (`max_concurrency`), when it has a limit.
+    #[serde(default)]
+    pub queue: Option<QueueInfo>,
+    /// The source that serves when every replica is down.
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+/// One replica of a source, as the router sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"index": 0, "location": "postgres://app@db1:5432/app", "state": "healthy", "circuit": "closed", "score": 2.4, "latency_ewma_ms": 1.2, "error_rate": 0.0, "p50_ms": 1.0, "p99_ms": 7.0, "in_flight": 1, "statements": 5120, "failures": 0, "consecutive_failures": 0, "transitions": 1, "restarts": 0, "open_for_ms": null, "state_since_ms": 1796160000000_u64, "last_error": null}))]
+pub struct ReplicaInfo {
+    /// Position in the source's `replicas` list.
+    pub index: u32,
+    /// Where it is, without credentials (empty for a reader key).
+    pub location: String,
+    /// Health state.
+    pub state: SourceState,
+    /// Circuit breaker: `closed`, `half_open` or `open`.
+    pub circuit: String,
+    /// The router's score: lower is better; `null` while the circuit is open.
+    pub score: Option<f64>,
+    /// Moving average latency of statements and checks, milliseconds.
+    pub latency_ewma_ms: f64,
+    /// Moving share of failures, 0 to 1.
+    pub error_rate: f64,
+    /// Median time to a statement's first answer over the last 1,024 statements, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile of the same.
+    pub p99_ms: Option<f64>,
+    /// Statements running on it now.
+    pub in_flight: u32,
+    /// Statements routed to it since start.
+    pub statements: u64,
+    /// Statements that failed because it could not serve.
+    pub failures: u64,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Health state changes since start.
+    pub transitions: u64,
+    /// Times its actor was restarted after a fault.
+    pub restarts: u32,
+    /// How long its open circuit still cools down, ms.
+    pub open_for_ms: Option<u64>,
+    /// When the state last changed, ms since the Unix epoch.
+    pub state_since_ms: u64,
+    /// The last failure (admin keys only).
+    pub last_error: Option<String>,
+}
+
+/// A source's concurrency slots and queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueInfo {
+    /// `max_concurrency`.
+    pub capacity: u32,
+    /// Statements holding a slot.
+    pub running: u32,
+    /// Statements waiting for one.
+    pub queued: u32,
 }
 
 /// `GET /v1/sources`.

@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// Schema that bare table names resolve in.
     #[serde(default)]
     pub default_schema: Option<String>,
+    /// On SIGTERM/SIGINT, how long running queries may finish before the rest are cancelled
+    /// (remote statements included) and the server exits.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -69,8 +73,13 @@ impl Default for ServerConfig {
             listen: default_listen(),
             default_catalog: None,
             default_schema: None,
+            drain_timeout_ms: default_drain_timeout_ms(),
         }
     }
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -343,6 +352,15 @@ impl SourceConfig {
         }
     }
 
+    /// The source named to serve when every replica is down.
+    pub fn fallback(&self) -> Option<&str> {
+        match self {
+            Self::Parquet(s) => s.fallback.as_deref(),
+            Self::Postgres(s) => s.fallback.as_deref(),
+            Self::Snowflake(s) => s.fallback.as_deref(),
+        }
+    }
+
     /// The `kind` value as written in the config.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -379,6 +397,11 @@ pub struct ParquetSourceConfig {
     /// only on `POST /v1/sources/{name}/refresh`.
     #[serde(default = "default_refresh_interval_ms")]
     pub refresh_interval_ms: u64,
+    /// A source holding the same tables (say a Parquet export of this database) that serves
+    /// this source's queries when every replica is down; responses say so in
+    /// `X-Sluice-Fallback`.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 fn default_health_check_interval_ms() -> u64 {
@@ -411,7 +434,8 @@ pub struct TableConfig {
 pub struct PostgresSourceConfig {
     /// Catalog name.
     pub name: String,
-    /// Connection URLs of one logical database (the first serves; failover comes later).
+    /// Connection URLs of one logical database: replicas holding the same data. Each statement
+    /// runs on the best healthy one; statements fail over between them.
     pub replicas: Vec<String>,
     /// Environment variable holding the password, so that it never sits in a URL; it
     /// applies to every replica (over a password a URL may carry).
@@ -420,6 +444,13 @@ pub struct PostgresSourceConfig {
     /// Statements in flight against this source at once: the pool size of each replica.
     #[serde(default = "default_source_concurrency")]
     pub max_concurrency: u32,
+    /// Statements that may wait for a slot when all `max_concurrency` are busy; more are
+    /// refused at once with `429 too_many_queries`.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: u32,
+    /// How long a statement waits for a slot before `503 source_unavailable`.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
     /// How long opening a connection may take.
     #[serde(default = "default_pg_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
@@ -438,6 +469,11 @@ pub struct PostgresSourceConfig {
     /// How much of a query this source is sent.
     #[serde(default)]
     pub pushdown: Pushdown,
+    /// A source holding the same tables (say a Parquet export of this database) that serves
+    /// this source's queries when every replica is down; responses say so in
+    /// `X-Sluice-Fallback`.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 /// How much of a query a remote source is sent (`pushdown` in a source's config).
@@ -505,6 +541,13 @@ pub struct SnowflakeSourceConfig {
     /// (warehouse protection).
     #[serde(default = "default_source_concurrency")]
     pub max_concurrency: u32,
+    /// Statements that may wait for a slot when all `max_concurrency` are busy; more are
+    /// refused at once with `429 too_many_queries`.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: u32,
+    /// How long a statement waits for a slot before `503 source_unavailable`.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
     /// Schemas to expose (as Snowflake spells them); empty: every schema of `database`
     /// except `INFORMATION_SCHEMA`.
     #[serde(default)]
@@ -525,6 +568,11 @@ pub struct SnowflakeSourceConfig {
     /// How often tables and columns are re-read from `information_schema`; 0: only on demand.
     #[serde(default = "default_refresh_interval_ms")]
     pub refresh_interval_ms: u64,
+    /// A source holding the same tables (say a Parquet export of this database) that serves
+    /// this source's queries when every replica is down; responses say so in
+    /// `X-Sluice-Fallback`.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 fn default_snowflake_prefetch() -> u32 {
@@ -556,4 +604,12 @@ pub enum SnowflakeAuth {
 
 fn default_source_concurrency() -> u32 {
     16
+}
+
+fn default_max_queued() -> u32 {
+    256
+}
+
+fn default_queue_timeout_ms() -> u64 {
+    10_000
 }

@@ -41,6 +41,7 @@ impl Config {
                 tables: Vec::new(),
                 health_check_interval_ms: 10_000,
                 refresh_interval_ms: config::default_refresh_interval_ms(),
+                fallback: None,
             })],
             ..Self::default()
         }

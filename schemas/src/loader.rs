@@ -336,6 +336,16 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             push(at.clone(), "duplicate source name".into());
         }
         validate_source(source, &at, &mut push);
+        if let Some(fb) = source.fallback() {
+            if fb == name {
+                push(at.clone(), "fallback must name another source".into());
+            } else if !config.sources.iter().any(|s| s.name() == fb) {
+                push(
+                    at.clone(),
+                    format!("fallback `{fb}` is not the name of a configured source"),
+                );
+            }
+        }
     }
     if let Some(cat) = &config.server.default_catalog
         && !config.sources.iter().any(|s| s.name() == cat)
@@ -405,6 +415,9 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
                         "every replica must be a postgres:// URL".into(),
                     );
                 }
+            }
+            if p.replicas.len() > 64 {
+                push(at.to_owned(), "at most 64 replicas".into());
             }
             if p.max_concurrency == 0 {
                 push(

@@ -182,22 +182,7 @@ fn through_server(url: &str, key: Option<&str>, cmd: &KeysCommand) -> Result<Val
         Some(k) => builder.bearer_auth(k),
         None => builder,
     };
-    let resp = builder
-        .send()
-        .map_err(|e| format!("cannot reach {base}: {e}"))?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .map_err(|e| format!("{status}: not a JSON answer: {e}"))?;
-    if !status.is_success() {
-        return Err(format!(
-            "{} {}: {}",
-            status.as_u16(),
-            body["error"]["code"].as_str().unwrap_or("error"),
-            body["error"]["message"].as_str().unwrap_or("")
-        ));
-    }
-    Ok(body)
+    super::send_json(builder, base)
 }
 
 fn on_store(path: &std::path::Path, cmd: &KeysCommand) -> Result<Value, String> {

@@ -1,12 +1,12 @@
 //! `GET /health`, `GET /ready`, `GET /metrics`.
 
 use actix_web::{HttpResponse, web};
-use sluice_actors::supervisor::ListSources;
+use sluice_actors::supervisor::statuses;
 
 use sluice_schemas::api::{ErrorBody, Health, Phase, Readiness};
 
 use super::sources::source_info;
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -28,11 +28,7 @@ pub async fn health() -> HttpResponse {
     ))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     let phase = state.lifecycle.phase();
-    let sources = state
-        .supervisor
-        .send(ListSources)
-        .await
-        .map_err(|e| ApiError::internal(None, &e))?;
+    let sources = statuses(&state.router);
     let ready = phase == Phase::Serving;
     let body = Readiness {
         ready,
@@ -54,7 +50,46 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
         (status = 401, description = "`unauthenticated`, when `auth.protect_metrics` is set", body = ErrorBody),
     ))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse> {
+    publish_routing_gauges(&state.router);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.prometheus.render()))
+}
+
+/// Sets the per-replica and per-source routing gauges from the routing table, just before a
+/// scrape (labels: source name and replica index, bounded by the config).
+fn publish_routing_gauges(router: &sluice_actors::Router) {
+    use sluice_actors::health::HealthState;
+    use sluice_actors::metrics as m;
+    use sluice_actors::routing::stats::Circuit;
+    for (name, route) in &router.table().sources {
+        if let Some(gate) = &route.gate {
+            metrics::gauge!(m::SOURCE_QUEUE_DEPTH, "source" => name.clone())
+                .set(gate.load().1 as f64);
+        }
+        let mut up = false;
+        for r in &route.replicas {
+            let s = r.stats.snapshot();
+            let labels = [("source", name.clone()), ("replica", r.index.to_string())];
+            let state = match s.state {
+                HealthState::Healthy => 0.0,
+                HealthState::Degraded => 1.0,
+                HealthState::Unavailable => 2.0,
+                HealthState::Starting => 3.0,
+            };
+            up |= matches!(s.state, HealthState::Healthy | HealthState::Degraded);
+            let circuit = match s.circuit {
+                Circuit::Closed => 0.0,
+                Circuit::HalfOpen => 1.0,
+                Circuit::Open => 2.0,
+            };
+            metrics::gauge!(m::REPLICA_STATE, &labels).set(state);
+            metrics::gauge!(m::REPLICA_CIRCUIT, &labels).set(circuit);
+            metrics::gauge!(m::REPLICA_SCORE, &labels).set(s.score.min(1e9));
+            metrics::gauge!(m::REPLICA_IN_FLIGHT, &labels).set(f64::from(s.in_flight));
+            metrics::counter!(m::REPLICA_STATEMENTS_TOTAL, &labels).absolute(s.statements);
+            metrics::counter!(m::REPLICA_FAILURES_TOTAL, &labels).absolute(s.failures);
+        }
+        metrics::gauge!(m::SOURCE_UP, "source" => name.clone()).set(if up { 1.0 } else { 0.0 });
+    }
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use sluice_actors::supervisor::{AcquireSources, Executors};
-use sluice_planner::{Params, PlannedQuery, Planner};
+use sluice_actors::routing::{Acquired, Avoid, RouteError};
+use sluice_planner::{Params, PlanError, PlannedQuery, Planner};
 use sluice_schemas::api::{
     ErrorBody, ExplainResponse, Operation, QueryParams, QueryRequest, QueryResult,
     RemoteStatementBody,
@@ -156,7 +156,11 @@ async fn run_query(
     let planner = principal.planner(&state.planner);
     let entry = state.queries.start(&query_id, principal.key_id());
     entry.attach_audit(auditor);
-    let (planned, executors) = plan(
+    let count_refusal = |e: &ApiError| {
+        // Failures after planning are counted by the producer.
+        metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
+    };
+    let (planned, fallback) = plan(
         state,
         &planner,
         &entry,
@@ -166,10 +170,7 @@ async fn run_query(
         timeout,
     )
     .await
-    .inspect_err(|e| {
-        // Failures after this point are counted by the producer.
-        metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
-    })?;
+    .inspect_err(count_refusal)?;
     auditor.set_reads(&planned.tables, &planned.sources);
     let refused = if planned.is_analyze() && !principal.is_admin() {
         // Its output is made while it runs, from the plan's internals (server paths included).
@@ -186,24 +187,204 @@ async fn run_query(
         entry.finish(QueryState::Failed, Some((e.code, &e.message)));
         return Err(e);
     }
-    let job = QueryJob {
-        planner,
-        planned,
-        format,
+    let key = principal.key_id().unwrap_or("anonymous");
+    let mut route = Route {
+        state,
+        planner: &planner,
+        entry: &entry,
+        request: &request,
         max_rows,
         deadline,
         timeout,
-        entry,
-        permit,
-        key_permit,
-        executors,
-        auditor: std::sync::Arc::clone(auditor),
+        key,
     };
-    let body = exec::start(job, &state.runtime).await?;
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .insert_header((QUERY_ID_HEADER, query_id))
-        .streaming(body))
+    let (mut planned, mut acquired, mut fallback) = route
+        .acquire(planned, fallback, &Avoid::new())
+        .await
+        .inspect_err(count_refusal)?;
+    let (mut permit, mut key_permit) = (permit, key_permit);
+    let mut avoid = Avoid::new();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let job = QueryJob {
+            planner: fallback
+                .as_ref()
+                .map_or_else(|| planner.clone(), |f| f.planner.clone()),
+            planned,
+            format,
+            max_rows,
+            deadline,
+            timeout,
+            entry: std::sync::Arc::clone(&entry),
+            permit,
+            key_permit,
+            acquired,
+            may_retry: attempt < MAX_ATTEMPTS,
+            auditor: std::sync::Arc::clone(auditor),
+        };
+        match exec::start(job, &state.runtime).await {
+            Ok(body) => {
+                let mut response = HttpResponse::Ok();
+                response
+                    .content_type(format.content_type())
+                    .insert_header((QUERY_ID_HEADER, query_id));
+                if let Some(f) = &fallback {
+                    response.insert_header((FALLBACK_HEADER, f.serving.as_str()));
+                }
+                return Ok(response.streaming(body));
+            }
+            Err(exec::StartError::Failed(e)) => return Err(e),
+            Err(exec::StartError::Retry(retry)) => {
+                let retry = *retry;
+                for (source, replica) in &retry.failed {
+                    metrics::counter!(sluice_actors::metrics::FAILOVERS_TOTAL, "source" => source.clone())
+                        .increment(1);
+                    tracing::info!(query_id = %query_id, source = %source, replica, attempt, "A replica failed before the first byte; retrying on another.");
+                    avoid.entry(source.clone()).or_default().push(*replica);
+                }
+                permit = retry.permit;
+                key_permit = retry.key_permit;
+                let replanned = if Instant::now() >= deadline {
+                    Err(retry.error)
+                } else {
+                    match plan(
+                        state,
+                        &planner,
+                        &entry,
+                        &request,
+                        Some(max_rows),
+                        deadline,
+                        timeout,
+                    )
+                    .await
+                    {
+                        Ok((p, f)) => route.acquire(p, f, &avoid).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                match replanned {
+                    Ok((p, a, f)) => {
+                        (planned, acquired, fallback) = (p, a, f);
+                    }
+                    Err(e) => {
+                        count_refusal(&e);
+                        entry.finish(QueryState::Failed, Some((e.code, &e.message)));
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Attempts of one statement across replicas: the first and up to two failovers.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Names the source that served a query in place of the one it asked for.
+pub const FALLBACK_HEADER: &str = "x-sluice-fallback";
+
+/// A query served by a fallback: the planner that reads the fallback's tables under the
+/// asked-for name, and which source that is.
+struct Fallback {
+    planner: Planner,
+    source: String,
+    serving: String,
+}
+
+impl Fallback {
+    fn new(planner: &Planner, source: String, serving: String) -> Self {
+        Self {
+            planner: planner.with_fallbacks(&[(source.clone(), serving.clone())]),
+            source,
+            serving,
+        }
+    }
+
+    fn count(&self, query_id: &str) {
+        metrics::counter!(sluice_actors::metrics::FALLBACKS_TOTAL, "source" => self.source.clone(), "fallback" => self.serving.clone())
+            .increment(1);
+        tracing::info!(query_id, source = %self.source, fallback = %self.serving, "Every replica is down; the fallback serves.");
+    }
+
+    /// The sources to acquire: the fallback in place of the source it stands in for.
+    fn names(this: Option<&Self>, sources: &[String]) -> Vec<String> {
+        sources
+            .iter()
+            .map(|s| match this {
+                Some(f) if *s == f.source => f.serving.clone(),
+                _ => s.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Everything a statement needs to take its sources' replicas and slots.
+struct Route<'a> {
+    state: &'a AppState,
+    planner: &'a Planner,
+    entry: &'a std::sync::Arc<QueryEntry>,
+    request: &'a QueryRequest,
+    max_rows: u64,
+    deadline: Instant,
+    timeout: Duration,
+    key: &'a str,
+}
+
+impl Route<'_> {
+    /// Takes a slot and a replica on each source `planned` reads (never one in `avoid`);
+    /// when every replica of a source with a fallback is down, plans again with the fallback
+    /// standing in for it. A refusal is recorded on the entry.
+    async fn acquire(
+        &mut self,
+        planned: PlannedQuery,
+        fallback: Option<Fallback>,
+        avoid: &Avoid,
+    ) -> Result<(PlannedQuery, Acquired, Option<Fallback>)> {
+        let id = self.entry.id.clone();
+        let refused = |e: ApiError| {
+            let e = e.with_query(&id);
+            self.entry
+                .finish(QueryState::Failed, Some((e.code, &e.message)));
+            e
+        };
+        let router = &self.state.router;
+        let deadline = Some(self.deadline.into_std());
+        let names = Fallback::names(fallback.as_ref(), &planned.sources);
+        match router.acquire(&names, self.key, deadline, avoid).await {
+            Ok(a) => {
+                if let Some(f) = &fallback {
+                    f.count(&id);
+                }
+                Ok((planned, a, fallback))
+            }
+            Err(RouteError::Unavailable {
+                source_name,
+                fallback: Some(serving),
+                ..
+            }) if fallback.is_none() => {
+                let f = Fallback::new(self.planner, source_name, serving);
+                let (planned, _) = plan(
+                    self.state,
+                    &f.planner,
+                    self.entry,
+                    self.request,
+                    Some(self.max_rows),
+                    self.deadline,
+                    self.timeout,
+                )
+                .await?;
+                let names = Fallback::names(Some(&f), &planned.sources);
+                let acquired = router
+                    .acquire(&names, self.key, deadline, avoid)
+                    .await
+                    .map_err(|e| refused(ApiError::from_route(&e)))?;
+                f.count(&id);
+                Ok((planned, acquired, Some(f)))
+            }
+            Err(e) => Err(refused(ApiError::from_route(&e))),
+        }
+    }
 }
 
 /// The plan of a statement: logical and physical, the sources and tables it reads, and the
@@ -318,8 +499,7 @@ async fn read_request(
 }
 
 /// Plans on the query runtime (planning lists files and reads footers), bounded by the
-/// deadline and cancellable; then checks the sources it reads can serve and acquires their
-/// executors. A failure is recorded on `entry` before it is returned.
+/// deadline and cancellable. A failure is recorded on `entry` before it is returned.
 async fn plan(
     state: &AppState,
     planner: &Planner,
@@ -328,7 +508,7 @@ async fn plan(
     max_rows: Option<u64>,
     deadline: Instant,
     timeout: Duration,
-) -> Result<(PlannedQuery, Executors)> {
+) -> Result<(PlannedQuery, Option<Fallback>)> {
     plan_inner(state, planner, entry, request, max_rows, deadline, timeout)
         .await
         .inspect_err(|e| {
@@ -349,7 +529,54 @@ async fn plan_inner(
     max_rows: Option<u64>,
     deadline: Instant,
     timeout: Duration,
-) -> Result<(PlannedQuery, Executors)> {
+) -> Result<(PlannedQuery, Option<Fallback>)> {
+    let (name, reason) =
+        match plan_once(state, planner, entry, request, max_rows, deadline, timeout).await? {
+            Ok(planned) => return Ok((planned, None)),
+            Err(PlanError::SourceUnavailable { name, reason }) => (name, reason),
+            Err(e) => return Err(ApiError::from_plan(e, &entry.id)),
+        };
+    // A source whose tables never loaded (down since start), every replica down, with a
+    // fallback: the fallback's tables stand in.
+    let serving = state
+        .router
+        .route(&name)
+        .filter(|r| r.all_down())
+        .and_then(|r| r.fallback.clone());
+    let Some(serving) = serving else {
+        return Err(ApiError::from_plan(
+            PlanError::SourceUnavailable { name, reason },
+            &entry.id,
+        ));
+    };
+    let fallback = Fallback::new(planner, name, serving);
+    match plan_once(
+        state,
+        &fallback.planner,
+        entry,
+        request,
+        max_rows,
+        deadline,
+        timeout,
+    )
+    .await?
+    {
+        Ok(planned) => Ok((planned, Some(fallback))),
+        Err(e) => Err(ApiError::from_plan(e, &entry.id)),
+    }
+}
+
+/// One planning attempt: `Err` for what stops the request (timeout, cancel, panic), `Ok(Err)`
+/// for the statement's own planning error.
+async fn plan_once(
+    state: &AppState,
+    planner: &Planner,
+    entry: &QueryEntry,
+    request: &QueryRequest,
+    max_rows: Option<u64>,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<std::result::Result<PlannedQuery, PlanError>> {
     let id = entry.id.as_str();
     let planner = planner.clone();
     let sql = request.sql.clone();
@@ -376,17 +603,11 @@ async fn plan_inner(
                 return Err(ApiError::panicked(id, &detail));
             }
             Ok(Err(join)) => return Err(ApiError::internal(Some(id), &join)),
-            Ok(Ok(planned)) => planned.map_err(|e| ApiError::from_plan(e, id))?,
+            Ok(Ok(planned)) => planned,
         },
     };
-    entry.set_sources(planned.sources.clone());
-    let executors = state
-        .supervisor
-        .send(AcquireSources {
-            names: planned.sources.clone(),
-        })
-        .await
-        .map_err(|e| ApiError::internal(Some(id), &e))?
-        .map_err(|u| ApiError::source_unavailable(u.to_string()).with_query(id))?;
-    Ok((planned, executors))
+    if let Ok(p) = &planned {
+        entry.set_sources(p.sources.clone());
+    }
+    Ok(planned)
 }

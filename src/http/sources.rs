@@ -5,31 +5,64 @@ use std::time::UNIX_EPOCH;
 use actix_web::{HttpResponse, web};
 use sluice_actors::SourceStatus;
 use sluice_actors::health::HealthState;
-use sluice_actors::supervisor::{ListSources, RefreshError, RefreshSource};
+use sluice_actors::routing::stats::StatsSnapshot;
+use sluice_actors::supervisor::{RefreshError, RefreshSource, statuses};
 use sluice_schemas::api::{
-    ErrorBody, Operation, RefreshResponse, SourceInfo, SourceList, SourceState,
+    ErrorBody, Operation, QueueInfo, RefreshResponse, ReplicaInfo, SourceInfo, SourceList,
+    SourceState,
 };
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
+fn ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn state(s: HealthState) -> SourceState {
+    match s {
+        HealthState::Starting => SourceState::Starting,
+        HealthState::Healthy => SourceState::Healthy,
+        HealthState::Degraded => SourceState::Degraded,
+        HealthState::Unavailable => SourceState::Unavailable,
+    }
+}
+
+fn replica_info(index: usize, location: &str, s: &StatsSnapshot) -> ReplicaInfo {
+    ReplicaInfo {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        location: location.to_owned(),
+        state: state(s.state),
+        circuit: s.circuit.as_str().to_owned(),
+        score: s.score.is_finite().then_some(s.score),
+        latency_ewma_ms: s.latency_ewma_ms,
+        error_rate: s.error_rate,
+        p50_ms: s.p50_ms,
+        p99_ms: s.p99_ms,
+        in_flight: s.in_flight,
+        statements: s.statements,
+        failures: s.failures,
+        consecutive_failures: s.consecutive_failures,
+        transitions: s.transitions,
+        restarts: s.restarts,
+        open_for_ms: s
+            .open_for
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        state_since_ms: ms(s.since),
+        last_error: s.last_error.clone(),
+    }
+}
+
 /// A source as the API shows it: health with its evidence, never credentials.
 pub fn source_info(s: &SourceStatus) -> SourceInfo {
-    let ms = |t: std::time::SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    };
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
     SourceInfo {
         name: s.name.clone(),
         kind: s.kind.to_owned(),
         location: s.location.clone(),
-        state: match s.health.state {
-            HealthState::Starting => SourceState::Starting,
-            HealthState::Healthy => SourceState::Healthy,
-            HealthState::Degraded => SourceState::Degraded,
-            HealthState::Unavailable => SourceState::Unavailable,
-        },
+        state: state(s.health.state),
         state_since_ms: ms(s.health.since),
         last_error: s.health.last_error.clone(),
         last_check_ms: s.health.last_check.map(ms),
@@ -38,10 +71,22 @@ pub fn source_info(s: &SourceStatus) -> SourceInfo {
         tables: s.catalog.as_ref().and_then(|c| c.tables).map(|n| n as u64),
         refreshed_at_ms: s.catalog.as_ref().and_then(|c| c.refreshed_at).map(ms),
         refresh_error: s.catalog.as_ref().and_then(|c| c.last_error.clone()),
+        replicas: s
+            .replicas
+            .iter()
+            .map(|r| replica_info(r.index, &r.location, &r.stats))
+            .collect(),
+        queue: s.queue.map(|q| QueueInfo {
+            capacity: n(q.capacity),
+            running: n(q.running),
+            queued: n(q.queued),
+        }),
+        fallback: s.fallback.clone(),
     }
 }
 
-/// Every source with its health.
+/// Every source with its health, and each replica with its routing figures: state, circuit,
+/// score, latency, in-flight statements, queue.
 #[utoipa::path(get, path = "/v1/sources", tag = "sources",
     responses(
         (status = 200, description = "Every source with its health state and evidence (a reader key: only its granted sources, without locations or error texts)", body = SourceList),
@@ -51,11 +96,7 @@ pub fn source_info(s: &SourceStatus) -> SourceInfo {
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
     principal.require(Operation::List)?;
-    let sources = state
-        .supervisor
-        .send(ListSources)
-        .await
-        .map_err(|e| ApiError::internal(None, &e))?;
+    let sources = statuses(&state.router);
     let planner = principal.planner(&state.planner);
     let sources = if principal.is_admin() {
         sources.iter().map(source_info).collect()
@@ -65,11 +106,24 @@ pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<Ht
         sources
             .iter()
             .filter(|s| planner.grants().is_none_or(|g| g.sees_catalog(&s.name)))
-            .map(|s| SourceInfo {
-                location: String::new(),
-                last_error: None,
-                refresh_error: None,
-                ..source_info(s)
+            .map(|s| {
+                let info = source_info(s);
+                SourceInfo {
+                    location: String::new(),
+                    last_error: None,
+                    refresh_error: None,
+                    replicas: info
+                        .replicas
+                        .into_iter()
+                        .map(|r| ReplicaInfo {
+                            location: String::new(),
+                            last_error: None,
+                            ..r
+                        })
+                        .collect(),
+                    fallback: None,
+                    ..info
+                }
             })
             .collect()
     };

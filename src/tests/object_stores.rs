@@ -150,6 +150,7 @@ fn source(name: &str, location: &str, options: BTreeMap<String, String>) -> Sour
         tables: Vec::new(),
         health_check_interval_ms: 200,
         refresh_interval_ms: 0,
+        fallback: None,
     })
 }
 

@@ -358,6 +358,9 @@ async fn ready_speaks_for_sluice_while_starting_serving_and_draining() {
             schemas: vec![],
             health_check_interval_ms: 60_000,
             refresh_interval_ms: 0,
+            fallback: None,
+            max_queued: 256,
+            queue_timeout_ms: 10_000,
             pushdown: Default::default(),
         },
     ));

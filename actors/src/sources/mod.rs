@@ -57,9 +57,14 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// The executor a statement starting now runs on (remote sources only): the replica
-    /// that serves.
+    /// The executor of a source with one replica (remote sources only).
     fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
+        None
+    }
+
+    /// The replicas of a source with several, each with its own executor and probe; `None`:
+    /// the connector is its only replica (see [`replicas_of`]).
+    fn replica_handles(&self) -> Option<Vec<ReplicaHandle>> {
         None
     }
 
@@ -68,6 +73,54 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// How a replica's actor checks it.
+pub trait ReplicaProbe: Send + Sync {
+    /// A cheap probe of this replica alone.
+    ///
+    /// # Errors
+    /// Why it cannot serve now (no credentials in the text).
+    fn health_check(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Load that makes the replica Degraded though its probe passes (a saturated pool).
+    fn pressure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// One replica of a source: where it is, its executor and its probe.
+pub struct ReplicaHandle {
+    /// Location without credentials.
+    pub display: String,
+    /// Its executor (remote sources).
+    pub executor: Option<Arc<dyn RemoteExecutor>>,
+    /// Its probe.
+    pub probe: Arc<dyn ReplicaProbe>,
+}
+
+/// A single-replica source's connector as its replica's probe.
+struct WholeSource(Arc<dyn Connector>);
+
+impl ReplicaProbe for WholeSource {
+    fn health_check(&self) -> BoxFuture<'_, Result<()>> {
+        self.0.health_check()
+    }
+
+    fn pressure(&self) -> Option<String> {
+        self.0.pressure()
+    }
+}
+
+/// The replicas of `connector`: its own list, or the connector itself as the one replica.
+pub fn replicas_of(connector: &Arc<dyn Connector>) -> Vec<ReplicaHandle> {
+    connector.replica_handles().unwrap_or_else(|| {
+        vec![ReplicaHandle {
+            display: connector.display_location(),
+            executor: connector.executor(),
+            probe: Arc::new(WholeSource(Arc::clone(connector))),
+        }]
+    })
 }
 
 /// Reloads a remote source's catalog through `executor`: [`Connector::refresh`] for sources
@@ -96,6 +149,21 @@ pub struct BuiltSource {
     pub health_interval: Duration,
     /// `refresh_interval_ms`; `None` for on demand only.
     pub refresh_every: Option<Duration>,
+    /// A source with the same tables, for when every replica is down.
+    pub fallback: Option<String>,
+    /// `max_concurrency`, `max_queued` and `queue_timeout_ms`, for sources with a limit.
+    pub concurrency: Option<Concurrency>,
+}
+
+/// A source's statement slots and queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Statements running at once.
+    pub max: u32,
+    /// Statements waiting at most.
+    pub max_queued: u32,
+    /// How long one waits at most.
+    pub queue_timeout: Duration,
 }
 
 impl BuiltSource {
@@ -111,7 +179,20 @@ impl BuiltSource {
             connector,
             health_interval: Duration::from_millis(health_ms),
             refresh_every: (refresh_ms > 0).then(|| Duration::from_millis(refresh_ms)),
+            fallback: None,
+            concurrency: None,
         }
+    }
+
+    /// Sets the fallback and the concurrency limit.
+    pub fn with_routing(
+        mut self,
+        fallback: Option<String>,
+        concurrency: Option<Concurrency>,
+    ) -> Self {
+        self.fallback = fallback;
+        self.concurrency = concurrency;
+        self
     }
 }
 

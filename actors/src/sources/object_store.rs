@@ -355,7 +355,8 @@ pub fn build(
         p.name.clone(),
         Arc::new(connector.with_catalog(catalog)),
         (p.health_check_interval_ms, p.refresh_interval_ms),
-    ))
+    )
+    .with_routing(p.fallback.clone(), None))
 }
 
 #[cfg(test)]

@@ -179,6 +179,9 @@ fn pg_source(name: &str, url: &str, pushdown: Pushdown) -> SourceConfig {
         schemas: vec!["tpch".into(), "fed".into()],
         health_check_interval_ms: 1_000,
         refresh_interval_ms: 0,
+        fallback: None,
+        max_queued: 256,
+        queue_timeout_ms: 10_000,
         pushdown,
     })
 }

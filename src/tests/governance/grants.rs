@@ -70,6 +70,9 @@ async fn corpus_app() -> Option<(crate::TestApp, String, String)> {
         schemas: vec!["public".into(), "hr".into()],
         health_check_interval_ms: 1_000,
         refresh_interval_ms: 0,
+        fallback: None,
+        max_queued: 256,
+        queue_timeout_ms: 10_000,
         pushdown: Default::default(),
     };
     let app = app_on(&meta, |c: &mut Config| {

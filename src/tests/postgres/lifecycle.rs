@@ -47,12 +47,12 @@ async fn assert_gone_soon(pg: &tokio_postgres::Client, id: &str) {
     }
 }
 
-fn slow_view() -> String {
+pub(super) fn slow_view() -> String {
     format!("CREATE VIEW slow AS SELECT pg_sleep({SLOW_PG_SECONDS}) IS NULL AS done;")
 }
 
 /// Starts `sql` in the background and returns once its statement runs on the server.
-async fn start_slow(
+pub(super) async fn start_slow(
     app: &TestApp,
     pg: &tokio_postgres::Client,
     sql: &str,
@@ -130,13 +130,13 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
 }
 
 #[actix_web::test]
-async fn an_exhausted_pool_queues_then_answers_source_unavailable() {
+async fn a_busy_source_queues_then_answers_source_unavailable() {
     let Some((pg, url, schema)) = setup(&slow_view()).await else {
         return;
     };
     let mut src = source("pg", &url, &schema);
     src.max_concurrency = 1;
-    src.pool_wait_timeout_ms = 300;
+    src.queue_timeout_ms = 300;
     let app = app_with(src).await;
     let sql = format!("SELECT * FROM pg.{schema}.slow");
     let (id, busy) = start_slow(&app, &pg, &sql).await;
@@ -159,36 +159,30 @@ async fn an_exhausted_pool_queues_then_answers_source_unavailable() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("no free connection"),
+            .contains("no free slot within its queue timeout"),
         "{body}"
     );
     let metrics = app.metrics_text().await;
-    let gave_up: f64 = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("sluice_source_errors_total")
-                && l.contains("source=\"pg\"")
-                && l.contains("op=\"connect\"")
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
-    assert!(gave_up >= 1.0, "{metrics}");
-    // The health probe has its own connection: the server is fine, the pool is not.
-    let s = wait_source(&app, "pg", Duration::from_secs(3), |s| {
-        s["state"] == "degraded"
-    })
-    .await;
     assert!(
-        s["last_error"].as_str().unwrap().contains("saturated"),
-        "{s}"
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sluice_source_queue_refusals_total")
+                && l.contains("source=\"pg\"")
+                && l.contains("reason=\"timeout\"")),
+        "{metrics}"
     );
+    // The slot is taken, the source itself is fine.
+    let s = super::source_status(&app, "pg").await;
+    assert_eq!(s["state"], "healthy", "{s}");
+    assert_eq!(s["queue"]["running"], 1, "{s}");
+    assert_eq!(s["queue"]["capacity"], 1, "{s}");
     app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
         .send()
         .await
         .unwrap();
     drop(busy);
     wait_source(&app, "pg", Duration::from_secs(3), |s| {
-        s["state"] == "healthy"
+        s["queue"]["running"] == 0
     })
     .await;
 }

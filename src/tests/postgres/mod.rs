@@ -5,6 +5,7 @@
 
 mod lifecycle;
 mod pushdown;
+mod replicas;
 
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ pub(crate) fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfi
         schemas: vec![schema.to_owned()],
         health_check_interval_ms: 200,
         refresh_interval_ms: 0,
+        fallback: None,
+        max_queued: 256,
+        queue_timeout_ms: 10_000,
         pushdown: Default::default(),
     }
 }

@@ -36,6 +36,8 @@ pub struct PgRemote {
     /// Statements that gave up waiting for a free connection; the connector reads (and
     /// resets) it on each health check to report a saturated pool.
     pub pool_timeouts: Arc<AtomicU64>,
+    /// Cancel requests sent and not yet answered; a stopping server waits for them.
+    pub cancels: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl std::fmt::Debug for PgRemote {

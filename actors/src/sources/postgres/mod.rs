@@ -2,8 +2,9 @@
 //! one [`PgExecutor`] per replica behind the planner's executor seam.
 //!
 //! Pools open connections lazily, on the runtime that asks for them (the query runtime: scans
-//! and probes both run there). The first replica serves; failover across replicas is a later
-//! step. TLS follows the URL's `sslmode` ([`tls`]).
+//! and probes both run there). Each replica is checked and routed to on its own (see
+//! `crate::routing`); the catalog is read from the first replica that answers. TLS follows
+//! the URL's `sslmode` ([`tls`]).
 //!
 //! - [`catalog`]: discovery, and PostgreSQL types as Arrow types and comparison classes.
 //! - [`executor`]: [`PgExecutor`], the [`RemoteExecutor`] of a replica.
@@ -38,7 +39,7 @@ use url::Url;
 
 use self::executor::{PgExecutor, PgRemote};
 use self::tls::{Roots, TlsMode, TlsSettings};
-use super::{BuiltSource, Connector};
+use super::{BuiltSource, Concurrency, Connector, ReplicaHandle, ReplicaProbe};
 use crate::error::{Result, SourceError};
 
 /// One replica: its executor (and pool) and how to reach it outside the pool.
@@ -54,7 +55,7 @@ struct Replica {
 
 /// A PostgreSQL source's pools.
 pub struct PostgresConnector {
-    replicas: Vec<Replica>,
+    replicas: Vec<Arc<Replica>>,
     catalog: Option<Arc<RemoteCatalog>>,
 }
 
@@ -174,15 +175,16 @@ impl PostgresConnector {
                 pool,
                 cancel,
                 pool_timeouts: Arc::new(AtomicU64::new(0)),
+                cancels: Arc::new(tokio::sync::watch::channel(0).0),
             };
-            replicas.push(Replica {
+            replicas.push(Arc::new(Replica {
                 executor: Arc::new(PgExecutor::new(name, display.clone(), remote)),
                 config: pg,
                 tls,
                 display,
                 max_size,
                 probe: tokio::sync::Mutex::new(None),
-            });
+            }));
         }
         Ok(Self {
             replicas,
@@ -229,14 +231,84 @@ impl Connector for PostgresConnector {
     }
 
     fn health_check(&self) -> BoxFuture<'_, Result<()>> {
+        // Any replica serving is the source serving; the router checks each on its own.
         async move {
-            let replica = self
-                .replicas
-                .first()
-                .ok_or_else(|| SourceError::Config("no replicas".to_owned()))?;
-            let mut probe = replica.probe.lock().await;
+            let mut last = SourceError::Config("no replicas".to_owned());
+            for r in &self.replicas {
+                match r.health_check().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+        .boxed()
+    }
+
+    fn pressure(&self) -> Option<String> {
+        self.replicas.iter().find_map(|r| r.pressure())
+    }
+
+    /// Waits for the cancel requests of statements cut short (a draining server cancels
+    /// what is left), then closes the pools.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        async move {
+            for r in &self.replicas {
+                let remote = r.executor.remote();
+                let mut pending = remote.cancels.subscribe();
+                let _ = pending.wait_for(|n| *n == 0).await;
+                remote.pool.close();
+            }
+        }
+        .boxed()
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
+        // Replicas hold the same tables: the first that answers serves the refresh.
+        async move {
+            let mut last = Ok(None);
+            for r in &self.replicas {
+                last = super::refresh_remote(self.catalog.as_ref(), r.executor.as_ref()).await;
+                if last.is_ok() {
+                    return last;
+                }
+            }
+            last
+        }
+        .boxed()
+    }
+
+    fn catalog_status(&self) -> Option<CatalogStatus> {
+        self.catalog.as_ref().map(|c| c.status())
+    }
+
+    fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
+        self.primary()
+            .map(|e| Arc::clone(e) as Arc<dyn RemoteExecutor>)
+    }
+
+    fn replica_handles(&self) -> Option<Vec<ReplicaHandle>> {
+        Some(
+            self.replicas
+                .iter()
+                .map(|r| ReplicaHandle {
+                    display: r.display.clone(),
+                    executor: Some(Arc::clone(&r.executor) as Arc<dyn RemoteExecutor>),
+                    probe: Arc::clone(r) as Arc<dyn ReplicaProbe>,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl ReplicaProbe for Replica {
+    /// `SELECT 1` on the probe's own connection (outside the pool, so a pool busy with long
+    /// queries does not read as a dead server), reopened when it broke.
+    fn health_check(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let mut probe = self.probe.lock().await;
             if probe.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-                let client = tls::connect(&replica.config, &replica.tls)
+                let client = tls::connect(&self.config, &self.tls)
                     .await
                     .map_err(|e| SourceError::Catalog(redact(&e)))?;
                 *probe = Some(client);
@@ -254,8 +326,7 @@ impl Connector for PostgresConnector {
     }
 
     fn pressure(&self) -> Option<String> {
-        let replica = self.replicas.first()?;
-        let remote = replica.executor.remote();
+        let remote = self.executor.remote();
         let timed_out = remote.pool_timeouts.swap(0, Ordering::Relaxed);
         let status = remote.pool.status();
         (timed_out > 0 || status.waiting > 0).then(|| {
@@ -263,29 +334,10 @@ impl Connector for PostgresConnector {
                 "connection pool saturated: {} of {} connections busy, {} statements waiting, \
                  {timed_out} gave up waiting since the last check",
                 status.size.saturating_sub(status.available),
-                replica.max_size,
+                self.max_size,
                 status.waiting
             )
         })
-    }
-
-    fn refresh(&self) -> BoxFuture<'_, Result<Option<usize>>> {
-        async move {
-            let Some(executor) = self.primary() else {
-                return Ok(None);
-            };
-            super::refresh_remote(self.catalog.as_ref(), executor.as_ref()).await
-        }
-        .boxed()
-    }
-
-    fn catalog_status(&self) -> Option<CatalogStatus> {
-        self.catalog.as_ref().map(|c| c.status())
-    }
-
-    fn executor(&self) -> Option<Arc<dyn RemoteExecutor>> {
-        self.primary()
-            .map(|e| Arc::clone(e) as Arc<dyn RemoteExecutor>)
     }
 }
 
@@ -309,6 +361,14 @@ pub fn build(pg: &PostgresSourceConfig, planner: &Planner) -> Result<BuiltSource
         pg.name.clone(),
         Arc::new(connector.with_catalog(catalog)),
         (pg.health_check_interval_ms, pg.refresh_interval_ms),
+    )
+    .with_routing(
+        pg.fallback.clone(),
+        Some(Concurrency {
+            max: pg.max_concurrency,
+            max_queued: pg.max_queued,
+            queue_timeout: Duration::from_millis(pg.queue_timeout_ms),
+        }),
     ))
 }
 

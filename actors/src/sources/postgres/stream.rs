@@ -151,10 +151,13 @@ impl Drop for InFlight {
         drop(Object::take(conn));
         let cancel = (self.remote.cancel)(self.cancel.clone());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let pending = Arc::clone(&self.remote.cancels);
+            pending.send_modify(|n| *n += 1);
             rt.spawn(async move {
                 if let Err(e) = cancel.await {
                     tracing::warn!(error = %e, "Cancelling a remote statement failed.");
                 }
+                pending.send_modify(|n| *n = n.saturating_sub(1));
             });
         }
     }

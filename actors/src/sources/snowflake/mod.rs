@@ -235,5 +235,13 @@ pub fn build(cfg: &SnowflakeSourceConfig, planner: &Planner) -> Result<BuiltSour
         cfg.name.clone(),
         Arc::new(connector.with_catalog(catalog)),
         (cfg.health_check_interval_ms, cfg.refresh_interval_ms),
+    )
+    .with_routing(
+        cfg.fallback.clone(),
+        Some(super::Concurrency {
+            max: cfg.max_concurrency,
+            max_queued: cfg.max_queued,
+            queue_timeout: std::time::Duration::from_millis(cfg.queue_timeout_ms),
+        }),
     ))
 }

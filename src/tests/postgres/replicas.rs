@@ -1,0 +1,392 @@
+//! Replicas of one source: routing by score, failover before the first byte, detection and
+//! readmission, fallback, and a source's queue. Real PostgreSQL clusters (the main and the
+//! spare, which holds the same rows), a delaying TCP proxy for a slow replica.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{app_with, connect, json_rows, service_env, setup, source, source_status, wait_source};
+use crate::{ARROW, TestApp};
+
+const TABLE: &str = "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100);";
+
+/// The statements each replica of `name` served so far.
+async fn served(app: &TestApp, name: &str) -> Vec<u64> {
+    source_status(app, name).await["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["statements"].as_u64().unwrap())
+        .collect()
+}
+
+/// Runs `sql` from `workers` clients in a loop until `stop`; counts answers and keeps every
+/// failure's status and body.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(app: &TestApp, sql: &str, workers: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks = (0..workers)
+            .map(|_| {
+                let req = app
+                    .req(reqwest::Method::POST, "/v1/query")
+                    .header("Accept", "application/json")
+                    .json(&json!({ "sql": sql }));
+                let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+                actix_web::rt::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(r) = req.try_clone() else { return };
+                        match r.send().await {
+                            Ok(resp) if resp.status() == 200 => match resp.bytes().await {
+                                Ok(_) => {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(e) => failures.lock().unwrap().push(format!("body: {e}")),
+                            },
+                            Ok(resp) => {
+                                let status = resp.status();
+                                let body = resp.text().await.unwrap_or_default();
+                                failures.lock().unwrap().push(format!("{status} {body}"));
+                            }
+                            Err(e) => failures.lock().unwrap().push(format!("send: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            ok,
+            failures,
+            tasks,
+        }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
+
+/// Waits until `done` holds for the load's answers (at most `within`).
+async fn until_answers(load: &Load, at_least: u64, within: Duration) {
+    let end = Instant::now() + within;
+    while load.ok() < at_least {
+        assert!(Instant::now() < end, "only {} answers", load.ok());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
+    let turn = super::spare_turn().await;
+    let Some((_main, main_url, schema)) = setup(TABLE).await else {
+        return;
+    };
+    let spare_url = service_env("SLUICE_TEST_PG_SPARE_URL").unwrap();
+    connect(&spare_url)
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path = {schema}; {TABLE}"
+        ))
+        .await
+        .unwrap();
+    let mut src = source("pg", &main_url, &schema);
+    src.replicas = vec![main_url.clone(), spare_url.clone()];
+    src.max_concurrency = 32;
+    src.connect_timeout_ms = 1_000;
+    let app = app_with(src).await;
+    let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
+    assert_eq!(json_rows(&app, &sql).await["rows"], json!([[100, 5050]]));
+
+    let load = Load::start(&app, &sql, 32);
+    until_answers(&load, 300, Duration::from_secs(30)).await;
+    let before = served(&app, "pg").await;
+    assert!(before[1] > 0, "both replicas serve: {before:?}");
+
+    let stopped = turn.stop().await;
+    let t0 = Instant::now();
+    let s = wait_source(&app, "pg", Duration::from_secs(5), |s| {
+        s["replicas"][1]["state"] == "unavailable"
+    })
+    .await;
+    let detected = t0.elapsed();
+    assert!(
+        detected <= Duration::from_secs(2),
+        "detected after {detected:?}"
+    );
+    assert_eq!(s["replicas"][1]["circuit"], "open", "{s}");
+    assert_eq!(s["state"], "healthy", "the source serves on: {s}");
+    // Traffic moved: the main replica keeps answering while the spare is down.
+    let at_stop = load.ok();
+    until_answers(&load, at_stop + 300, Duration::from_secs(30)).await;
+
+    drop(stopped);
+    let t1 = Instant::now();
+    let s = wait_source(&app, "pg", Duration::from_secs(30), |s| {
+        s["replicas"][1]["state"] == "healthy" && s["replicas"][1]["circuit"] == "closed"
+    })
+    .await;
+    let readmitted = t1.elapsed();
+    let back = s["replicas"][1]["statements"].as_u64().unwrap();
+    // Readmitted replicas get statements again.
+    let end = Instant::now() + Duration::from_secs(10);
+    while served(&app, "pg").await[1] <= back {
+        assert!(
+            Instant::now() < end,
+            "the spare got no statements after readmission"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ok, failures) = load.finish().await;
+    eprintln!(
+        "failover: {ok} answers, {} failures, detected in {detected:?}, readmitted in {readmitted:?}",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("sluice_replica_state{"),
+        "per-replica gauges"
+    );
+}
+
+/// A TCP proxy to `upstream` that holds every chunk from the server for `delay`.
+async fn delaying_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_web::rt::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            actix_web::rt::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async move {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    let _ = sw.shutdown().await;
+                };
+                let down = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        tokio::time::sleep(delay).await;
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = cw.shutdown().await;
+                };
+                futures::join!(up, down);
+            });
+        }
+    });
+    addr
+}
+
+#[actix_web::test]
+async fn a_slow_replica_scores_worse_and_gets_little_traffic() {
+    let Some((_pg, url, schema)) = setup(TABLE).await else {
+        return;
+    };
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let upstream: std::net::SocketAddr =
+        format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap())
+            .parse()
+            .unwrap();
+    let slow = delaying_proxy(upstream, Duration::from_millis(100)).await;
+    let mut slow_url = parsed.clone();
+    slow_url.set_port(Some(slow.port())).unwrap();
+    let slow_url = format!("{slow_url}?sslmode=disable");
+    let mut src = source("pg", &url, &schema);
+    src.replicas = vec![url.clone(), slow_url];
+    src.max_concurrency = 16;
+    let app = app_with(src).await;
+    let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
+    let load = Load::start(&app, &sql, 16);
+    until_answers(&load, 1_000, Duration::from_secs(60)).await;
+    let (ok, failures) = load.finish().await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let s = source_status(&app, "pg").await;
+    let fast = s["replicas"][0]["statements"].as_u64().unwrap();
+    let slow = s["replicas"][1]["statements"].as_u64().unwrap();
+    eprintln!("slow replica: {slow} of {} statements; {s}", fast + slow);
+    assert!(ok >= 1_000);
+    assert!(
+        slow * 5 < fast + slow,
+        "the slow replica got {slow} of {}",
+        fast + slow
+    );
+    assert!(
+        s["replicas"][1]["latency_ewma_ms"].as_f64() > s["replicas"][0]["latency_ewma_ms"].as_f64(),
+        "{s}"
+    );
+}
+
+#[actix_web::test]
+async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
+    // A replica on a port nothing listens on: connections are refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let Some((_pg, url, schema)) = setup(
+        "CREATE TABLE nation (n_nationkey int4, n_name text);
+         INSERT INTO nation VALUES (0, 'ALGERIA');",
+    )
+    .await
+    else {
+        return;
+    };
+    // The fallback: the embedded TPC-H files, under the same schema name.
+    let lake = sluice_schemas::ParquetSourceConfig {
+        name: "lake".into(),
+        location: crate::testdata().join("tpch").display().to_string(),
+        options: Default::default(),
+        schema: schema.clone(),
+        tables: vec![],
+        health_check_interval_ms: 1_000,
+        refresh_interval_ms: 0,
+        fallback: None,
+    };
+    // Its catalog loads from the live database first; then every replica goes away.
+    let mut src = source("pg", &url, &schema);
+    src.fallback = Some("lake".into());
+    let app = TestApp::spawn_with(|c| {
+        c.sources
+            .push(sluice_schemas::SourceConfig::Postgres(src.clone()));
+        c.sources.push(sluice_schemas::SourceConfig::Parquet(lake));
+    })
+    .await;
+    let sql = format!("SELECT count(*) FROM pg.{schema}.nation");
+    let resp = app.query(json!({ "sql": sql }), "application/json").await;
+    assert!(resp.headers().get("x-sluice-fallback").is_none());
+    assert_eq!(resp.json::<Value>().await.unwrap()["rows"], json!([[1]]));
+    drop(app);
+
+    let mut src = source("pg", &dead, &schema);
+    src.fallback = Some("lake".into());
+    src.refresh_interval_ms = 0;
+    let lake = sluice_schemas::ParquetSourceConfig {
+        name: "lake".into(),
+        location: crate::testdata().join("tpch").display().to_string(),
+        options: Default::default(),
+        schema: schema.clone(),
+        tables: vec![],
+        health_check_interval_ms: 1_000,
+        refresh_interval_ms: 0,
+        fallback: None,
+    };
+    let app = TestApp::spawn_unready_with(|c| {
+        c.sources.push(sluice_schemas::SourceConfig::Postgres(src));
+        c.sources.push(sluice_schemas::SourceConfig::Parquet(lake));
+    })
+    .await;
+    wait_source(&app, "pg", Duration::from_secs(5), |s| {
+        s["state"] == "unavailable"
+    })
+    .await;
+    let resp = app.query(json!({ "sql": sql }), "application/json").await;
+    let status = resp.status();
+    let header = resp.headers().get("x-sluice-fallback").cloned();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header.unwrap(), "lake");
+    assert_eq!(
+        body["rows"],
+        json!([[25]]),
+        "the lake's nation table answered"
+    );
+    let metrics = app.metrics_text().await;
+    assert!(metrics.contains("sluice_fallbacks_total{"), "{metrics}");
+}
+
+#[actix_web::test]
+async fn a_full_queue_refuses_at_once_with_retry_after() {
+    let tables = format!(
+        "{} CREATE TABLE quick AS SELECT 1 AS x;",
+        super::lifecycle::slow_view()
+    );
+    let Some((pg, url, schema)) = setup(&tables).await else {
+        return;
+    };
+    let mut src = source("pg", &url, &schema);
+    src.max_concurrency = 1;
+    src.max_queued = 1;
+    let app = app_with(src).await;
+    let slow = format!("SELECT * FROM pg.{schema}.slow");
+    let (id, busy) = super::lifecycle::start_slow(&app, &pg, &slow).await;
+    // A second statement waits in the queue.
+    let waiting = {
+        let req = app
+            .req(reqwest::Method::POST, "/v1/query")
+            .header("Accept", ARROW)
+            .json(&json!({ "sql": format!("SELECT x FROM pg.{schema}.quick") }));
+        actix_web::rt::spawn(async move { req.send().await })
+    };
+    wait_source(&app, "pg", Duration::from_secs(5), |s| {
+        s["queue"]["queued"] == 1
+    })
+    .await;
+    // A third finds the queue full: refused at once.
+    let started = Instant::now();
+    let resp = app
+        .query(
+            json!({ "sql": format!("SELECT x + 1 FROM pg.{schema}.quick") }),
+            ARROW,
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(resp.headers().contains_key("retry-after"));
+    let body = app.expect_error(resp, 429, "too_many_queries").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting"),
+        "{body}"
+    );
+    app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+        .send()
+        .await
+        .unwrap();
+    drop(busy);
+    // The queued statement gets the slot and answers.
+    let resp = waiting.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+}
