@@ -306,8 +306,8 @@ pub struct Drainer {
 
 impl Drainer {
     /// Drains, as SIGTERM does: `/ready` answers 503 and new queries `503 shutting_down` at
-    /// once; the server stops when the running queries have finished, or after
-    /// `limits.query_timeout_ms`.
+    /// once; the server stops when the running queries have finished, or cancels them after
+    /// `server.drain_timeout_ms`.
     pub async fn drain(self) {
         drain(self.state, self.handle).await;
     }

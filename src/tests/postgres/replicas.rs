@@ -390,3 +390,162 @@ async fn a_full_queue_refuses_at_once_with_retry_after() {
     let resp = waiting.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// `pg_stat_activity` rows of Sluice's statements on `schema`'s tables.
+async fn remote_statements(pg: &tokio_postgres::Client, schema: &str) -> i64 {
+    pg.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'sluice%' \
+         AND state = 'active' AND query LIKE $1",
+        &[&format!("%{schema}%")],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[actix_web::test]
+async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
+    use std::io::BufRead as _;
+    let tables = format!(
+        "{} CREATE TABLE quick AS SELECT 1 AS x;",
+        super::lifecycle::slow_view()
+    );
+    let Some((pg, url, schema)) = setup(&tables).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\ndrain_timeout_ms = 1500\n\
+         [metadata]\ndata_dir = \"{}\"\n\
+         [[sources]]\nname = \"pg\"\nkind = \"postgres\"\nreplicas = [\"{url}\"]\n\
+         schemas = [\"{schema}\"]\nhealth_check_interval_ms = 200\n",
+        dir.path().display()
+    );
+    let cfg = dir.path().join("sluice.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let base = line
+        .split("url=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no ready line: {line}"))
+        .to_owned();
+    let key = line
+        .split("api_key=")
+        .nth(1)
+        .map(|k| k.trim().to_owned())
+        .unwrap();
+    let client = reqwest::Client::new();
+    let send = move |sql: String| {
+        client
+            .post(format!("{base}/v1/query"))
+            .bearer_auth(&key)
+            .header("Accept", "application/json")
+            .json(&json!({ "sql": sql }))
+            .send()
+    };
+    // Three statements that would run 30 s, and a steady stream of quick ones.
+    let slow: Vec<_> = (0..3)
+        .map(|_| actix_web::rt::spawn(send(format!("SELECT * FROM pg.{schema}.slow"))))
+        .collect();
+    let end = Instant::now() + Duration::from_secs(10);
+    while remote_statements(&pg, &schema).await < 3 {
+        assert!(Instant::now() < end, "the slow statements never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let quick: Vec<_> = (0..8)
+        .map(|_| {
+            let send = send.clone();
+            let sql = format!("SELECT x FROM pg.{schema}.quick");
+            actix_web::rt::spawn(async move {
+                let mut outcomes = Vec::new();
+                for _ in 0..200 {
+                    match send(sql.clone()).await {
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            match resp.text().await {
+                                Ok(body) => outcomes.push((status, body)),
+                                Err(e) => outcomes.push((0, format!("cut body: {e}"))),
+                            }
+                        }
+                        // The listener closed: refused, never half an answer.
+                        Err(e) if e.is_connect() => break,
+                        Err(e) => outcomes.push((0, format!("send: {e}"))),
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = child.id().to_string();
+    let t0 = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(8), "exited after {took:?}");
+    for task in slow {
+        match task.await.unwrap() {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                assert_eq!(
+                    status, 409,
+                    "a running query is cancelled at the deadline: {body}"
+                );
+                assert!(body.contains("query_cancelled"), "{body}");
+            }
+            Err(e) => panic!("the cancelled query got no answer: {e}"),
+        }
+    }
+    let mut answered = 0;
+    for task in quick {
+        for (status, body) in task.await.unwrap() {
+            match status {
+                200 => {
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&body).unwrap()["rows"],
+                        json!([[1]])
+                    );
+                    answered += 1;
+                }
+                503 => assert!(body.contains("shutting_down"), "{body}"),
+                _ => panic!("{status}: {body}"),
+            }
+        }
+    }
+    assert!(answered > 0);
+    // Their remote statements are gone too.
+    let end = Instant::now() + Duration::from_secs(5);
+    while remote_statements(&pg, &schema).await > 0 {
+        assert!(
+            Instant::now() < end,
+            "remote statements outlived the server"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("sigterm: exited 0 after {took:?}, {answered} quick answers");
+}
