@@ -244,12 +244,14 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
 }
 
-/// A failure a replica caused (unreachable, connection lost) before any row was handed on,
-/// on a query allowed another attempt.
+/// A failure a replica caused (unreachable, connection lost), on a query allowed another
+/// attempt. The caller checks that no byte reached the client: the next attempt plans and runs
+/// the whole statement again, so rows the failed one had pulled are never seen twice.
 fn retryable(job: &QueryJob, e: &PlanError) -> bool {
+    use sluice_planner::federation::{ErrorClass, RemoteError};
     job.may_retry
         && matches!(e, PlanError::Execution(df) | PlanError::Data(df)
-            if sluice_planner::federation::RemoteError::find(df).is_some_and(|r| r.retry_safe))
+            if RemoteError::find(df).is_some_and(|r| r.class == ErrorClass::Unavailable))
         && !job.acquired.retryable_failures().is_empty()
 }
 

@@ -15,6 +15,9 @@ pub enum SourceError {
     /// The source's tables could not be (re)loaded.
     #[error("loading tables failed: {0}")]
     Catalog(String),
+    /// A probe could not reach the source, or the source failed it.
+    #[error("{0}")]
+    Probe(String),
     /// The check did not finish in time.
     #[error("health check timed out after {0:?}")]
     Timeout(std::time::Duration),

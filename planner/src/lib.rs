@@ -59,7 +59,7 @@ pub use params::Params;
 pub use parquet_catalog::{
     CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
 };
-pub use session::{PlannedQuery, Planner, PlannerOptions, RemoteStatement, TableInfo};
+pub use session::{PlannedQuery, Planner, PlannerOptions, RemoteStatement, SourceGate, TableInfo};
 
 /// DataFusion as this crate uses it, so dependents name one version.
 pub use datafusion;

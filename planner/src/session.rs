@@ -130,6 +130,10 @@ pub struct TableInfo {
     pub columns: SchemaRef,
 }
 
+/// Asked for each source a statement reads, before planning touches it: why it cannot serve
+/// now, if it cannot.
+pub type SourceGate = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A catalog list where some names are served by other catalogs (fallbacks).
 #[derive(Debug)]
 struct AliasedCatalogList {
@@ -189,9 +193,16 @@ impl Planner {
         opts.optimizer.hash_join_inlist_pushdown_max_distinct_values =
             crate::federation::runtime_filter::MAX_IN_LIST;
         opts.optimizer.hash_join_inlist_pushdown_max_size = 1 << 20;
-        // Spilled sorts are fine; a hash join over the limit fails cleanly instead.
+        // Spilled sorts are fine; a hash join over the limit fails cleanly instead. The pool is
+        // fair: operators that can spill (sorts, aggregations) each get an equal share of what
+        // the unspillable ones (hash-join build sides) leave, so one huge sort spills at its
+        // share instead of taking the memory every other running query needs.
+        let pool = datafusion::execution::memory_pool::TrackConsumersPool::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(options.memory_limit_bytes),
+            std::num::NonZeroUsize::MIN.saturating_add(4),
+        );
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(options.memory_limit_bytes, 1.0)
+            .with_memory_pool(Arc::new(pool))
             .build_arc()
             .map_err(PlanError::Execution)?;
         let mut state = SessionStateBuilder::new()
@@ -374,6 +385,22 @@ impl Planner {
         params: Option<&Params>,
         max_rows: Option<u64>,
     ) -> Result<PlannedQuery> {
+        self.plan_gated(sql, params, max_rows, None).await
+    }
+
+    /// [`Self::plan`], asking `gate` about each source the statement reads before any of
+    /// them is touched (planning an object-store scan lists its files): `Some(reason)` stops
+    /// it with [`PlanError::SourceUnavailable`].
+    ///
+    /// # Errors
+    /// As [`Self::plan`].
+    pub async fn plan_gated(
+        &self,
+        sql: &str,
+        params: Option<&Params>,
+        max_rows: Option<u64>,
+        gate: Option<&SourceGate>,
+    ) -> Result<PlannedQuery> {
         let statement = validate::parse_single_read_only(sql)?;
         // Each statement gets its own start time, as `SessionContext::sql` does: `now()`,
         // `current_date` and friends fold to it while optimizing, and are one instant in the
@@ -384,6 +411,16 @@ impl Planner {
             .resolve_table_references(&statement)
             .map_err(PlanError::classify)?;
         let (sources, tables) = self.check_tables(&refs)?;
+        if let Some(gate) = gate {
+            for name in &sources {
+                if let Some(reason) = gate(name) {
+                    return Err(PlanError::SourceUnavailable {
+                        name: name.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
         let plan = state
             .statement_to_plan(statement)
             .await

@@ -530,34 +530,41 @@ async fn plan_inner(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(PlannedQuery, Option<Fallback>)> {
-    let (name, reason) =
-        match plan_once(state, planner, entry, request, max_rows, deadline, timeout).await? {
-            Ok(planned) => return Ok((planned, None)),
-            Err(PlanError::SourceUnavailable { name, reason }) => (name, reason),
-            Err(e) => return Err(ApiError::from_plan(e, &entry.id)),
-        };
-    // A source whose tables never loaded (down since start), every replica down, with a
-    // fallback: the fallback's tables stand in.
-    let serving = state
-        .router
-        .route(&name)
-        .filter(|r| r.all_down())
-        .and_then(|r| r.fallback.clone());
-    let Some(serving) = serving else {
-        return Err(ApiError::from_plan(
-            PlanError::SourceUnavailable { name, reason },
-            &entry.id,
-        ));
+    let (name, reason) = match plan_once(
+        state,
+        planner,
+        None,
+        entry,
+        request,
+        max_rows,
+        (deadline, timeout),
+    )
+    .await?
+    {
+        Ok(planned) => return Ok((planned, None)),
+        Err(PlanError::SourceUnavailable { name, reason }) => (name, reason),
+        Err(e) => return Err(ApiError::from_plan(e, &entry.id)),
+    };
+    // A source that is down (its tables never loaded, or every replica of an object store
+    // is open) with a fallback: the fallback's tables stand in.
+    let route = state.router.route(&name).filter(|r| r.all_down());
+    let Some(serving) = route.as_ref().and_then(|r| r.fallback.clone()) else {
+        let err = ApiError::from_plan(PlanError::SourceUnavailable { name, reason }, &entry.id);
+        // Retry when a replica's cool-down ends.
+        return Err(match route {
+            Some(r) => err.with_retry_after(r.retry_after()),
+            None => err,
+        });
     };
     let fallback = Fallback::new(planner, name, serving);
     match plan_once(
         state,
         &fallback.planner,
+        Some(&fallback.source),
         entry,
         request,
         max_rows,
-        deadline,
-        timeout,
+        (deadline, timeout),
     )
     .await?
     {
@@ -567,26 +574,45 @@ async fn plan_inner(
 }
 
 /// One planning attempt: `Err` for what stops the request (timeout, cancel, panic), `Ok(Err)`
-/// for the statement's own planning error.
+/// for the statement's own planning error. Object-store sources whose every replica is down
+/// are refused before planning lists their files (`standing_in`: the source a fallback
+/// serves, never refused); remote ones are left to the router's trickle.
 async fn plan_once(
     state: &AppState,
     planner: &Planner,
+    standing_in: Option<&str>,
     entry: &QueryEntry,
     request: &QueryRequest,
     max_rows: Option<u64>,
-    deadline: Instant,
-    timeout: Duration,
+    (deadline, timeout): (Instant, Duration),
 ) -> Result<std::result::Result<PlannedQuery, PlanError>> {
     let id = entry.id.as_str();
+    let router = std::sync::Arc::clone(&state.router);
+    let skip = standing_in.map(str::to_owned);
+    let gate: sluice_planner::SourceGate = std::sync::Arc::new(move |name: &str| {
+        if skip.as_deref() == Some(name) {
+            return None;
+        }
+        let route = router.route(name)?;
+        let scan_only = route.replicas.iter().all(|r| r.executor.is_none());
+        (scan_only && route.all_down()).then(|| {
+            route
+                .health()
+                .last_error
+                .unwrap_or_else(|| "every replica is down".to_owned())
+        })
+    });
     let planner = planner.clone();
     let sql = request.sql.clone();
     let params = request.params.clone().map(|p| match p {
         QueryParams::Positional(v) => Params::Positional(v),
         QueryParams::Named(m) => Params::Named(m),
     });
-    let task = state
-        .runtime
-        .spawn(async move { planner.plan(&sql, params.as_ref(), max_rows).await });
+    let task = state.runtime.spawn(async move {
+        planner
+            .plan_gated(&sql, params.as_ref(), max_rows, Some(&gate))
+            .await
+    });
     let abort = task.abort_handle();
     let planned = tokio::select! {
         () = entry.cancel.cancelled() => {

@@ -590,3 +590,150 @@ async fn refresh_picks_up_new_files_and_tables_and_vanished_files_fail_cleanly()
     assert!(refresh(&app).await.unwrap().status() == 200);
     assert_eq!(count("n").await, [json!([25])]);
 }
+
+/// A moto server of this test's own (the shared one must stay up for the other tests).
+struct OwnMoto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl OwnMoto {
+    async fn start() -> Option<Self> {
+        let moto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+        if !moto.exists() {
+            assert!(
+                !in_ci(),
+                "{} is missing (scripts/services.sh up)",
+                moto.display()
+            );
+            eprintln!("\n!!! SKIPPED: {} is missing. !!!\n", moto.display());
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let end = Instant::now() + Duration::from_secs(30);
+        while client
+            .get(format!("{endpoint}/moto-api/"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < end, "moto never came up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client
+            .put(format!("{endpoint}/own"))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        Some(Self { child, endpoint })
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_web::test]
+async fn a_stopped_s3_answers_503_while_other_sources_keep_answering() {
+    let Some(mut moto) = OwnMoto::start().await else {
+        return;
+    };
+    let options = opts(&[
+        ("endpoint", &moto.endpoint),
+        ("region", "us-east-1"),
+        ("access_key_id", "testing"),
+        ("secret_access_key", S3_SECRET),
+        ("allow_http", "true"),
+    ]);
+    let mut b = AmazonS3Builder::new().with_bucket_name("own");
+    for (k, v) in &options {
+        b = b.with_config(k.parse().unwrap(), v);
+    }
+    let store = b.build().unwrap();
+    let nation = std::fs::read(testdata().join("tpch/nation.parquet")).unwrap();
+    store
+        .put(&Path::from("lake/nation.parquet"), PutPayload::from(nation))
+        .await
+        .unwrap();
+    let app = TestApp::spawn_with(|c: &mut Config| {
+        c.sources.push(source("s3", "s3://own/lake/", options));
+    })
+    .await;
+    let rows = app.arrow("SELECT * FROM s3.public.nation").await;
+    assert_eq!(crate::total_rows(&rows), 25);
+
+    // A steady load on the embedded source while S3 goes away.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let req = app
+                .req(reqwest::Method::POST, "/v1/query")
+                .header("Accept", ARROW)
+                .json(&json!({ "sql": "SELECT count(*) FROM nation" }));
+            let stop = Arc::clone(&stop);
+            actix_web::rt::spawn(async move {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let resp = req.try_clone().unwrap().send().await.unwrap();
+                    match resp.status().as_u16() {
+                        200 => ok += 1,
+                        s => failed.push(format!("{s} {}", resp.text().await.unwrap_or_default())),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let _ = moto.child.kill();
+    let _ = moto.child.wait();
+    let stopped = Instant::now();
+    let s = crate::postgres::wait_source_state(&app, "s3", "unavailable", Duration::from_secs(10))
+        .await;
+    let detected = stopped.elapsed();
+    assert_eq!(s["replicas"][0]["circuit"], "open", "{s}");
+    for _ in 0..5 {
+        let t = Instant::now();
+        let resp = app
+            .query(
+                json!({ "sql": "SELECT * FROM s3.public.nation", "timeout_ms": 5000 }),
+                ARROW,
+            )
+            .await;
+        let retry = resp.headers().get("retry-after").cloned();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "source_unavailable", "{body}");
+        assert!(retry.is_some(), "Retry-After");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for w in workers {
+        let (o, f) = w.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    eprintln!(
+        "s3 stopped: detected in {detected:?}; the local source answered {ok} queries meanwhile"
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(ok > 0);
+}

@@ -153,13 +153,7 @@ impl SourceRoute {
                 return Pick::Replica(Lease::new(Arc::clone(r), true));
             }
         }
-        let retry_after = self
-            .replicas
-            .iter()
-            .filter_map(|r| r.stats.open_remaining())
-            .min()
-            .unwrap_or_default()
-            .max(Duration::from_secs(1));
+        let retry_after = self.retry_after();
         let reason = self
             .replicas
             .iter()
@@ -170,6 +164,17 @@ impl SourceRoute {
             retry_after,
             reason,
         }
+    }
+
+    /// When a replica may take statements again: the shortest remaining cool-down, at least
+    /// a second.
+    pub fn retry_after(&self) -> Duration {
+        self.replicas
+            .iter()
+            .filter_map(|r| r.stats.open_remaining())
+            .min()
+            .unwrap_or_default()
+            .max(Duration::from_secs(1))
     }
 
     /// True when no replica's circuit is closed: nothing but a trial would reach it.
@@ -276,7 +281,8 @@ impl std::fmt::Debug for Acquired {
 }
 
 impl Acquired {
-    /// The replicas that failed this statement in a way that is safe to retry elsewhere.
+    /// The replicas that failed this statement because they could not serve (unreachable,
+    /// connection lost): a whole new attempt elsewhere may succeed.
     pub fn retryable_failures(&self) -> Vec<(String, usize)> {
         self.failed.lock().map(|f| f.clone()).unwrap_or_default()
     }
@@ -461,9 +467,11 @@ impl Observer {
                         "Replica health changed on a failed statement."
                     );
                 }
-                if e.retry_safe
-                    && let Ok(mut f) = self.failed.lock()
-                {
+                // The whole statement is planned and run again from scratch on a retry, so
+                // rows this remote statement already handed on are discarded with it: any
+                // failure of the replica qualifies, as long as the client has no byte yet
+                // (which the caller decides).
+                if let Ok(mut f) = self.failed.lock() {
                     f.push((self.replica.source.clone(), self.replica.index));
                 }
             }

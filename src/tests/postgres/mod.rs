@@ -104,6 +104,16 @@ async fn source_status(app: &TestApp, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no source {name} in {all}"))
 }
 
+/// Polls `/v1/sources` until `name` is in `state`, for at most `within`.
+pub(crate) async fn wait_source_state(
+    app: &TestApp,
+    name: &str,
+    state: &str,
+    within: Duration,
+) -> Value {
+    wait_source(app, name, within, |s| s["state"] == state).await
+}
+
 /// Polls `/v1/sources` until `name` satisfies `pred`, for at most `within`.
 async fn wait_source(
     app: &TestApp,

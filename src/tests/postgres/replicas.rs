@@ -549,3 +549,143 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
     }
     eprintln!("sigterm: exited 0 after {took:?}, {answered} quick answers");
 }
+
+/// A TCP proxy to `upstream` that is up or down as `up` says: while down it refuses new
+/// connections (closes them at once) and cuts the ones it carries.
+async fn flapping_proxy(
+    upstream: std::net::SocketAddr,
+    up: tokio::sync::watch::Receiver<bool>,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            if !*up.borrow() {
+                let _ = client.shutdown().await;
+                continue;
+            }
+            let mut down = up.clone();
+            actix_web::rt::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = down.wait_for(|up| !*up) => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[actix_web::test]
+async fn a_flapping_replica_does_not_make_the_source_flap() {
+    let Some((_pg, url, schema)) = setup(TABLE).await else {
+        return;
+    };
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let upstream: std::net::SocketAddr =
+        format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap())
+            .parse()
+            .unwrap();
+    let (flap, up) = tokio::sync::watch::channel(true);
+    let proxy = flapping_proxy(upstream, up).await;
+    let mut flapping = parsed.clone();
+    flapping.set_port(Some(proxy.port())).unwrap();
+    let mut src = source("pg", &url, &schema);
+    src.replicas = vec![url.clone(), format!("{flapping}?sslmode=disable")];
+    src.max_concurrency = 16;
+    let app = app_with(src).await;
+    let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
+    let load = Load::start(&app, &sql, 16);
+    // Down and up every second for six seconds, watching the source's state all along.
+    let mut states = std::collections::BTreeSet::new();
+    let start = Instant::now();
+    let mut next_flip = start + Duration::from_secs(1);
+    while start.elapsed() < Duration::from_secs(6) {
+        if Instant::now() >= next_flip {
+            flap.send_modify(|up| *up = !*up);
+            next_flip += Duration::from_secs(1);
+        }
+        let s = source_status(&app, "pg").await;
+        states.insert(s["state"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, failures) = load.finish().await;
+    let s = source_status(&app, "pg").await;
+    eprintln!(
+        "flapping: {ok} answers, source states seen {states:?}, flapping replica: {}",
+        s["replicas"][1]
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(!states.contains("unavailable"), "{states:?}");
+    // The backoff: the replica does not go down and up with every flip of the proxy.
+    let transitions = s["replicas"][1]["transitions"].as_u64().unwrap();
+    assert!(transitions <= 10, "{}", s["replicas"][1]);
+}
+
+#[actix_web::test]
+async fn keys_share_a_sources_slots_in_turn() {
+    let Some((_pg, url, schema)) =
+        setup("CREATE VIEW pause AS SELECT pg_sleep(0.2) IS NULL AS done;").await
+    else {
+        return;
+    };
+    let mut src = source("pg", &url, &schema);
+    src.max_concurrency = 1;
+    let app = app_with(src).await;
+    let key = |name: &str| {
+        let body = json!({"name": name, "grants": [{"source": "pg"}],
+                          "max_concurrent": 16});
+        let app = &app;
+        async move {
+            crate::governance::create_key(app, body).await["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (a, b) = (key("burst").await, key("steady").await);
+    let sql = format!("SELECT done FROM pg.{schema}.pause");
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let run = |k: String, label: &'static str| {
+        let req = crate::governance::as_key(&app, &k, reqwest::Method::POST, "/v1/query")
+            .json(&json!({ "sql": sql }));
+        let order = Arc::clone(&order);
+        actix_web::rt::spawn(async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(
+                resp.status(),
+                200,
+                "{}",
+                resp.text().await.unwrap_or_default()
+            );
+            order.lock().unwrap().push(label);
+        })
+    };
+    // Key a sends six at once; once they are queued, key b sends two.
+    let mut tasks: Vec<_> = (0..6).map(|_| run(a.clone(), "a")).collect();
+    wait_source(&app, "pg", Duration::from_secs(10), |s| {
+        s["queue"]["queued"] == 5
+    })
+    .await;
+    tasks.extend((0..2).map(|_| run(b.clone(), "b")));
+    wait_source(&app, "pg", Duration::from_secs(10), |s| {
+        s["queue"]["queued"] == 7
+    })
+    .await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    // Round robin: after the running statement, b's two alternate with a's queue instead of
+    // waiting behind all five.
+    let last_b = order.iter().rposition(|k| *k == "b").unwrap();
+    assert!(last_b <= 4, "{order:?}");
+}

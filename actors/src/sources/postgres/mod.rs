@@ -310,15 +310,15 @@ impl ReplicaProbe for Replica {
             if probe.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
                 let client = tls::connect(&self.config, &self.tls)
                     .await
-                    .map_err(|e| SourceError::Catalog(redact(&e)))?;
+                    .map_err(|e| SourceError::Probe(redact(&e)))?;
                 *probe = Some(client);
             }
             let Some(client) = probe.as_ref() else {
-                return Err(SourceError::Catalog("no probe connection".to_owned()));
+                return Err(SourceError::Probe("no probe connection".to_owned()));
             };
             if let Err(e) = client.simple_query("SELECT 1").await {
                 *probe = None;
-                return Err(SourceError::Catalog(redact(&e.to_string())));
+                return Err(SourceError::Probe(redact(&e.to_string())));
             }
             Ok(())
         }
@@ -329,7 +329,10 @@ impl ReplicaProbe for Replica {
         let remote = self.executor.remote();
         let timed_out = remote.pool_timeouts.swap(0, Ordering::Relaxed);
         let status = remote.pool.status();
-        (timed_out > 0 || status.waiting > 0).then(|| {
+        // Waiting while the pool still opens connections is not saturation; waiting with
+        // every connection open and busy is.
+        let full = status.size >= self.max_size && status.available == 0;
+        (timed_out > 0 || (full && status.waiting > 0)).then(|| {
             format!(
                 "connection pool saturated: {} of {} connections busy, {} statements waiting, \
                  {timed_out} gave up waiting since the last check",
