@@ -160,17 +160,18 @@ async fn run_query(
         // Failures after planning are counted by the producer.
         metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
     };
-    let (planned, fallback) = plan(
+    let key = principal.key_id().unwrap_or("anonymous");
+    let mut route = Route {
         state,
-        &planner,
-        &entry,
-        &request,
-        Some(max_rows),
+        planner: &planner,
+        entry: &entry,
+        request: &request,
+        max_rows,
         deadline,
         timeout,
-    )
-    .await
-    .inspect_err(count_refusal)?;
+        key,
+    };
+    let (planned, fallback) = route.plan(&planner).await.inspect_err(count_refusal)?;
     auditor.set_reads(&planned.tables, &planned.sources);
     let refused = if planned.is_analyze() && !principal.is_admin() {
         // Its output is made while it runs, from the plan's internals (server paths included).
@@ -187,17 +188,6 @@ async fn run_query(
         entry.finish(QueryState::Failed, Some((e.code, &e.message)));
         return Err(e);
     }
-    let key = principal.key_id().unwrap_or("anonymous");
-    let mut route = Route {
-        state,
-        planner: &planner,
-        entry: &entry,
-        request: &request,
-        max_rows,
-        deadline,
-        timeout,
-        key,
-    };
     let (mut planned, mut acquired, mut fallback) = route
         .acquire(planned, fallback, &Avoid::new())
         .await
@@ -248,17 +238,7 @@ async fn run_query(
                 let replanned = if Instant::now() >= deadline {
                     Err(retry.error)
                 } else {
-                    match plan(
-                        state,
-                        &planner,
-                        &entry,
-                        &request,
-                        Some(max_rows),
-                        deadline,
-                        timeout,
-                    )
-                    .await
-                    {
+                    match route.plan(&planner).await {
                         Ok((p, f)) => route.acquire(p, f, &avoid).await,
                         Err(e) => Err(e),
                     }
@@ -332,6 +312,20 @@ struct Route<'a> {
 }
 
 impl Route<'_> {
+    /// Plans the statement with `planner` (see [`plan`]).
+    async fn plan(&self, planner: &Planner) -> Result<(PlannedQuery, Option<Fallback>)> {
+        plan(
+            self.state,
+            planner,
+            self.entry,
+            self.request,
+            Some(self.max_rows),
+            self.deadline,
+            self.timeout,
+        )
+        .await
+    }
+
     /// Takes a slot and a replica on each source `planned` reads (never one in `avoid`);
     /// when every replica of a source with a fallback is down, plans again with the fallback
     /// standing in for it. A refusal is recorded on the entry.
@@ -364,16 +358,7 @@ impl Route<'_> {
                 ..
             }) if fallback.is_none() => {
                 let f = Fallback::new(self.planner, source_name, serving);
-                let (planned, _) = plan(
-                    self.state,
-                    &f.planner,
-                    self.entry,
-                    self.request,
-                    Some(self.max_rows),
-                    self.deadline,
-                    self.timeout,
-                )
-                .await?;
+                let (planned, _) = self.plan(&f.planner).await?;
                 let names = Fallback::names(Some(&f), &planned.sources);
                 let acquired = router
                     .acquire(&names, self.key, deadline, avoid)

@@ -162,13 +162,18 @@ impl Server {
     }
 
     /// SIGTERM, then waits for the exit; returns the log.
-    pub(crate) async fn stop(mut self) -> String {
+    pub(crate) async fn stop(self) -> String {
+        self.terminate().await.1
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit status and the log.
+    pub(crate) async fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         let mut child = std::mem::replace(
             &mut self.child,
             std::process::Command::new("true").spawn().unwrap(),
         );
-        tokio::task::spawn_blocking(move || {
+        let status = tokio::task::spawn_blocking(move || {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid])
                 .status();
@@ -176,7 +181,7 @@ impl Server {
         })
         .await
         .unwrap();
-        std::fs::read_to_string(&self.log).unwrap()
+        (status, std::fs::read_to_string(&self.log).unwrap())
     }
 }
 

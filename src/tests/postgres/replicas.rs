@@ -176,6 +176,21 @@ async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
     );
 }
 
+/// The host and port of a PostgreSQL URL.
+fn address(url: &str) -> std::net::SocketAddr {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap())
+        .parse()
+        .unwrap()
+}
+
+/// `url` reached through a proxy listening at `proxy` (plain TCP: no TLS through it).
+fn through(url: &str, proxy: std::net::SocketAddr) -> String {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    parsed.set_port(Some(proxy.port())).unwrap();
+    format!("{parsed}?sslmode=disable")
+}
+
 /// A TCP proxy to `upstream` that holds every chunk from the server for `delay`.
 async fn delaying_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -218,15 +233,8 @@ async fn a_slow_replica_scores_worse_and_gets_little_traffic() {
     let Some((_pg, url, schema)) = setup(TABLE).await else {
         return;
     };
-    let parsed = reqwest::Url::parse(&url).unwrap();
-    let upstream: std::net::SocketAddr =
-        format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap())
-            .parse()
-            .unwrap();
-    let slow = delaying_proxy(upstream, Duration::from_millis(100)).await;
-    let mut slow_url = parsed.clone();
-    slow_url.set_port(Some(slow.port())).unwrap();
-    let slow_url = format!("{slow_url}?sslmode=disable");
+    let slow = delaying_proxy(address(&url), Duration::from_millis(100)).await;
+    let slow_url = through(&url, slow);
     let mut src = source("pg", &url, &schema);
     src.replicas = vec![url.clone(), slow_url];
     src.max_concurrency = 16;
@@ -405,7 +413,6 @@ async fn remote_statements(pg: &tokio_postgres::Client, schema: &str) -> i64 {
 
 #[actix_web::test]
 async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
-    use std::io::BufRead as _;
     let tables = format!(
         "{} CREATE TABLE quick AS SELECT 1 AS x;",
         super::lifecycle::slow_view()
@@ -421,37 +428,8 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
          schemas = [\"{schema}\"]\nhealth_check_interval_ms = 200\n",
         dir.path().display()
     );
-    let cfg = dir.path().join("sluice.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let base = line
-        .split("url=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no ready line: {line}"))
-        .to_owned();
-    let key = line
-        .split("api_key=")
-        .nth(1)
-        .map(|k| k.trim().to_owned())
-        .unwrap();
+    let server = crate::governance::Server::start(&config, &Arc::new(dir)).await;
+    let (base, key) = (server.url.clone(), server.admin_key.clone().unwrap());
     let client = reqwest::Client::new();
     let send = move |sql: String| {
         client
@@ -495,15 +473,8 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = child.id().to_string();
     let t0 = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let (status, _log) = server.terminate().await;
     let took = t0.elapsed();
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(8), "exited after {took:?}");
@@ -584,17 +555,10 @@ async fn a_flapping_replica_does_not_make_the_source_flap() {
     let Some((_pg, url, schema)) = setup(TABLE).await else {
         return;
     };
-    let parsed = reqwest::Url::parse(&url).unwrap();
-    let upstream: std::net::SocketAddr =
-        format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap())
-            .parse()
-            .unwrap();
     let (flap, up) = tokio::sync::watch::channel(true);
-    let proxy = flapping_proxy(upstream, up).await;
-    let mut flapping = parsed.clone();
-    flapping.set_port(Some(proxy.port())).unwrap();
+    let proxy = flapping_proxy(address(&url), up).await;
     let mut src = source("pg", &url, &schema);
-    src.replicas = vec![url.clone(), format!("{flapping}?sslmode=disable")];
+    src.replicas = vec![url.clone(), through(&url, proxy)];
     src.max_concurrency = 16;
     let app = app_with(src).await;
     let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
