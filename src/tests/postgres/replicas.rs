@@ -260,71 +260,8 @@ async fn a_slow_replica_scores_worse_and_gets_little_traffic() {
     );
 }
 
-#[actix_web::test]
-async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
-    // A replica on a port nothing listens on: connections are refused at once.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!(
-        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
-        closed.local_addr().unwrap().port()
-    );
-    drop(closed);
-    let Some((_pg, url, schema)) = setup(
-        "CREATE TABLE nation (n_nationkey int4, n_name text);
-         INSERT INTO nation VALUES (0, 'ALGERIA');",
-    )
-    .await
-    else {
-        return;
-    };
-    // The fallback: the embedded TPC-H files, under the same schema name.
-    let lake = sluice_schemas::ParquetSourceConfig {
-        name: "lake".into(),
-        location: crate::testdata().join("tpch").display().to_string(),
-        options: Default::default(),
-        schema: schema.clone(),
-        tables: vec![],
-        health_check_interval_ms: 1_000,
-        refresh_interval_ms: 0,
-        fallback: None,
-    };
-    // Its catalog loads from the live database first; then every replica goes away.
-    let mut src = source("pg", &url, &schema);
-    src.fallback = Some("lake".into());
-    let app = TestApp::spawn_with(|c| {
-        c.sources
-            .push(sluice_schemas::SourceConfig::Postgres(src.clone()));
-        c.sources.push(sluice_schemas::SourceConfig::Parquet(lake));
-    })
-    .await;
-    let sql = format!("SELECT count(*) FROM pg.{schema}.nation");
-    let resp = app.query(json!({ "sql": sql }), "application/json").await;
-    assert!(resp.headers().get("x-sluice-fallback").is_none());
-    assert_eq!(resp.json::<Value>().await.unwrap()["rows"], json!([[1]]));
-    drop(app);
-
-    let mut src = source("pg", &dead, &schema);
-    src.fallback = Some("lake".into());
-    src.refresh_interval_ms = 0;
-    let lake = sluice_schemas::ParquetSourceConfig {
-        name: "lake".into(),
-        location: crate::testdata().join("tpch").display().to_string(),
-        options: Default::default(),
-        schema: schema.clone(),
-        tables: vec![],
-        health_check_interval_ms: 1_000,
-        refresh_interval_ms: 0,
-        fallback: None,
-    };
-    let app = TestApp::spawn_unready_with(|c| {
-        c.sources.push(sluice_schemas::SourceConfig::Postgres(src));
-        c.sources.push(sluice_schemas::SourceConfig::Parquet(lake));
-    })
-    .await;
-    wait_source(&app, "pg", Duration::from_secs(5), |s| {
-        s["state"] == "unavailable"
-    })
-    .await;
+/// `sql` answered by the fallback `lake` (TPC-H's 25 nations), with the header saying so.
+async fn expect_fallback(app: &TestApp, sql: &str) {
     let resp = app.query(json!({ "sql": sql }), "application/json").await;
     let status = resp.status();
     let header = resp.headers().get("x-sluice-fallback").cloned();
@@ -336,6 +273,74 @@ async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
         json!([[25]]),
         "the lake's nation table answered"
     );
+}
+
+#[actix_web::test]
+async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
+    // A replica on a port nothing listens on: connections are refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let turn = super::spare_turn().await;
+    let Some((_pg, url, schema)) = super::setup_on(
+        "SLUICE_TEST_PG_SPARE_URL",
+        "CREATE TABLE nation (n_nationkey int4, n_name text);
+         INSERT INTO nation VALUES (0, 'ALGERIA');",
+    )
+    .await
+    else {
+        return;
+    };
+    // The fallback: the embedded TPC-H files, under the same schema name.
+    let lake = || sluice_schemas::ParquetSourceConfig {
+        name: "lake".into(),
+        location: crate::testdata().join("tpch").display().to_string(),
+        options: Default::default(),
+        schema: schema.clone(),
+        tables: vec![],
+        health_check_interval_ms: 1_000,
+        refresh_interval_ms: 0,
+        fallback: None,
+    };
+    let sql = format!("SELECT count(*) FROM pg.{schema}.nation");
+    // Its catalog loads from the live database; then its only replica stops.
+    let mut src = source("pg", &url, &schema);
+    src.fallback = Some("lake".into());
+    let app = TestApp::spawn_with(|c| {
+        c.sources.push(sluice_schemas::SourceConfig::Postgres(src));
+        c.sources
+            .push(sluice_schemas::SourceConfig::Parquet(lake()));
+    })
+    .await;
+    let resp = app.query(json!({ "sql": sql }), "application/json").await;
+    assert!(resp.headers().get("x-sluice-fallback").is_none());
+    assert_eq!(resp.json::<Value>().await.unwrap()["rows"], json!([[1]]));
+    let stopped = turn.stop().await;
+    wait_source(&app, "pg", Duration::from_secs(5), |s| {
+        s["state"] == "unavailable"
+    })
+    .await;
+    expect_fallback(&app, &sql).await;
+    drop(stopped);
+    drop(app);
+
+    // A source down since start (its tables never loaded) is served by its fallback too.
+    let mut src = source("pg", &dead, &schema);
+    src.fallback = Some("lake".into());
+    let lake = lake();
+    let app = TestApp::spawn_unready_with(|c| {
+        c.sources.push(sluice_schemas::SourceConfig::Postgres(src));
+        c.sources.push(sluice_schemas::SourceConfig::Parquet(lake));
+    })
+    .await;
+    wait_source(&app, "pg", Duration::from_secs(5), |s| {
+        s["state"] == "unavailable"
+    })
+    .await;
+    expect_fallback(&app, &sql).await;
     let metrics = app.metrics_text().await;
     assert!(metrics.contains("sluice_fallbacks_total{"), "{metrics}");
 }
