@@ -106,7 +106,10 @@ def main() -> None:
         watcher = Client(url, key)
 
         def replica(i: int) -> dict:
-            _, body = watcher.request("GET", "/v1/sources")
+            status, body = watcher.request("GET", "/v1/sources")
+            if status != 200:
+                # A keep-alive connection the server closed while idle: once more, fresh.
+                status, body = watcher.request("GET", "/v1/sources")
             src = next(s for s in json.loads(body)["sources"] if s["name"] == "pg")
             return src["replicas"][i]
 
