@@ -245,10 +245,6 @@ impl Connector for PostgresConnector {
         .boxed()
     }
 
-    fn pressure(&self) -> Option<String> {
-        self.replicas.iter().find_map(|r| r.pressure())
-    }
-
     /// Waits for the cancel requests of statements cut short (a draining server cancels
     /// what is left), then closes the pools.
     fn close(&self) -> BoxFuture<'_, ()> {
