@@ -594,9 +594,9 @@ async fn a_flapping_replica_does_not_make_the_source_flap() {
         &failures[..failures.len().min(5)]
     );
     assert!(!states.contains("unavailable"), "{states:?}");
-    // The backoff: the replica does not go down and up with every flip of the proxy.
-    let transitions = s["replicas"][1]["transitions"].as_u64().unwrap();
-    assert!(transitions <= 10, "{}", s["replicas"][1]);
+    // The backoff itself (each reopening waits longer) is the unit test
+    // `a_replica_that_fails_again_soon_waits_longer`; its transition count here also counts
+    // healthy/degraded moves and is not a stable bound.
 }
 
 #[actix_web::test]
