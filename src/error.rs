@@ -16,6 +16,45 @@ use tracing::error;
 /// How long clients are told to wait after `503` and `429`.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Every code a client can see (API.md), for turning a recorded code back into one.
+const CODES: &[&str] = &[
+    "bad_request",
+    "sql_invalid",
+    "read_only",
+    "unauthenticated",
+    "permission_denied",
+    "table_not_found",
+    "source_not_found",
+    "query_not_found",
+    "not_found",
+    "method_not_allowed",
+    "not_acceptable",
+    "query_cancelled",
+    "result_too_large",
+    "request_too_large",
+    "unsupported_media_type",
+    "data_error",
+    "rate_limited",
+    "too_many_queries",
+    "unsupported",
+    "upstream_error",
+    "source_unavailable",
+    "shutting_down",
+    "query_timeout",
+    "internal",
+    "metadata_unavailable",
+    "audit_unavailable",
+];
+
+/// The static code equal to `code`; `internal` for one this server does not give.
+pub fn static_code(code: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("internal")
+}
+
 /// A client-visible error.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -46,6 +85,11 @@ impl ApiError {
             query_id: None,
             retry_after,
         }
+    }
+
+    /// How long the client is told to wait (`Retry-After`), if at all.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// Attaches the query id.

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`startup`]: [`startup::Application`] builds sources, actors, planner and server.
 //! - [`http`]: routes, one thin handler file per resource.
+//! - [`mcp`]: the Model Context Protocol endpoint, tools, resources and prompt.
 //! - [`exec`]: the bridge from a DataFusion stream to a chunked response.
 //! - [`format`]: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders.
 //! - [`auth`]: reading the presented key. [`governance`]: keys, grants, limits, audit and
@@ -18,6 +19,7 @@ pub mod exec;
 pub mod format;
 pub mod governance;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod queries;
 pub mod startup;

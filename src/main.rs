@@ -1,4 +1,4 @@
-//! The `sluice` binary: `serve`, `check`, `query`, `keys` and `sources`.
+//! The `sluice` binary: `serve`, `check`, `query`, `keys`, `sources` and `mcp-config`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +61,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the JSON an MCP client (Claude Code, Claude Desktop, VS Code) needs to use this
+    /// server's /mcp with an API key.
+    McpConfig {
+        /// Server URL, as the MCP client reaches it.
+        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
+        server: String,
+        /// API key (a `${SLUICE_API_KEY}` placeholder when absent).
+        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// The client whose config file the snippet is for.
+        #[arg(long, value_enum, default_value_t = sluice::cli::mcp_config::McpClient::ClaudeCode)]
+        client: sluice::cli::mcp_config::McpClient,
+    },
     /// Manage API keys: through a server (an admin key), or on the store a config names.
     Keys {
         /// Server URL (ignored with --config).
@@ -98,6 +111,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::McpConfig {
+            server,
+            key,
+            client,
+        } => {
+            let snippet = sluice::cli::mcp_config::snippet(&server, key.as_deref(), client);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&snippet).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
         Command::Sources { server, key, json } => {
             match sluice::cli::sources::fetch(&server, key.as_deref()) {
                 Ok(list) => {

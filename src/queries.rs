@@ -40,6 +40,8 @@ pub struct QueryEntry {
     /// (the handler, then the producer), so a request dropped before it ends (the client left
     /// while it planned) is still recorded, by the auditor's own drop.
     audit: Mutex<Option<std::sync::Weak<crate::governance::QueryAuditor>>>,
+    /// The statement and its parameters, so `GET /v1/queries/{id}/result` can run it again.
+    request: Mutex<Option<sluice_schemas::api::QueryRequest>>,
 }
 
 impl QueryEntry {
@@ -51,6 +53,24 @@ impl QueryEntry {
     pub fn add_progress(&self, rows: u64, bytes: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Keeps the statement and its parameters (not its row cap: the full result is what a
+    /// later `GET /v1/queries/{id}/result` asks for).
+    pub fn set_request(&self, request: &sluice_schemas::api::QueryRequest) {
+        let kept = sluice_schemas::api::QueryRequest {
+            max_rows: None,
+            ..request.clone()
+        };
+        *self.request.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept);
+    }
+
+    /// The statement kept by [`Self::set_request`].
+    pub fn request(&self) -> Option<sluice_schemas::api::QueryRequest> {
+        self.request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Records the sources once planned.
@@ -178,6 +198,7 @@ impl QueryRegistry {
                 elapsed: None,
             }),
             audit: Mutex::new(None),
+            request: Mutex::new(None),
         });
         self.entries
             .lock()

@@ -157,13 +157,17 @@ impl Application {
             limits: config.limits.clone(),
             drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
             lifecycle: Lifecycle::default(),
+            closing: tokio_util::sync::CancellationToken::new(),
         });
         spawn_metrics_upkeep(&state);
         let listen = config.server.listen;
         let app_state = state.clone();
+        let mcp = web::Data::new(crate::mcp::Mcp::new(state.clone(), &config.mcp, listen));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(mcp.clone())
+                .configure(crate::mcp::routes)
                 .wrap(actix_web::middleware::from_fn(crate::http::authenticate))
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
@@ -393,6 +397,8 @@ async fn drain(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle)
             warn!("Draining: cancelled queries did not end in time; stopping anyway.");
         }
     }
+    // MCP's event streams stay open until told: end them, or the stop waits them out.
+    state.closing.cancel();
     handle.stop(true).await;
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Starting, serving or draining: what `/ready` answers.
     pub lifecycle: Lifecycle,
+    /// Cancelled when the server stops: ends MCP's open event streams and sessions.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// Where the server is in its life, for `/ready` and for refusing new queries while draining.

@@ -26,9 +26,62 @@ pub struct Config {
     /// `[cache]`: the result cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `[mcp]`: the Model Context Protocol endpoint at `/mcp`.
+    #[serde(default)]
+    pub mcp: McpConfig,
     /// `[[sources]]`: every source is a catalog in SQL.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+}
+
+/// `[mcp]`: what `/mcp` accepts and how much a tool result may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// `Host` values accepted besides loopback names and the listen address (DNS-rebinding
+    /// protection): the names clients use to reach this server, e.g. `"sluice.internal"` or
+    /// `"sluice.internal:8080"`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s accepted besides loopback ones (`http://localhost:*` and the like);
+    /// any other `Origin` is refused with `403`. Requests without `Origin` (non-browser
+    /// clients) pass.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Rows the `query` tool returns when the call does not say (capped by `limits.max_rows`).
+    #[serde(default = "default_mcp_max_rows")]
+    pub max_rows: u64,
+    /// Largest `query` result, in bytes of its compact JSON; rows past it are cut and
+    /// `truncated` is set.
+    #[serde(default = "default_mcp_max_result_bytes")]
+    pub max_result_bytes: u64,
+    /// A handshake-era session unused this long is closed (later requests get `404`).
+    #[serde(default = "default_mcp_session_idle_ms")]
+    pub session_idle_timeout_ms: u64,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_rows: default_mcp_max_rows(),
+            max_result_bytes: default_mcp_max_result_bytes(),
+            session_idle_timeout_ms: default_mcp_session_idle_ms(),
+        }
+    }
+}
+
+fn default_mcp_max_rows() -> u64 {
+    500
+}
+
+fn default_mcp_max_result_bytes() -> u64 {
+    64 * 1024
+}
+
+fn default_mcp_session_idle_ms() -> u64 {
+    30 * 60 * 1000
 }
 
 impl Config {

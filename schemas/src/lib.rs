@@ -17,7 +17,7 @@ pub mod error;
 pub mod loader;
 
 pub use config::{
-    AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig,
+    AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, McpConfig,
     MetadataConfig, ParquetSourceConfig, PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig,
     SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig,
 };

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use crate::config::{
-    AuthConfig, CacheConfig, Config, LimitsConfig, MetadataConfig, ServerConfig, SourceConfig,
+    AuthConfig, CacheConfig, Config, LimitsConfig, McpConfig, MetadataConfig, ServerConfig,
+    SourceConfig,
 };
 use crate::error::{ConfigError, ConfigErrors};
 
@@ -218,6 +219,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let metadata: MetadataConfig = section(&mut table, "metadata", errors);
     let limits: LimitsConfig = section(&mut table, "limits", errors);
     let cache: CacheConfig = section(&mut table, "cache", errors);
+    let mcp: McpConfig = section(&mut table, "mcp", errors);
     let mut sources = Vec::new();
     match table.remove("sources") {
         None => {}
@@ -241,7 +243,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, sources",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, sources",
         ));
     }
     Config {
@@ -250,6 +252,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         metadata,
         limits,
         cache,
+        mcp,
         sources,
     }
 }

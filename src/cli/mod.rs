@@ -1,6 +1,7 @@
 //! The `sluice` client commands: they talk to a running server over HTTP.
 
 pub mod keys;
+pub mod mcp_config;
 pub mod query;
 pub mod sources;
 

@@ -123,6 +123,18 @@ fn encode_cell(out: &mut Vec<u8>, enc: &mut NullableEncoder<'_>, idx: usize) {
     }
 }
 
+/// Row `i` as a JSON array of its cells.
+fn encode_array(out: &mut Vec<u8>, encoders: &mut [NullableEncoder<'_>], i: usize) {
+    out.push(b'[');
+    for (c, enc) in encoders.iter_mut().enumerate() {
+        if c > 0 {
+            out.push(b',');
+        }
+        encode_cell(out, enc, i);
+    }
+    out.push(b']');
+}
+
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
@@ -172,19 +184,48 @@ impl BatchEncoder for JsonEncoder {
             if !std::mem::take(first_row) {
                 out.push(b',');
             }
-            out.push(b'[');
-            for (c, enc) in encoders.iter_mut().enumerate() {
-                if c > 0 {
-                    out.push(b',');
-                }
-                encode_cell(out, enc, i);
-            }
-            out.push(b']');
+            encode_array(out, encoders, i);
         })
     }
 
     fn finish(&mut self) -> Result<Bytes, ArrowError> {
         Ok(Bytes::from_static(b"]}"))
+    }
+}
+
+/// Each row a JSON array (the cells of [`JsonEncoder`]'s `rows`) and a newline; nothing
+/// before or after. A raw newline never occurs inside a row (JSON escapes it in strings).
+pub struct RowLinesEncoder {
+    options: EncoderOptions,
+}
+
+impl RowLinesEncoder {
+    /// An encoder (the schema is the reader's to describe).
+    pub fn new() -> Self {
+        Self { options: options() }
+    }
+}
+
+impl Default for RowLinesEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchEncoder for RowLinesEncoder {
+    fn start(&mut self) -> Result<Bytes, ArrowError> {
+        Ok(Bytes::new())
+    }
+
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
+        encode_rows(batch, &self.options, |out, i, encoders| {
+            encode_array(out, encoders, i);
+            out.push(b'\n');
+        })
+    }
+
+    fn finish(&mut self) -> Result<Bytes, ArrowError> {
+        Ok(Bytes::new())
     }
 }
 

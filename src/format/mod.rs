@@ -10,7 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 
-pub use json::{JsonEncoder, NdjsonEncoder, columns};
+pub use json::{JsonEncoder, NdjsonEncoder, RowLinesEncoder, columns};
 pub use tabular::{ArrowStreamEncoder, CsvEncoder, ParquetEncoder};
 
 /// A result format.
@@ -26,6 +26,9 @@ pub enum Format {
     Csv,
     /// `application/vnd.apache.parquet`
     Parquet,
+    /// Internal, never negotiated: each row a JSON array on its own line, for readers in this
+    /// process that cap a result by rows and bytes (MCP's `query`).
+    RowLines,
 }
 
 impl Format {
@@ -108,6 +111,7 @@ impl Format {
             Self::NdJson => Box::new(NdjsonEncoder::new(schema)),
             Self::Csv => Box::new(CsvEncoder::new(schema)),
             Self::Parquet => Box::new(ParquetEncoder::new(schema)?),
+            Self::RowLines => Box::new(RowLinesEncoder::new()),
         })
     }
 }

@@ -1,15 +1,15 @@
 //! Routes: one thin handler file per resource, and the one middleware that authenticates
 //! every route but the open ones.
 
-mod body;
+pub mod body;
 mod docs;
 mod health;
 pub mod keys;
 pub mod openapi;
 mod queries;
-mod query;
-mod sources;
-mod tables;
+pub mod query;
+pub mod sources;
+pub mod tables;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(queries::get))
                 .route(web::delete().to(queries::cancel)),
         )
+        .service(web::resource("/v1/queries/{id}/result").route(web::get().to(query::result)))
         .service(web::resource("/v1/sources").route(web::get().to(sources::list)))
         .service(
             web::resource("/v1/sources/{name}/refresh").route(web::post().to(sources::refresh)),
@@ -162,8 +163,11 @@ pub async fn authenticate(
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
         };
-        // Every request a key makes takes a token from its bucket.
+        // Every request a key makes takes a token from its bucket; on `/mcp`, every tool call
+        // does (a refusal is then a tool result a model can act on, and the handshake and
+        // listings a client makes on its own are not charged).
         if let Principal::Key(k) = &principal
+            && path != "/mcp"
             && let Err(mut e) = state.governance.limiter.check_rate(&k.record)
         {
             e.query_id.clone_from(&query_id);

@@ -31,6 +31,7 @@ pub struct Binary(#[allow(dead_code, reason = "only described, never built")] Ve
         queries::list,
         queries::get,
         queries::cancel,
+        query::result,
         sources::list,
         sources::refresh,
         tables::list,

@@ -74,7 +74,7 @@ pub async fn query(
 }
 
 /// The audit record of a query or explain request.
-fn auditor(
+pub fn auditor(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
@@ -88,10 +88,10 @@ fn auditor(
 
 /// Runs `answer`; a refusal is recorded (a query that ran records itself when it ends, and
 /// then this is a no-op).
-async fn audited(
+pub async fn audited<T>(
     auditor: &QueryAuditor,
-    answer: impl Future<Output = Result<HttpResponse>>,
-) -> Result<HttpResponse> {
+    answer: impl Future<Output = Result<T>>,
+) -> Result<T> {
     let answer = answer.await;
     if let Err(e) = &answer {
         auditor.complete(Some(e.code), 0, 0);
@@ -101,7 +101,7 @@ async fn audited(
 
 /// What a query or explain checks before reading its body: the key may perform `op`, the
 /// server is not draining, the audit log can keep the record.
-fn admit(state: &AppState, principal: &Principal, op: Operation, query_id: &str) -> Result<()> {
+pub fn admit(state: &AppState, principal: &Principal, op: Operation, query_id: &str) -> Result<()> {
     principal
         .require(op)
         .and_then(|()| {
@@ -122,11 +122,147 @@ async fn run_query(
     state: &AppState,
     auditor: &std::sync::Arc<QueryAuditor>,
 ) -> Result<HttpResponse> {
-    let query_id = query_id.to_owned();
-    admit(state, principal, Operation::Query, &query_id)?;
+    admit(state, principal, Operation::Query, query_id)?;
     let format = Format::negotiate(req.headers())
-        .map_err(|m| ApiError::not_acceptable(m).with_query(&query_id))?;
-    let request = read_request(req, payload, state.limits.max_request_bytes, &query_id).await?;
+        .map_err(|m| ApiError::not_acceptable(m).with_query(query_id))?;
+    let request = read_request(req, payload, state.limits.max_request_bytes, query_id).await?;
+    let max_rows = request
+        .max_rows
+        .unwrap_or(state.limits.max_rows)
+        .min(state.limits.max_rows);
+    let started = start(
+        state,
+        principal,
+        query_id,
+        auditor,
+        &request,
+        format,
+        RowCap::Refuse(max_rows),
+    )
+    .await?;
+    Ok(started.response(format, query_id))
+}
+
+/// The complete result of a recent query, for the key that ran it: its statement and
+/// parameters run again (a new query, under a new id), capped only by the server's
+/// `limits.max_rows`, streamed in the format `Accept` asks for. MCP's `query` tool links here
+/// when it had to truncate.
+#[utoipa::path(get, path = "/v1/queries/{id}/result", tag = "queries",
+    params(
+        ("id" = String, Path, description = "Query id (`X-Query-Id`, or MCP's `query_id`)"),
+        ("Accept" = Option<String>, Header, description = "Result format, as for POST /v1/query"),
+    ),
+    responses(
+        (status = 200, description = "The full result, streamed", headers(("x-query-id" = String, description = "The id of this run")),
+            content(
+                (QueryResult = "application/json"),
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+                (Binary = "application/vnd.apache.arrow.stream"),
+                (Binary = "application/vnd.apache.parquet"),
+            )),
+        (status = 400, description = "`sql_invalid`: the statement no longer plans (a table changed)", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`", body = ErrorBody),
+        (status = 404, description = "`query_not_found`: no recent query by this key with that id, or `table_not_found`", body = ErrorBody),
+        (status = 406, description = "`not_acceptable`", body = ErrorBody),
+        (status = 413, description = "`result_too_large`: over the server's `limits.max_rows`", body = ErrorBody),
+        (status = 422, description = "`data_error`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `shutting_down`", body = ErrorBody),
+        (status = 504, description = "`query_timeout`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn result(
+    req: HttpRequest,
+    id: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    // Only the key that ran it, admins included: the result is that key's view of the data.
+    let request = state
+        .queries
+        .get(&id)
+        .filter(|e| e.key_id.as_deref() == principal.key_id())
+        .and_then(|e| e.request())
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "query_not_found",
+                format!("no recent query {id} by this key (the last 1,024 queries are kept)"),
+            )
+        })?;
+    let query_id = crate::queries::new_query_id();
+    let auditor = auditor(&state, &req, &principal, &query_id, Operation::Query);
+    audited(&auditor, async {
+        admit(&state, &principal, Operation::Query, &query_id)?;
+        let format = Format::negotiate(req.headers())
+            .map_err(|m| ApiError::not_acceptable(m).with_query(&query_id))?;
+        let cap = RowCap::Refuse(state.limits.max_rows);
+        let started = start(
+            &state, &principal, &query_id, &auditor, &request, format, cap,
+        )
+        .await?;
+        Ok(started.response(format, &query_id))
+    })
+    .await
+}
+
+/// What a statement does with rows past its cap.
+#[derive(Debug, Clone, Copy)]
+pub enum RowCap {
+    /// More than this many is `413 result_too_large` (`/v1/query`).
+    Refuse(u64),
+    /// Plan for one more than this many (`LIMIT n + 1`, pushed down) and let that one row
+    /// through, so the reader can tell the result went on (MCP's `truncated`).
+    Peek(u64),
+}
+
+/// A statement that produced its first bytes.
+pub struct Started {
+    /// The encoded result, streamed.
+    pub body: exec::Body,
+    /// The source serving in place of one that is down, if any.
+    pub fallback: Option<String>,
+    /// The record the statement updates as it runs.
+    pub entry: std::sync::Arc<QueryEntry>,
+    /// The result's columns, as JSON bodies describe them.
+    pub columns: Vec<sluice_schemas::api::Column>,
+}
+
+impl Started {
+    /// The `200` streaming the body.
+    pub fn response(self, format: Format, query_id: &str) -> HttpResponse {
+        let mut response = HttpResponse::Ok();
+        response
+            .content_type(format.content_type())
+            .insert_header((QUERY_ID_HEADER, query_id));
+        if let Some(f) = &self.fallback {
+            response.insert_header((FALLBACK_HEADER, f.as_str()));
+        }
+        response.streaming(self.body)
+    }
+}
+
+/// Runs one statement for `principal`, from any door (`/v1/query`, a stored query's result,
+/// MCP's `query` tool): admission is the caller's; this takes the key's and the server's
+/// slots, plans, routes to replicas (failing over before the first byte) and starts the
+/// producer. The statement and its parameters are kept on the query's record, so
+/// `GET /v1/queries/{id}/result` can run it again.
+///
+/// # Errors
+/// Every refusal before the first byte, with its status and code; recorded on the entry and
+/// the audit record.
+pub async fn start(
+    state: &AppState,
+    principal: &Principal,
+    query_id: &str,
+    auditor: &std::sync::Arc<QueryAuditor>,
+    request: &QueryRequest,
+    format: Format,
+    cap: RowCap,
+) -> Result<Started> {
+    let query_id = query_id.to_owned();
     auditor.set_sql(&request.sql);
     let limits = &state.limits;
     let timeout = Duration::from_millis(
@@ -135,10 +271,10 @@ async fn run_query(
             .unwrap_or(limits.query_timeout_ms)
             .clamp(1, limits.query_timeout_ms),
     );
-    let max_rows = request
-        .max_rows
-        .unwrap_or(limits.max_rows)
-        .min(limits.max_rows);
+    let (plan_rows, max_rows) = match cap {
+        RowCap::Refuse(n) => (n, n),
+        RowCap::Peek(n) => (n, n.saturating_add(1)),
+    };
     let deadline = Instant::now() + timeout;
     let key_permit = match principal {
         Principal::Key(k) => state
@@ -156,6 +292,7 @@ async fn run_query(
     let planner = principal.planner(&state.planner);
     let entry = state.queries.start(&query_id, principal.key_id());
     entry.attach_audit(auditor);
+    entry.set_request(request);
     let count_refusal = |e: &ApiError| {
         // Failures after planning are counted by the producer.
         metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => e.code).increment(1);
@@ -165,8 +302,8 @@ async fn run_query(
         state,
         planner: &planner,
         entry: &entry,
-        request: &request,
-        max_rows,
+        request,
+        max_rows: plan_rows,
         deadline,
         timeout,
         key,
@@ -197,6 +334,7 @@ async fn run_query(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let columns = crate::format::columns(&planned.output_schema());
         let job = QueryJob {
             planner: fallback
                 .as_ref()
@@ -215,14 +353,12 @@ async fn run_query(
         };
         match exec::start(job, &state.runtime).await {
             Ok(body) => {
-                let mut response = HttpResponse::Ok();
-                response
-                    .content_type(format.content_type())
-                    .insert_header((QUERY_ID_HEADER, query_id));
-                if let Some(f) = &fallback {
-                    response.insert_header((FALLBACK_HEADER, f.serving.as_str()));
-                }
-                return Ok(response.streaming(body));
+                return Ok(Started {
+                    body,
+                    fallback: fallback.map(|f| f.serving),
+                    entry,
+                    columns,
+                });
             }
             Err(exec::StartError::Failed(e)) => return Err(e),
             Err(exec::StartError::Retry(retry)) => {
@@ -419,9 +555,26 @@ async fn run_explain(
     state: &AppState,
     auditor: &std::sync::Arc<QueryAuditor>,
 ) -> Result<HttpResponse> {
-    let query_id = query_id.to_owned();
-    admit(state, principal, Operation::Explain, &query_id)?;
-    let request = read_request(req, payload, state.limits.max_request_bytes, &query_id).await?;
+    admit(state, principal, Operation::Explain, query_id)?;
+    let request = read_request(req, payload, state.limits.max_request_bytes, query_id).await?;
+    let explained = explain_statement(state, principal, query_id, auditor, &request).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((QUERY_ID_HEADER, query_id))
+        .json(explained))
+}
+
+/// The plan of `request` for `principal` (admission is the caller's): what runs locally, the
+/// SQL each source receives, under the row cap the query would get.
+///
+/// # Errors
+/// The statement's planning errors, recorded on its entry.
+pub async fn explain_statement(
+    state: &AppState,
+    principal: &Principal,
+    query_id: &str,
+    auditor: &std::sync::Arc<QueryAuditor>,
+    request: &QueryRequest,
+) -> Result<ExplainResponse> {
     auditor.set_sql(&request.sql);
     let timeout = Duration::from_millis(state.limits.query_timeout_ms);
     // The same row cap as the query would get, so the plan and remote SQL shown are the
@@ -431,13 +584,13 @@ async fn run_explain(
         .unwrap_or(state.limits.max_rows)
         .min(state.limits.max_rows);
     let planner = principal.planner(&state.planner);
-    let entry = state.queries.start(&query_id, principal.key_id());
+    let entry = state.queries.start(query_id, principal.key_id());
     entry.attach_audit(auditor);
     let (planned, _) = plan(
         state,
         &planner,
         &entry,
-        &request,
+        request,
         Some(max_rows),
         Instant::now() + timeout,
         timeout,
@@ -458,16 +611,14 @@ async fn run_explain(
             kept_local: r.kept_local,
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header((QUERY_ID_HEADER, query_id.as_str()))
-        .json(ExplainResponse {
-            query_id: query_id.clone(),
-            sources: planned.sources,
-            tables: planned.tables,
-            logical_plan: logical,
-            physical_plan: physical,
-            remote,
-        }))
+    Ok(ExplainResponse {
+        query_id: query_id.to_owned(),
+        sources: planned.sources,
+        tables: planned.tables,
+        logical_plan: logical,
+        physical_plan: physical,
+        remote,
+    })
 }
 
 async fn read_request(

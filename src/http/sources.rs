@@ -95,10 +95,19 @@ pub fn source_info(s: &SourceStatus) -> SourceInfo {
     ),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let sources = visible(&state, &principal)?;
+    Ok(HttpResponse::Ok().json(SourceList { sources }))
+}
+
+/// The sources `principal` may see, as `GET /v1/sources` and MCP's `list_sources` show them.
+///
+/// # Errors
+/// `permission_denied` for a key that may not list.
+pub fn visible(state: &AppState, principal: &Principal) -> Result<Vec<SourceInfo>> {
     principal.require(Operation::List)?;
     let sources = statuses(&state.router);
     let planner = principal.planner(&state.planner);
-    let sources = if principal.is_admin() {
+    Ok(if principal.is_admin() {
         sources.iter().map(source_info).collect()
     } else {
         // A reader sees the sources it has grants in, and not where they are: no locations,
@@ -126,8 +135,7 @@ pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<Ht
                 }
             })
             .collect()
-    };
-    Ok(HttpResponse::Ok().json(SourceList { sources }))
+    })
 }
 
 /// Reloads a source's tables now (admin keys), so new files, tables and schema changes show

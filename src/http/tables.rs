@@ -16,9 +16,17 @@ use crate::state::AppState;
     ),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let tables = visible(&state, &principal).await?;
+    Ok(HttpResponse::Ok().json(TableList { tables }))
+}
+
+/// Every table `principal` may read, sorted (a reader lists only what it may read).
+///
+/// # Errors
+/// `permission_denied` for a key that may not list.
+pub async fn visible(state: &AppState, principal: &Principal) -> Result<Vec<TableSummary>> {
     principal.require(Operation::List)?;
-    // A reader lists only what it may read.
-    let tables = principal
+    Ok(principal
         .planner(&state.planner)
         .tables()
         .await
@@ -30,8 +38,7 @@ pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<Ht
             table: t.table.clone(),
             columns: t.columns.fields().len() as u64,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(TableList { tables }))
+        .collect())
 }
 
 /// One table's columns.
@@ -49,10 +56,21 @@ pub async fn describe(
     name: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(describe_table(&state, &principal, &name).await?))
+}
+
+/// One table's columns, if `principal` may read it (otherwise it does not exist).
+///
+/// # Errors
+/// `permission_denied` for a key that may not list; `table_not_found`, `source_not_found`.
+pub async fn describe_table(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+) -> Result<TableDescription> {
     principal.require(Operation::List)?;
-    let name = name.into_inner();
     let planner = principal.planner(&state.planner);
-    let Some(t) = planner.table(&name).await else {
+    let Some(t) = planner.table(name).await else {
         let source = name
             .split('.')
             .next()
@@ -65,11 +83,11 @@ pub async fn describe(
             ApiError::not_found("source_not_found", format!("source {source} not found"))
         });
     };
-    Ok(HttpResponse::Ok().json(TableDescription {
+    Ok(TableDescription {
         name: format!("{}.{}.{}", t.catalog, t.schema, t.table),
         source: t.catalog.clone(),
         schema: t.schema.clone(),
         table: t.table.clone(),
         columns: crate::format::columns(&t.columns),
-    }))
+    })
 }

@@ -17,6 +17,7 @@ mod federation;
 mod formats;
 mod governance;
 mod hostile;
+mod mcp;
 mod object_stores;
 mod parity;
 mod postgres;
