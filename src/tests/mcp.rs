@@ -23,7 +23,7 @@ fn meta() -> Value {
 }
 
 /// A 2026-07-28 request with its headers; `name` is `Mcp-Name`.
-fn modern(
+pub(crate) fn modern(
     app: &TestApp,
     key: &str,
     method: &str,
@@ -66,7 +66,7 @@ async fn messages(resp: reqwest::Response) -> Vec<Value> {
 }
 
 /// The status and the last JSON-RPC message of a response.
-async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let last = messages(resp).await.pop().unwrap_or(Value::Null);

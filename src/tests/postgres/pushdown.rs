@@ -333,3 +333,53 @@ async fn explain_shows_what_each_source_runs_and_why_the_rest_stays_local() {
         "no per-source rows metric"
     );
 }
+
+#[actix_web::test]
+async fn the_mcp_row_cap_reaches_postgres_as_limit_n_plus_one() {
+    let Some((_pg, url, schema)) = setup(
+        "CREATE TABLE items (id int8 PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1000) g;",
+    )
+    .await
+    else {
+        return;
+    };
+    let app = app_with(source("pg", &url, &schema)).await;
+    let t = format!("\"{schema}\".\"items\"");
+    let call = |sql: String, max_rows: u64| {
+        crate::mcp::modern(
+            &app,
+            &app.key,
+            "tools/call",
+            Some("query"),
+            json!({"name": "query", "arguments": {"sql": sql, "max_rows": max_rows}}),
+        )
+    };
+    // One row past the cap is asked for, so `truncated` is known without reading the table.
+    let (_, m) = crate::mcp::answer(call(
+        format!("SELECT id FROM pg.{schema}.items ORDER BY id"),
+        5,
+    ))
+    .await;
+    let r = &m["result"]["structuredContent"];
+    assert_eq!(r["rows"], json!([[1], [2], [3], [4], [5]]), "{m}");
+    assert_eq!(r["truncated"], true);
+    let sent = logged(r["query_id"].as_str().unwrap()).await;
+    assert_eq!(
+        sent.statement,
+        format!(
+            "SELECT \"s1\".\"id\" AS \"c0\" FROM {t} AS \"s1\" ORDER BY \"s1\".\"id\" ASC NULLS LAST LIMIT 6"
+        )
+    );
+    // Exactly the cap: not truncated.
+    let (_, m) = crate::mcp::answer(call(
+        format!("SELECT id FROM pg.{schema}.items WHERE id <= 5"),
+        5,
+    ))
+    .await;
+    let r = &m["result"]["structuredContent"];
+    assert_eq!(r["row_count"], 5, "{m}");
+    assert_eq!(r["truncated"], false);
+    let sent = logged(r["query_id"].as_str().unwrap()).await;
+    assert!(sent.statement.ends_with("LIMIT 6"), "{}", sent.statement);
+}
