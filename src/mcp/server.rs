@@ -141,6 +141,20 @@ struct Collected {
 }
 
 impl SluiceMcp {
+    /// A new query id and its audit record, as `/v1/query` and `/v1/explain` open them.
+    fn audit(
+        &self,
+        caller: &Caller,
+        op: Operation,
+    ) -> (String, std::sync::Arc<crate::governance::QueryAuditor>) {
+        let query_id = crate::queries::new_query_id();
+        let auditor =
+            self.state
+                .governance
+                .query_auditor(&caller.principal, &caller.client, &query_id, op);
+        (query_id, auditor)
+    }
+
     async fn query(
         &self,
         caller: &Caller,
@@ -148,13 +162,7 @@ impl SluiceMcp {
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
         let state = &self.state;
-        let query_id = crate::queries::new_query_id();
-        let auditor = state.governance.query_auditor(
-            &caller.principal,
-            &caller.client,
-            &query_id,
-            Operation::Query,
-        );
+        let (query_id, auditor) = self.audit(caller, Operation::Query);
         let n = a
             .max_rows
             .unwrap_or(self.max_rows)
@@ -360,13 +368,7 @@ impl SluiceMcp {
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
         let state = &self.state;
-        let query_id = crate::queries::new_query_id();
-        let auditor = state.governance.query_auditor(
-            &caller.principal,
-            &caller.client,
-            &query_id,
-            Operation::Explain,
-        );
+        let (query_id, auditor) = self.audit(caller, Operation::Explain);
         let request = QueryRequest {
             sql: a.sql,
             ..QueryRequest::default()
@@ -413,11 +415,8 @@ impl SluiceMcp {
             "explain" => Operation::Explain,
             _ => return Err(e),
         };
-        let id = crate::queries::new_query_id();
-        self.state
-            .governance
-            .query_auditor(&caller.principal, &caller.client, &id, op)
-            .complete(Some(e.code), 0, 0);
+        let (id, auditor) = self.audit(caller, op);
+        auditor.complete(Some(e.code), 0, 0);
         Err(e.with_query(&id))
     }
 }

@@ -233,41 +233,15 @@ pub fn all(max_rows: u64, max_bytes: u64) -> Vec<Tool> {
     ]
 }
 
-/// True when `name` matches `pattern`: a glob when it has `*` or `?`, else a substring; both
-/// case-insensitive.
+/// True when `name` matches `pattern`: a glob (the grants' `*` and `?`) when it has either,
+/// else a substring; both case-insensitive.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let (p, n) = (pattern.to_lowercase(), name.to_lowercase());
-    if !p.contains(['*', '?']) {
-        return n.contains(&p);
+    if p.contains(['*', '?']) {
+        sluice_planner::grants::glob(&p, &n)
+    } else {
+        n.contains(&p)
     }
-    glob(p.as_bytes(), n.as_bytes())
-}
-
-fn glob(p: &[u8], n: &[u8]) -> bool {
-    // Iterative wildcard match with one backtrack point: linear in practice.
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ni));
-                pi += 1;
-            }
-            Some(c) if *c == b'?' || *c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]

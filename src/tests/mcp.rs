@@ -282,6 +282,44 @@ async fn raw_json_rpc_gets_the_right_errors() {
         assert_eq!(m["result"]["tools"].as_array().unwrap().len(), 5);
     }
 
+    // A key that may only list: querying is refused as a tool result, listing works.
+    let lister = create_key(
+        &app,
+        json!({"name": "lister", "role": "reader", "operations": ["list"],
+        "grants": [{"source": "local", "schema": "*", "table": "*"}]}),
+    )
+    .await;
+    let lister = lister["key"].as_str().unwrap().to_owned();
+    let (_, m) = answer(modern(
+        &app,
+        &lister,
+        "tools/call",
+        Some("query"),
+        json!({"name": "query", "arguments": {"sql": "SELECT 1"}}),
+    ))
+    .await;
+    assert_eq!(m["result"]["isError"], true, "{m}");
+    assert_eq!(
+        m["result"]["structuredContent"]["error"]["code"],
+        "permission_denied"
+    );
+    let (_, m) = answer(modern(
+        &app,
+        &lister,
+        "tools/call",
+        Some("list_tables"),
+        json!({"name": "list_tables", "arguments": {"source": "local"}}),
+    ))
+    .await;
+    assert_eq!(
+        m["result"]["structuredContent"]["tables"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8,
+        "{m}"
+    );
+
     // A session is its key's; DELETE ends it.
     let other = create_key(&app, json!({"name": "other", "role": "admin"})).await;
     let other = other["key"].as_str().unwrap().to_owned();

@@ -467,6 +467,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/v1/explain", &["post"]),
         ("/v1/queries", &["get"]),
         ("/v1/queries/{id}", &["get", "delete"]),
+        ("/v1/queries/{id}/result", &["get"]),
         ("/v1/sources", &["get"]),
         ("/v1/sources/{name}/refresh", &["post"]),
         ("/v1/tables", &["get"]),
@@ -495,7 +496,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        17,
+        18,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.

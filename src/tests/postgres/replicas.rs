@@ -135,7 +135,15 @@ async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
         detected <= Duration::from_secs(2),
         "detected after {detected:?}"
     );
-    assert_eq!(s["replicas"][1]["circuit"], "open", "{s}");
+    // The breaker tripped; by the time this snapshot is read its open period may already
+    // have run out and a trial statement be allowed (half_open): both say "tripped".
+    assert!(
+        matches!(
+            s["replicas"][1]["circuit"].as_str(),
+            Some("open" | "half_open")
+        ),
+        "{s}"
+    );
     assert_eq!(s["state"], "healthy", "the source serves on: {s}");
     // Traffic moved: the main replica keeps answering while the spare is down.
     let at_stop = load.ok();
