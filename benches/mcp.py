@@ -24,7 +24,12 @@ import platform
 import statistics
 import subprocess
 import time
+import sys
 from pathlib import Path
+
+# This file is named like the SDK's package: drop its folder from the import path so
+# `import mcp` finds the SDK, not this script.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SQL = "SELECT n_name, n_regionkey FROM local.public.nation WHERE n_nationkey = 7"
@@ -147,6 +152,8 @@ def main() -> None:
             v1(server, c1, SMALL_SQL)
             tool_call(server, c2, SMALL_SQL)
         for r in range(args.rounds):
+            # Fresh connections each round: the SDK's turn outlasts the server's keep-alive.
+            c1, c2 = server.connection(), server.connection()
             lat["/v1/query"] += timed(lambda: v1(server, c1, SMALL_SQL), args.requests)
             lat["MCP tools/call (raw POST)"] += timed(lambda: tool_call(server, c2, SMALL_SQL), args.requests)
             lat["MCP tools/call (Python SDK)"] += asyncio.run(sdk_latencies(server, args.sdk_requests))
@@ -154,6 +161,7 @@ def main() -> None:
 
         count = tokenizer()
         tokens = {}
+        c1, c2 = server.connection(), server.connection()
         for label, sql in TOKEN_QUERIES.items():
             result = tool_call(server, c2, sql, max_rows=100)
             compact = result["content"][0]["text"]
