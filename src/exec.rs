@@ -63,6 +63,8 @@ pub struct QueryJob {
     pub may_retry: bool,
     /// The query's audit record, completed when `entry` finishes.
     pub auditor: std::sync::Arc<crate::governance::QueryAuditor>,
+    /// Keeps the result in the result cache once it completed, if it may be kept.
+    pub cache: Option<crate::cache::Collector>,
 }
 
 /// Why a query stopped early.
@@ -163,8 +165,9 @@ type Step = Result<Vec<Bytes>, io::Error>;
 
 type HeadSender = oneshot::Sender<Result<Vec<Bytes>, StartError>>;
 
-async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
+async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     let entry = std::sync::Arc::clone(&job.entry);
+    let mut collect = job.cache.take();
     // Alive until the entry has finished (below), which completes the record.
     let _auditor = std::sync::Arc::clone(&job.auditor);
     let mut head_tx = Some(head_tx);
@@ -177,7 +180,7 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
         // the query fails, the slot and gauges are released, and the server keeps serving.
         r = tokio::time::timeout_at(
             job.deadline,
-            std::panic::AssertUnwindSafe(run(&job, &mut head_tx, &tx)).catch_unwind(),
+            std::panic::AssertUnwindSafe(run(&job, &mut head_tx, &tx, &mut collect)).catch_unwind(),
         ) => match r {
             Err(_) => Err(Failure::Timeout(job.timeout)),
             Ok(Err(panic)) => Err(Failure::Panic(panic_message(panic.as_ref()))),
@@ -209,13 +212,19 @@ async fn produce(job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
     // The DataFusion stream lived inside `run` and is dropped by now (which cancels the
     // engine's work). Release the concurrency slot before the client can hear the outcome, so
     // a client that retries at once after an error is not refused by its own finished query.
+    let schema = job.planned.output_schema();
     drop(job);
     let label = match outcome {
         Ok(()) => {
             entry.finish(QueryState::Finished, None);
+            if let Some(c) = collect {
+                c.finish(&schema);
+            }
             "ok"
         }
         Err(failure) => {
+            // A failed result is never kept (and requests waiting for it go on).
+            drop(collect);
             let detail = format!("{failure:?}");
             let (api, state, label) = failure.into_parts(&entry.id);
             entry.finish(state, Some((api.code, &api.message)));
@@ -269,6 +278,7 @@ async fn run(
     job: &QueryJob,
     head_tx: &mut Option<HeadSender>,
     tx: &mpsc::Sender<Step>,
+    collect: &mut Option<crate::cache::Collector>,
 ) -> Result<(), Failure> {
     let target: SchemaRef = job.planned.output_schema();
     let context = sluice_planner::QueryContext {
@@ -317,7 +327,7 @@ async fn run(
                 return send_head(job, head_tx, head, rows);
             }
             Some(batch) => {
-                let pieces = encode_batch(job, &mut *encoder, batch, &target, &mut rows)?;
+                let pieces = encode_batch(job, &mut *encoder, batch, &target, &mut rows, collect)?;
                 head_len += pieces.iter().map(Bytes::len).sum::<usize>();
                 head.extend(pieces);
                 first_batch_at.get_or_insert_with(Instant::now);
@@ -328,7 +338,16 @@ async fn run(
 
     // Phase 2: stream. Watch the channel too, so a client that leaves while the engine is
     // busy (a long aggregation) cancels the query now rather than at the next batch.
-    stream_rest(job, &mut stream, &mut *encoder, &target, &mut rows, tx).await
+    stream_rest(
+        job,
+        &mut stream,
+        &mut *encoder,
+        &target,
+        &mut rows,
+        tx,
+        collect,
+    )
+    .await
 }
 
 /// Resolves when the handler waiting for the head has been dropped.
@@ -361,6 +380,7 @@ async fn stream_rest(
     target: &SchemaRef,
     rows: &mut u64,
     tx: &mpsc::Sender<Step>,
+    collect: &mut Option<crate::cache::Collector>,
 ) -> Result<(), Failure> {
     loop {
         let next = tokio::select! {
@@ -374,7 +394,7 @@ async fn stream_rest(
                 send_chunk(job, tx, vec![tail], 0).await?;
                 return Ok(());
             }
-            Some(batch) => encode_batch(job, encoder, batch, target, rows)?,
+            Some(batch) => encode_batch(job, encoder, batch, target, rows, collect)?,
         };
         send_chunk(job, tx, chunk, *rows - before).await?;
     }
@@ -401,6 +421,7 @@ fn encode_batch(
     batch: datafusion::error::Result<datafusion::arrow::array::RecordBatch>,
     target: &SchemaRef,
     rows: &mut u64,
+    collect: &mut Option<crate::cache::Collector>,
 ) -> Result<Vec<Bytes>, Failure> {
     let batch = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
     if batch.num_rows() == 0 {
@@ -414,5 +435,11 @@ fn encode_batch(
         warn!(query_id = %job.entry.id, error = %e, "Casting a result batch failed.");
         Failure::Encode(e)
     })?;
+    if let Some(c) = collect
+        && !c.push(&batch)
+    {
+        // Too big to keep: stream on without it.
+        *collect = None;
+    }
     encoder.encode(&batch).map_err(Failure::Encode)
 }

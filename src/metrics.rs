@@ -34,6 +34,17 @@ pub const AUDIT_DROPPED_TOTAL: &str = "sluice_audit_dropped_total";
 /// Counter of queries refused because the audit log could not keep their record.
 pub const AUDIT_REFUSED_TOTAL: &str = "sluice_audit_refused_total";
 
+/// Counter of results served from the result cache.
+pub const CACHE_HITS_TOTAL: &str = "sluice_cache_hits_total";
+/// Counter of cacheable requests the cache could not answer (the statement ran).
+pub const CACHE_MISSES_TOTAL: &str = "sluice_cache_misses_total";
+/// Counter of entries removed; label `cause` (`size`, `expired`, `invalidated`, `replaced`).
+pub const CACHE_EVICTIONS_TOTAL: &str = "sluice_cache_evictions_total";
+/// Gauge of bytes (Arrow IPC) the result cache holds.
+pub const CACHE_BYTES: &str = "sluice_cache_bytes";
+/// Gauge of results the result cache holds.
+pub const CACHE_ENTRIES: &str = "sluice_cache_entries";
+
 /// Buckets for every `*_seconds` histogram, 1 ms to 5 min.
 const SECONDS_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,

@@ -158,6 +158,10 @@ impl Application {
             drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
             lifecycle: Lifecycle::default(),
             closing: tokio_util::sync::CancellationToken::new(),
+            cache: Arc::new(crate::cache::ResultCache::new(
+                &config.cache,
+                &config.sources,
+            )),
         });
         spawn_metrics_upkeep(&state);
         let listen = config.server.listen;

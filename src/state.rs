@@ -44,6 +44,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Starting, serving or draining: what `/ready` answers.
     pub lifecycle: Lifecycle,
+    /// Complete results kept for repeated statements.
+    pub cache: Arc<crate::cache::ResultCache>,
     /// Cancelled when the server stops: ends MCP's open event streams and sessions.
     pub closing: tokio_util::sync::CancellationToken,
 }

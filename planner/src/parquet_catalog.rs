@@ -44,6 +44,9 @@ pub struct CatalogStatus {
     pub refreshed_at: Option<SystemTime>,
     /// Why the last attempt failed, if it did (no credentials).
     pub last_error: Option<String>,
+    /// Counts successful loads: a result computed under one version may be stale under the
+    /// next (the result cache keys on it).
+    pub version: u64,
 }
 
 impl CatalogStatus {
@@ -52,6 +55,7 @@ impl CatalogStatus {
         self.tables = Some(tables);
         self.refreshed_at = Some(SystemTime::now());
         self.last_error = None;
+        self.version += 1;
         RefreshSummary {
             tables,
             elapsed: start.elapsed(),

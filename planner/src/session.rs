@@ -84,6 +84,9 @@ pub struct PlannedQuery {
     pub sources: Vec<String>,
     /// Fully qualified tables the statement reads, sorted.
     pub tables: Vec<String>,
+    /// No function in the statement may answer differently on the same data (`random()`,
+    /// `now()`, `uuid()` may): its result can be reused while its sources are unchanged.
+    pub immutable: bool,
 }
 
 impl PlannedQuery {
@@ -362,6 +365,12 @@ impl Planner {
         Ok(catalog)
     }
 
+    /// How many times source `name`'s catalog has loaded (0: never, or no such catalog). A
+    /// result computed under one version may be stale under the next.
+    pub fn catalog_version(&self, name: &str) -> u64 {
+        self.source_catalog(name).map_or(0, |c| c.status().version)
+    }
+
     /// The catalog of source `name`, if it has one that loads.
     pub fn source_catalog(&self, name: &str) -> Option<Arc<dyn SourceCatalog>> {
         self.catalogs
@@ -426,6 +435,8 @@ impl Planner {
             .await
             .map_err(PlanError::classify)?;
         validate::check_plan(&plan)?;
+        // Before optimizing, which folds `now()` into a literal.
+        let immutable = validate::is_immutable(&plan);
         if let Some(grants) = &self.grants {
             let options = self.state.config_options();
             let functions = self.state.table_functions();
@@ -459,6 +470,7 @@ impl Planner {
             physical,
             sources,
             tables,
+            immutable,
         })
     }
 

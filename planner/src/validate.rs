@@ -211,6 +211,38 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
         .map_err(|e| PlanError::ReadOnly(e.strip_backtrace()))
 }
 
+/// True when every scalar function in `plan` (subqueries included) is immutable: the same
+/// data gives the same answer. `random()`, `uuid()` (volatile) and `now()`,
+/// `current_date` (stable: one value per statement) are not.
+pub fn is_immutable(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, Volatility};
+    let changing = |e: &Expr| {
+        Ok(matches!(e, Expr::ScalarFunction(f)
+            if f.func.signature().volatility != Volatility::Immutable))
+    };
+    let mut immutable = true;
+    // Walking a plan in memory does not fail; an error would only end the walk early.
+    let _ = plan.apply_with_subqueries(|node| {
+        if node
+            .expressions()
+            .iter()
+            .any(|e| e.exists(changing).unwrap_or(true))
+        {
+            immutable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    immutable
+}
+
+/// The statement in a canonical spelling (keywords, spacing, comments gone), for keying
+/// results of the same statement written differently; `None` when it does not parse.
+pub fn normalized(sql: &str) -> Option<String> {
+    parse_single_read_only(sql).ok().map(|s| s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

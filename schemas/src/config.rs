@@ -355,16 +355,19 @@ fn default_max_request_bytes() -> u64 {
     1024 * 1024
 }
 
-/// `[cache]`: accepted and validated; the result cache that reads it is not built yet.
+/// `[cache]`: the result cache. A capacity or TTL of 0 turns it off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
-    /// Bytes of results kept.
+    /// Bytes of results kept (their Arrow IPC size).
     #[serde(default = "default_cache_capacity_bytes")]
     pub capacity_bytes: u64,
     /// How long a cached result stays valid.
     #[serde(default = "default_cache_ttl_ms")]
     pub ttl_ms: u64,
+    /// The largest result kept; a bigger one streams through and is not kept.
+    #[serde(default = "default_cache_max_entry_bytes")]
+    pub max_entry_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -372,10 +375,17 @@ impl Default for CacheConfig {
         Self {
             capacity_bytes: default_cache_capacity_bytes(),
             ttl_ms: default_cache_ttl_ms(),
+            max_entry_bytes: default_cache_max_entry_bytes(),
         }
     }
 }
 
+fn default_cache_max_entry_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn yes() -> bool {
+    true
+}
 fn default_cache_capacity_bytes() -> u64 {
     256 * 1024 * 1024
 }
@@ -411,6 +421,15 @@ impl SourceConfig {
             Self::Parquet(s) => s.fallback.as_deref(),
             Self::Postgres(s) => s.fallback.as_deref(),
             Self::Snowflake(s) => s.fallback.as_deref(),
+        }
+    }
+
+    /// Whether results that read this source may be cached.
+    pub fn cache(&self) -> bool {
+        match self {
+            Self::Parquet(s) => s.cache,
+            Self::Postgres(s) => s.cache,
+            Self::Snowflake(s) => s.cache,
         }
     }
 
@@ -455,6 +474,10 @@ pub struct ParquetSourceConfig {
     /// `X-Sluice-Fallback`.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Whether results that read this source may be kept in the result cache (`false` for a
+    /// volatile source: every query reads it afresh).
+    #[serde(default = "yes")]
+    pub cache: bool,
 }
 
 fn default_health_check_interval_ms() -> u64 {
@@ -527,6 +550,10 @@ pub struct PostgresSourceConfig {
     /// `X-Sluice-Fallback`.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Whether results that read this source may be kept in the result cache (`false` for a
+    /// volatile source: every query reads it afresh).
+    #[serde(default = "yes")]
+    pub cache: bool,
 }
 
 /// How much of a query a remote source is sent (`pushdown` in a source's config).
@@ -626,6 +653,10 @@ pub struct SnowflakeSourceConfig {
     /// `X-Sluice-Fallback`.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Whether results that read this source may be kept in the result cache (`false` for a
+    /// volatile source: every query reads it afresh).
+    #[serde(default = "yes")]
+    pub cache: bool,
 }
 
 fn default_snowflake_prefetch() -> u32 {

@@ -42,6 +42,7 @@ impl Config {
                 health_check_interval_ms: 10_000,
                 refresh_interval_ms: config::default_refresh_interval_ms(),
                 fallback: None,
+                cache: true,
             })],
             ..Self::default()
         }

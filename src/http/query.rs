@@ -32,9 +32,16 @@ use crate::state::AppState;
         (String = "application/sql", example = "SELECT n_name FROM nation ORDER BY 1 LIMIT 5"),
         (String = "text/plain"),
     )),
-    params(("Accept" = Option<String>, Header, description = "Result format: application/json (default), application/x-ndjson, text/csv, application/vnd.apache.arrow.stream, application/vnd.apache.parquet")),
+    params(
+        ("Accept" = Option<String>, Header, description = "Result format: application/json (default), application/x-ndjson, text/csv, application/vnd.apache.arrow.stream, application/vnd.apache.parquet"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a cached answer: 304 while it still holds"),
+    ),
     responses(
-        (status = 200, description = "The result, streamed", headers(("x-query-id" = String, description = "The query's id")),
+        (status = 200, description = "The result, streamed", headers(
+                ("x-query-id" = String, description = "The query's id"),
+                ("x-sluice-cache" = String, description = "`hit` (served from the result cache) or `miss`"),
+                ("etag" = String, description = "On a hit: the result's strong ETag in this format"),
+            ),
             content(
                 (QueryResult = "application/json"),
                 (String = "application/x-ndjson"),
@@ -42,6 +49,7 @@ use crate::state::AppState;
                 (Binary = "application/vnd.apache.arrow.stream"),
                 (Binary = "application/vnd.apache.parquet"),
             )),
+        (status = 304, description = "Not Modified: the result is cached and its `ETag` was sent in `If-None-Match`"),
         (status = 400, description = "`bad_request`, `sql_invalid`, `read_only`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`table_not_found`", body = ErrorBody),
@@ -140,7 +148,7 @@ async fn run_query(
         RowCap::Refuse(max_rows),
     )
     .await?;
-    Ok(started.response(format, query_id))
+    Ok(started.response(format, query_id, req.headers()))
 }
 
 /// The complete result of a recent query, for the key that ran it: its statement and
@@ -161,6 +169,7 @@ async fn run_query(
                 (Binary = "application/vnd.apache.arrow.stream"),
                 (Binary = "application/vnd.apache.parquet"),
             )),
+        (status = 304, description = "Not Modified: the result is cached and its `ETag` was sent in `If-None-Match`"),
         (status = 400, description = "`sql_invalid`: the statement no longer plans (a table changed)", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`permission_denied`", body = ErrorBody),
@@ -205,7 +214,7 @@ pub async fn result(
             &state, &principal, &query_id, &auditor, &request, format, cap,
         )
         .await?;
-        Ok(started.response(format, &query_id))
+        Ok(started.response(format, &query_id, req.headers()))
     })
     .await
 }
@@ -220,6 +229,25 @@ pub enum RowCap {
     Peek(u64),
 }
 
+impl RowCap {
+    /// How the cut shows in a cache key: a peeked result is not the whole one.
+    fn cache_tag(self) -> String {
+        match self {
+            Self::Refuse(_) => String::new(),
+            Self::Peek(n) => format!("peek:{n}"),
+        }
+    }
+}
+
+/// Whether an answer came from the result cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheAnswer {
+    /// Served from the cache; the result's strong ETag in this format.
+    Hit(String),
+    /// The statement ran.
+    Miss,
+}
+
 /// A statement that produced its first bytes.
 pub struct Started {
     /// The encoded result, streamed.
@@ -230,20 +258,176 @@ pub struct Started {
     pub entry: std::sync::Arc<QueryEntry>,
     /// The result's columns, as JSON bodies describe them.
     pub columns: Vec<sluice_schemas::api::Column>,
+    /// Served from the result cache or run.
+    pub cache: CacheAnswer,
 }
 
 impl Started {
-    /// The `200` streaming the body.
-    pub fn response(self, format: Format, query_id: &str) -> HttpResponse {
-        let mut response = HttpResponse::Ok();
+    /// The `200` streaming the body; or, for a cached result whose ETag the client sent in
+    /// `If-None-Match`, `304 Not Modified` without it.
+    pub fn response(
+        self,
+        format: Format,
+        query_id: &str,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> HttpResponse {
+        use actix_web::http::header;
+        let not_modified = match &self.cache {
+            CacheAnswer::Hit(etag) => headers
+                .get_all(header::IF_NONE_MATCH)
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag)),
+            CacheAnswer::Miss => false,
+        };
+        let mut response = if not_modified {
+            HttpResponse::NotModified()
+        } else {
+            HttpResponse::Ok()
+        };
         response
-            .content_type(format.content_type())
-            .insert_header((QUERY_ID_HEADER, query_id));
+            .insert_header((QUERY_ID_HEADER, query_id))
+            .insert_header((header::CACHE_CONTROL, "private"));
+        match &self.cache {
+            CacheAnswer::Hit(etag) => {
+                response
+                    .insert_header((CACHE_HEADER, "hit"))
+                    .insert_header((header::ETAG, etag.as_str()));
+            }
+            CacheAnswer::Miss => {
+                response.insert_header((CACHE_HEADER, "miss"));
+            }
+        }
+        if not_modified {
+            // Nothing is sent: the record says so (0 rows, 0 bytes) before the body goes.
+            self.entry.finish(QueryState::Finished, None);
+            return response.finish();
+        }
+        response.content_type(format.content_type());
         if let Some(f) = &self.fallback {
             response.insert_header((FALLBACK_HEADER, f.as_str()));
         }
         response.streaming(self.body)
     }
+}
+
+/// Says whether a result came from the result cache (`hit`) or ran (`miss`).
+pub const CACHE_HEADER: &str = "x-sluice-cache";
+
+/// A cached result as a response body: encoded up front (a kept result is small), and the
+/// query's record finished when the last piece went out, or cancelled if the client left.
+struct HitBody {
+    pieces: std::vec::IntoIter<bytes::Bytes>,
+    entry: std::sync::Arc<QueryEntry>,
+    /// Alive until the entry finishes, which completes the audit record with what was sent.
+    _auditor: std::sync::Arc<QueryAuditor>,
+    rows: u64,
+    sent: u64,
+}
+
+impl futures::Stream for HitBody {
+    type Item = std::result::Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.pieces.next();
+        match next {
+            Some(piece) => {
+                self.sent += piece.len() as u64;
+                std::task::Poll::Ready(Some(Ok(piece)))
+            }
+            None => {
+                if self.entry.state() == QueryState::Running {
+                    self.entry.add_progress(self.rows, self.sent);
+                    self.entry.finish(QueryState::Finished, None);
+                    metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => "ok")
+                        .increment(1);
+                    metrics::counter!(crate::metrics::ROWS_STREAMED_TOTAL).increment(self.rows);
+                    metrics::counter!(crate::metrics::BYTES_STREAMED_TOTAL).increment(self.sent);
+                }
+                std::task::Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for HitBody {
+    fn drop(&mut self) {
+        if self.entry.state() == QueryState::Running {
+            self.entry.add_progress(0, self.sent);
+            self.entry.finish(
+                QueryState::Cancelled,
+                Some(("query_cancelled", "the client closed the connection")),
+            );
+        }
+    }
+}
+
+/// Answers from the cached result `hit`: the body in `format`, the record `entry` finished
+/// as it goes out.
+fn serve_hit(
+    entry: std::sync::Arc<QueryEntry>,
+    auditor: &std::sync::Arc<QueryAuditor>,
+    format: Format,
+    cap: RowCap,
+    hit: &crate::cache::Cached,
+) -> Result<Started> {
+    metrics::counter!(crate::metrics::CACHE_HITS_TOTAL).increment(1);
+    entry.set_sources(hit.sources.clone());
+    auditor.set_reads(&hit.tables, &hit.sources);
+    let over = match cap {
+        RowCap::Refuse(n) => (hit.rows > n).then_some(n),
+        RowCap::Peek(_) => None,
+    };
+    let encoded = match over {
+        Some(n) => Err(ApiError::result_too_large(n).with_query(&entry.id)),
+        None => encode_all(format, hit).map_err(|e| ApiError::internal(Some(&entry.id), &e)),
+    };
+    let pieces = match encoded {
+        Ok(p) => p,
+        Err(e) => {
+            entry.finish(QueryState::Failed, Some((e.code, &e.message)));
+            return Err(e);
+        }
+    };
+    let etag = hit.etag(
+        format
+            .content_type()
+            .rsplit('/')
+            .next()
+            .unwrap_or("octet-stream"),
+    );
+    Ok(Started {
+        body: Box::pin(HitBody {
+            pieces: pieces.into_iter(),
+            entry: std::sync::Arc::clone(&entry),
+            _auditor: std::sync::Arc::clone(auditor),
+            rows: hit.rows,
+            sent: 0,
+        }),
+        fallback: None,
+        entry,
+        columns: crate::format::columns(&hit.schema),
+        cache: CacheAnswer::Hit(etag),
+    })
+}
+
+/// `hit`'s batches through `format`'s encoder, as a miss sends them.
+fn encode_all(
+    format: Format,
+    hit: &crate::cache::Cached,
+) -> std::result::Result<Vec<bytes::Bytes>, datafusion::arrow::error::ArrowError> {
+    let mut encoder = format.encoder(&hit.schema)?;
+    let mut pieces = vec![encoder.start()?];
+    for batch in &hit.batches {
+        pieces.extend(encoder.encode(batch)?);
+    }
+    pieces.push(encoder.finish()?);
+    pieces.retain(|b| !b.is_empty());
+    Ok(pieces)
 }
 
 /// Runs one statement for `principal`, from any door (`/v1/query`, a stored query's result,
@@ -278,6 +462,23 @@ pub async fn start(
         RowCap::Peek(n) => (n, n.saturating_add(1)),
     };
     let deadline = Instant::now() + timeout;
+    // The result cache, before any slot is taken: a hit costs no slot.
+    let cache_key = state.cache.key(principal, request, &cap.cache_tag());
+    let mut lease = None;
+    if let Some(key) = cache_key {
+        match state.cache.lookup(key, &state.planner, deadline).await {
+            crate::cache::Lookup::Hit(hit) => {
+                let entry = state.queries.start(&query_id, principal.key_id());
+                entry.attach_audit(auditor);
+                entry.set_request(request);
+                return serve_hit(entry, auditor, format, cap, &hit);
+            }
+            crate::cache::Lookup::Miss(l) => {
+                metrics::counter!(crate::metrics::CACHE_MISSES_TOTAL).increment(1);
+                lease = l;
+            }
+        }
+    }
     let key_permit = match principal {
         Principal::Key(k) => state
             .governance
@@ -337,6 +538,18 @@ pub async fn start(
     loop {
         attempt += 1;
         let columns = crate::format::columns(&planned.output_schema());
+        let cache = match cache_key {
+            Some(key) if fallback.is_none() && state.cache.may_keep(&planned) => Some(
+                state
+                    .cache
+                    .collector(key, lease.take(), &planned, &state.planner),
+            ),
+            // Requests waiting for this result go on at once.
+            _ => {
+                lease = None;
+                None
+            }
+        };
         let job = QueryJob {
             planner: fallback
                 .as_ref()
@@ -352,6 +565,7 @@ pub async fn start(
             acquired,
             may_retry: attempt < MAX_ATTEMPTS,
             auditor: std::sync::Arc::clone(auditor),
+            cache,
         };
         match exec::start(job, &state.runtime).await {
             Ok(body) => {
@@ -360,6 +574,7 @@ pub async fn start(
                     fallback: fallback.map(|f| f.serving),
                     entry,
                     columns,
+                    cache: CacheAnswer::Miss,
                 });
             }
             Err(exec::StartError::Failed(e)) => return Err(e),

@@ -112,6 +112,7 @@ async fn unavailable_source_fails_fast_and_readiness_says_why_but_stays_ready() 
     let app = TestApp::spawn_with(|c| {
         c.sources.push(sluice_schemas::SourceConfig::Parquet(
             sluice_schemas::ParquetSourceConfig {
+                cache: true,
                 name: "scratch".into(),
                 location: gone.clone(),
                 options: Default::default(),

@@ -10,6 +10,7 @@
 )]
 
 mod bad_input;
+mod cache;
 mod cli;
 mod clients;
 mod endpoints;
@@ -79,6 +80,10 @@ impl TestApp {
         sluice::telemetry::init(false, "warn");
         let mut config = Config::embedded(&testdata().join("tpch"));
         config.server.listen = "127.0.0.1:0".parse().unwrap();
+        // The result cache is off unless a test turns it on (`cache` tests do): the other
+        // tests run the same statement again on purpose (failover under load, a stopped
+        // source, usage counts) and must reach the source each time.
+        config.cache.capacity_bytes = 0;
         f(&mut config);
         let app = Application::build(config, query_runtime())
             .await

@@ -143,6 +143,7 @@ fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn source(name: &str, location: &str, options: BTreeMap<String, String>) -> SourceConfig {
     SourceConfig::Parquet(ParquetSourceConfig {
+        cache: true,
         name: name.to_owned(),
         location: location.to_owned(),
         options,

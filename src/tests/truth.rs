@@ -349,6 +349,7 @@ async fn ready_speaks_for_sluice_while_starting_serving_and_draining() {
     config.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
     config.sources.push(sluice_schemas::SourceConfig::Postgres(
         sluice_schemas::PostgresSourceConfig {
+            cache: true,
             name: "slow".into(),
             password_env: None,
             replicas: vec![format!("postgres://u@{silent_addr}/db?sslmode=disable")],

@@ -170,6 +170,7 @@ async fn load_table(client: &tokio_postgres::Client, t: &str) {
 
 fn pg_source(name: &str, url: &str, pushdown: Pushdown) -> SourceConfig {
     SourceConfig::Postgres(PostgresSourceConfig {
+        cache: true,
         name: name.to_owned(),
         password_env: None,
         replicas: vec![url.to_owned()],

@@ -61,6 +61,7 @@ async fn corpus_app() -> Option<(crate::TestApp, String, String)> {
     let data = fresh_db("SLUICE_TEST_PG_URL", "grants").await?;
     connect(&data).await.batch_execute(SETUP).await.unwrap();
     let source = PostgresSourceConfig {
+        cache: true,
         name: "pg".to_owned(),
         password_env: None,
         replicas: vec![data.clone()],

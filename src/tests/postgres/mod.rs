@@ -63,6 +63,7 @@ pub(crate) async fn setup(sql: &str) -> Option<(tokio_postgres::Client, String, 
 
 pub(crate) fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfig {
     PostgresSourceConfig {
+        cache: true,
         name: name.to_owned(),
         password_env: None,
         replicas: vec![url.to_owned()],

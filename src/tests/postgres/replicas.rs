@@ -304,6 +304,7 @@ async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
     };
     // The fallback: the embedded TPC-H files, under the same schema name.
     let lake = || sluice_schemas::ParquetSourceConfig {
+        cache: true,
         name: "lake".into(),
         location: crate::testdata().join("tpch").display().to_string(),
         options: Default::default(),

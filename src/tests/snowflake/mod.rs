@@ -189,6 +189,7 @@ fn values(batch: &RecordBatch) -> String {
 /// A Snowflake source over the seeded database at `url` (fakesnow, or a server in front).
 pub fn sf_source(name: &str, url: &str, database: &str, pushdown: Pushdown) -> SourceConfig {
     SourceConfig::Snowflake(SnowflakeSourceConfig {
+        cache: true,
         name: name.to_owned(),
         account: "test".into(),
         url: Some(url.to_owned()),
