@@ -170,7 +170,11 @@ class HttpArrowClient:
 
 
 class Sluice:
-    def __init__(self, binary: Path, data_dir: Path, workdir: Path, extra_config: str = ""):
+    def __init__(self, binary: Path, data_dir: Path, workdir: Path, extra_config: str = "", cache: bool = False):
+        # Engine comparisons run every statement: the result cache is off unless asked for
+        # (then its defaults), and its figures are reported as their own rows.
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.binary, self.data_dir = binary, data_dir
         self.config = workdir / "sluice.toml"
         self.config.write_text(
             "\n".join(
@@ -184,6 +188,8 @@ class Sluice:
                     "max_rows = 1000000000",
                     "memory_limit_bytes = 8589934592",
                     "max_concurrent_queries = 64",
+                    "[cache]",
+                    "" if cache else "capacity_bytes = 0",
                     "[[sources]]",
                     'name = "tpch"',
                     'kind = "parquet"',
@@ -561,14 +567,25 @@ def bench_small(sluice: Sluice, nginx: Nginx, df: EmbeddedDataFusion, duck: Duck
     if table is None or table.num_rows != 1:
         raise RuntimeError(f"small query returned {table}")
     small = {}
-    for conns in (1, 16):
-        for run in range(2):
-            for name in rotations(["sluice", "nginx"], run):
-                if name == "sluice":
-                    r = wrk(f"http://{sluice.host}:{sluice.port}/v1/query", conns, seconds, script)
-                else:
-                    r = wrk(f"http://127.0.0.1:{nginx.port}/small", conns, seconds, None)
-                small.setdefault(f"{name}@{conns}", []).append(r)
+    # A second server with the result cache on: after its first answer, every request is a hit.
+    cached = Sluice(sluice.binary, sluice.data_dir, workdir / "cached", cache=True)
+    try:
+        cached_script = workdir / "small-cached.lua"
+        cached_script.write_text(script.read_text().replace(sluice.key, cached.key))
+        if cached.query(SMALL_SQL).table.num_rows != 1:
+            raise RuntimeError("small query on the cached server")
+        for conns in (1, 16):
+            for run in range(2):
+                for name in rotations(["sluice", "sluice-cached", "nginx"], run):
+                    if name == "sluice":
+                        r = wrk(f"http://{sluice.host}:{sluice.port}/v1/query", conns, seconds, script)
+                    elif name == "sluice-cached":
+                        r = wrk(f"http://{cached.host}:{cached.port}/v1/query", conns, seconds, cached_script)
+                    else:
+                        r = wrk(f"http://127.0.0.1:{nginx.port}/small", conns, seconds, None)
+                    small.setdefault(f"{name}@{conns}", []).append(r)
+    finally:
+        cached.stop()
     # In-process engines, one caller at a time: their per-query cost with no network at all.
     for name, run_query in (("datafusion", df.query), ("duckdb", duck.query)):
         lat = []

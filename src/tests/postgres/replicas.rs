@@ -453,9 +453,10 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
             .json(&json!({ "sql": sql }))
             .send()
     };
-    // Three statements that would run 30 s, and a steady stream of quick ones.
+    // Three statements that would run 30 s (different ones: the result cache would run three
+    // identical ones once), and a steady stream of quick ones.
     let slow: Vec<_> = (0..3)
-        .map(|_| actix_web::rt::spawn(send(format!("SELECT * FROM pg.{schema}.slow"))))
+        .map(|i| actix_web::rt::spawn(send(format!("SELECT *, {i} AS n FROM pg.{schema}.slow"))))
         .collect();
     let end = Instant::now() + Duration::from_secs(10);
     while remote_statements(&pg, &schema).await < 3 {
