@@ -255,20 +255,29 @@ async fn write_loop(
         };
         let deadline = tokio::time::Instant::now() + flush_every;
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Record(r) => batch.push(*r),
-                Msg::Flush(w) => {
-                    waiters.push(w);
+        loop {
+            // Take what is queued now, without waiting.
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Record(r) => batch.push(*r),
+                    Msg::Flush(w) => waiters.push(w),
+                }
+                if batch.len() >= batch_records || !waiters.is_empty() {
                     break;
                 }
+                next = rx.try_recv().ok();
             }
-            if batch.len() >= batch_records {
+            if batch.len() >= batch_records || !waiters.is_empty() {
                 break;
             }
-            next = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .unwrap_or_default();
+            // Then sleep out the window and take the rest at once: waiting on the channel
+            // instead would wake this task (and a thread) for every record, which under load is
+            // a context switch per query.
+            tokio::time::sleep_until(deadline).await;
+            next = rx.try_recv().ok();
+            if next.is_none() {
+                break;
+            }
         }
         write_until_done(store.as_ref(), &batch, &healthy).await;
         let n = batch.len() as u64;
