@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ META = {
 class Server:
     def __init__(self, binary: str):
         self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0"],
+            [binary, "serve", "--config", str(self._config())],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
             env={**os.environ, "SLUICE_LOG": "warn"},
         )
@@ -58,6 +59,20 @@ class Server:
         self.key = line.split("api_key=")[1].strip()
         host, port = self.url.removeprefix("http://").split(":")
         self.host, self.port = host, int(port)
+
+    @staticmethod
+    def _config() -> Path:
+        # The embedded default with the result cache off: every request runs its statement,
+        # on both paths alike (a fresh key store, so the ready line carries a new admin key).
+        work = Path(tempfile.mkdtemp(prefix="sluice-mcp-bench-"))
+        config = work / "sluice.toml"
+        config.write_text(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndefault_catalog = \"local\"\ndefault_schema = \"public\"\n"
+            f"[metadata]\ndata_dir = \"{work}\"\n"
+            "[cache]\ncapacity_bytes = 0\n"
+            f"[[sources]]\nname = \"local\"\nkind = \"parquet\"\nlocation = \"{ROOT / 'testdata' / 'tpch'}\"\n"
+        )
+        return config
 
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port)
