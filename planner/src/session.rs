@@ -63,6 +63,33 @@ pub struct Planner {
     grants: Option<Arc<Grants>>,
     /// Every catalog, under any restricted view.
     base: Arc<dyn CatalogProviderList>,
+    /// Statements planned before, by text: their checked, unbound logical plans. Each view
+    /// (restricted, with fallbacks) has its own, as its plans resolve to other tables.
+    plans: PlanCache,
+}
+
+/// A statement's plan as far as it does not depend on its parameters' values: parsed,
+/// resolved, checked read-only and against the grants, not yet bound or optimized.
+#[derive(Debug)]
+struct KeptPlan {
+    plan: LogicalPlan,
+    sources: Vec<String>,
+    tables: Vec<String>,
+    immutable: bool,
+    /// Each source's catalog version when it was planned: a refresh makes it stale.
+    versions: Vec<u64>,
+}
+
+type PlanCache = Arc<std::sync::Mutex<lru::LruCache<String, Arc<KeptPlan>>>>;
+
+/// Statements whose plans each view keeps.
+const KEPT_PLANS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(256) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+fn plan_cache() -> PlanCache {
+    Arc::new(std::sync::Mutex::new(lru::LruCache::new(KEPT_PLANS)))
 }
 
 impl std::fmt::Debug for Planner {
@@ -107,6 +134,33 @@ impl PlannedQuery {
     pub fn output_schema(&self) -> SchemaRef {
         crate::output::plain_schema(&self.physical.schema())
     }
+}
+
+impl KeptPlan {
+    fn clone_of(kept: &Self) -> Self {
+        Self {
+            plan: kept.plan.clone(),
+            sources: kept.sources.clone(),
+            tables: kept.tables.clone(),
+            immutable: kept.immutable,
+            versions: kept.versions.clone(),
+        }
+    }
+}
+
+/// Asks `gate` about each of `sources`: `Some(reason)` stops the statement.
+fn check_gate(sources: &[String], gate: Option<&SourceGate>) -> Result<()> {
+    if let Some(gate) = gate {
+        for name in sources {
+            if let Some(reason) = gate(name) {
+                return Err(PlanError::SourceUnavailable {
+                    name: name.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A statement sent to a source, for `EXPLAIN`.
@@ -236,6 +290,7 @@ impl Planner {
             catalogs: Arc::default(),
             grants: None,
             base,
+            plans: plan_cache(),
         })
     }
 
@@ -256,6 +311,7 @@ impl Planner {
             catalogs: Arc::clone(&self.catalogs),
             grants: Some(grants),
             base: Arc::clone(&self.base),
+            plans: plan_cache(),
         }
     }
 
@@ -290,6 +346,7 @@ impl Planner {
             catalogs: Arc::new(RwLock::new(catalogs)),
             grants: self.grants.clone(),
             base: Arc::clone(&self.base),
+            plans: plan_cache(),
         }
     }
 
@@ -410,43 +467,25 @@ impl Planner {
         max_rows: Option<u64>,
         gate: Option<&SourceGate>,
     ) -> Result<PlannedQuery> {
-        let statement = validate::parse_single_read_only(sql)?;
         // Each statement gets its own start time, as `SessionContext::sql` does: `now()`,
         // `current_date` and friends fold to it while optimizing, and are one instant in the
         // whole statement.
         let mut state = SessionState::clone(&self.state);
         state.mark_start_execution();
-        let refs = state
-            .resolve_table_references(&statement)
-            .map_err(PlanError::classify)?;
-        let (sources, tables) = self.check_tables(&refs)?;
-        if let Some(gate) = gate {
-            for name in &sources {
-                if let Some(reason) = gate(name) {
-                    return Err(PlanError::SourceUnavailable {
-                        name: name.clone(),
-                        reason,
-                    });
-                }
+        let kept = match self.kept_plan(sql) {
+            Some(k) => {
+                check_gate(&k.sources, gate)?;
+                k
             }
-        }
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(PlanError::classify)?;
-        validate::check_plan(&plan)?;
-        // Before optimizing, which folds `now()` into a literal.
-        let immutable = validate::is_immutable(&plan);
-        if let Some(grants) = &self.grants {
-            let options = self.state.config_options();
-            let functions = self.state.table_functions();
-            grants.check_plan(
-                &plan,
-                &options.catalog.default_catalog,
-                &options.catalog.default_schema,
-                |name| functions.contains_key(name),
-            )?;
-        }
+            None => self.plan_statement(sql, &state, gate).await?,
+        };
+        let KeptPlan {
+            plan,
+            sources,
+            tables,
+            immutable,
+            ..
+        } = KeptPlan::clone_of(&kept);
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
             plan = cap_rows(plan, max)?;
@@ -472,6 +511,69 @@ impl Planner {
             tables,
             immutable,
         })
+    }
+
+    /// The kept plan of `sql`, if its sources' catalogs have not changed since.
+    fn kept_plan(&self, sql: &str) -> Option<Arc<KeptPlan>> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = plans.get(sql)?;
+        let fresh = kept
+            .sources
+            .iter()
+            .zip(&kept.versions)
+            .all(|(s, v)| self.catalog_version(s) == *v);
+        if fresh {
+            Some(Arc::clone(kept))
+        } else {
+            plans.pop(sql);
+            None
+        }
+    }
+
+    /// Parses, resolves and checks `sql` (read-only, grants), and keeps the result.
+    async fn plan_statement(
+        &self,
+        sql: &str,
+        state: &SessionState,
+        gate: Option<&SourceGate>,
+    ) -> Result<Arc<KeptPlan>> {
+        let statement = validate::parse_single_read_only(sql)?;
+        let refs = state
+            .resolve_table_references(&statement)
+            .map_err(PlanError::classify)?;
+        let (sources, tables) = self.check_tables(&refs)?;
+        // Before anything touches a source (planning an object-store scan lists its files).
+        check_gate(&sources, gate)?;
+        let versions = sources.iter().map(|s| self.catalog_version(s)).collect();
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(PlanError::classify)?;
+        validate::check_plan(&plan)?;
+        if let Some(grants) = &self.grants {
+            let options = self.state.config_options();
+            let functions = self.state.table_functions();
+            grants.check_plan(
+                &plan,
+                &options.catalog.default_catalog,
+                &options.catalog.default_schema,
+                |name| functions.contains_key(name),
+            )?;
+        }
+        // Before optimizing, which folds `now()` into a literal.
+        let immutable = validate::is_immutable(&plan);
+        let kept = Arc::new(KeptPlan {
+            plan,
+            sources,
+            tables,
+            immutable,
+            versions,
+        });
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(sql.to_owned(), Arc::clone(&kept));
+        Ok(kept)
     }
 
     /// `text` with every object-store source's location prefix replaced by its name

@@ -312,3 +312,36 @@ async fn concurrent_identical_queries_run_the_statement_once() {
         .count();
     assert_eq!(ran, 1, "statements on the view");
 }
+
+#[actix_web::test]
+async fn a_kept_plan_answers_every_parameter_value_as_a_fresh_one() {
+    // The result cache off: every request plans (from the kept plan after the first) and runs.
+    let app = TestApp::spawn().await;
+    for v in [7, 0, 24, 7, 3, 99, 0] {
+        let kept = app
+            .req(reqwest::Method::POST, "/v1/query")
+            .json(&json!({
+                "sql": "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = $1 OR n_regionkey = $2 ORDER BY 1",
+                "params": [v, v % 5],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(kept.status(), 200);
+        let kept: Value = kept.json().await.unwrap();
+        // The same statement with the values written in: a text of its own, planned afresh.
+        let fresh = ask(query(
+            &app,
+            &app.key,
+            &format!(
+                "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = {v} OR n_regionkey = {} ORDER BY 1",
+                v % 5
+            ),
+            "application/json",
+        ))
+        .await;
+        let fresh: Value = serde_json::from_slice(&fresh.body).unwrap();
+        assert_eq!(kept["rows"], fresh["rows"], "{v}");
+        assert!(!kept["rows"].as_array().unwrap().is_empty() || v == 99);
+    }
+}
