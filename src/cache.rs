@@ -193,11 +193,10 @@ impl ResultCache {
         if let Some(hit) = self.valid(key, planner) {
             return Lookup::Hit(hit);
         }
-        let waiting = match self.lead(key) {
+        let mut rx = match self.lead(key) {
             Ok(lease) => return Lookup::Miss(Some(lease)),
             Err(rx) => rx,
         };
-        let mut rx = waiting;
         let until = deadline.min(Instant::now() + FOLLOW_AT_MOST);
         // Resolves when the leader drops its lease (stored, failed or not cacheable).
         let _ = tokio::time::timeout_at(until, rx.changed()).await;
@@ -210,12 +209,7 @@ impl ResultCache {
     fn valid(&self, key: Key, planner: &Planner) -> Option<Arc<Cached>> {
         let entries = self.entries.as_ref()?;
         let hit = entries.get(&key)?;
-        let fresh = hit
-            .sources
-            .iter()
-            .zip(&hit.versions)
-            .all(|(s, v)| planner.catalog_version(s) == *v);
-        if fresh {
+        if planner.catalogs_unchanged(&hit.sources, &hit.versions) {
             Some(hit)
         } else {
             entries.invalidate(&key);
@@ -246,24 +240,21 @@ impl ResultCache {
             && !planned.sources.iter().any(|s| self.uncached.contains(s))
     }
 
-    /// A collector for the result of `planned`, stored under `key` when it completes.
+    /// A collector for the result of `planned`, stored under `key` when it completes, with
+    /// the catalog versions the statement was resolved against (a refresh while it runs
+    /// leaves an entry that is stale at once, never one that passes for current).
     pub fn collector(
         self: &Arc<Self>,
         key: Key,
         lease: Option<Lease>,
         planned: &PlannedQuery,
-        planner: &Planner,
     ) -> Collector {
         Collector {
             cache: Arc::clone(self),
             key,
             _lease: lease,
             sources: planned.sources.clone(),
-            versions: planned
-                .sources
-                .iter()
-                .map(|s| planner.catalog_version(s))
-                .collect(),
+            versions: planned.versions.clone(),
             tables: planned.tables.clone(),
             writer: None,
             rows: 0,

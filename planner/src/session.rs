@@ -70,7 +70,7 @@ pub struct Planner {
 
 /// A statement's plan as far as it does not depend on its parameters' values: parsed,
 /// resolved, checked read-only and against the grants, not yet bound or optimized.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct KeptPlan {
     plan: LogicalPlan,
     sources: Vec<String>,
@@ -114,6 +114,9 @@ pub struct PlannedQuery {
     /// No function in the statement may answer differently on the same data (`random()`,
     /// `now()`, `uuid()` may): its result can be reused while its sources are unchanged.
     pub immutable: bool,
+    /// Each source's catalog version the statement was resolved against, in `sources`' order
+    /// ([`Planner::catalogs_unchanged`] tells whether a result of it is still current).
+    pub versions: Vec<u64>,
 }
 
 impl PlannedQuery {
@@ -133,18 +136,6 @@ impl PlannedQuery {
     /// The schema of the result as clients will receive it (string views as plain strings).
     pub fn output_schema(&self) -> SchemaRef {
         crate::output::plain_schema(&self.physical.schema())
-    }
-}
-
-impl KeptPlan {
-    fn clone_of(kept: &Self) -> Self {
-        Self {
-            plan: kept.plan.clone(),
-            sources: kept.sources.clone(),
-            tables: kept.tables.clone(),
-            immutable: kept.immutable,
-            versions: kept.versions.clone(),
-        }
     }
 }
 
@@ -428,6 +419,21 @@ impl Planner {
         self.source_catalog(name).map_or(0, |c| c.status().version)
     }
 
+    /// [`Self::catalog_version`] of each of `sources`.
+    pub fn catalog_versions(&self, sources: &[String]) -> Vec<u64> {
+        sources.iter().map(|s| self.catalog_version(s)).collect()
+    }
+
+    /// Whether every one of `sources` is still at its version in `versions` (as
+    /// [`Self::catalog_versions`] gave them): nothing planned or computed under them is stale.
+    pub fn catalogs_unchanged(&self, sources: &[String], versions: &[u64]) -> bool {
+        sources.len() == versions.len()
+            && sources
+                .iter()
+                .zip(versions)
+                .all(|(s, v)| self.catalog_version(s) == *v)
+    }
+
     /// The catalog of source `name`, if it has one that loads.
     pub fn source_catalog(&self, name: &str) -> Option<Arc<dyn SourceCatalog>> {
         self.catalogs
@@ -484,8 +490,8 @@ impl Planner {
             sources,
             tables,
             immutable,
-            ..
-        } = KeptPlan::clone_of(&kept);
+            versions,
+        } = KeptPlan::clone(&kept);
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
             plan = cap_rows(plan, max)?;
@@ -510,6 +516,7 @@ impl Planner {
             sources,
             tables,
             immutable,
+            versions,
         })
     }
 
@@ -517,12 +524,7 @@ impl Planner {
     fn kept_plan(&self, sql: &str) -> Option<Arc<KeptPlan>> {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         let kept = plans.get(sql)?;
-        let fresh = kept
-            .sources
-            .iter()
-            .zip(&kept.versions)
-            .all(|(s, v)| self.catalog_version(s) == *v);
-        if fresh {
+        if self.catalogs_unchanged(&kept.sources, &kept.versions) {
             Some(Arc::clone(kept))
         } else {
             plans.pop(sql);
@@ -544,7 +546,7 @@ impl Planner {
         let (sources, tables) = self.check_tables(&refs)?;
         // Before anything touches a source (planning an object-store scan lists its files).
         check_gate(&sources, gate)?;
-        let versions = sources.iter().map(|s| self.catalog_version(s)).collect();
+        let versions = self.catalog_versions(&sources);
         let plan = state
             .statement_to_plan(statement)
             .await

@@ -315,15 +315,34 @@ impl Started {
 /// Says whether a result came from the result cache (`hit`) or ran (`miss`).
 pub const CACHE_HEADER: &str = "x-sluice-cache";
 
-/// A cached result as a response body: encoded up front (a kept result is small), and the
-/// query's record finished when the last piece went out, or cancelled if the client left.
+/// A cached result as a response body, encoded a batch at a time as the client reads (a
+/// kept result can be megabytes, and several clients may read it at once); the query's
+/// record is finished when the last piece went out, or cancelled if the client left.
 struct HitBody {
-    pieces: std::vec::IntoIter<bytes::Bytes>,
+    hit: std::sync::Arc<crate::cache::Cached>,
+    encoder: Box<dyn crate::format::BatchEncoder>,
+    /// The next batch to encode; at `batches.len()` the encoder's end; past it, done.
+    next: usize,
+    pending: std::collections::VecDeque<bytes::Bytes>,
     entry: std::sync::Arc<QueryEntry>,
     /// Alive until the entry finishes, which completes the audit record with what was sent.
     _auditor: std::sync::Arc<QueryAuditor>,
-    rows: u64,
     sent: u64,
+}
+
+impl HitBody {
+    /// The encoder's next pieces: a batch, its end, or `None` once both are out.
+    fn encode_next(
+        &mut self,
+    ) -> Option<std::result::Result<Vec<bytes::Bytes>, datafusion::arrow::error::ArrowError>> {
+        let at = self.next;
+        self.next += 1;
+        match self.hit.batches.get(at) {
+            Some(batch) => Some(self.encoder.encode(batch)),
+            None if at == self.hit.batches.len() => Some(self.encoder.finish().map(|b| vec![b])),
+            None => None,
+        }
+    }
 }
 
 impl futures::Stream for HitBody {
@@ -333,22 +352,39 @@ impl futures::Stream for HitBody {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let next = self.pieces.next();
-        match next {
-            Some(piece) => {
-                self.sent += piece.len() as u64;
-                std::task::Poll::Ready(Some(Ok(piece)))
-            }
-            None => {
-                if self.entry.state() == QueryState::Running {
-                    self.entry.add_progress(self.rows, self.sent);
-                    self.entry.finish(QueryState::Finished, None);
-                    metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => "ok")
-                        .increment(1);
-                    metrics::counter!(crate::metrics::ROWS_STREAMED_TOTAL).increment(self.rows);
-                    metrics::counter!(crate::metrics::BYTES_STREAMED_TOTAL).increment(self.sent);
+        loop {
+            if let Some(piece) = self.pending.pop_front() {
+                if piece.is_empty() {
+                    continue;
                 }
-                std::task::Poll::Ready(None)
+                self.sent += piece.len() as u64;
+                return std::task::Poll::Ready(Some(Ok(piece)));
+            }
+            match self.encode_next() {
+                Some(Ok(pieces)) => self.pending.extend(pieces),
+                Some(Err(e)) => {
+                    let e = ApiError::internal(Some(&self.entry.id), &e);
+                    self.entry.add_progress(0, self.sent);
+                    self.entry
+                        .finish(QueryState::Failed, Some((e.code, &e.message)));
+                    // Cut without the final chunk: a partial result never passes for whole.
+                    return std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                        "encoding a cached result failed",
+                    ))));
+                }
+                None => {
+                    if self.entry.state() == QueryState::Running {
+                        let rows = self.hit.rows;
+                        self.entry.add_progress(rows, self.sent);
+                        self.entry.finish(QueryState::Finished, None);
+                        metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => "ok")
+                            .increment(1);
+                        metrics::counter!(crate::metrics::ROWS_STREAMED_TOTAL).increment(rows);
+                        metrics::counter!(crate::metrics::BYTES_STREAMED_TOTAL)
+                            .increment(self.sent);
+                    }
+                    return std::task::Poll::Ready(None);
+                }
             }
         }
     }
@@ -373,7 +409,7 @@ fn serve_hit(
     auditor: &std::sync::Arc<QueryAuditor>,
     format: Format,
     cap: RowCap,
-    hit: &crate::cache::Cached,
+    hit: std::sync::Arc<crate::cache::Cached>,
 ) -> Result<Started> {
     metrics::counter!(crate::metrics::CACHE_HITS_TOTAL).increment(1);
     entry.set_sources(hit.sources.clone());
@@ -382,12 +418,16 @@ fn serve_hit(
         RowCap::Refuse(n) => (hit.rows > n).then_some(n),
         RowCap::Peek(_) => None,
     };
-    let encoded = match over {
+    // The head is made here, so a failure to start still gets its status code.
+    let started = match over {
         Some(n) => Err(ApiError::result_too_large(n).with_query(&entry.id)),
-        None => encode_all(format, hit).map_err(|e| ApiError::internal(Some(&entry.id), &e)),
+        None => format
+            .encoder(&hit.schema)
+            .and_then(|mut encoder| encoder.start().map(|head| (encoder, head)))
+            .map_err(|e| ApiError::internal(Some(&entry.id), &e)),
     };
-    let pieces = match encoded {
-        Ok(p) => p,
+    let (encoder, head) = match started {
+        Ok(s) => s,
         Err(e) => {
             entry.finish(QueryState::Failed, Some((e.code, &e.message)));
             return Err(e);
@@ -400,34 +440,22 @@ fn serve_hit(
             .next()
             .unwrap_or("octet-stream"),
     );
+    let columns = crate::format::columns(&hit.schema);
     Ok(Started {
         body: Box::pin(HitBody {
-            pieces: pieces.into_iter(),
+            hit,
+            encoder,
+            next: 0,
+            pending: std::collections::VecDeque::from([head]),
             entry: std::sync::Arc::clone(&entry),
             _auditor: std::sync::Arc::clone(auditor),
-            rows: hit.rows,
             sent: 0,
         }),
         fallback: None,
         entry,
-        columns: crate::format::columns(&hit.schema),
+        columns,
         cache: CacheAnswer::Hit(etag),
     })
-}
-
-/// `hit`'s batches through `format`'s encoder, as a miss sends them.
-fn encode_all(
-    format: Format,
-    hit: &crate::cache::Cached,
-) -> std::result::Result<Vec<bytes::Bytes>, datafusion::arrow::error::ArrowError> {
-    let mut encoder = format.encoder(&hit.schema)?;
-    let mut pieces = vec![encoder.start()?];
-    for batch in &hit.batches {
-        pieces.extend(encoder.encode(batch)?);
-    }
-    pieces.push(encoder.finish()?);
-    pieces.retain(|b| !b.is_empty());
-    Ok(pieces)
 }
 
 /// Runs one statement for `principal`, from any door (`/v1/query`, a stored query's result,
@@ -471,7 +499,7 @@ pub async fn start(
                 let entry = state.queries.start(&query_id, principal.key_id());
                 entry.attach_audit(auditor);
                 entry.set_request(request);
-                return serve_hit(entry, auditor, format, cap, &hit);
+                return serve_hit(entry, auditor, format, cap, hit);
             }
             crate::cache::Lookup::Miss(l) => {
                 metrics::counter!(crate::metrics::CACHE_MISSES_TOTAL).increment(1);
@@ -539,11 +567,9 @@ pub async fn start(
         attempt += 1;
         let columns = crate::format::columns(&planned.output_schema());
         let cache = match cache_key {
-            Some(key) if fallback.is_none() && state.cache.may_keep(&planned) => Some(
-                state
-                    .cache
-                    .collector(key, lease.take(), &planned, &state.planner),
-            ),
+            Some(key) if fallback.is_none() && state.cache.may_keep(&planned) => {
+                Some(state.cache.collector(key, lease.take(), &planned))
+            }
             // Requests waiting for this result go on at once.
             _ => {
                 lease = None;
