@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real services for the test suite, on free 127.0.0.1 ports (../shared/TESTING.md has the facts):
-# two throwaway PostgreSQL clusters, S3 (moto), Azure Blob (Azurite) and Snowflake (fakesnow).
+# two throwaway PostgreSQL clusters, S3 (moto), Azure Blob (Azurite), Snowflake (fakesnow) and
+# Redis (Debian's redis-server, installed with apt when missing; nothing persisted).
 # The main cluster has TLS on and logs every statement; the spare one is for tests that stop
 # and restart a source.
 #
@@ -69,13 +70,26 @@ install_azurite() {
   fi
 }
 
+# Debian's redis-server (the shared result cache's store), when it is not on the machine.
+install_redis() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
+  say "installing redis-server (apt)"
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
+    || { "${sudo[@]}" apt-get update -q >/dev/null \
+      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+}
+
 install_all() {
-  # pip and npm in parallel: about a minute cold, nothing when present.
+  # pip, npm and apt in parallel: about a minute cold, nothing when present.
   local failed=0
   install_python & local py=$!
   install_azurite & local az=$!
+  install_redis & local rd=$!
   wait "$py" || { say "installing the Python tools failed"; failed=1; }
   wait "$az" || { say "installing Azurite failed"; failed=1; }
+  wait "$rd" || { say "installing redis-server failed"; failed=1; }
   return "$failed"
 }
 
@@ -221,13 +235,24 @@ start_fakesnow() {
   echo "export SLUICE_TEST_SNOWFLAKE_PASSWORD=test" >>"$run/env"
 }
 
+# Redis as ../shared/TESTING.md says: loopback, nothing saved. Tests that stop a Redis start
+# their own from SLUICE_TEST_REDIS_SERVER; this one is shared by the suite.
+start_redis() {
+  local port; port=$(free_port)
+  spawn redis "$(command -v redis-server)" --port "$port" --bind 127.0.0.1 --save "" \
+    --appendonly no
+  wait_for redis 100 sh -c "redis-cli -p $port ping | grep -q PONG" || return 1
+  echo "export SLUICE_TEST_REDIS_URL=redis://127.0.0.1:$port" >>"$run/env"
+  echo "export SLUICE_TEST_REDIS_SERVER=$(command -v redis-server)" >>"$run/env"
+}
+
 up() {
   if [ -f "$run/env" ]; then down; fi
   mkdir -p "$run"
   echo "export SLUICE_TEST_BUCKET=$test_bucket" >"$run/env"
   local start=$SECONDS failed=()
   install_all || failed+=(install)
-  for s in postgres postgres_spare moto azurite fakesnow; do
+  for s in postgres postgres_spare moto azurite fakesnow redis; do
     if "start_$s"; then
       say "$s is up (pid $(cat "$run/$s.pid"))"
     else

@@ -44,6 +44,14 @@ pub const CACHE_EVICTIONS_TOTAL: &str = "sluice_cache_evictions_total";
 pub const CACHE_BYTES: &str = "sluice_cache_bytes";
 /// Gauge of results the result cache holds.
 pub const CACHE_ENTRIES: &str = "sluice_cache_entries";
+/// Counter of local misses answered from the shared cache (Redis); each is also a hit.
+pub const CACHE_SHARED_HITS_TOTAL: &str = "sluice_cache_shared_hits_total";
+/// Counter of results written to the shared cache (Redis).
+pub const CACHE_SHARED_STORES_TOTAL: &str = "sluice_cache_shared_stores_total";
+/// Counter of failed or timed-out exchanges with the shared cache (Redis).
+pub const CACHE_SHARED_ERRORS_TOTAL: &str = "sluice_cache_shared_errors_total";
+/// Gauge: 1 while the shared cache (Redis) answers, 0 while it does not (or before it did).
+pub const CACHE_SHARED_UP: &str = "sluice_cache_shared_up";
 
 /// Buckets for every `*_seconds` histogram, 1 ms to 5 min.
 const SECONDS_BUCKETS: [f64; 14] = [

@@ -161,6 +161,7 @@ impl Application {
             cache: Arc::new(crate::cache::ResultCache::new(
                 &config.cache,
                 &config.sources,
+                &runtime,
             )),
         });
         spawn_metrics_upkeep(&state);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::TableReference;
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::execution::SessionState;
 use object_store::ObjectStore;
 use url::Url;
@@ -47,12 +48,34 @@ pub struct CatalogStatus {
     /// Counts successful loads: a result computed under one version may be stale under the
     /// next (the result cache keys on it).
     pub version: u64,
+    /// What the last successful load found, hashed (tables, their columns and, for files,
+    /// each file's path, size, modification time and ETag): two servers that loaded the same
+    /// catalog agree on it, so results may be shared between them. Empty before a load.
+    pub fingerprint: String,
+}
+
+/// Hashes the parts of a loaded catalog into a [`CatalogStatus::fingerprint`]; the parts are
+/// sorted first, so the order they were found in does not matter.
+pub fn fingerprint(mut parts: Vec<String>) -> String {
+    use sha2::{Digest, Sha256};
+    parts.sort_unstable();
+    let mut h = Sha256::new();
+    for part in &parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl CatalogStatus {
-    /// Records a load of `tables` tables that started at `start`.
-    pub fn loaded(&mut self, tables: usize, start: Instant) -> RefreshSummary {
+    /// Records a load of `tables` tables, of [`fingerprint`] `fingerprint`, that started at
+    /// `start`.
+    pub fn loaded(&mut self, tables: usize, fingerprint: String, start: Instant) -> RefreshSummary {
         self.tables = Some(tables);
+        self.fingerprint = fingerprint;
         self.refreshed_at = Some(SystemTime::now());
         self.last_error = None;
         self.version += 1;
@@ -153,7 +176,7 @@ impl ParquetCatalog {
         let outcome = self.load().await;
         let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok(n) => Ok(status.loaded(n, start)),
+            Ok((n, print)) => Ok(status.loaded(n, print, start)),
             Err(e) => {
                 status.failed(redact(&e.to_string()));
                 Err(e)
@@ -161,7 +184,8 @@ impl ParquetCatalog {
         }
     }
 
-    async fn load(&self) -> Result<usize> {
+    /// Registers the tables; their count and the catalog's fingerprint.
+    async fn load(&self) -> Result<(usize, String)> {
         let spec = &self.spec;
         let tables = if spec.tables.is_empty() {
             catalog::discover_tables(self.store.as_ref(), &spec.base).await?
@@ -174,6 +198,7 @@ impl ParquetCatalog {
             .cache_manager
             .get_list_files_cache();
         let mut built = Vec::with_capacity(tables.len());
+        let mut parts = Vec::new();
         for t in &tables {
             let reference =
                 TableReference::full(spec.catalog.as_str(), spec.schema.as_str(), t.name.as_str());
@@ -192,11 +217,45 @@ impl ParquetCatalog {
             )
             .await
             .map_err(|e| with_table(e, &t.name))?;
+            self.describe(&t.url, &table, &mut parts)
+                .await
+                .map_err(|e| with_table(e, &t.name))?;
             built.push((t.name.clone(), table));
         }
         let n = built.len();
         catalog::register_catalog(&self.state, &spec.catalog, &spec.schema, built)?;
-        Ok(n)
+        Ok((n, fingerprint(parts)))
+    }
+
+    /// Adds what identifies a table's content to `parts`: its name, schema and every file
+    /// under it with size, modification time and ETag (the listing a scan would make now).
+    async fn describe(
+        &self,
+        url: &Url,
+        table: &ListingTable,
+        parts: &mut Vec<String>,
+    ) -> Result<()> {
+        use datafusion::catalog::TableProvider;
+        use futures::TryStreamExt;
+        let listing = ListingTableUrl::parse(url.as_str()).map_err(PlanError::Execution)?;
+        parts.push(format!("table {url} {:?}", table.schema()));
+        let files: Vec<_> = listing
+            .list_all_files(self.state.as_ref(), self.store.as_ref(), ".parquet")
+            .await
+            .map_err(PlanError::Execution)?
+            .try_collect()
+            .await
+            .map_err(PlanError::Execution)?;
+        parts.extend(files.into_iter().map(|f| {
+            format!(
+                "file {} {} {} {:?}",
+                f.location,
+                f.size,
+                f.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+                f.e_tag
+            )
+        }));
+        Ok(())
     }
 }
 

@@ -78,6 +78,8 @@ struct KeptPlan {
     immutable: bool,
     /// Each source's catalog version when it was planned: a refresh makes it stale.
     versions: Vec<u64>,
+    /// Each source's catalog fingerprint, read just after `versions`.
+    fingerprints: Vec<String>,
 }
 
 type PlanCache = Arc<std::sync::Mutex<lru::LruCache<String, Arc<KeptPlan>>>>;
@@ -117,6 +119,9 @@ pub struct PlannedQuery {
     /// Each source's catalog version the statement was resolved against, in `sources`' order
     /// ([`Planner::catalogs_unchanged`] tells whether a result of it is still current).
     pub versions: Vec<u64>,
+    /// Each source's catalog fingerprint (read after `versions`): what another server must
+    /// have loaded to use a result of it.
+    pub fingerprints: Vec<String>,
 }
 
 impl PlannedQuery {
@@ -424,6 +429,19 @@ impl Planner {
         sources.iter().map(|s| self.catalog_version(s)).collect()
     }
 
+    /// Each of `sources`' catalog fingerprint (what it loaded, hashed: the same on every
+    /// server that loaded the same catalog); empty for one not loaded.
+    pub fn catalog_fingerprints(&self, sources: &[String]) -> Vec<String> {
+        sources
+            .iter()
+            .map(|s| {
+                self.source_catalog(s)
+                    .map(|c| c.status().fingerprint)
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Whether every one of `sources` is still at its version in `versions` (as
     /// [`Self::catalog_versions`] gave them): nothing planned or computed under them is stale.
     pub fn catalogs_unchanged(&self, sources: &[String], versions: &[u64]) -> bool {
@@ -491,6 +509,7 @@ impl Planner {
             tables,
             immutable,
             versions,
+            fingerprints,
         } = KeptPlan::clone(&kept);
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
@@ -517,6 +536,7 @@ impl Planner {
             tables,
             immutable,
             versions,
+            fingerprints,
         })
     }
 
@@ -547,6 +567,7 @@ impl Planner {
         // Before anything touches a source (planning an object-store scan lists its files).
         check_gate(&sources, gate)?;
         let versions = self.catalog_versions(&sources);
+        let fingerprints = self.catalog_fingerprints(&sources);
         let plan = state
             .statement_to_plan(statement)
             .await
@@ -570,6 +591,7 @@ impl Planner {
             tables,
             immutable,
             versions,
+            fingerprints,
         });
         self.plans
             .lock()

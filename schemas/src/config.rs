@@ -368,6 +368,11 @@ pub struct CacheConfig {
     /// The largest result kept; a bigger one streams through and is not kept.
     #[serde(default = "default_cache_max_entry_bytes")]
     pub max_entry_bytes: u64,
+    /// `redis://[user:password@]host:port[/db]`: entries are also kept in this Redis, so
+    /// servers behind one load balancer share hits. Unreachable, the cache is local only (a
+    /// warning, never an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
 }
 
 impl Default for CacheConfig {
@@ -376,6 +381,7 @@ impl Default for CacheConfig {
             capacity_bytes: default_cache_capacity_bytes(),
             ttl_ms: default_cache_ttl_ms(),
             max_entry_bytes: default_cache_max_entry_bytes(),
+            redis_url: None,
         }
     }
 }

@@ -325,6 +325,14 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "must be a postgres:// URL".into(),
         );
     }
+    if let Some(url) = config.cache.redis_url.as_deref().filter(|u| !u.is_empty())
+        && !url.starts_with("redis://")
+    {
+        push(
+            "cache.redis_url".into(),
+            "must be a redis:// URL (empty: no shared cache)".into(),
+        );
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
         let name = source.name();
@@ -584,6 +592,16 @@ extra = true
         let errs = parse_with("[metadata]\npostgres_url = \"${NOPE}\"\n", &[]).unwrap_err();
         assert_eq!(errs.0[0].path, "metadata.postgres_url");
         assert!(errs.0[0].message.contains("NOPE"));
+    }
+
+    #[test]
+    fn redis_url_is_a_redis_url_or_empty() {
+        let errs = parse_with("[cache]\nredis_url = \"http://r:6379\"\n", &[]).unwrap_err();
+        assert_eq!(errs.0[0].path, "cache.redis_url");
+        for ok in ["", "redis://127.0.0.1:6379/0"] {
+            let toml = format!("[cache]\nredis_url = \"{ok}\"\n");
+            assert!(parse_with(&toml, &[]).is_ok(), "{ok}");
+        }
     }
 
     #[test]

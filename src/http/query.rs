@@ -492,7 +492,7 @@ pub async fn start(
     let deadline = Instant::now() + timeout;
     // The result cache, before any slot is taken: a hit costs no slot.
     let cache_key = state.cache.key(principal, request, &cap.cache_tag());
-    let mut lease = None;
+    let mut ticket = None;
     if let Some(key) = cache_key {
         match state.cache.lookup(key, &state.planner, deadline).await {
             crate::cache::Lookup::Hit(hit) => {
@@ -501,9 +501,9 @@ pub async fn start(
                 entry.set_request(request);
                 return serve_hit(entry, auditor, format, cap, hit);
             }
-            crate::cache::Lookup::Miss(l) => {
+            crate::cache::Lookup::Miss(t) => {
                 metrics::counter!(crate::metrics::CACHE_MISSES_TOTAL).increment(1);
-                lease = l;
+                ticket = Some(t);
             }
         }
     }
@@ -568,11 +568,11 @@ pub async fn start(
         let columns = crate::format::columns(&planned.output_schema());
         let cache = match cache_key {
             Some(key) if fallback.is_none() && state.cache.may_keep(&planned) => {
-                Some(state.cache.collector(key, lease.take(), &planned))
+                Some(state.cache.collector(key, ticket.take(), &planned))
             }
             // Requests waiting for this result go on at once.
             _ => {
-                lease = None;
+                ticket = None;
                 None
             }
         };

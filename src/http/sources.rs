@@ -167,6 +167,8 @@ pub async fn refresh(
             // The reason is the health probe's or the loader's text, already free of credentials.
             RefreshError::Failed { .. } => ApiError::upstream(e.to_string()),
         })?;
+    // With a shared cache, results of this source are stale on every server now.
+    state.cache.refreshed(&name).await;
     Ok(HttpResponse::Ok().json(RefreshResponse {
         name,
         tables: report.tables.map(|n| n as u64),

@@ -345,3 +345,246 @@ async fn a_kept_plan_answers_every_parameter_value_as_a_fresh_one() {
         assert!(!kept["rows"].as_array().unwrap().is_empty() || v == 99);
     }
 }
+
+/// The keys of results in the Redis at `url`.
+fn shared_results(url: &str) -> Vec<String> {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    redis::cmd("KEYS")
+        .arg("sluice:result:*")
+        .query(&mut con)
+        .unwrap()
+}
+
+/// Waits until the Redis at `url` holds more than `n` results (the store is in the
+/// background, after the response ended).
+async fn stored_beyond(url: &str, n: usize) {
+    for _ in 0..200 {
+        if shared_results(url).len() > n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no result reached Redis at {url}");
+}
+
+fn count_rows(a: &Answer) -> Value {
+    serde_json::from_slice::<Value>(&a.body).unwrap()["rows"].clone()
+}
+
+#[actix_web::test]
+async fn servers_sharing_redis_share_hits_and_never_a_stale_entry() {
+    let Some(redis_url) = crate::postgres::service_env("SLUICE_TEST_REDIS_URL") else {
+        return;
+    };
+    // Two lakes with one table name: a server with the other files must never get an entry.
+    let tmp = tempfile::tempdir().unwrap();
+    let nation = testdata().join("tpch/nation.parquet");
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    for (dir, copies) in [(&one, 1), (&two, 2)] {
+        std::fs::create_dir_all(dir.join("t")).unwrap();
+        for i in 0..copies {
+            std::fs::copy(&nation, dir.join("t").join(format!("{i}.parquet"))).unwrap();
+        }
+    }
+    let server = |dir: std::path::PathBuf| {
+        let url = redis_url.clone();
+        cached(move |c| {
+            c.cache.redis_url = Some(url);
+            c.sources.push(lake("lake", &dir, true));
+        })
+    };
+    let (a, b, other) = (
+        server(one.clone()).await,
+        server(one).await,
+        server(two).await,
+    );
+    // A statement no earlier run left in Redis.
+    let tag = uuid::Uuid::new_v4();
+    let sql = format!("SELECT n_nationkey, n_name, '{tag}' AS tag FROM nation ORDER BY 1");
+    let before = shared_results(&redis_url).len();
+    let first = ask(query(&a, &a.key, &sql, ARROW)).await;
+    assert_eq!((first.status, first.cache.as_str()), (200, "miss"));
+    stored_beyond(&redis_url, before).await;
+
+    // B's first request for it is a hit, the same bytes and ETag as A's own hit.
+    let shared_before = metric(&b.metrics_text().await, "sluice_cache_shared_hits_total");
+    let from_b = ask(query(&b, &b.key, &sql, ARROW)).await;
+    assert_eq!((from_b.status, from_b.cache.as_str()), (200, "hit"));
+    assert!(from_b.body == first.body);
+    let from_a = ask(query(&a, &a.key, &sql, ARROW)).await;
+    assert_eq!(from_a.cache, "hit");
+    assert_eq!(from_b.etag, from_a.etag);
+    assert!(metric(&b.metrics_text().await, "sluice_cache_shared_hits_total") > shared_before);
+    // Every format is served from the shared batches: B's CSV is a run's CSV.
+    let csv = ask(query(&b, &b.key, &sql, "text/csv")).await;
+    assert_eq!(csv.cache, "hit");
+    let uncached = TestApp::spawn().await;
+    let ran = ask(query(&uncached, &uncached.key, &sql, "text/csv")).await;
+    assert!(csv.body == ran.body);
+    // `other` loaded the same TPC-H files: nation's entry holds there too.
+    let there = ask(query(&other, &other.key, &sql, ARROW)).await;
+    assert!((there.cache.as_str(), &there.body) == ("hit", &first.body));
+
+    // The same statement over a lake with other files: never the other servers' answer.
+    let count = format!("SELECT count(*) AS n, '{tag}' AS tag FROM lake.public.t");
+    let before = shared_results(&redis_url).len();
+    let on_a = ask(query(&a, &a.key, &count, "application/json")).await;
+    assert_eq!(
+        (on_a.cache.as_str(), count_rows(&on_a)),
+        ("miss", json!([[25, tag.to_string()]]))
+    );
+    stored_beyond(&redis_url, before).await;
+    let on_b = ask(query(&b, &b.key, &count, "application/json")).await;
+    assert_eq!(
+        (on_b.cache.as_str(), count_rows(&on_b)),
+        ("hit", json!([[25, tag.to_string()]]))
+    );
+    let on_other = ask(query(&other, &other.key, &count, "application/json")).await;
+    assert_eq!(
+        (on_other.cache.as_str(), count_rows(&on_other)),
+        ("miss", json!([[50, tag.to_string()]]))
+    );
+    // `other` wrote its 50 under the same key; B keeps answering from A's files.
+    let after = ask(query(&b, &b.key, &count, "application/json")).await;
+    assert_eq!(count_rows(&after), json!([[25, tag.to_string()]]));
+
+    // A refresh on B (the data behind `lake` changed, as far as anyone says): A's copy,
+    // local or in Redis, is not served again once A has read the new generation (≤ 1 s).
+    let r = b
+        .req(reqwest::Method::POST, "/v1/sources/lake/refresh")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let again = ask(query(&a, &a.key, &count, "application/json")).await;
+        assert_eq!(again.status, 200);
+        seen.push(again.cache.clone());
+        if again.cache == "miss" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.last().map(String::as_str), Some("miss"), "{seen:?}");
+    assert!(
+        seen.len() <= 40,
+        "A followed B's refresh only after {} tries",
+        seen.len()
+    );
+}
+
+/// A `redis-server` of the test's own on a free port, stopped when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let bin = crate::postgres::service_env("SLUICE_TEST_REDIS_SERVER")
+            .unwrap_or_else(|| "redis-server".to_owned());
+        let child = std::process::Command::new(bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = Self { child, port };
+        for _ in 0..200 {
+            if let Ok(mut con) = redis::Client::open(me.url()).unwrap().get_connection()
+                && redis::cmd("PING").query::<String>(&mut con).is_ok()
+            {
+                return me;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("redis-server on port {port} did not answer");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_web::test]
+async fn queries_succeed_with_redis_stopped_mid_test() {
+    // The suite's Redis says the machine has one; this test stops its own.
+    if crate::postgres::service_env("SLUICE_TEST_REDIS_URL").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start(port).await;
+    let url = redis.url();
+    let a = cached({
+        let url = url.clone();
+        move |c| c.cache.redis_url = Some(url)
+    })
+    .await;
+    let tag = uuid::Uuid::new_v4();
+    let sql = |n: u32| format!("SELECT count(*) AS n, {n} AS q, '{tag}' AS t FROM lineitem");
+    let first = ask(query(&a, &a.key, &sql(1), "application/json")).await;
+    assert_eq!((first.status, first.cache.as_str()), (200, "miss"));
+    stored_beyond(&url, 0).await;
+
+    let errors_before = metric(&a.metrics_text().await, "sluice_cache_shared_errors_total");
+    redis.stop();
+    // Kept here: a hit without Redis.
+    let hit = ask(query(&a, &a.key, &sql(1), "application/json")).await;
+    assert_eq!((hit.status, hit.cache.as_str()), (200, "hit"));
+    assert!(hit.body == first.body);
+    // New statements run, and are kept here.
+    for n in 2..5 {
+        let ran = ask(query(&a, &a.key, &sql(n), "application/json")).await;
+        assert_eq!((ran.status, ran.cache.as_str()), (200, "miss"), "{n}");
+        assert_eq!(count_rows(&ran)[0][0], json!(60175));
+        let again = ask(query(&a, &a.key, &sql(n), "application/json")).await;
+        assert_eq!((again.status, again.cache.as_str()), (200, "hit"), "{n}");
+    }
+    assert!(metric(&a.metrics_text().await, "sluice_cache_shared_errors_total") > errors_before);
+    // A server started while Redis is down starts and answers.
+    let b = cached({
+        let url = url.clone();
+        move |c| c.cache.redis_url = Some(url)
+    })
+    .await;
+    let on_b = ask(query(&b, &b.key, &sql(1), "application/json")).await;
+    assert_eq!((on_b.status, on_b.cache.as_str()), (200, "miss"));
+    assert!(on_b.body == first.body);
+
+    // Redis back on the same port: sharing resumes by itself (after its pause, ≤ 1 s).
+    let _redis = OwnRedis::start(port).await;
+    let mut n = 100;
+    while shared_results(&url).is_empty() {
+        assert!(n < 400, "results never reached the restarted Redis");
+        let ran = ask(query(&a, &a.key, &sql(n), "application/json")).await;
+        assert_eq!(ran.status, 200);
+        n += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let shared = ask(query(&b, &b.key, &sql(n - 1), "application/json")).await;
+    assert_eq!((shared.status, shared.cache.as_str()), (200, "hit"));
+}

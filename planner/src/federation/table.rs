@@ -210,12 +210,23 @@ impl RemoteCatalog {
         let _one_at_a_time = self.refreshing.lock().await;
         let start = Instant::now();
         let outcome = match executor.tables(self.schemas.as_deref()).await {
-            Ok(tables) => self.register(tables).map_err(|e| e.to_string()),
+            Ok(tables) => {
+                // The tables and their columns; not the row estimates, which drift.
+                let print = crate::parquet_catalog::fingerprint(
+                    tables
+                        .iter()
+                        .map(|t| format!("{} {} {} {:?}", t.schema, t.name, t.view, t.columns))
+                        .collect(),
+                );
+                self.register(tables)
+                    .map(|n| (n, print))
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.message),
         };
         let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok(n) => Ok(status.loaded(n, start)),
+            Ok((n, print)) => Ok(status.loaded(n, print, start)),
             Err(reason) => {
                 status.failed(reason.clone());
                 Err(PlanError::SourceUnavailable {

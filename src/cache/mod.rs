@@ -14,7 +14,8 @@
 //! - **Capacity**: weighted by IPC bytes with a TTL ([`moka`]). Concurrent identical
 //!   requests wait for the one running (single flight) and are then served from the cache.
 //!
-//! Shared entries across servers (Redis) are not built yet.
+//! - **Shared** ([`shared`]): with `redis_url`, kept results are also written to Redis and a
+//!   local miss asks Redis before running the statement, so servers share hits.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,6 +38,8 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::metrics as m;
 
+mod shared;
+
 /// What identifies a result: a SHA-256 over everything that decides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u8; 32]);
@@ -56,6 +59,8 @@ pub struct Cached {
     pub tables: Vec<String>,
     /// Each source's catalog version when the result was computed.
     versions: Vec<u64>,
+    /// Each source's refresh generation (shared through Redis; 0 without) before it ran.
+    gens: Vec<u64>,
     /// Hex SHA-256 of the IPC encoding: the content part of the ETag.
     digest: String,
     /// Bytes of IPC, the capacity it takes.
@@ -79,6 +84,8 @@ pub struct ResultCache {
     uncached: HashSet<String>,
     /// Statements being computed by a leader that others wait for.
     inflight: Inflight,
+    /// Entries shared with other servers through Redis, when configured.
+    shared: Option<Arc<shared::Shared>>,
 }
 
 impl std::fmt::Debug for ResultCache {
@@ -86,6 +93,7 @@ impl std::fmt::Debug for ResultCache {
         f.debug_struct("ResultCache")
             .field("enabled", &self.entries.is_some())
             .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -100,9 +108,17 @@ const FOLLOW_AT_MOST: Duration = Duration::from_secs(60);
 pub enum Lookup {
     /// A valid entry.
     Hit(Arc<Cached>),
-    /// Not there: this caller computes it (and holds the lease while it does), or computes
-    /// it without a lease when another request's computation did not leave an entry.
-    Miss(Option<Lease>),
+    /// Not there: this caller computes it, with the ticket to keep what it computes.
+    Miss(Ticket),
+}
+
+/// What a miss needs to keep its result: the lease others wait on (if it holds it) and the
+/// sources' generations read before the statement runs.
+pub struct Ticket {
+    lease: Option<Lease>,
+    gens: shared::Gens,
+    /// The generations came from Redis just now: the result may be shared.
+    share: bool,
 }
 
 /// Held by the request computing a result that others wait for; dropping it (the result
@@ -124,8 +140,13 @@ impl Drop for Lease {
 }
 
 impl ResultCache {
-    /// A cache per `[cache]`; off when its capacity or TTL is 0.
-    pub fn new(config: &CacheConfig, sources: &[SourceConfig]) -> Self {
+    /// A cache per `[cache]`; off when its capacity or TTL is 0. With `redis_url`, entries
+    /// are shared through Redis, whose client runs on `runtime` (the query runtime).
+    pub fn new(
+        config: &CacheConfig,
+        sources: &[SourceConfig],
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
         let entries = (config.capacity_bytes > 0 && config.ttl_ms > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(config.capacity_bytes)
@@ -144,7 +165,21 @@ impl ResultCache {
                 })
                 .build()
         });
+        let shared = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) if entries.is_some() => {
+                let names = sources.iter().map(|s| s.name().to_owned()).collect();
+                match shared::Shared::start(url, config.ttl_ms, names, runtime) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cache.redis_url is not usable; the result cache is local only.");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Self {
+            shared,
             entries,
             max_entry_bytes: config
                 .max_entry_bytes
@@ -194,7 +229,7 @@ impl ResultCache {
             return Lookup::Hit(hit);
         }
         let mut rx = match self.lead(key) {
-            Ok(lease) => return Lookup::Miss(Some(lease)),
+            Ok(lease) => return self.ask_shared(key, planner, Some(lease)).await,
             Err(rx) => rx,
         };
         let until = deadline.min(Instant::now() + FOLLOW_AT_MOST);
@@ -202,18 +237,110 @@ impl ResultCache {
         let _ = tokio::time::timeout_at(until, rx.changed()).await;
         match self.valid(key, planner) {
             Some(hit) => Lookup::Hit(hit),
-            None => Lookup::Miss(self.lead(key).ok()),
+            None => match self.lead(key) {
+                Ok(lease) => self.ask_shared(key, planner, Some(lease)).await,
+                Err(_) => self.ask_shared(key, planner, None).await,
+            },
         }
+    }
+
+    /// After a local miss: the entry from Redis if it is valid here (it is then kept
+    /// locally too), otherwise a ticket with the generations Redis gave.
+    async fn ask_shared(&self, key: Key, planner: &Planner, lease: Option<Lease>) -> Lookup {
+        let Some(shared) = &self.shared else {
+            return Lookup::Miss(Ticket {
+                lease,
+                gens: shared::Gens::new(),
+                share: false,
+            });
+        };
+        let Some((value, gens)) = shared.fetch(key).await else {
+            // Redis cannot say: this server's own view of the generations.
+            return Lookup::Miss(Ticket {
+                lease,
+                gens: shared.known_all(),
+                share: false,
+            });
+        };
+        if let Some(cached) = value.and_then(|v| self.adopt(&v, &gens, planner)) {
+            metrics::counter!(m::CACHE_SHARED_HITS_TOTAL).increment(1);
+            let cached = Arc::new(cached);
+            self.insert_arc(key, Arc::clone(&cached));
+            return Lookup::Hit(cached);
+        }
+        Lookup::Miss(Ticket {
+            lease,
+            gens,
+            share: true,
+        })
+    }
+
+    /// An entry another server wrote, if it holds here: same catalogs (fingerprints), no
+    /// refresh since (generations), no source this server does not cache.
+    fn adopt(&self, value: &Bytes, gens: &shared::Gens, planner: &Planner) -> Option<Cached> {
+        let (header, ipc) = shared::decode(value)?;
+        let n = header.sources.len();
+        if header.prints.len() != n
+            || header.gens.len() != n
+            || header.sources.iter().any(|s| self.uncached.contains(s))
+        {
+            return None;
+        }
+        // Versions first: a refresh between the two reads leaves the local copy stale at
+        // once rather than current under a catalog it was not checked against.
+        let versions = planner.catalog_versions(&header.sources);
+        let prints = planner.catalog_fingerprints(&header.sources);
+        let same_catalogs = prints
+            .iter()
+            .zip(&header.prints)
+            .all(|(mine, theirs)| !mine.is_empty() && mine == theirs);
+        let no_refresh = header
+            .sources
+            .iter()
+            .zip(&header.gens)
+            .all(|(s, g)| gens.get(s).copied().unwrap_or(0) == *g);
+        if !(same_catalogs && no_refresh) {
+            return None;
+        }
+        let weight = u32::try_from(ipc.len()).ok()?;
+        let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).ok()?;
+        let schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>, _>>().ok()?;
+        Some(Cached {
+            schema,
+            batches,
+            rows: header.rows,
+            sources: header.sources,
+            tables: header.tables,
+            versions,
+            gens: header.gens,
+            digest: header.digest,
+            weight,
+        })
     }
 
     fn valid(&self, key: Key, planner: &Planner) -> Option<Arc<Cached>> {
         let entries = self.entries.as_ref()?;
         let hit = entries.get(&key)?;
-        if planner.catalogs_unchanged(&hit.sources, &hit.versions) {
+        let no_refresh = self.shared.as_ref().is_none_or(|shared| {
+            hit.sources
+                .iter()
+                .zip(&hit.gens)
+                .all(|(s, g)| shared.known(s) == *g)
+        });
+        if no_refresh && planner.catalogs_unchanged(&hit.sources, &hit.versions) {
             Some(hit)
         } else {
             entries.invalidate(&key);
             None
+        }
+    }
+
+    /// Says that `source` was refreshed on purpose (`POST /v1/sources/{name}/refresh`): with
+    /// a shared cache, its entries are stale on every server, not only this one.
+    pub async fn refreshed(&self, source: &str) {
+        if let Some(shared) = &self.shared {
+            shared.bump(source).await;
         }
     }
 
@@ -241,31 +368,50 @@ impl ResultCache {
     }
 
     /// A collector for the result of `planned`, stored under `key` when it completes, with
-    /// the catalog versions the statement was resolved against (a refresh while it runs
-    /// leaves an entry that is stale at once, never one that passes for current).
+    /// the catalog versions the statement was resolved against and the generations read
+    /// before it ran (a refresh while it runs leaves an entry that is stale at once, never
+    /// one that passes for current). Without a `ticket` (a retry), the result is kept here
+    /// only.
     pub fn collector(
         self: &Arc<Self>,
         key: Key,
-        lease: Option<Lease>,
+        ticket: Option<Ticket>,
         planned: &PlannedQuery,
     ) -> Collector {
+        let (lease, gens, share) = match ticket {
+            Some(t) => (t.lease, t.gens, t.share),
+            None => (
+                None,
+                self.shared
+                    .as_ref()
+                    .map(|s| s.known_all())
+                    .unwrap_or_default(),
+                false,
+            ),
+        };
         Collector {
             cache: Arc::clone(self),
             key,
             _lease: lease,
             sources: planned.sources.clone(),
             versions: planned.versions.clone(),
+            gens: planned
+                .sources
+                .iter()
+                .map(|s| gens.get(s).copied().unwrap_or(0))
+                .collect(),
+            prints: share.then(|| planned.fingerprints.clone()),
             tables: planned.tables.clone(),
             writer: None,
             rows: 0,
         }
     }
 
-    fn insert(&self, key: Key, cached: Cached) {
+    fn insert_arc(&self, key: Key, cached: Arc<Cached>) {
         if let Some(entries) = &self.entries {
             metrics::gauge!(m::CACHE_BYTES).increment(f64::from(cached.weight));
             metrics::gauge!(m::CACHE_ENTRIES).increment(1.0);
-            entries.insert(key, Arc::new(cached));
+            entries.insert(key, cached);
         }
     }
 }
@@ -279,6 +425,10 @@ pub struct Collector {
     _lease: Option<Lease>,
     sources: Vec<String>,
     versions: Vec<u64>,
+    gens: Vec<u64>,
+    /// The sources' catalog fingerprints the statement was resolved against, when the
+    /// result is also to be written to Redis.
+    prints: Option<Vec<String>>,
     tables: Vec<String>,
     writer: Option<StreamWriter<Vec<u8>>>,
     rows: u64,
@@ -323,19 +473,33 @@ impl Collector {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let batches = StreamReader::try_new(std::io::Cursor::new(ipc), None)?
+        let batches = StreamReader::try_new(std::io::Cursor::new(ipc.clone()), None)?
             .collect::<Result<Vec<_>, _>>()?;
-        let cached = Cached {
+        let cached = Arc::new(Cached {
             schema: Arc::clone(schema),
             batches,
             rows: self.rows,
             sources: std::mem::take(&mut self.sources),
             tables: std::mem::take(&mut self.tables),
             versions: std::mem::take(&mut self.versions),
+            gens: std::mem::take(&mut self.gens),
             digest,
             weight,
-        };
-        self.cache.insert(self.key, cached);
+        });
+        self.cache.insert_arc(self.key, Arc::clone(&cached));
+        if let (Some(shared), Some(prints)) = (&self.cache.shared, self.prints.take()) {
+            let header = shared::Header {
+                rows: cached.rows,
+                sources: cached.sources.clone(),
+                tables: cached.tables.clone(),
+                prints,
+                gens: cached.gens.clone(),
+                digest: cached.digest.clone(),
+            };
+            if let Some(value) = shared::encode(&header, &ipc) {
+                shared.put(self.key, value);
+            }
+        }
         Ok(())
     }
 }
