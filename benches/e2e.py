@@ -170,7 +170,8 @@ class HttpArrowClient:
 
 
 class Sluice:
-    def __init__(self, binary: Path, data_dir: Path, workdir: Path, extra_config: str = "", cache: bool = False):
+    def __init__(self, binary: Path, data_dir: Path, workdir: Path, extra_config: str = "", cache: bool = False,
+                 cache_config: str = ""):
         # Engine comparisons run every statement: the result cache is off unless asked for
         # (then its defaults), and its figures are reported as their own rows.
         workdir.mkdir(parents=True, exist_ok=True)
@@ -188,8 +189,9 @@ class Sluice:
                     "max_rows = 1000000000",
                     "memory_limit_bytes = 8589934592",
                     "max_concurrent_queries = 64",
-                    "[cache]",
-                    "" if cache else "capacity_bytes = 0",
+                    # `cache_config`: a whole [cache] section of the caller's (shared_cache.py).
+                    cache_config or "[cache]",
+                    "" if cache or cache_config else "capacity_bytes = 0",
                     "[[sources]]",
                     'name = "tpch"',
                     'kind = "parquet"',
