@@ -8,6 +8,12 @@ use sluice::cli::query::OutputFormat;
 use sluice::startup::Application;
 use sluice_schemas::Config;
 
+/// jemalloc returns what big joins and sorts freed to the OS (glibc's arenas keep it), and is
+/// faster under the query runtime's threads: benches/RESULTS.md has the figures.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "A federated SQL gateway")]
 struct Cli {
