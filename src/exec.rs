@@ -327,9 +327,18 @@ async fn run(
                 return send_head(job, head_tx, head, rows);
             }
             Some(batch) => {
-                let pieces = encode_batch(job, &mut *encoder, batch, &target, &mut rows, collect)?;
-                head_len += pieces.iter().map(Bytes::len).sum::<usize>();
-                head.extend(pieces);
+                // The first rows go out as a small batch of their own: a client shows them
+                // without waiting for a whole large batch to arrive and decode.
+                let (lead, batch) = match batch {
+                    Ok(b) if first_batch_at.is_none() => split_lead(b),
+                    other => (None, other),
+                };
+                for batch in lead.into_iter().map(Ok).chain(std::iter::once(batch)) {
+                    let pieces =
+                        encode_batch(job, &mut *encoder, batch, &target, &mut rows, collect)?;
+                    head_len += pieces.iter().map(Bytes::len).sum::<usize>();
+                    head.extend(pieces);
+                }
                 first_batch_at.get_or_insert_with(Instant::now);
             }
         }
@@ -413,6 +422,25 @@ async fn send_chunk(
     }
     job.entry.add_progress(rows, len);
     Ok(())
+}
+
+/// Rows of the first batch sent ahead on their own, in bytes of Arrow memory.
+const LEAD_BYTES: usize = 64 * 1024;
+
+/// `batch` as a leading slice of about [`LEAD_BYTES`] and the rest, when it is big enough
+/// for that to matter; slices share the batch's buffers.
+fn split_lead(
+    batch: datafusion::arrow::array::RecordBatch,
+) -> (
+    Option<datafusion::arrow::array::RecordBatch>,
+    datafusion::error::Result<datafusion::arrow::array::RecordBatch>,
+) {
+    let (n, size) = (batch.num_rows(), batch.get_array_memory_size());
+    if n < 2 || size <= 2 * LEAD_BYTES {
+        return (None, Ok(batch));
+    }
+    let lead = (n * LEAD_BYTES / size).clamp(1, n - 1);
+    (Some(batch.slice(0, lead)), Ok(batch.slice(lead, n - lead)))
 }
 
 fn encode_batch(
