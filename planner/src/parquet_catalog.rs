@@ -211,13 +211,13 @@ impl ParquetCatalog {
             let table = catalog::parquet_table(
                 &self.state,
                 &t.url,
-                reference,
+                reference.clone(),
                 spec.pushdown_filters,
                 DataType::Utf8,
             )
             .await
             .map_err(|e| with_table(e, &t.name))?;
-            self.describe(&t.url, &table, &mut parts)
+            self.describe(&t.url, reference, &table, &mut parts)
                 .await
                 .map_err(|e| with_table(e, &t.name))?;
             built.push((t.name.clone(), table));
@@ -228,16 +228,21 @@ impl ParquetCatalog {
     }
 
     /// Adds what identifies a table's content to `parts`: its name, schema and every file
-    /// under it with size, modification time and ETag (the listing a scan would make now).
+    /// under it with size, modification time and ETag: the listing its scans will use, kept
+    /// under `reference` in DataFusion's listing cache (dropped and made anew by this load;
+    /// a listing under another key could be an old one).
     async fn describe(
         &self,
         url: &Url,
+        reference: TableReference,
         table: &ListingTable,
         parts: &mut Vec<String>,
     ) -> Result<()> {
         use datafusion::catalog::TableProvider;
         use futures::TryStreamExt;
-        let listing = ListingTableUrl::parse(url.as_str()).map_err(PlanError::Execution)?;
+        let listing = ListingTableUrl::parse(url.as_str())
+            .map_err(PlanError::Execution)?
+            .with_table_ref(reference);
         parts.push(format!("table {url} {:?}", table.schema()));
         let files: Vec<_> = listing
             .list_all_files(self.state.as_ref(), self.store.as_ref(), ".parquet")

@@ -472,6 +472,30 @@ async fn servers_sharing_redis_share_hits_and_never_a_stale_entry() {
         "A followed B's refresh only after {} tries",
         seen.len()
     );
+
+    // A file added under the lake and only A refreshed: B still lists one file, so a
+    // statement B runs first is 25 in Redis; A, whose catalog holds the new file (another
+    // fingerprint), must run it rather than take B's answer.
+    std::fs::copy(&nation, tmp.path().join("one/t/9.parquet")).unwrap();
+    let r = a
+        .req(reqwest::Method::POST, "/v1/sources/lake/refresh")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh = format!("SELECT count(*) AS n, '{tag}-2' AS tag FROM lake.public.t");
+    let before = shared_results(&redis_url).len();
+    let old = ask(query(&b, &b.key, &fresh, "application/json")).await;
+    assert_eq!(
+        (old.cache.as_str(), count_rows(&old)[0][0].clone()),
+        ("miss", json!(25))
+    );
+    stored_beyond(&redis_url, before).await;
+    let new = ask(query(&a, &a.key, &fresh, "application/json")).await;
+    assert_eq!(
+        (new.cache.as_str(), count_rows(&new)[0][0].clone()),
+        ("miss", json!(50))
+    );
 }
 
 /// A `redis-server` of the test's own on a free port, stopped when dropped.
