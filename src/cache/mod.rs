@@ -86,7 +86,16 @@ pub struct ResultCache {
     inflight: Inflight,
     /// Entries shared with other servers through Redis, when configured.
     shared: Option<Arc<shared::Shared>>,
+    /// Statements' canonical spellings by exact text: a dashboard repeats its text, and
+    /// parsing it again for every hit cost more than the rest of the key.
+    spellings: Mutex<lru::LruCache<String, Arc<str>>>,
 }
+
+/// Statement texts whose canonical spelling is kept.
+const SPELLINGS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(1024) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
 
 impl std::fmt::Debug for ResultCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,6 +189,7 @@ impl ResultCache {
         };
         Self {
             shared,
+            spellings: Mutex::new(lru::LruCache::new(SPELLINGS)),
             entries,
             max_entry_bytes: config
                 .max_entry_bytes
@@ -201,10 +211,10 @@ impl ResultCache {
         self.entries.as_ref()?;
         // A long text is keyed as written: parsing it twice (here and to plan) would cost
         // more than a miss saves.
-        let statement = if request.sql.len() > NORMALIZE_AT_MOST {
-            request.sql.clone()
+        let statement: Arc<str> = if request.sql.len() > NORMALIZE_AT_MOST {
+            Arc::from(request.sql.as_str())
         } else {
-            sluice_planner::validate::normalized(&request.sql)?
+            self.spelling(&request.sql)?
         };
         let params = serde_json::to_string(&request.params).ok()?;
         let view = match principal {
@@ -215,11 +225,30 @@ impl ResultCache {
             _ => "*".to_owned(),
         };
         let mut h = Sha256::new();
-        for part in [statement.as_str(), &params, &view, cap] {
+        for part in [&*statement, &params, &view, cap] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
         Some(Key(h.finalize().into()))
+    }
+
+    /// `sql` in canonical spelling (see [`sluice_planner::validate::normalized`]), remembered
+    /// by its exact text.
+    fn spelling(&self, sql: &str) -> Option<Arc<str>> {
+        let mut kept = self
+            .spellings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = kept.get(sql) {
+            return Some(Arc::clone(s));
+        }
+        drop(kept);
+        let spelled: Arc<str> = Arc::from(sluice_planner::validate::normalized(sql)?);
+        self.spellings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(sql.to_owned(), Arc::clone(&spelled));
+        Some(spelled)
     }
 
     /// The entry for `key` if it is still valid; otherwise the right to compute it, after
