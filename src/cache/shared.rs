@@ -166,9 +166,18 @@ impl Shared {
             .clone()
     }
 
-    fn learn(&self, gens: &Gens) {
+    /// Takes what an `MGET` of every source's generation read (in `sources`' order) as the
+    /// generations known now.
+    fn learn(&self, read: Vec<Option<u64>>) -> Gens {
+        let gens: Gens = self
+            .sources
+            .iter()
+            .cloned()
+            .zip(read.into_iter().map(Option::unwrap_or_default))
+            .collect();
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
-        known.clone_from(gens);
+        known.clone_from(&gens);
+        gens
     }
 
     fn paused(&self) -> bool {
@@ -249,14 +258,7 @@ impl Shared {
             self.exchange("lookup", async move { pipe.query_async(&mut conn).await })
                 .await?
         };
-        let gens: Gens = self
-            .sources
-            .iter()
-            .cloned()
-            .zip(gens.into_iter().map(Option::unwrap_or_default))
-            .collect();
-        self.learn(&gens);
-        Some((value.map(Bytes::from), gens))
+        Some((value.map(Bytes::from), self.learn(gens)))
     }
 
     /// Writes `value` under `key` with the cache's TTL, in the background.
@@ -317,14 +319,8 @@ impl Shared {
                     .await
             })
             .await;
-        if let Some(gens) = read {
-            let gens: Gens = self
-                .sources
-                .iter()
-                .cloned()
-                .zip(gens.into_iter().map(Option::unwrap_or_default))
-                .collect();
-            self.learn(&gens);
+        if let Some(read) = read {
+            self.learn(read);
         }
     }
 }
