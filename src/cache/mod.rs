@@ -291,7 +291,7 @@ impl ResultCache {
                 share: false,
             });
         };
-        if let Some(cached) = value.and_then(|v| self.adopt(&v, &gens, planner)) {
+        if let Some(cached) = value.and_then(|v| self.adopt(v, &gens, planner)) {
             metrics::counter!(m::CACHE_SHARED_HITS_TOTAL).increment(1);
             let cached = Arc::new(cached);
             self.insert_arc(key, Arc::clone(&cached));
@@ -306,8 +306,18 @@ impl ResultCache {
 
     /// An entry another server wrote, if it holds here: same catalogs (fingerprints), no
     /// refresh since (generations), no source this server does not cache.
-    fn adopt(&self, value: &Bytes, gens: &shared::Gens, planner: &Planner) -> Option<Cached> {
-        let (header, ipc) = shared::decode(value)?;
+    fn adopt(
+        &self,
+        fetched: shared::Fetched,
+        gens: &shared::Gens,
+        planner: &Planner,
+    ) -> Option<Cached> {
+        let shared::Fetched {
+            header,
+            schema,
+            batches,
+            weight,
+        } = fetched;
         let n = header.sources.len();
         if header.prints.len() != n
             || header.gens.len() != n
@@ -331,10 +341,6 @@ impl ResultCache {
         if !(same_catalogs && no_refresh) {
             return None;
         }
-        let weight = u32::try_from(ipc.len()).ok()?;
-        let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).ok()?;
-        let schema = reader.schema();
-        let batches = reader.collect::<Result<Vec<_>, _>>().ok()?;
         Some(Cached {
             schema,
             batches,

@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -74,6 +77,31 @@ pub(super) fn decode(value: &Bytes) -> Option<(Header, Bytes)> {
     let header = serde_json::from_slice(head).ok()?;
     let start = MAGIC.len() + 4 + len;
     Some((header, value.slice(start..)))
+}
+
+/// An entry read from Redis, decoded (on the query runtime: up to `max_entry_bytes` of IPC
+/// is not decoded on an HTTP worker).
+pub(super) struct Fetched {
+    pub header: Header,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// Bytes of IPC.
+    pub weight: u32,
+}
+
+/// An entry [`encode`] wrote, decoded; `None` for anything else.
+fn decode_entry(value: Vec<u8>) -> Option<Fetched> {
+    let (header, ipc) = decode(&Bytes::from(value))?;
+    let weight = u32::try_from(ipc.len()).ok()?;
+    let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).ok()?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>().ok()?;
+    Some(Fetched {
+        header,
+        schema,
+        batches,
+        weight,
+    })
 }
 
 /// Sources' generations as read from Redis (0 for one never refreshed).
@@ -241,7 +269,7 @@ impl Shared {
 
     /// The entry under `key` (if any) and every source's generation now, in one round trip;
     /// `None` when Redis cannot say.
-    pub(super) async fn fetch(&self, key: Key) -> Option<(Option<Bytes>, Gens)> {
+    pub(super) async fn fetch(&self, key: Key) -> Option<(Option<Fetched>, Gens)> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         pipe.get(result_key(key));
@@ -249,16 +277,21 @@ impl Shared {
         if !gen_keys.is_empty() {
             pipe.mget(gen_keys);
         }
-        let (value, gens): (Option<Vec<u8>>, Vec<Option<u64>>) = if self.sources.is_empty() {
-            let (value,): (Option<Vec<u8>>,) = self
-                .exchange("lookup", async move { pipe.query_async(&mut conn).await })
-                .await?;
-            (value, Vec::new())
+        let (value, gens) = if self.sources.is_empty() {
+            self.exchange("lookup", async move {
+                let (value,): (Option<Vec<u8>>,) = pipe.query_async(&mut conn).await?;
+                Ok((value.and_then(decode_entry), Vec::new()))
+            })
+            .await?
         } else {
-            self.exchange("lookup", async move { pipe.query_async(&mut conn).await })
-                .await?
+            self.exchange("lookup", async move {
+                let (value, gens): (Option<Vec<u8>>, Vec<Option<u64>>) =
+                    pipe.query_async(&mut conn).await?;
+                Ok((value.and_then(decode_entry), gens))
+            })
+            .await?
         };
-        Some((value.map(Bytes::from), self.learn(gens)))
+        Some((value, self.learn(gens)))
     }
 
     /// Writes `value` under `key` with the cache's TTL, in the background.
