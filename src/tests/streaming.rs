@@ -29,6 +29,16 @@ async fn full_scan_streams_as_arrow_with_plain_strings() {
     assert_eq!(total_rows(&batches), 60_175);
     // Many messages, not one buffered blob.
     assert!(batches.len() > 1, "{} batches", batches.len());
+    // The first rows go ahead as a small batch of their own (about 64 KiB of Arrow memory),
+    // sliced off a full first batch; the rest of that batch follows as the next message.
+    let (lead, rest) = (&batches[0], &batches[1]);
+    let whole = lead.num_rows() + rest.num_rows();
+    assert!(
+        lead.num_rows() >= 1 && lead.num_rows() * 8 <= whole,
+        "{} of {whole}",
+        lead.num_rows()
+    );
+    assert!(whole <= 8192);
     let schema = batches[0].schema();
     assert_eq!(schema.fields().len(), 16);
     assert_eq!(
