@@ -212,12 +212,13 @@ async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>)
     // The DataFusion stream lived inside `run` and is dropped by now (which cancels the
     // engine's work). Release the concurrency slot before the client can hear the outcome, so
     // a client that retries at once after an error is not refused by its own finished query.
-    let schema = job.planned.output_schema();
+    // The result's schema, for a result the cache keeps.
+    let schema = collect.as_ref().map(|_| job.planned.output_schema());
     drop(job);
     let label = match outcome {
         Ok(()) => {
             entry.finish(QueryState::Finished, None);
-            if let Some(c) = collect {
+            if let (Some(c), Some(schema)) = (collect, schema) {
                 c.finish(&schema);
             }
             "ok"

@@ -57,7 +57,7 @@ pub use federation::{PulledBySource, QueryContext};
 pub use grants::Grants;
 pub use params::Params;
 pub use parquet_catalog::{
-    CatalogStatus, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
+    CatalogStatus, Fingerprint, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
 };
 pub use session::{PlannedQuery, Planner, PlannerOptions, RemoteStatement, SourceGate, TableInfo};
 

@@ -50,13 +50,16 @@ pub struct CatalogStatus {
     pub version: u64,
     /// What the last successful load found, hashed (tables, their columns and, for files,
     /// each file's path, size, modification time and ETag): two servers that loaded the same
-    /// catalog agree on it, so results may be shared between them. Empty before a load.
-    pub fingerprint: String,
+    /// catalog agree on it, so results may be shared between them. `None` before a load.
+    pub fingerprint: Option<Fingerprint>,
 }
+
+/// A loaded catalog's content, hashed (the first 16 bytes of a SHA-256).
+pub type Fingerprint = [u8; 16];
 
 /// Hashes the parts of a loaded catalog into a [`CatalogStatus::fingerprint`]; the parts are
 /// sorted first, so the order they were found in does not matter.
-pub fn fingerprint(mut parts: Vec<String>) -> String {
+pub fn fingerprint(mut parts: Vec<String>) -> Fingerprint {
     use sha2::{Digest, Sha256};
     parts.sort_unstable();
     let mut h = Sha256::new();
@@ -64,18 +67,22 @@ pub fn fingerprint(mut parts: Vec<String>) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut print = Fingerprint::default();
+    print.copy_from_slice(&h.finalize()[..16]);
+    print
 }
 
 impl CatalogStatus {
     /// Records a load of `tables` tables, of [`fingerprint`] `fingerprint`, that started at
     /// `start`.
-    pub fn loaded(&mut self, tables: usize, fingerprint: String, start: Instant) -> RefreshSummary {
+    pub fn loaded(
+        &mut self,
+        tables: usize,
+        fingerprint: Fingerprint,
+        start: Instant,
+    ) -> RefreshSummary {
         self.tables = Some(tables);
-        self.fingerprint = fingerprint;
+        self.fingerprint = Some(fingerprint);
         self.refreshed_at = Some(SystemTime::now());
         self.last_error = None;
         self.version += 1;
@@ -185,7 +192,7 @@ impl ParquetCatalog {
     }
 
     /// Registers the tables; their count and the catalog's fingerprint.
-    async fn load(&self) -> Result<(usize, String)> {
+    async fn load(&self) -> Result<(usize, Fingerprint)> {
         let spec = &self.spec;
         let tables = if spec.tables.is_empty() {
             catalog::discover_tables(self.store.as_ref(), &spec.base).await?

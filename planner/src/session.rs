@@ -22,7 +22,7 @@ use crate::error::{PlanError, Result};
 use crate::federation::{QueryContext, RemoteCatalog, RemoteScanExec, RemoteSource};
 use crate::grants::{GrantedCatalogList, Grants};
 use crate::params::{self, Params};
-use crate::parquet_catalog::{ParquetCatalog, ParquetSourceSpec, SourceCatalog};
+use crate::parquet_catalog::{Fingerprint, ParquetCatalog, ParquetSourceSpec, SourceCatalog};
 use crate::validate;
 
 /// Settings the planner takes from the server config.
@@ -79,7 +79,7 @@ struct KeptPlan {
     /// Each source's catalog version when it was planned: a refresh makes it stale.
     versions: Vec<u64>,
     /// Each source's catalog fingerprint, read just after `versions`.
-    fingerprints: Vec<String>,
+    fingerprints: Vec<Option<Fingerprint>>,
 }
 
 type PlanCache = Arc<std::sync::Mutex<lru::LruCache<String, Arc<KeptPlan>>>>;
@@ -121,7 +121,7 @@ pub struct PlannedQuery {
     pub versions: Vec<u64>,
     /// Each source's catalog fingerprint (read after `versions`): what another server must
     /// have loaded to use a result of it.
-    pub fingerprints: Vec<String>,
+    pub fingerprints: Vec<Option<Fingerprint>>,
 }
 
 impl PlannedQuery {
@@ -430,15 +430,11 @@ impl Planner {
     }
 
     /// Each of `sources`' catalog fingerprint (what it loaded, hashed: the same on every
-    /// server that loaded the same catalog); empty for one not loaded.
-    pub fn catalog_fingerprints(&self, sources: &[String]) -> Vec<String> {
+    /// server that loaded the same catalog); `None` for one not loaded.
+    pub fn catalog_fingerprints(&self, sources: &[String]) -> Vec<Option<Fingerprint>> {
         sources
             .iter()
-            .map(|s| {
-                self.source_catalog(s)
-                    .map(|c| c.status().fingerprint)
-                    .unwrap_or_default()
-            })
+            .map(|s| self.source_catalog(s).and_then(|c| c.status().fingerprint))
             .collect()
     }
 

@@ -175,7 +175,8 @@ impl ResultCache {
                 .build()
         });
         let shared = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) if entries.is_some() => {
+            // With no source, no statement reads anything worth sharing.
+            Some(url) if entries.is_some() && !sources.is_empty() => {
                 let names = sources.iter().map(|s| s.name().to_owned()).collect();
                 match shared::Shared::start(url, config.ttl_ms, names, runtime) {
                     Ok(s) => Some(s),
@@ -332,7 +333,7 @@ impl ResultCache {
         let same_catalogs = prints
             .iter()
             .zip(&header.prints)
-            .all(|(mine, theirs)| !mine.is_empty() && mine == theirs);
+            .all(|(mine, theirs)| *mine == Some(*theirs));
         let no_refresh = header
             .sources
             .iter()
@@ -435,7 +436,10 @@ impl ResultCache {
                 .iter()
                 .map(|s| gens.get(s).copied().unwrap_or(0))
                 .collect(),
-            prints: share.then(|| planned.fingerprints.clone()),
+            // Only what every source's loaded catalog says can be checked elsewhere.
+            prints: share
+                .then(|| planned.fingerprints.iter().copied().collect())
+                .flatten(),
             tables: planned.tables.clone(),
             writer: None,
             rows: 0,
@@ -463,7 +467,7 @@ pub struct Collector {
     gens: Vec<u64>,
     /// The sources' catalog fingerprints the statement was resolved against, when the
     /// result is also to be written to Redis.
-    prints: Option<Vec<String>>,
+    prints: Option<Vec<sluice_planner::Fingerprint>>,
     tables: Vec<String>,
     writer: Option<StreamWriter<Vec<u8>>>,
     rows: u64,

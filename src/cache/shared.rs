@@ -51,7 +51,7 @@ pub(super) struct Header {
     pub sources: Vec<String>,
     pub tables: Vec<String>,
     /// Each source's catalog fingerprint when the result was computed.
-    pub prints: Vec<String>,
+    pub prints: Vec<sluice_planner::Fingerprint>,
     /// Each source's generation read before the statement ran.
     pub gens: Vec<u64>,
     pub digest: String,
@@ -272,25 +272,15 @@ impl Shared {
     pub(super) async fn fetch(&self, key: Key) -> Option<(Option<Fetched>, Gens)> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        pipe.get(result_key(key));
-        let gen_keys: Vec<String> = self.sources.iter().map(|s| gen_key(s)).collect();
-        if !gen_keys.is_empty() {
-            pipe.mget(gen_keys);
-        }
-        let (value, gens) = if self.sources.is_empty() {
-            self.exchange("lookup", async move {
-                let (value,): (Option<Vec<u8>>,) = pipe.query_async(&mut conn).await?;
-                Ok((value.and_then(decode_entry), Vec::new()))
-            })
-            .await?
-        } else {
-            self.exchange("lookup", async move {
+        // `sources` is never empty (no shared cache without sources): MGET has keys.
+        pipe.get(result_key(key)).mget(self.gen_keys());
+        let (value, gens) = self
+            .exchange("lookup", async move {
                 let (value, gens): (Option<Vec<u8>>, Vec<Option<u64>>) =
                     pipe.query_async(&mut conn).await?;
                 Ok((value.and_then(decode_entry), gens))
             })
-            .await?
-        };
+            .await?;
         Some((value, self.learn(gens)))
     }
 
@@ -338,12 +328,13 @@ impl Shared {
         }
     }
 
+    fn gen_keys(&self) -> Vec<String> {
+        self.sources.iter().map(|s| gen_key(s)).collect()
+    }
+
     async fn read_gens(&self) {
-        if self.sources.is_empty() {
-            return;
-        }
         let mut conn = self.conn.clone();
-        let keys: Vec<String> = self.sources.iter().map(|s| gen_key(s)).collect();
+        let keys = self.gen_keys();
         let read = self
             .exchange("generations", async move {
                 redis::cmd("MGET")
@@ -379,7 +370,7 @@ mod tests {
             rows: 3,
             sources: vec!["local".into()],
             tables: vec!["local.public.nation".into()],
-            prints: vec!["ab".into()],
+            prints: vec![[7; 16]],
             gens: vec![7],
             digest: "d".into(),
         };
