@@ -1,11 +1,10 @@
-//! [`ApiError`]: every failure a client can see, with its status and stable code. The HTTP
-//! mapping lives here and nowhere else.
+//! [`ApiError`]: every failure a caller can see, with its stable [`Code`]. Protocol-neutral:
+//! each door turns a code into its wire form (an HTTP status, a JSON-RPC error, a gRPC status);
+//! the HTTP status of each code is the contract's table (API.md), kept here once as
+//! [`Code::http_status`] because every door carried over HTTP uses it.
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
 use datafusion::error::DataFusionError;
 use sluice_planner::PlanError;
 use sluice_planner::error::causes;
@@ -13,77 +12,142 @@ use sluice_planner::federation::{ErrorClass, RemoteError};
 use sluice_schemas::api::{ErrorBody, ErrorDetail};
 use tracing::error;
 
-/// How long clients are told to wait after `503` and `429`.
+/// How long clients are told to wait after a refusal for capacity (`503`, `429`).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// Every code a client can see (API.md), for turning a recorded code back into one.
-const CODES: &[&str] = &[
-    "bad_request",
-    "sql_invalid",
-    "read_only",
-    "unauthenticated",
-    "permission_denied",
-    "table_not_found",
-    "source_not_found",
-    "query_not_found",
-    "not_found",
-    "method_not_allowed",
-    "not_acceptable",
-    "query_cancelled",
-    "result_too_large",
-    "request_too_large",
-    "unsupported_media_type",
-    "data_error",
-    "rate_limited",
-    "too_many_queries",
-    "unsupported",
-    "upstream_error",
-    "source_unavailable",
-    "shutting_down",
-    "query_timeout",
-    "internal",
-    "metadata_unavailable",
-    "audit_unavailable",
-];
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = ($text:literal, $status:literal),)*) => {
+        /// A stable error code (API.md). Its text is what clients match on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
 
-/// The static code equal to `code`; `internal` for one this server does not give.
-pub fn static_code(code: &str) -> &'static str {
-    CODES
-        .iter()
-        .find(|c| **c == code)
-        .copied()
-        .unwrap_or("internal")
+        impl Code {
+            /// Every code, for tables and tests.
+            pub const ALL: &[Code] = &[$(Code::$variant,)*];
+
+            /// The snake_case text clients see.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status API.md gives this code.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(Self::$variant => $status,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The request is malformed.
+    BadRequest = ("bad_request", 400),
+    /// The statement is wrong (found while planning or running).
+    SqlInvalid = ("sql_invalid", 400),
+    /// Not a single read-only statement.
+    ReadOnly = ("read_only", 400),
+    /// No valid credentials.
+    Unauthenticated = ("unauthenticated", 401),
+    /// The caller may not perform this operation.
+    PermissionDenied = ("permission_denied", 403),
+    /// No such table, or one the caller may not see.
+    TableNotFound = ("table_not_found", 404),
+    /// No such source.
+    SourceNotFound = ("source_not_found", 404),
+    /// No such recent query for this caller.
+    QueryNotFound = ("query_not_found", 404),
+    /// No such thing (a route, a key).
+    NotFound = ("not_found", 404),
+    /// The method is not allowed on this route.
+    MethodNotAllowed = ("method_not_allowed", 405),
+    /// No result format serves the request.
+    NotAcceptable = ("not_acceptable", 406),
+    /// The query was cancelled.
+    QueryCancelled = ("query_cancelled", 409),
+    /// The result has more rows than allowed.
+    ResultTooLarge = ("result_too_large", 413),
+    /// The request body is too large.
+    RequestTooLarge = ("request_too_large", 413),
+    /// The request body's type is not accepted.
+    UnsupportedMediaType = ("unsupported_media_type", 415),
+    /// The data made a valid statement fail.
+    DataError = ("data_error", 422),
+    /// The caller's request rate is used up.
+    RateLimited = ("rate_limited", 429),
+    /// Too many queries run (the server's, the key's or a source's limit).
+    TooManyQueries = ("too_many_queries", 429),
+    /// The key holds as many MCP sessions as it may.
+    TooManySessions = ("too_many_sessions", 429),
+    /// A feature the engine does not implement.
+    Unsupported = ("unsupported", 501),
+    /// A source's engine failed the statement.
+    UpstreamError = ("upstream_error", 502),
+    /// No replica of a source can serve now.
+    SourceUnavailable = ("source_unavailable", 503),
+    /// The server is draining.
+    ShuttingDown = ("shutting_down", 503),
+    /// The key store or the audit log's store cannot be used now.
+    MetadataUnavailable = ("metadata_unavailable", 503),
+    /// The query needs more memory than the server's pool has free: the pool is shared by
+    /// every running query, so the same statement can succeed once fewer run (503, with
+    /// `Retry-After`); a statement that needs more than the whole pool fails each time and has
+    /// to sort, group or join less.
+    MemoryExhausted = ("memory_exhausted", 503),
+    /// The query ran past its timeout.
+    QueryTimeout = ("query_timeout", 504),
+    /// A fault in Sluice: details only in the server log, under the query id.
+    Internal = ("internal", 500),
+}
+
+impl Code {
+    /// The code whose text is `text`; `Internal` for one this server does not give.
+    pub fn parse(text: &str) -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == text)
+            .unwrap_or(Self::Internal)
+    }
+
+    /// Refusals for capacity, which tell the client when to come back.
+    fn waits(self) -> bool {
+        matches!(self.http_status(), 429 | 503)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A client-visible error.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable snake_case code from API.md.
-    pub code: &'static str,
+    /// Stable code from API.md.
+    pub code: Code,
     /// Message safe to show the client.
     pub message: String,
     /// The query this belongs to.
     pub query_id: Option<String>,
-    /// Extra `WWW-Authenticate` / `Retry-After` headers.
+    /// How long the client should wait before trying again, if at all.
     retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    /// An error with status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        let retry_after = match status {
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => Some(RETRY_AFTER),
-            _ => None,
-        };
+    /// An error with code and message (refusals for capacity wait 5 s by default).
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             query_id: None,
-            retry_after,
+            retry_after: code.waits().then_some(RETRY_AFTER),
         }
     }
 
@@ -93,96 +157,10 @@ impl ApiError {
     }
 
     /// Attaches the query id.
+    #[must_use]
     pub fn with_query(mut self, id: &str) -> Self {
         self.query_id = Some(id.to_owned());
         self
-    }
-
-    /// `400 bad_request`.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    /// `401 unauthenticated`.
-    pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
-    }
-
-    /// `403 permission_denied`.
-    pub fn permission_denied(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "permission_denied", message)
-    }
-
-    /// `404` with the given code.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-
-    /// `413 result_too_large`.
-    pub fn result_too_large(max_rows: u64) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "result_too_large",
-            format!("the result has more than {max_rows} rows (max_rows); add a LIMIT or a filter"),
-        )
-    }
-
-    /// `429 too_many_queries`.
-    pub fn too_many_queries(limit: u32) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_queries",
-            format!("the server is already running {limit} queries; retry shortly"),
-        )
-    }
-
-    /// `429 rate_limited`: the key's request rate is used up; `Retry-After` is the wait until
-    /// the next request would be let in, rounded up to whole seconds.
-    pub fn rate_limited(per_second: u32, wait: Duration) -> Self {
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "this API key's rate limit ({per_second} requests per second) is used up; retry in {} ms",
-                wait.as_millis().max(1)
-            ),
-        );
-        e.retry_after = Some(round_up_secs(wait));
-        e
-    }
-
-    /// `429 too_many_queries`: the key's own concurrent-query limit.
-    pub fn too_many_key_queries(limit: u32, retry: Duration) -> Self {
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_queries",
-            format!("this API key already runs {limit} queries, its limit; retry when one ends"),
-        );
-        e.retry_after = Some(round_up_secs(retry));
-        e
-    }
-
-    /// `503 metadata_unavailable`: the audit log cannot keep the record of a new query (its
-    /// store is unreachable and the policy refuses to run unaudited).
-    pub fn audit_unavailable() -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metadata_unavailable",
-            "queries are paused: the audit log's store is unreachable; retry shortly",
-        );
-        e.retry_after = Some(Duration::from_secs(1));
-        e
-    }
-
-    /// `503 metadata_unavailable`: a key not seen before cannot be looked up in the store.
-    pub fn metadata_unavailable() -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metadata_unavailable",
-            "the key store is unreachable; retry shortly",
-        );
-        e.retry_after = Some(Duration::from_secs(1));
-        e
     }
 
     /// Sets `Retry-After` (rounded up to whole seconds, at least one).
@@ -192,97 +170,164 @@ impl ApiError {
         self
     }
 
-    /// The error for a statement its sources could not take: `503 source_unavailable` (no
-    /// replica can serve, or no slot freed within the queue timeout) or `429
-    /// too_many_queries` (the source's queue is full), each with `Retry-After`.
+    /// `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(Code::BadRequest, message)
+    }
+
+    /// `unauthenticated`.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(Code::Unauthenticated, message)
+    }
+
+    /// `permission_denied`.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::new(Code::PermissionDenied, message)
+    }
+
+    /// A `404` code (`table_not_found`, `source_not_found`, `query_not_found`, `not_found`).
+    pub fn not_found(code: Code, message: impl Into<String>) -> Self {
+        Self::new(code, message)
+    }
+
+    /// `result_too_large`.
+    pub fn result_too_large(max_rows: u64) -> Self {
+        Self::new(
+            Code::ResultTooLarge,
+            format!("the result has more than {max_rows} rows (max_rows); add a LIMIT or a filter"),
+        )
+    }
+
+    /// `too_many_queries`: the server's own limit.
+    pub fn too_many_queries(limit: u32) -> Self {
+        Self::new(
+            Code::TooManyQueries,
+            format!("the server is already running {limit} queries; retry shortly"),
+        )
+    }
+
+    /// `rate_limited`: the key's request rate is used up; the wait is until the next request
+    /// would be let in, rounded up to whole seconds.
+    pub fn rate_limited(per_second: u32, wait: Duration) -> Self {
+        Self::new(
+            Code::RateLimited,
+            format!(
+                "this API key's rate limit ({per_second} requests per second) is used up; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        )
+        .with_retry_after(wait)
+    }
+
+    /// `too_many_queries`: the key's own concurrent-query limit.
+    pub fn too_many_key_queries(limit: u32, retry: Duration) -> Self {
+        Self::new(
+            Code::TooManyQueries,
+            format!("this API key already runs {limit} queries, its limit; retry when one ends"),
+        )
+        .with_retry_after(retry)
+    }
+
+    /// `metadata_unavailable`: the audit log cannot keep the record of a new query (its
+    /// store is unreachable and the policy refuses to run unaudited, or its buffer is full).
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            Code::MetadataUnavailable,
+            "queries are paused: the audit log's store is unreachable; retry shortly",
+        )
+        .with_retry_after(Duration::from_secs(1))
+    }
+
+    /// `metadata_unavailable`: a key not seen before cannot be looked up in the store.
+    pub fn metadata_unavailable() -> Self {
+        Self::new(
+            Code::MetadataUnavailable,
+            "the key store is unreachable; retry shortly",
+        )
+        .with_retry_after(Duration::from_secs(1))
+    }
+
+    /// The error for a statement its sources could not take: `source_unavailable` (no
+    /// replica can serve, or no slot freed within the queue timeout) or `too_many_queries`
+    /// (the source's queue is full), each with `Retry-After`.
     pub fn from_route(e: &sluice_actors::routing::RouteError) -> Self {
         use sluice_actors::routing::RouteError as R;
         match e {
             R::Unavailable { retry_after, .. } | R::QueueTimeout { retry_after, .. } => {
                 Self::source_unavailable(e.to_string()).with_retry_after(*retry_after)
             }
-            R::QueueFull { retry_after, .. } => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_queries",
-                e.to_string(),
-            )
-            .with_retry_after(*retry_after),
+            R::QueueFull { retry_after, .. } => {
+                Self::new(Code::TooManyQueries, e.to_string()).with_retry_after(*retry_after)
+            }
         }
     }
 
-    /// `503 source_unavailable`.
+    /// `source_unavailable`.
     pub fn source_unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "source_unavailable",
-            message,
-        )
+        Self::new(Code::SourceUnavailable, message)
     }
 
-    /// `502 upstream_error` with a message that is safe to show.
+    /// `upstream_error` with a message that is safe to show.
     pub fn upstream(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+        Self::new(Code::UpstreamError, message)
     }
 
-    /// `504 query_timeout`.
+    /// `query_timeout`.
     pub fn timeout(timeout: Duration) -> Self {
         Self::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "query_timeout",
+            Code::QueryTimeout,
             format!("the query did not finish within {} ms", timeout.as_millis()),
         )
     }
 
-    /// `409 query_cancelled`: the answer of a query cancelled by `DELETE`.
+    /// `query_cancelled`: the answer of a query cancelled by its caller.
     pub fn cancelled() -> Self {
         Self::new(
-            StatusCode::CONFLICT,
-            "query_cancelled",
+            Code::QueryCancelled,
             "the query was cancelled (DELETE /v1/queries/{id})",
         )
     }
 
-    /// `413 request_too_large`.
+    /// `query_cancelled` for a query whose client left.
+    pub fn client_gone() -> Self {
+        Self::new(Code::QueryCancelled, "the client closed the connection")
+    }
+
+    /// `request_too_large`.
     pub fn request_too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+        Self::new(Code::RequestTooLarge, message)
     }
 
-    /// `406 not_acceptable`.
+    /// `not_acceptable`.
     pub fn not_acceptable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", message)
+        Self::new(Code::NotAcceptable, message)
     }
 
-    /// `415 unsupported_media_type`.
+    /// `unsupported_media_type`.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        )
+        Self::new(Code::UnsupportedMediaType, message)
     }
 
-    /// `503 shutting_down`: the server is draining and takes no new queries.
+    /// `shutting_down`: the server is draining and takes no new queries.
     pub fn shutting_down() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            Code::ShuttingDown,
             "the server is shutting down; retry on another replica",
         )
     }
 
-    /// `500 internal` for a panic caught at a task boundary: counted, logged under the
-    /// query id, and never shown.
+    /// `internal` for a panic caught at a task boundary: counted, logged under the query
+    /// id, and never shown.
     pub fn panicked(query_id: &str, detail: &str) -> Self {
         metrics::counter!(crate::metrics::PANICS_TOTAL).increment(1);
         Self::internal(Some(query_id), &format!("panic: {detail}"))
     }
 
-    /// `500 internal`: the detail goes to the log under the query id, not to the client.
+    /// `internal`: the detail goes to the log under the query id, not to the client.
     pub fn internal(query_id: Option<&str>, detail: &dyn std::fmt::Display) -> Self {
         error!(query_id = query_id.unwrap_or(""), error = %detail, "Internal error.");
         let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Code::Internal,
             "internal error; the server log has details under this query id",
         );
         e.query_id = query_id.map(str::to_owned);
@@ -290,30 +335,23 @@ impl ApiError {
     }
 
     /// Maps a planner error, logging what must not be shown. This is the one mapping from
-    /// every DataFusion, Arrow and source error to a status and code, used before the first
-    /// byte, after it (for `GET /v1/queries/{id}`) and for explain alike.
+    /// every DataFusion, Arrow and source error to a code, used before the first byte, after
+    /// it (for the query's status) and for explain alike.
     pub fn from_plan(e: PlanError, query_id: &str) -> Self {
-        let sql_invalid = |m: String| Self::new(StatusCode::BAD_REQUEST, "sql_invalid", m);
         let err = match &e {
             PlanError::Empty
             | PlanError::Parse(_)
             | PlanError::Invalid(_)
-            | PlanError::TooDeep(_) => sql_invalid(e.to_string()),
+            | PlanError::TooDeep(_) => Self::new(Code::SqlInvalid, e.to_string()),
             PlanError::TooLarge(m) => Self::request_too_large(m.clone()),
             PlanError::MultipleStatements(_) | PlanError::ReadOnly(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "read_only", e.to_string())
+                Self::new(Code::ReadOnly, e.to_string())
             }
-            PlanError::TableNotFound(_) => Self::not_found("table_not_found", e.to_string()),
+            PlanError::TableNotFound(_) => Self::not_found(Code::TableNotFound, e.to_string()),
             PlanError::SourceUnavailable { .. } => Self::source_unavailable(e.to_string()),
             PlanError::Params(_) => Self::bad_request(e.to_string()),
-            PlanError::Unsupported(_) => {
-                Self::new(StatusCode::NOT_IMPLEMENTED, "unsupported", e.to_string())
-            }
-            PlanError::Data(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "data_error",
-                e.to_string(),
-            ),
+            PlanError::Unsupported(_) => Self::new(Code::Unsupported, e.to_string()),
+            PlanError::Data(_) => Self::new(Code::DataError, e.to_string()),
             PlanError::Execution(df) => return Self::from_execution(df, query_id),
         };
         err.with_query(query_id)
@@ -326,9 +364,10 @@ impl ApiError {
         match e.find_root() {
             DataFusionError::ResourcesExhausted(_) => {
                 tracing::warn!(query_id, error = %e, "Query exceeded the memory limit.");
-                Self::source_unavailable(
-                    "the query needs more memory than the server's limit allows right now; \
-                     retry later, or reduce the data it sorts, groups or joins",
+                Self::new(
+                    Code::MemoryExhausted,
+                    "the query needs more memory than the server's pool has free; retry when \
+                     fewer queries run, or reduce the data it sorts, groups or joins",
                 )
                 .with_query(query_id)
             }
@@ -337,16 +376,8 @@ impl ApiError {
                 let err = match r.class {
                     ErrorClass::Unavailable => Self::source_unavailable(r.message.clone()),
                     ErrorClass::Upstream => Self::upstream(r.message.clone()),
-                    ErrorClass::Data => Self::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "data_error",
-                        r.message.clone(),
-                    ),
-                    ErrorClass::Timeout => Self::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "query_timeout",
-                        r.message.clone(),
-                    ),
+                    ErrorClass::Data => Self::new(Code::DataError, r.message.clone()),
+                    ErrorClass::Timeout => Self::new(Code::QueryTimeout, r.message.clone()),
                     ErrorClass::Cancelled => Self::cancelled(),
                 };
                 err.with_query(query_id)
@@ -362,35 +393,15 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
+    /// The JSON body every HTTP-carried door sends.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: self.message.clone(),
                 query_id: self.query_id.clone(),
             },
         }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut resp = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
-        }
-        if let Some(after) = self.retry_after {
-            resp.insert_header((header::RETRY_AFTER, after.as_secs().to_string()));
-        }
-        if let Some(id) = &self.query_id {
-            resp.insert_header((crate::http::QUERY_ID_HEADER, id.as_str()));
-        }
-        resp.json(self.body())
     }
 }
 
@@ -432,30 +443,30 @@ mod tests {
 
     #[test]
     fn plan_errors_map_to_codes() {
-        let cases: Vec<(PlanError, u16, &str)> = vec![
-            (PlanError::Empty, 400, "sql_invalid"),
-            (PlanError::MultipleStatements(2), 400, "read_only"),
-            (PlanError::ReadOnly("INSERT".into()), 400, "read_only"),
+        let cases: Vec<(PlanError, u16, Code)> = vec![
+            (PlanError::Empty, 400, Code::SqlInvalid),
+            (PlanError::MultipleStatements(2), 400, Code::ReadOnly),
+            (PlanError::ReadOnly("INSERT".into()), 400, Code::ReadOnly),
             (
                 PlanError::TableNotFound("a.b.c".into()),
                 404,
-                "table_not_found",
+                Code::TableNotFound,
             ),
-            (PlanError::Params("x".into()), 400, "bad_request"),
+            (PlanError::Params("x".into()), 400, Code::BadRequest),
             (
                 PlanError::Unsupported(DataFusionError::NotImplemented("x".into())),
                 501,
-                "unsupported",
+                Code::Unsupported,
             ),
             (
                 PlanError::Execution(DataFusionError::ResourcesExhausted("x".into())),
                 503,
-                "source_unavailable",
+                Code::MemoryExhausted,
             ),
             (
                 PlanError::Execution(DataFusionError::Internal("secret detail".into())),
                 500,
-                "internal",
+                Code::Internal,
             ),
         ];
         // The Parquet reader wraps a failed GET twice; it is still the source's failure.
@@ -469,13 +480,23 @@ mod tests {
         let cases =
             cases
                 .into_iter()
-                .chain([(PlanError::Execution(wrapped), 502, "upstream_error")]);
+                .chain([(PlanError::Execution(wrapped), 502, Code::UpstreamError)]);
         for (e, status, code) in cases {
             let api = ApiError::from_plan(e, "q1");
-            assert_eq!(api.status.as_u16(), status, "{code}");
+            assert_eq!(api.code.http_status(), status, "{code}");
             assert_eq!(api.code, code);
             assert_eq!(api.query_id.as_deref(), Some("q1"));
             assert!(!api.message.contains("secret"));
         }
+    }
+
+    #[test]
+    fn codes_round_trip_and_capacity_refusals_wait() {
+        for c in Code::ALL {
+            assert_eq!(Code::parse(c.as_str()), *c);
+            let waits = ApiError::new(*c, "x").retry_after().is_some();
+            assert_eq!(waits, matches!(c.http_status(), 429 | 503), "{c}");
+        }
+        assert_eq!(Code::parse("no_such_code"), Code::Internal);
     }
 }

@@ -1,31 +1,49 @@
-//! Sluice: a federated SQL gateway. SQL over HTTP, planned by DataFusion, streamed as Arrow.
+//! Sluice: a federated SQL gateway. SQL over HTTP and MCP, planned by DataFusion, streamed as
+//! Arrow.
+//!
+//! ```text
+//!   doors:   http/ (REST API)   mcp/ (Model Context Protocol)      (web: the actix server
+//!               │                  │                                 both are mounted on)
+//!               └────────┬─────────┘
+//!                        ▼
+//!   query/ (the protocol-neutral service: run, explain, tables, sources, replay, keys)
+//!                        │
+//!        ┌───────────┬───┴──────────┬──────────────┐
+//!        ▼           ▼              ▼              ▼
+//!   governance/   cache/      planner (crate)   actors (crate: sources, routing)
+//!   (keys, limits, audit)
+//! ```
+//! No arrow points back up: a door never imports another door, and nothing below a door
+//! imports one.
 //!
 //! # Layout
-//! - [`startup`]: [`startup::Application`] builds sources, actors, planner and server.
-//! - [`http`]: routes, one thin handler file per resource.
-//! - [`mcp`]: the Model Context Protocol endpoint, tools, resources and prompt.
-//! - [`exec`]: the bridge from a DataFusion stream to a chunked response.
-//! - [`format`]: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders.
-//! - [`auth`]: reading the presented key. [`governance`]: keys, grants, limits, audit and
-//!   usage, and their store. [`queries`]: the recent-query registry. [`state`]: shared state.
-//! - [`error`]: [`error::ApiError`], the one place errors become HTTP.
-//! - [`metrics`], [`telemetry`]: observability. [`cli`]: the `sluice` client commands.
+//! - `startup`: [`Application`] builds the service and mounts the doors.
+//! - `query`: the query service. `http`, `mcp`: the doors. `web`: what the actix-hosted doors
+//!   share (reading credentials and bodies, errors as HTTP answers).
+//! - `governance`: keys, grants, limits, audit and usage, and their store. `cache`: the result
+//!   cache. `format`: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders.
+//! - `error`: [`error::ApiError`] and its codes, protocol-neutral. `headers`: names of the
+//!   headers answers carry. `metrics`, `telemetry`: observability.
+//! - [`cli`]: the `sluice` client commands.
 #![warn(missing_docs)]
 
-pub mod auth;
-pub mod cache;
+mod cache;
 pub mod cli;
 pub mod error;
-pub mod exec;
+// Public for the micro benchmarks (`benches/micro.rs`), which measure encoders and key checks.
 pub mod format;
 pub mod governance;
-pub mod http;
-pub mod mcp;
-pub mod metrics;
-pub mod queries;
-pub mod startup;
-pub mod state;
-pub mod telemetry;
+mod headers;
+mod http;
+mod mcp;
+mod metrics;
+mod query;
+mod startup;
+mod telemetry;
+mod web;
+
+pub use startup::{Application, Drainer, StartupError, query_runtime};
+pub use telemetry::init as init_logging;
 
 /// Folder of the embedded default data: `./testdata/tpch` when run from a checkout, else the
 /// one beside the sources this binary was built from.

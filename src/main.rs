@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sluice::Application;
 use sluice::cli::query::OutputFormat;
-use sluice::startup::Application;
 use sluice_schemas::Config;
 
 /// jemalloc returns what big joins and sorts freed to the OS (glibc's arenas keep it), and is
@@ -203,7 +203,7 @@ fn serve(
     listen: Option<std::net::SocketAddr>,
     log_json: bool,
 ) -> ExitCode {
-    sluice::telemetry::init(log_json, "info");
+    sluice::init_logging(log_json, "info");
     let mut config = match &config {
         Some(path) => match sluice_schemas::loader::load_file(path) {
             Ok(c) => c,
@@ -221,7 +221,7 @@ fn serve(
         config.server.listen = addr;
     }
     // The query runtime is built first and lives beside the actix System, never under it.
-    let runtime = match sluice::startup::query_runtime(None, "sluice-query") {
+    let runtime = match sluice::query_runtime(None, "sluice-query") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the query runtime: {e}");
@@ -235,12 +235,10 @@ fn serve(
             Some(key) => println!("sluice ready: url={} api_key={key}", app.url()),
             None => println!("sluice ready: url={} (authentication off)", app.url()),
         }
-        app.run()
-            .await
-            .map_err(|e| sluice::startup::StartupError::Bind {
-                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-                source: e,
-            })
+        app.run().await.map_err(|e| sluice::StartupError::Bind {
+            addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            source: e,
+        })
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {

@@ -53,6 +53,11 @@ pub const CACHE_SHARED_ERRORS_TOTAL: &str = "sluice_cache_shared_errors_total";
 /// Gauge: 1 while the shared cache (Redis) answers, 0 while it does not (or before it did).
 pub const CACHE_SHARED_UP: &str = "sluice_cache_shared_up";
 
+/// Gauge of open MCP sessions (handshake era).
+pub const MCP_SESSIONS: &str = "sluice_mcp_sessions";
+/// Counter of MCP handshakes refused by a session cap; label `reason` (`key`, `server`).
+pub const MCP_SESSIONS_REFUSED_TOTAL: &str = "sluice_mcp_sessions_refused_total";
+
 /// Buckets for every `*_seconds` histogram, 1 ms to 5 min.
 const SECONDS_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,

@@ -1,29 +1,22 @@
-//! [`Application`]: builds sources, actors, planner and the HTTP server from a config.
+//! [`Application`]: the query service and the doors a config describes, on one actix-web
+//! server.
 //!
 //! Must be called inside an actix `System`; the DataFusion runtime is passed in, built by the
 //! caller beside the System (not under it), so planning and execution never run on actix's
 //! single-threaded workers.
+//!
+//! A new door is added here: build it over the [`QueryService`] and mount it (an actix door
+//! with `.configure(...)`, or its own listener spawned beside the HTTP server).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
 use actix_web::{App, HttpServer, web};
-use sluice_actors::SourceSupervisor;
-use sluice_actors::sources::BuiltSource;
-use sluice_actors::sources::object_store::redact;
-use sluice_actors::supervisor::RegisterSource;
-use sluice_planner::{Planner, PlannerOptions};
-use sluice_schemas::{AuthMode, Config};
-use tokio::sync::Semaphore;
+use sluice_schemas::Config;
 use tracing::{info, warn};
 
-use crate::governance::Governance;
-use crate::governance::keys::NewKey;
-use crate::queries::QueryRegistry;
-use crate::state::{AppState, Lifecycle, Phase};
-use secrecy::ExposeSecret;
+use crate::query::{BuildError, QueryService};
 
 /// Stack of each query-runtime thread. Planning is protected against deep recursion by
 /// DataFusion (`recursive_protection`), but not every pass is (tree walks, `Drop` of deep
@@ -54,18 +47,9 @@ pub fn query_runtime(
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// A source's config cannot be used.
-    #[error("source {name}: {source}")]
-    Source {
-        /// Source name.
-        name: String,
-        /// Cause.
-        #[source]
-        source: sluice_actors::SourceError,
-    },
-    /// The planner could not be built.
-    #[error("planner: {0}")]
-    Planner(#[from] sluice_planner::PlanError),
+    /// The query service could not be built (sources, planner, metadata store).
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -75,10 +59,7 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    /// The metadata store (keys, audit) could not be opened or written.
-    #[error("{0}")]
-    Metadata(#[from] crate::governance::store::StoreError),
-    /// The config uses a feature this version does not have.
+    /// The config uses a feature this version does not have, or an address it may not.
     #[error("{0}")]
     Unsupported(String),
 }
@@ -90,8 +71,7 @@ pub struct Application {
     handle: actix_web::dev::ServerHandle,
     addr: SocketAddr,
     admin_key: Option<String>,
-    supervisor: actix::Addr<SourceSupervisor>,
-    state: web::Data<AppState>,
+    service: Arc<QueryService>,
     connectors: Vec<Arc<dyn sluice_actors::sources::Connector>>,
 }
 
@@ -107,70 +87,23 @@ impl Application {
         config: Config,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, StartupError> {
-        let planner = Planner::new(&PlannerOptions {
-            memory_limit_bytes: usize::try_from(config.limits.memory_limit_bytes)
-                .unwrap_or(usize::MAX),
-            default_catalog: config.server.default_catalog.clone(),
-            default_schema: config.server.default_schema.clone(),
-            target_partitions: None,
-        })?;
-        let router = sluice_actors::Router::new();
-        let supervisor =
-            SourceSupervisor::new(std::sync::Arc::clone(&router), runtime.clone()).start();
-        // Connectors and catalogs first (no I/O): a config error stops the start here.
-        let mut built = Vec::with_capacity(config.sources.len());
-        for source in &config.sources {
-            built.push(
-                sluice_actors::sources::build(source, &planner).map_err(|e| {
-                    StartupError::Source {
-                        name: source.name().to_owned(),
-                        source: e,
-                    }
-                })?,
-            );
-        }
-
-        let governance = Governance::start(&config, &runtime).await?;
-        let auth_required = config.auth.mode == AuthMode::ApiKey;
-        // An empty store gets one admin key, printed once (the in-memory store of the
-        // embedded default is empty on every start).
-        let admin_key = if auth_required && governance.is_empty() {
-            let (record, secret) = governance.create_key(NewKey::admin("admin")).await?;
-            info!(key_id = %record.id, "The key store was empty: minted an admin key.");
-            Some(secret.expose_secret().to_owned())
-        } else {
-            None
-        };
-        let state = web::Data::new(AppState {
-            planner,
-            supervisor: supervisor.clone(),
-            router,
-            runtime: runtime.clone(),
-            queries: QueryRegistry::default(),
-            governance,
-            auth_required,
+        let (service, sources, admin_key) = QueryService::build(&config, runtime).await?;
+        let options = web::Data::new(crate::http::HttpOptions {
             protect_metrics: config.auth.protect_metrics,
-            slots: Arc::new(Semaphore::new(
-                config.limits.max_concurrent_queries as usize,
-            )),
             prometheus: crate::metrics::install(),
-            limits: config.limits.clone(),
-            drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
-            lifecycle: Lifecycle::default(),
-            closing: tokio_util::sync::CancellationToken::new(),
-            cache: Arc::new(crate::cache::ResultCache::new(
-                &config.cache,
-                &config.sources,
-                &runtime,
-            )),
         });
-        spawn_metrics_upkeep(&state);
+        spawn_metrics_upkeep(&service, &options);
         let listen = config.server.listen;
-        let app_state = state.clone();
-        let mcp = web::Data::new(crate::mcp::Mcp::new(state.clone(), &config.mcp, listen));
+        let mcp = web::Data::new(crate::mcp::Mcp::new(
+            Arc::clone(&service),
+            &config.mcp,
+            listen,
+        ));
+        let data = web::Data::from(Arc::clone(&service));
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(app_state.clone())
+                .app_data(data.clone())
+                .app_data(options.clone())
                 .app_data(mcp.clone())
                 .configure(crate::mcp::routes)
                 .wrap(actix_web::middleware::from_fn(crate::http::authenticate))
@@ -207,34 +140,13 @@ impl Application {
         let handle = server.handle();
         // Serving from here: `/health` answers, `/ready` says 503 until the sources loaded.
         let serving = actix_web::rt::spawn(server);
-        let loads = built
-            .into_iter()
-            .map(|b| async { (first_load(&b, &runtime).await, b) });
-        let mut connectors = Vec::new();
-        for (loaded, b) in futures::future::join_all(loads).await {
-            connectors.push(Arc::clone(&b.connector));
-            let check_timeout =
-                sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
-            // Sent, not queued: the routes are published before the server says it is ready.
-            supervisor
-                .send(RegisterSource {
-                    built: b,
-                    loaded,
-                    check_timeout,
-                })
-                .await
-                .map_err(|e| {
-                    StartupError::Unsupported(format!("the source supervisor stopped: {e}"))
-                })?;
-        }
-        state.lifecycle.set(Phase::Serving);
+        let connectors = service.load(sources).await;
         Ok(Self {
             serving,
             handle,
             addr,
             admin_key,
-            supervisor,
-            state,
+            service,
             connectors,
         })
     }
@@ -262,7 +174,7 @@ impl Application {
     /// What SIGTERM does, as a handle: see [`Drainer::drain`].
     pub fn drainer(&self) -> Drainer {
         Drainer {
-            state: self.state.clone(),
+            service: Arc::clone(&self.service),
             handle: self.handle.clone(),
         }
     }
@@ -273,8 +185,7 @@ impl Application {
     /// # Errors
     /// An I/O error from the server.
     pub async fn run(self) -> std::io::Result<()> {
-        let signals =
-            actix_web::rt::spawn(drain_on_signal(self.state.clone(), self.handle.clone()));
+        let signals = actix_web::rt::spawn(drain_on_signal(self.drainer()));
         let result = match self.serving.await {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
@@ -282,26 +193,20 @@ impl Application {
         signals.abort();
         // Sessions at the far end (Snowflake's) are ended, on the runtime that opened them.
         let connectors = self.connectors;
-        let closing = self.state.runtime.spawn(async move {
+        let closing = self.service.runtime().spawn(async move {
             futures::future::join_all(connectors.iter().map(|c| c.close())).await;
         });
         if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
             warn!("Closing the sources' sessions did not finish in time.");
         }
         // The last audit records reach the store before the process ends.
-        let audit = std::sync::Arc::clone(&self.state.governance.audit);
-        let flushed = self
-            .state
-            .runtime
-            .spawn(async move { audit.flush(CLOSE_TIMEOUT).await })
-            .await;
-        if !matches!(flushed, Ok(true)) {
+        if !self.service.flush_audit(CLOSE_TIMEOUT).await {
             warn!(
-                pending = self.state.governance.audit.pending(),
+                pending = self.service.audit_pending(),
                 "Audit records not yet in the store at stop (they are in the log)."
             );
         }
-        self.supervisor.do_send(sluice_actors::Shutdown);
+        self.service.stop_sources();
         result
     }
 }
@@ -309,7 +214,7 @@ impl Application {
 /// Starts a drain of one server; cheap to clone.
 #[derive(Clone)]
 pub struct Drainer {
-    state: web::Data<AppState>,
+    service: Arc<QueryService>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -318,38 +223,13 @@ impl Drainer {
     /// once; the server stops when the running queries have finished, or cancels them after
     /// `server.drain_timeout_ms`.
     pub async fn drain(self) {
-        drain(self.state, self.handle).await;
-    }
-}
-
-/// Loads a source's tables for the first time; on failure the actor keeps retrying.
-async fn first_load(source: &BuiltSource, runtime: &tokio::runtime::Handle) -> bool {
-    let name = &source.name;
-    let connector = Arc::clone(&source.connector);
-    let start = std::time::Instant::now();
-    // Listing, footer reads and catalog queries run on the query runtime, which owns the
-    // sources' connections.
-    let loaded = runtime
-        .spawn(async move { connector.refresh().await })
-        .await;
-    match loaded {
-        Ok(Ok(tables)) => {
-            info!(source = %name, tables = tables.unwrap_or(0), elapsed_ms = start.elapsed().as_millis(), "Source registered.");
-            true
-        }
-        Ok(Err(e)) => {
-            warn!(source = %name, error = %redact(&e.to_string()), "Source tables could not be loaded; retrying on each health check.");
-            false
-        }
-        Err(e) => {
-            warn!(source = %name, error = %e, "Source registration task failed.");
-            false
-        }
+        self.service.drain().await;
+        self.handle.stop(true).await;
     }
 }
 
 /// Waits for SIGTERM or SIGINT, then drains.
-async fn drain_on_signal(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle) {
+async fn drain_on_signal(drainer: Drainer) {
     let term = async {
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -366,51 +246,13 @@ async fn drain_on_signal(state: web::Data<AppState>, handle: actix_web::dev::Ser
         () = term => {}
     }
     info!("Signal received: draining (new queries are refused, running ones finish).");
-    drain(state, handle).await;
-}
-
-/// Draining: `/ready` answers 503 and new queries `shutting_down` at once; running queries
-/// have `server.drain_timeout_ms` to finish; the rest are then cancelled (their remote
-/// statements with them) and the server stops once they let go.
-async fn drain(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle) {
-    state.lifecycle.set(Phase::Draining);
-    let all = state.limits.max_concurrent_queries;
-    // Taking every slot means every running query has released its own.
-    let slots = Arc::clone(&state.slots);
-    let drained = tokio::time::timeout(
-        state.drain_timeout,
-        Arc::clone(&slots).acquire_many_owned(all),
-    )
-    .await;
-    if drained.is_err() {
-        let running = state.queries.list(usize::MAX, |e| {
-            e.state() == crate::queries::QueryState::Running
-        });
-        warn!(
-            queries = running.len(),
-            "Draining: cancelling the queries still running at the drain deadline."
-        );
-        for e in &running {
-            e.cancel.cancel();
-        }
-        // A cancelled query lets go of its slot once its streams are dropped, which sends the
-        // remote cancels.
-        if tokio::time::timeout(CLOSE_TIMEOUT, slots.acquire_many_owned(all))
-            .await
-            .is_err()
-        {
-            warn!("Draining: cancelled queries did not end in time; stopping anyway.");
-        }
-    }
-    // MCP's event streams stay open until told: end them, or the stop waits them out.
-    state.closing.cancel();
-    handle.stop(true).await;
+    drainer.drain().await;
 }
 
 /// Prometheus histograms need periodic upkeep when no exporter thread runs.
-fn spawn_metrics_upkeep(state: &web::Data<AppState>) {
-    let handle = state.prometheus.clone();
-    state.runtime.spawn(async move {
+fn spawn_metrics_upkeep(service: &QueryService, options: &crate::http::HttpOptions) {
+    let handle = options.prometheus.clone();
+    service.runtime().spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;

@@ -364,14 +364,46 @@ pub enum Phase {
 
 /// `GET /ready`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"ready": true, "phase": "serving", "sources": []}))]
+#[schema(example = json!({"ready": true, "phase": "serving", "capacity": {"accepting_queries": true, "audit": "ok", "audit_buffered": 0, "audit_buffer_records": 10000, "queries_running": 0, "max_concurrent_queries": 64}, "sources": []}))]
 pub struct Readiness {
-    /// True while serving, whatever the sources' health.
+    /// True while serving and able to take queries, whatever the sources' health.
     pub ready: bool,
     /// Where the server is in its life.
     pub phase: Phase,
+    /// Sluice's own capacity: whether it can keep the audit records of new queries.
+    pub capacity: Capacity,
     /// Each source's state.
     pub sources: Vec<SourceInfo>,
+}
+
+/// Sluice's own capacity, as readiness reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Capacity {
+    /// False while new queries are refused because the audit log cannot keep their records
+    /// (its store is down under `policy = "reject"`, or its buffer is full).
+    pub accepting_queries: bool,
+    /// The audit log's state.
+    pub audit: AuditState,
+    /// Audit records accepted and not yet in the store.
+    pub audit_buffered: u64,
+    /// The audit buffer's bound.
+    pub audit_buffer_records: u64,
+    /// Queries running now.
+    pub queries_running: u32,
+    /// `limits.max_concurrent_queries`.
+    pub max_concurrent_queries: u32,
+}
+
+/// The audit log's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditState {
+    /// Records reach the store.
+    Ok,
+    /// The store cannot be written; records wait in the buffer.
+    StoreUnreachable,
+    /// The buffer is full: new queries are refused until the store takes records again.
+    BufferFull,
 }
 
 /// Which tables a key may read: glob patterns (`*` any run of characters, `?` one) over

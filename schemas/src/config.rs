@@ -58,6 +58,15 @@ pub struct McpConfig {
     /// A handshake-era session unused this long is closed (later requests get `404`).
     #[serde(default = "default_mcp_session_idle_ms")]
     pub session_idle_timeout_ms: u64,
+    /// Handshake-era sessions one key may hold open at once; past it, `initialize` is refused
+    /// with `429 too_many_sessions` until one ends or expires.
+    #[serde(default = "default_mcp_max_sessions_per_key")]
+    pub max_sessions_per_key: usize,
+    /// Handshake-era sessions the server holds at once, all keys together (each idle one
+    /// costs memory: see `benches/RESULTS.md`); past it, `initialize` is refused with
+    /// `429 too_many_sessions`.
+    #[serde(default = "default_mcp_max_sessions")]
+    pub max_sessions: usize,
 }
 
 impl Default for McpConfig {
@@ -68,6 +77,8 @@ impl Default for McpConfig {
             max_rows: default_mcp_max_rows(),
             max_result_bytes: default_mcp_max_result_bytes(),
             session_idle_timeout_ms: default_mcp_session_idle_ms(),
+            max_sessions_per_key: default_mcp_max_sessions_per_key(),
+            max_sessions: default_mcp_max_sessions(),
         }
     }
 }
@@ -78,6 +89,14 @@ fn default_mcp_max_rows() -> u64 {
 
 fn default_mcp_max_result_bytes() -> u64 {
     64 * 1024
+}
+
+fn default_mcp_max_sessions_per_key() -> usize {
+    32
+}
+
+fn default_mcp_max_sessions() -> usize {
+    1024
 }
 
 fn default_mcp_session_idle_ms() -> u64 {

@@ -35,7 +35,7 @@ use sluice_schemas::{CacheConfig, SourceConfig};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
+use crate::governance::Principal;
 use crate::metrics as m;
 
 mod shared;
@@ -68,9 +68,9 @@ pub struct Cached {
 }
 
 impl Cached {
-    /// The strong ETag of this result in `format` (each format is its own representation).
-    pub fn etag(&self, format: &str) -> String {
-        format!("\"{}-{format}\"", &self.digest[..32])
+    /// What names this result's content: the first half of its IPC digest.
+    pub fn version(&self) -> &str {
+        self.digest.get(..32).unwrap_or(&self.digest)
     }
 }
 

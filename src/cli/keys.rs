@@ -230,7 +230,7 @@ async fn store_command(
     match cmd {
         KeysCommand::Create { .. } => {
             let req = request(cmd)?.ok_or("not a create")?;
-            let new = crate::http::keys::new_key(req)?;
+            let new = crate::governance::keys::NewKey::from_request(req)?;
             let (record, secret) = KeyRecord::mint(new, Utc::now()).map_err(|e| e.to_string())?;
             store.insert_key(&record).await.map_err(err)?;
             to_json(&CreatedKey {

@@ -4,7 +4,6 @@
 mod json;
 mod tabular;
 
-use actix_web::http::header::{ACCEPT, HeaderMap};
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -26,9 +25,6 @@ pub enum Format {
     Csv,
     /// `application/vnd.apache.parquet`
     Parquet,
-    /// Internal, never negotiated: each row a JSON array on its own line, for readers in this
-    /// process that cap a result by rows and bytes (MCP's `query`).
-    RowLines,
 }
 
 impl Format {
@@ -60,18 +56,15 @@ impl Format {
         }
     }
 
-    /// Picks the format from `Accept`: highest `q` first, then order of appearance; JSON when
-    /// the header is absent.
+    /// Picks the format from an `Accept` value: highest `q` first, then order of
+    /// appearance; JSON when there is none.
     ///
     /// # Errors
-    /// The header's text when it names no format Sluice produces.
-    pub fn negotiate(headers: &HeaderMap) -> Result<Self, String> {
-        let Some(value) = headers.get(ACCEPT) else {
+    /// The value's text when it names no format Sluice produces.
+    pub fn negotiate(accept: Option<&str>) -> Result<Self, String> {
+        let Some(text) = accept else {
             return Ok(Self::Json);
         };
-        let text = value
-            .to_str()
-            .map_err(|_| "Accept is not valid text".to_owned())?;
         if text.trim().is_empty() {
             return Ok(Self::Json);
         }
@@ -111,7 +104,6 @@ impl Format {
             Self::NdJson => Box::new(NdjsonEncoder::new(schema)),
             Self::Csv => Box::new(CsvEncoder::new(schema)),
             Self::Parquet => Box::new(ParquetEncoder::new(schema)?),
-            Self::RowLines => Box::new(RowLinesEncoder::new()),
         })
     }
 }
@@ -139,14 +131,9 @@ pub trait BatchEncoder: Send {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
 
     fn pick(accept: Option<&str>) -> Result<Format, String> {
-        let mut h = HeaderMap::new();
-        if let Some(a) = accept {
-            h.insert(ACCEPT, HeaderValue::from_str(a).unwrap());
-        }
-        Format::negotiate(&h)
+        Format::negotiate(accept)
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sluice_schemas::api::AuditState;
 use sluice_schemas::{AuditConfig, AuditPolicy};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
@@ -104,6 +105,19 @@ impl AuditRecord {
     }
 }
 
+/// The audit log as readiness reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditStatus {
+    /// Writing normally, store unreachable, or buffer full.
+    pub state: AuditState,
+    /// Records accepted and not yet in the store.
+    pub buffered: u64,
+    /// The buffer's bound (`metadata.audit.buffer_records`).
+    pub capacity: u64,
+    /// Whether new queries are admitted, by the policy.
+    pub admits: bool,
+}
+
 /// SHA-256 of a statement, hex.
 pub fn sql_sha256(sql: &str) -> String {
     super::keys::digest(sql)
@@ -166,18 +180,43 @@ impl AuditLog {
     /// Whether a new query may start, by the policy.
     ///
     /// # Errors
-    /// `503 audit_unavailable` when its record could not be kept.
+    /// `metadata_unavailable` when its record could not be kept.
     pub fn admit(&self) -> Result<(), ApiError> {
+        if self.refusal().is_some() {
+            metrics::counter!(crate::metrics::AUDIT_REFUSED_TOTAL).increment(1);
+            return Err(ApiError::audit_unavailable());
+        }
+        Ok(())
+    }
+
+    /// The log's side of the server's readiness: whether new queries are admitted, and why
+    /// not.
+    pub fn status(&self) -> AuditStatus {
+        let buffered = self.pending();
+        let healthy = self.healthy.load(Ordering::Acquire);
+        let full = usize::try_from(buffered).unwrap_or(usize::MAX) >= self.capacity;
+        let state = if full {
+            AuditState::BufferFull
+        } else if !healthy {
+            AuditState::StoreUnreachable
+        } else {
+            AuditState::Ok
+        };
+        AuditStatus {
+            state,
+            buffered,
+            capacity: self.capacity as u64,
+            admits: self.refusal().is_none(),
+        }
+    }
+
+    fn refusal(&self) -> Option<()> {
         let pending = usize::try_from(self.pending.load(Ordering::Acquire)).unwrap_or(usize::MAX);
         let refuse = match self.policy {
             AuditPolicy::Reject => !self.healthy.load(Ordering::Acquire),
             AuditPolicy::Buffer => pending >= self.capacity,
         };
-        if refuse {
-            metrics::counter!(crate::metrics::AUDIT_REFUSED_TOTAL).increment(1);
-            return Err(ApiError::audit_unavailable());
-        }
-        Ok(())
+        refuse.then_some(())
     }
 
     /// Records `r`: a log line now, the store soon.

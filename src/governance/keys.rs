@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sluice_schemas::api::{Grant, KeyInfo, KeyRole, Operation, RateLimit};
+use sluice_schemas::api::{CreateKeyRequest, Grant, KeyInfo, KeyRole, Operation, RateLimit};
 use subtle::ConstantTimeEq;
 
 /// Prefix of every secret, so leaked keys are easy to grep for (and to scan for).
@@ -139,6 +139,50 @@ pub struct NewKey {
 }
 
 impl NewKey {
+    /// A key as `POST /v1/keys` (or `sluice keys create`) asks for it, checked: a name of 1
+    /// to 200 characters, limits in range, grant patterns of 1 to 200 characters, an RFC 3339
+    /// expiry.
+    ///
+    /// # Errors
+    /// What is wrong, for the caller.
+    pub fn from_request(body: CreateKeyRequest) -> Result<Self, String> {
+        let name = body.name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err("name must be 1 to 200 characters".to_owned());
+        }
+        let in_range = |v: u32| (1..=1_000_000_000).contains(&v);
+        if body
+            .rate_limit
+            .is_some_and(|r| !in_range(r.per_second) || r.burst.is_some_and(|b| !in_range(b)))
+        {
+            return Err("rate_limit.per_second and burst must be 1 to 1000000000".to_owned());
+        }
+        if body
+            .max_concurrent
+            .is_some_and(|n| !(1..=1_000_000).contains(&n))
+        {
+            return Err("max_concurrent must be 1 to 1000000".to_owned());
+        }
+        for g in &body.grants {
+            if [&g.source, &g.schema, &g.table]
+                .iter()
+                .any(|p| p.is_empty() || p.len() > 200)
+            {
+                return Err("grant patterns must be 1 to 200 characters".to_owned());
+            }
+        }
+        let expires_at = body.expires_at.as_deref().map(parse_time).transpose()?;
+        Ok(Self {
+            name: name.to_owned(),
+            role: body.role.unwrap_or(KeyRole::Reader),
+            grants: body.grants,
+            operations: body.operations,
+            rate_limit: body.rate_limit,
+            max_concurrent: body.max_concurrent,
+            expires_at,
+        })
+    }
+
     /// An admin key with nothing else set.
     pub fn admin(name: &str) -> Self {
         Self {

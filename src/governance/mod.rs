@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sluice_planner::{Grants, Planner};
 use sluice_schemas::Config;
 use sluice_schemas::api::{KeyRole, Operation};
@@ -28,7 +28,7 @@ use self::audit::{AuditKind, AuditLog, AuditRecord, QueryAudit};
 use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
 use self::store::{MetadataStore, StoreError};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// A key as a server holds it: the record, and its restricted planner once needed.
 #[derive(Debug)]
@@ -306,6 +306,16 @@ impl Governance {
         self.audit.record(r);
     }
 
+    /// Mints the first admin key of an empty store; its secret is returned this once.
+    ///
+    /// # Errors
+    /// The store failed, or the OS random source did.
+    pub async fn mint_first_admin(&self) -> Result<String, StoreError> {
+        let (record, secret) = self.create_key(NewKey::admin("admin")).await?;
+        info!(key_id = %record.id, "The key store was empty: minted an admin key.");
+        Ok(secret.expose_secret().to_owned())
+    }
+
     /// Mints and stores a key; the secret is returned this once.
     ///
     /// # Errors
@@ -448,16 +458,16 @@ impl QueryAuditor {
 
     /// Ends the record: `error` is the failure's code, `None` for success. Later calls do
     /// nothing.
-    pub fn complete(&self, error: Option<&str>, rows: u64, bytes: u64) {
+    pub fn complete(&self, error: Option<Code>, rows: u64, bytes: u64) {
         let taken = self
             .record
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let Some(mut r) = taken else { return };
-        r.outcome = error.unwrap_or("ok").to_owned();
+        r.outcome = error.map_or("ok", Code::as_str).to_owned();
         if let Some(q) = r.query.as_mut() {
-            q.error_code = error.map(str::to_owned);
+            q.error_code = error.map(|c| c.as_str().to_owned());
             q.rows = rows;
             q.bytes = bytes;
             q.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -469,7 +479,7 @@ impl QueryAuditor {
 impl Drop for QueryAuditor {
     fn drop(&mut self) {
         // Never completed: the request was dropped (the client left before an answer).
-        self.complete(Some("query_cancelled"), 0, 0);
+        self.complete(Some(Code::QueryCancelled), 0, 0);
     }
 }
 

@@ -7,9 +7,6 @@ use sluice_schemas::api::QueryRequest;
 
 use crate::error::ApiError;
 
-/// How much of an oversized body, past the limit, is read and dropped before answering `413`.
-const DRAIN_BYTES: usize = 64 << 20;
-
 /// Parses the body by its `Content-Type` (JSON when absent; sniffed for form-encoded, which
 /// is what `curl -d` sends by default).
 ///
@@ -67,35 +64,4 @@ fn parse_body(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError>
             "Content-Type {other} is not accepted; send application/json, text/plain or application/sql"
         ))),
     }
-}
-
-/// Reads the payload, refusing bodies over `limit` bytes (`limits.max_request_bytes`).
-///
-/// # Errors
-/// `413 request_too_large` over the limit; `400 bad_request` when the connection fails
-/// mid-body.
-pub async fn read(mut payload: actix_web::web::Payload, limit: usize) -> Result<Bytes, ApiError> {
-    use futures::StreamExt;
-    let mut buf = bytes::BytesMut::new();
-    let mut total = 0usize;
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
-        total = total.saturating_add(chunk.len());
-        if total > limit {
-            // Read (and drop) the rest of a moderately oversized body, so the client, still
-            // writing, hears the 413 instead of a reset connection.
-            if total > limit.saturating_add(DRAIN_BYTES) {
-                break;
-            }
-            continue;
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    if total > limit {
-        return Err(ApiError::request_too_large(format!(
-            "the request body is larger than {limit} bytes (limits.max_request_bytes)"
-        )));
-    }
-    Ok(buf.freeze())
 }

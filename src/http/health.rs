@@ -1,13 +1,11 @@
 //! `GET /health`, `GET /ready`, `GET /metrics`.
 
 use actix_web::{HttpResponse, web};
-use sluice_actors::supervisor::statuses;
+use sluice_schemas::api::{ErrorBody, Health, Readiness};
 
-use sluice_schemas::api::{ErrorBody, Health, Phase, Readiness};
-
-use super::sources::source_info;
+use super::HttpOptions;
 use crate::error::Result;
-use crate::state::AppState;
+use crate::query::QueryService;
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "operations",
@@ -18,24 +16,19 @@ pub async fn health() -> HttpResponse {
     })
 }
 
-/// Readiness of Sluice itself: 503 while starting (first catalog loads) or draining, 200
-/// otherwise. Each source's state is in the body; one unavailable source does not make the
-/// server unready, or every replica would leave the load balancer together.
+/// Readiness of Sluice itself: 503 while starting (first catalog loads), draining, or unable
+/// to take queries (the audit log cannot keep their records: its store is down under
+/// `policy = "reject"`, or its buffer is full); 200 otherwise. Each source's state is in the
+/// body; one unavailable source does not make the server unready, or every replica would leave
+/// the load balancer together.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Serving (whatever the sources' health, which the body gives)", body = Readiness),
-        (status = 503, description = "Starting (first catalog loads) or draining", body = Readiness),
+        (status = 503, description = "Starting (first catalog loads), draining, or not accepting queries (`capacity` says why)", body = Readiness),
     ))]
-pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let phase = state.lifecycle.phase();
-    let sources = statuses(&state.router);
-    let ready = phase == Phase::Serving;
-    let body = Readiness {
-        ready,
-        phase,
-        sources: sources.iter().map(source_info).collect(),
-    };
-    Ok(if ready {
+pub async fn ready(service: web::Data<QueryService>) -> Result<HttpResponse> {
+    let body = service.readiness();
+    Ok(if body.ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -49,11 +42,14 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
         (status = 401, description = "`unauthenticated`, when `auth.protect_metrics` is set", body = ErrorBody),
     ))]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse> {
-    publish_routing_gauges(&state.router);
+pub async fn metrics(
+    service: web::Data<QueryService>,
+    options: web::Data<HttpOptions>,
+) -> Result<HttpResponse> {
+    publish_routing_gauges(service.router());
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.prometheus.render()))
+        .body(options.prometheus.render()))
 }
 
 /// Sets the per-replica and per-source routing gauges from the routing table, just before a

@@ -1,62 +1,11 @@
 //! `/v1/keys`: key administration, for admin keys only.
 
 use actix_web::{HttpResponse, web};
-use secrecy::ExposeSecret;
-use sluice_schemas::api::{
-    CreateKeyRequest, CreatedKey, ErrorBody, KeyList, KeyRole, KeyUsage, Operation,
-};
-use tracing::{error, info};
+use sluice_schemas::api::{CreateKeyRequest, CreatedKey, ErrorBody, KeyList, KeyUsage};
 
-use crate::auth::Principal;
-use crate::error::{ApiError, Result};
-use crate::governance::keys::{NewKey, parse_time};
-use crate::governance::store::StoreError;
-use crate::state::AppState;
-
-/// A store failure as clients see it: never its text.
-fn store_error(e: &StoreError) -> ApiError {
-    error!(error = %e, "Key administration failed in the metadata store.");
-    ApiError::metadata_unavailable()
-}
-
-/// The request's grants, limits and expiry, checked.
-pub fn new_key(body: CreateKeyRequest) -> std::result::Result<NewKey, String> {
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err("name must be 1 to 200 characters".to_owned());
-    }
-    let in_range = |v: u32| (1..=1_000_000_000).contains(&v);
-    if body
-        .rate_limit
-        .is_some_and(|r| !in_range(r.per_second) || r.burst.is_some_and(|b| !in_range(b)))
-    {
-        return Err("rate_limit.per_second and burst must be 1 to 1000000000".to_owned());
-    }
-    if body
-        .max_concurrent
-        .is_some_and(|n| !(1..=1_000_000).contains(&n))
-    {
-        return Err("max_concurrent must be 1 to 1000000".to_owned());
-    }
-    for g in &body.grants {
-        if [&g.source, &g.schema, &g.table]
-            .iter()
-            .any(|p| p.is_empty() || p.len() > 200)
-        {
-            return Err("grant patterns must be 1 to 200 characters".to_owned());
-        }
-    }
-    let expires_at = body.expires_at.as_deref().map(parse_time).transpose()?;
-    Ok(NewKey {
-        name: name.to_owned(),
-        role: body.role.unwrap_or(KeyRole::Reader),
-        grants: body.grants,
-        operations: body.operations,
-        rate_limit: body.rate_limit,
-        max_concurrent: body.max_concurrent,
-        expires_at,
-    })
-}
+use crate::error::Result;
+use crate::governance::Principal;
+use crate::query::QueryService;
 
 /// Creates a key; its secret is in this answer only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys",
@@ -74,20 +23,10 @@ pub fn new_key(body: CreateKeyRequest) -> std::result::Result<NewKey, String> {
 pub async fn create(
     principal: Principal,
     body: web::Json<CreateKeyRequest>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    principal.require(Operation::Admin)?;
-    let new = new_key(body.into_inner()).map_err(ApiError::bad_request)?;
-    let (record, secret) = state
-        .governance
-        .create_key(new)
-        .await
-        .map_err(|e| store_error(&e))?;
-    info!(key_id = %record.id, by = principal.key_id().unwrap_or("anonymous"), role = ?record.role, "API key created.");
-    Ok(HttpResponse::Created().json(CreatedKey {
-        info: record.info(),
-        key: secret.expose_secret().to_owned(),
-    }))
+    let created = service.create_key(&principal, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(created))
 }
 
 /// Every key, without secrets.
@@ -99,20 +38,9 @@ pub async fn create(
         (status = 503, description = "`metadata_unavailable`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse> {
-    principal.require(Operation::Admin)?;
-    let keys = state
-        .governance
-        .list_keys()
-        .await
-        .map_err(|e| store_error(&e))?;
-    Ok(HttpResponse::Ok().json(KeyList {
-        keys: keys.iter().map(|k| k.info()).collect(),
-    }))
-}
-
-fn no_such_key(id: &str) -> ApiError {
-    ApiError::not_found("not_found", format!("no API key {id}"))
+pub async fn list(principal: Principal, service: web::Data<QueryService>) -> Result<HttpResponse> {
+    let keys = service.list_keys(&principal).await?;
+    Ok(HttpResponse::Ok().json(KeyList { keys }))
 }
 
 /// Revokes a key: every server sharing the store refuses it within `auth.key_sync_ms`.
@@ -129,17 +57,9 @@ fn no_such_key(id: &str) -> ApiError {
 pub async fn revoke(
     principal: Principal,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    principal.require(Operation::Admin)?;
-    let record = state
-        .governance
-        .revoke(&id)
-        .await
-        .map_err(|e| store_error(&e))?
-        .ok_or_else(|| no_such_key(&id))?;
-    info!(key_id = %record.id, by = principal.key_id().unwrap_or("anonymous"), "API key revoked.");
-    Ok(HttpResponse::Ok().json(record.info()))
+    Ok(HttpResponse::Ok().json(service.revoke_key(&principal, &id).await?))
 }
 
 /// Gives a key a new secret; the old one keeps working for `auth.rotation_grace_ms`.
@@ -156,20 +76,10 @@ pub async fn revoke(
 pub async fn rotate(
     principal: Principal,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    principal.require(Operation::Admin)?;
-    let (record, secret) = state
-        .governance
-        .rotate(&id)
-        .await
-        .map_err(|e| store_error(&e))?
-        .ok_or_else(|| no_such_key(&id))?;
-    info!(key_id = %record.id, by = principal.key_id().unwrap_or("anonymous"), "API key rotated.");
-    Ok(HttpResponse::Ok().json(CreatedKey {
-        info: record.info(),
-        key: secret.expose_secret().to_owned(),
-    }))
+    let rotated: CreatedKey = service.rotate_key(&principal, &id).await?;
+    Ok(HttpResponse::Ok().json(rotated))
 }
 
 /// A key's queries, rows, bytes and errors per day.
@@ -186,22 +96,8 @@ pub async fn rotate(
 pub async fn usage(
     principal: Principal,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    principal.require(Operation::Admin)?;
-    let gov = &state.governance;
-    // One indexed lookup, not a listing.
-    if gov
-        .store_key(id.to_string())
-        .await
-        .map_err(|e| store_error(&e))?
-        .is_none()
-    {
-        return Err(no_such_key(&id));
-    }
-    let days = gov.usage(&id).await.map_err(|e| store_error(&e))?;
-    Ok(HttpResponse::Ok().json(KeyUsage {
-        id: id.into_inner(),
-        days,
-    }))
+    let usage: KeyUsage = service.key_usage(&principal, &id).await?;
+    Ok(HttpResponse::Ok().json(usage))
 }

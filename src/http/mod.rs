@@ -1,15 +1,16 @@
-//! Routes: one thin handler file per resource, and the one middleware that authenticates
-//! every route but the open ones.
+//! The HTTP API door (`/v1/...`, health, metrics, the API description): one thin handler
+//! file per resource translating requests to the query service and its answers back, and the
+//! one middleware that authenticates every route but the open ones.
 
-pub mod body;
+mod body;
 mod docs;
 mod health;
-pub mod keys;
-pub mod openapi;
+mod keys;
+mod openapi;
 mod queries;
-pub mod query;
-pub mod sources;
-pub mod tables;
+mod query;
+mod sources;
+mod tables;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,16 +18,21 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ALLOW;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
-
+use metrics_exporter_prometheus::PrometheusHandle;
 use sluice_schemas::api::Operation;
 
-use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::queries::new_query_id;
-use crate::state::AppState;
+use crate::error::{ApiError, Code};
+use crate::governance::Principal;
+use crate::query::{QueryService, new_query_id};
+use crate::web::{client, presented_secret};
 
-/// Header carrying the query id on every query response.
-pub const QUERY_ID_HEADER: &str = "x-query-id";
+/// What only the HTTP door needs besides the query service.
+pub struct HttpOptions {
+    /// Whether `/metrics` needs a key.
+    pub protect_metrics: bool,
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+}
 
 /// Registers every route. Authentication is not here: [`authenticate`] wraps them all.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -86,17 +92,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found() -> HttpResponse {
     ApiError::not_found(
-        "not_found",
+        Code::NotFound,
         "no such route; GET /docs lists them, GET /openapi.json describes them",
     )
     .error_response()
 }
 
-/// Routes anyone may call: liveness, readiness, the API description and its page.
+/// Routes this middleware lets through unauthenticated: liveness, readiness, the API
+/// description and its page, and `/mcp` (the MCP door authenticates its own requests).
 /// `/metrics` is open unless `auth.protect_metrics` is set.
 fn is_open(path: &str, protect_metrics: bool) -> bool {
-    matches!(path, "/health" | "/ready" | "/openapi.json" | "/docs")
-        || (path == "/metrics" && !protect_metrics)
+    matches!(
+        path,
+        "/health" | "/ready" | "/openapi.json" | "/docs" | "/mcp"
+    ) || (path == "/metrics" && !protect_metrics)
 }
 
 /// Routes that start a query: they get their id before anything else happens, so every answer
@@ -151,38 +160,39 @@ pub async fn authenticate(
     if let Some(id) = &query_id {
         req.extensions_mut().insert(QueryId(id.clone()));
     }
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    let (Some(service), Some(options)) = (
+        req.app_data::<web::Data<QueryService>>().cloned(),
+        req.app_data::<web::Data<HttpOptions>>().cloned(),
+    ) else {
         let e = ApiError::internal(None, &"the application state is missing");
         return Ok(req.into_response(e.error_response()).map_into_right_body());
     };
-    if !is_open(&path, state.protect_metrics) {
-        let principal = match state.authenticate(req.request()).await {
+    if !is_open(&path, options.protect_metrics) {
+        let client = client(req.request());
+        let principal = match service
+            .authenticate(presented_secret(req.request()), &client)
+            .await
+        {
             Ok(p) => p,
             Err(mut e) => {
                 e.query_id = query_id;
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
         };
-        // Every request a key makes takes a token from its bucket; on `/mcp`, every tool call
-        // does (a refusal is then a tool result a model can act on, and the handshake and
-        // listings a client makes on its own are not charged).
-        if let Principal::Key(k) = &principal
-            && path != "/mcp"
-            && let Err(mut e) = state.governance.limiter.check_rate(&k.record)
-        {
-            e.query_id.clone_from(&query_id);
-            if let Some(id) = &query_id {
+        // Every request a key makes takes a token from its bucket.
+        if let Err(e) = service.charge(&principal) {
+            let e = match query_id {
                 // A query refused at the door is still a query on the record.
-                let op = if path == "/v1/explain" {
-                    Operation::Explain
-                } else {
-                    Operation::Query
-                };
-                state
-                    .governance
-                    .query_auditor(&principal, &crate::auth::client(req.request()), id, op)
-                    .complete(Some(e.code), 0, 0);
-            }
+                Some(id) => {
+                    let op = if path == "/v1/explain" {
+                        Operation::Explain
+                    } else {
+                        Operation::Query
+                    };
+                    service.call(&principal, &client, id, op).refuse(e)
+                }
+                None => e,
+            };
             return Ok(req.into_response(e.error_response()).map_into_right_body());
         }
         req.extensions_mut().insert(principal);
@@ -197,8 +207,7 @@ pub async fn authenticate(
             .unwrap_or("")
             .to_owned();
         let mut resp = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             format!(
                 "{} is not allowed on {path}; allowed: {methods}",
                 req.method()

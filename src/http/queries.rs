@@ -3,23 +3,9 @@
 use actix_web::{HttpResponse, web};
 use sluice_schemas::api::{ErrorBody, QueryList, QueryState, QueryStatus};
 
-use crate::auth::Principal;
-use crate::error::{ApiError, Result};
-use crate::queries::QueryEntry;
-use crate::state::AppState;
-
-/// Finds a query the caller may see: its own, or any for an admin.
-fn visible(
-    state: &AppState,
-    principal: &Principal,
-    id: &str,
-) -> Result<std::sync::Arc<QueryEntry>> {
-    state
-        .queries
-        .get(id)
-        .filter(|e| principal.is_admin() || e.key_id.as_deref() == principal.key_id())
-        .ok_or_else(|| ApiError::not_found("query_not_found", format!("no recent query {id}")))
-}
+use crate::error::Result;
+use crate::governance::Principal;
+use crate::query::QueryService;
 
 /// Recent queries the caller may see, newest first.
 #[utoipa::path(get, path = "/v1/queries", tag = "queries",
@@ -33,25 +19,9 @@ fn visible(
 pub async fn list(
     principal: Principal,
     filter: web::Query<ListFilter>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    let max = crate::queries::RECENT_QUERIES as u64;
-    let limit = filter.limit.unwrap_or(50);
-    if limit > max {
-        return Err(ApiError::bad_request(format!(
-            "limit must be at most {max}, the queries kept"
-        )));
-    }
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let queries = state
-        .queries
-        .list(limit, |e| {
-            (principal.is_admin() || e.key_id.as_deref() == principal.key_id())
-                && filter.state.is_none_or(|s| e.state() == s)
-        })
-        .iter()
-        .map(|e| e.status())
-        .collect();
+    let queries = service.recent(&principal, filter.state, filter.limit)?;
     Ok(HttpResponse::Ok().json(QueryList { queries }))
 }
 
@@ -79,10 +49,9 @@ pub struct ListFilter {
 pub async fn get(
     principal: Principal,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    let entry = visible(&state, &principal, &id)?;
-    Ok(HttpResponse::Ok().json(entry.status()))
+    Ok(HttpResponse::Ok().json(service.status(&principal, &id)?))
 }
 
 /// Cancels a running query, its remote statements included; a finished one is left as it
@@ -98,14 +67,7 @@ pub async fn get(
 pub async fn cancel(
     principal: Principal,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
-    let entry = visible(&state, &principal, &id)?;
-    entry.cancel.cancel();
-    // The producer records `cancelled` as it stops; say so now for a prompt answer.
-    entry.finish(
-        QueryState::Cancelled,
-        Some(("query_cancelled", "cancelled by DELETE /v1/queries/{id}")),
-    );
-    Ok(HttpResponse::Ok().json(entry.status()))
+    Ok(HttpResponse::Ok().json(service.cancel(&principal, &id)?))
 }

@@ -5,48 +5,52 @@
 //! `server/discover`, per-request `_meta`, `Mcp-Method`/`Mcp-Name` headers checked against
 //! the body) and the handshake revisions (`initialize`, `Mcp-Session-Id` with an idle
 //! timeout, `DELETE /mcp`). What this module adds around it:
+//! - authentication of every request through the query service (the same keys, limits and
+//!   audit as every door); a handshake (`initialize`) is charged to the key's rate limit like
+//!   a tool call;
 //! - the bridge: an actix request becomes an `http::Request` carrying the caller
 //!   ([`Principal`]), its [`Client`] and the server's public base URL in its extensions; the
 //!   response streams back (SSE) or is sent whole (JSON);
-//! - sessions bound to the key that opened them: another key presenting the id is told the
-//!   session does not exist;
+//! - sessions (`sessions`) bound to the key that opened them, capped per key and
+//!   server-wide, expired after `[mcp] session_idle_timeout_ms`: an id this server does not
+//!   know, or another key's, is told the session does not exist;
 //! - `Host` and `Origin` allow-lists from `[mcp]` (DNS-rebinding protection).
 //!
-//! The tools, resources and prompt are [`server::SluiceMcp`].
+//! The tools, resources and prompt are `server::SluiceMcp`.
 
-pub mod server;
+mod server;
+mod sessions;
 mod tools;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sluice_schemas::McpConfig;
 
-use crate::auth::Principal;
+use self::sessions::Sessions;
 use crate::error::ApiError;
-use crate::governance::Client;
-use crate::state::AppState;
-
-/// Sessions remembered with their key; past this, the least recently used is forgotten (and
-/// its client must initialize again).
-const SESSIONS: usize = 10_000;
+use crate::governance::{Client, Principal};
+use crate::query::QueryService;
+use crate::web::{client, presented_secret, read_body, status};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// The `/mcp` endpoint: the SDK's service and the key each session belongs to.
+/// The `/mcp` endpoint: the SDK's service, its sessions and the key each belongs to.
 pub struct Mcp {
+    query: Arc<QueryService>,
     service: StreamableHttpService<server::SluiceMcp, LocalSessionManager>,
-    sessions: Mutex<lru::LruCache<String, Option<String>>>,
-    max_body: usize,
+    sessions: Arc<Sessions>,
+    max_body: u64,
 }
 
 /// The server's own address as clients reach it, for links in tool results.
@@ -54,10 +58,11 @@ pub struct Mcp {
 pub struct BaseUrl(pub String);
 
 impl Mcp {
-    /// The endpoint for `state`, accepting the `Host`s and `Origin`s `config` allows besides
-    /// loopback ones and `listen`.
-    pub fn new(state: web::Data<AppState>, config: &McpConfig, listen: SocketAddr) -> Self {
-        let cancel = state.closing.clone();
+    /// The endpoint over `query`, accepting the `Host`s and `Origin`s `config` allows besides
+    /// loopback ones and `listen`. Must be called inside the actix System: idle sessions are
+    /// closed by a task on it.
+    pub fn new(query: Arc<QueryService>, config: &McpConfig, listen: SocketAddr) -> Self {
+        let cancel = query.closing().clone();
         let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
             .into_iter()
             .map(str::to_owned)
@@ -83,30 +88,51 @@ impl Mcp {
             .enforce_origin_validation()
             .with_cancellation_token(cancel.clone())
             .with_max_request_body_bytes(
-                usize::try_from(state.limits.max_request_bytes).unwrap_or(usize::MAX),
+                usize::try_from(query.limits().max_request_bytes).unwrap_or(usize::MAX),
             )
             .with_sse_keep_alive(Some(Duration::from_secs(15)));
-        let mut sessions = LocalSessionManager::default();
-        sessions.session_config.keep_alive =
-            Some(Duration::from_millis(config.session_idle_timeout_ms.max(1)));
-        let handler = server::SluiceMcp::new(state.clone(), config);
-        let service = StreamableHttpService::new(
-            move || Ok(handler.clone()),
-            std::sync::Arc::new(sessions),
-            http,
-        );
-        let cap = std::num::NonZeroUsize::new(SESSIONS).unwrap_or(std::num::NonZeroUsize::MIN);
+        let idle = Duration::from_millis(config.session_idle_timeout_ms.max(1));
+        let mut manager = LocalSessionManager::default();
+        // Expiry is the registry's (below); the SDK's own timer is only a backstop for a
+        // worker whose connection vanished.
+        manager.session_config.keep_alive = Some(idle * 2);
+        let manager = Arc::new(manager);
+        let handler = server::SluiceMcp::new(Arc::clone(&query), config);
+        let service =
+            StreamableHttpService::new(move || Ok(handler.clone()), Arc::clone(&manager), http);
+        let sessions = Arc::new(Sessions::new(
+            config.max_sessions_per_key,
+            config.max_sessions,
+            idle,
+        ));
+        actix_web::rt::spawn(expire_sessions(Arc::clone(&sessions), manager, cancel));
         Self {
+            max_body: query.limits().max_request_bytes,
+            query,
             service,
-            sessions: Mutex::new(lru::LruCache::new(cap)),
-            max_body: usize::try_from(state.limits.max_request_bytes).unwrap_or(usize::MAX),
+            sessions,
         }
     }
+}
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Option<String>>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Closes sessions unused for the idle timeout, until the server stops.
+async fn expire_sessions(
+    sessions: Arc<Sessions>,
+    manager: Arc<LocalSessionManager>,
+    closing: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(sessions.sweep_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = closing.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for id in sessions.expire() {
+            let _ = manager.close_session(&Arc::from(id.as_str())).await;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+        metrics::gauge!(crate::metrics::MCP_SESSIONS).set(sessions.open() as f64);
     }
 }
 
@@ -144,81 +170,128 @@ fn session_not_found() -> HttpResponse {
     )
 }
 
-/// A body that is not one JSON-RPC message gets its JSON-RPC error here (the SDK answers
-/// these with a plain-text `415`).
-fn precheck(body: &[u8]) -> Option<HttpResponse> {
+/// A body that is not one JSON-RPC message gets its JSON-RPC error (code and message) here
+/// (the SDK answers these with a plain-text `415`); one message is returned.
+fn precheck(body: &[u8]) -> Result<serde_json::Value, (i64, String)> {
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Err(e) => Some(rpc_error(
-            StatusCode::BAD_REQUEST,
-            PARSE_ERROR,
-            &format!("Parse error: {e}"),
-        )),
-        Ok(serde_json::Value::Array(_)) => Some(rpc_error(
-            StatusCode::BAD_REQUEST,
+        Err(e) => Err((PARSE_ERROR, format!("Parse error: {e}"))),
+        Ok(serde_json::Value::Array(_)) => Err((
             INVALID_REQUEST,
-            "Invalid Request: JSON-RPC batches are not supported; send one message per POST",
+            "Invalid Request: JSON-RPC batches are not supported; send one message per POST"
+                .to_owned(),
         )),
-        Ok(serde_json::Value::Object(_)) => None,
-        Ok(_) => Some(rpc_error(
-            StatusCode::BAD_REQUEST,
+        Ok(message @ serde_json::Value::Object(_)) => Ok(message),
+        Ok(_) => Err((
             INVALID_REQUEST,
-            "Invalid Request: the body must be one JSON-RPC message object",
+            "Invalid Request: the body must be one JSON-RPC message object".to_owned(),
         )),
     }
 }
 
-async fn handle(
-    req: HttpRequest,
-    payload: web::Payload,
-    principal: Principal,
-    mcp: web::Data<Mcp>,
-) -> Result<HttpResponse, ApiError> {
-    let key = principal.key_id().map(str::to_owned);
+/// A refusal before the SDK sees the message (a session cap, the rate limit), as a JSON-RPC
+/// error with the code's status and `Retry-After`.
+fn refusal(e: &ApiError) -> HttpResponse {
+    let mut response = HttpResponse::build(status(e.code));
+    if let Some(after) = e.retry_after() {
+        response.insert_header((
+            actix_web::http::header::RETRY_AFTER,
+            after.as_secs().to_string(),
+        ));
+    }
+    response.json(serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": SERVER_REFUSED, "message": e.message, "data": {"code": e.code.as_str()}},
+    }))
+}
+
+/// The JSON-RPC code of a request refused for the caller's limits.
+const SERVER_REFUSED: i64 = -32000;
+
+async fn handle(req: HttpRequest, payload: web::Payload, mcp: web::Data<Mcp>) -> HttpResponse {
+    let client = client(&req);
+    let principal = match mcp
+        .query
+        .authenticate(presented_secret(&req), &client)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return e.error_response(),
+    };
+    let owner = principal.key_id().map(str::to_owned);
     let session = req
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(id) = &session {
-        // A session is its key's: anyone else is told it does not exist.
-        let owner = mcp.sessions().get(id).cloned();
-        if owner.is_some_and(|o| o != key) {
-            return Ok(session_not_found());
-        }
+    // A session is its key's: anyone else, or anyone after it expired or the server
+    // restarted, is told it does not exist.
+    if let Some(id) = &session
+        && !mcp.sessions.check(id, &owner)
+    {
+        return session_not_found();
     }
-    let body = if req.method() == actix_web::http::Method::POST {
-        let body = crate::http::body::read(payload, mcp.max_body).await?;
-        if let Some(refused) = precheck(&body) {
-            return Ok(refused);
+    let post = req.method() == actix_web::http::Method::POST;
+    let (body, message) = if post {
+        let body = match read_body(payload, mcp.max_body).await {
+            Ok(b) => b,
+            Err(e) => return e.error_response(),
+        };
+        match precheck(&body) {
+            Ok(message) => (body, Some(message)),
+            Err((code, message)) => return rpc_error(StatusCode::BAD_REQUEST, code, &message),
         }
-        body
     } else {
-        Bytes::new()
+        (Bytes::new(), None)
     };
-    let request = to_http(&req, body, principal)?;
+    // A handshake opens a session: it costs a request of the key's rate, like a tool call,
+    // and a slot under the key's and the server's caps, given back if no session opens.
+    let handshake = session.is_none()
+        && message
+            .as_ref()
+            .is_some_and(|m| m["method"] == "initialize");
+    let reservation = if handshake {
+        if let Err(e) = mcp.query.charge(&principal) {
+            return refusal(&e);
+        }
+        match mcp.sessions.reserve(&owner) {
+            Ok(r) => Some(r),
+            Err(e) => return refusal(&e),
+        }
+    } else {
+        None
+    };
+    let request = match to_http(&req, body, principal, client) {
+        Ok(r) => r,
+        Err(e) => return e.error_response(),
+    };
     let mut service = mcp.service.clone();
     let response = match tower_service::Service::call(&mut service, request).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
     let status = response.status();
-    match (&session, response.headers().get(SESSION_HEADER)) {
-        // A handshake opened a session: it is this key's.
-        (None, Some(id)) if status.is_success() => {
+    match (
+        &session,
+        response.headers().get(SESSION_HEADER),
+        reservation,
+    ) {
+        // The handshake opened a session: it is this key's.
+        (None, Some(id), Some(reservation)) if status.is_success() => {
             if let Ok(id) = id.to_str() {
-                mcp.sessions().put(id.to_owned(), key);
+                reservation.open(id.to_owned());
             }
         }
-        (Some(id), _)
+        (Some(id), _, _)
             if status == http::StatusCode::NOT_FOUND
                 || (req.method() == actix_web::http::Method::DELETE && status.is_success()) =>
         {
-            mcp.sessions().pop(id);
+            mcp.sessions.forget(id);
         }
         _ => {}
     }
     let deleted = req.method() == actix_web::http::Method::DELETE;
-    Ok(to_actix(response, deleted).await)
+    to_actix(response, deleted).await
 }
 
 /// The actix request as the SDK's `http` 1 request, with the caller in its extensions.
@@ -226,6 +299,7 @@ fn to_http(
     req: &HttpRequest,
     body: Bytes,
     principal: Principal,
+    client: Client,
 ) -> Result<http::Request<Full<Bytes>>, ApiError> {
     let mut builder = http::Request::builder()
         .method(req.method().as_str())
@@ -239,7 +313,7 @@ fn to_http(
     let info = req.connection_info();
     let base = BaseUrl(format!("{}://{}", info.scheme(), info.host()));
     request.extensions_mut().insert(principal);
-    request.extensions_mut().insert(crate::auth::client(req));
+    request.extensions_mut().insert(client);
     request.extensions_mut().insert(base);
     Ok(request)
 }

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use actix_web::web;
-use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
 use futures::StreamExt;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
@@ -23,11 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Caller;
 use super::tools::{self, DescribeArgs, ExplainArgs, ListTablesArgs, NoArgs, QueryArgs};
-use crate::error::ApiError;
-use crate::format::Format;
-use crate::http::query::{self as q, RowCap};
-use crate::queries::QueryState;
-use crate::state::AppState;
+use crate::error::{ApiError, Code};
+use crate::format::{BatchEncoder, RowLinesEncoder};
+use crate::query::{Batches, Call, QueryService, ResultStream, RowCap, new_query_id};
 
 /// How often a running `query` reports progress to a client that asked for it.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -46,16 +45,16 @@ read-only statement with query, naming tables fully as source.schema.table. Resu
 /// request.
 #[derive(Clone)]
 pub struct SluiceMcp {
-    state: web::Data<AppState>,
+    service: Arc<QueryService>,
     max_rows: u64,
     max_bytes: u64,
 }
 
 impl SluiceMcp {
-    /// The server over `state` with the `[mcp]` result caps.
-    pub fn new(state: web::Data<AppState>, config: &McpConfig) -> Self {
+    /// The server over `service` with the `[mcp]` result caps.
+    pub fn new(service: Arc<QueryService>, config: &McpConfig) -> Self {
         Self {
-            state,
+            service,
             max_rows: config.max_rows,
             max_bytes: config.max_result_bytes,
         }
@@ -71,23 +70,26 @@ impl SluiceMcp {
 /// A tool's failure as a result the model can read and act on.
 fn tool_error(e: &ApiError) -> CallToolResult {
     let hint = match e.code {
-        "sql_invalid" => {
+        Code::SqlInvalid => {
             " Fix the statement; describe_table shows the exact column names and types."
         }
-        "table_not_found" | "source_not_found" => {
+        Code::TableNotFound | Code::SourceNotFound => {
             " Call list_tables to find the exact fully qualified name (source.schema.table)."
         }
-        "read_only" => " Only one read-only statement (SELECT, WITH, EXPLAIN) is allowed.",
-        "permission_denied" => " This API key may not do this; ask for a key with the grant.",
-        "query_timeout" => {
+        Code::ReadOnly => " Only one read-only statement (SELECT, WITH, EXPLAIN) is allowed.",
+        Code::PermissionDenied => " This API key may not do this; ask for a key with the grant.",
+        Code::QueryTimeout => {
             " Narrow the statement (filters, LIMIT, aggregates) or pass a larger timeout_ms."
         }
-        "result_too_large" => " Add LIMIT or aggregate.",
-        "rate_limited" | "too_many_queries" | "source_unavailable" => " Retry later.",
-        "data_error" => " A value made the statement fail; check casts and divisions.",
+        Code::ResultTooLarge => " Add LIMIT or aggregate.",
+        Code::RateLimited
+        | Code::TooManyQueries
+        | Code::SourceUnavailable
+        | Code::MemoryExhausted => " Retry later.",
+        Code::DataError => " A value made the statement fail; check casts and divisions.",
         _ => "",
     };
-    let mut error = json!({"code": e.code, "message": e.message});
+    let mut error = json!({"code": e.code.as_str(), "message": e.message});
     if let Some(wait) = e.retry_after() {
         error["retry_after_ms"] = json!(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
     }
@@ -141,18 +143,10 @@ struct Collected {
 }
 
 impl SluiceMcp {
-    /// A new query id and its audit record, as `/v1/query` and `/v1/explain` open them.
-    fn audit(
-        &self,
-        caller: &Caller,
-        op: Operation,
-    ) -> (String, std::sync::Arc<crate::governance::QueryAuditor>) {
-        let query_id = crate::queries::new_query_id();
-        let auditor =
-            self.state
-                .governance
-                .query_auditor(&caller.principal, &caller.client, &query_id, op);
-        (query_id, auditor)
+    /// A new query id and its audit record, as the HTTP door opens them.
+    fn call(&self, caller: &Caller, op: Operation) -> Call {
+        self.service
+            .call(&caller.principal, &caller.client, new_query_id(), op)
     }
 
     async fn query(
@@ -161,35 +155,27 @@ impl SluiceMcp {
         a: QueryArgs,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let state = &self.state;
-        let (query_id, auditor) = self.audit(caller, Operation::Query);
+        let call = self.call(caller, Operation::Query);
+        let query_id = call.query_id.clone();
         let n = a
             .max_rows
             .unwrap_or(self.max_rows)
-            .min(state.limits.max_rows);
+            .min(self.service.limits().max_rows);
         let request = QueryRequest {
             sql: a.sql,
             params: a.params,
             timeout_ms: a.timeout_ms,
             max_rows: None,
         };
-        let work = q::audited(&auditor, async {
-            q::admit(state, &caller.principal, Operation::Query, &query_id)?;
-            let started = q::start(
-                state,
-                &caller.principal,
-                &query_id,
-                &auditor,
-                &request,
-                Format::RowLines,
-                RowCap::Peek(n),
-            )
-            .await?;
-            let entry = std::sync::Arc::clone(&started.entry);
+        let work = call.record(async {
+            let started = self
+                .service
+                .run(&call, &request, RowCap::Peek(n), Batches::maker())
+                .await?;
+            let entry = Arc::clone(&started.entry);
             let collected = self
-                .collect(started.body, n, &started.columns, &query_id)
-                .await
-                .map_err(|()| failure(&entry))?;
+                .collect(started.stream, n, &started.columns, &query_id)
+                .await?;
             Ok((started.columns, entry, collected))
         });
         let answer = self.watched(work, &query_id, context).await;
@@ -247,13 +233,11 @@ impl SluiceMcp {
             tokio::select! {
                 r = &mut work => return r,
                 () = cancelled.cancelled() => {
-                    let mut e = ApiError::cancelled().with_query(query_id);
-                    e.message = "the client closed the connection".to_owned();
-                    return Err(e);
+                    return Err(ApiError::client_gone().with_query(query_id));
                 }
                 _ = ticker.tick(), if progress.is_some() => {
                     ticks += 1;
-                    let rows = self.state.queries.get(query_id).map_or(0, |e| e.rows());
+                    let rows = self.service.rows_so_far(query_id);
                     if let Some(token) = &progress {
                         let param = ProgressNotificationParam::new(token.clone(), f64::from(ticks))
                             .with_message(format!(
@@ -267,17 +251,20 @@ impl SluiceMcp {
         }
     }
 
-    /// Reads row lines until `n` rows or the byte cap, then drains the rest (the plan stops
-    /// at `n + 1` rows, so draining costs at most one more row than shown, or the rows the
-    /// byte cap left out) so the query completes rather than being cut. `Err` when the query
-    /// failed while streaming.
+    /// Reads rows until `n` rows or the byte cap, then drains the rest (the plan stops at
+    /// `n + 1` rows, so draining costs at most one more row than shown, or the rows the byte
+    /// cap left out) so the query completes rather than being cut. Only rows that may be shown
+    /// are turned into JSON.
+    ///
+    /// # Errors
+    /// The query's failure, when it failed while streaming.
     async fn collect(
         &self,
-        mut body: crate::exec::Body,
+        mut stream: ResultStream<RecordBatch>,
         n: u64,
         columns: &[sluice_schemas::api::Column],
         query_id: &str,
-    ) -> Result<Collected, ()> {
+    ) -> Result<Collected, ApiError> {
         // The JSON around the rows (an upper bound: long figures, a source list).
         let frame = serde_json::to_string(&json!({"columns": columns, "query_id": query_id}))
             .map_or(0, |s| s.len())
@@ -286,20 +273,33 @@ impl SluiceMcp {
         let mut size = frame;
         let mut rows = Vec::new();
         let mut truncated = false;
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            buf.extend_from_slice(&chunk.map_err(|_| ())?);
-            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
-                let line = buf.split_to(end + 1);
-                if truncated {
+        let mut lines = RowLinesEncoder::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if truncated {
+                continue;
+            }
+            let room = usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(rows.len());
+            if room < batch.num_rows() {
+                truncated = true;
+            }
+            let shown = batch.slice(0, room.min(batch.num_rows()));
+            let encoded = lines
+                .encode(&shown)
+                .map_err(|e| ApiError::internal(Some(query_id), &e))?;
+            for line in encoded.iter().flat_map(|b| b.split(|c| *c == b'\n')) {
+                if line.is_empty() {
                     continue;
                 }
-                let cost = end + usize::from(!rows.is_empty());
-                if rows.len() as u64 >= n || size + cost > budget {
+                let cost = line.len() + usize::from(!rows.is_empty());
+                if size + cost > budget {
                     truncated = true;
-                    continue;
+                    break;
                 }
-                let row: Value = serde_json::from_slice(&line.chunk()[..end]).map_err(|_| ())?;
+                let row: Value = serde_json::from_slice(line)
+                    .map_err(|e| ApiError::internal(Some(query_id), &e))?;
                 size += cost;
                 rows.push(row);
             }
@@ -312,7 +312,7 @@ impl SluiceMcp {
             .limit
             .unwrap_or(tools::TABLES_PAGE)
             .clamp(1, tools::TABLES_PAGE_MAX);
-        let tables = match crate::http::tables::visible(&self.state, &caller.principal).await {
+        let tables = match self.service.tables(&caller.principal).await {
             Ok(t) => t,
             Err(e) => return tool_error(&e),
         };
@@ -342,7 +342,7 @@ impl SluiceMcp {
     }
 
     fn list_sources(&self, caller: &Caller) -> CallToolResult {
-        match crate::http::sources::visible(&self.state, &caller.principal) {
+        match self.service.sources(&caller.principal) {
             Ok(sources) => {
                 let sources: Vec<Value> = sources
                     .iter()
@@ -355,7 +355,7 @@ impl SluiceMcp {
     }
 
     async fn describe(&self, caller: &Caller, a: DescribeArgs) -> CallToolResult {
-        match crate::http::tables::describe_table(&self.state, &caller.principal, &a.table).await {
+        match self.service.describe(&caller.principal, &a.table).await {
             Ok(t) => tool_ok(json!({"name": t.name, "columns": t.columns}), Vec::new()),
             Err(e) => tool_error(&e),
         }
@@ -367,17 +367,13 @@ impl SluiceMcp {
         a: ExplainArgs,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let state = &self.state;
-        let (query_id, auditor) = self.audit(caller, Operation::Explain);
+        let call = self.call(caller, Operation::Explain);
         let request = QueryRequest {
             sql: a.sql,
             ..QueryRequest::default()
         };
-        let work = q::audited(&auditor, async {
-            q::admit(state, &caller.principal, Operation::Explain, &query_id)?;
-            q::explain_statement(state, &caller.principal, &query_id, &auditor, &request).await
-        });
-        let answer = self.watched(work, &query_id, context).await;
+        let work = self.service.explain(&call, &request);
+        let answer = self.watched(work, &call.query_id, context).await;
         match answer {
             Ok(e) => tool_ok(serde_json::to_value(&e).unwrap_or_default(), Vec::new()),
             Err(e) => tool_error(&e),
@@ -386,7 +382,9 @@ impl SluiceMcp {
 
     /// The tables `caller` may read, as resources.
     async fn table_resources(&self, caller: &Caller) -> Result<Vec<Resource>, McpError> {
-        let tables = crate::http::tables::visible(&self.state, &caller.principal)
+        let tables = self
+            .service
+            .tables(&caller.principal)
             .await
             .map_err(|e| McpError::invalid_request(e.message, None))?;
         Ok(tables
@@ -404,10 +402,7 @@ impl SluiceMcp {
     /// Takes a token from the key's bucket for a tool call, as `/v1` does per request; a
     /// refused query or explain is on the audit record like one refused at `/v1`'s door.
     fn charge(&self, caller: &Caller, request: &CallToolRequestParams) -> Result<(), ApiError> {
-        let crate::auth::Principal::Key(k) = &caller.principal else {
-            return Ok(());
-        };
-        let Err(e) = self.state.governance.limiter.check_rate(&k.record) else {
+        let Err(e) = self.service.charge(&caller.principal) else {
             return Ok(());
         };
         let op = match request.name.as_ref() {
@@ -415,9 +410,7 @@ impl SluiceMcp {
             "explain" => Operation::Explain,
             _ => return Err(e),
         };
-        let (id, auditor) = self.audit(caller, op);
-        auditor.complete(Some(e.code), 0, 0);
-        Err(e.with_query(&id))
+        Err(self.call(caller, op).refuse(e))
     }
 }
 
@@ -440,20 +433,6 @@ fn table_of(uri: &str) -> Option<String> {
     }
 }
 
-/// The error of a query that failed (or was cut) while it was being read.
-fn failure(entry: &crate::queries::QueryEntry) -> ApiError {
-    let status = entry.status();
-    match (status.state, status.error) {
-        (QueryState::Cancelled, _) => ApiError::cancelled().with_query(&entry.id),
-        (_, Some(e)) => {
-            let mut api = ApiError::upstream(e.message).with_query(&entry.id);
-            api.code = crate::error::static_code(&e.code);
-            api
-        }
-        _ => ApiError::cancelled().with_query(&entry.id),
-    }
-}
-
 const PROMPT: &str = "sql_assistant";
 
 impl SluiceMcp {
@@ -462,9 +441,13 @@ impl SluiceMcp {
         caller: &Caller,
         question: Option<String>,
     ) -> Result<GetPromptResult, McpError> {
-        let sources = crate::http::sources::visible(&self.state, &caller.principal)
+        let sources = self
+            .service
+            .sources(&caller.principal)
             .map_err(|e| McpError::invalid_request(e.message, None))?;
-        let tables = crate::http::tables::visible(&self.state, &caller.principal)
+        let tables = self
+            .service
+            .tables(&caller.principal)
             .await
             .map_err(|e| McpError::invalid_request(e.message, None))?;
         let mut text = String::from(
@@ -619,7 +602,9 @@ impl ServerHandler for SluiceMcp {
         };
         let name = table_of(&request.uri).ok_or_else(not_found)?;
         // A table the key may not read does not exist, as on /v1/tables.
-        let t = crate::http::tables::describe_table(&self.state, &caller.principal, &name)
+        let t = self
+            .service
+            .describe(&caller.principal, &name)
             .await
             .map_err(|_| not_found())?;
         let text = serde_json::to_string(&json!({"name": t.name, "columns": t.columns}))

@@ -32,13 +32,13 @@ use std::time::Duration;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::reader::StreamReader;
 use serde_json::Value;
-use sluice::startup::Application;
+use sluice::Application;
 use sluice_schemas::Config;
 
 /// The DataFusion runtime all test servers share, built once beside the actix systems.
 fn query_runtime() -> tokio::runtime::Handle {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| sluice::startup::query_runtime(Some(2), "test-query").expect("query runtime"))
+    RT.get_or_init(|| sluice::query_runtime(Some(2), "test-query").expect("query runtime"))
         .handle()
         .clone()
 }
@@ -51,7 +51,7 @@ pub struct TestApp {
     pub key: String,
     pub client: reqwest::Client,
     /// Drains the server as SIGTERM would.
-    pub drainer: sluice::startup::Drainer,
+    pub drainer: sluice::Drainer,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -77,7 +77,7 @@ impl TestApp {
     }
 
     async fn start(f: impl FnOnce(&mut Config)) -> Self {
-        sluice::telemetry::init(false, "warn");
+        sluice::init_logging(false, "warn");
         let mut config = Config::embedded(&testdata().join("tpch"));
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         // The result cache is off unless a test turns it on (`cache` tests do): the other

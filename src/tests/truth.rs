@@ -309,7 +309,7 @@ async fn auth_none_is_refused_on_an_address_that_is_not_loopback() {
     let mut config = sluice_schemas::Config::embedded(&crate::testdata().join("tpch"));
     config.auth.mode = sluice_schemas::AuthMode::None;
     config.server.listen = "0.0.0.0:0".parse().unwrap();
-    let err = sluice::startup::Application::build(config, crate::query_runtime())
+    let err = sluice::Application::build(config, crate::query_runtime())
         .await
         .err()
         .expect("a public listener without auth must not start");
@@ -365,10 +365,7 @@ async fn ready_speaks_for_sluice_while_starting_serving_and_draining() {
             pushdown: Default::default(),
         },
     ));
-    let build = actix_web::rt::spawn(sluice::startup::Application::build(
-        config,
-        crate::query_runtime(),
-    ));
+    let build = actix_web::rt::spawn(sluice::Application::build(config, crate::query_runtime()));
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}");
     let mut starting = Value::Null;

@@ -1,4 +1,5 @@
-//! The bounded in-memory record of recent queries behind `GET`/`DELETE /v1/queries/{id}`.
+//! The bounded in-memory record of recent queries: their state, progress and outcome, what
+//! cancels them, and the statement a replay runs again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -6,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
 
 /// Queries remembered; the oldest are forgotten first.
 pub const RECENT_QUERIES: usize = 1024;
@@ -84,14 +87,14 @@ impl QueryEntry {
     }
 
     /// Ends the query; only the first end counts.
-    pub fn finish(&self, state: QueryState, error: Option<(&str, &str)>) {
+    pub fn finish(&self, state: QueryState, error: Option<&ApiError>) {
         {
             let mut m = self.lock();
             if m.state != QueryState::Running {
                 return;
             }
             m.state = state;
-            m.error = error.map(|(c, msg)| (c.to_owned(), msg.to_owned()));
+            m.error = error.map(|e| (e.code.as_str().to_owned(), e.message.clone()));
             m.elapsed = Some(self.started.elapsed());
         }
         let auditor = self
@@ -101,8 +104,18 @@ impl QueryEntry {
             .take()
             .and_then(|w| w.upgrade());
         if let Some(a) = auditor {
-            a.complete(error.map(|(code, _)| code), self.rows(), self.bytes());
+            a.complete(error.map(|e| e.code), self.rows(), self.bytes());
         }
+    }
+
+    /// Ends the query as failed with `e` (cancelled, when it was cancelled meanwhile).
+    pub fn fail(&self, e: &ApiError) {
+        let state = if self.cancel.is_cancelled() || e.code == crate::error::Code::QueryCancelled {
+            QueryState::Cancelled
+        } else {
+            QueryState::Failed
+        };
+        self.finish(state, Some(e));
     }
 
     /// Current state.
@@ -250,7 +263,10 @@ mod tests {
         let reg = QueryRegistry::default();
         let e = reg.start("q1", Some("key_a"));
         e.add_progress(10, 100);
-        e.finish(QueryState::Failed, Some(("query_timeout", "slow")));
+        e.finish(
+            QueryState::Failed,
+            Some(&ApiError::timeout(Duration::from_millis(5))),
+        );
         e.finish(QueryState::Finished, None);
         let s = reg.get("q1").unwrap().status();
         assert_eq!(s.state, QueryState::Failed);

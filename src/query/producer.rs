@@ -1,19 +1,18 @@
-//! Running a planned query on the query runtime and streaming it to the HTTP response.
+//! Running a planned query on the query runtime and streaming it to a door.
 //!
-//! A producer task on the DataFusion runtime pulls record batches, encodes them and hands the
-//! bytes to the response through a small bounded channel: a slow client stalls the query
-//! (backpressure), a gone client closes the channel and the task drops the DataFusion stream,
-//! which cancels the query. Actix workers only move bytes.
+//! A producer task on the DataFusion runtime pulls record batches, encodes them the door's way
+//! ([`Encode`]) and hands the pieces over through a small bounded channel: a slow client stalls
+//! the query (backpressure), a gone client closes the channel and the task drops the
+//! DataFusion stream, which cancels the query. A door's workers only move pieces.
 //!
-//! The first bytes are held back until the result has produced `PREBUFFER_BYTES` or
+//! The first pieces are held back until the result has produced `PREBUFFER_BYTES` or
 //! `PREBUFFER_TIME` has passed since the first batch (or the result ended), so errors that
-//! show early — a bad cast, `max_rows` exceeded, a timeout — still get their status code. A
-//! failure after that aborts the response without its terminating chunk.
+//! show early — a bad cast, `max_rows` exceeded, a timeout — are still the answer's refusal
+//! (its status code). A failure after that ends the stream with the error, which a door sends
+//! as a cut (never as a clean end).
 
-use std::io;
 use std::time::Duration;
 
-use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -23,26 +22,26 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::encode::{Encode, MakeEncoder};
+use super::registry::{QueryEntry, QueryState};
 use crate::error::ApiError;
-use crate::format::{BatchEncoder, Format};
 use crate::metrics as m;
-use crate::queries::{QueryEntry, QueryState};
 
-/// Bytes held back before the response starts.
-const PREBUFFER_BYTES: usize = 1 << 20;
+/// Bytes held back before the answer starts.
+const PREBUFFER_BYTES: u64 = 1 << 20;
 /// Longest wait after the first batch before the response starts anyway.
 const PREBUFFER_TIME: Duration = Duration::from_millis(50);
 /// Encoded steps (a batch each) in flight between the query and the socket.
 const CHANNEL_STEPS: usize = 4;
 
 /// Everything the producer needs.
-pub struct QueryJob {
+pub(super) struct QueryJob<E: Encode> {
     /// Shared planner.
     pub planner: Planner,
     /// The planned statement.
     pub planned: PlannedQuery,
-    /// Output format.
-    pub format: Format,
+    /// Makes the door's encoder for the result.
+    pub encoder: MakeEncoder<E>,
     /// Rows allowed; one more is an error.
     pub max_rows: u64,
     /// When the query must be done.
@@ -96,22 +95,23 @@ impl Failure {
                 QueryState::Cancelled,
                 "cancelled",
             ),
-            Self::ClientGone => {
-                let mut api = ApiError::cancelled().with_query(query_id);
-                api.message = "the client closed the connection".to_owned();
-                (api, QueryState::Cancelled, "cancelled")
-            }
+            Self::ClientGone => (
+                ApiError::client_gone().with_query(query_id),
+                QueryState::Cancelled,
+                "cancelled",
+            ),
             Self::Panic(detail) => failed(ApiError::panicked(query_id, &detail), "panic"),
         }
     }
 }
 
-/// The response body: the held-back head, then chunks as the producer sends them.
-pub type Body = futures::stream::BoxStream<'static, Result<Bytes, io::Error>>;
+/// A result as a door reads it: the held-back head, then pieces as the producer sends them;
+/// a failure after the head ends it with the error (the door cuts its answer).
+pub type ResultStream<P> = futures::stream::BoxStream<'static, Result<P, ApiError>>;
 
 /// A statement that failed on a replica before its first byte, safe to run again elsewhere:
 /// its slots, handed back for the next attempt, and the replicas to avoid.
-pub struct Retry {
+pub(super) struct Retry {
     /// The server's concurrency slot.
     pub permit: OwnedSemaphorePermit,
     /// The key's slot.
@@ -123,7 +123,7 @@ pub struct Retry {
 }
 
 /// Why a query has no response yet.
-pub enum StartError {
+pub(super) enum StartError {
     /// It failed before the first byte: the answer is this error.
     Failed(ApiError),
     /// It may run again on another replica.
@@ -140,9 +140,12 @@ impl From<ApiError> for StartError {
 ///
 /// # Errors
 /// Any failure before the first byte, with its status and code, or a retry.
-pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Body, StartError> {
+pub(super) async fn start<E: Encode>(
+    job: QueryJob<E>,
+    runtime: &tokio::runtime::Handle,
+) -> Result<ResultStream<E::Piece>, StartError> {
     let (head_tx, head_rx) = oneshot::channel();
-    let (tx, rx) = mpsc::channel::<Step>(CHANNEL_STEPS);
+    let (tx, rx) = mpsc::channel::<Step<E::Piece>>(CHANNEL_STEPS);
     let query_id = job.entry.id.clone();
     runtime.spawn(produce(job, head_tx, tx));
     let head = head_rx
@@ -160,12 +163,16 @@ pub async fn start(job: QueryJob, runtime: &tokio::runtime::Handle) -> Result<Bo
 }
 
 /// One encoded step of the result (a batch, or the end), as pieces sent in order; or the
-/// marker that aborts the response.
-type Step = Result<Vec<Bytes>, io::Error>;
+/// failure that cuts the answer.
+type Step<P> = Result<Vec<P>, ApiError>;
 
-type HeadSender = oneshot::Sender<Result<Vec<Bytes>, StartError>>;
+type HeadSender<P> = oneshot::Sender<Result<Vec<P>, StartError>>;
 
-async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>) {
+async fn produce<E: Encode>(
+    mut job: QueryJob<E>,
+    head_tx: HeadSender<E::Piece>,
+    tx: mpsc::Sender<Step<E::Piece>>,
+) {
     let entry = std::sync::Arc::clone(&job.entry);
     let mut collect = job.cache.take();
     // Alive until the entry has finished (below), which completes the record.
@@ -190,7 +197,14 @@ async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>)
     // A replica that could not serve, before any byte went out: hand the slots back for an
     // attempt on another replica; the query is not over.
     let outcome = match outcome {
-        Err(Failure::Plan(e)) if head_tx.is_some() && retryable(&job, &e) => {
+        Err(Failure::Plan(e))
+            if head_tx.is_some()
+                && super::retry::replica_failed(
+                    job.may_retry,
+                    &e,
+                    &job.acquired.retryable_failures(),
+                ) =>
+        {
             let failed = job.acquired.retryable_failures();
             let QueryJob {
                 permit, key_permit, ..
@@ -228,7 +242,7 @@ async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>)
             drop(collect);
             let detail = format!("{failure:?}");
             let (api, state, label) = failure.into_parts(&entry.id);
-            entry.finish(state, Some((api.code, &api.message)));
+            entry.finish(state, Some(&api));
             match head_tx.take() {
                 Some(h) => {
                     // The handler may have given up waiting (client gone); nothing to do then.
@@ -237,11 +251,9 @@ async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>)
                 None => {
                     debug!(query_id = %entry.id, error = %detail, "Query failed mid-stream; aborting the response.");
                     // Awaited, not `try_send`: with the channel full (a slow client) the marker
-                    // would be lost, the sender dropped, and the body would end cleanly — a
+                    // would be lost, the sender dropped, and the stream would end cleanly — a
                     // partial result passing for a whole one. Fails at once if the client left.
-                    let _ = tx
-                        .send(Err(io::Error::other("query failed mid-stream")))
-                        .await;
+                    let _ = tx.send(Err(api)).await;
                 }
             }
             label
@@ -254,17 +266,6 @@ async fn produce(mut job: QueryJob, head_tx: HeadSender, tx: mpsc::Sender<Step>)
     metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
 }
 
-/// A failure a replica caused (unreachable, connection lost), on a query allowed another
-/// attempt. The caller checks that no byte reached the client: the next attempt plans and runs
-/// the whole statement again, so rows the failed one had pulled are never seen twice.
-fn retryable(job: &QueryJob, e: &PlanError) -> bool {
-    use sluice_planner::federation::{ErrorClass, RemoteError};
-    job.may_retry
-        && matches!(e, PlanError::Execution(df) | PlanError::Data(df)
-            if RemoteError::find(df).is_some_and(|r| r.class == ErrorClass::Unavailable))
-        && !job.acquired.retryable_failures().is_empty()
-}
-
 /// The text of a caught panic's payload.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -275,10 +276,10 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Pulls, checks and encodes batches; sends the head once, then chunks.
-async fn run(
-    job: &QueryJob,
-    head_tx: &mut Option<HeadSender>,
-    tx: &mpsc::Sender<Step>,
+async fn run<E: Encode>(
+    job: &QueryJob<E>,
+    head_tx: &mut Option<HeadSender<E::Piece>>,
+    tx: &mpsc::Sender<Step<E::Piece>>,
     collect: &mut Option<crate::cache::Collector>,
 ) -> Result<(), Failure> {
     let target: SchemaRef = job.planned.output_schema();
@@ -292,9 +293,9 @@ async fn run(
         .planner
         .execute(&job.planned, Some(context))
         .map_err(Failure::Plan)?;
-    let mut encoder = job.format.encoder(&target).map_err(Failure::Encode)?;
-    let mut head = vec![encoder.start().map_err(Failure::Encode)?];
-    let mut head_len = head[0].len();
+    let mut encoder = (job.encoder)(&target).map_err(Failure::Encode)?;
+    let mut head = encoder.start().map_err(Failure::Encode)?;
+    let mut head_len: u64 = head.iter().map(E::size).sum();
     let mut rows: u64 = 0;
     let mut first_batch_at: Option<Instant> = None;
 
@@ -324,8 +325,8 @@ async fn run(
         };
         match next {
             None => {
-                head.push(encoder.finish().map_err(Failure::Encode)?);
-                return send_head(job, head_tx, head, rows);
+                head.extend(encoder.finish().map_err(Failure::Encode)?);
+                return send_head::<E>(job, head_tx, head, rows);
             }
             Some(batch) => {
                 // The first rows go out as a small batch of their own: a client shows them
@@ -336,22 +337,22 @@ async fn run(
                 };
                 for batch in lead.into_iter().map(Ok).chain(std::iter::once(batch)) {
                     let pieces =
-                        encode_batch(job, &mut *encoder, batch, &target, &mut rows, collect)?;
-                    head_len += pieces.iter().map(Bytes::len).sum::<usize>();
+                        encode_batch(job, &mut encoder, batch, &target, &mut rows, collect)?;
+                    head_len += pieces.iter().map(E::size).sum::<u64>();
                     head.extend(pieces);
                 }
                 first_batch_at.get_or_insert_with(Instant::now);
             }
         }
     }
-    send_head(job, head_tx, head, rows)?;
+    send_head::<E>(job, head_tx, head, rows)?;
 
     // Phase 2: stream. Watch the channel too, so a client that leaves while the engine is
     // busy (a long aggregation) cancels the query now rather than at the next batch.
     stream_rest(
         job,
         &mut stream,
-        &mut *encoder,
+        &mut encoder,
         &target,
         &mut rows,
         tx,
@@ -361,35 +362,33 @@ async fn run(
 }
 
 /// Resolves when the handler waiting for the head has been dropped.
-async fn handler_gone(head_tx: &mut Option<HeadSender>) {
+async fn handler_gone<P>(head_tx: &mut Option<HeadSender<P>>) {
     match head_tx.as_mut() {
         Some(h) => h.closed().await,
         None => std::future::pending().await,
     }
 }
 
-fn send_head(
-    job: &QueryJob,
-    head_tx: &mut Option<HeadSender>,
-    mut head: Vec<Bytes>,
+fn send_head<E: Encode>(
+    job: &QueryJob<E>,
+    head_tx: &mut Option<HeadSender<E::Piece>>,
+    head: Vec<E::Piece>,
     rows: u64,
 ) -> Result<(), Failure> {
-    head.retain(|b| !b.is_empty());
-    job.entry
-        .add_progress(rows, head.iter().map(|b| b.len() as u64).sum());
+    job.entry.add_progress(rows, head.iter().map(E::size).sum());
     match head_tx.take() {
         Some(h) => h.send(Ok(head)).map_err(|_| Failure::ClientGone),
         None => Ok(()),
     }
 }
 
-async fn stream_rest(
-    job: &QueryJob,
+async fn stream_rest<E: Encode>(
+    job: &QueryJob<E>,
     stream: &mut SendableRecordBatchStream,
-    encoder: &mut dyn BatchEncoder,
+    encoder: &mut E,
     target: &SchemaRef,
     rows: &mut u64,
-    tx: &mpsc::Sender<Step>,
+    tx: &mpsc::Sender<Step<E::Piece>>,
     collect: &mut Option<crate::cache::Collector>,
 ) -> Result<(), Failure> {
     loop {
@@ -401,23 +400,22 @@ async fn stream_rest(
         let chunk = match next {
             None => {
                 let tail = encoder.finish().map_err(Failure::Encode)?;
-                send_chunk(job, tx, vec![tail], 0).await?;
+                send_chunk::<E>(job, tx, tail, 0).await?;
                 return Ok(());
             }
             Some(batch) => encode_batch(job, encoder, batch, target, rows, collect)?,
         };
-        send_chunk(job, tx, chunk, *rows - before).await?;
+        send_chunk::<E>(job, tx, chunk, *rows - before).await?;
     }
 }
 
-async fn send_chunk(
-    job: &QueryJob,
-    tx: &mpsc::Sender<Step>,
-    mut chunk: Vec<Bytes>,
+async fn send_chunk<E: Encode>(
+    job: &QueryJob<E>,
+    tx: &mpsc::Sender<Step<E::Piece>>,
+    chunk: Vec<E::Piece>,
     rows: u64,
 ) -> Result<(), Failure> {
-    chunk.retain(|b| !b.is_empty());
-    let len = chunk.iter().map(|b| b.len() as u64).sum();
+    let len = chunk.iter().map(E::size).sum();
     if !chunk.is_empty() {
         tx.send(Ok(chunk)).await.map_err(|_| Failure::ClientGone)?;
     }
@@ -444,14 +442,14 @@ fn split_lead(
     (Some(batch.slice(0, lead)), Ok(batch.slice(lead, n - lead)))
 }
 
-fn encode_batch(
-    job: &QueryJob,
-    encoder: &mut dyn BatchEncoder,
+fn encode_batch<E: Encode>(
+    job: &QueryJob<E>,
+    encoder: &mut E,
     batch: datafusion::error::Result<datafusion::arrow::array::RecordBatch>,
     target: &SchemaRef,
     rows: &mut u64,
     collect: &mut Option<crate::cache::Collector>,
-) -> Result<Vec<Bytes>, Failure> {
+) -> Result<Vec<E::Piece>, Failure> {
     let batch = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
@@ -470,5 +468,5 @@ fn encode_batch(
         // Too big to keep: stream on without it.
         *collect = None;
     }
-    encoder.encode(&batch).map_err(Failure::Encode)
+    encoder.batch(&batch).map_err(Failure::Encode)
 }

@@ -1,0 +1,185 @@
+//! Answering from the result cache: a kept result encoded a batch at a time as the client
+//! reads (a kept result can be megabytes, and several clients may read it at once), on the
+//! query runtime like a result that runs, never on a door's workers.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use tokio::sync::mpsc;
+
+use super::encode::{Encode, MakeEncoder};
+use super::registry::{QueryEntry, QueryState};
+use super::run::{CacheAnswer, RowCap, Started};
+use crate::cache::Cached;
+use crate::error::{ApiError, Result};
+use crate::governance::QueryAuditor;
+use crate::metrics as m;
+
+/// Encoded steps in flight between the encoding task and the reader.
+const STEPS: usize = 4;
+
+/// Answers from the cached result `hit`: the encoder starts here (so a failure still gets its
+/// status), the batches are encoded on `runtime` once the answer is read; the record `entry`
+/// is finished as the last piece goes out.
+pub(super) fn serve<E: Encode>(
+    runtime: &tokio::runtime::Handle,
+    entry: Arc<QueryEntry>,
+    auditor: &Arc<QueryAuditor>,
+    make: &MakeEncoder<E>,
+    cap: RowCap,
+    hit: Arc<Cached>,
+) -> Result<Started<E::Piece>> {
+    metrics::counter!(m::CACHE_HITS_TOTAL).increment(1);
+    entry.set_sources(hit.sources.clone());
+    auditor.set_reads(&hit.tables, &hit.sources);
+    let over = match cap {
+        RowCap::Refuse(n) => (hit.rows > n).then_some(n),
+        RowCap::Peek(_) => None,
+    };
+    let started = match over {
+        Some(n) => Err(ApiError::result_too_large(n).with_query(&entry.id)),
+        None => make(&hit.schema)
+            .and_then(|mut encoder| encoder.start().map(|head| (encoder, head)))
+            .map_err(|e| ApiError::internal(Some(&entry.id), &e)),
+    };
+    let (encoder, head) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            entry.fail(&e);
+            return Err(e);
+        }
+    };
+    let columns = crate::format::columns(&hit.schema);
+    let version = hit.version().to_owned();
+    Ok(Started {
+        stream: Box::pin(HitStream {
+            state: State::Waiting {
+                runtime: runtime.clone(),
+                hit,
+                encoder,
+            },
+            pending: head.into(),
+            entry: Arc::clone(&entry),
+            _auditor: Arc::clone(auditor),
+            sent: 0,
+        }),
+        columns,
+        fallback: None,
+        entry,
+        cache: CacheAnswer::Hit { version },
+    })
+}
+
+enum State<E: Encode> {
+    /// Not read yet: nothing runs until it is (a `304` answer never reads it).
+    Waiting {
+        runtime: tokio::runtime::Handle,
+        hit: Arc<Cached>,
+        encoder: E,
+    },
+    /// The encoding task is sending steps.
+    Reading {
+        rx: mpsc::Receiver<Result<Vec<E::Piece>, ApiError>>,
+        rows: u64,
+    },
+    Done,
+}
+
+struct HitStream<E: Encode> {
+    state: State<E>,
+    pending: VecDeque<E::Piece>,
+    entry: Arc<QueryEntry>,
+    /// Alive until the entry finishes, which completes the audit record with what was sent.
+    _auditor: Arc<QueryAuditor>,
+    sent: u64,
+}
+
+/// Encodes every batch of `hit`, then the end, into `tx`; stops when the reader is gone.
+async fn encode_all<E: Encode>(
+    hit: Arc<Cached>,
+    mut encoder: E,
+    query_id: String,
+    tx: mpsc::Sender<Result<Vec<E::Piece>, ApiError>>,
+) {
+    for batch in &hit.batches {
+        let step = encoder
+            .batch(batch)
+            .map_err(|e| ApiError::internal(Some(&query_id), &e));
+        let failed = step.is_err();
+        if tx.send(step).await.is_err() || failed {
+            return;
+        }
+    }
+    let tail = encoder
+        .finish()
+        .map_err(|e| ApiError::internal(Some(&query_id), &e));
+    let _ = tx.send(tail).await;
+}
+
+impl<E: Encode> Unpin for HitStream<E> {}
+
+impl<E: Encode> Stream for HitStream<E> {
+    type Item = Result<E::Piece, ApiError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(piece) = this.pending.pop_front() {
+                this.sent += E::size(&piece);
+                return Poll::Ready(Some(Ok(piece)));
+            }
+            match &mut this.state {
+                State::Waiting { .. } => {
+                    let State::Waiting {
+                        runtime,
+                        hit,
+                        encoder,
+                    } = std::mem::replace(&mut this.state, State::Done)
+                    else {
+                        continue;
+                    };
+                    let (tx, rx) = mpsc::channel(STEPS);
+                    let rows = hit.rows;
+                    runtime.spawn(encode_all(hit, encoder, this.entry.id.clone(), tx));
+                    this.state = State::Reading { rx, rows };
+                }
+                State::Reading { rx, rows } => match rx.poll_recv(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(pieces))) => this.pending.extend(pieces),
+                    Poll::Ready(Some(Err(e))) => {
+                        this.entry.add_progress(0, this.sent);
+                        this.entry.fail(&e);
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Ready(None) => {
+                        let rows = *rows;
+                        this.state = State::Done;
+                        if this.entry.state() == QueryState::Running {
+                            this.entry.add_progress(rows, this.sent);
+                            this.entry.finish(QueryState::Finished, None);
+                            metrics::counter!(m::QUERIES_TOTAL, "outcome" => "ok").increment(1);
+                            metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(rows);
+                            metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(this.sent);
+                        }
+                        return Poll::Ready(None);
+                    }
+                },
+                State::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl<E: Encode> Drop for HitStream<E> {
+    fn drop(&mut self) {
+        if self.entry.state() == QueryState::Running {
+            self.entry.add_progress(0, self.sent);
+            self.entry
+                .finish(QueryState::Cancelled, Some(&ApiError::client_gone()));
+        }
+    }
+}

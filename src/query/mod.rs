@@ -1,0 +1,362 @@
+//! The query service: everything a door needs to run, explain, list, describe and replay a
+//! statement for a caller, with no wire types in its signatures. Doors (`http/`, `mcp/`)
+//! translate their wire format to these calls and the typed answers back; every rule enforced
+//! here (admission, grants, limits, audit, cache, routing, failover) holds on every door.
+//!
+//! ```text
+//!   door ──► authenticate ──► call (id + audit record) ──► run / explain / tables / ...
+//!                                                             │
+//!      admit (operation, draining, audit) ◄───────────────────┘
+//!         │
+//!         ▼
+//!      result cache ── hit ──► encode the kept batches on the query runtime ──► Started
+//!         │ miss
+//!         ▼
+//!      key slot ─► server slot ─► plan (fallback when a source is down) ─► route to replicas
+//!                                                                            │
+//!      Started ◄── producer on the query runtime (head held back) ◄──────────┘
+//!                     ▲        │ a replica failed before the first piece
+//!                     └────────┘ plan and route again, avoiding it (3 attempts)
+//! ```
+//!
+//! # Layout
+//! - [`QueryService`], [`Call`]: the service and one caller's request (its id and audit).
+//! - `admission`: what every statement passes before it runs, in order.
+//! - `run`, `hit`, `producer`, `encode`: running a statement and streaming its result.
+//! - `plan`, `route`, `retry`: planning, fallback, replicas and failover decisions.
+//! - `explain`, `catalog`, `recent`, `keys`: the other use cases.
+//! - `registry`: the record of recent queries. `lifecycle`: phases, readiness, drain.
+
+mod admission;
+mod catalog;
+mod encode;
+mod explain;
+mod hit;
+mod keys;
+mod lifecycle;
+mod plan;
+mod producer;
+mod recent;
+mod registry;
+mod retry;
+mod route;
+mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use sluice_actors::SourceSupervisor;
+use sluice_actors::sources::BuiltSource;
+use sluice_actors::supervisor::RegisterSource;
+use sluice_planner::{Planner, PlannerOptions};
+use sluice_schemas::api::Operation;
+use sluice_schemas::{AuthMode, Config, LimitsConfig};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use self::lifecycle::Lifecycle;
+use tracing::{info, warn};
+
+pub use encode::{Batches, Encode, MakeEncoder};
+pub use producer::ResultStream;
+pub use registry::new_query_id;
+pub use run::{CacheAnswer, RowCap, Started};
+
+use self::registry::QueryRegistry;
+use crate::cache::ResultCache;
+use crate::error::{ApiError, Result};
+use crate::governance::{Client, Governance, Principal, QueryAuditor};
+
+/// The protocol-neutral service every door calls.
+pub struct QueryService {
+    planner: Planner,
+    supervisor: Addr<SourceSupervisor>,
+    router: Arc<sluice_actors::Router>,
+    /// The DataFusion runtime queries plan and run on.
+    runtime: tokio::runtime::Handle,
+    queries: QueryRegistry,
+    governance: Arc<Governance>,
+    /// Whether callers need a key (`auth.mode = "api_key"`).
+    auth_required: bool,
+    limits: LimitsConfig,
+    drain_timeout: Duration,
+    /// One permit per running query.
+    slots: Arc<Semaphore>,
+    lifecycle: Lifecycle,
+    cache: Arc<ResultCache>,
+    /// Cancelled when the server stops: ends doors' open streams and sessions.
+    closing: CancellationToken,
+}
+
+impl std::fmt::Debug for QueryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryService")
+            .field("phase", &self.lifecycle.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A source's config cannot be used.
+    #[error("source {name}: {source}")]
+    Source {
+        /// Source name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: sluice_actors::SourceError,
+    },
+    /// The planner could not be built.
+    #[error("planner: {0}")]
+    Planner(#[from] sluice_planner::PlanError),
+    /// The metadata store (keys, audit) could not be opened or written.
+    #[error("{0}")]
+    Metadata(#[from] crate::governance::store::StoreError),
+}
+
+/// The sources a new service has built but not yet loaded ([`QueryService::load`]).
+pub struct Unloaded(Vec<BuiltSource>);
+
+impl QueryService {
+    /// Builds the planner, the source actors, governance and the cache that `config`
+    /// describes, on `runtime` (the query runtime); must be called inside an actix System.
+    /// Sources are built (a config error stops here) but not yet loaded; an empty key store
+    /// gets one admin key, returned this once.
+    ///
+    /// # Errors
+    /// Unusable sources, planner options or metadata store.
+    pub async fn build(
+        config: &Config,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<(Arc<Self>, Unloaded, Option<String>), BuildError> {
+        let planner = Planner::new(&PlannerOptions {
+            memory_limit_bytes: usize::try_from(config.limits.memory_limit_bytes)
+                .unwrap_or(usize::MAX),
+            default_catalog: config.server.default_catalog.clone(),
+            default_schema: config.server.default_schema.clone(),
+            target_partitions: None,
+        })?;
+        let router = sluice_actors::Router::new();
+        let supervisor = SourceSupervisor::new(Arc::clone(&router), runtime.clone()).start();
+        // Connectors and catalogs first (no I/O): a config error stops the start here.
+        let mut built = Vec::with_capacity(config.sources.len());
+        for source in &config.sources {
+            built.push(
+                sluice_actors::sources::build(source, &planner).map_err(|e| {
+                    BuildError::Source {
+                        name: source.name().to_owned(),
+                        source: e,
+                    }
+                })?,
+            );
+        }
+        let governance = Governance::start(config, &runtime).await?;
+        let auth_required = config.auth.mode == AuthMode::ApiKey;
+        // An empty store gets one admin key, printed once (the in-memory store of the
+        // embedded default is empty on every start).
+        let admin_key = if auth_required && governance.is_empty() {
+            Some(governance.mint_first_admin().await?)
+        } else {
+            None
+        };
+        let service = Arc::new(Self {
+            planner,
+            supervisor,
+            router,
+            queries: QueryRegistry::default(),
+            governance,
+            auth_required,
+            slots: Arc::new(Semaphore::new(
+                config.limits.max_concurrent_queries as usize,
+            )),
+            limits: config.limits.clone(),
+            drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
+            lifecycle: Lifecycle::default(),
+            closing: CancellationToken::new(),
+            cache: Arc::new(ResultCache::new(&config.cache, &config.sources, &runtime)),
+            runtime,
+        });
+        Ok((service, Unloaded(built), admin_key))
+    }
+
+    /// Loads every source's tables for the first time and hands the sources to their actors
+    /// (a source that cannot load is retried by its actor); the service serves from here.
+    /// Returns the connectors, to close their remote sessions at stop.
+    pub async fn load(&self, sources: Unloaded) -> Vec<Arc<dyn sluice_actors::sources::Connector>> {
+        let loads = sources
+            .0
+            .into_iter()
+            .map(|b| async { (first_load(&b, &self.runtime).await, b) });
+        let mut connectors = Vec::new();
+        for (loaded, b) in futures::future::join_all(loads).await {
+            connectors.push(Arc::clone(&b.connector));
+            let check_timeout =
+                sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
+            // Sent, not queued: the routes are published before the server says it is ready.
+            if let Err(e) = self
+                .supervisor
+                .send(RegisterSource {
+                    built: b,
+                    loaded,
+                    check_timeout,
+                })
+                .await
+            {
+                warn!(error = %e, "The source supervisor stopped; a source is not registered.");
+            }
+        }
+        self.lifecycle.set(sluice_schemas::api::Phase::Serving);
+        connectors
+    }
+
+    /// Stops the source actors.
+    pub fn stop_sources(&self) {
+        self.supervisor.do_send(sluice_actors::Shutdown);
+    }
+
+    /// The query runtime.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Server-wide limits.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
+    /// Cancelled when the server stops: doors end their open streams and sessions.
+    pub fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    /// The router's published table, for the doors' gauges.
+    pub fn router(&self) -> &sluice_actors::Router {
+        &self.router
+    }
+
+    /// Writes the audit records still queued to the store, within `within`; true when all
+    /// are there.
+    pub async fn flush_audit(&self, within: Duration) -> bool {
+        let audit = Arc::clone(&self.governance.audit);
+        matches!(
+            self.runtime
+                .spawn(async move { audit.flush(within).await })
+                .await,
+            Ok(true)
+        )
+    }
+
+    /// Audit records not yet in the store.
+    pub fn audit_pending(&self) -> u64 {
+        self.governance.audit.pending()
+    }
+
+    /// Who presents `secret` (everyone is an anonymous admin when authentication is off).
+    ///
+    /// # Errors
+    /// `unauthenticated`; `metadata_unavailable` when the key store cannot be asked.
+    pub async fn authenticate(&self, secret: Option<&str>, client: &Client) -> Result<Principal> {
+        if !self.auth_required {
+            return Ok(Principal::Anonymous);
+        }
+        self.governance.authenticate(secret, client).await
+    }
+
+    /// Takes one request from the caller's rate-limit bucket.
+    ///
+    /// # Errors
+    /// `rate_limited`, with the wait.
+    pub fn charge(&self, principal: &Principal) -> Result<()> {
+        match principal {
+            Principal::Key(k) => self.governance.limiter.check_rate(&k.record),
+            Principal::Anonymous => Ok(()),
+        }
+    }
+
+    /// Opens the record of one query or explain request by `principal` under `query_id`.
+    pub fn call(
+        &self,
+        principal: &Principal,
+        client: &Client,
+        query_id: String,
+        operation: Operation,
+    ) -> Call {
+        let auditor = self
+            .governance
+            .query_auditor(principal, client, &query_id, operation);
+        Call {
+            principal: principal.clone(),
+            query_id,
+            auditor,
+        }
+    }
+
+    /// The timeout a request gets: its own, capped by the server's.
+    fn timeout(&self, asked_ms: Option<u64>) -> Duration {
+        let max = self.limits.query_timeout_ms;
+        Duration::from_millis(asked_ms.unwrap_or(max).clamp(1, max))
+    }
+}
+
+/// One query or explain request: who asks, under which id, and its audit record (completed
+/// exactly once: by the query's end, a refusal, or, dropped unfinished, as cancelled).
+pub struct Call {
+    /// Who asks.
+    pub principal: Principal,
+    /// The query's id.
+    pub query_id: String,
+    auditor: Arc<QueryAuditor>,
+}
+
+impl Call {
+    /// Runs `work` for this call; a refusal is recorded on the audit record (a query that ran
+    /// records itself when it ends, and then this is a no-op).
+    ///
+    /// # Errors
+    /// `work`'s, with this call's query id.
+    pub async fn record<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        work.await.map_err(|e| self.refuse(e))
+    }
+
+    /// Records `e` as this call's answer (a refusal before anything ran) and returns it with
+    /// the call's query id.
+    pub fn refuse(&self, e: ApiError) -> ApiError {
+        let e = if e.query_id.is_none() {
+            e.with_query(&self.query_id)
+        } else {
+            e
+        };
+        self.auditor.complete(Some(e.code), 0, 0);
+        e
+    }
+}
+
+/// Loads a source's tables for the first time; on failure the actor keeps retrying.
+async fn first_load(source: &BuiltSource, runtime: &tokio::runtime::Handle) -> bool {
+    let name = &source.name;
+    let connector = Arc::clone(&source.connector);
+    let start = std::time::Instant::now();
+    // Listing, footer reads and catalog queries run on the query runtime, which owns the
+    // sources' connections.
+    let loaded = runtime
+        .spawn(async move { connector.refresh().await })
+        .await;
+    match loaded {
+        Ok(Ok(tables)) => {
+            info!(source = %name, tables = tables.unwrap_or(0), elapsed_ms = start.elapsed().as_millis(), "Source registered.");
+            true
+        }
+        Ok(Err(e)) => {
+            let redacted = sluice_actors::sources::object_store::redact(&e.to_string());
+            warn!(source = %name, error = %redacted, "Source tables could not be loaded; retrying on each health check.");
+            false
+        }
+        Err(e) => {
+            warn!(source = %name, error = %e, "Source registration task failed.");
+            false
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Running a statement for a caller, from any door: the result cache first (a hit costs no
+//! slot), then the key's and the server's slots, planning, routing to replicas (failing over
+//! before the first byte) and the producer.
+
+use sluice_actors::routing::Avoid;
+use sluice_schemas::api::{Operation, QueryRequest};
+
+use super::encode::{Encode, MakeEncoder};
+use super::plan::Deadline;
+use super::producer::{self, QueryJob, ResultStream, StartError};
+use super::registry::{QueryEntry, QueryState};
+use super::route::Route;
+use super::{Call, QueryService, retry};
+use crate::error::{ApiError, Result};
+use crate::governance::Principal;
+use crate::metrics as m;
+
+/// What a statement does with rows past its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowCap {
+    /// More than this many is `result_too_large`.
+    Refuse(u64),
+    /// Plan for one more than this many (`LIMIT n + 1`, pushed down) and let that one row
+    /// through, so the reader can tell the result went on (MCP's `truncated`).
+    Peek(u64),
+}
+
+impl RowCap {
+    /// How the cut shows in a cache key: a peeked result is not the whole one.
+    fn cache_tag(self) -> String {
+        match self {
+            Self::Refuse(_) => String::new(),
+            Self::Peek(n) => format!("peek:{n}"),
+        }
+    }
+
+    /// Rows the plan is capped at, and rows the producer lets through.
+    fn limits(self) -> (u64, u64) {
+        match self {
+            Self::Refuse(n) => (n, n),
+            Self::Peek(n) => (n, n.saturating_add(1)),
+        }
+    }
+}
+
+/// Whether an answer came from the result cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheAnswer {
+    /// Served from the cache; `version` names the result's content (the same bytes in the
+    /// same format have the same version: HTTP's `ETag`).
+    Hit {
+        /// A digest of the kept result.
+        version: String,
+    },
+    /// The statement ran.
+    Miss,
+}
+
+/// A statement that produced its first pieces.
+pub struct Started<P> {
+    /// The result: the held-back head, then pieces as produced; an `Err` item means the
+    /// result was cut there (the door must not end its answer cleanly).
+    pub stream: ResultStream<P>,
+    /// The result's columns, as JSON bodies describe them.
+    pub columns: Vec<sluice_schemas::api::Column>,
+    /// The source serving in place of one that is down, if any.
+    pub fallback: Option<String>,
+    /// The record the statement updates as it runs.
+    pub entry: std::sync::Arc<QueryEntry>,
+    /// Served from the result cache or run.
+    pub cache: CacheAnswer,
+}
+
+impl<P> Started<P> {
+    /// The client already holds this cached result (HTTP's `304`): nothing is sent, and the
+    /// record says so (0 rows, 0 bytes).
+    pub fn unchanged(self) {
+        self.entry.finish(QueryState::Finished, None);
+    }
+}
+
+impl QueryService {
+    /// Runs one statement for `call` and starts its result, encoded by `encoder` on the query
+    /// runtime. Admission is checked here whatever the door did before. The statement and its
+    /// parameters are kept on the query's record, so [`Self::replay`] can run it again.
+    ///
+    /// # Errors
+    /// Every refusal before the first piece, with its code; recorded on the query's record
+    /// and its audit record.
+    pub async fn run<E: Encode>(
+        &self,
+        call: &Call,
+        request: &QueryRequest,
+        cap: RowCap,
+        encoder: MakeEncoder<E>,
+    ) -> Result<Started<E::Piece>> {
+        call.record(async {
+            self.admit(call, Operation::Query)?;
+            self.start(call, request, cap, encoder).await
+        })
+        .await
+    }
+
+    async fn start<E: Encode>(
+        &self,
+        call: &Call,
+        request: &QueryRequest,
+        cap: RowCap,
+        encoder: MakeEncoder<E>,
+    ) -> Result<Started<E::Piece>> {
+        let query_id = call.query_id.as_str();
+        let principal = &call.principal;
+        let auditor = &call.auditor;
+        auditor.set_sql(&request.sql);
+        let deadline = Deadline::after(self.timeout(request.timeout_ms));
+        let (plan_rows, max_rows) = cap.limits();
+        // The result cache, before any slot is taken: a hit costs no slot.
+        let cache_key = self.cache.key(principal, request, &cap.cache_tag());
+        let mut ticket = None;
+        if let Some(key) = cache_key {
+            match self.cache.lookup(key, &self.planner, deadline.at).await {
+                crate::cache::Lookup::Hit(hit) => {
+                    let entry = self.queries.start(query_id, principal.key_id());
+                    entry.attach_audit(auditor);
+                    entry.set_request(request);
+                    return super::hit::serve(&self.runtime, entry, auditor, &encoder, cap, hit);
+                }
+                crate::cache::Lookup::Miss(t) => {
+                    metrics::counter!(m::CACHE_MISSES_TOTAL).increment(1);
+                    ticket = Some(t);
+                }
+            }
+        }
+        let (permit, key_permit) = self.take_slots(principal, query_id)?;
+        let planner = principal.planner(&self.planner);
+        let entry = self.queries.start(query_id, principal.key_id());
+        entry.attach_audit(auditor);
+        entry.set_request(request);
+        let count_refusal = |e: &ApiError| {
+            // Failures after planning are counted by the producer.
+            metrics::counter!(m::QUERIES_TOTAL, "outcome" => e.code.as_str()).increment(1);
+        };
+        let mut route = Route {
+            service: self,
+            planner: &planner,
+            entry: &entry,
+            request,
+            max_rows: plan_rows,
+            deadline,
+            key: principal.key_id().unwrap_or("anonymous"),
+        };
+        let (planned, fallback) = route.plan(&planner).await.inspect_err(count_refusal)?;
+        auditor.set_reads(&planned.tables, &planned.sources);
+        if let Err(e) = check_explain(principal, &planned) {
+            let e = e.with_query(query_id);
+            entry.fail(&e);
+            return Err(e);
+        }
+        let (mut planned, mut acquired, mut fallback) = route
+            .acquire(planned, fallback, &Avoid::new())
+            .await
+            .inspect_err(count_refusal)?;
+        let (mut permit, mut key_permit) = (permit, key_permit);
+        let mut avoid = Avoid::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let schema = planned.output_schema();
+            let columns = crate::format::columns(&schema);
+            let cache = match cache_key {
+                Some(key) if fallback.is_none() && self.cache.may_keep(&planned) => {
+                    Some(self.cache.collector(key, ticket.take(), &planned))
+                }
+                // Requests waiting for this result go on at once.
+                _ => {
+                    ticket = None;
+                    None
+                }
+            };
+            let job = QueryJob {
+                planner: fallback
+                    .as_ref()
+                    .map_or_else(|| planner.clone(), |f| f.planner.clone()),
+                planned,
+                encoder: std::sync::Arc::clone(&encoder),
+                max_rows,
+                deadline: deadline.at,
+                timeout: deadline.timeout,
+                entry: std::sync::Arc::clone(&entry),
+                permit,
+                key_permit,
+                acquired,
+                may_retry: retry::may_retry(attempt),
+                auditor: std::sync::Arc::clone(auditor),
+                cache,
+            };
+            let retry = match producer::start(job, &self.runtime).await {
+                Ok(stream) => {
+                    return Ok(Started {
+                        stream,
+                        columns,
+                        fallback: fallback.map(|f| f.serving),
+                        entry,
+                        cache: CacheAnswer::Miss,
+                    });
+                }
+                Err(StartError::Failed(e)) => return Err(e),
+                Err(StartError::Retry(retry)) => *retry,
+            };
+            for (source, replica) in &retry.failed {
+                metrics::counter!(sluice_actors::metrics::FAILOVERS_TOTAL, "source" => source.clone())
+                    .increment(1);
+                tracing::info!(query_id, source = %source, replica, attempt, "A replica failed before the first byte; retrying on another.");
+                avoid.entry(source.clone()).or_default().push(*replica);
+            }
+            permit = retry.permit;
+            key_permit = retry.key_permit;
+            let replanned = if retry::time_left(deadline.at) {
+                match route.plan(&planner).await {
+                    Ok((p, f)) => route.acquire(p, f, &avoid).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                Err(retry.error)
+            };
+            match replanned {
+                Ok((p, a, f)) => (planned, acquired, fallback) = (p, a, f),
+                Err(e) => {
+                    count_refusal(&e);
+                    entry.fail(&e);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The full result of a recent query by the same key, run again under a new id and
+    /// capped only by the server's `max_rows`. Nothing is recorded for an id the key did not
+    /// run.
+    ///
+    /// # Errors
+    /// `query_not_found` when the key ran no such recent query; then as [`Self::run`].
+    pub async fn replay<E: Encode>(
+        &self,
+        principal: &Principal,
+        client: &crate::governance::Client,
+        id: &str,
+        encoder: MakeEncoder<E>,
+    ) -> Result<Started<E::Piece>> {
+        // Only the key that ran it, admins included: the result is that key's view of the data.
+        let request = self
+            .queries
+            .get(id)
+            .filter(|e| e.key_id.as_deref() == principal.key_id())
+            .and_then(|e| e.request())
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    crate::error::Code::QueryNotFound,
+                    format!("no recent query {id} by this key (the last 1,024 queries are kept)"),
+                )
+            })?;
+        let call = self.call(principal, client, super::new_query_id(), Operation::Query);
+        let cap = RowCap::Refuse(self.limits.max_rows);
+        self.run(&call, &request, cap, encoder).await
+    }
+}
+
+/// `EXPLAIN ANALYZE` needs an admin (its output is made while it runs, from the plan's
+/// internals, server paths included); `EXPLAIN` needs the explain operation.
+fn check_explain(principal: &Principal, planned: &sluice_planner::PlannedQuery) -> Result<()> {
+    if planned.is_analyze() && !principal.is_admin() {
+        return Err(ApiError::permission_denied(
+            "EXPLAIN ANALYZE needs an admin key; EXPLAIN (without ANALYZE) shows the plan",
+        ));
+    }
+    if planned.is_explain() {
+        return principal.require(Operation::Explain);
+    }
+    Ok(())
+}
