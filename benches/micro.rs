@@ -285,7 +285,7 @@ fn governance(c: &mut Criterion) {
         );
     }
     if let Ok(url) = std::env::var("SLUICE_BENCH_METADATA_URL") {
-        use sluice::governance::audit::{AuditKind, AuditRecord, QueryAudit};
+        use sluice::governance::records::{AuditKind, AuditRecord, QueryAudit};
         use sluice::governance::store::MetadataStore as _;
         let store = rt
             .block_on(sluice::governance::store::postgres::PgStore::connect(

@@ -27,6 +27,8 @@
 //! - [`cli`]: the `sluice` client commands.
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod architecture;
 mod cache;
 pub mod cli;
 pub mod error;

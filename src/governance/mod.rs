@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod keys;
 pub mod limits;
+pub mod records;
 pub mod store;
 
 use std::collections::HashMap;
@@ -24,9 +25,10 @@ use sluice_schemas::Config;
 use sluice_schemas::api::{KeyRole, Operation};
 use tracing::{info, warn};
 
-use self::audit::{AuditKind, AuditLog, AuditRecord, QueryAudit};
+use self::audit::AuditLog;
 use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
+use self::records::{AuditKind, AuditRecord, QueryAudit};
 use self::store::{MetadataStore, StoreError};
 use crate::error::{ApiError, Code};
 
@@ -444,7 +446,7 @@ impl QueryAuditor {
     pub fn set_sql(&self, sql: &str) {
         self.with(|q| {
             q.sql = sql.to_owned();
-            q.sql_sha256 = audit::sql_sha256(sql);
+            q.sql_sha256 = records::sql_sha256(sql);
         });
     }
 

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use tokio::sync::mpsc;
 
+use super::answer::{CacheAnswer, RowCap, Started};
 use super::encode::{Encode, MakeEncoder};
 use super::registry::{QueryEntry, QueryState};
-use super::run::{CacheAnswer, RowCap, Started};
 use crate::cache::Cached;
 use crate::error::{ApiError, Result};
 use crate::governance::QueryAuditor;

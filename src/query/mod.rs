@@ -28,6 +28,7 @@
 //! - `registry`: the record of recent queries. `lifecycle`: phases, readiness, drain.
 
 mod admission;
+mod answer;
 mod catalog;
 mod encode;
 mod explain;
@@ -58,10 +59,10 @@ use tokio_util::sync::CancellationToken;
 use self::lifecycle::Lifecycle;
 use tracing::{info, warn};
 
+pub use answer::{CacheAnswer, RowCap, Started};
 pub use encode::{Batches, Encode, MakeEncoder};
 pub use producer::ResultStream;
 pub use registry::new_query_id;
-pub use run::{CacheAnswer, RowCap, Started};
 
 use self::registry::QueryRegistry;
 use crate::cache::ResultCache;

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use sluice_schemas::api::UsageDay;
 
 use super::{Changed, KeyChange, MetadataStore, StoreError, empty_day, usage_deltas};
-use crate::governance::audit::AuditRecord;
 use crate::governance::keys::KeyRecord;
+use crate::governance::records::AuditRecord;
 
 const KEYS: &str = "keys.json";
 const USAGE: &str = "usage.json";

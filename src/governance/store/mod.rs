@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use sluice_schemas::api::UsageDay;
 
-use super::audit::AuditRecord;
 use super::keys::KeyRecord;
+use super::records::AuditRecord;
 
 /// A change to one key; it may hand back a new secret (rotation).
 pub type KeyChange =

@@ -9,8 +9,8 @@ use sluice_planner::redact::with_causes;
 use sluice_schemas::api::UsageDay;
 
 use super::{Changed, KeyChange, MetadataStore, StoreError};
-use crate::governance::audit::AuditRecord;
 use crate::governance::keys::KeyRecord;
+use crate::governance::records::AuditRecord;
 
 mod embedded {
     refinery::embed_migrations!("src/governance/migrations");

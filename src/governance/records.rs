@@ -1,0 +1,92 @@
+//! What the audit log records: authentication attempts and queries. Plain data: the log
+//! (`audit`) queues them, the stores write them, and neither is imported here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// An authentication attempt.
+    Auth,
+    /// A query or explain.
+    Query,
+}
+
+impl AuditKind {
+    /// Its name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// A query's part of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryAudit {
+    /// Query id.
+    pub query_id: String,
+    /// `query` or `explain`.
+    pub operation: String,
+    /// The SQL as sent.
+    pub sql: String,
+    /// Its SHA-256, hex: finds the same statement across records.
+    pub sql_sha256: String,
+    /// Tables read (`source.schema.table`).
+    pub tables: Vec<String>,
+    /// Sources read.
+    pub sources: Vec<String>,
+    /// Rows returned.
+    pub rows: u64,
+    /// Bytes returned.
+    pub bytes: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// The error code, when it failed.
+    pub error_code: Option<String>,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Unique: a batch retried after a lost reply is stored once.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Authentication or query.
+    pub kind: AuditKind,
+    /// The key (claimed, for a failed authentication), or none.
+    pub key_id: Option<String>,
+    /// Client address.
+    pub client: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `ok`, a refusal (`unknown_key`, `revoked`, ...) or the error code.
+    pub outcome: String,
+    /// For queries.
+    pub query: Option<QueryAudit>,
+}
+
+impl AuditRecord {
+    /// A record of `kind` now.
+    pub fn new(kind: AuditKind, key_id: Option<String>, outcome: &str) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: Utc::now(),
+            kind,
+            key_id,
+            client: None,
+            user_agent: None,
+            outcome: outcome.to_owned(),
+            query: None,
+        }
+    }
+}
+
+/// SHA-256 of a statement, hex.
+pub fn sql_sha256(sql: &str) -> String {
+    super::keys::digest(sql)
+}
