@@ -9,16 +9,20 @@
 //! `sluice_audit_dropped_total` and logged. Every record is also a structured log line
 //! (target `sluice::audit`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use sluice_schemas::api::AuditState;
 use sluice_schemas::{AuditConfig, AuditPolicy};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use super::records::AuditRecord;
+use super::Client;
+use super::records::{AuditKind, AuditRecord};
 use super::store::MetadataStore;
 use crate::error::ApiError;
 
@@ -40,16 +44,115 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// Failed authentications are counted per client address and outcome over this window, and
+/// recorded once per window.
+pub const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5);
+/// Groups one window holds; attempts past it count under one group without an address.
+const AUTH_FAILURE_GROUPS: usize = 1024;
+
+/// The failed authentications of the current window.
+#[derive(Debug, Default)]
+struct Failures {
+    groups: HashMap<(Option<String>, &'static str), FailureGroup>,
+}
+
+#[derive(Debug)]
+struct FailureGroup {
+    first: DateTime<Utc>,
+    attempts: u64,
+    /// The claimed key id while every attempt claimed the same one.
+    key_id: Option<String>,
+    one_key: bool,
+    user_agent: Option<String>,
+}
+
+impl Failures {
+    fn note(&mut self, key_id: Option<&str>, client: &Client, outcome: &'static str) {
+        let mut addr = client.addr.clone();
+        if !self.groups.contains_key(&(addr.clone(), outcome))
+            && self.groups.len() >= AUTH_FAILURE_GROUPS
+        {
+            addr = None;
+        }
+        let group = self
+            .groups
+            .entry((addr, outcome))
+            .or_insert_with(|| FailureGroup {
+                first: Utc::now(),
+                attempts: 0,
+                key_id: key_id.map(str::to_owned),
+                one_key: true,
+                user_agent: client.user_agent.clone(),
+            });
+        group.attempts += 1;
+        if group.one_key && group.key_id.as_deref() != key_id {
+            group.one_key = false;
+            group.key_id = None;
+        }
+    }
+
+    /// The window's records, one per group; the window starts again empty.
+    fn drain(&mut self) -> Vec<AuditRecord> {
+        self.groups
+            .drain()
+            .map(|((client, outcome), g)| {
+                metrics::counter!(crate::metrics::AUTH_FAILURES_AGGREGATED_TOTAL)
+                    .increment(g.attempts);
+                let mut r = AuditRecord::new(AuditKind::Auth, g.key_id, outcome);
+                r.at = g.first;
+                r.client = client;
+                r.user_agent = g.user_agent;
+                r.attempts = g.attempts;
+                r
+            })
+            .collect()
+    }
+}
+
+/// The bounded queue to the writer.
+#[derive(Debug, Clone)]
+struct Queue {
+    tx: mpsc::Sender<Msg>,
+    capacity: usize,
+    /// Records accepted and not yet written.
+    pending: Arc<AtomicU64>,
+}
+
+impl Queue {
+    fn push(&self, r: AuditRecord) {
+        log_line(&r);
+        let pending = usize::try_from(self.pending.load(Ordering::Acquire)).unwrap_or(usize::MAX);
+        // Authentication records keep off the second half of the buffer: the room queries
+        // need is never taken by them.
+        if r.kind == AuditKind::Auth && pending >= self.capacity / 2 {
+            metrics::counter!(crate::metrics::AUDIT_DROPPED_TOTAL).increment(1);
+            warn!(target: "sluice::audit", id = %r.id, "Audit buffer half full: this authentication record is only in the log.");
+            return;
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!(crate::metrics::AUDIT_PENDING).increment(1.0);
+        if let Err(e) = self.tx.try_send(Msg::Record(Box::new(r))) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            metrics::gauge!(crate::metrics::AUDIT_PENDING).decrement(1.0);
+            metrics::counter!(crate::metrics::AUDIT_DROPPED_TOTAL).increment(1);
+            let r = match e {
+                mpsc::error::TrySendError::Full(Msg::Record(r))
+                | mpsc::error::TrySendError::Closed(Msg::Record(r)) => r,
+                _ => return,
+            };
+            error!(target: "sluice::audit", id = %r.id, "Audit queue full: this record is only in the log.");
+        }
+    }
+}
+
 /// The audit log's handle; cheap to share.
 #[derive(Debug)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
+    queue: Queue,
     policy: AuditPolicy,
-    capacity: usize,
     /// False from a failed write until the next successful one.
     healthy: Arc<AtomicBool>,
-    /// Records accepted and not yet written.
-    pending: Arc<AtomicU64>,
+    failures: Arc<Mutex<Failures>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -80,12 +183,42 @@ impl AuditLog {
             Arc::clone(&healthy),
             Arc::clone(&pending),
         ));
+        let failures = Arc::new(Mutex::new(Failures::default()));
+        runtime.spawn(record_failures(
+            Arc::downgrade(&failures),
+            tx.downgrade(),
+            config.buffer_records,
+            Arc::clone(&pending),
+        ));
         Self {
-            tx,
+            queue: Queue {
+                tx,
+                capacity: config.buffer_records,
+                pending,
+            },
             policy: config.policy,
-            capacity: config.buffer_records,
             healthy,
-            pending,
+            failures,
+        }
+    }
+
+    /// Counts a failed authentication into its client's aggregate for the window.
+    pub fn auth_failed(&self, key_id: Option<&str>, client: &Client, outcome: &'static str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(key_id, client, outcome);
+    }
+
+    /// Queues the window's failed-authentication records now.
+    fn record_failures_now(&self) {
+        let records = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain();
+        for r in records {
+            self.queue.push(r);
         }
     }
 
@@ -106,7 +239,7 @@ impl AuditLog {
     pub fn status(&self) -> AuditStatus {
         let buffered = self.pending();
         let healthy = self.healthy.load(Ordering::Acquire);
-        let full = usize::try_from(buffered).unwrap_or(usize::MAX) >= self.capacity;
+        let full = usize::try_from(buffered).unwrap_or(usize::MAX) >= self.queue.capacity;
         let state = if full {
             AuditState::BufferFull
         } else if !healthy {
@@ -117,51 +250,70 @@ impl AuditLog {
         AuditStatus {
             state,
             buffered,
-            capacity: self.capacity as u64,
+            capacity: self.queue.capacity as u64,
             admits: self.refusal().is_none(),
         }
     }
 
     fn refusal(&self) -> Option<()> {
-        let pending = usize::try_from(self.pending.load(Ordering::Acquire)).unwrap_or(usize::MAX);
+        let pending = usize::try_from(self.pending()).unwrap_or(usize::MAX);
         let refuse = match self.policy {
             AuditPolicy::Reject => !self.healthy.load(Ordering::Acquire),
-            AuditPolicy::Buffer => pending >= self.capacity,
+            AuditPolicy::Buffer => pending >= self.queue.capacity,
         };
         refuse.then_some(())
     }
 
     /// Records `r`: a log line now, the store soon.
     pub fn record(&self, r: AuditRecord) {
-        log_line(&r);
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        metrics::gauge!(crate::metrics::AUDIT_PENDING).increment(1.0);
-        if let Err(e) = self.tx.try_send(Msg::Record(Box::new(r))) {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            metrics::gauge!(crate::metrics::AUDIT_PENDING).decrement(1.0);
-            metrics::counter!(crate::metrics::AUDIT_DROPPED_TOTAL).increment(1);
-            let r = match e {
-                mpsc::error::TrySendError::Full(Msg::Record(r))
-                | mpsc::error::TrySendError::Closed(Msg::Record(r)) => r,
-                _ => return,
-            };
-            error!(target: "sluice::audit", id = %r.id, "Audit queue full: this record is only in the log.");
-        }
+        self.queue.push(r);
     }
 
     /// Records not yet in the store.
     pub fn pending(&self) -> u64 {
-        self.pending.load(Ordering::Acquire)
+        self.queue.pending.load(Ordering::Acquire)
     }
 
-    /// Waits until everything recorded before the call is in the store, or `within` passes.
-    /// Returns true when it is.
+    /// Waits until everything recorded before the call (failed authentications counted so far
+    /// included) is in the store, or `within` passes. Returns true when it is.
     pub async fn flush(&self, within: Duration) -> bool {
+        self.record_failures_now();
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_err() {
+        if self.queue.tx.send(Msg::Flush(tx)).await.is_err() {
             return self.pending() == 0;
         }
         matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
+    }
+}
+
+/// Every window, queues the failed-authentication records counted during it, until the log is
+/// gone.
+async fn record_failures(
+    failures: std::sync::Weak<Mutex<Failures>>,
+    tx: mpsc::WeakSender<Msg>,
+    capacity: usize,
+    pending: Arc<AtomicU64>,
+) {
+    let mut tick = tokio::time::interval(AUTH_FAILURE_WINDOW);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (Some(failures), Some(tx)) = (failures.upgrade(), tx.upgrade()) else {
+            return;
+        };
+        let records = failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain();
+        let queue = Queue {
+            tx,
+            capacity,
+            pending: Arc::clone(&pending),
+        };
+        for r in records {
+            queue.push(r);
+        }
     }
 }
 
@@ -170,7 +322,7 @@ fn log_line(r: &AuditRecord) {
     let client = r.client.as_deref().unwrap_or("");
     match &r.query {
         None => {
-            info!(target: "sluice::audit", kind = "auth", key_id = key, client, outcome = %r.outcome)
+            info!(target: "sluice::audit", kind = "auth", key_id = key, client, outcome = %r.outcome, attempts = r.attempts)
         }
         Some(q) => info!(
             target: "sluice::audit",
@@ -270,5 +422,97 @@ async fn write_until_done(store: &dyn MetadataStore, batch: &[AuditRecord], heal
                 tokio::time::sleep(RETRY).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(addr: &str) -> Client {
+        Client {
+            addr: Some(addr.to_owned()),
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn failed_authentications_are_counted_per_client_and_outcome() {
+        let mut f = Failures::default();
+        for i in 0..1_000 {
+            f.note(
+                Some(&format!("key_{i:012x}")),
+                &from("10.0.0.1"),
+                "unknown_key",
+            );
+        }
+        f.note(Some("key_a"), &from("10.0.0.2"), "wrong_secret");
+        f.note(Some("key_a"), &from("10.0.0.2"), "wrong_secret");
+        f.note(None, &from("10.0.0.2"), "missing");
+        let mut records = f.drain();
+        records.sort_by(|a, b| (&a.client, &a.outcome).cmp(&(&b.client, &b.outcome)));
+        let seen: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.client.as_deref().unwrap(),
+                    r.outcome.as_str(),
+                    r.attempts,
+                    r.key_id.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("10.0.0.1", "unknown_key", 1_000, None),
+                ("10.0.0.2", "missing", 1, None),
+                ("10.0.0.2", "wrong_secret", 2, Some("key_a")),
+            ]
+        );
+        assert!(f.drain().is_empty(), "the next window starts empty");
+    }
+
+    #[test]
+    fn a_window_holds_a_bounded_number_of_groups() {
+        let mut f = Failures::default();
+        for i in 0..AUTH_FAILURE_GROUPS + 500 {
+            f.note(
+                None,
+                &from(&format!("10.1.{}.{}", i / 256, i % 256)),
+                "malformed",
+            );
+        }
+        let records = f.drain();
+        assert_eq!(records.len(), AUTH_FAILURE_GROUPS + 1);
+        let overflow = records.iter().find(|r| r.client.is_none()).unwrap();
+        assert_eq!(overflow.attempts, 500);
+    }
+
+    #[test]
+    fn authentication_records_never_take_the_second_half_of_the_buffer() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let queue = Queue {
+            tx,
+            capacity: 10,
+            pending: Arc::default(),
+        };
+        for _ in 0..10 {
+            queue.push(AuditRecord::new(AuditKind::Auth, None, "ok"));
+        }
+        assert_eq!(queue.pending.load(Ordering::Acquire), 5);
+        for _ in 0..5 {
+            queue.push(AuditRecord::new(AuditKind::Query, None, "ok"));
+        }
+        assert_eq!(
+            queue.pending.load(Ordering::Acquire),
+            10,
+            "queries still fit"
+        );
+        let mut n = 0;
+        while rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 10);
     }
 }

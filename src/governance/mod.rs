@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod keys;
 pub mod limits;
+mod lookup;
 pub mod records;
 pub mod store;
 
@@ -28,6 +29,7 @@ use tracing::{info, warn};
 use self::audit::AuditLog;
 use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
+use self::lookup::{Found, Lookups};
 use self::records::{AuditKind, AuditRecord, QueryAudit};
 use self::store::{MetadataStore, StoreError};
 use crate::error::{ApiError, Code};
@@ -120,6 +122,8 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Governance {
     store: Arc<dyn MetadataStore>,
+    /// Batched store lookups of keys not held here.
+    lookups: Arc<Lookups>,
     keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
     /// Per-key rate and concurrency limits.
     pub limiter: Limiter,
@@ -152,6 +156,7 @@ impl Governance {
             runtime,
         ));
         let gov = Arc::new(Self {
+            lookups: Lookups::start(Arc::clone(&store), runtime),
             store,
             keys: RwLock::default(),
             limiter: Limiter::new(config.limits.reader.clone(), config.limits.admin.clone()),
@@ -232,7 +237,7 @@ impl Governance {
         secret: Option<&str>,
         client: &Client,
     ) -> Result<Principal, ApiError> {
-        let refuse = |key_id: Option<&str>, why: &str| {
+        let refuse = |key_id: Option<&str>, why: &'static str| {
             self.record_auth(key_id, client, why);
             ApiError::unauthenticated(if why == "missing" {
                 "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
@@ -248,25 +253,20 @@ impl Governance {
         };
         let entry = match self.cached(id) {
             Some(e) => e,
-            None => {
-                let owned = id.to_owned();
-                let found = self.store_key(owned).await.map_err(|e| {
-                    warn!(error = %e, "A key could not be looked up.");
-                    ApiError::metadata_unavailable()
-                })?;
-                match found {
-                    Some(record) => self.remember(record),
-                    None => return Err(refuse(Some(id), Refusal::UnknownKey.outcome())),
-                }
-            }
+            // Created through another server since the last sync, or made up: the store says
+            // which (batched, so a flood of made-up keys costs a bounded number of statements).
+            None => match self.look_up(id).await? {
+                Found::Key(record) => self.remember(*record),
+                Found::Absent => return Err(refuse(Some(id), Refusal::UnknownKey.outcome())),
+            },
         };
         let entry = match entry.record.verify(secret, Utc::now()) {
             Ok(()) => entry,
             // Rotated through another server since the last sync: the store knows the new
-            // secret. (Every such miss is audited, and costs one indexed lookup.)
-            Err(Refusal::WrongSecret) => match self.store_key(id.to_owned()).await {
-                Ok(Some(record)) if record != entry.record => {
-                    let fresh = self.remember(record);
+            // secret. (Every such miss is audited, and shares the batched lookups.)
+            Err(Refusal::WrongSecret) => match self.look_up(id).await {
+                Ok(Found::Key(record)) if *record != entry.record => {
+                    let fresh = self.remember(*record);
                     if let Err(why) = fresh.record.verify(secret, Utc::now()) {
                         return Err(refuse(Some(id), why.outcome()));
                     }
@@ -278,6 +278,21 @@ impl Governance {
         };
         self.record_auth(Some(id), client, "ok");
         Ok(Principal::Key(entry))
+    }
+
+    /// What the store holds for a key not held here (or held in an older copy).
+    ///
+    /// # Errors
+    /// `metadata_unavailable` when the store cannot say now.
+    async fn look_up(&self, id: &str) -> Result<Found, ApiError> {
+        let found = self.lookups.find(id).await;
+        let outcome = match &found {
+            Ok(Found::Key(_)) => "found",
+            Ok(Found::Absent) => "absent",
+            Err(_) => "unavailable",
+        };
+        metrics::counter!(crate::metrics::KEY_LOOKUPS_TOTAL, "outcome" => outcome).increment(1);
+        found.map_err(|_| ApiError::metadata_unavailable())
     }
 
     /// One key, from the store.
@@ -300,8 +315,15 @@ impl Governance {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    fn record_auth(&self, key_id: Option<&str>, client: &Client, outcome: &str) {
-        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => outcome.to_owned()).increment(1);
+    /// Audits an authentication attempt: a success as its own record, a failure counted into
+    /// its client's aggregate for the window (so a flood of bad keys can never fill the audit
+    /// buffer and refuse real queries).
+    fn record_auth(&self, key_id: Option<&str>, client: &Client, outcome: &'static str) {
+        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => outcome).increment(1);
+        if outcome != "ok" {
+            self.audit.auth_failed(key_id, client, outcome);
+            return;
+        }
         let mut r = AuditRecord::new(AuditKind::Auth, key_id.map(str::to_owned), outcome);
         r.client.clone_from(&client.addr);
         r.user_agent.clone_from(&client.user_agent);
@@ -328,6 +350,7 @@ impl Governance {
         let stored = record.clone();
         self.on_store(|s| async move { s.insert_key(&stored).await }.boxed())
             .await?;
+        self.lookups.exists(&record.id);
         self.remember(record.clone());
         Ok((record, secret))
     }

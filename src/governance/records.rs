@@ -68,6 +68,15 @@ pub struct AuditRecord {
     pub outcome: String,
     /// For queries.
     pub query: Option<QueryAudit>,
+    /// How many attempts this record stands for: 1, except for failed authentications, which
+    /// are counted per client address and outcome over a window (a flood of bad keys is a
+    /// few records, never one per request).
+    #[serde(default = "one")]
+    pub attempts: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl AuditRecord {
@@ -82,6 +91,7 @@ impl AuditRecord {
             user_agent: None,
             outcome: outcome.to_owned(),
             query: None,
+            attempts: 1,
         }
     }
 }

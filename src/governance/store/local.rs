@@ -1,14 +1,15 @@
 //! The store without PostgreSQL: `keys.json` (mode 0600, replaced atomically), `audit.jsonl`
-//! (appended) and `usage.json` under a data directory; or, with no directory, this process's
-//! memory (keys minted at start, audit records in the log only).
+//! (appended) and `usage.json` (the last [`USAGE_DAYS`] days) under a data directory; or, with
+//! no directory, this process's memory (keys minted at start, audit records in the log only).
 //!
 //! Writers (servers and `sluice keys` on the same folder) take an exclusive lock on
-//! `.lock` around every read-modify-write, so none loses another's change.
+//! `.lock` around every read-modify-write, so none loses another's change. The file work
+//! (locks, writes, fsync) runs on tokio's blocking threads, never on an async worker.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -31,11 +32,18 @@ struct KeysFile {
 /// `key id -> day -> counters`.
 type Usage = BTreeMap<String, BTreeMap<String, UsageDay>>;
 
+/// Days of usage kept per key (13 months); older days are dropped as new ones are written, so
+/// `usage.json` stops growing with every day.
+pub const USAGE_DAYS: i64 = 400;
+
 /// Keys, audit and usage in a folder, or in memory.
+#[derive(Debug, Clone)]
+pub struct LocalStore(Arc<Files>);
+
 #[derive(Debug)]
-pub struct LocalStore {
+struct Files {
     dir: Option<PathBuf>,
-    /// The memory copy (the only copy without a folder). Held only between awaits.
+    /// The memory copy (the only copy without a folder). Never held across an await.
     memory: Mutex<(KeysFile, Usage)>,
 }
 
@@ -46,10 +54,10 @@ fn io(what: &str, path: &Path, e: &std::io::Error) -> StoreError {
 impl LocalStore {
     /// Keys in this process only.
     pub fn memory() -> Self {
-        Self {
+        Self(Arc::new(Files {
             dir: None,
             memory: Mutex::default(),
-        }
+        }))
     }
 
     /// Keys under `dir`, created (mode 0700) if missing.
@@ -58,15 +66,52 @@ impl LocalStore {
     /// When the folder cannot be created or its files cannot be read.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         create_private_dir(dir).map_err(|e| io("cannot create", dir, &e))?;
-        let store = Self {
+        let files = Files {
             dir: Some(dir.to_owned()),
             memory: Mutex::default(),
         };
         // Read once now so a corrupt file stops the start, not the first request.
-        store.locked(|_, _| Ok(((), false, false)))?;
-        Ok(store)
+        files.locked(|_, _| Ok(((), false, false)))?;
+        Ok(Self(Arc::new(files)))
     }
 
+    /// Runs `f` under the folder's lock ([`Files::locked`]): on a blocking thread when there is
+    /// a folder, at once in memory.
+    async fn locked<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut KeysFile, &mut Usage) -> Result<(T, bool, bool), StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        if self.0.dir.is_none() {
+            return self.0.locked(f);
+        }
+        let files = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || files.locked(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the file store's task failed: {e}")))?
+    }
+
+    /// Appends audit lines to `audit.jsonl` on a blocking thread.
+    async fn append_audit(&self, lines: Vec<u8>) -> Result<(), StoreError> {
+        let Some(dir) = self.0.dir.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            let path = dir.join(AUDIT);
+            let append = || -> std::io::Result<()> {
+                let mut f = open_private(&path, true)?;
+                f.write_all(&lines)?;
+                f.sync_data()
+            };
+            append().map_err(|e| io("cannot append to", &path, &e))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the file store's task failed: {e}")))?
+    }
+}
+
+impl Files {
     /// Runs `f` on the keys and usage under the folder's lock, writing back what it changed.
     fn locked<T>(
         &self,
@@ -96,6 +141,14 @@ impl LocalStore {
         drop(lock);
         Ok(t)
     }
+}
+
+/// Drops the days before `oldest` (`YYYY-MM-DD`, which sorts as text) and keys left with none.
+fn prune(usage: &mut Usage, oldest: &str) {
+    for days in usage.values_mut() {
+        days.retain(|day, _| day.as_str() >= oldest);
+    }
+    usage.retain(|_, days| !days.is_empty());
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -153,24 +206,46 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> 
 #[async_trait]
 impl MetadataStore for LocalStore {
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        self.locked(|keys, _| {
-            keys.keys.push(key.clone());
+        let key = key.clone();
+        self.locked(move |keys, _| {
+            keys.keys.push(key);
             Ok(((), true, false))
         })
+        .await
     }
 
     async fn modify_key(&self, id: &str, change: KeyChange) -> Result<Option<Changed>, StoreError> {
-        self.locked(|keys, _| {
+        let id = id.to_owned();
+        self.locked(move |keys, _| {
             let Some(slot) = keys.keys.iter_mut().find(|k| k.id == id) else {
                 return Ok((None, false, false));
             };
             let secret = change(slot)?;
             Ok((Some((slot.clone(), secret)), true, false))
         })
+        .await
     }
 
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.locked(|keys, _| Ok((keys.keys.iter().find(|k| k.id == id).cloned(), false, false)))
+        let id = id.to_owned();
+        self.locked(move |keys, _| {
+            Ok((keys.keys.iter().find(|k| k.id == id).cloned(), false, false))
+        })
+        .await
+    }
+
+    async fn keys_by_id(&self, ids: &[String]) -> Result<Vec<KeyRecord>, StoreError> {
+        let ids: std::collections::HashSet<String> = ids.iter().cloned().collect();
+        self.locked(move |keys, _| {
+            let found = keys
+                .keys
+                .iter()
+                .filter(|k| ids.contains(&k.id))
+                .cloned()
+                .collect();
+            Ok((found, false, false))
+        })
+        .await
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -179,29 +254,27 @@ impl MetadataStore for LocalStore {
             all.sort_by_key(|k| std::cmp::Reverse(k.created_at));
             Ok((all, false, false))
         })
+        .await
     }
 
     async fn write_audit(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
-        if let Some(dir) = &self.dir {
-            let path = dir.join(AUDIT);
+        if self.0.dir.is_some() {
             let mut lines = Vec::with_capacity(batch.len() * 256);
             for r in batch {
                 serde_json::to_writer(&mut lines, r)
                     .map_err(|e| StoreError::Corrupt(format!("cannot encode audit: {e}")))?;
                 lines.push(b'\n');
             }
-            let append = || -> std::io::Result<()> {
-                let mut f = open_private(&path, true)?;
-                f.write_all(&lines)?;
-                f.sync_data()
-            };
-            append().map_err(|e| io("cannot append to", &path, &e))?;
+            self.append_audit(lines).await?;
         }
         let deltas = usage_deltas(batch);
         if deltas.is_empty() {
             return Ok(());
         }
-        self.locked(|_, usage| {
+        let oldest = (chrono::Utc::now() - chrono::Duration::days(USAGE_DAYS))
+            .format("%Y-%m-%d")
+            .to_string();
+        self.locked(move |_, usage| {
             for ((key, day), d) in deltas {
                 let e = usage
                     .entry(key)
@@ -213,24 +286,99 @@ impl MetadataStore for LocalStore {
                 e.bytes += d.bytes;
                 e.errors += d.errors;
             }
+            prune(usage, &oldest);
             Ok(((), false, true))
         })
+        .await
     }
 
     async fn usage(&self, id: &str) -> Result<Vec<UsageDay>, StoreError> {
-        self.locked(|_, usage| {
+        let id = id.to_owned();
+        self.locked(move |_, usage| {
             let days = usage
-                .get(id)
+                .get(&id)
                 .map(|d| d.values().cloned().collect())
                 .unwrap_or_default();
             Ok((days, false, false))
         })
+        .await
     }
 
     fn describe(&self) -> String {
-        match &self.dir {
+        match &self.0.dir {
             Some(d) => format!("files in {}", d.display()),
             None => "this process's memory".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: &str, queries: u64) -> UsageDay {
+        UsageDay {
+            queries,
+            ..empty_day(d.to_owned())
+        }
+    }
+
+    #[test]
+    fn usage_keeps_its_last_days_only() {
+        let mut usage = Usage::new();
+        let a = usage.entry("key_a".to_owned()).or_default();
+        a.insert("2025-01-01".into(), day("2025-01-01", 1));
+        a.insert("2026-11-30".into(), day("2026-11-30", 2));
+        usage
+            .entry("key_b".to_owned())
+            .or_default()
+            .insert("2024-06-01".into(), day("2024-06-01", 3));
+        prune(&mut usage, "2025-11-01");
+        assert_eq!(usage.len(), 1, "a key with no recent day is gone");
+        assert_eq!(
+            usage["key_a"].keys().collect::<Vec<_>>(),
+            ["2026-11-30"],
+            "only the recent day stays"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_folder_store_works_from_async_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let (record, _) = KeyRecord::mint(
+            crate::governance::keys::NewKey::admin("a"),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        store.insert_key(&record).await.unwrap();
+        let found = store
+            .keys_by_id(&[record.id.clone(), "key_000000000000".into()])
+            .await
+            .unwrap();
+        assert_eq!(found, std::slice::from_ref(&record));
+        let mut audited = AuditRecord::new(
+            crate::governance::records::AuditKind::Query,
+            Some(record.id.clone()),
+            "ok",
+        );
+        audited.query = Some(crate::governance::records::QueryAudit {
+            query_id: "q".into(),
+            operation: "query".into(),
+            sql: "SELECT 1".into(),
+            sql_sha256: String::new(),
+            tables: Vec::new(),
+            sources: Vec::new(),
+            rows: 1,
+            bytes: 2,
+            duration_ms: 3,
+            error_code: None,
+        });
+        store.write_audit(&[audited]).await.unwrap();
+        let usage = store.usage(&record.id).await.unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!((usage[0].queries, usage[0].rows), (1, 1));
+        let lines = std::fs::read_to_string(dir.path().join(AUDIT)).unwrap();
+        assert_eq!(lines.lines().count(), 1);
     }
 }

@@ -42,6 +42,8 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn modify_key(&self, id: &str, change: KeyChange) -> Result<Option<Changed>, StoreError>;
     /// One key by id.
     async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// The keys of these ids that exist, in one statement.
+    async fn keys_by_id(&self, ids: &[String]) -> Result<Vec<KeyRecord>, StoreError>;
     /// Every key, newest first.
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Appends audit records and adds their queries to the usage counters, all or nothing:

@@ -118,15 +118,15 @@ const INSERT_AUDIT: &str = "
 WITH ins AS (
     INSERT INTO sluice_audit (id, at, kind, key_id, client, user_agent, outcome, query_id,
                               operation, sql_text, sql_sha256, tables, sources, row_count,
-                              byte_count, duration_ms, error_code)
+                              byte_count, duration_ms, error_code, attempts)
     SELECT u.id::uuid, u.at::timestamptz, u.kind, u.key_id, u.client, u.ua, u.outcome,
            u.query_id, u.op, u.sql_text, u.sha, u.tables::jsonb, u.sources::jsonb, u.row_count,
-           u.byte_count, u.dur, u.err
+           u.byte_count, u.dur, u.err, u.attempts
     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::text[])
+                $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::text[], $18::int8[])
          AS u(id, at, kind, key_id, client, ua, outcome, query_id, op, sql_text, sha, tables,
-              sources, row_count, byte_count, dur, err)
+              sources, row_count, byte_count, dur, err, attempts)
     ON CONFLICT (id) DO NOTHING
     RETURNING key_id, at, kind, outcome, row_count, byte_count
 )
@@ -190,6 +190,18 @@ impl MetadataStore for PgStore {
         row.as_ref().map(record_of).transpose()
     }
 
+    async fn keys_by_id(&self, ids: &[String]) -> Result<Vec<KeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record::text FROM sluice_keys WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        rows.iter().map(record_of).collect()
+    }
+
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let client = self.client().await?;
         let rows = client
@@ -208,7 +220,7 @@ impl MetadataStore for PgStore {
         }
         let n = batch.len();
         let mut cols: [Vec<Option<String>>; 13] = Default::default();
-        let mut nums: [Vec<Option<i64>>; 3] = Default::default();
+        let mut nums: [Vec<Option<i64>>; 4] = Default::default();
         let mut err: Vec<Option<String>> = Vec::with_capacity(n);
         for c in &mut cols {
             c.reserve(n);
@@ -238,16 +250,17 @@ impl MetadataStore for PgStore {
             nums[0].push(q.map(|q| clamp(q.rows)));
             nums[1].push(q.map(|q| clamp(q.bytes)));
             nums[2].push(q.map(|q| clamp(q.duration_ms)));
+            nums[3].push(Some(clamp(r.attempts)));
             err.push(q.and_then(|q| q.error_code.clone()));
         }
         let client = self.client().await?;
         let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] = &cols;
-        let [n0, n1, n2] = &nums;
+        let [n0, n1, n2, n3] = &nums;
         client
             .execute(
                 INSERT_AUDIT,
                 &[
-                    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, n0, n1, n2, &err,
+                    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, n0, n1, n2, &err, n3,
                 ],
             )
             .await
