@@ -13,18 +13,39 @@ root=$PWD
 
 say() { printf '\n== %s\n' "$*"; }
 
+# How long each stage took, printed at the end whether the run passed or failed (the CI
+# note reports these figures).
+stages=()
+stage_started=$SECONDS
+stage_name=""
+stage() {
+  if [ -n "$stage_name" ]; then stages+=("$(printf '%-12s %5d s' "$stage_name" $((SECONDS - stage_started)))"); fi
+  stage_name=$1
+  stage_started=$SECONDS
+}
+report() {
+  local status=$?
+  stage ""
+  printf '\n== stage times (total %d s)\n' "$SECONDS"
+  printf '   %s\n' "${stages[@]}"
+  scripts/services.sh down || true
+  return $status
+}
+
 # --- Real services -------------------------------------------------------------------------
 # PostgreSQL, S3 (moto), Azure Blob (Azurite), Snowflake (fakesnow) on free loopback ports,
 # stopped by PID when this script exits, whether the tests pass or fail. With CI=true a service
 # that does not start fails the run here.
 say "starting test services (scripts/services.sh)"
-trap 'scripts/services.sh down' EXIT
+trap report EXIT
+stage services
 scripts/services.sh up
 # shellcheck source=/dev/null
 . .services/env
 export SLUICE_TEST_PYTHON=$root/.venv/bin/python
 
 # --- One arrow stack ----------------------------------------------------------------------
+stage checks
 say "checking for duplicate arrow/parquet/object_store/sqlparser/datafusion crates"
 # --depth 0: only the duplicated packages themselves, not the crates that depend on them.
 dups=$(cargo tree --workspace --locked -d --depth 0 -e normal,build,dev --prefix none 2>/dev/null \
@@ -40,20 +61,28 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 
 # --- Lints --------------------------------------------------------------------------------
+stage clippy
 say "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # --- Tests --------------------------------------------------------------------------------
-say "cargo test"
 args=()
 if [ "${1:-}" = "--" ]; then shift; args=("$@"); fi
 # --workspace always: building one package alone unifies features differently and rebuilds
 # DataFusion.
-cargo test --workspace --locked -- "${args[@]}"
+stage build
+say "cargo test --no-run"
+cargo test --workspace --locked --no-run
+stage tests
+say "cargo test"
+# Tests wait for events without wall-clock bounds of their own; a test that hangs is stopped
+# here, the whole run failing with it.
+timeout --signal=KILL 30m cargo test --workspace --locked -- "${args[@]}"
 
 # --- The API against its own OpenAPI document ----------------------------------------------
 # Only for the whole suite, not for a run of one test.
 if [ ${#args[@]} -eq 0 ]; then
+  stage fuzz
   say "schemathesis against /openapi.json (scripts/fuzz-api.sh)"
   scripts/fuzz-api.sh
 fi

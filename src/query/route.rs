@@ -52,7 +52,7 @@ impl Route<'_> {
             e
         };
         let router = &self.service.router;
-        let deadline = Some(self.deadline.at.into_std());
+        let deadline = Some(self.deadline.at);
         let names = Fallback::names(fallback.as_ref(), &planned.sources);
         match router.acquire(&names, self.key, deadline, avoid).await {
             Ok(a) => {

@@ -211,16 +211,13 @@ async fn params_bind_and_mismatches_are_rejected() {
 #[actix_web::test]
 async fn timeout_is_504() {
     let app = TestApp::spawn().await;
-    let started = std::time::Instant::now();
+    // The statement would run for minutes: the answer is the timeout's.
     let resp = app
         .query(json!({"sql": SLOW_SQL, "timeout_ms": 300}), ARROW)
         .await;
     let v = app.expect_error(resp, 504, "query_timeout").await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let id = v["error"]["query_id"].as_str().unwrap();
-    let status = app
-        .wait_query(id, std::time::Duration::from_secs(2), |_| true)
-        .await;
+    let status = app.wait_query(id, |_| true).await;
     assert_eq!(status["state"], "failed");
     assert_eq!(status["error"]["code"], "query_timeout");
     app.assert_serving().await;

@@ -30,15 +30,10 @@ print(json.dumps({"rows": table.num_rows, "batches": batches,
 
 #[actix_web::test]
 async fn pyarrow_and_polars_read_the_stream() {
-    let Some(python) = std::env::var_os("SLUICE_TEST_PYTHON") else {
-        assert!(
-            !crate::in_ci(),
-            "SLUICE_TEST_PYTHON is not set in CI: run scripts/test.sh"
-        );
-        eprintln!(
-            "\n!!! SKIPPED pyarrow_and_polars_read_the_stream: SLUICE_TEST_PYTHON is not set.\n\
-             !!! Run the suite with scripts/test.sh, which installs pyarrow and polars.\n"
-        );
+    let Some(python) = crate::needs(
+        "SLUICE_TEST_PYTHON",
+        "the project's Python with pyarrow and polars",
+    ) else {
         return;
     };
     let app = TestApp::spawn().await;

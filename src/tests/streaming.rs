@@ -45,9 +45,7 @@ async fn full_scan_streams_as_arrow_with_plain_strings() {
         schema.field_with_name("l_comment").unwrap().data_type(),
         &DataType::Utf8
     );
-    let status = app
-        .wait_query(&id, Duration::from_secs(2), |v| v["state"] == "finished")
-        .await;
+    let status = app.wait_query(&id, |v| v["state"] == "finished").await;
     assert_eq!(status["state"], "finished");
     assert_eq!(status["rows"], 60_175);
     assert_eq!(status["sources"], json!(["local"]));
@@ -102,9 +100,7 @@ async fn failure_after_first_byte_cuts_the_body() {
         "the body ended cleanly after {received} bytes"
     );
     assert!(received > 0);
-    let status = app
-        .wait_query(&id, Duration::from_secs(2), |v| v["state"] != "running")
-        .await;
+    let status = app.wait_query(&id, |v| v["state"] != "running").await;
     assert_eq!(status["state"], "failed");
     assert_eq!(status["error"]["code"], "result_too_large");
     app.assert_serving().await;
@@ -149,9 +145,7 @@ async fn client_disconnect_cancels_the_query() {
     let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
     assert!(resp.chunk().await.unwrap().is_some());
     drop(resp);
-    let status = app
-        .wait_query(&id, Duration::from_secs(5), |v| v["state"] != "running")
-        .await;
+    let status = app.wait_query(&id, |v| v["state"] != "running").await;
     assert_eq!(status["state"], "cancelled", "{status}");
     // Far fewer rows than the 10 billion the query would produce.
     assert!(status["rows"].as_u64().unwrap() < 100_000_000);
@@ -179,14 +173,11 @@ async fn delete_cancels_a_running_query() {
         }
         panic!("the slow query never showed as running");
     };
-    let started = std::time::Instant::now();
+    // The slow query ends because it was cancelled (it would run for minutes otherwise).
     let (resp, id) = futures::join!(run, cancel);
-    assert!(started.elapsed() < Duration::from_secs(10));
     // The cancelled client's own answer says so.
     app.expect_error(resp, 409, "query_cancelled").await;
-    let status = app
-        .wait_query(&id, Duration::from_secs(2), |v| v["state"] != "running")
-        .await;
+    let status = app.wait_query(&id, |v| v["state"] != "running").await;
     assert_eq!(status["state"], "cancelled");
     app.assert_serving().await;
 }

@@ -136,9 +136,7 @@ async fn panics_are_internal_errors_and_never_pass_for_success() {
         resp.bytes().await.is_err(),
         "a cut body must not read whole"
     );
-    let status = app
-        .wait_query(&id, Duration::from_secs(5), |v| v["state"] != "running")
-        .await;
+    let status = app.wait_query(&id, |v| v["state"] != "running").await;
     assert_eq!(status["state"], "failed", "{status}");
     assert_eq!(status["error"]["code"], "internal");
     assert!(counter(&app, "sluice_panics_total").await >= before + 3.0);

@@ -10,7 +10,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -177,7 +179,7 @@ impl FairGate {
         };
         let until = Instant::now() + self.timeout;
         let until = deadline.map_or(until, |d| d.min(until));
-        let got = tokio::time::timeout_at(until.into(), rx).await;
+        let got = tokio::time::timeout_at(until, rx).await;
         drop(leave);
         match got {
             Ok(Ok(permit)) => Ok(permit),
@@ -265,9 +267,9 @@ mod tests {
         assert_eq!(gate.load(), (0, 0));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn full_queue_refuses_and_waiters_time_out() {
-        let gate = FairGate::new(1, 1, Duration::from_millis(50));
+        let gate = FairGate::new(1, 1, Duration::from_secs(10));
         let held = gate.acquire("a", None).await.unwrap();
         let g = Arc::clone(&gate);
         let waiting = tokio::spawn(async move { g.acquire("a", None).await.map(drop) });
@@ -278,6 +280,10 @@ mod tests {
         assert!(
             matches!(full, GateRefusal::Full { retry_after } if retry_after >= Duration::from_secs(1))
         );
+        // The waiter gives up after the queue timeout, on the (paused) clock.
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(!waiting.is_finished(), "still within its timeout");
+        tokio::time::advance(Duration::from_secs(1)).await;
         let timed_out = waiting.await.unwrap().unwrap_err();
         assert!(matches!(timed_out, GateRefusal::TimedOut { .. }));
         assert_eq!(gate.load(), (1, 0), "the waiter left the queue");

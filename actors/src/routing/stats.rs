@@ -15,7 +15,10 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+// The breaker runs on tokio's clock, so its tests pause and advance time instead of sleeping.
+use tokio::time::Instant;
 
 use crate::health::HealthState;
 
@@ -539,8 +542,8 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    #[test]
-    fn hysteresis_both_ways() {
+    #[tokio::test(start_paused = true)]
+    async fn hysteresis_both_ways() {
         let s = ReplicaStats::new(policy());
         assert_eq!(s.record_check(Ok(()), None, MS), Some(HealthState::Healthy));
         assert_eq!(
@@ -557,7 +560,7 @@ mod tests {
         assert!(s.score().is_infinite());
         assert!(!s.begin_probe(), "no check while it cools down");
         assert!(s.open_remaining().is_some());
-        std::thread::sleep(Duration::from_millis(45));
+        tokio::time::advance(Duration::from_millis(45)).await;
         assert!(s.begin_probe());
         assert_eq!(s.circuit(), Circuit::HalfOpen);
         assert_eq!(
@@ -571,13 +574,13 @@ mod tests {
         assert_eq!(s.snapshot().last_error, None);
     }
 
-    #[test]
-    fn a_replica_that_fails_again_soon_waits_longer() {
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_fails_again_soon_waits_longer() {
         let s = ReplicaStats::new(policy());
         s.record_check(Err("down".into()), None, MS);
         assert_eq!(s.circuit(), Circuit::Open, "never up: open at once");
         let first = s.open_remaining().unwrap();
-        std::thread::sleep(first + MS);
+        tokio::time::advance(first + MS).await;
         assert!(s.begin_probe());
         s.record_check(Err("down".into()), None, MS);
         let second = s.open_remaining().unwrap();
@@ -585,10 +588,10 @@ mod tests {
             second > first + Duration::from_millis(20),
             "{first:?} {second:?}"
         );
-        std::thread::sleep(second + MS);
+        tokio::time::advance(second + MS).await;
         assert!(s.begin_probe());
         s.record_check(Err("down".into()), None, MS);
-        std::thread::sleep(s.open_remaining().unwrap() + MS);
+        tokio::time::advance(s.open_remaining().unwrap() + MS).await;
         assert!(s.begin_probe());
         s.record_check(Err("down".into()), None, MS);
         assert!(
@@ -597,12 +600,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn trial_slot_is_single() {
+    #[tokio::test(start_paused = true)]
+    async fn trial_slot_is_single() {
         let s = ReplicaStats::new(policy());
         s.record_check(Err("down".into()), None, MS);
         assert!(!s.try_trial(), "cooling down");
-        std::thread::sleep(Duration::from_millis(45));
+        tokio::time::advance(Duration::from_millis(45)).await;
         assert!(s.try_trial());
         assert!(!s.try_trial(), "one trial at a time");
         s.end_trial();

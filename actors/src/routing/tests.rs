@@ -143,7 +143,7 @@ fn in_flight_load_spreads_statements() {
     assert_eq!(pg.replicas[0].stats.in_flight(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_replica_open_leaves_one_trial_at_a_time() {
     let router = Router::default();
     let pg = route(2, true);
@@ -168,7 +168,7 @@ async fn every_replica_open_leaves_one_trial_at_a_time() {
         }
         other => panic!("{other:?}"),
     }
-    tokio::time::sleep(Duration::from_millis(35)).await;
+    tokio::time::advance(Duration::from_millis(35)).await;
     let trial = router
         .acquire(&names, "k", None, &Avoid::new())
         .await

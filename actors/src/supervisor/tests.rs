@@ -10,13 +10,19 @@ use crate::routing::{Avoid, RouteError};
 use crate::sources::object_store::ObjectStoreConnector;
 use crate::sources::{Connector, ReplicaHandle, ReplicaProbe};
 
-/// Waits (polling the router's table, which needs no actor) until `done` holds.
+/// Waits (polling the router's table, which needs no actor) until `done` holds; no wall-clock
+/// bound (a hung test is the harness's to stop), but a long wait says what it sees.
 async fn until(router: &Router, done: impl Fn(&[SourceStatus]) -> bool) -> Vec<SourceStatus> {
     let start = Instant::now();
+    let mut told = 0;
     loop {
         let s = statuses(router);
-        if done(&s) || start.elapsed() > Duration::from_secs(10) {
+        if done(&s) {
             return s;
+        }
+        if start.elapsed().as_secs() / 10 > told {
+            told = start.elapsed().as_secs() / 10;
+            eprintln!("still waiting after {} s; sources: {s:#?}", told * 10);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Answer, Cell, TPCH_TABLES, app, assert_same, fixture, ordered, pulled, run};
-use crate::{in_ci, testdata};
+use crate::testdata;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
@@ -116,16 +116,7 @@ fn queries() -> Vec<(String, String)> {
 
 /// DuckDB's answers, by query (`q01` …), or `None` without DuckDB (never in CI).
 async fn duckdb_answers() -> Option<BTreeMap<String, Vec<Vec<Value>>>> {
-    let python = std::env::var("SLUICE_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let Some(python) = python else {
-        assert!(!in_ci(), "SLUICE_TEST_PYTHON is not set");
-        eprintln!(
-            "\n!!! SKIPPED: the DuckDB check needs SLUICE_TEST_PYTHON (scripts/test.sh) !!!\n"
-        );
-        return None;
-    };
+    let python = crate::needs("SLUICE_TEST_PYTHON", "the project's Python with DuckDB")?;
     let mut cmd = std::process::Command::new(python);
     cmd.arg(testdata().join("federation/duckdb_tpch.py"))
         .arg(testdata().join("tpch"))

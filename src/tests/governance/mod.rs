@@ -8,8 +8,6 @@ mod keys;
 mod load;
 mod shared;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sluice_schemas::Config;
 
@@ -81,28 +79,37 @@ pub(crate) async fn meta_client(meta: &str) -> tokio_postgres::Client {
     connect(meta).await
 }
 
-/// Counts `sluice_audit` rows matching `filter` until `pred` holds on the count or `within`
-/// passes; returns the last count.
+/// Counts `sluice_audit` rows matching `filter` until `pred` holds on the count; returns it.
 pub(crate) async fn audit_count(
     pg: &tokio_postgres::Client,
     filter: &str,
-    within: Duration,
     pred: impl Fn(i64) -> bool,
 ) -> i64 {
-    let end = std::time::Instant::now() + within;
+    audit_sum(pg, "count(*)", filter, pred).await
+}
+
+/// `what` (an aggregate, e.g. `sum(attempts)`) over the `sluice_audit` rows matching `filter`,
+/// once `pred` holds on it.
+pub(crate) async fn audit_sum(
+    pg: &tokio_postgres::Client,
+    what: &str,
+    filter: &str,
+    pred: impl Fn(i64) -> bool,
+) -> i64 {
+    let mut waiting = crate::Waiting::new(format!("{what} of audit records where {filter}"));
     loop {
         let n: i64 = pg
             .query_one(
-                &format!("SELECT count(*) FROM sluice_audit WHERE {filter}"),
+                &format!("SELECT coalesce({what}, 0)::int8 FROM sluice_audit WHERE {filter}"),
                 &[],
             )
             .await
             .unwrap()
             .get(0);
-        if pred(n) || std::time::Instant::now() > end {
+        if pred(n) {
             return n;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting.pause(n).await;
     }
 }
 

@@ -1,9 +1,9 @@
 //! Several servers on one store: a key made on one works on the other at once, a revocation
-//! through one is refused by the other within 5 s, everything survives a restart of both; and
+//! through one is refused by the other after its key sync, everything survives a restart of both; and
 //! the audit policy when the store goes away mid-load.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_schemas::AuditPolicy;
@@ -92,17 +92,16 @@ async fn two_servers_share_keys_revocations_and_state_across_restarts() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    let t = Instant::now();
+    // A refuses it at once; B once its key sync has run (how soon is a benchmark's figure).
     assert_eq!(status(&c, &a.url, &dkey).await, 401);
-    while status(&c, &b.url, &dkey).await != 401 {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "B still takes a revoked key"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut waiting = crate::Waiting::new("B to refuse the revoked key");
+    loop {
+        let got = status(&c, &b.url, &dkey).await;
+        if got == 401 {
+            break;
+        }
+        waiting.pause(got).await;
     }
-    let took = t.elapsed();
-    assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(status(&c, &b.url, &kkey).await, 200);
 
     // Rotated through A: the new secret works on B at once, the old one through its grace.
@@ -229,21 +228,20 @@ async fn the_audit_policy_holds_while_the_store_is_down_and_nothing_is_lost() {
     );
 
     drop(spare); // starts it again
-    let t = Instant::now();
     for (app, key) in [(&reject, &rkey), (&buffer, &bkey)] {
+        let mut waiting = crate::Waiting::new("queries to be answered again");
         loop {
             let r = query_as(app, key, "SELECT count(*) FROM region").await;
             if r.status() == 200 {
                 answered.push(r.headers()["x-query-id"].to_str().unwrap().to_owned());
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(20), "never recovered");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            waiting.pause(r.status()).await;
         }
     }
     // Nothing lost: every answered query is on the record.
     let pg = meta_client(&meta).await;
-    let end = Instant::now() + Duration::from_secs(10);
+    let mut waiting = crate::Waiting::new("every answered query in the audit log");
     loop {
         let missing: Vec<&String> = {
             let mut m = Vec::new();
@@ -265,7 +263,6 @@ async fn the_audit_policy_holds_while_the_store_is_down_and_nothing_is_lost() {
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < end, "not in the audit log: {missing:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        waiting.pause(format!("{missing:?}")).await;
     }
 }

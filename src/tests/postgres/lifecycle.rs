@@ -21,30 +21,35 @@ async fn active(pg: &tokio_postgres::Client, query_id: &str) -> i64 {
 
 /// Waits until the newest running query has a statement running on the server.
 async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
-    for _ in 0..200 {
-        if let Some(id) = app.latest_running().await
-            && active(pg, &id).await > 0
+    let mut waiting = crate::Waiting::new("the slow statement in pg_stat_activity");
+    loop {
+        let running = app.latest_running().await;
+        if let Some(id) = &running
+            && active(pg, id).await > 0
         {
-            return id;
+            return id.clone();
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        waiting.pause(format!("{running:?}")).await;
     }
-    panic!("the slow statement never showed up in pg_stat_activity");
 }
 
-/// The statement sleeps for `SLOW_PG_SECONDS` (30 s) unless cancelled: gone well before
-/// that is the cancel at work, with room for a loaded machine.
-const GONE_WITHIN: Duration = Duration::from_secs(10);
-
-async fn assert_gone_soon(pg: &tokio_postgres::Client, id: &str) {
-    let start = Instant::now();
-    while active(pg, id).await > 0 {
-        assert!(
-            start.elapsed() < GONE_WITHIN,
-            "the remote statement of {id} was still running after {GONE_WITHIN:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Waits until the remote statement of query `id` is gone, then checks that it was cancelled
+/// (the server's log says so under the query's application name), not left to finish.
+async fn assert_cancelled(pg: &tokio_postgres::Client, id: &str) {
+    let mut waiting = crate::Waiting::new(format!("the remote statement of {id} to end"));
+    loop {
+        let n = active(pg, id).await;
+        if n == 0 {
+            break;
+        }
+        waiting.pause(n).await;
     }
+    let log = std::fs::read_to_string(service_env("SLUICE_TEST_PG_LOG").unwrap()).unwrap();
+    let mark = format!("|sluice:{id}|ERROR:  canceling statement due to");
+    assert!(
+        log.lines().any(|l| l.contains(&mark)),
+        "the statement of {id} ended without being cancelled"
+    );
 }
 
 pub(super) fn slow_view() -> String {
@@ -84,23 +89,21 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
-    assert_gone_soon(&pg, &id).await;
+    assert_cancelled(&pg, &id).await;
     drop(running);
 
     // The client goes away.
     let (id, running) = start_slow(&app, &pg, &sql).await;
     running.abort();
-    assert_gone_soon(&pg, &id).await;
+    assert_cancelled(&pg, &id).await;
 
     // A timeout: 504 for the client, and the statement gone from the server.
-    let started = Instant::now();
     let resp = app
         .query(json!({ "sql": sql, "timeout_ms": 700 }), ARROW)
         .await;
     let body = app.expect_error(resp, 504, "query_timeout").await;
-    assert!(started.elapsed() < Duration::from_secs(5));
     let id = body["error"]["query_id"].as_str().unwrap().to_owned();
-    assert_gone_soon(&pg, &id).await;
+    assert_cancelled(&pg, &id).await;
 
     // No connection was left behind mid-statement, and the source still answers.
     json_rows(
@@ -109,7 +112,7 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
     )
     .await;
     // (Discarded connections close as soon as their backend reads the end of the stream.)
-    let start = Instant::now();
+    let mut waiting = crate::Waiting::new("no connection left mid-statement");
     loop {
         let stuck: i64 = pg
             .query_one(
@@ -124,8 +127,7 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
         if stuck == 0 {
             break;
         }
-        assert!(start.elapsed() < GONE_WITHIN, "{stuck} connections stuck");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiting.pause(format!("{stuck} connections busy")).await;
     }
 }
 
@@ -154,7 +156,6 @@ async fn a_busy_source_queues_then_answers_source_unavailable() {
         waited >= Duration::from_millis(300),
         "it queued first: {waited:?}"
     );
-    assert!(waited < Duration::from_secs(3), "{waited:?}");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -181,10 +182,7 @@ async fn a_busy_source_queues_then_answers_source_unavailable() {
         .await
         .unwrap();
     drop(busy);
-    wait_source(&app, "pg", Duration::from_secs(3), |s| {
-        s["queue"]["running"] == 0
-    })
-    .await;
+    wait_source(&app, "pg", |s| s["queue"]["running"] == 0).await;
 }
 
 #[actix_web::test]
@@ -203,22 +201,19 @@ async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
     assert_eq!(json_rows(&app, &sql).await["rows"], json!([[3]]));
 
     let spare = turn.stop().await;
-    // Every query answers quickly and clearly, before and after health notices.
-    let until = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < until {
-        let t = Instant::now();
+    // Every query answers clearly, before and after health notices (how fast is a
+    // benchmark's figure).
+    let check = || async {
         let resp = app.query(json!({ "sql": sql }), "application/json").await;
         let body = app.expect_error(resp, 503, "source_unavailable").await;
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         assert!(
             body["error"]["message"].as_str().unwrap().contains("spare"),
             "{body}"
         );
-    }
-    let s = wait_source(&app, "spare", Duration::from_secs(5), |s| {
-        s["state"] == "unavailable"
-    })
-    .await;
+    };
+    check().await;
+    let s = wait_source(&app, "spare", |s| s["state"] == "unavailable").await;
+    check().await;
     let reason = s["last_error"].as_str().unwrap();
     assert!(
         reason.contains("refused") || reason.contains("connect"),
@@ -227,10 +222,7 @@ async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
     app.assert_serving().await;
 
     drop(spare);
-    wait_source(&app, "spare", Duration::from_secs(10), |s| {
-        s["state"] == "healthy"
-    })
-    .await;
+    wait_source(&app, "spare", |s| s["state"] == "healthy").await;
     assert_eq!(json_rows(&app, &sql).await["rows"], json!([[3]]));
 }
 

@@ -7,30 +7,15 @@ mod lifecycle;
 mod pushdown;
 mod replicas;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sluice_schemas::{Config, PostgresSourceConfig, SourceConfig};
 use tokio_postgres::NoTls;
 
-use crate::{TestApp, in_ci};
+use crate::TestApp;
 
-/// An environment variable the test services set; `None` (loudly, and never in CI) if unset.
+/// An environment variable the test services set; `None` only when skipping is allowed.
 pub(crate) fn service_env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                !in_ci(),
-                "{var} is not set: PostgreSQL is not running (scripts/services.sh up)"
-            );
-            eprintln!(
-                "\n!!! SKIPPED: {var} is not set, PostgreSQL is not running. Start it with \
-                 `scripts/services.sh up && . .services/env`, or run scripts/test.sh. !!!\n"
-            );
-            None
-        }
-    }
+    crate::needs(var, "a test service (scripts/services.sh)")
 }
 
 /// The test's own connection to `url` (not Sluice's).
@@ -105,34 +90,20 @@ async fn source_status(app: &TestApp, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no source {name} in {all}"))
 }
 
-/// Polls `/v1/sources` until `name` is in `state`, for at most `within`.
-pub(crate) async fn wait_source_state(
-    app: &TestApp,
-    name: &str,
-    state: &str,
-    within: Duration,
-) -> Value {
-    wait_source(app, name, within, |s| s["state"] == state).await
+/// Polls `/v1/sources` until `name` is in `state`.
+pub(crate) async fn wait_source_state(app: &TestApp, name: &str, state: &str) -> Value {
+    wait_source(app, name, |s| s["state"] == state).await
 }
 
-/// Polls `/v1/sources` until `name` satisfies `pred`, for at most `within`.
-async fn wait_source(
-    app: &TestApp,
-    name: &str,
-    within: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let end = std::time::Instant::now() + within;
+/// Polls `/v1/sources` until `name` satisfies `pred`.
+async fn wait_source(app: &TestApp, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let mut waiting = crate::Waiting::new(format!("source {name}"));
     loop {
         let s = source_status(app, name).await;
         if pred(&s) {
             return s;
         }
-        assert!(
-            std::time::Instant::now() < end,
-            "source {name} never got there: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        waiting.pause(&s).await;
     }
 }
 

@@ -88,12 +88,11 @@ impl Load {
     }
 }
 
-/// Waits until `done` holds for the load's answers (at most `within`).
-async fn until_answers(load: &Load, at_least: u64, within: Duration) {
-    let end = Instant::now() + within;
+/// Waits until the load has had `at_least` answers.
+async fn until_answers(load: &Load, at_least: u64) {
+    let mut waiting = crate::Waiting::new(format!("{at_least} answers"));
     while load.ok() < at_least {
-        assert!(Instant::now() < end, "only {} answers", load.ok());
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        waiting.pause(load.ok()).await;
     }
 }
 
@@ -120,21 +119,15 @@ async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
     assert_eq!(json_rows(&app, &sql).await["rows"], json!([[100, 5050]]));
 
     let load = Load::start(&app, &sql, 32);
-    until_answers(&load, 300, Duration::from_secs(30)).await;
+    until_answers(&load, 300).await;
     let before = served(&app, "pg").await;
     assert!(before[1] > 0, "both replicas serve: {before:?}");
 
     let stopped = turn.stop().await;
     let t0 = Instant::now();
-    let s = wait_source(&app, "pg", Duration::from_secs(5), |s| {
-        s["replicas"][1]["state"] == "unavailable"
-    })
-    .await;
+    let s = wait_source(&app, "pg", |s| s["replicas"][1]["state"] == "unavailable").await;
+    // How soon is a benchmark's figure (benches/RESULTS.md); printed below.
     let detected = t0.elapsed();
-    assert!(
-        detected <= Duration::from_secs(2),
-        "detected after {detected:?}"
-    );
     // The breaker tripped; by the time this snapshot is read its open period may already
     // have run out and a trial statement be allowed (half_open): both say "tripped".
     assert!(
@@ -147,24 +140,24 @@ async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
     assert_eq!(s["state"], "healthy", "the source serves on: {s}");
     // Traffic moved: the main replica keeps answering while the spare is down.
     let at_stop = load.ok();
-    until_answers(&load, at_stop + 300, Duration::from_secs(30)).await;
+    until_answers(&load, at_stop + 300).await;
 
     drop(stopped);
     let t1 = Instant::now();
-    let s = wait_source(&app, "pg", Duration::from_secs(30), |s| {
+    let s = wait_source(&app, "pg", |s| {
         s["replicas"][1]["state"] == "healthy" && s["replicas"][1]["circuit"] == "closed"
     })
     .await;
     let readmitted = t1.elapsed();
     let back = s["replicas"][1]["statements"].as_u64().unwrap();
     // Readmitted replicas get statements again.
-    let end = Instant::now() + Duration::from_secs(10);
-    while served(&app, "pg").await[1] <= back {
-        assert!(
-            Instant::now() < end,
-            "the spare got no statements after readmission"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut waiting = crate::Waiting::new("statements on the readmitted spare");
+    loop {
+        let served = served(&app, "pg").await;
+        if served[1] > back {
+            break;
+        }
+        waiting.pause(format!("{served:?}")).await;
     }
     let (ok, failures) = load.finish().await;
     eprintln!(
@@ -249,7 +242,7 @@ async fn a_slow_replica_scores_worse_and_gets_little_traffic() {
     let app = app_with(src).await;
     let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
     let load = Load::start(&app, &sql, 16);
-    until_answers(&load, 1_000, Duration::from_secs(60)).await;
+    until_answers(&load, 1_000).await;
     let (ok, failures) = load.finish().await;
     assert!(failures.is_empty(), "{failures:?}");
     let s = source_status(&app, "pg").await;
@@ -328,10 +321,7 @@ async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
     assert!(resp.headers().get("x-sluice-fallback").is_none());
     assert_eq!(resp.json::<Value>().await.unwrap()["rows"], json!([[1]]));
     let stopped = turn.stop().await;
-    wait_source(&app, "pg", Duration::from_secs(5), |s| {
-        s["state"] == "unavailable"
-    })
-    .await;
+    wait_source(&app, "pg", |s| s["state"] == "unavailable").await;
     expect_fallback(&app, &sql).await;
     drop(stopped);
     drop(app);
@@ -345,10 +335,7 @@ async fn a_source_whose_replicas_are_all_down_is_served_by_its_fallback() {
         c.sources.push(sluice_schemas::SourceConfig::Parquet(lake));
     })
     .await;
-    wait_source(&app, "pg", Duration::from_secs(5), |s| {
-        s["state"] == "unavailable"
-    })
-    .await;
+    wait_source(&app, "pg", |s| s["state"] == "unavailable").await;
     expect_fallback(&app, &sql).await;
     let metrics = app.metrics_text().await;
     assert!(metrics.contains("sluice_fallbacks_total{"), "{metrics}");
@@ -377,23 +364,15 @@ async fn a_full_queue_refuses_at_once_with_retry_after() {
             .json(&json!({ "sql": format!("SELECT x FROM pg.{schema}.quick") }));
         actix_web::rt::spawn(async move { req.send().await })
     };
-    wait_source(&app, "pg", Duration::from_secs(5), |s| {
-        s["queue"]["queued"] == 1
-    })
-    .await;
-    // A third finds the queue full: refused at once.
-    let started = Instant::now();
+    wait_source(&app, "pg", |s| s["queue"]["queued"] == 1).await;
+    // A third finds the queue full: refused on arrival (429 too_many_queries), not after
+    // waiting out the queue timeout (which would be 503 source_unavailable).
     let resp = app
         .query(
             json!({ "sql": format!("SELECT x + 1 FROM pg.{schema}.quick") }),
             ARROW,
         )
         .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(resp.headers().contains_key("retry-after"));
     let body = app.expect_error(resp, 429, "too_many_queries").await;
     assert!(
@@ -458,15 +437,20 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
     let slow: Vec<_> = (0..3)
         .map(|i| actix_web::rt::spawn(send(format!("SELECT *, {i} AS n FROM pg.{schema}.slow"))))
         .collect();
-    let end = Instant::now() + Duration::from_secs(10);
-    while remote_statements(&pg, &schema).await < 3 {
-        assert!(Instant::now() < end, "the slow statements never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut waiting = crate::Waiting::new("the slow statements to start");
+    loop {
+        let n = remote_statements(&pg, &schema).await;
+        if n >= 3 {
+            break;
+        }
+        waiting.pause(n).await;
     }
+    let quick_answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let quick: Vec<_> = (0..8)
         .map(|_| {
             let send = send.clone();
             let sql = format!("SELECT x FROM pg.{schema}.quick");
+            let answers = Arc::clone(&quick_answers);
             actix_web::rt::spawn(async move {
                 let mut outcomes = Vec::new();
                 for _ in 0..200 {
@@ -477,6 +461,7 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
                                 Ok(body) => outcomes.push((status, body)),
                                 Err(e) => outcomes.push((0, format!("cut body: {e}"))),
                             }
+                            answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                         // The listener closed: refused, never half an answer.
                         Err(e) if e.is_connect() => break,
@@ -487,12 +472,15 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM while quick statements are being answered.
+    let mut waiting = crate::Waiting::new("quick statements to be answered");
+    while quick_answers.load(std::sync::atomic::Ordering::Relaxed) < 8 {
+        waiting.pause("too few").await;
+    }
     let t0 = Instant::now();
     let (status, _log) = server.terminate().await;
     let took = t0.elapsed();
     assert!(status.success(), "exit status {status:?}");
-    assert!(took < Duration::from_secs(8), "exited after {took:?}");
     for task in slow {
         match task.await.unwrap() {
             Ok(resp) => {
@@ -525,13 +513,13 @@ async fn sigterm_under_load_drains_cancels_the_rest_and_exits_zero() {
     }
     assert!(answered > 0);
     // Their remote statements are gone too.
-    let end = Instant::now() + Duration::from_secs(5);
-    while remote_statements(&pg, &schema).await > 0 {
-        assert!(
-            Instant::now() < end,
-            "remote statements outlived the server"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut waiting = crate::Waiting::new("the remote statements to end with the server");
+    loop {
+        let n = remote_statements(&pg, &schema).await;
+        if n == 0 {
+            break;
+        }
+        waiting.pause(n).await;
     }
     eprintln!("sigterm: exited 0 after {took:?}, {answered} quick answers");
 }
@@ -578,18 +566,31 @@ async fn a_flapping_replica_does_not_make_the_source_flap() {
     let app = app_with(src).await;
     let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
     let load = Load::start(&app, &sql, 16);
-    // Down and up every second for six seconds, watching the source's state all along.
+    // Down until the router has seen it, then up until it serves again, three times over,
+    // watching the source's state all along.
     let mut states = std::collections::BTreeSet::new();
-    let start = Instant::now();
-    let mut next_flip = start + Duration::from_secs(1);
-    while start.elapsed() < Duration::from_secs(6) {
-        if Instant::now() >= next_flip {
-            flap.send_modify(|up| *up = !*up);
-            next_flip += Duration::from_secs(1);
+    for _ in 0..3 {
+        for up in [false, true] {
+            flap.send_replace(up);
+            let mut waiting = crate::Waiting::new(format!(
+                "the flapping replica to be seen {}",
+                if up { "up" } else { "down" }
+            ));
+            loop {
+                let s = source_status(&app, "pg").await;
+                states.insert(s["state"].as_str().unwrap().to_owned());
+                let replica = &s["replicas"][1];
+                let seen = if up {
+                    replica["state"] == "healthy" && replica["circuit"] == "closed"
+                } else {
+                    replica["circuit"] != "closed" || replica["state"] != "healthy"
+                };
+                if seen {
+                    break;
+                }
+                waiting.pause(replica).await;
+            }
         }
-        let s = source_status(&app, "pg").await;
-        states.insert(s["state"].as_str().unwrap().to_owned());
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (ok, failures) = load.finish().await;
     let s = source_status(&app, "pg").await;
@@ -650,15 +651,9 @@ async fn keys_share_a_sources_slots_in_turn() {
     };
     // Key a sends six at once; once they are queued, key b sends two.
     let mut tasks: Vec<_> = (0..6).map(|_| run(a.clone(), "a")).collect();
-    wait_source(&app, "pg", Duration::from_secs(10), |s| {
-        s["queue"]["queued"] == 5
-    })
-    .await;
+    wait_source(&app, "pg", |s| s["queue"]["queued"] == 5).await;
     tasks.extend((0..2).map(|_| run(b.clone(), "b")));
-    wait_source(&app, "pg", Duration::from_secs(10), |s| {
-        s["queue"]["queued"] == 7
-    })
-    .await;
+    wait_source(&app, "pg", |s| s["queue"]["queued"] == 7).await;
     for t in tasks {
         t.await.unwrap();
     }

@@ -174,17 +174,22 @@ impl SfServer {
         self.state.records.lock().unwrap().clear();
     }
 
-    /// Waits until `pred` holds of the records (each new request wakes it).
+    /// Waits until `pred` holds of the records (each new request wakes it); a long wait says
+    /// every 10 s what it waits for.
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Recorded]) -> bool) -> Vec<Recorded> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut told = 0;
         loop {
             let notified = self.state.event.notified();
             let records = self.records();
             if pred(&records) {
                 return records;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("never received {what}; received {:#?}", self.records());
+            if tokio::time::timeout(Duration::from_secs(10), notified)
+                .await
+                .is_err()
+            {
+                told += 10;
+                eprintln!("still waiting after {told} s for {what}; received {records:#?}");
             }
         }
     }
