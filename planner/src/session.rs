@@ -273,7 +273,10 @@ impl Planner {
         #[allow(unused_mut, reason = "the test hooks add to it")]
         let mut functions = crate::functions::guarded();
         #[cfg(feature = "test-hooks")]
-        functions.push(crate::test_hooks::panic_udf());
+        functions.extend([
+            crate::test_hooks::panic_udf(),
+            crate::test_hooks::fault_udf(),
+        ]);
         for f in functions {
             use datafusion::execution::FunctionRegistry as _;
             state

@@ -4,6 +4,9 @@
 //! `sluice_test_panic(v BIGINT, at BIGINT)` returns `v`, and panics when a value of `v`
 //! reaches `at`. With literals it panics while planning (constant folding); over a column,
 //! inside the operator that evaluates it, wherever DataFusion runs that operator.
+//!
+//! `sluice_test_fault(v BIGINT)` fails with an internal error (a fault of the engine's, as a
+//! bug would raise it) whose text must never reach a client.
 
 use std::sync::Arc;
 
@@ -15,6 +18,25 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 
 /// The name tests call.
 pub const PANIC_FUNCTION: &str = "sluice_test_panic";
+
+/// The name of the internal fault.
+pub const FAULT_FUNCTION: &str = "sluice_test_fault";
+
+/// Text of the injected fault: tests check that no client ever sees it.
+pub const FAULT_DETAIL: &str = "sluice_test_fault: internal state 0x5eC12e7 is inconsistent";
+
+/// The function that fails with an internal error.
+pub fn fault_udf() -> ScalarUDF {
+    create_udf(
+        FAULT_FUNCTION,
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Volatile,
+        Arc::new(|_: &[ColumnarValue]| -> Result<ColumnarValue> {
+            datafusion::common::internal_err!("{FAULT_DETAIL}")
+        }),
+    )
+}
 
 /// The panicking function.
 pub fn panic_udf() -> ScalarUDF {

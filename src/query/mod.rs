@@ -42,6 +42,8 @@ mod registry;
 mod retry;
 mod route;
 mod run;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

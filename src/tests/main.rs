@@ -15,6 +15,7 @@ mod cli;
 mod clients;
 mod endpoints;
 mod federation;
+mod flood;
 mod formats;
 mod governance;
 mod hostile;

@@ -145,6 +145,46 @@ async fn panics_are_internal_errors_and_never_pass_for_success() {
 }
 
 #[actix_web::test]
+async fn an_internal_fault_is_500_internal_and_its_text_stays_in_the_log() {
+    use sluice_planner::test_hooks::FAULT_DETAIL;
+    let app = TestApp::spawn().await;
+    // While planning (a constant), while running (over a column), and on every door.
+    for q in [
+        "SELECT sluice_test_fault(1)",
+        "SELECT sum(sluice_test_fault(l_orderkey)) FROM lineitem",
+    ] {
+        let resp = sql(&app, q).await;
+        let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+        let v = app.expect_error(resp, 500, "internal").await;
+        assert!(!v.to_string().contains(FAULT_DETAIL), "{v}");
+        assert_eq!(
+            v["error"]["query_id"],
+            id.as_str(),
+            "the id to find it in the log"
+        );
+        let status = app.get_json(&format!("/v1/queries/{id}")).await;
+        assert_eq!(status["error"]["code"], "internal", "{status}");
+        assert!(!status.to_string().contains(FAULT_DETAIL), "{status}");
+
+        let (_, m) = crate::mcp::answer(crate::mcp::modern(
+            &app,
+            &app.key,
+            "tools/call",
+            Some("query"),
+            json!({"name": "query", "arguments": {"sql": q}}),
+        ))
+        .await;
+        assert_eq!(m["result"]["isError"], true, "{m}");
+        assert_eq!(
+            m["result"]["structuredContent"]["error"]["code"], "internal",
+            "{m}"
+        );
+        assert!(!m.to_string().contains(FAULT_DETAIL), "{m}");
+    }
+    app.assert_serving().await;
+}
+
+#[actix_web::test]
 async fn errors_follow_their_cause_not_their_moment() {
     let app = TestApp::spawn().await;
     // The same failure met while planning (constants) and while running (columns).

@@ -168,6 +168,11 @@ impl Server {
         }
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits for the exit; returns the log.
     pub(crate) async fn stop(self) -> String {
         self.terminate().await.1
