@@ -8,21 +8,21 @@
 //!
 //! # Layout
 //! - [`routing`]: [`Router`], replica scores, circuits, the fair queue, failover bookkeeping.
-//! - [`replica_actor`]: the actor of one replica.
+//! - `replica_actor`: the actor of one replica.
 //! - [`source_actor`]: [`SourceActor`] and its messages.
 //! - [`supervisor`]: [`SourceSupervisor`] and its messages.
-//! - [`lifecycle`]: [`Shutdown`] and the status types.
+//! - `lifecycle`: [`Shutdown`] and the status types.
 //! - [`health`]: [`SourceHealth`] and its state machine.
 //! - [`sources`]: the [`Connector`] trait and one module per kind of source.
 //! - [`metrics`]: metric names.
-//! - [`error`]: the [`SourceError`] type.
+//! - `error`: the [`SourceError`] type.
 #![warn(missing_docs)]
 
-pub mod error;
+mod error;
 pub mod health;
-pub mod lifecycle;
+mod lifecycle;
 pub mod metrics;
-pub mod replica_actor;
+mod replica_actor;
 pub mod routing;
 pub mod source_actor;
 pub mod sources;

@@ -19,34 +19,34 @@
 //! protocols: callers hand it object stores, remote executors and SQL.
 //!
 //! # Layout
-//! - [`session`]: [`Planner`], the shared session state and the per-query pipeline.
+//! - `session`: [`Planner`], the shared session state and the per-query pipeline.
 //! - [`catalog`]: table discovery, listing tables with hive partitions.
 //! - [`federation`]: remote sources behind one executor trait, their dialects and
 //!   capability tables, the cut of plans into remote subtrees, and the remote scan.
-//! - [`parquet_catalog`]: [`ParquetCatalog`], an object-store source's tables, refreshed whole.
+//! - `parquet_catalog`: [`ParquetCatalog`], an object-store source's tables, refreshed whole.
 //! - [`validate`]: one statement, read-only.
-//! - [`params`]: JSON values bound to placeholders.
+//! - `params`: JSON values bound to placeholders.
 //! - [`output`]: result schemas as clients receive them.
 //! - [`error`]: the [`PlanError`] type.
-//! - [`functions`]: guards around DataFusion functions that could build unbounded values.
+//! - `functions`: guards around DataFusion functions that could build unbounded values.
 //! - [`metrics`]: names of the per-source metrics the data path records.
 //! - [`redact`]: credentials out of error texts.
-//! - [`rewrite`]: rules Sluice adds (floats compared with decimal literals; operators that
+//! - `rewrite`: rules Sluice adds (floats compared with decimal literals; operators that
 //!   multiply rows yield between batches).
 #![warn(missing_docs)]
 
 pub mod catalog;
 pub mod error;
 pub mod federation;
-pub mod functions;
+mod functions;
 pub mod grants;
 pub mod metrics;
 pub mod output;
-pub mod params;
-pub mod parquet_catalog;
+mod params;
+mod parquet_catalog;
 pub mod redact;
-pub mod rewrite;
-pub mod session;
+mod rewrite;
+mod session;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod validate;

@@ -44,6 +44,3 @@ impl fmt::Display for ConfigErrors {
         Ok(())
     }
 }
-
-/// Result with [`ConfigErrors`].
-pub type Result<T, E = ConfigErrors> = std::result::Result<T, E>;

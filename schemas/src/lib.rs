@@ -5,15 +5,15 @@
 //! unknown keys and return every problem at once as [`ConfigErrors`].
 //!
 //! # Layout
-//! - [`config`]: the typed sections and their defaults.
+//! - `config`: the typed sections and their defaults.
 //! - [`loader`]: text + environment → validated [`Config`].
 //! - [`api`]: HTTP request and error bodies.
-//! - [`error`]: the [`ConfigError`] and [`ConfigErrors`] types.
+//! - `error`: the [`ConfigError`] and [`ConfigErrors`] types.
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod config;
-pub mod error;
+mod config;
+mod error;
 pub mod loader;
 
 pub use config::{

@@ -1,0 +1,288 @@
+//! The per-query pipeline: parse, validate, resolve and check a statement (kept by text while
+//! its sources are unchanged), then bind, cap, optimize, federate and plan it physically; and
+//! start executing a plan.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::common::TableReference;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
+
+use super::{KeptPlan, PlannedQuery, Planner, SourceGate};
+use crate::error::{PlanError, Result};
+use crate::federation::QueryContext;
+use crate::params::{self, Params};
+use crate::validate;
+
+/// Asks `gate` about each of `sources`: `Some(reason)` stops the statement.
+fn check_gate(sources: &[String], gate: Option<&SourceGate>) -> Result<()> {
+    if let Some(gate) = gate {
+        for name in sources {
+            if let Some(reason) = gate(name) {
+                return Err(PlanError::SourceUnavailable {
+                    name: name.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Planner {
+    /// Parses, validates, binds and plans `sql`.
+    ///
+    /// `max_rows`, when given, caps the plan at `max_rows + 1` rows so the caller can tell
+    /// "exactly the limit" from "over it" without running the query to completion.
+    ///
+    /// # Errors
+    /// [`PlanError`] classified by cause: empty, parse, several statements, read-only,
+    /// unknown table, invalid SQL, parameters, unsupported.
+    pub async fn plan(
+        &self,
+        sql: &str,
+        params: Option<&Params>,
+        max_rows: Option<u64>,
+    ) -> Result<PlannedQuery> {
+        self.plan_gated(sql, params, max_rows, None).await
+    }
+
+    /// [`Self::plan`], asking `gate` about each source the statement reads before any of
+    /// them is touched (planning an object-store scan lists its files): `Some(reason)` stops
+    /// it with [`PlanError::SourceUnavailable`].
+    ///
+    /// # Errors
+    /// As [`Self::plan`].
+    pub async fn plan_gated(
+        &self,
+        sql: &str,
+        params: Option<&Params>,
+        max_rows: Option<u64>,
+        gate: Option<&SourceGate>,
+    ) -> Result<PlannedQuery> {
+        // Each statement gets its own start time, as `SessionContext::sql` does: `now()`,
+        // `current_date` and friends fold to it while optimizing, and are one instant in the
+        // whole statement.
+        let mut state = SessionState::clone(&self.state);
+        state.mark_start_execution();
+        let kept = match self.kept_plan(sql) {
+            Some(k) => {
+                check_gate(&k.sources, gate)?;
+                k
+            }
+            None => self.plan_statement(sql, &state, gate).await?,
+        };
+        let KeptPlan {
+            plan,
+            sources,
+            tables,
+            immutable,
+            versions,
+            fingerprints,
+        } = KeptPlan::clone(&kept);
+        let mut plan = params::bind(plan, params)?;
+        if let Some(max) = max_rows {
+            plan = cap_rows(plan, max)?;
+        }
+        let logical = state.optimize(&plan).map_err(PlanError::classify)?;
+        // The largest subtrees each remote source computes exactly become one statement.
+        let logical = crate::federation::cut::federate(logical).map_err(PlanError::classify)?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&logical, &state)
+            .await
+            .map_err(PlanError::classify)?;
+        // A key's view shows no server paths, in EXPLAIN's answer either.
+        let physical = if self.grants.is_some() {
+            self.redact_explain(physical)
+        } else {
+            physical
+        };
+        Ok(PlannedQuery {
+            logical,
+            physical,
+            sources,
+            tables,
+            immutable,
+            versions,
+            fingerprints,
+        })
+    }
+
+    /// The kept plan of `sql`, if its sources' catalogs have not changed since.
+    fn kept_plan(&self, sql: &str) -> Option<Arc<KeptPlan>> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = plans.get(sql)?;
+        if self.catalogs_unchanged(&kept.sources, &kept.versions) {
+            Some(Arc::clone(kept))
+        } else {
+            plans.pop(sql);
+            None
+        }
+    }
+
+    /// Parses, resolves and checks `sql` (read-only, grants), and keeps the result.
+    async fn plan_statement(
+        &self,
+        sql: &str,
+        state: &SessionState,
+        gate: Option<&SourceGate>,
+    ) -> Result<Arc<KeptPlan>> {
+        let statement = validate::parse_single_read_only(sql)?;
+        let refs = state
+            .resolve_table_references(&statement)
+            .map_err(PlanError::classify)?;
+        let (sources, tables) = self.check_tables(&refs)?;
+        // Before anything touches a source (planning an object-store scan lists its files).
+        check_gate(&sources, gate)?;
+        let versions = self.catalog_versions(&sources);
+        let fingerprints = self.catalog_fingerprints(&sources);
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(PlanError::classify)?;
+        validate::check_plan(&plan)?;
+        if let Some(grants) = &self.grants {
+            let options = self.state.config_options();
+            let functions = self.state.table_functions();
+            grants.check_plan(
+                &plan,
+                &options.catalog.default_catalog,
+                &options.catalog.default_schema,
+                |name| functions.contains_key(name),
+            )?;
+        }
+        // Before optimizing, which folds `now()` into a literal.
+        let immutable = validate::is_immutable(&plan);
+        let kept = Arc::new(KeptPlan {
+            plan,
+            sources,
+            tables,
+            immutable,
+            versions,
+            fingerprints,
+        });
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(sql.to_owned(), Arc::clone(&kept));
+        Ok(kept)
+    }
+
+    /// Resolves every table reference against the catalog; unknown ones are
+    /// [`PlanError::TableNotFound`] with the fully qualified name.
+    fn check_tables(&self, refs: &[TableReference]) -> Result<(Vec<String>, Vec<String>)> {
+        let options = self.state.config_options();
+        let default_catalog = &options.catalog.default_catalog;
+        let default_schema = &options.catalog.default_schema;
+        let mut sources = BTreeSet::new();
+        let mut tables = BTreeSet::new();
+        for r in refs {
+            // Table functions (`generate_series(1, 3)`) show up as bare references too.
+            if let TableReference::Bare { table } = r
+                && self.state.table_functions().contains_key(table.as_ref())
+            {
+                continue;
+            }
+            let full = r.clone().resolve(default_catalog, default_schema);
+            let name = format!("{}.{}.{}", full.catalog, full.schema, full.table);
+            // A source outside the grants is missing, loaded or not.
+            if self
+                .grants
+                .as_ref()
+                .is_none_or(|g| g.sees_catalog(&full.catalog))
+            {
+                self.check_loaded(&full.catalog)?;
+            }
+            let exists = full.schema.as_ref() == "information_schema"
+                || self
+                    .state
+                    .catalog_list()
+                    .catalog(&full.catalog)
+                    .and_then(|c| c.schema(&full.schema))
+                    .is_some_and(|s| s.table_exist(&full.table));
+            if !exists {
+                return Err(PlanError::TableNotFound(name));
+            }
+            if full.schema.as_ref() != "information_schema" {
+                sources.insert(full.catalog.to_string());
+                tables.insert(name);
+            }
+        }
+        Ok((sources.into_iter().collect(), tables.into_iter().collect()))
+    }
+
+    /// A source whose tables never loaded cannot say which tables it has: every name in it
+    /// is [`PlanError::SourceUnavailable`], not "not found".
+    fn check_loaded(&self, catalog: &str) -> Result<()> {
+        let Some(source) = self.source_catalog(catalog) else {
+            return Ok(());
+        };
+        let status = source.status();
+        if status.tables.is_some() {
+            return Ok(());
+        }
+        Err(PlanError::SourceUnavailable {
+            name: catalog.to_owned(),
+            reason: status
+                .last_error
+                .unwrap_or_else(|| "its tables are still loading".to_owned()),
+        })
+    }
+
+    /// Starts executing a planned query. Dropping the stream cancels it, remote statements
+    /// included. `context` gives remote statements the query id, deadline and executors.
+    ///
+    /// # Errors
+    /// When execution cannot start.
+    pub fn execute(
+        &self,
+        query: &PlannedQuery,
+        context: Option<QueryContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut task = self.state.task_ctx();
+        if let Some(ctx) = context {
+            let config = task.session_config().clone().with_extension(Arc::new(ctx));
+            task = Arc::new(
+                datafusion::execution::TaskContext::from(self.state.as_ref())
+                    .with_session_config(config),
+            );
+        }
+        execute_stream(Arc::clone(&query.physical), task).map_err(PlanError::classify)
+    }
+}
+
+/// Caps the rows a statement produces at `max + 1`, so the caller can tell "exactly the
+/// limit" from "over it". `EXPLAIN` and `EXPLAIN ANALYZE` must stay the root of their plan:
+/// the cap goes on the query under them, which is also what `ANALYZE` then runs.
+fn cap_rows(plan: LogicalPlan, max: u64) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::{Analyze, Explain};
+    // DataFusion keeps LIMIT values as i64 in places; 2^63 would wrap negative.
+    let fetch = max.saturating_add(1).min(i64::MAX as u64);
+    let fetch = usize::try_from(fetch).unwrap_or(usize::MAX);
+    let limit = |p: LogicalPlan| {
+        LogicalPlanBuilder::from(p)
+            .limit(0, Some(fetch))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(PlanError::classify)
+    };
+    match plan {
+        LogicalPlan::Explain(e) => {
+            let inner = cap_rows(Arc::unwrap_or_clone(e.plan), max)?;
+            Ok(LogicalPlan::Explain(Explain {
+                plan: Arc::new(inner),
+                ..e
+            }))
+        }
+        LogicalPlan::Analyze(a) => {
+            let inner = limit(Arc::unwrap_or_clone(a.input))?;
+            Ok(LogicalPlan::Analyze(Analyze {
+                input: Arc::new(inner),
+                ..a
+            }))
+        }
+        other => limit(other),
+    }
+}

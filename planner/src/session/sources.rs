@@ -1,0 +1,109 @@
+//! Registering sources and reading their catalogs' versions and fingerprints.
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use url::Url;
+
+use super::Planner;
+use crate::error::Result;
+use crate::federation::{RemoteCatalog, RemoteSource};
+use crate::parquet_catalog::{Fingerprint, ParquetCatalog, ParquetSourceSpec, SourceCatalog};
+
+impl Planner {
+    /// Makes `store` serve every URL with the scheme and authority of `url`.
+    pub fn register_object_store(&self, url: &Url, store: Arc<dyn ObjectStore>) {
+        self.state.runtime_env().register_object_store(url, store);
+    }
+
+    /// Registers an object-store source as catalog `spec.catalog`. Nothing is read yet: the
+    /// tables appear with the returned catalog's first [`ParquetCatalog::refresh`]; until then
+    /// queries on the source fail with [`crate::PlanError::SourceUnavailable`].
+    pub fn register_parquet_source(
+        &self,
+        spec: ParquetSourceSpec,
+        store: Arc<dyn ObjectStore>,
+    ) -> Arc<ParquetCatalog> {
+        self.register_object_store(&spec.base, Arc::clone(&store));
+        let name = spec.catalog.clone();
+        let catalog = Arc::new(ParquetCatalog::new(spec, store, Arc::clone(&self.state)));
+        self.catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
+        catalog
+    }
+
+    /// Registers a remote source (PostgreSQL, Snowflake); its tables appear with the returned
+    /// catalog's first refresh. `schemas` limits discovery to those schemas.
+    pub fn register_remote_source(
+        &self,
+        source: RemoteSource,
+        schemas: Option<Vec<String>>,
+    ) -> Arc<RemoteCatalog> {
+        let name = source.name.clone();
+        let catalog = Arc::new(RemoteCatalog::new(
+            Arc::new(source),
+            schemas,
+            Arc::clone(&self.state),
+        ));
+        self.catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, Arc::clone(&catalog) as Arc<dyn SourceCatalog>);
+        catalog
+    }
+
+    /// [`Self::register_parquet_source`], then the first load.
+    ///
+    /// # Errors
+    /// When listing or reading a footer fails.
+    pub async fn load_parquet_source(
+        &self,
+        spec: ParquetSourceSpec,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Arc<ParquetCatalog>> {
+        let catalog = self.register_parquet_source(spec, store);
+        catalog.refresh(str::to_owned).await?;
+        Ok(catalog)
+    }
+
+    /// How many times source `name`'s catalog has loaded (0: never, or no such catalog). A
+    /// result computed under one version may be stale under the next.
+    pub fn catalog_version(&self, name: &str) -> u64 {
+        self.source_catalog(name).map_or(0, |c| c.status().version)
+    }
+
+    /// [`Self::catalog_version`] of each of `sources`.
+    pub fn catalog_versions(&self, sources: &[String]) -> Vec<u64> {
+        sources.iter().map(|s| self.catalog_version(s)).collect()
+    }
+
+    /// Each of `sources`' catalog fingerprint (what it loaded, hashed: the same on every
+    /// server that loaded the same catalog); `None` for one not loaded.
+    pub fn catalog_fingerprints(&self, sources: &[String]) -> Vec<Option<Fingerprint>> {
+        sources
+            .iter()
+            .map(|s| self.source_catalog(s).and_then(|c| c.status().fingerprint))
+            .collect()
+    }
+
+    /// Whether every one of `sources` is still at its version in `versions` (as
+    /// [`Self::catalog_versions`] gave them): nothing planned or computed under them is stale.
+    pub fn catalogs_unchanged(&self, sources: &[String], versions: &[u64]) -> bool {
+        sources.len() == versions.len()
+            && sources
+                .iter()
+                .zip(versions)
+                .all(|(s, v)| self.catalog_version(s) == *v)
+    }
+
+    /// The catalog of source `name`, if it has one that loads.
+    pub fn source_catalog(&self, name: &str) -> Option<Arc<dyn SourceCatalog>> {
+        self.catalogs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
