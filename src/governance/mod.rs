@@ -7,116 +7,35 @@
 //! before it is refused, so a key created elsewhere works at once.
 
 pub mod audit;
+mod auditor;
 pub mod keys;
 pub mod limits;
 mod lookup;
+mod principal;
 pub mod records;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use sluice_planner::{Grants, Planner};
 use sluice_schemas::Config;
-use sluice_schemas::api::{KeyRole, Operation};
+use sluice_schemas::api::Operation;
 use tracing::{info, warn};
 
 use self::audit::AuditLog;
+pub use self::auditor::QueryAuditor;
 use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
 use self::lookup::{Found, Lookups};
-use self::records::{AuditKind, AuditRecord, QueryAudit};
+pub use self::principal::{Client, KeyEntry, Principal};
+use self::records::{AuditKind, AuditRecord};
 use self::store::{MetadataStore, StoreError};
-use crate::error::{ApiError, Code};
-
-/// A key as a server holds it: the record, and its restricted planner once needed.
-#[derive(Debug)]
-pub struct KeyEntry {
-    /// The stored record.
-    pub record: KeyRecord,
-    planner: OnceLock<Planner>,
-}
-
-impl KeyEntry {
-    fn new(record: KeyRecord) -> Self {
-        Self {
-            record,
-            planner: OnceLock::new(),
-        }
-    }
-}
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    /// An authenticated key.
-    Key(Arc<KeyEntry>),
-    /// `auth.mode = "none"` on a loopback listener: everything, as an admin.
-    Anonymous,
-}
-
-impl Principal {
-    /// The key id, if any.
-    pub fn key_id(&self) -> Option<&str> {
-        match self {
-            Self::Key(k) => Some(&k.record.id),
-            Self::Anonymous => None,
-        }
-    }
-
-    /// True for admin keys and for anonymous access (auth off means a trusted loopback).
-    pub fn is_admin(&self) -> bool {
-        match self {
-            Self::Key(k) => k.record.role == KeyRole::Admin,
-            Self::Anonymous => true,
-        }
-    }
-
-    /// Refuses an operation the key may not perform.
-    ///
-    /// # Errors
-    /// `403 permission_denied`.
-    pub fn require(&self, op: Operation) -> Result<(), ApiError> {
-        match self {
-            Self::Key(k) if !k.record.may(op) => Err(ApiError::permission_denied(format!(
-                "this API key may not {}",
-                match op {
-                    Operation::Query => "run queries",
-                    Operation::Explain => "explain queries",
-                    Operation::List => "list sources or tables",
-                    Operation::Admin => "administer keys or sources (admin keys only)",
-                }
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    /// The planner this caller plans with: the whole catalog for admins and anonymous
-    /// access, the granted view for readers (built once per key version).
-    pub fn planner(&self, root: &Planner) -> Planner {
-        match self {
-            Self::Key(k) if k.record.role == KeyRole::Reader => k
-                .planner
-                .get_or_init(|| root.restricted(Arc::new(Grants::new(&k.record.grants))))
-                .clone(),
-            _ => root.clone(),
-        }
-    }
-}
-
-/// Where a request came from, for the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct Client {
-    /// Peer address.
-    pub addr: Option<String>,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
-}
+use crate::error::ApiError;
 
 /// Keys, limits and audit of one server.
 #[derive(Debug)]
@@ -418,93 +337,13 @@ impl Governance {
         query_id: &str,
         operation: Operation,
     ) -> Arc<QueryAuditor> {
-        let mut base = AuditRecord::new(
-            AuditKind::Query,
-            principal.key_id().map(str::to_owned),
-            "ok",
-        );
-        base.client.clone_from(&client.addr);
-        base.user_agent.clone_from(&client.user_agent);
-        base.query = Some(QueryAudit {
-            query_id: query_id.to_owned(),
-            operation: match operation {
-                Operation::Explain => "explain",
-                _ => "query",
-            }
-            .to_owned(),
-            sql: String::new(),
-            sql_sha256: String::new(),
-            tables: Vec::new(),
-            sources: Vec::new(),
-            rows: 0,
-            bytes: 0,
-            duration_ms: 0,
-            error_code: None,
-        });
-        Arc::new(QueryAuditor {
-            log: Arc::clone(&self.audit),
-            record: Mutex::new(Some(base)),
-            started: Instant::now(),
-        })
-    }
-}
-
-/// One query's audit record in the making.
-#[derive(Debug)]
-pub struct QueryAuditor {
-    log: Arc<AuditLog>,
-    record: Mutex<Option<AuditRecord>>,
-    started: Instant,
-}
-
-impl QueryAuditor {
-    fn with(&self, f: impl FnOnce(&mut QueryAudit)) {
-        let mut r = self.record.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(q) = r.as_mut().and_then(|r| r.query.as_mut()) {
-            f(q);
-        }
-    }
-
-    /// The statement, once read.
-    pub fn set_sql(&self, sql: &str) {
-        self.with(|q| {
-            q.sql = sql.to_owned();
-            q.sql_sha256 = records::sql_sha256(sql);
-        });
-    }
-
-    /// What the plan reads.
-    pub fn set_reads(&self, tables: &[String], sources: &[String]) {
-        self.with(|q| {
-            q.tables = tables.to_vec();
-            q.sources = sources.to_vec();
-        });
-    }
-
-    /// Ends the record: `error` is the failure's code, `None` for success. Later calls do
-    /// nothing.
-    pub fn complete(&self, error: Option<Code>, rows: u64, bytes: u64) {
-        let taken = self
-            .record
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(mut r) = taken else { return };
-        r.outcome = error.map_or("ok", Code::as_str).to_owned();
-        if let Some(q) = r.query.as_mut() {
-            q.error_code = error.map(|c| c.as_str().to_owned());
-            q.rows = rows;
-            q.bytes = bytes;
-            q.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        }
-        self.log.record(r);
-    }
-}
-
-impl Drop for QueryAuditor {
-    fn drop(&mut self) {
-        // Never completed: the request was dropped (the client left before an answer).
-        self.complete(Some(Code::QueryCancelled), 0, 0);
+        QueryAuditor::start(
+            Arc::clone(&self.audit),
+            principal,
+            client,
+            query_id,
+            operation,
+        )
     }
 }
 

@@ -18,6 +18,7 @@
 //!
 //! The tools, resources and prompt are `server::SluiceMcp`.
 
+mod calls;
 mod server;
 mod sessions;
 mod tools;
