@@ -19,6 +19,7 @@
 //! The tools, resources and prompt are `server::SluiceMcp`.
 
 mod calls;
+mod results;
 mod server;
 mod sessions;
 mod tools;

@@ -17,7 +17,7 @@ use serde_json::json;
 use sluice_schemas::McpConfig;
 
 use super::Caller;
-use super::calls::{args, required, tool_error};
+use super::results::{args, required, tool_error};
 use super::tools::{self, NoArgs, QueryArgs};
 use crate::query::QueryService;
 
