@@ -5,10 +5,11 @@
 
 use std::net::SocketAddr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole config file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[server]`: where to listen and how bare table names resolve.
@@ -35,7 +36,7 @@ pub struct Config {
 }
 
 /// `[mcp]`: what `/mcp` accepts and how much a tool result may hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpConfig {
     /// `Host` values accepted besides loopback names and the listen address (DNS-rebinding
@@ -121,7 +122,7 @@ impl Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to bind, `127.0.0.1:8080` by default.
@@ -159,7 +160,7 @@ fn default_listen() -> SocketAddr {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `api_key` (default) or `none`.
@@ -196,7 +197,7 @@ fn default_key_sync_ms() -> u64 {
 }
 
 /// How clients authenticate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// `Authorization: Bearer <key>` or `X-API-Key: <key>` on every API route.
@@ -207,7 +208,7 @@ pub enum AuthMode {
 }
 
 /// `[metadata]`: where API keys, the audit log and usage live.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataConfig {
     /// PostgreSQL holding keys, audit log and usage (migrations applied at start).
@@ -242,7 +243,7 @@ fn default_metadata_pool_size() -> usize {
 }
 
 /// `[metadata.audit]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// What happens while the store cannot take records: `buffer` (default) keeps up to
@@ -283,7 +284,7 @@ fn default_audit_flush_ms() -> u64 {
 }
 
 /// What the audit log does while its store is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditPolicy {
     /// Hold records in memory up to the bound, then refuse new queries.
@@ -295,7 +296,7 @@ pub enum AuditPolicy {
 
 /// Rate and concurrency limits of one role (`[limits.reader]`, `[limits.admin]`); a key's own
 /// limits override them. Absent fields: no limit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleLimits {
     /// Requests per second (token bucket refill rate).
@@ -310,7 +311,7 @@ pub struct RoleLimits {
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Default and maximum wall time of one query.
@@ -375,7 +376,7 @@ fn default_max_request_bytes() -> u64 {
 }
 
 /// `[cache]`: the result cache. A capacity or TTL of 0 turns it off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Bytes of results kept (their Arrow IPC size).
@@ -418,8 +419,43 @@ fn default_cache_ttl_ms() -> u64 {
     60_000
 }
 
+/// Declares a source kind's config with the fields every kind has, written once here: its
+/// name, health checks, refreshes, fallback and cache.
+macro_rules! source_kind {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($body:tt)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            /// Catalog name in SQL: lower case letters, digits and `_`.
+            pub name: String,
+            $($body)*
+            /// How often the source is probed: a listing of its location (Parquet), or
+            /// `SELECT 1` (PostgreSQL; Snowflake, where it also keeps the session alive).
+            #[serde(default = "default_health_check_interval_ms")]
+            pub health_check_interval_ms: u64,
+            /// How often tables and columns are reloaded (new files, new tables, changed
+            /// schemas); 0 reloads only on `POST /v1/sources/{name}/refresh`.
+            #[serde(default = "default_refresh_interval_ms")]
+            pub refresh_interval_ms: u64,
+            /// A source holding the same tables (say a Parquet export of this database) that
+            /// serves this source's queries when every replica is down; responses say so in
+            /// `X-Sluice-Fallback`.
+            #[serde(default)]
+            pub fallback: Option<String>,
+            /// Whether results that read this source may be kept in the result cache (`false`
+            /// for a volatile source: every query reads it afresh).
+            #[serde(default = "yes")]
+            pub cache: bool,
+        }
+    };
+}
+
 /// One `[[sources]]` entry, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceConfig {
     /// Parquet files on local disk, S3 or Azure Blob Storage.
@@ -468,41 +504,25 @@ impl SourceConfig {
     }
 }
 
-/// `kind = "parquet"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParquetSourceConfig {
-    /// Catalog name.
-    pub name: String,
-    /// An object_store URL: `file:///...`, `s3://bucket/prefix/`, `az://container/prefix/`,
-    /// or a plain local path.
-    pub location: String,
-    /// Object-store options (endpoint, region, credentials, `allow_http`).
-    #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
-    /// Schema the tables appear in (`public` by default).
-    #[serde(default = "default_schema_name")]
-    pub schema: String,
-    /// Tables; when empty, every `*.parquet` file and every folder directly under `location`
-    /// becomes a table named after it.
-    #[serde(default)]
-    pub tables: Vec<TableConfig>,
-    /// How often the source is probed (a list of its location).
-    #[serde(default = "default_health_check_interval_ms")]
-    pub health_check_interval_ms: u64,
-    /// How often the tables are reloaded (new files, new tables, changed schemas); 0 reloads
-    /// only on `POST /v1/sources/{name}/refresh`.
-    #[serde(default = "default_refresh_interval_ms")]
-    pub refresh_interval_ms: u64,
-    /// A source holding the same tables (say a Parquet export of this database) that serves
-    /// this source's queries when every replica is down; responses say so in
-    /// `X-Sluice-Fallback`.
-    #[serde(default)]
-    pub fallback: Option<String>,
-    /// Whether results that read this source may be kept in the result cache (`false` for a
-    /// volatile source: every query reads it afresh).
-    #[serde(default = "yes")]
-    pub cache: bool,
+source_kind! {
+    /// `kind = "parquet"`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ParquetSourceConfig {
+        /// An object_store URL: `file:///...`, `s3://bucket/prefix/`, `az://container/prefix/`,
+        /// or a plain local path.
+        pub location: String,
+        /// Object-store options (endpoint, region, credentials, `allow_http`).
+        #[serde(default)]
+        pub options: std::collections::BTreeMap<String, String>,
+        /// Schema the tables appear in (`public` by default).
+        #[serde(default = "default_schema_name")]
+        pub schema: String,
+        /// Tables; when empty, every `*.parquet` file and every folder directly under `location`
+        /// becomes a table named after it.
+        #[serde(default)]
+        pub tables: Vec<TableConfig>,
+    }
 }
 
 fn default_health_check_interval_ms() -> u64 {
@@ -520,7 +540,7 @@ pub fn default_schema_name() -> String {
 }
 
 /// One table of an object-store source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
     /// Table name in SQL.
@@ -529,60 +549,45 @@ pub struct TableConfig {
     pub path: String,
 }
 
-/// `kind = "postgres"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSourceConfig {
-    /// Catalog name.
-    pub name: String,
-    /// Connection URLs of one logical database: replicas holding the same data. Each statement
-    /// runs on the best healthy one; statements fail over between them.
-    pub replicas: Vec<String>,
-    /// Environment variable holding the password, so that it never sits in a URL; it
-    /// applies to every replica (over a password a URL may carry).
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Statements in flight against this source at once: the pool size of each replica.
-    #[serde(default = "default_source_concurrency")]
-    pub max_concurrency: u32,
-    /// Statements that may wait for a slot when all `max_concurrency` are busy; more are
-    /// refused at once with `429 too_many_queries`.
-    #[serde(default = "default_max_queued")]
-    pub max_queued: u32,
-    /// How long a statement waits for a slot before `503 source_unavailable`.
-    #[serde(default = "default_queue_timeout_ms")]
-    pub queue_timeout_ms: u64,
-    /// How long opening a connection may take.
-    #[serde(default = "default_pg_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// How long a statement waits for a free pooled connection before `source_unavailable`.
-    #[serde(default = "default_pg_wait_timeout_ms")]
-    pub pool_wait_timeout_ms: u64,
-    /// Schemas to expose; empty: every schema the login can read (system schemas excluded).
-    #[serde(default)]
-    pub schemas: Vec<String>,
-    /// How often the source is probed (`SELECT 1`).
-    #[serde(default = "default_health_check_interval_ms")]
-    pub health_check_interval_ms: u64,
-    /// How often tables and columns are re-read from the catalog; 0: only on demand.
-    #[serde(default = "default_refresh_interval_ms")]
-    pub refresh_interval_ms: u64,
-    /// How much of a query this source is sent.
-    #[serde(default)]
-    pub pushdown: Pushdown,
-    /// A source holding the same tables (say a Parquet export of this database) that serves
-    /// this source's queries when every replica is down; responses say so in
-    /// `X-Sluice-Fallback`.
-    #[serde(default)]
-    pub fallback: Option<String>,
-    /// Whether results that read this source may be kept in the result cache (`false` for a
-    /// volatile source: every query reads it afresh).
-    #[serde(default = "yes")]
-    pub cache: bool,
+source_kind! {
+    /// `kind = "postgres"`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct PostgresSourceConfig {
+        /// Connection URLs of one logical database: replicas holding the same data. Each statement
+        /// runs on the best healthy one; statements fail over between them.
+        pub replicas: Vec<String>,
+        /// Environment variable holding the password, so that it never sits in a URL; it
+        /// applies to every replica (over a password a URL may carry).
+        #[serde(default)]
+        pub password_env: Option<String>,
+        /// Statements in flight against this source at once: the pool size of each replica.
+        #[serde(default = "default_source_concurrency")]
+        pub max_concurrency: u32,
+        /// Statements that may wait for a slot when all `max_concurrency` are busy; more are
+        /// refused at once with `429 too_many_queries`.
+        #[serde(default = "default_max_queued")]
+        pub max_queued: u32,
+        /// How long a statement waits for a slot before `503 source_unavailable`.
+        #[serde(default = "default_queue_timeout_ms")]
+        pub queue_timeout_ms: u64,
+        /// How long opening a connection may take.
+        #[serde(default = "default_pg_connect_timeout_ms")]
+        pub connect_timeout_ms: u64,
+        /// How long a statement waits for a free pooled connection before `source_unavailable`.
+        #[serde(default = "default_pg_wait_timeout_ms")]
+        pub pool_wait_timeout_ms: u64,
+        /// Schemas to expose; empty: every schema the login can read (system schemas excluded).
+        #[serde(default)]
+        pub schemas: Vec<String>,
+        /// How much of a query this source is sent.
+        #[serde(default)]
+        pub pushdown: Pushdown,
+    }
 }
 
 /// How much of a query a remote source is sent (`pushdown` in a source's config).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pushdown {
     /// The largest subtrees the source computes exactly as DataFusion: joins, aggregates,
@@ -615,73 +620,58 @@ fn default_pg_wait_timeout_ms() -> u64 {
     5_000
 }
 
-/// `kind = "snowflake"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnowflakeSourceConfig {
-    /// Catalog name.
-    pub name: String,
-    /// Account identifier, `org-account`.
-    pub account: String,
-    /// Base URL; defaults to the account's public endpoint.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Login name.
-    pub user: String,
-    /// How to log in.
-    pub auth: SnowflakeAuth,
-    /// Warehouse to run in.
-    #[serde(default)]
-    pub warehouse: Option<String>,
-    /// Database whose schemas become this catalog's schemas.
-    #[serde(default)]
-    pub database: Option<String>,
-    /// Role to assume.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// The session's current schema (what unqualified names in the session resolve to).
-    #[serde(default)]
-    pub schema: Option<String>,
-    /// Statements in flight against this source at once; more wait their turn
-    /// (warehouse protection).
-    #[serde(default = "default_source_concurrency")]
-    pub max_concurrency: u32,
-    /// Statements that may wait for a slot when all `max_concurrency` are busy; more are
-    /// refused at once with `429 too_many_queries`.
-    #[serde(default = "default_max_queued")]
-    pub max_queued: u32,
-    /// How long a statement waits for a slot before `503 source_unavailable`.
-    #[serde(default = "default_queue_timeout_ms")]
-    pub queue_timeout_ms: u64,
-    /// Schemas to expose (as Snowflake spells them); empty: every schema of `database`
-    /// except `INFORMATION_SCHEMA`.
-    #[serde(default)]
-    pub schemas: Vec<String>,
-    /// How much of a query this source is sent.
-    #[serde(default)]
-    pub pushdown: Pushdown,
-    /// Result chunks fetched at once for one statement: the memory a large result holds is
-    /// about this many chunks.
-    #[serde(default = "default_snowflake_prefetch")]
-    pub prefetch_chunks: u32,
-    /// Bound on one HTTP request that is not a running statement (login, a chunk, abort).
-    #[serde(default = "default_snowflake_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    /// How often the source is probed (`SELECT 1`, which also keeps the session alive).
-    #[serde(default = "default_health_check_interval_ms")]
-    pub health_check_interval_ms: u64,
-    /// How often tables and columns are re-read from `information_schema`; 0: only on demand.
-    #[serde(default = "default_refresh_interval_ms")]
-    pub refresh_interval_ms: u64,
-    /// A source holding the same tables (say a Parquet export of this database) that serves
-    /// this source's queries when every replica is down; responses say so in
-    /// `X-Sluice-Fallback`.
-    #[serde(default)]
-    pub fallback: Option<String>,
-    /// Whether results that read this source may be kept in the result cache (`false` for a
-    /// volatile source: every query reads it afresh).
-    #[serde(default = "yes")]
-    pub cache: bool,
+source_kind! {
+    /// `kind = "snowflake"`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct SnowflakeSourceConfig {
+        /// Account identifier, `org-account`.
+        pub account: String,
+        /// Base URL; defaults to the account's public endpoint.
+        #[serde(default)]
+        pub url: Option<String>,
+        /// Login name.
+        pub user: String,
+        /// How to log in.
+        pub auth: SnowflakeAuth,
+        /// Warehouse to run in.
+        #[serde(default)]
+        pub warehouse: Option<String>,
+        /// Database whose schemas become this catalog's schemas.
+        #[serde(default)]
+        pub database: Option<String>,
+        /// Role to assume.
+        #[serde(default)]
+        pub role: Option<String>,
+        /// The session's current schema (what unqualified names in the session resolve to).
+        #[serde(default)]
+        pub schema: Option<String>,
+        /// Statements in flight against this source at once; more wait their turn
+        /// (warehouse protection).
+        #[serde(default = "default_source_concurrency")]
+        pub max_concurrency: u32,
+        /// Statements that may wait for a slot when all `max_concurrency` are busy; more are
+        /// refused at once with `429 too_many_queries`.
+        #[serde(default = "default_max_queued")]
+        pub max_queued: u32,
+        /// How long a statement waits for a slot before `503 source_unavailable`.
+        #[serde(default = "default_queue_timeout_ms")]
+        pub queue_timeout_ms: u64,
+        /// Schemas to expose (as Snowflake spells them); empty: every schema of `database`
+        /// except `INFORMATION_SCHEMA`.
+        #[serde(default)]
+        pub schemas: Vec<String>,
+        /// How much of a query this source is sent.
+        #[serde(default)]
+        pub pushdown: Pushdown,
+        /// Result chunks fetched at once for one statement: the memory a large result holds is
+        /// about this many chunks.
+        #[serde(default = "default_snowflake_prefetch")]
+        pub prefetch_chunks: u32,
+        /// Bound on one HTTP request that is not a running statement (login, a chunk, abort).
+        #[serde(default = "default_snowflake_request_timeout_ms")]
+        pub request_timeout_ms: u64,
+    }
 }
 
 fn default_snowflake_prefetch() -> u32 {
@@ -693,7 +683,7 @@ fn default_snowflake_request_timeout_ms() -> u64 {
 }
 
 /// Snowflake credentials; secrets come from files or the environment, never the config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SnowflakeAuth {
     /// Key-pair (JWT) login.

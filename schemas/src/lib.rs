@@ -15,6 +15,7 @@ pub mod api;
 mod config;
 mod error;
 pub mod loader;
+pub mod reference;
 
 pub use config::{
     AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, McpConfig,
