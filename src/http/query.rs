@@ -59,7 +59,7 @@ use crate::web::{client, read_body};
         (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
         (status = 501, description = "`unsupported`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `memory_exhausted` (the server's memory pool), `shutting_down`, `metadata_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -196,7 +196,7 @@ fn respond(started: Started<Bytes>, format: Format, request: &HeaderMap) -> Http
         (status = 501, description = "`unsupported`", body = ErrorBody),
         (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `shutting_down`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `memory_exhausted`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -233,7 +233,7 @@ pub async fn result(
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`data_error`: constant folding met bad data", body = ErrorBody),
         (status = 501, description = "`unsupported`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `memory_exhausted`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]

@@ -74,53 +74,44 @@ impl QueryService {
         max_rows: Option<u64>,
         deadline: Deadline,
     ) -> Result<(PlannedQuery, Option<Fallback>)> {
-        self.plan_inner(planner, entry, request, max_rows, deadline)
-            .await
-            .inspect_err(|e| entry.fail(e))
-    }
-
-    async fn plan_inner(
-        &self,
-        planner: &Planner,
-        entry: &QueryEntry,
-        request: &QueryRequest,
-        max_rows: Option<u64>,
-        deadline: Deadline,
-    ) -> Result<(PlannedQuery, Option<Fallback>)> {
-        let (name, reason) = match self
-            .plan_once(planner, None, entry, request, max_rows, deadline)
-            .await?
-        {
-            Ok(planned) => return Ok((planned, None)),
-            Err(PlanError::SourceUnavailable { name, reason }) => (name, reason),
-            Err(e) => return Err(ApiError::from_plan(e, &entry.id)),
+        let planned = async {
+            let (name, reason) = match self
+                .plan_once(planner, None, entry, request, max_rows, deadline)
+                .await?
+            {
+                Ok(planned) => return Ok((planned, None)),
+                Err(PlanError::SourceUnavailable { name, reason }) => (name, reason),
+                Err(e) => return Err(ApiError::from_plan(e, &entry.id)),
+            };
+            // A source that is down (its tables never loaded, or every replica of an object store
+            // is open) with a fallback: the fallback's tables stand in.
+            let route = self.router.route(&name).filter(|r| r.all_down());
+            let Some(serving) = route.as_ref().and_then(|r| r.fallback.clone()) else {
+                let err =
+                    ApiError::from_plan(PlanError::SourceUnavailable { name, reason }, &entry.id);
+                // Retry when a replica's cool-down ends.
+                return Err(match route {
+                    Some(r) => err.with_retry_after(r.retry_after()),
+                    None => err,
+                });
+            };
+            let fallback = Fallback::new(planner, name, serving);
+            match self
+                .plan_once(
+                    &fallback.planner,
+                    Some(&fallback.source),
+                    entry,
+                    request,
+                    max_rows,
+                    deadline,
+                )
+                .await?
+            {
+                Ok(planned) => Ok((planned, Some(fallback))),
+                Err(e) => Err(ApiError::from_plan(e, &entry.id)),
+            }
         };
-        // A source that is down (its tables never loaded, or every replica of an object store
-        // is open) with a fallback: the fallback's tables stand in.
-        let route = self.router.route(&name).filter(|r| r.all_down());
-        let Some(serving) = route.as_ref().and_then(|r| r.fallback.clone()) else {
-            let err = ApiError::from_plan(PlanError::SourceUnavailable { name, reason }, &entry.id);
-            // Retry when a replica's cool-down ends.
-            return Err(match route {
-                Some(r) => err.with_retry_after(r.retry_after()),
-                None => err,
-            });
-        };
-        let fallback = Fallback::new(planner, name, serving);
-        match self
-            .plan_once(
-                &fallback.planner,
-                Some(&fallback.source),
-                entry,
-                request,
-                max_rows,
-                deadline,
-            )
-            .await?
-        {
-            Ok(planned) => Ok((planned, Some(fallback))),
-            Err(e) => Err(ApiError::from_plan(e, &entry.id)),
-        }
+        planned.await.inspect_err(|e| entry.fail(e))
     }
 
     /// One planning attempt: `Err` for what stops the request (timeout, cancel, panic),
