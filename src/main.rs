@@ -233,6 +233,12 @@ fn serve(
         let app = Application::build(config, handle).await?;
         match app.admin_key() {
             Some(key) => println!("sluice ready: url={} api_key={key}", app.url()),
+            None if app.authenticates() => {
+                println!(
+                    "sluice ready: url={} (keys in the configured store)",
+                    app.url()
+                );
+            }
             None => println!("sluice ready: url={} (authentication off)", app.url()),
         }
         app.run().await.map_err(|e| sluice::StartupError::Bind {

@@ -161,9 +161,14 @@ impl Application {
         format!("http://{}", self.addr)
     }
 
-    /// The admin key minted at start, if auth is on.
+    /// The admin key minted at start (auth on and the key store was empty).
     pub fn admin_key(&self) -> Option<&str> {
         self.admin_key.as_deref()
+    }
+
+    /// Whether callers need a key (`auth.mode = "api_key"`).
+    pub fn authenticates(&self) -> bool {
+        self.service.authenticates()
     }
 
     /// A handle to stop the server.

@@ -216,7 +216,7 @@ pub struct MetadataConfig {
     pub postgres_url: Option<String>,
     /// Without `postgres_url`: the folder holding `keys.json` (mode 0600), `audit.jsonl` and
     /// `usage.json`. Absent too: keys live only in this process and audit records only in the
-    /// log (what `sluice serve` with no config uses is `.sluice/`).
+    /// log (as in the embedded default, which mints a fresh admin key on every start).
     #[serde(default)]
     pub data_dir: Option<std::path::PathBuf>,
     /// Connections to the metadata PostgreSQL.

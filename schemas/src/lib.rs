@@ -1,6 +1,6 @@
 //! Sluice's config and API types.
 //!
-//! The config is one TOML file (see the README's config reference). [`loader::parse`] and
+//! The config is one TOML file (the reference, generated from these types: `docs/configuration.md`). [`loader::parse`] and
 //! [`loader::load_file`] expand `${VAR}`, apply `SLUICE_SECTION__KEY` overrides, reject
 //! unknown keys and return every problem at once as [`ConfigErrors`].
 //!

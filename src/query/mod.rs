@@ -257,6 +257,11 @@ impl QueryService {
         self.governance.audit.pending()
     }
 
+    /// Whether callers need a key (`auth.mode = "api_key"`).
+    pub fn authenticates(&self) -> bool {
+        self.auth_required
+    }
+
     /// Who presents `secret` (everyone is an anonymous admin when authentication is off).
     ///
     /// # Errors
