@@ -175,16 +175,20 @@ def made_up_keys(binary: str, n: int, clients: int) -> list[str]:
             out.append((status, (time.perf_counter() - t) * 1000.0))
         return out
 
-    real_ms = []
+    real_ms, real_bad = [], {}
     stop = False
 
     def steady():
+        # A dashboard's pace (50 queries a second), under the reader role's default rate.
         c = server.conn()
         while not stop:
             t = time.perf_counter()
             status, _, _ = server.request(c, "POST", "/v1/query", real, {"sql": "SELECT count(*) FROM nation"})
-            assert status == 200
-            real_ms.append((time.perf_counter() - t) * 1000.0)
+            if status == 200:
+                real_ms.append((time.perf_counter() - t) * 1000.0)
+            else:
+                real_bad[status] = real_bad.get(status, 0) + 1
+            time.sleep(0.02)
 
     with concurrent.futures.ThreadPoolExecutor(clients + 1) as pool:
         steady_f = pool.submit(steady)
@@ -201,7 +205,8 @@ def made_up_keys(binary: str, n: int, clients: int) -> list[str]:
             f"{n:,} requests with well-formed keys that do not exist, {clients} clients: all 401, "
             f"{n / took:,.0f} refused per second, refusal p50 {pct(ms, .5):.1f} ms, p99 {pct(ms, .99):.1f} ms; "
             f"**{lookups:.0f} store lookups** (one per 100 ms at most, the ids of each batch in one statement). "
-            f"A real key meanwhile: {len(real_ms)} queries, p50 {pct(real_ms, .5):.2f} ms, p99 {pct(real_ms, .99):.2f} ms.\n"]
+            f"A real key meanwhile, 50 queries a second: {len(real_ms)} answered, p50 {pct(real_ms, .5):.2f} ms, "
+            f"p99 {pct(real_ms, .99):.2f} ms, refused {json.dumps(real_bad)}.\n"]
 
 
 def main() -> None:
