@@ -101,12 +101,22 @@ fn paths_after(text: &str, prefix: &str) -> Vec<(usize, String)> {
                 Some(group) => {
                     let group = &group[..group.find('}').unwrap_or(group.len())];
                     for item in group.split(',') {
-                        let item = item.trim();
-                        let n = ident_len(item);
-                        if n > 0 && &item[..n] != "self" {
-                            out.push((offset + at, format!("{path}::{}", &item[..n])));
-                        } else {
-                            out.push((offset + at, path.trim_end_matches("::").to_owned()));
+                        // `b`, `c::d`, `e as f`, `self`: the item's own path, under `path`.
+                        let item: Vec<&str> = item
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .split("::")
+                            .take_while(|p| !p.is_empty() && ident_len(p) == p.len())
+                            .filter(|p| *p != "self")
+                            .collect();
+                        let full: Vec<&str> = path
+                            .split("::")
+                            .filter(|p| !p.is_empty())
+                            .chain(item)
+                            .collect();
+                        if !full.is_empty() {
+                            out.push((offset + at, full.join("::")));
                         }
                     }
                 }
@@ -140,6 +150,16 @@ fn imports(modules: &BTreeMap<String, PathBuf>) -> BTreeMap<String, BTreeSet<Str
             .into_iter()
             .map(|(_, p)| p)
             .collect();
+        // `self::` is relative to the module itself.
+        for (_, path) in paths_after(text, "self::") {
+            named.push(
+                own.iter()
+                    .copied()
+                    .chain([path.as_str()])
+                    .collect::<Vec<_>>()
+                    .join("::"),
+            );
+        }
         // `super::` is relative to the module's parent (a `mod.rs` is its own folder).
         for (at, path) in paths_after(text, "super::") {
             let mut ups = 1;
@@ -275,11 +295,14 @@ fn the_query_service_names_no_http_type() {
 
 #[test]
 fn the_reader_resolves_groups_and_super() {
-    let found: Vec<String> = paths_after("use crate::a::{b, c::d};\nx(super::e::F)", "crate::")
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    assert_eq!(found, ["a::b", "a::c"]);
+    let found: Vec<String> = paths_after(
+        "use crate::a::{b, c::d};\nuse crate::{http::X, query::Y};\nx(super::e::F)",
+        "crate::",
+    )
+    .into_iter()
+    .map(|(_, p)| p)
+    .collect();
+    assert_eq!(found, ["a::b", "a::c::d", "http::X", "query::Y"]);
     let mut graph = BTreeMap::new();
     graph.insert("a".to_owned(), BTreeSet::from(["b".to_owned()]));
     graph.insert("b".to_owned(), BTreeSet::from(["a".to_owned()]));

@@ -23,8 +23,8 @@ pub const PANICS_TOTAL: &str = "sluice_panics_total";
 pub const RATE_LIMITED_TOTAL: &str = "sluice_rate_limited_total";
 /// Counter of authentication attempts; label `outcome` (`ok`, `unknown_key`, `revoked`, ...).
 pub const AUTH_TOTAL: &str = "sluice_auth_attempts_total";
-/// Counter of lookups of keys this server does not hold; label `outcome` (`found`, `absent`,
-/// `cached_absent`, `unavailable`).
+/// Counter of lookups of keys this server does not hold (or holds an older copy of); label
+/// `outcome` (`found`, `absent`, `unavailable`).
 pub const KEY_LOOKUPS_TOTAL: &str = "sluice_key_lookups_total";
 /// Counter of statements the key lookups sent the metadata store (one per batch).
 pub const KEY_LOOKUP_STATEMENTS_TOTAL: &str = "sluice_key_lookup_statements_total";

@@ -116,18 +116,26 @@ struct Queue {
     capacity: usize,
     /// Records accepted and not yet written.
     pending: Arc<AtomicU64>,
+    /// Whether authentication records are being kept out (said once per episode).
+    holding_off: Arc<AtomicBool>,
 }
 
 impl Queue {
     fn push(&self, r: AuditRecord) {
         log_line(&r);
         let pending = usize::try_from(self.pending.load(Ordering::Acquire)).unwrap_or(usize::MAX);
-        // Authentication records keep off the second half of the buffer: the room queries
-        // need is never taken by them.
-        if r.kind == AuditKind::Auth && pending >= self.capacity / 2 {
+        // Authentication records keep off the second half of the buffer (give or take the
+        // records being pushed at this instant): the room queries need is never theirs.
+        let half_full = pending.saturating_mul(2) >= self.capacity;
+        if r.kind == AuditKind::Auth && half_full {
             metrics::counter!(crate::metrics::AUDIT_DROPPED_TOTAL).increment(1);
-            warn!(target: "sluice::audit", id = %r.id, "Audit buffer half full: this authentication record is only in the log.");
+            if !self.holding_off.swap(true, Ordering::AcqRel) {
+                warn!(target: "sluice::audit", "Audit buffer half full: authentication records are only in the log until it drains.");
+            }
             return;
+        }
+        if !half_full {
+            self.holding_off.store(false, Ordering::Release);
         }
         self.pending.fetch_add(1, Ordering::AcqRel);
         metrics::gauge!(crate::metrics::AUDIT_PENDING).increment(1.0);
@@ -184,18 +192,22 @@ impl AuditLog {
             Arc::clone(&pending),
         ));
         let failures = Arc::new(Mutex::new(Failures::default()));
+        let queue = Queue {
+            tx,
+            capacity: config.buffer_records,
+            pending,
+            holding_off: Arc::default(),
+        };
+        // Holds the sender weakly: the writer ends when the log is dropped.
         runtime.spawn(record_failures(
             Arc::downgrade(&failures),
-            tx.downgrade(),
-            config.buffer_records,
-            Arc::clone(&pending),
+            queue.tx.downgrade(),
+            queue.capacity,
+            Arc::clone(&queue.pending),
+            Arc::clone(&queue.holding_off),
         ));
         Self {
-            queue: Queue {
-                tx,
-                capacity: config.buffer_records,
-                pending,
-            },
+            queue,
             policy: config.policy,
             healthy,
             failures,
@@ -293,6 +305,7 @@ async fn record_failures(
     tx: mpsc::WeakSender<Msg>,
     capacity: usize,
     pending: Arc<AtomicU64>,
+    holding_off: Arc<AtomicBool>,
 ) {
     let mut tick = tokio::time::interval(AUTH_FAILURE_WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -310,6 +323,7 @@ async fn record_failures(
             tx,
             capacity,
             pending: Arc::clone(&pending),
+            holding_off: Arc::clone(&holding_off),
         };
         for r in records {
             queue.push(r);
@@ -496,6 +510,7 @@ mod tests {
             tx,
             capacity: 10,
             pending: Arc::default(),
+            holding_off: Arc::default(),
         };
         for _ in 0..10 {
             queue.push(AuditRecord::new(AuditKind::Auth, None, "ok"));

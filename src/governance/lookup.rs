@@ -27,6 +27,9 @@ pub const ABSENT_FOR: Duration = Duration::from_secs(10);
 const ABSENT_IDS: usize = 16_384;
 /// Ids waiting for the next statement; past it, more are refused as unavailable (retry).
 const PENDING_IDS: usize = 4_096;
+/// How long a lookup may wait for its statement's answer before the key is refused as
+/// unavailable (the store's own pool and connect bounds are 5 s each).
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
 /// What the store said of one id.
 #[derive(Debug, Clone)]
@@ -106,8 +109,6 @@ impl Lookups {
     /// The store failed, or too many ids are waiting.
     pub async fn find(&self, id: &str) -> Result<Found, LookupError> {
         if self.known_absent(id) {
-            metrics::counter!(crate::metrics::KEY_LOOKUPS_TOTAL, "outcome" => "cached_absent")
-                .increment(1);
             return Ok(Found::Absent);
         }
         let mut done = {
@@ -119,9 +120,10 @@ impl Lookups {
             pending.done.subscribe()
         };
         self.wake.notify_one();
-        let answer = done
-            .wait_for(Option::is_some)
+        // Bounded: were the lookup task gone, a caller must hear so rather than wait forever.
+        let answer = tokio::time::timeout(ANSWER_WITHIN, done.wait_for(Option::is_some))
             .await
+            .map_err(|_| StoreError::Unavailable("no key lookup answered in time".to_owned()))?
             .map_err(|_| StoreError::Unavailable("the key lookup task stopped".to_owned()))?
             .clone();
         match answer {

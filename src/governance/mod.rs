@@ -137,12 +137,19 @@ impl Governance {
             .cloned()
     }
 
+    /// Keeps `record` as this server's copy of its key, unless the copy held is revoked and
+    /// `record` is not: a lookup that read the key before a revocation and answered after it
+    /// never undoes it (the next sync brings whatever the store holds).
     fn remember(&self, record: KeyRecord) -> Arc<KeyEntry> {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = keys.get(&record.id)
+            && held.record.revoked_at.is_some()
+            && record.revoked_at.is_none()
+        {
+            return Arc::clone(held);
+        }
         let entry = Arc::new(KeyEntry::new(record));
-        self.keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(entry.record.id.clone(), Arc::clone(&entry));
+        keys.insert(entry.record.id.clone(), Arc::clone(&entry));
         entry
     }
 
@@ -382,4 +389,29 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn MetadataStore>, Store
         Some(dir) => Arc::new(store::local::LocalStore::open(dir)?),
         None => Arc::new(store::local::LocalStore::memory()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stale_lookup_never_undoes_a_revocation() {
+        let gov = Governance::start(&Config::default(), &tokio::runtime::Handle::current())
+            .await
+            .unwrap();
+        let (record, secret) = gov.create_key(NewKey::admin("a")).await.unwrap();
+        let secret = secret.expose_secret().to_owned();
+        let client = Client::default();
+        assert!(gov.authenticate(Some(&secret), &client).await.is_ok());
+        gov.revoke(&record.id).await.unwrap();
+        // A lookup that read the key before the revocation answers after it.
+        gov.remember(record);
+        let refused = gov
+            .authenticate(Some(&secret), &client)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.code, crate::error::Code::Unauthenticated);
+    }
 }

@@ -1,4 +1,5 @@
-//! Reading a query request body: JSON, or bare SQL as `text/plain` / `application/sql`.
+//! Request and response bodies: a query request as JSON or bare SQL (`text/plain`,
+//! `application/sql`), and the binary result bodies the API description names.
 
 use actix_web::HttpRequest;
 use actix_web::http::header::CONTENT_TYPE;
@@ -6,6 +7,11 @@ use bytes::Bytes;
 use sluice_schemas::api::QueryRequest;
 
 use crate::error::ApiError;
+
+/// A binary body (Arrow IPC, Parquet), as the API description names it.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(#[allow(dead_code, reason = "only described, never built")] Vec<u8>);
 
 /// Parses the body by its `Content-Type` (JSON when absent; sniffed for form-encoded, which
 /// is what `curl -d` sends by default).

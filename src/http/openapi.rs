@@ -5,14 +5,9 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::{docs, health, keys, queries, query, sources, tables};
-
-/// A binary body (Arrow IPC, Parquet).
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct Binary(#[allow(dead_code, reason = "only described, never built")] Vec<u8>);
 
 /// The API description.
 #[derive(OpenApi)]

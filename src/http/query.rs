@@ -9,8 +9,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use sluice_schemas::api::{ErrorBody, ExplainResponse, Operation, QueryRequest, QueryResult};
 
-use super::openapi::Binary;
-use super::{QueryId, body};
+use super::QueryId;
+use super::body::{self, Binary};
 use crate::error::{ApiError, Result};
 use crate::format::{BatchEncoder, Format};
 use crate::governance::Principal;

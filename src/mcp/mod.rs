@@ -51,6 +51,8 @@ const SESSION_HEADER: &str = "mcp-session-id";
 pub struct Mcp {
     query: Arc<QueryService>,
     service: StreamableHttpService<server::SluiceMcp, LocalSessionManager>,
+    /// The SDK's sessions, asked whether one still exists.
+    manager: Arc<LocalSessionManager>,
     sessions: Arc<Sessions>,
     max_body: u64,
 }
@@ -107,29 +109,41 @@ impl Mcp {
             config.max_sessions,
             idle,
         ));
-        actix_web::rt::spawn(expire_sessions(Arc::clone(&sessions), manager, cancel));
+        actix_web::rt::spawn(expire_sessions(
+            Arc::downgrade(&sessions),
+            Arc::downgrade(&manager),
+            cancel,
+        ));
         Self {
             max_body: query.limits().max_request_bytes,
             query,
             service,
+            manager,
             sessions,
         }
     }
 }
 
-/// Closes sessions unused for the idle timeout, until the server stops.
+/// Closes sessions unused for the idle timeout, until the server stops (or the endpoint is
+/// gone).
 async fn expire_sessions(
-    sessions: Arc<Sessions>,
-    manager: Arc<LocalSessionManager>,
+    sessions: std::sync::Weak<Sessions>,
+    manager: std::sync::Weak<LocalSessionManager>,
     closing: tokio_util::sync::CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(sessions.sweep_every());
+    let Some(every) = sessions.upgrade().map(|s| s.sweep_every()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = closing.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let (Some(sessions), Some(manager)) = (sessions.upgrade(), manager.upgrade()) else {
+            return;
+        };
         for id in sessions.expire() {
             let _ = manager.close_session(&Arc::from(id.as_str())).await;
         }
@@ -268,29 +282,48 @@ async fn handle(req: HttpRequest, payload: web::Payload, mcp: web::Data<Mcp>) ->
         Err(e) => return e.error_response(),
     };
     let mut service = mcp.service.clone();
-    let response = match tower_service::Service::call(&mut service, request).await {
-        Ok(r) => r,
-        Err(never) => match never {},
+    let call = async move {
+        match tower_service::Service::call(&mut service, request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
     };
-    let status = response.status();
-    match (
-        &session,
-        response.headers().get(SESSION_HEADER),
-        reservation,
-    ) {
-        // The handshake opened a session: it is this key's.
-        (None, Some(id), Some(reservation)) if status.is_success() => {
-            if let Ok(id) = id.to_str() {
-                reservation.open(id.to_owned());
+    let response = match reservation {
+        // A handshake runs to its end in a task of its own, even if the client leaves: a
+        // session the SDK opens is always registered to its key and counted.
+        Some(reservation) => {
+            let handshake = actix_web::rt::spawn(async move {
+                let response = call.await;
+                let opened = response
+                    .headers()
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                if let Some(id) = opened.filter(|_| response.status().is_success()) {
+                    reservation.open(id.to_owned());
+                }
+                response
+            });
+            match handshake.await {
+                Ok(r) => r,
+                Err(e) => return ApiError::internal(None, &e).error_response(),
             }
         }
-        (Some(id), _, _)
-            if status == http::StatusCode::NOT_FOUND
-                || (req.method() == actix_web::http::Method::DELETE && status.is_success()) =>
-        {
+        None => call.await,
+    };
+    if let Some(id) = &session {
+        let ended = (req.method() == actix_web::http::Method::DELETE
+            && response.status().is_success())
+            || (response.status() == http::StatusCode::NOT_FOUND
+                && !mcp
+                    .manager
+                    .has_session(&Arc::from(id.as_str()))
+                    .await
+                    .unwrap_or(false));
+        // A 404 for a method the SDK does not know is not the end of the session: only the
+        // SDK's own word that it is gone is.
+        if ended {
             mcp.sessions.forget(id);
         }
-        _ => {}
     }
     let deleted = req.method() == actix_web::http::Method::DELETE;
     to_actix(response, deleted).await

@@ -5,7 +5,7 @@
 //! owner.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -52,13 +52,13 @@ pub struct Sessions {
 }
 
 /// A session slot taken before the handshake runs; given back if it never opens a session.
-pub struct Reservation<'a> {
-    sessions: &'a Sessions,
+pub struct Reservation {
+    sessions: Arc<Sessions>,
     owner: Owner,
     kept: bool,
 }
 
-impl Reservation<'_> {
+impl Reservation {
     /// The handshake opened session `id`: it is the owner's from now on.
     pub fn open(mut self, id: String) {
         self.kept = true;
@@ -73,7 +73,7 @@ impl Reservation<'_> {
     }
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.kept {
             self.sessions.lock().release(&self.owner);
@@ -96,14 +96,16 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot for a new session of `owner`.
+    /// A slot for a new session of `owner`. The per-key cap applies to keys; with
+    /// authentication off every client is the same (anonymous) owner, bounded by the server's
+    /// cap only.
     ///
     /// # Errors
     /// `too_many_sessions` past the key's cap or the server's (with `Retry-After`).
-    pub fn reserve(&self, owner: &Owner) -> Result<Reservation<'_>, ApiError> {
+    pub fn reserve(self: &Arc<Self>, owner: &Owner) -> Result<Reservation, ApiError> {
         let mut inner = self.lock();
         let mine = inner.per_owner.get(owner).copied().unwrap_or(0);
-        if mine >= self.per_key {
+        if owner.is_some() && mine >= self.per_key {
             metrics::counter!(crate::metrics::MCP_SESSIONS_REFUSED_TOTAL, "reason" => "key")
                 .increment(1);
             return Err(ApiError::new(
@@ -130,7 +132,7 @@ impl Sessions {
         inner.total += 1;
         *inner.per_owner.entry(owner.clone()).or_default() += 1;
         Ok(Reservation {
-            sessions: self,
+            sessions: Arc::clone(self),
             owner: owner.clone(),
             kept: false,
         })
@@ -194,9 +196,13 @@ mod tests {
         Some(k.to_owned())
     }
 
+    fn sessions(per_key: usize, max: usize) -> Arc<Sessions> {
+        Arc::new(Sessions::new(per_key, max, Duration::from_secs(60)))
+    }
+
     #[test]
     fn caps_per_key_and_in_all() {
-        let s = Sessions::new(2, 3, Duration::from_secs(60));
+        let s = sessions(2, 3);
         s.reserve(&key("a")).unwrap().open("a1".into());
         s.reserve(&key("a")).unwrap().open("a2".into());
         let refused = s.reserve(&key("a")).err().unwrap();
@@ -211,8 +217,17 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_clients_share_only_the_servers_cap() {
+        let s = sessions(1, 3);
+        for i in 0..3 {
+            s.reserve(&None).unwrap().open(format!("anon{i}"));
+        }
+        assert!(s.reserve(&None).is_err(), "the server's cap");
+    }
+
+    #[test]
     fn a_session_is_its_owners_only() {
-        let s = Sessions::new(4, 8, Duration::from_secs(60));
+        let s = sessions(4, 8);
         s.reserve(&key("a")).unwrap().open("a1".into());
         assert!(s.check("a1", &key("a")));
         assert!(!s.check("a1", &key("b")));
@@ -224,7 +239,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_expire_and_free_their_slots() {
-        let s = Sessions::new(1, 8, Duration::from_secs(60));
+        let s = sessions(1, 8);
         s.reserve(&key("a")).unwrap().open("a1".into());
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(s.expire().is_empty());

@@ -66,7 +66,8 @@ impl Encode for Box<dyn BatchEncoder> {
 }
 
 /// The record batches themselves, for a door that shapes rows itself (MCP's capped JSON).
-/// A batch counts as its Arrow memory.
+/// A batch counts as the Arrow memory of its rows (a slice counts its part, not the buffers
+/// it shares with other slices).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Batches;
 
@@ -86,7 +87,11 @@ impl Encode for Batches {
     }
 
     fn size(piece: &RecordBatch) -> u64 {
-        piece.get_array_memory_size() as u64
+        piece
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
+            .sum()
     }
 }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use tokio::sync::mpsc;
 
 use super::answer::{CacheAnswer, RowCap, Started};
@@ -82,7 +82,11 @@ enum State<E: Encode> {
     },
     /// The encoding task is sending steps.
     Reading {
-        rx: mpsc::Receiver<Result<Vec<E::Piece>, ApiError>>,
+        rx: mpsc::Receiver<Step<E::Piece>>,
+        rows: u64,
+    },
+    /// The end was received; once its pieces are out, the answer is whole.
+    Ended {
         rows: u64,
     },
     Done,
@@ -97,26 +101,42 @@ struct HitStream<E: Encode> {
     sent: u64,
 }
 
-/// Encodes every batch of `hit`, then the end, into `tx`; stops when the reader is gone.
+/// Pieces of the answer, and whether they end it. The reader takes the channel closing before
+/// the end for a failure: a cut answer never passes for a whole one.
+type Step<P> = Result<(Vec<P>, bool), ApiError>;
+
+/// Encodes every batch of `hit`, then the end, into `tx`; stops when the reader is gone. A
+/// panic while encoding is the answer's failure, as in a query that runs.
 async fn encode_all<E: Encode>(
     hit: Arc<Cached>,
     mut encoder: E,
     query_id: String,
-    tx: mpsc::Sender<Result<Vec<E::Piece>, ApiError>>,
+    tx: mpsc::Sender<Step<E::Piece>>,
 ) {
-    for batch in &hit.batches {
-        let step = encoder
-            .batch(batch)
-            .map_err(|e| ApiError::internal(Some(&query_id), &e));
-        let failed = step.is_err();
-        if tx.send(step).await.is_err() || failed {
-            return;
+    let internal = |e: &dyn std::fmt::Display| ApiError::internal(Some(&query_id), e);
+    let encoded = std::panic::AssertUnwindSafe(async {
+        for batch in &hit.batches {
+            let step = encoder
+                .batch(batch)
+                .map(|p| (p, false))
+                .map_err(|e| internal(&e));
+            let failed = step.is_err();
+            if tx.send(step).await.is_err() || failed {
+                return;
+            }
         }
+        let tail = encoder
+            .finish()
+            .map(|p| (p, true))
+            .map_err(|e| internal(&e));
+        let _ = tx.send(tail).await;
+    })
+    .catch_unwind()
+    .await;
+    if let Err(panic) = encoded {
+        let detail = super::producer::panic_message(panic.as_ref());
+        let _ = tx.send(Err(ApiError::panicked(&query_id, &detail))).await;
     }
-    let tail = encoder
-        .finish()
-        .map_err(|e| ApiError::internal(Some(&query_id), &e));
-    let _ = tx.send(tail).await;
 }
 
 impl<E: Encode> Unpin for HitStream<E> {}
@@ -148,26 +168,43 @@ impl<E: Encode> Stream for HitStream<E> {
                 }
                 State::Reading { rx, rows } => match rx.poll_recv(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Some(Ok(pieces))) => this.pending.extend(pieces),
+                    Poll::Ready(Some(Ok((pieces, last)))) => {
+                        this.pending.extend(pieces);
+                        if last {
+                            this.state = State::Ended { rows: *rows };
+                        }
+                    }
                     Poll::Ready(Some(Err(e))) => {
                         this.entry.add_progress(0, this.sent);
                         this.entry.fail(&e);
                         this.state = State::Done;
                         return Poll::Ready(Some(Err(e)));
                     }
+                    // Closed before its end: the encoding task is gone without a word.
                     Poll::Ready(None) => {
-                        let rows = *rows;
+                        let e = ApiError::internal(
+                            Some(&this.entry.id),
+                            &"a cached answer's encoding ended before its end",
+                        );
+                        this.entry.add_progress(0, this.sent);
+                        this.entry.fail(&e);
                         this.state = State::Done;
-                        if this.entry.state() == QueryState::Running {
-                            this.entry.add_progress(rows, this.sent);
-                            this.entry.finish(QueryState::Finished, None);
-                            metrics::counter!(m::QUERIES_TOTAL, "outcome" => "ok").increment(1);
-                            metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(rows);
-                            metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(this.sent);
-                        }
-                        return Poll::Ready(None);
+                        return Poll::Ready(Some(Err(e)));
                     }
                 },
+                State::Ended { rows } => {
+                    // Every piece is out (`pending` is empty here).
+                    let rows = *rows;
+                    this.state = State::Done;
+                    if this.entry.state() == QueryState::Running {
+                        this.entry.add_progress(rows, this.sent);
+                        this.entry.finish(QueryState::Finished, None);
+                        metrics::counter!(m::QUERIES_TOTAL, "outcome" => "ok").increment(1);
+                        metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(rows);
+                        metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(this.sent);
+                    }
+                    return Poll::Ready(None);
+                }
                 State::Done => return Poll::Ready(None),
             }
         }

@@ -228,9 +228,7 @@ impl QueryRegistry {
             .peek(id)
             .cloned()
     }
-}
 
-impl QueryRegistry {
     /// Recent queries, newest first, that `visible` accepts, at most `limit`.
     pub fn list(
         &self,

@@ -370,6 +370,45 @@ async fn raw_json_rpc_gets_the_right_errors() {
 }
 
 #[actix_web::test]
+async fn a_session_counts_until_the_sdk_says_it_is_gone() {
+    let app = TestApp::spawn_with(|c| c.mcp.max_sessions_per_key = 1).await;
+    let reader = create_key(&app, json!({"name": "r", "grants": [{"source": "local"}]})).await;
+    let key = reader["key"].as_str().unwrap().to_owned();
+    let id = initialize(&app, &key, "2025-06-18").await;
+    // A request the SDK answers 404 for other reasons (a method it does not know, sent the
+    // stateless way) does not end the session: it still counts against the key's cap...
+    let (status, _) =
+        answer(modern(&app, &key, "foo/bar", None, json!({})).header("Mcp-Session-Id", &id)).await;
+    assert_eq!(status, 404);
+    let resp = post(&app, &key)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["data"]["code"], "too_many_sessions", "{body}");
+    // ...and still works; ended (DELETE), its slot is free.
+    let (s, _) = answer(in_session(&app, &key, &id, "2025-06-18")).await;
+    assert_eq!(s, 200);
+    let resp = app
+        .client
+        .delete(format!("{}/mcp", app.url))
+        .bearer_auth(&key)
+        .header("Mcp-Session-Id", &id)
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    initialize(&app, &key, "2025-06-18").await;
+}
+
+#[actix_web::test]
 async fn an_idle_session_expires() {
     let app = TestApp::spawn_with(|c| c.mcp.session_idle_timeout_ms = 300).await;
     let key = app.key.clone();

@@ -33,8 +33,9 @@ async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
     }
 }
 
-/// Waits until the remote statement of query `id` is gone, then checks that it was cancelled
-/// (the server's log says so under the query's application name), not left to finish.
+/// Waits until the remote statement of query `id` is gone, then checks that Sluice cancelled it
+/// (the server's log says so under the query's application name): not left to finish, and not
+/// ended by the `statement_timeout` Sluice sets as a backstop.
 async fn assert_cancelled(pg: &tokio_postgres::Client, id: &str) {
     let mut waiting = crate::Waiting::new(format!("the remote statement of {id} to end"));
     loop {
@@ -45,7 +46,7 @@ async fn assert_cancelled(pg: &tokio_postgres::Client, id: &str) {
         waiting.pause(n).await;
     }
     let log = std::fs::read_to_string(service_env("SLUICE_TEST_PG_LOG").unwrap()).unwrap();
-    let mark = format!("|sluice:{id}|ERROR:  canceling statement due to");
+    let mark = format!("|sluice:{id}|ERROR:  canceling statement due to user request");
     assert!(
         log.lines().any(|l| l.contains(&mark)),
         "the statement of {id} ended without being cancelled"
