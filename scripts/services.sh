@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real services for the test suite, on free 127.0.0.1 ports (../shared/TESTING.md has the facts):
 # two throwaway PostgreSQL clusters, S3 (moto), Azure Blob (Azurite), Snowflake (fakesnow) and
-# Redis (Debian's redis-server, installed with apt when missing; nothing persisted).
+# Redis (Debian's redis-server, installed with apt when missing; nothing persisted); and
+# installs the OpenID Provider (npm oidc-provider) the identity tests start themselves.
 # The main cluster has TLS on and logs every statement; the spare one is for tests that stop
 # and restart a source.
 #
@@ -26,6 +27,9 @@ run=$root/.services
 venv=$root/.venv
 azurite_dir=$root/.tools/azurite
 azurite_version=3.37.0
+# The OpenID Provider the identity tests start (npm oidc-provider; scripts/oidc-provider.mjs).
+oidc_dir=$root/.tools/oidc
+oidc_version=9.13.3
 # The S3 bucket and Azure container created empty at start (SLUICE_TEST_BUCKET).
 test_bucket=sluice-test
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -70,6 +74,20 @@ install_azurite() {
   fi
 }
 
+# panva's oidc-provider, with the test suite's provider script beside its node_modules (an ES
+# module resolves its imports from where it lives). The tests start their own providers.
+install_oidc() {
+  if [ ! -d "$oidc_dir/node_modules/oidc-provider" ] \
+    || [ "$(cat "$oidc_dir/.version" 2>/dev/null)" != "$oidc_version" ]; then
+    say "installing oidc-provider@$oidc_version into .tools/oidc"
+    mkdir -p "$oidc_dir"
+    (cd "$oidc_dir" && npm install --silent --no-audit --no-fund --prefix . \
+      "oidc-provider@$oidc_version" >/dev/null)
+    echo "$oidc_version" >"$oidc_dir/.version"
+  fi
+  cp scripts/oidc-provider.mjs "$oidc_dir/provider.mjs"
+}
+
 # Debian's redis-server (the shared result cache's store), when it is not on the machine.
 install_redis() {
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
@@ -87,8 +105,10 @@ install_all() {
   install_python & local py=$!
   install_azurite & local az=$!
   install_redis & local rd=$!
+  install_oidc & local op=$!
   wait "$py" || { say "installing the Python tools failed"; failed=1; }
   wait "$az" || { say "installing Azurite failed"; failed=1; }
+  wait "$op" || { say "installing oidc-provider failed"; failed=1; }
   wait "$rd" || { say "installing redis-server failed"; failed=1; }
   return "$failed"
 }
@@ -252,6 +272,9 @@ up() {
   echo "export SLUICE_TEST_BUCKET=$test_bucket" >"$run/env"
   local start=$SECONDS failed=()
   install_all || failed+=(install)
+  if [ -f "$oidc_dir/provider.mjs" ]; then
+    echo "export SLUICE_TEST_OIDC_PROVIDER=$oidc_dir/provider.mjs" >>"$run/env"
+  fi
   for s in postgres postgres_spare moto azurite fakesnow redis; do
     if "start_$s"; then
       say "$s is up (pid $(cat "$run/$s.pid"))"

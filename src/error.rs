@@ -55,6 +55,8 @@ codes! {
     Unauthenticated = ("unauthenticated", 401),
     /// The caller may not perform this operation.
     PermissionDenied = ("permission_denied", 403),
+    /// A valid bearer token lacks a scope this server requires.
+    InsufficientScope = ("insufficient_scope", 403),
     /// No such table, or one the caller may not see.
     TableNotFound = ("table_not_found", 404),
     /// No such source.
@@ -129,6 +131,9 @@ pub struct ApiError {
     pub query_id: Option<String>,
     /// How long the client should wait before trying again, if at all.
     retry_after: Option<Duration>,
+    /// The authentication challenge (RFC 6750 `WWW-Authenticate` value) a refusal of
+    /// credentials carries.
+    challenge: Option<std::sync::Arc<str>>,
 }
 
 impl ApiError {
@@ -139,7 +144,20 @@ impl ApiError {
             message: message.into(),
             query_id: None,
             retry_after: code.waits().then_some(RETRY_AFTER),
+            challenge: None,
         }
+    }
+
+    /// The authentication challenge, if this refuses credentials.
+    pub fn challenge(&self) -> Option<&str> {
+        self.challenge.as_deref()
+    }
+
+    /// Attaches the authentication challenge.
+    #[must_use]
+    pub fn with_challenge(mut self, challenge: &std::sync::Arc<str>) -> Self {
+        self.challenge = Some(std::sync::Arc::clone(challenge));
+        self
     }
 
     /// How long the client is told to wait (`Retry-After`), if at all.

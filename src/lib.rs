@@ -11,7 +11,7 @@
 //!        ┌───────────┬───┴──────────┬──────────────┐
 //!        ▼           ▼              ▼              ▼
 //!   governance/   cache/      planner (crate)   actors (crate: sources, routing)
-//!   (keys, limits, audit)
+//!   (keys, tokens, limits, audit)
 //! ```
 //! No arrow points back up: a door never imports another door, and nothing below a door
 //! imports one.
@@ -21,7 +21,8 @@
 //! - `query`: the query service. `http`, `mcp`: the doors. `web`: what the actix-hosted doors
 //!   share (reading credentials and bodies, errors as HTTP answers).
 //! - `governance`: keys, grants, limits, audit and usage, and their store. `cache`: the result
-//!   cache. `format`: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders.
+//!   cache. `format`: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders. `tls`: the
+//!   listeners' certificates (reloaded when they change) and client certificates.
 //! - `error`: [`error::ApiError`] and its codes, protocol-neutral. `headers`: names of the
 //!   headers answers carry. `metrics`, `telemetry`: observability.
 //! - [`cli`]: the `sluice` client commands.
@@ -42,6 +43,7 @@ mod metrics;
 mod query;
 mod startup;
 mod telemetry;
+mod tls;
 mod web;
 
 pub use startup::{Application, Drainer, StartupError, query_runtime};

@@ -43,12 +43,8 @@ enum Command {
     },
     /// Submit SQL to a server and print the result.
     Query {
-        /// Server URL.
-        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
-        server: String,
-        /// API key.
-        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
-        key: Option<String>,
+        #[command(flatten)]
+        to: sluice::cli::Connection,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
@@ -57,12 +53,8 @@ enum Command {
     },
     /// Show each source with its replicas: health, score, circuit, latency, in-flight, queue.
     Sources {
-        /// Server URL.
-        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
-        server: String,
-        /// API key.
-        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
-        key: Option<String>,
+        #[command(flatten)]
+        to: sluice::cli::Connection,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -82,12 +74,9 @@ enum Command {
     },
     /// Manage API keys: through a server (an admin key), or on the store a config names.
     Keys {
-        /// Server URL (ignored with --config).
-        #[arg(long, env = "SLUICE_URL", default_value = sluice::cli::DEFAULT_SERVER)]
-        server: String,
-        /// An admin API key for the server.
-        #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
-        key: Option<String>,
+        /// The server (ignored with --config), with an admin key or an admin's token.
+        #[command(flatten)]
+        to: sluice::cli::Connection,
         /// Work on the metadata store this config names, without a server.
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -105,12 +94,7 @@ fn main() -> ExitCode {
             log_json,
         } => serve(config, listen, log_json),
         Command::Check { config } => check(&config),
-        Command::Query {
-            server,
-            key,
-            format,
-            sql,
-        } => match sluice::cli::query::run(&server, key.as_deref(), format, &sql) {
+        Command::Query { to, format, sql } => match sluice::cli::query::run(&to, format, &sql) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -129,8 +113,8 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Sources { server, key, json } => {
-            match sluice::cli::sources::fetch(&server, key.as_deref()) {
+        Command::Sources { to, json } => {
+            match sluice::cli::sources::fetch(&to) {
                 Ok(list) => {
                     if json {
                         println!(
@@ -149,14 +133,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Keys {
-            server,
-            key,
+            to,
             config,
             command,
         } => {
             let target = match config {
                 Some(path) => sluice::cli::keys::Target::Config(path),
-                None => sluice::cli::keys::Target::Server { url: server, key },
+                None => sluice::cli::keys::Target::Server(to),
             };
             match sluice::cli::keys::run(&target, &command) {
                 Ok(v) => {

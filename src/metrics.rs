@@ -23,6 +23,9 @@ pub const PANICS_TOTAL: &str = "sluice_panics_total";
 pub const RATE_LIMITED_TOTAL: &str = "sluice_rate_limited_total";
 /// Counter of authentication attempts; label `outcome` (`ok`, `unknown_key`, `revoked`, ...).
 pub const AUTH_TOTAL: &str = "sluice_auth_attempts_total";
+/// Counter of reads of an OpenID issuer's signing keys; labels `outcome` (`ok`, `failed`) and
+/// `why` (`start`, `interval`, `unknown key`).
+pub const JWKS_FETCHES_TOTAL: &str = "sluice_jwks_fetches_total";
 /// Counter of lookups of keys this server does not hold (or holds an older copy of); label
 /// `outcome` (`found`, `absent`, `unavailable`).
 pub const KEY_LOOKUPS_TOTAL: &str = "sluice_key_lookups_total";

@@ -62,6 +62,9 @@ pub enum StartupError {
     /// The config uses a feature this version does not have, or an address it may not.
     #[error("{0}")]
     Unsupported(String),
+    /// `[server.tls]` cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A bound server, serving since [`Application::build`] returned (after its sources' first
@@ -70,6 +73,8 @@ pub struct Application {
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     handle: actix_web::dev::ServerHandle,
     addr: SocketAddr,
+    /// `https` with `[server.tls]`.
+    scheme: &'static str,
     admin_key: Option<String>,
     service: Arc<QueryService>,
     connectors: Vec<Arc<dyn sluice_actors::sources::Connector>>,
@@ -100,6 +105,10 @@ impl Application {
             listen,
         ));
         let data = web::Data::from(Arc::clone(&service));
+        let tls = match &config.server.tls {
+            Some(tls) => Some(crate::tls::server_config(tls, service.runtime())?),
+            None => None,
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -121,8 +130,12 @@ impl Application {
         .h1_allow_half_closed(false)
         // Signals are ours: they start a drain (see `drain_on_signal`), not an abrupt stop.
         .disable_signals()
-        .shutdown_timeout(5)
-        .bind(listen)
+        .shutdown_timeout(5);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(listen, tls),
+            None => server.bind(listen),
+        }
         .map_err(|source| StartupError::Bind {
             addr: listen,
             source,
@@ -145,6 +158,7 @@ impl Application {
             serving,
             handle,
             addr,
+            scheme,
             admin_key,
             service,
             connectors,
@@ -156,9 +170,9 @@ impl Application {
         self.addr
     }
 
-    /// `http://host:port`.
+    /// `http://host:port`, or `https://` with `[server.tls]`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The admin key minted at start (auth on and the key store was empty).

@@ -57,8 +57,14 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(status(self.code));
-        if self.code == Code::Unauthenticated {
-            resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        match self.challenge().map(HeaderValue::from_str) {
+            Some(Ok(challenge)) => {
+                resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            _ if self.code == Code::Unauthenticated => {
+                resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            _ => {}
         }
         if let Some(after) = self.retry_after() {
             resp.insert_header((header::RETRY_AFTER, after.as_secs().to_string()));

@@ -408,7 +408,9 @@ pub enum AuditState {
 
 /// Which tables a key may read: glob patterns (`*` any run of characters, `?` one) over
 /// source, schema and table names as `GET /v1/tables` shows them. A missing part is `*`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"source": "pg", "schema": "public", "table": "orders*"}))]
 pub struct Grant {
@@ -428,7 +430,9 @@ fn any_name() -> String {
 }
 
 /// What a key's role allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyRole {
     /// Everything, every table, key administration included.
@@ -439,7 +443,18 @@ pub enum KeyRole {
 
 /// An operation a key may perform.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
@@ -568,4 +583,21 @@ pub struct KeyUsage {
     pub id: String,
     /// Days with any use, oldest first.
     pub days: Vec<UsageDay>,
+}
+
+/// OAuth 2.0 Protected Resource Metadata (RFC 9728), at
+/// `/.well-known/oauth-protected-resource` once `[auth.oidc]` is configured: how a client
+/// finds where to get a token for this server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProtectedResource {
+    /// This server's resource identifier, exactly as configured (`auth.resource`).
+    pub resource: String,
+    /// The trusted issuers.
+    pub authorization_servers: Vec<String>,
+    /// The scopes a token needs (`auth.scopes`).
+    pub scopes_supported: Vec<String>,
+    /// How a token is presented: `header` (`Authorization: Bearer`).
+    pub bearer_methods_supported: Vec<String>,
+    /// A name for people.
+    pub resource_name: String,
 }

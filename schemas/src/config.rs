@@ -138,6 +138,9 @@ pub struct ServerConfig {
     /// (remote statements included) and the server exits.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// `[server.tls]`: HTTPS on the listener (plain HTTP when absent, the loopback default).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -147,8 +150,36 @@ impl Default for ServerConfig {
             default_catalog: None,
             default_schema: None,
             drain_timeout_ms: default_drain_timeout_ms(),
+            tls: None,
         }
     }
+}
+
+/// `[server.tls]`: the listener's certificate (rustls), re-read when its files change so a
+/// rotated certificate is served to new connections without a restart; optionally client
+/// certificates. HTTP/2 is offered by ALPN beside HTTP/1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_path: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: std::path::PathBuf,
+    /// PEM bundle of the CAs whose client certificates are accepted. With it, a client may
+    /// present a certificate (it is verified against this bundle); see `require_client_cert`.
+    #[serde(default)]
+    pub client_ca_path: Option<std::path::PathBuf>,
+    /// Refuse the TLS handshake of a client without a certificate from `client_ca_path`.
+    #[serde(default)]
+    pub require_client_cert: bool,
+    /// How often the files are checked for a change (a new certificate is used by the
+    /// connections made after it is read; a pair that does not load keeps the old one).
+    #[serde(default = "default_tls_reload_ms")]
+    pub reload_check_ms: u64,
+}
+
+fn default_tls_reload_ms() -> u64 {
+    1_000
 }
 
 fn default_drain_timeout_ms() -> u64 {
@@ -176,6 +207,19 @@ pub struct AuthConfig {
     /// grants made through another server or the CLI take effect within this).
     #[serde(default = "default_key_sync_ms")]
     pub key_sync_ms: u64,
+    /// The resource this server is, as clients and the identity provider name it (its public
+    /// URL, e.g. `https://sluice.example.com`): the Protected Resource Metadata's `resource`,
+    /// exactly as written, and the audience a token must carry unless the issuer lists its
+    /// own `audiences`. Required with `[auth.oidc]`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Scopes every bearer token must carry (in `scope` or `scp`), advertised as
+    /// `scopes_supported`; a valid token without one of them gets `403 insufficient_scope`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `[auth.oidc]`: bearer JWTs from OpenID issuers, beside API keys.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -185,8 +229,118 @@ impl Default for AuthConfig {
             protect_metrics: false,
             rotation_grace_ms: default_rotation_grace_ms(),
             key_sync_ms: default_key_sync_ms(),
+            resource: None,
+            scopes: Vec::new(),
+            oidc: None,
         }
     }
+}
+
+/// `[auth.oidc]`: access tokens (signed JWTs) from trusted issuers. A bearer that is a JWS is
+/// checked here, one that is an API key (`sluice_...`) as a key; neither is tried as the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// `[[auth.oidc.issuers]]`: the issuers whose tokens are accepted.
+    pub issuers: Vec<OidcIssuer>,
+    /// `[[auth.oidc.rules]]`: claims to a role and grants; first match wins, a token matching
+    /// none is refused with `403`.
+    #[serde(default)]
+    pub rules: Vec<OidcRule>,
+    /// Signature algorithms accepted (asymmetric only: `RS256`, `RS384`, `RS512`, `PS256`,
+    /// `PS384`, `PS512`, `ES256`, `ES384`, `EdDSA`); a key's own `alg`, when it names one, must
+    /// agree with the token's.
+    #[serde(default = "default_oidc_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    #[serde(default = "default_oidc_leeway_ms")]
+    pub leeway_ms: u64,
+    /// How often each issuer's key set is re-read in the background (a key the provider drops
+    /// stops working within this).
+    #[serde(default = "default_jwks_refresh_ms")]
+    pub jwks_refresh_ms: u64,
+    /// A token naming a key (`kid`) not in the cached set makes the set be re-read at most
+    /// once per this interval per issuer, however many such tokens arrive.
+    #[serde(default = "default_jwks_min_refetch_ms")]
+    pub jwks_min_refetch_ms: u64,
+    /// Keys kept per issuer (a larger set is refused, its first keys kept).
+    #[serde(default = "default_jwks_max_keys")]
+    pub jwks_max_keys: usize,
+    /// Tokens whose signature was verified, kept until they expire so a client sending the
+    /// same token again costs a digest and a lookup (checked again against the key set).
+    #[serde(default = "default_oidc_token_cache")]
+    pub token_cache_entries: u64,
+}
+
+fn default_oidc_algorithms() -> Vec<String> {
+    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+        .map(str::to_owned)
+        .to_vec()
+}
+fn default_oidc_leeway_ms() -> u64 {
+    30_000
+}
+fn default_jwks_refresh_ms() -> u64 {
+    300_000
+}
+fn default_jwks_min_refetch_ms() -> u64 {
+    10_000
+}
+fn default_jwks_max_keys() -> usize {
+    32
+}
+fn default_oidc_token_cache() -> u64 {
+    10_000
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// Exactly the tokens' `iss` (also where discovery is read:
+    /// `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// Audiences accepted: a token's `aud` must name one of them (Entra ID v2 puts the API's
+    /// client id there, v1 the Application ID URI). Empty: `auth.resource`.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// The key set's URL; absent, the discovery document's `jwks_uri`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// The claim naming the caller (dot paths reach into objects, e.g. `ext.user`).
+    #[serde(default = "default_subject_claim")]
+    pub subject_claim: String,
+}
+
+fn default_subject_claim() -> String {
+    "sub".to_owned()
+}
+
+/// A rule from a token's claims to what it may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRule {
+    /// Only tokens from this issuer (any trusted issuer when absent).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The claim to look at (dot paths allowed): a string or an array of strings; `scp` and
+    /// `scope` are read as space-separated lists.
+    pub claim: String,
+    /// The value the claim must hold (or contain).
+    pub value: String,
+    /// `reader` (default) or `admin`.
+    #[serde(default = "default_rule_role")]
+    pub role: crate::api::KeyRole,
+    /// Tables a reader may read (ignored for admins).
+    #[serde(default)]
+    pub grants: Vec<crate::api::Grant>,
+    /// Operations allowed; a reader's default is query, explain and list.
+    #[serde(default)]
+    pub operations: Option<Vec<crate::api::Operation>>,
+}
+
+fn default_rule_role() -> crate::api::KeyRole {
+    crate::api::KeyRole::Reader
 }
 
 fn default_rotation_grace_ms() -> u64 {

@@ -19,8 +19,9 @@ pub mod reference;
 
 pub use config::{
     AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, McpConfig,
-    MetadataConfig, ParquetSourceConfig, PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig,
-    SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig,
+    MetadataConfig, OidcConfig, OidcIssuer, OidcRule, ParquetSourceConfig, PostgresSourceConfig,
+    Pushdown, RoleLimits, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig, SourceConfig,
+    TableConfig, TlsConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

@@ -333,6 +333,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "must be a redis:// URL (empty: no shared cache)".into(),
         );
     }
+    validate_identity(config, &mut push);
     let mut seen = std::collections::HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
         let name = source.name();
@@ -365,6 +366,161 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             "server.default_catalog".into(),
             format!("`{cat}` is not the name of a configured source"),
         );
+    }
+}
+
+/// Where tokens may be fetched from and what a resource may be named: `https://`, or plain
+/// `http://` to a loopback host (a provider on this machine, as in tests).
+fn is_trusted_url(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return url.len() > "https://".len();
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+    });
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// `[auth.oidc]`, `auth.resource`, `auth.scopes` and `[server.tls]`.
+fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
+    const ASYMMETRIC: [&str; 9] = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    ];
+    let auth = &config.auth;
+    if let Some(resource) = &auth.resource
+        && !is_trusted_url(resource)
+    {
+        push(
+            "auth.resource".into(),
+            "must be this server's https:// URL (http:// only for a loopback host)".into(),
+        );
+    }
+    if let Some(oidc) = &auth.oidc {
+        if auth.mode == crate::config::AuthMode::None {
+            push(
+                "auth.oidc".into(),
+                "needs auth.mode = \"api_key\" (with \"none\" nobody is asked for anything)"
+                    .into(),
+            );
+        }
+        if auth.resource.is_none() {
+            push(
+                "auth.resource".into(),
+                "is required with [auth.oidc]: the resource tokens are issued for".into(),
+            );
+        }
+        if oidc.issuers.is_empty() {
+            push(
+                "auth.oidc.issuers".into(),
+                "must name at least one issuer".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, issuer) in oidc.issuers.iter().enumerate() {
+            let at = format!("auth.oidc.issuers[{i}]");
+            if !is_trusted_url(&issuer.issuer) {
+                push(
+                    format!("{at}.issuer"),
+                    "must be an https:// URL (http:// only for a loopback host)".into(),
+                );
+            }
+            if !seen.insert(issuer.issuer.as_str()) {
+                push(format!("{at}.issuer"), "duplicate issuer".into());
+            }
+            if let Some(uri) = &issuer.jwks_uri
+                && !is_trusted_url(uri)
+            {
+                push(
+                    format!("{at}.jwks_uri"),
+                    "must be an https:// URL (http:// only for a loopback host)".into(),
+                );
+            }
+            if issuer.subject_claim.is_empty() {
+                push(format!("{at}.subject_claim"), "must not be empty".into());
+            }
+            if issuer.audiences.iter().any(String::is_empty) {
+                push(format!("{at}.audiences"), "must not hold an empty name".into());
+            }
+        }
+        for (i, rule) in oidc.rules.iter().enumerate() {
+            let at = format!("auth.oidc.rules[{i}]");
+            if rule.claim.is_empty() || rule.value.is_empty() {
+                push(at.clone(), "claim and value must not be empty".into());
+            }
+            if let Some(iss) = &rule.issuer
+                && !oidc.issuers.iter().any(|i| &i.issuer == iss)
+            {
+                push(
+                    format!("{at}.issuer"),
+                    format!("`{iss}` is not one of auth.oidc.issuers"),
+                );
+            }
+            if rule.operations.as_ref().is_some_and(Vec::is_empty) {
+                push(
+                    format!("{at}.operations"),
+                    "must not be empty (leave it out for the role's default)".into(),
+                );
+            }
+        }
+        if oidc.algorithms.is_empty() {
+            push("auth.oidc.algorithms".into(), "must not be empty".into());
+        }
+        for alg in &oidc.algorithms {
+            if !ASYMMETRIC.contains(&alg.as_str()) {
+                push(
+                    "auth.oidc.algorithms".into(),
+                    format!(
+                        "`{alg}` is not accepted: only asymmetric signatures ({})",
+                        ASYMMETRIC.join(", ")
+                    ),
+                );
+            }
+        }
+        if oidc.leeway_ms > 300_000 {
+            push(
+                "auth.oidc.leeway_ms".into(),
+                "must be at most 300000 (5 minutes)".into(),
+            );
+        }
+        for (key, value) in [
+            ("jwks_refresh_ms", oidc.jwks_refresh_ms),
+            ("jwks_min_refetch_ms", oidc.jwks_min_refetch_ms),
+            ("jwks_max_keys", oidc.jwks_max_keys as u64),
+            ("token_cache_entries", oidc.token_cache_entries),
+        ] {
+            if value == 0 {
+                push(format!("auth.oidc.{key}"), "must be greater than 0".into());
+            }
+        }
+    } else if !auth.scopes.is_empty() {
+        push(
+            "auth.scopes".into(),
+            "only applies to bearer tokens: configure [auth.oidc]".into(),
+        );
+    }
+    if auth.scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace) || s.contains('"')) {
+        push(
+            "auth.scopes".into(),
+            "each scope is one word (no spaces or quotes)".into(),
+        );
+    }
+    if let Some(tls) = &config.server.tls {
+        if tls.require_client_cert && tls.client_ca_path.is_none() {
+            push(
+                "server.tls.require_client_cert".into(),
+                "needs client_ca_path: the CAs client certificates are checked against".into(),
+            );
+        }
+        if tls.reload_check_ms == 0 {
+            push(
+                "server.tls.reload_check_ms".into(),
+                "must be greater than 0".into(),
+            );
+        }
     }
 }
 

@@ -88,12 +88,7 @@ pub enum OperationArg {
 #[derive(Debug, Clone)]
 pub enum Target {
     /// A server's `/v1/keys`.
-    Server {
-        /// Base URL.
-        url: String,
-        /// An admin key.
-        key: Option<String>,
-    },
+    Server(super::Connection),
     /// The store a config names.
     Config(std::path::PathBuf),
 }
@@ -163,14 +158,14 @@ fn request(cmd: &KeysCommand) -> Result<Option<CreateKeyRequest>, String> {
 /// A message for the user.
 pub fn run(target: &Target, cmd: &KeysCommand) -> Result<Value, String> {
     match target {
-        Target::Server { url, key } => through_server(url, key.as_deref(), cmd),
+        Target::Server(to) => through_server(to, cmd),
         Target::Config(path) => on_store(path, cmd),
     }
 }
 
-fn through_server(url: &str, key: Option<&str>, cmd: &KeysCommand) -> Result<Value, String> {
-    let client = reqwest::blocking::Client::new();
-    let base = url.trim_end_matches('/');
+fn through_server(to: &super::Connection, cmd: &KeysCommand) -> Result<Value, String> {
+    let client = to.client(Some(std::time::Duration::from_secs(30)))?;
+    let base = to.base();
     let builder = match cmd {
         KeysCommand::Create { .. } => client.post(format!("{base}/v1/keys")).json(&request(cmd)?),
         KeysCommand::List => client.get(format!("{base}/v1/keys")),
@@ -178,11 +173,7 @@ fn through_server(url: &str, key: Option<&str>, cmd: &KeysCommand) -> Result<Val
         KeysCommand::Rotate { id } => client.post(format!("{base}/v1/keys/{id}/rotate")),
         KeysCommand::Usage { id } => client.get(format!("{base}/v1/keys/{id}/usage")),
     };
-    let builder = match key {
-        Some(k) => builder.bearer_auth(k),
-        None => builder,
-    };
-    super::send_json(builder, base)
+    super::send_json(to.authorize(builder)?, base)
 }
 
 fn on_store(path: &std::path::Path, cmd: &KeysCommand) -> Result<Value, String> {

@@ -36,6 +36,9 @@ pub enum ClientError {
     /// The server could not be reached or the transfer broke.
     #[error("cannot reach the server: {0}")]
     Http(#[from] reqwest::Error),
+    /// The command's own arguments cannot be used (a CA file, a key and a token).
+    #[error("{0}")]
+    Usage(String),
     /// The server answered with an error.
     #[error("{status} {code}: {message}")]
     Server {
@@ -83,22 +86,14 @@ impl<R: Read> Read for Progress<R> {
 ///
 /// # Errors
 /// [`ClientError`] with the server's code and message when it refused the query.
-pub fn run(
-    server: &str,
-    key: Option<&str>,
-    format: OutputFormat,
-    sql: &str,
-) -> Result<(), ClientError> {
-    let client = reqwest::blocking::Client::builder().timeout(None).build()?;
-    let mut req = client
-        .post(format!("{}/v1/query", server.trim_end_matches('/')))
+pub fn run(to: &super::Connection, format: OutputFormat, sql: &str) -> Result<(), ClientError> {
+    let client = to.client(None).map_err(ClientError::Usage)?;
+    let req = client
+        .post(format!("{}/v1/query", to.base()))
         .header("Accept", format.accept())
         .header("Content-Type", "application/json")
         .body(serde_json::json!({ "sql": sql }).to_string());
-    if let Some(k) = key {
-        req = req.bearer_auth(k);
-    }
-    let resp = req.send()?;
+    let resp = to.authorize(req).map_err(ClientError::Usage)?.send()?;
     let status = resp.status();
     if !status.is_success() {
         let body: serde_json::Value = resp

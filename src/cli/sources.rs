@@ -9,13 +9,12 @@ use sluice_schemas::api::{SourceInfo, SourceList};
 ///
 /// # Errors
 /// A message for the user.
-pub fn fetch(url: &str, key: Option<&str>) -> Result<SourceList, String> {
-    let base = url.trim_end_matches('/');
-    let builder = reqwest::blocking::Client::new().get(format!("{base}/v1/sources"));
-    let builder = match key {
-        Some(k) => builder.bearer_auth(k),
-        None => builder,
-    };
+pub fn fetch(to: &super::Connection) -> Result<SourceList, String> {
+    let base = to.base();
+    let builder = to.authorize(
+        to.client(Some(std::time::Duration::from_secs(30)))?
+            .get(format!("{base}/v1/sources")),
+    )?;
     let body: Value = super::send_json(builder, base)?;
     serde_json::from_value(body).map_err(|e| format!("unexpected answer: {e}"))
 }

@@ -35,6 +35,10 @@ impl QueryAuditor {
         );
         base.client.clone_from(&client.addr);
         base.user_agent.clone_from(&client.user_agent);
+        if let Some(id) = principal.identity() {
+            base.issuer = Some(id.issuer.to_string());
+            base.subject = Some(id.subject.clone());
+        }
         base.query = Some(QueryAudit {
             query_id: query_id.to_owned(),
             operation: match operation {

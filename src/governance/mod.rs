@@ -11,6 +11,7 @@ mod auditor;
 pub mod keys;
 pub mod limits;
 mod lookup;
+pub mod oidc;
 mod principal;
 pub mod records;
 pub mod store;
@@ -32,7 +33,8 @@ pub use self::auditor::QueryAuditor;
 use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
 use self::lookup::{Found, Lookups};
-pub use self::principal::{Client, KeyEntry, Principal};
+use self::oidc::Oidc;
+pub use self::principal::{Client, Identity, KeyEntry, Principal};
 use self::records::{AuditKind, AuditRecord};
 use self::store::{MetadataStore, StoreError};
 use crate::error::ApiError;
@@ -50,6 +52,51 @@ pub struct Governance {
     pub audit: Arc<AuditLog>,
     grace: chrono::Duration,
     runtime: tokio::runtime::Handle,
+    /// Bearer JWTs, when `[auth.oidc]` is configured.
+    oidc: Option<Arc<Oidc>>,
+    challenges: Challenges,
+}
+
+/// The `WWW-Authenticate` challenges (RFC 6750) this server answers with: for no credentials,
+/// for credentials that are not valid, and for a valid token without a needed scope. With
+/// `[auth.oidc]` each names the Protected Resource Metadata (RFC 9728) and the scopes, so an
+/// OAuth client can find where to get a token.
+#[derive(Debug)]
+struct Challenges {
+    missing: Arc<str>,
+    invalid: Arc<str>,
+    insufficient_scope: Arc<str>,
+}
+
+impl Challenges {
+    fn new(config: &Config) -> Self {
+        let mut params = Vec::new();
+        if config.auth.oidc.is_some()
+            && let Some(url) = config.auth.resource.as_deref().and_then(oidc::metadata_url)
+        {
+            params.push(format!("resource_metadata=\"{url}\""));
+        }
+        if config.auth.oidc.is_some() && !config.auth.scopes.is_empty() {
+            params.push(format!("scope=\"{}\"", config.auth.scopes.join(" ")));
+        }
+        let with = |error: Option<&str>| -> Arc<str> {
+            let all: Vec<String> = error
+                .map(|e| format!("error=\"{e}\""))
+                .into_iter()
+                .chain(params.iter().cloned())
+                .collect();
+            if all.is_empty() {
+                Arc::from("Bearer")
+            } else {
+                Arc::from(format!("Bearer {}", all.join(", ")))
+            }
+        };
+        Self {
+            missing: with(None),
+            invalid: with(Some("invalid_token")),
+            insufficient_scope: with(Some("insufficient_scope")),
+        }
+    }
 }
 
 impl Governance {
@@ -74,7 +121,29 @@ impl Governance {
             &config.metadata.audit,
             runtime,
         ));
+        let oidc = match &config.auth.oidc {
+            Some(o) => Some(
+                Oidc::new(
+                    o,
+                    config.auth.resource.as_deref(),
+                    &config.auth.scopes,
+                    runtime,
+                )
+                .map_err(StoreError::Unavailable)?,
+            ),
+            None => None,
+        };
+        if let (Some(oidc), Some(o)) = (&oidc, &config.auth.oidc) {
+            oidc.start(
+                Duration::from_millis(o.jwks_refresh_ms),
+                Duration::from_millis(o.jwks_min_refetch_ms),
+                runtime,
+            )
+            .await;
+        }
         let gov = Arc::new(Self {
+            oidc,
+            challenges: Challenges::new(config),
             lookups: Lookups::start(Arc::clone(&store), runtime),
             store,
             keys: RwLock::default(),
@@ -165,15 +234,23 @@ impl Governance {
     ) -> Result<Principal, ApiError> {
         let refuse = |key_id: Option<&str>, why: &'static str| {
             self.record_auth(key_id, client, why);
-            ApiError::unauthenticated(if why == "missing" {
-                "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+            if why == "missing" {
+                ApiError::unauthenticated(if self.oidc.is_some() {
+                    "credentials are required: send `Authorization: Bearer <API key or access token>`"
+                } else {
+                    "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+                })
+                .with_challenge(&self.challenges.missing)
             } else {
-                "the API key is not valid"
-            })
+                ApiError::unauthenticated("the API key is not valid").with_challenge(&self.challenges.invalid)
+            }
         };
         let Some(secret) = secret else {
             return Err(refuse(None, "missing"));
         };
+        if oidc::is_jws(secret) {
+            return self.authenticate_token(secret, client).await;
+        }
         let Some(id) = keys::claimed_id(secret) else {
             return Err(refuse(None, Refusal::Malformed.outcome()));
         };
@@ -204,6 +281,62 @@ impl Governance {
         };
         self.record_auth(Some(id), client, "ok");
         Ok(Principal::Key(entry))
+    }
+
+    /// Checks a bearer JWT, recording the attempt (issuer and subject, never the token).
+    async fn authenticate_token(
+        &self,
+        token: &str,
+        client: &Client,
+    ) -> Result<Principal, ApiError> {
+        let Some(oidc) = &self.oidc else {
+            self.record_auth(None, client, "token_not_accepted");
+            return Err(ApiError::unauthenticated(
+                "this server does not accept bearer tokens (no [auth.oidc]); send an API key",
+            )
+            .with_challenge(&self.challenges.invalid));
+        };
+        match oidc.authenticate(token).await {
+            Ok(entry) => {
+                metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => "ok").increment(1);
+                let mut r = AuditRecord::new(AuditKind::Auth, Some(entry.record.id.clone()), "ok");
+                r.client.clone_from(&client.addr);
+                r.user_agent.clone_from(&client.user_agent);
+                if let Some(id) = &entry.identity {
+                    r.issuer = Some(id.issuer.to_string());
+                    r.subject = Some(id.subject.clone());
+                }
+                self.audit.record(r);
+                Ok(Principal::Key(entry))
+            }
+            Err(why) => {
+                self.record_auth(None, client, why.outcome());
+                Err(match why {
+                    oidc::Refusal::NoRule => ApiError::permission_denied(
+                        "the token is valid, but no access rule of this server admits it",
+                    ),
+                    oidc::Refusal::InsufficientScope => ApiError::new(
+                        crate::error::Code::InsufficientScope,
+                        "the token lacks a scope this server requires",
+                    )
+                    .with_challenge(&self.challenges.insufficient_scope),
+                    oidc::Refusal::KeysUnavailable => ApiError::new(
+                        crate::error::Code::MetadataUnavailable,
+                        "the token's issuer cannot be reached to check it; try again",
+                    ),
+                    _ => ApiError::unauthenticated("the bearer token is not valid")
+                        .with_challenge(&self.challenges.invalid),
+                })
+            }
+        }
+    }
+
+    /// The OpenID issuers trusted, for Protected Resource Metadata.
+    pub fn issuers(&self) -> Vec<String> {
+        self.oidc
+            .as_ref()
+            .map(|o| o.issuers().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     /// What the store holds for a key not held here (or held in an older copy).

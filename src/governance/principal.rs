@@ -9,19 +9,47 @@ use sluice_schemas::api::{KeyRole, Operation};
 use super::keys::KeyRecord;
 use crate::error::ApiError;
 
-/// A key as a server holds it: the record, and its restricted planner once needed.
+/// A key as a server holds it: the record, and its restricted planner once needed. A bearer
+/// token's caller is held the same way: a record made from its rule (id `sub_...`, stable
+/// per issuer and subject, so limits, usage and recent queries follow the subject), with the
+/// token's issuer and subject beside it.
 #[derive(Debug)]
 pub struct KeyEntry {
-    /// The stored record.
+    /// The stored record (for a token: made from the rule it matched).
     pub record: KeyRecord,
-    planner: OnceLock<Planner>,
+    planner: Arc<OnceLock<Planner>>,
+    /// For a token: who it names.
+    pub identity: Option<Identity>,
+}
+
+/// The issuer and subject of a bearer token (the token itself is never kept).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The token's `iss`.
+    pub issuer: Arc<str>,
+    /// The subject claim's value.
+    pub subject: String,
 }
 
 impl KeyEntry {
     pub(super) fn new(record: KeyRecord) -> Self {
         Self {
             record,
-            planner: OnceLock::new(),
+            planner: Arc::default(),
+            identity: None,
+        }
+    }
+
+    /// A token's caller: `planner` is its rule's, shared by every subject the rule admits.
+    pub(super) fn token(
+        record: KeyRecord,
+        identity: Identity,
+        planner: Arc<OnceLock<Planner>>,
+    ) -> Self {
+        Self {
+            record,
+            planner,
+            identity: Some(identity),
         }
     }
 }
@@ -44,6 +72,14 @@ impl Principal {
         }
     }
 
+    /// The issuer and subject, for a bearer token's caller.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Self::Key(k) => k.identity.as_ref(),
+            Self::Anonymous => None,
+        }
+    }
+
     /// True for admin keys and for anonymous access (auth off means a trusted loopback).
     pub fn is_admin(&self) -> bool {
         match self {
@@ -59,12 +95,17 @@ impl Principal {
     pub fn require(&self, op: Operation) -> Result<(), ApiError> {
         match self {
             Self::Key(k) if !k.record.may(op) => Err(ApiError::permission_denied(format!(
-                "this API key may not {}",
+                "this {} may not {}",
+                if k.identity.is_some() {
+                    "token"
+                } else {
+                    "API key"
+                },
                 match op {
                     Operation::Query => "run queries",
                     Operation::Explain => "explain queries",
                     Operation::List => "list sources or tables",
-                    Operation::Admin => "administer keys or sources (admin keys only)",
+                    Operation::Admin => "administer keys or sources (admins only)",
                 }
             ))),
             _ => Ok(()),

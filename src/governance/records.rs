@@ -73,6 +73,12 @@ pub struct AuditRecord {
     /// few records, never one per request).
     #[serde(default = "one")]
     pub attempts: u64,
+    /// For a bearer token: the issuer that signed it (never the token itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// For a bearer token: the subject it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 fn one() -> u64 {
@@ -92,6 +98,8 @@ impl AuditRecord {
             outcome: outcome.to_owned(),
             query: None,
             attempts: 1,
+            issuer: None,
+            subject: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 mod body;
 mod docs;
 mod health;
+mod identity;
 mod keys;
 mod openapi;
 mod queries;
@@ -41,6 +42,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
         .service(web::resource("/docs").route(web::get().to(docs::page)))
+        .service(
+            web::resource(identity::PATHS).route(web::get().to(identity::protected_resource)),
+        )
         .service(web::resource("/v1/query").route(web::post().to(query::query)))
         .service(web::resource("/v1/explain").route(web::post().to(query::explain)))
         .service(web::resource("/v1/queries").route(web::get().to(queries::list)))
@@ -99,13 +103,15 @@ async fn not_found() -> HttpResponse {
 }
 
 /// Routes this middleware lets through unauthenticated: liveness, readiness, the API
-/// description and its page, and `/mcp` (the MCP door authenticates its own requests).
+/// description and its page, the Protected Resource Metadata, and `/mcp` (the MCP door
+/// authenticates its own requests).
 /// `/metrics` is open unless `auth.protect_metrics` is set.
 fn is_open(path: &str, protect_metrics: bool) -> bool {
     matches!(
         path,
         "/health" | "/ready" | "/openapi.json" | "/docs" | "/mcp"
-    ) || (path == "/metrics" && !protect_metrics)
+    ) || identity::PATHS.contains(&path)
+        || (path == "/metrics" && !protect_metrics)
 }
 
 /// Routes that start a query: they get their id before anything else happens, so every answer

@@ -90,6 +90,8 @@ pub struct QueryService {
     cache: Arc<ResultCache>,
     /// Cancelled when the server stops: ends doors' open streams and sessions.
     closing: CancellationToken,
+    /// Protected Resource Metadata, with `[auth.oidc]`.
+    protected_resource: Option<sluice_schemas::api::ProtectedResource>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -165,7 +167,18 @@ impl QueryService {
         } else {
             None
         };
+        let protected_resource = match (&config.auth.oidc, &config.auth.resource) {
+            (Some(_), Some(resource)) => Some(sluice_schemas::api::ProtectedResource {
+                resource: resource.clone(),
+                authorization_servers: governance.issuers(),
+                scopes_supported: config.auth.scopes.clone(),
+                bearer_methods_supported: vec!["header".to_owned()],
+                resource_name: "Sluice".to_owned(),
+            }),
+            _ => None,
+        };
         let service = Arc::new(Self {
+            protected_resource,
             planner,
             supervisor,
             router,
@@ -255,6 +268,11 @@ impl QueryService {
     /// Audit records not yet in the store.
     pub fn audit_pending(&self) -> u64 {
         self.governance.audit.pending()
+    }
+
+    /// Protected Resource Metadata (RFC 9728), when bearer tokens are accepted.
+    pub fn protected_resource(&self) -> Option<&sluice_schemas::api::ProtectedResource> {
+        self.protected_resource.as_ref()
     }
 
     /// Whether callers need a key (`auth.mode = "api_key"`).
