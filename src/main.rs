@@ -113,25 +113,23 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Sources { to, json } => {
-            match sluice::cli::sources::fetch(&to) {
-                Ok(list) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&list).unwrap_or_default()
-                        );
-                    } else {
-                        print!("{}", sluice::cli::sources::render(&list));
-                    }
-                    ExitCode::SUCCESS
+        Command::Sources { to, json } => match sluice::cli::sources::fetch(&to) {
+            Ok(list) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", sluice::cli::sources::render(&list));
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Keys {
             to,
             config,

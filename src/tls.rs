@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::RootCertStore;
+pub use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-pub use rustls::ServerConfig;
 use sluice_schemas::TlsConfig;
 use tracing::{info, warn};
 

@@ -273,9 +273,11 @@ pub struct OidcConfig {
 }
 
 fn default_oidc_algorithms() -> Vec<String> {
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
-        .map(str::to_owned)
-        .to_vec()
+    [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 fn default_oidc_leeway_ms() -> u64 {
     30_000

@@ -380,7 +380,11 @@ fn is_trusted_url(url: &str) -> bool {
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
     });
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
@@ -403,8 +407,7 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
         if auth.mode == crate::config::AuthMode::None {
             push(
                 "auth.oidc".into(),
-                "needs auth.mode = \"api_key\" (with \"none\" nobody is asked for anything)"
-                    .into(),
+                "needs auth.mode = \"api_key\" (with \"none\" nobody is asked for anything)".into(),
             );
         }
         if auth.resource.is_none() {
@@ -443,7 +446,10 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
                 push(format!("{at}.subject_claim"), "must not be empty".into());
             }
             if issuer.audiences.iter().any(String::is_empty) {
-                push(format!("{at}.audiences"), "must not hold an empty name".into());
+                push(
+                    format!("{at}.audiences"),
+                    "must not hold an empty name".into(),
+                );
             }
         }
         for (i, rule) in oidc.rules.iter().enumerate() {
@@ -502,7 +508,11 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
             "only applies to bearer tokens: configure [auth.oidc]".into(),
         );
     }
-    if auth.scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace) || s.contains('"')) {
+    if auth
+        .scopes
+        .iter()
+        .any(|s| s.is_empty() || s.contains(char::is_whitespace) || s.contains('"'))
+    {
         push(
             "auth.scopes".into(),
             "each scope is one word (no spaces or quotes)".into(),

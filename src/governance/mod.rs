@@ -136,7 +136,8 @@ impl Governance {
         if let (Some(oidc), Some(o)) = (&oidc, &config.auth.oidc) {
             oidc.start(
                 Duration::from_millis(o.jwks_refresh_ms),
-                Duration::from_millis(o.jwks_min_refetch_ms),
+                // A set never read is tried again soon, whatever the on-demand pace.
+                Duration::from_millis(o.jwks_min_refetch_ms.min(5_000)),
                 runtime,
             )
             .await;
@@ -242,7 +243,8 @@ impl Governance {
                 })
                 .with_challenge(&self.challenges.missing)
             } else {
-                ApiError::unauthenticated("the API key is not valid").with_challenge(&self.challenges.invalid)
+                ApiError::unauthenticated("the API key is not valid")
+                    .with_challenge(&self.challenges.invalid)
             }
         };
         let Some(secret) = secret else {

@@ -19,6 +19,7 @@ mod flood;
 mod formats;
 mod governance;
 mod hostile;
+mod identity;
 mod mcp;
 mod object_stores;
 mod parity;
@@ -86,6 +87,13 @@ impl TestApp {
         // source, usage counts) and must reach the source each time.
         config.cache.capacity_bytes = 0;
         f(&mut config);
+        // With `[server.tls]`, the client trusts `ca.crt` beside the certificate and presents
+        // `client.pem` from there when it exists (the identity tests make both).
+        let tls_dir = config
+            .server
+            .tls
+            .as_ref()
+            .and_then(|t| t.cert_path.parent().map(std::path::Path::to_path_buf));
         let app = Application::build(config, query_runtime())
             .await
             .expect("server starts");
@@ -94,7 +102,15 @@ impl TestApp {
         let handle = app.handle();
         let drainer = app.drainer();
         actix_web::rt::spawn(app.run());
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if let Some(dir) = tls_dir {
+            let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+            if let Ok(pem) = std::fs::read(dir.join("client.pem")) {
+                client = client.identity(reqwest::Identity::from_pem(&pem).unwrap());
+            }
+        }
+        let client = client
             .timeout(Duration::from_secs(60))
             // Below the server's 5 s keep-alive: a pooled connection the server has just
             // closed would fail the next request sent on it (IncompleteMessage), a race that

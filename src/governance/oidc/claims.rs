@@ -87,7 +87,11 @@ mod tests {
         assert!(matches(&rule("scope", "sql.read"), "i", &claims));
         assert!(!matches(&rule("scope", "openid sql.read"), "i", &claims));
         assert!(matches(&rule("ext.team.name", "data"), "i", &claims));
-        assert!(matches(&rule("https://example.com/roles", "admin"), "i", &claims));
+        assert!(matches(
+            &rule("https://example.com/roles", "admin"),
+            "i",
+            &claims
+        ));
         assert!(!matches(&rule("missing.path", "x"), "i", &claims));
         let mut only_other = rule("roles", "Other");
         only_other.issuer = Some("j".into());

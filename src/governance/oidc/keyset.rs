@@ -2,7 +2,8 @@
 //! fetched with the reqwest already in the tree, held as an immutable set swapped whole, read
 //! without a lock on every token. A token naming a key not in the set makes the set be read
 //! again, at most once per `jwks_min_refetch_ms` however many such tokens arrive (one fetch at
-//! a time; the rest wait for it or are refused); a background task re-reads it every
+//! a time; the rest wait for it or are refused; background reads do not count against it); a
+//! background task re-reads it every
 //! `jwks_refresh_ms`, so a key the provider drops stops working within that.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,10 +49,7 @@ impl KeySet {
                 .find(|k| k.kid.as_deref() == Some(kid))
                 .cloned(),
             None => {
-                let mut fitting = self
-                    .keys
-                    .iter()
-                    .filter(|k| k.key.family() == alg.family());
+                let mut fitting = self.keys.iter().filter(|k| k.key.family() == alg.family());
                 match (fitting.next(), fitting.next()) {
                     (Some(k), None) => Some(Arc::clone(k)),
                     _ => None,
@@ -83,8 +81,9 @@ pub(super) struct Issuer {
     pub keys: ArcSwap<KeySet>,
     max_keys: usize,
     min_refetch: Duration,
-    /// When the last fetch started.
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the last fetch for an unknown key started (the background reads do not count:
+    /// a provider that rotates just after one is followed at once).
+    last_on_demand: Mutex<Option<Instant>>,
     /// One fetch at a time.
     fetching: tokio::sync::Mutex<()>,
     http: reqwest::Client,
@@ -106,7 +105,7 @@ impl Issuer {
             keys: ArcSwap::from_pointee(KeySet::default()),
             max_keys,
             min_refetch,
-            last_fetch: Mutex::new(None),
+            last_on_demand: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
             http,
             runtime,
@@ -125,12 +124,18 @@ impl Issuer {
         if let Some(k) = self.keys.load().find(kid, alg) {
             return Ok(Some(k));
         }
-        let recent = self
-            .last_fetch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < self.min_refetch);
-        if !recent {
+        let allowed = {
+            let mut last = self
+                .last_on_demand
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let allowed = last.is_none_or(|at| at.elapsed() >= self.min_refetch);
+            if allowed {
+                *last = Some(Instant::now());
+            }
+            allowed
+        };
+        if allowed {
             self.refresh("unknown key").await;
         }
         let set = self.keys.load();
@@ -143,10 +148,6 @@ impl Issuer {
     /// Reads the set now (on the query runtime, which owns the HTTP connections); on failure
     /// the set held is kept.
     pub async fn refresh(&self, why: &'static str) {
-        *self
-            .last_fetch
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let http = self.http.clone();
         let issuer = self.config.issuer.clone();
         let jwks_uri = self.config.jwks_uri.clone();
@@ -240,7 +241,11 @@ async fn fetch_set(
     let mut keys = Vec::new();
     for raw in listed {
         if keys.len() == max_keys {
-            warn!(issuer, max_keys, "The key set holds more keys than auth.oidc.jwks_max_keys; the rest are ignored.");
+            warn!(
+                issuer,
+                max_keys,
+                "The key set holds more keys than auth.oidc.jwks_max_keys; the rest are ignored."
+            );
             break;
         }
         // A key of a type this build cannot read is skipped, not a reason to drop the set.

@@ -426,7 +426,10 @@ mod tests {
         assert!(is_jws("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"));
         // `alg: none` has an empty signature: still a token, refused as one.
         assert!(is_jws("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."));
-        assert!(!is_jws(&format!("sluice_key_0123456789ab_{}", "0".repeat(64))));
+        assert!(!is_jws(&format!(
+            "sluice_key_0123456789ab_{}",
+            "0".repeat(64)
+        )));
         assert!(!is_jws("a.b"));
         assert!(!is_jws("a.b.c.d"));
         assert!(!is_jws(".b.c"));

@@ -257,7 +257,23 @@ impl MetadataStore for PgStore {
             err.push(q.and_then(|q| q.error_code.clone()));
         }
         let client = self.client().await?;
-        let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14] = &cols;
+        let [
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            c8,
+            c9,
+            c10,
+            c11,
+            c12,
+            c13,
+            c14,
+        ] = &cols;
         let [n0, n1, n2, n3] = &nums;
         client
             .execute(

@@ -126,15 +126,24 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts it and waits for its ready line.
+    /// Starts it on any free port and waits for its ready line.
     pub(crate) async fn start(config: &str, dir: &std::sync::Arc<tempfile::TempDir>) -> Self {
+        Self::start_on(config, dir, "127.0.0.1:0").await
+    }
+
+    /// Starts it on `listen` and waits for its ready line.
+    pub(crate) async fn start_on(
+        config: &str,
+        dir: &std::sync::Arc<tempfile::TempDir>,
+        listen: &str,
+    ) -> Self {
         use std::io::BufRead as _;
         let n = uuid::Uuid::new_v4().simple().to_string();
         let cfg = dir.path().join(format!("{n}.toml"));
         std::fs::write(&cfg, config).unwrap();
         let log = dir.path().join(format!("{n}.log"));
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(&cfg)
             .env("SLUICE_LOG", "debug")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
