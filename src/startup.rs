@@ -122,6 +122,8 @@ impl Application {
                 )
                 .configure(crate::http::routes)
         })
+        // A verified client certificate stays with its connection (`[[auth.certificate_rules]]`).
+        .on_connect(crate::tls::on_connect)
         // Results go out as several small writes (head, schema, batches, end marker); with Nagle's
         // algorithm on, a keep-alive client's delayed ACK stalls each response by up to 40 ms.
         .tcp_nodelay(true)

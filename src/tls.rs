@@ -19,6 +19,10 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use sluice_schemas::TlsConfig;
 use tracing::{info, warn};
+use x509_cert::der::asn1::{Ia5StringRef, ObjectIdentifier, PrintableStringRef, Utf8StringRef};
+use x509_cert::der::{Decode as _, Tag, Tagged as _};
+
+use crate::governance::PeerCertificate;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -170,4 +174,80 @@ pub fn server_config(
         }
     });
     Ok(config)
+}
+
+const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const O: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+const OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
+
+/// What the rules see of a verified client certificate (its end-entity certificate, DER):
+/// the subject and issuer names and the subject's `cn`, `o` and `ou` values.
+pub fn peer_certificate(der: &[u8]) -> Option<PeerCertificate> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let tbs = &cert.tbs_certificate;
+    let mut parts: [(&str, Vec<serde_json::Value>); 3] =
+        [("cn", vec![]), ("o", vec![]), ("ou", vec![])];
+    for rdn in tbs.subject.0.iter() {
+        for atv in rdn.0.iter() {
+            let text = match atv.value.tag() {
+                Tag::Utf8String => Utf8StringRef::try_from(&atv.value).ok().map(|s| s.as_str()),
+                Tag::PrintableString => PrintableStringRef::try_from(&atv.value)
+                    .ok()
+                    .map(|s| s.as_str()),
+                Tag::Ia5String => Ia5StringRef::try_from(&atv.value).ok().map(|s| s.as_str()),
+                _ => None,
+            };
+            let Some(text) = text else { continue };
+            let slot = match atv.oid {
+                oid if oid == CN => 0,
+                oid if oid == O => 1,
+                oid if oid == OU => 2,
+                _ => continue,
+            };
+            parts[slot]
+                .1
+                .push(serde_json::Value::String(text.to_owned()));
+        }
+    }
+    let subject = tbs.subject.to_string();
+    let issuer = tbs.issuer.to_string();
+    let mut claims = serde_json::Map::new();
+    for (name, values) in parts {
+        match values.len() {
+            0 => {}
+            1 => {
+                claims.insert(
+                    name.to_owned(),
+                    values.into_iter().next().unwrap_or_default(),
+                );
+            }
+            _ => {
+                claims.insert(name.to_owned(), serde_json::Value::Array(values));
+            }
+        }
+    }
+    claims.insert("subject".to_owned(), subject.clone().into());
+    claims.insert("issuer".to_owned(), issuer.clone().into());
+    Some(PeerCertificate {
+        subject,
+        issuer,
+        claims: serde_json::Value::Object(claims),
+    })
+}
+
+/// At each new connection: the client's verified certificate, kept with the connection so
+/// every request on it carries it (`web::client`).
+pub fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    type Stream = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let Some(tls) = conn.downcast_ref::<Stream>() else {
+        return;
+    };
+    let (_, session) = tls.get_ref();
+    if let Some(peer) = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|der| peer_certificate(der))
+    {
+        ext.insert(Arc::new(peer));
+    }
 }

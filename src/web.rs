@@ -42,6 +42,9 @@ pub fn client(req: &HttpRequest) -> Client {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
+        certificate: req
+            .conn_data::<std::sync::Arc<crate::governance::PeerCertificate>>()
+            .cloned(),
     }
 }
 

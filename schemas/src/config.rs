@@ -220,6 +220,12 @@ pub struct AuthConfig {
     /// `[auth.oidc]`: bearer JWTs from OpenID issuers, beside API keys.
     #[serde(default)]
     pub oidc: Option<OidcConfig>,
+    /// `[[auth.certificate_rules]]`: a client certificate (verified against
+    /// `server.tls.client_ca_path`) on a request with no key or token makes it a caller by the
+    /// first rule its subject matches; claims `cn`, `subject` (RFC 4514, e.g.
+    /// `CN=svc,O=Acme`), `o`, `ou` and `issuer`. No rule matched: `403`.
+    #[serde(default)]
+    pub certificate_rules: Vec<AccessRule>,
 }
 
 impl Default for AuthConfig {
@@ -232,6 +238,7 @@ impl Default for AuthConfig {
             resource: None,
             scopes: Vec::new(),
             oidc: None,
+            certificate_rules: Vec::new(),
         }
     }
 }
@@ -246,7 +253,7 @@ pub struct OidcConfig {
     /// `[[auth.oidc.rules]]`: claims to a role and grants; first match wins, a token matching
     /// none is refused with `403`.
     #[serde(default)]
-    pub rules: Vec<OidcRule>,
+    pub rules: Vec<AccessRule>,
     /// Signature algorithms accepted (asymmetric only: `RS256`, `RS384`, `RS512`, `PS256`,
     /// `PS384`, `PS512`, `ES256`, `ES384`, `EdDSA`); a key's own `alg`, when it names one, must
     /// agree with the token's.
@@ -318,10 +325,10 @@ fn default_subject_claim() -> String {
     "sub".to_owned()
 }
 
-/// A rule from a token's claims to what it may do.
+/// A rule from a token's claims (or a client certificate's subject) to what it may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OidcRule {
+pub struct AccessRule {
     /// Only tokens from this issuer (any trusted issuer when absent).
     #[serde(default)]
     pub issuer: Option<String>,

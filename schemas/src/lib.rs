@@ -18,8 +18,8 @@ pub mod loader;
 pub mod reference;
 
 pub use config::{
-    AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig, McpConfig,
-    MetadataConfig, OidcConfig, OidcIssuer, OidcRule, ParquetSourceConfig, PostgresSourceConfig,
+    AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig,
+    McpConfig, MetadataConfig, OidcConfig, OidcIssuer, ParquetSourceConfig, PostgresSourceConfig,
     Pushdown, RoleLimits, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig, SourceConfig,
     TableConfig, TlsConfig,
 };

@@ -518,6 +518,26 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
             "each scope is one word (no spaces or quotes)".into(),
         );
     }
+    if !auth.certificate_rules.is_empty()
+        && config
+            .server
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.client_ca_path.is_none())
+    {
+        push(
+            "auth.certificate_rules".into(),
+            "need server.tls.client_ca_path: only verified client certificates are read".into(),
+        );
+    }
+    for (i, rule) in auth.certificate_rules.iter().enumerate() {
+        if rule.claim.is_empty() || rule.value.is_empty() {
+            push(
+                format!("auth.certificate_rules[{i}]"),
+                "claim and value must not be empty".into(),
+            );
+        }
+    }
     if let Some(tls) = &config.server.tls {
         if tls.require_client_cert && tls.client_ca_path.is_none() {
             push(

@@ -446,7 +446,7 @@ mod tests {
     fn from(addr: &str) -> Client {
         Client {
             addr: Some(addr.to_owned()),
-            user_agent: None,
+            ..Client::default()
         }
     }
 

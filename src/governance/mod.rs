@@ -14,6 +14,7 @@ mod lookup;
 pub mod oidc;
 mod principal;
 pub mod records;
+mod rules;
 pub mod store;
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
 use self::lookup::{Found, Lookups};
 use self::oidc::Oidc;
-pub use self::principal::{Client, Identity, KeyEntry, Principal};
+pub use self::principal::{Client, Identity, KeyEntry, PeerCertificate, Principal};
 use self::records::{AuditKind, AuditRecord};
 use self::store::{MetadataStore, StoreError};
 use crate::error::ApiError;
@@ -55,6 +56,8 @@ pub struct Governance {
     /// Bearer JWTs, when `[auth.oidc]` is configured.
     oidc: Option<Arc<Oidc>>,
     challenges: Challenges,
+    /// `[[auth.certificate_rules]]`.
+    certificate_rules: Vec<rules::Rule>,
 }
 
 /// The `WWW-Authenticate` challenges (RFC 6750) this server answers with: for no credentials,
@@ -145,6 +148,13 @@ impl Governance {
         let gov = Arc::new(Self {
             oidc,
             challenges: Challenges::new(config),
+            certificate_rules: config
+                .auth
+                .certificate_rules
+                .iter()
+                .cloned()
+                .map(rules::Rule::new)
+                .collect(),
             lookups: Lookups::start(Arc::clone(&store), runtime),
             store,
             keys: RwLock::default(),
@@ -248,6 +258,11 @@ impl Governance {
             }
         };
         let Some(secret) = secret else {
+            if let Some(cert) = &client.certificate
+                && !self.certificate_rules.is_empty()
+            {
+                return self.authenticate_certificate(cert, client);
+            }
             return Err(refuse(None, "missing"));
         };
         if oidc::is_jws(secret) {
@@ -285,6 +300,41 @@ impl Governance {
         Ok(Principal::Key(entry))
     }
 
+    /// The caller a verified client certificate stands for, by the first certificate rule
+    /// its subject matches; recorded like a token's (issuer and subject names).
+    fn authenticate_certificate(
+        &self,
+        cert: &PeerCertificate,
+        client: &Client,
+    ) -> Result<Principal, ApiError> {
+        let Some(rule) = self
+            .certificate_rules
+            .iter()
+            .find(|r| r.admits(&cert.issuer, &cert.claims))
+        else {
+            self.record_auth(None, client, "certificate_no_rule");
+            return Err(ApiError::permission_denied(
+                "the client certificate is valid, but no certificate rule of this server admits it",
+            ));
+        };
+        let entry = rule.caller(&cert.issuer, cert.subject.clone(), None);
+        self.record_identified(&entry, client);
+        Ok(Principal::Key(entry))
+    }
+
+    /// Audits a successful authentication by a token or certificate: its issuer and subject.
+    fn record_identified(&self, entry: &KeyEntry, client: &Client) {
+        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => "ok").increment(1);
+        let mut r = AuditRecord::new(AuditKind::Auth, Some(entry.record.id.clone()), "ok");
+        r.client.clone_from(&client.addr);
+        r.user_agent.clone_from(&client.user_agent);
+        if let Some(id) = &entry.identity {
+            r.issuer = Some(id.issuer.to_string());
+            r.subject = Some(id.subject.clone());
+        }
+        self.audit.record(r);
+    }
+
     /// Checks a bearer JWT, recording the attempt (issuer and subject, never the token).
     async fn authenticate_token(
         &self,
@@ -300,15 +350,7 @@ impl Governance {
         };
         match oidc.authenticate(token).await {
             Ok(entry) => {
-                metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => "ok").increment(1);
-                let mut r = AuditRecord::new(AuditKind::Auth, Some(entry.record.id.clone()), "ok");
-                r.client.clone_from(&client.addr);
-                r.user_agent.clone_from(&client.user_agent);
-                if let Some(id) = &entry.identity {
-                    r.issuer = Some(id.issuer.to_string());
-                    r.subject = Some(id.subject.clone());
-                }
-                self.audit.record(r);
+                self.record_identified(&entry, client);
                 Ok(Principal::Key(entry))
             }
             Err(why) => {

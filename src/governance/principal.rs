@@ -132,4 +132,17 @@ pub struct Client {
     pub addr: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// The client certificate the TLS handshake verified, if any.
+    pub certificate: Option<Arc<PeerCertificate>>,
+}
+
+/// A verified client certificate, as `[[auth.certificate_rules]]` read it.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    /// The subject, RFC 4514 (`CN=svc,O=Acme`).
+    pub subject: String,
+    /// The issuer, RFC 4514.
+    pub issuer: String,
+    /// `cn`, `subject`, `o`, `ou`, `issuer`: what rules match on.
+    pub claims: serde_json::Value,
 }

@@ -2,11 +2,11 @@
 //! role and grants.
 
 use serde_json::Value;
-use sluice_schemas::OidcRule;
+use sluice_schemas::AccessRule;
 
 /// The value at a dot path (`ext.user`): a top-level claim named with the dots wins over the
 /// path (`"https://example.com/roles"` style names have dots of their own).
-pub(super) fn at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+pub(in crate::governance) fn at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     if let Some(v) = claims.get(path) {
         return Some(v);
     }
@@ -14,7 +14,7 @@ pub(super) fn at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// A claim as text: a string, or a number (some providers' subjects are numeric).
-pub(super) fn text(v: &Value) -> Option<String> {
+pub(in crate::governance) fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -24,7 +24,7 @@ pub(super) fn text(v: &Value) -> Option<String> {
 
 /// The values a claim holds: a string (space-separated for `scope` and `scp`), or an array
 /// of strings.
-pub(super) fn values<'a>(v: &'a Value, name: &str) -> Vec<&'a str> {
+pub(in crate::governance) fn values<'a>(v: &'a Value, name: &str) -> Vec<&'a str> {
     let spaced = matches!(name, "scope" | "scp");
     match v {
         Value::String(s) if spaced => s.split_ascii_whitespace().collect(),
@@ -35,7 +35,7 @@ pub(super) fn values<'a>(v: &'a Value, name: &str) -> Vec<&'a str> {
 }
 
 /// The scopes a token carries (`scope`, or Entra's `scp`).
-pub(super) fn scopes(claims: &Value) -> Vec<String> {
+pub(in crate::governance) fn scopes(claims: &Value) -> Vec<String> {
     ["scope", "scp"]
         .iter()
         .filter_map(|name| claims.get(*name).map(|v| values(v, name)))
@@ -45,7 +45,7 @@ pub(super) fn scopes(claims: &Value) -> Vec<String> {
 }
 
 /// Whether `rule` admits a token from `issuer` with `claims`.
-pub(super) fn matches(rule: &OidcRule, issuer: &str, claims: &Value) -> bool {
+pub(in crate::governance) fn matches(rule: &AccessRule, issuer: &str, claims: &Value) -> bool {
     if rule.issuer.as_deref().is_some_and(|i| i != issuer) {
         return false;
     }
@@ -58,8 +58,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(claim: &str, value: &str) -> OidcRule {
-        OidcRule {
+    fn rule(claim: &str, value: &str) -> AccessRule {
+        AccessRule {
             issuer: None,
             claim: claim.into(),
             value: value.into(),

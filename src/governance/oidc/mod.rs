@@ -11,22 +11,20 @@
 //! the remembered answer is used only while the key that verified it is still in its issuer's
 //! set.
 
-mod claims;
+pub(super) mod claims;
 mod keyset;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_planner::Planner;
-use sluice_schemas::{OidcConfig, OidcRule};
+use sluice_schemas::OidcConfig;
 
 use self::keyset::{Issuer, Key};
-use super::keys::{KeyRecord, READER_OPERATIONS};
-use super::principal::{Identity, KeyEntry};
+use super::principal::KeyEntry;
+use super::rules::Rule;
 
 /// `typ` values an access token may carry (absent is accepted too): RFC 9068's, and plain JWT.
 const ACCEPTED_TYP: [&str; 3] = ["at+jwt", "application/at+jwt", "JWT"];
@@ -103,12 +101,6 @@ pub fn is_jws(bearer: &str) -> bool {
         && shaped(parts.next(), false)
         && shaped(parts.next(), true)
         && parts.next().is_none()
-}
-
-/// A rule, with the planner every caller it admits shares.
-struct Rule {
-    config: OidcRule,
-    planner: Arc<OnceLock<Planner>>,
 }
 
 /// A token verified once: what it is good for, while its key stays in the set.
@@ -191,14 +183,7 @@ impl Oidc {
         }
         Ok(Arc::new(Self {
             issuers,
-            rules: config
-                .rules
-                .iter()
-                .map(|r| Rule {
-                    config: r.clone(),
-                    planner: Arc::default(),
-                })
-                .collect(),
+            rules: config.rules.iter().cloned().map(Rule::new).collect(),
             scopes: scopes.to_vec(),
             algorithms,
             leeway_secs: config.leeway_ms.div_ceil(1000),
@@ -331,42 +316,13 @@ impl Oidc {
         let rule = self
             .rules
             .iter()
-            .find(|r| claims::matches(&r.config, iss, claims))
+            .find(|r| r.admits(iss, claims))
             .ok_or(Refusal::NoRule)?;
         let held = claims::scopes(claims);
         if self.scopes.iter().any(|s| !held.contains(s)) {
             return Err(Refusal::InsufficientScope);
         }
-        let record = KeyRecord {
-            id: subject_id(iss, &subject),
-            name: subject.clone(),
-            role: rule.config.role,
-            grants: rule.config.grants.clone(),
-            operations: rule
-                .config
-                .operations
-                .clone()
-                .unwrap_or_else(|| READER_OPERATIONS.to_vec()),
-            rate_limit: None,
-            max_concurrent: None,
-            secret_sha256: String::new(),
-            previous_sha256: None,
-            previous_expires_at: None,
-            created_at: Utc::now(),
-            expires_at: i64::try_from(exp)
-                .ok()
-                .and_then(|s| DateTime::from_timestamp(s, 0)),
-            revoked_at: None,
-            rotated_at: None,
-        };
-        Ok(Arc::new(KeyEntry::token(
-            record,
-            Identity {
-                issuer: Arc::from(iss),
-                subject,
-            },
-            Arc::clone(&rule.planner),
-        )))
+        Ok(rule.caller(iss, subject, Some(exp)))
     }
 }
 
@@ -386,18 +342,6 @@ pub fn metadata_url(resource: &str) -> Option<String> {
         "{}://{host}{port}/.well-known/oauth-protected-resource{path}",
         url.scheme()
     ))
-}
-
-/// The stable id of an issuer's subject: `sub_` and 16 hex digits of their digest. Limits,
-/// usage and recent queries are kept under it.
-pub fn subject_id(issuer: &str, subject: &str) -> String {
-    let digest = Sha256::digest(format!("{issuer}\n{subject}").as_bytes());
-    let mut id = String::with_capacity(20);
-    id.push_str("sub_");
-    for b in &digest[..8] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
 }
 
 fn now() -> u64 {
@@ -448,14 +392,5 @@ mod tests {
             Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp")
         );
         assert_eq!(metadata_url("not a url"), None);
-    }
-
-    #[test]
-    fn subject_ids_are_stable_and_distinct() {
-        let a = subject_id("https://idp", "alice");
-        assert_eq!(a, subject_id("https://idp", "alice"));
-        assert_ne!(a, subject_id("https://other", "alice"));
-        assert_ne!(a, subject_id("https://idp", "bob"));
-        assert!(a.starts_with("sub_") && a.len() == 20);
     }
 }

@@ -229,15 +229,65 @@ async fn a_client_without_a_certificate_is_refused_when_one_is_required() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_certs(d, true);
-    // The test client presents client.pem (see TestApp).
+    // A second client of the same CA whose subject no rule admits.
+    sh(
+        d,
+        &format!(
+            "openssl req {EC} -keyout other.key -out other.csr -subj /CN=svc-unknown 2>/dev/null
+             openssl x509 -req -in other.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+               -out other.crt -days 30 -extfile client.ext 2>/dev/null"
+        ),
+    );
+    // The test client presents client.pem (see TestApp). A certificate with no key or token
+    // is a caller by its subject: `svc-reporting` reads nation.
     let app = TestApp::spawn_with(|c| {
         c.server.tls = Some(TlsConfig {
             client_ca_path: Some(d.join("ca.crt")),
             require_client_cert: true,
             ..tls(d)
         });
+        c.auth.certificate_rules = vec![
+            serde_json::from_value(serde_json::json!({
+                "claim": "cn", "value": "svc-reporting", "role": "reader",
+                "grants": [{"source": "local", "schema": "public", "table": "nation"}]
+            }))
+            .unwrap(),
+        ];
     })
     .await;
+    let query = |cert: &'static str, sql: &'static str| {
+        let url = format!("{}/v1/query", app.url);
+        async move {
+            let out = curl(
+                d,
+                &[
+                    "--cacert",
+                    "ca.crt",
+                    "--cert",
+                    &format!("{cert}.crt"),
+                    "--key",
+                    &format!("{cert}.key"),
+                    "-H",
+                    "Content-Type: text/plain",
+                    "--data",
+                    sql,
+                    "-w",
+                    "\n%{http_code}",
+                    &url,
+                ],
+            )
+            .await;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (body, code) = text.rsplit_once('\n').unwrap();
+            (code.to_owned(), body.to_owned())
+        }
+    };
+    let (code, body) = query("client", "SELECT count(*) AS n FROM nation").await;
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("[[25]]"), "{body}");
+    assert_eq!(query("client", "SELECT * FROM region").await.0, "404");
+    let (code, body) = query("other", "SELECT 1").await;
+    assert_eq!(code, "403", "{body}");
     let health = format!("{}/health", app.url);
     let without = curl(d, &["--cacert", "ca.crt", "-o", "/dev/null", &health]).await;
     assert!(
