@@ -10,7 +10,10 @@
 //!   key (its audit record included), the grant check on a TPC-H plan, planning through a
 //!   reader's granted view against the whole catalog, the rate limiter; and, with
 //!   `SLUICE_BENCH_METADATA_URL` set to an empty PostgreSQL database, audit batches written
-//!   to the metadata store.
+//!   to the metadata store;
+//! - `identity`: a bearer JWT (RS256, RSA 2048 and ES256) checked by `[auth.oidc]`: the first
+//!   time (signature and claims: what a new token costs) and again (the verified-token
+//!   cache: what every later request with it costs), against a key set served on loopback.
 //!
 //! Run by hand: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- plan`).
 //! Reports land in target/criterion; figures worth keeping go to benches/RESULTS.md.
@@ -225,6 +228,7 @@ fn governance(c: &mut Criterion) {
     let client = Client {
         addr: Some("127.0.0.1".into()),
         user_agent: Some("bench".into()),
+        ..Client::default()
     };
     let mut group = c.benchmark_group("governance");
     group.bench_function("authenticate_cached_key", |b| {
@@ -325,5 +329,119 @@ fn governance(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, plan, encode, routing, governance);
+/// A key set served on loopback (one HTTP/1.1 answer per connection), for `Oidc` to fetch.
+fn serve_jwks(rt: &tokio::runtime::Runtime, jwks: String) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    rt.spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let body = jwks.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A private key openssl makes, DER: RSA as PKCS#1, EC as PKCS#8 (what jsonwebtoken reads).
+fn openssl_key(script: &str) -> Vec<u8> {
+    let out = std::process::Command::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{script}");
+    out.stdout
+}
+
+fn identity(c: &mut Criterion) {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use sluice::governance::oidc::Oidc;
+
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let rsa = EncodingKey::from_rsa_der(&openssl_key(
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+         | openssl rsa -traditional -outform DER",
+    ));
+    let ec = EncodingKey::from_ec_der(&openssl_key(
+        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+         | openssl pkcs8 -topk8 -nocrypt -outform DER",
+    ));
+    let mut keys = Vec::new();
+    for (kid, key, alg) in [
+        ("rs", &rsa, Algorithm::RS256),
+        ("es", &ec, Algorithm::ES256),
+    ] {
+        let mut jwk = Jwk::from_encoding_key(key, alg).expect("a JWK");
+        jwk.common.key_id = Some(kid.into());
+        keys.push(jwk);
+    }
+    let base = serve_jwks(&rt, serde_json::to_string(&JwkSet { keys }).expect("JSON"));
+    let resource = "https://sluice.example.com";
+    let config: sluice_schemas::OidcConfig = serde_json::from_value(serde_json::json!({
+        "issuers": [{"issuer": base, "jwks_uri": format!("{base}/jwks")}],
+        "rules": [{"claim": "roles", "value": "analyst",
+                   "grants": [{"source": "local", "schema": "public", "table": "*"}]}],
+    }))
+    .expect("a config");
+    let oidc = Oidc::new(&config, Some(resource), &["sql.read".into()], rt.handle()).expect("OIDC");
+    rt.block_on(oidc.start(
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+        rt.handle(),
+    ));
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = |n: u64, kid: &str, alg: Algorithm, key: &EncodingKey| {
+        let header = Header {
+            kid: Some(kid.into()),
+            typ: Some("at+jwt".into()),
+            ..Header::new(alg)
+        };
+        let claims = serde_json::json!({"iss": base, "aud": resource, "sub": format!("user-{n}"),
+            "exp": now + 3600, "iat": now, "scope": "sql.read", "roles": ["analyst"]});
+        jsonwebtoken::encode(&header, &claims, key).expect("signed")
+    };
+    let mut group = c.benchmark_group("identity");
+    for (kid, alg, key) in [
+        ("rs", Algorithm::RS256, &rsa),
+        ("es", Algorithm::ES256, &ec),
+    ] {
+        let name = format!("{alg:?}");
+        let again = token(0, kid, alg, key);
+        rt.block_on(oidc.authenticate(&again)).expect("valid");
+        group.bench_function(BenchmarkId::new("jwt_cached", &name), |b| {
+            b.to_async(&rt)
+                .iter(|| async { oidc.authenticate(black_box(&again)).await.expect("valid") });
+        });
+        // A new token each time: signed outside the measurement, in batches.
+        let mut n = 1;
+        group.bench_function(BenchmarkId::new("jwt_first_time", &name), |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    token(n, kid, alg, key)
+                },
+                |t| rt.block_on(oidc.authenticate(&t)).expect("valid"),
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, plan, encode, routing, governance, identity);
 criterion_main!(benches);

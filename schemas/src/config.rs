@@ -329,7 +329,8 @@ fn default_subject_claim() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRule {
-    /// Only tokens from this issuer (any trusted issuer when absent).
+    /// Only identities from this issuer: a token's `iss` (one of `auth.oidc.issuers`), or a
+    /// client certificate's issuer name (RFC 4514). Any when absent.
     #[serde(default)]
     pub issuer: Option<String>,
     /// The claim to look at (dot paths allowed): a string or an array of strings; `scp` and

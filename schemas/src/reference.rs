@@ -77,8 +77,17 @@ fn default_of(prop: &Value, required: bool) -> String {
 }
 
 impl Page {
+    /// The definition `prop` refers to; an optional table (`anyOf` it and null) is the table.
     fn def<'a>(&'a self, prop: &'a Value) -> Option<&'a Value> {
-        let name = prop.get("$ref")?.as_str()?.strip_prefix("#/$defs/")?;
+        let reference = match prop.get("$ref") {
+            Some(r) => r,
+            None => prop
+                .get("anyOf")?
+                .as_array()?
+                .iter()
+                .find_map(|v| v.get("$ref"))?,
+        };
+        let name = reference.as_str()?.strip_prefix("#/$defs/")?;
         self.defs.get(name)
     }
 
@@ -155,20 +164,38 @@ impl Page {
         };
         let _ = write!(out, "\n## `{name}`\n\n{}\n", text(&prop["description"]));
         self.rows(out, def, &[], &prop["default"]);
-        let path = name.trim_matches(['[', ']']);
+        self.nested(out, name.trim_matches(['[', ']']), def, &prop["default"], 3);
+    }
+
+    /// The tables inside `def` at `path` (`[path.key]`, and `[[path.key]]` for arrays of
+    /// tables), each with its own, to any depth.
+    fn nested(&self, out: &mut String, path: &str, def: &Value, defaults: &Value, depth: usize) {
+        let hashes = "#".repeat(depth.min(6));
         for (key, inner_prop) in def["properties"].as_object().into_iter().flatten() {
-            if let Some(inner) = self.object(inner_prop) {
-                let _ = write!(
-                    out,
-                    "\n### `[{path}.{key}]`\n\n{}\n",
-                    text(&inner_prop["description"])
-                );
-                let defaults = match &inner_prop["default"] {
-                    Value::Null => &prop["default"][key.as_str()],
+            let (inner, heading, own_defaults) = if let Some(inner) = self.object(inner_prop) {
+                let d = match &inner_prop["default"] {
+                    Value::Null => &defaults[key.as_str()],
                     d => d,
                 };
-                self.rows(out, inner, &[], defaults);
-            }
+                (inner, format!("[{path}.{key}]"), d)
+            } else if let Some(inner) = self.object(&inner_prop["items"]) {
+                (inner, format!("[[{path}.{key}]]"), &Value::Null)
+            } else {
+                continue;
+            };
+            let _ = write!(
+                out,
+                "\n{hashes} `{heading}`\n\n{}\n",
+                text(&inner_prop["description"])
+            );
+            self.rows(out, inner, &[], own_defaults);
+            self.nested(
+                out,
+                &format!("{path}.{key}"),
+                inner,
+                own_defaults,
+                depth + 1,
+            );
         }
     }
 

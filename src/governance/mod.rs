@@ -82,8 +82,11 @@ impl Challenges {
         if config.auth.oidc.is_some() && !config.auth.scopes.is_empty() {
             params.push(format!("scope=\"{}\"", config.auth.scopes.join(" ")));
         }
+        let oidc = config.auth.oidc.is_some();
+        // Without OAuth, a plain `Bearer` challenge, as the API has always answered.
         let with = |error: Option<&str>| -> Arc<str> {
             let all: Vec<String> = error
+                .filter(|_| oidc)
                 .map(|e| format!("error=\"{e}\""))
                 .into_iter()
                 .chain(params.iter().cloned())
