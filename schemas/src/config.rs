@@ -273,8 +273,9 @@ pub struct OidcConfig {
     /// Keys kept per issuer (a larger set is refused, its first keys kept).
     #[serde(default = "default_jwks_max_keys")]
     pub jwks_max_keys: usize,
-    /// Tokens whose signature was verified, kept until they expire so a client sending the
-    /// same token again costs a digest and a lookup (checked again against the key set).
+    /// Tokens whose signature was verified, remembered (until they expire, five minutes at
+    /// most) so a client sending the same token again costs a digest and a lookup; used again
+    /// only while the key that verified it is still in its issuer's set.
     #[serde(default = "default_oidc_token_cache")]
     pub token_cache_entries: u64,
 }
@@ -329,8 +330,9 @@ fn default_subject_claim() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRule {
-    /// Only identities from this issuer: a token's `iss` (one of `auth.oidc.issuers`), or a
-    /// client certificate's issuer name (RFC 4514). Any when absent.
+    /// Only identities from this issuer: a token's `iss` (one of `auth.oidc.issuers`; required
+    /// when more than one is), or a client certificate's issuer name (RFC 4514). Any when
+    /// absent.
     #[serde(default)]
     pub issuer: Option<String>,
     /// The claim to look at (dot paths allowed): a string or an array of strings; `scp` and

@@ -371,7 +371,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
 
 /// Where tokens may be fetched from and what a resource may be named: `https://`, or plain
 /// `http://` to a loopback host (a provider on this machine, as in tests).
-fn is_trusted_url(url: &str) -> bool {
+pub fn is_trusted_url(url: &str) -> bool {
     if url.starts_with("https://") {
         return url.len() > "https://".len();
     }
@@ -454,6 +454,14 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
         }
         for (i, rule) in oidc.rules.iter().enumerate() {
             let at = format!("auth.oidc.rules[{i}]");
+            // With several issuers, a rule that names none would let any of them grant its
+            // role: each rule says whose claims it trusts.
+            if oidc.issuers.len() > 1 && rule.issuer.is_none() {
+                push(
+                    format!("{at}.issuer"),
+                    "is required when more than one issuer is trusted".into(),
+                );
+            }
             if rule.claim.is_empty() || rule.value.is_empty() {
                 push(at.clone(), "claim and value must not be empty".into());
             }
@@ -516,6 +524,12 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
         push(
             "auth.scopes".into(),
             "each scope is one word (no spaces or quotes)".into(),
+        );
+    }
+    if !auth.certificate_rules.is_empty() && auth.mode == crate::config::AuthMode::None {
+        push(
+            "auth.certificate_rules".into(),
+            "need auth.mode = \"api_key\" (with \"none\" nobody is asked for anything)".into(),
         );
     }
     if !auth.certificate_rules.is_empty()
@@ -771,6 +785,74 @@ extra = true
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         assert!(errs.0.len() >= 7, "{all}");
+    }
+
+    #[test]
+    fn identity_configs_fail_closed() {
+        let text = r#"
+[server.tls]
+cert_path = "/c"
+key_path = "/k"
+require_client_cert = true
+[auth]
+scopes = ["sql read"]
+[auth.oidc]
+algorithms = ["RS256", "HS256", "none"]
+leeway_ms = 600000
+[[auth.oidc.issuers]]
+issuer = "http://idp.example.com"
+[[auth.oidc.issuers]]
+issuer = "https://login.example.com/v2.0"
+jwks_uri = "http://keys.example.com/keys"
+[[auth.oidc.rules]]
+claim = "roles"
+value = "Admin"
+role = "admin"
+"#;
+        let errs = parse_with(text, &[]).unwrap_err();
+        let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "auth.resource",
+            "auth.oidc.issuers[0].issuer",
+            "auth.oidc.issuers[1].jwks_uri",
+            "auth.oidc.rules[0].issuer",
+            "auth.oidc.algorithms",
+            "auth.oidc.leeway_ms",
+            "auth.scopes",
+            "server.tls.require_client_cert",
+        ] {
+            assert!(paths.contains(&want), "{want} missing from {paths:?}");
+        }
+        assert_eq!(
+            errs.0
+                .iter()
+                .filter(|e| e.path == "auth.oidc.algorithms")
+                .count(),
+            2,
+            "HS256 and none"
+        );
+        let errs = parse_with(
+            "[auth]\nscopes = [\"a\"]\n[[auth.certificate_rules]]\nclaim = \"cn\"\nvalue = \"x\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["auth.scopes", "auth.certificate_rules"]);
+        for ok in [
+            "https://sluice.example.com",
+            "http://127.0.0.1:8080",
+            "http://localhost/x",
+        ] {
+            assert!(is_trusted_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://sluice.example.com",
+            "http://127.0.0.1.evil.com/",
+            "ftp://x",
+            "https://",
+        ] {
+            assert!(!is_trusted_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -29,6 +29,11 @@ struct KeyLimits {
     running: Option<Arc<Semaphore>>,
 }
 
+/// Callers whose limits are held at most: keys are bounded by the store, but token and
+/// certificate subjects are whoever the identity provider names. Past this, the limits of
+/// callers with no query running are forgotten (their buckets start full again).
+const MAX_HELD: usize = 100_000;
+
 /// Limits of every key seen.
 #[derive(Debug)]
 pub struct Limiter {
@@ -78,6 +83,16 @@ impl Limiter {
             && l.effective == effective
         {
             return Arc::clone(l);
+        }
+        if keys.len() >= MAX_HELD {
+            keys.retain(|_, l| {
+                Arc::strong_count(l) > 1
+                    || l.running.as_ref().is_some_and(|r| {
+                        l.effective
+                            .max_concurrent
+                            .is_some_and(|n| r.available_permits() < n as usize)
+                    })
+            });
         }
         let l = Arc::new(KeyLimits {
             effective,

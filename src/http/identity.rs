@@ -3,6 +3,7 @@
 //! resource and with which scopes. Open, like `/health`; `404` without `[auth.oidc]`.
 
 use actix_web::{HttpResponse, ResponseError, web};
+use sluice_schemas::api::{ErrorBody, ProtectedResource};
 
 use crate::error::{ApiError, Code};
 use crate::query::QueryService;
@@ -13,8 +14,28 @@ pub const PATHS: [&str; 2] = [
     "/.well-known/oauth-protected-resource/mcp",
 ];
 
-/// `GET /.well-known/oauth-protected-resource[/mcp]`.
+/// Protected Resource Metadata (RFC 9728): the authorization servers that issue tokens for
+/// this server, its resource identifier and the scopes a token needs. Open.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "operations",
+    responses(
+        (status = 200, description = "The metadata", body = ProtectedResource),
+        (status = 404, description = "No `[auth.oidc]`: this server takes API keys only", body = ErrorBody),
+    ))]
 pub async fn protected_resource(service: web::Data<QueryService>) -> HttpResponse {
+    metadata(&service)
+}
+
+/// The same metadata at the path form for the MCP endpoint.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/mcp", tag = "operations",
+    responses(
+        (status = 200, description = "The metadata", body = ProtectedResource),
+        (status = 404, description = "No `[auth.oidc]`: this server takes API keys only", body = ErrorBody),
+    ))]
+pub async fn protected_resource_mcp(service: web::Data<QueryService>) -> HttpResponse {
+    metadata(&service)
+}
+
+fn metadata(service: &QueryService) -> HttpResponse {
     match service.protected_resource() {
         Some(metadata) => HttpResponse::Ok()
             // Clients may keep it a while; it changes only with the config.

@@ -42,7 +42,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
         .service(web::resource("/docs").route(web::get().to(docs::page)))
-        .service(web::resource(identity::PATHS).route(web::get().to(identity::protected_resource)))
+        .service(
+            web::resource(identity::PATHS[0]).route(web::get().to(identity::protected_resource)),
+        )
+        .service(
+            web::resource(identity::PATHS[1])
+                .route(web::get().to(identity::protected_resource_mcp)),
+        )
         .service(web::resource("/v1/query").route(web::post().to(query::query)))
         .service(web::resource("/v1/explain").route(web::post().to(query::explain)))
         .service(web::resource("/v1/queries").route(web::get().to(queries::list)))

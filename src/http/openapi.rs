@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{docs, health, keys, queries, query, sources, tables};
+use super::{docs, health, identity, keys, queries, query, sources, tables};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -39,6 +39,8 @@ use super::{docs, health, keys, queries, query, sources, tables};
         health::health,
         health::ready,
         health::metrics,
+        identity::protected_resource,
+        identity::protected_resource_mcp,
         document,
         docs::page,
     ),
@@ -64,7 +66,10 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key: `Authorization: Bearer sluice_...`"))
+                    .description(Some(
+                        "An API key (`Authorization: Bearer sluice_...`), or with `[auth.oidc]` an \
+                         OAuth access token (a JWT from a trusted issuer)",
+                    ))
                     .build(),
             ),
         );

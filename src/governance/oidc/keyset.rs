@@ -2,8 +2,8 @@
 //! fetched with the reqwest already in the tree, held as an immutable set swapped whole, read
 //! without a lock on every token. A token naming a key not in the set makes the set be read
 //! again, at most once per `jwks_min_refetch_ms` however many such tokens arrive (one fetch at
-//! a time; the rest wait for it or are refused; background reads do not count against it); a
-//! background task re-reads it every
+//! a time, background reads included; the rest wait for it or are refused; background reads do
+//! not count against the pace); a background task re-reads it every
 //! `jwks_refresh_ms`, so a key the provider drops stops working within that.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +28,9 @@ pub(super) struct Key {
     pub alg: Option<Algorithm>,
     /// The verifying key.
     pub key: DecodingKey,
+    /// The JWK as published: a key read again unchanged stays the same key (so tokens it
+    /// verified stay remembered).
+    published: serde_json::Value,
 }
 
 /// A set as fetched.
@@ -136,7 +139,7 @@ impl Issuer {
             allowed
         };
         if allowed {
-            self.refresh("unknown key").await;
+            self.read("unknown key").await;
         }
         let set = self.keys.load();
         if !set.loaded {
@@ -145,9 +148,17 @@ impl Issuer {
         Ok(set.find(kid, alg))
     }
 
-    /// Reads the set now (on the query runtime, which owns the HTTP connections); on failure
-    /// the set held is kept.
+    /// Reads the set now, one read at a time (a background read never lands over a newer
+    /// on-demand one).
     pub async fn refresh(&self, why: &'static str) {
+        let _one = self.fetching.lock().await;
+        self.read(why).await;
+    }
+
+    /// Reads the set (on the query runtime, which owns the HTTP connections); on failure the
+    /// set held is kept. Keys published unchanged stay the very same keys. The caller holds
+    /// `fetching`.
+    async fn read(&self, why: &'static str) {
         let http = self.http.clone();
         let issuer = self.config.issuer.clone();
         let jwks_uri = self.config.jwks_uri.clone();
@@ -158,7 +169,13 @@ impl Issuer {
             .await
             .unwrap_or_else(|e| Err(FetchError::Http(e.to_string())));
         let outcome = match fetched {
-            Ok(set) => {
+            Ok(mut set) => {
+                let held = self.keys.load();
+                for key in &mut set.keys {
+                    if let Some(same) = held.keys.iter().find(|k| k.published == key.published) {
+                        *key = Arc::clone(same);
+                    }
+                }
                 info!(issuer = %self.config.issuer, keys = set.keys.len(), why, "Signing keys read.");
                 self.keys.store(Arc::new(set));
                 "ok"
@@ -227,10 +244,17 @@ async fn fetch_set(
                     "{url} names another issuer than {issuer}"
                 )));
             }
-            doc.get("jwks_uri")
+            let uri = doc
+                .get("jwks_uri")
                 .and_then(|v| v.as_str())
-                .ok_or_else(|| FetchError::Document(format!("{url} has no jwks_uri")))?
-                .to_owned()
+                .ok_or_else(|| FetchError::Document(format!("{url} has no jwks_uri")))?;
+            // The same rule as a configured one: keys never come in clear text from elsewhere.
+            if !sluice_schemas::loader::is_trusted_url(uri) {
+                return Err(FetchError::Document(format!(
+                    "{url} names a jwks_uri that is not https:// ({uri})"
+                )));
+            }
+            uri.to_owned()
         }
     };
     let doc = get_json(http, &uri).await?;
@@ -252,7 +276,7 @@ async fn fetch_set(
         let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else {
             continue;
         };
-        if let Some(key) = usable(&jwk) {
+        if let Some(key) = usable(&jwk, raw.clone()) {
             keys.push(Arc::new(key));
         }
     }
@@ -261,7 +285,7 @@ async fn fetch_set(
 
 /// A signing key with a public-key algorithm; never a symmetric (`oct`) key, never an
 /// encryption key.
-fn usable(jwk: &Jwk) -> Option<Key> {
+fn usable(jwk: &Jwk, published: serde_json::Value) -> Option<Key> {
     if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
         return None;
     }
@@ -280,6 +304,7 @@ fn usable(jwk: &Jwk) -> Option<Key> {
         kid: jwk.common.key_id.clone(),
         alg,
         key,
+        published,
     })
 }
 

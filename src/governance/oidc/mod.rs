@@ -30,6 +30,19 @@ use super::rules::Rule;
 const ACCEPTED_TYP: [&str; 3] = ["at+jwt", "application/at+jwt", "JWT"];
 /// How long a verified token is remembered at most.
 const REMEMBER: Duration = Duration::from_secs(300);
+/// The longest bearer read as a token (real access tokens are 1-4 KiB; Entra's with many
+/// groups stay under 8): a longer one is refused before anything is decoded.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Claims only an ID token carries: an ID token is never an access token here, whatever its
+/// audience.
+const ID_TOKEN_CLAIMS: [&str; 3] = ["nonce", "at_hash", "c_hash"];
+
+/// The one claim read before the signature is checked: which issuer's keys to check it with
+/// (the rest of the payload is skipped, never built).
+#[derive(serde::Deserialize)]
+struct Claimed {
+    iss: Option<String>,
+}
 
 /// Why a token was refused (for the audit log and the status; clients see no detail).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +243,9 @@ impl Oidc {
     /// # Errors
     /// Why it is refused.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<KeyEntry>, Refusal> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Refusal::Malformed);
+        }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(v) = self.verified.get(&digest) {
             if self.issuers[v.issuer].keys.load().holds(&v.key) {
@@ -260,14 +276,13 @@ impl Oidc {
         }
         // Which issuer's keys to check it with: the claimed `iss` (checked again, signed,
         // below).
-        let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
+        let claimed: Claimed = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| Refusal::Malformed)?;
-        let claimed = unverified.get("iss").and_then(Value::as_str);
         let (index, issuer) = self
             .issuers
             .iter()
             .enumerate()
-            .find(|(_, i)| Some(i.config.issuer.as_str()) == claimed)
+            .find(|(_, i)| Some(i.config.issuer.as_str()) == claimed.iss.as_deref())
             .ok_or(Refusal::UnknownIssuer)?;
         let key = issuer
             .key(header.kid.as_deref(), header.alg)
@@ -290,6 +305,9 @@ impl Oidc {
             .get("exp")
             .and_then(Value::as_f64)
             .ok_or(Refusal::Claims)?;
+        if ID_TOKEN_CLAIMS.iter().any(|c| claims.get(c).is_some()) {
+            return Err(Refusal::Type);
+        }
         if let Some(iat) = claims.get("iat") {
             let iat = iat.as_f64().ok_or(Refusal::Claims)?;
             if iat > (now().saturating_add(self.leeway_secs)) as f64 {
@@ -313,15 +331,17 @@ impl Oidc {
         let subject = claims::at(claims, &issuer.config.subject_claim)
             .and_then(claims::text)
             .ok_or(Refusal::NoSubject)?;
+        // Scopes first: a client lacking one is told so (and can ask for it) before anything
+        // else is decided.
+        let held = claims::scopes(claims);
+        if self.scopes.iter().any(|s| !held.contains(s)) {
+            return Err(Refusal::InsufficientScope);
+        }
         let rule = self
             .rules
             .iter()
             .find(|r| r.admits(iss, claims))
             .ok_or(Refusal::NoRule)?;
-        let held = claims::scopes(claims);
-        if self.scopes.iter().any(|s| !held.contains(s)) {
-            return Err(Refusal::InsufficientScope);
-        }
         Ok(rule.caller(iss, subject, Some(exp)))
     }
 }

@@ -317,6 +317,24 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
             idp.sign(claims(json!({})), json!({"typ": "id_token+jwt"}), &rs)
                 .await,
         ),
+        (
+            "an ES256 signature naming the RSA key",
+            idp.sign(claims(json!({})), json!({"kid": rs}), &es).await,
+        ),
+        (
+            "an ID token (nonce)",
+            idp.sign(claims(json!({"nonce": "n-0S6_WzA2Mj"})), json!({}), &rs)
+                .await,
+        ),
+        (
+            "over 16 KiB",
+            idp.sign(
+                claims(json!({"pad": "x".repeat(17 * 1024)})),
+                json!({}),
+                &rs,
+            )
+            .await,
+        ),
         ("not a JWT", "abc.def.ghi".to_owned()),
         (
             "an API key's shape",
@@ -389,6 +407,7 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
             .map(|r| r.get(0))
             .collect();
         let wanted = [
+            "token_algorithm",
             "token_audience",
             "token_expired",
             "token_insufficient_scope",
