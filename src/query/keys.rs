@@ -101,12 +101,17 @@ impl QueryService {
     pub async fn key_usage(&self, principal: &Principal, id: &str) -> Result<KeyUsage> {
         principal.require(Operation::Admin)?;
         let gov = &self.governance;
+        // A token's or certificate's subject (`sub_...`) has usage but no key record.
+        let subject = id.len() == 20
+            && id.starts_with("sub_")
+            && id[4..].bytes().all(|b| b.is_ascii_hexdigit());
         // One indexed lookup, not a listing.
-        if gov
-            .store_key(id.to_owned())
-            .await
-            .map_err(|e| store_error(&e))?
-            .is_none()
+        if !subject
+            && gov
+                .store_key(id.to_owned())
+                .await
+                .map_err(|e| store_error(&e))?
+                .is_none()
         {
             return Err(no_such_key(id));
         }
