@@ -1,7 +1,7 @@
 //! Bearer JWTs from trusted OpenID issuers (`[auth.oidc]`): this server as an OAuth resource
 //! server. A token is verified against its issuer's published keys (asymmetric algorithms
 //! only, the key's own `alg` respected, `exp`/`nbf`/`iat` with a small leeway, RFC 9068
-//! `typ` accepted), its audience must name this server, and its claims become a caller through
+//! `typ` accepted; signatures checked by ring, see `verify`), its audience must name this server, and its claims become a caller through
 //! the first rule that matches them: a role and grants, held like a key (see
 //! [`KeyEntry`]), so grants, limits, usage and audit treat both alike. The token itself is
 //! never logged, stored or passed on: sources keep their own credentials.
@@ -13,6 +13,7 @@
 
 pub(super) mod claims;
 mod keyset;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +156,11 @@ impl Oidc {
         scopes: &[String],
         runtime: &tokio::runtime::Handle,
     ) -> Result<Arc<Self>, String> {
+        if !verify::install() {
+            tracing::warn!(
+                "Another JWT crypto provider was installed first; token signatures are verified by it, not ring."
+            );
+        }
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
             return Err("no JWT signature backend is compiled in".into());
         }
