@@ -13,7 +13,9 @@
 //!   to the metadata store;
 //! - `identity`: a bearer JWT (RS256, RSA 2048 and ES256) checked by `[auth.oidc]`: the first
 //!   time (signature and claims: what a new token costs) and again (the verified-token
-//!   cache: what every later request with it costs), against a key set served on loopback.
+//!   cache: what every later request with it costs), against a key set served on loopback;
+//!   signatures by ring as in the server, or by jsonwebtoken's pure-Rust backend with
+//!   `SLUICE_BENCH_JWT_BACKEND=rust_crypto`.
 //!
 //! Run by hand: `cargo bench --bench micro` (one group: `cargo bench --bench micro -- plan`).
 //! Reports land in target/criterion; figures worth keeping go to benches/RESULTS.md.
@@ -373,6 +375,16 @@ fn identity(c: &mut Criterion) {
     use sluice::governance::oidc::Oidc;
 
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    // ring verifies, as in the server: installed before anything here uses jsonwebtoken (the
+    // JWK helpers below would settle the process on the pure-Rust backend). With
+    // SLUICE_BENCH_JWT_BACKEND=rust_crypto, the pure-Rust backend verifies instead.
+    if std::env::var("SLUICE_BENCH_JWT_BACKEND").as_deref() == Ok("rust_crypto") {
+        jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
+            .install_default()
+            .expect("the first provider");
+    } else {
+        assert!(sluice::governance::oidc::verify::install(), "ring verifies");
+    }
     let rsa = EncodingKey::from_rsa_der(&openssl_key(
         "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
          | openssl rsa -traditional -outform DER",
@@ -382,12 +394,14 @@ fn identity(c: &mut Criterion) {
          | openssl pkcs8 -topk8 -nocrypt -outform DER",
     ));
     let mut keys = Vec::new();
+    let mut jwks_keys = BTreeMap::new();
     for (kid, key, alg) in [
         ("rs", &rsa, Algorithm::RS256),
         ("es", &ec, Algorithm::ES256),
     ] {
         let mut jwk = Jwk::from_encoding_key(key, alg).expect("a JWK");
         jwk.common.key_id = Some(kid.into());
+        jwks_keys.insert(kid, jwk.clone());
         keys.push(jwk);
     }
     let base = serve_jwks(&rt, serde_json::to_string(&JwkSet { keys }).expect("JSON"));
@@ -426,6 +440,30 @@ fn identity(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("jwt_cached", &name), |b| {
             b.to_async(&rt)
                 .iter(|| async { oidc.authenticate(black_box(&again)).await.expect("valid") });
+        });
+        // Its parts: the signature alone, then jsonwebtoken's whole decode (signature, base64,
+        // claims JSON and their checks); the rest of a first sight is Sluice's.
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwks_keys[kid]).expect("a key");
+        let (message, signature) = again.rsplit_once('.').expect("a JWS");
+        group.bench_function(BenchmarkId::new("signature_only", &name), |b| {
+            b.iter(|| {
+                jsonwebtoken::crypto::verify(
+                    black_box(signature),
+                    black_box(message.as_bytes()),
+                    &decoding,
+                    alg,
+                )
+                .expect("verifies")
+            });
+        });
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.set_audience(&[resource]);
+        validation.set_issuer(&[&base]);
+        group.bench_function(BenchmarkId::new("jsonwebtoken_decode", &name), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<serde_json::Value>(black_box(&again), &decoding, &validation)
+                    .expect("valid")
+            });
         });
         // A new token each time: signed outside the measurement, in batches.
         let mut n = 1;
