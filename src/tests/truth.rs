@@ -518,6 +518,8 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
         ("/docs", &["get"]),
+        ("/.well-known/oauth-protected-resource", &["get"]),
+        ("/.well-known/oauth-protected-resource/mcp", &["get"]),
     ] {
         for m in methods {
             let op = &paths[path][*m];
@@ -533,7 +535,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        18,
+        20,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.
