@@ -147,6 +147,18 @@ impl Drop for Provider {
     }
 }
 
+/// Runs `cmd` (off the actix thread) and returns its stdout; panics with its stderr when it
+/// fails.
+pub(crate) async fn succeeds(cmd: Command) -> String {
+    let out = crate::output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A free loopback port (the resource a token is for names the server's port, so it is
 /// chosen before the server starts).
 pub(crate) fn free_port() -> u16 {

@@ -174,39 +174,21 @@ async fn https_serves_curl_pyarrow_and_the_cli_and_rotates_without_restart() {
     assert_eq!(v["rows"], serde_json::json!([[25]]));
 
     if let Some(python) = crate::needs("SLUICE_TEST_PYTHON", "the project's Python with pyarrow") {
-        let out = crate::output({
-            let mut cmd = Command::new(python);
-            cmd.args(["-c", PYARROW, &app.url, &app.key])
-                .arg(d.join("ca.crt"));
-            cmd
-        })
-        .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "60175");
+        let mut cmd = Command::new(python);
+        cmd.args(["-c", PYARROW, &app.url, &app.key])
+            .arg(d.join("ca.crt"));
+        assert_eq!(super::succeeds(cmd).await.trim(), "60175");
     }
 
-    let out = crate::output({
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.args([
-            "query", "--server", &app.url, "--format", "csv", "--key", &app.key,
-        ])
-        .arg("--cacert")
-        .arg(d.join("ca.crt"))
-        .arg("SELECT count(*) AS n FROM region")
-        .env_remove("SLUICE_TOKEN");
-        cmd
-    })
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n5\n");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args([
+        "query", "--server", &app.url, "--format", "csv", "--key", &app.key,
+    ])
+    .arg("--cacert")
+    .arg(d.join("ca.crt"))
+    .arg("SELECT count(*) AS n FROM region")
+    .env_remove("SLUICE_TOKEN");
+    assert_eq!(super::succeeds(cmd).await, "n\n5\n");
 
     // The certificate is replaced on disk: new connections get it, no restart.
     assert!(served_subject(&addr, d).await.contains("CN = first"));
@@ -279,15 +261,35 @@ async fn a_client_without_a_certificate_is_refused_when_one_is_required() {
             .await;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             let (body, code) = text.rsplit_once('\n').unwrap();
-            (code.to_owned(), body.to_owned())
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            (code.to_owned(), format!("{body}{stderr}"))
         }
     };
     let (code, body) = query("client", "SELECT count(*) AS n FROM nation").await;
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("[[25]]"), "{body}");
     assert_eq!(query("client", "SELECT * FROM region").await.0, "404");
-    let (code, body) = query("other", "SELECT 1").await;
-    assert_eq!(code, "403", "{body}");
+    // A certificate no rule admits: 403. (A GET: refused before its body is read, a POST's
+    // answer can be lost to the connection's close under load, see the closing note of
+    // issue 27.)
+    let tables = format!("{}/v1/tables", app.url);
+    let other = curl(
+        d,
+        &[
+            "--cacert",
+            "ca.crt",
+            "--cert",
+            "other.crt",
+            "--key",
+            "other.key",
+            "-w",
+            "\n%{http_code}",
+            &tables,
+        ],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&other.stdout);
+    assert!(text.ends_with("\n403"), "{text} {other:?}");
     let health = format!("{}/health", app.url);
     let without = curl(d, &["--cacert", "ca.crt", "-o", "/dev/null", &health]).await;
     assert!(

@@ -46,6 +46,14 @@ async fn send(http: &reqwest::Client, url: &str, token: &str, sql: &str) -> reqw
         .unwrap()
 }
 
+async fn get(http: &reqwest::Client, url: &str, path: &str, token: &str) -> reqwest::Response {
+    http.get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn challenge(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("www-authenticate")
@@ -100,12 +108,8 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
     assert_eq!(resp.json::<Value>().await.unwrap()["rows"], json!([[25]]));
     let resp = send(&http, &url, &analyst, "SELECT * FROM region").await;
     assert_eq!(resp.status(), 404, "grants come from the claims");
-    let tables: Value = http
-        .get(format!("{url}/v1/tables"))
-        .bearer_auth(&analyst)
-        .send()
+    let tables: Value = get(&http, &url, "/v1/tables", &analyst)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -116,38 +120,19 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["local.public.nation"], "{tables}");
-    let keys = http
-        .get(format!("{url}/v1/keys"))
-        .bearer_auth(&analyst)
-        .send()
-        .await
-        .unwrap();
+    let keys = get(&http, &url, "/v1/keys", &analyst).await;
     assert_eq!(keys.status(), 403);
     // An admin's token administers.
     let admin = idp.token("admin", &url, "sql.read").await;
-    let keys = http
-        .get(format!("{url}/v1/keys"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let keys = get(&http, &url, "/v1/keys", &admin).await;
     assert_eq!(keys.status(), 200);
     // The CLI with SLUICE_TOKEN.
-    let out = crate::output({
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.args(["query", "--server", &url, "--format", "csv"])
-            .arg("SELECT n_name FROM nation WHERE n_nationkey = 7")
-            .env("SLUICE_TOKEN", &analyst)
-            .env_remove("SLUICE_API_KEY");
-        cmd
-    })
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "n_name\nGERMANY\n");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(["query", "--server", &url, "--format", "csv"])
+        .arg("SELECT n_name FROM nation WHERE n_nationkey = 7")
+        .env("SLUICE_TOKEN", &analyst)
+        .env_remove("SLUICE_API_KEY");
+    assert_eq!(super::succeeds(cmd).await, "n_name\nGERMANY\n");
     // The MCP door takes the same token.
     let mcp = http
         .post(format!("{url}/mcp"))
@@ -460,27 +445,13 @@ async fn rotation_at_the_provider_is_followed_and_floods_of_unknown_keys_are_che
     let old_kid = idp.kids[0].clone();
     // `steady` reads the key set only on demand (at most once an hour); `fresh` re-reads it
     // every 100 ms in the background.
-    let steady_port = free_port();
-    let issuer = idp.issuer.clone();
-    let steady = TestApp::spawn_with(|c| {
-        configure(
-            c,
-            steady_port,
-            &issuer,
-            "jwks_min_refetch_ms = 3600000\njwks_refresh_ms = 3600000",
-        );
-    })
-    .await;
-    let fresh_port = free_port();
-    let fresh = TestApp::spawn_with(|c| {
-        configure(
-            c,
-            fresh_port,
-            &issuer,
-            "jwks_min_refetch_ms = 3600000\njwks_refresh_ms = 100",
-        );
-    })
-    .await;
+    let server = |refresh_ms: u64| {
+        let (port, issuer) = (free_port(), idp.issuer.clone());
+        let extra = format!("jwks_min_refetch_ms = 3600000\njwks_refresh_ms = {refresh_ms}");
+        TestApp::spawn_with(move |c| configure(c, port, &issuer, &extra))
+    };
+    let steady = server(3_600_000).await;
+    let fresh = server(100).await;
     let http = reqwest::Client::new();
     let old_steady = idp.token("analyst", &steady.url, "sql.read").await;
     let old_fresh = idp.token("analyst", &fresh.url, "sql.read").await;
@@ -617,18 +588,9 @@ async fn the_mcp_python_sdk_signs_in_by_client_credentials() {
     let port = free_port();
     let issuer = idp.issuer.clone();
     let app = TestApp::spawn_with(|c| configure(c, port, &issuer, "")).await;
-    let out = crate::output({
-        let mut cmd = Command::new(&python);
-        cmd.args(["-c", SDK_CLIENT, &app.url, &idp.issuer]);
-        cmd
-    })
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.args(["-c", SDK_CLIENT, &app.url, &idp.issuer]);
+    let v: Value = serde_json::from_str(&super::succeeds(cmd).await).unwrap();
     // It found the provider through the metadata, asked for this resource, and its token
     // made it a reader of nation only.
     assert_eq!(v["auth_server"], idp.issuer, "{v}");
