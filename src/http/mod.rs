@@ -162,7 +162,7 @@ impl FromRequest for Principal {
 /// # Errors
 /// Only what the wrapped service returns; refusals are responses.
 pub async fn authenticate(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let path = req.path().to_owned();
@@ -186,6 +186,8 @@ pub async fn authenticate(
             Ok(p) => p,
             Err(mut e) => {
                 e.query_id = query_id;
+                let limit = service.limits().max_request_bytes;
+                crate::web::discard_body(&mut req.take_payload(), limit).await;
                 return Ok(req.into_response(e.error_response()).map_into_right_body());
             }
         };
@@ -203,6 +205,8 @@ pub async fn authenticate(
                 }
                 None => e,
             };
+            let limit = service.limits().max_request_bytes;
+            crate::web::discard_body(&mut req.take_payload(), limit).await;
             return Ok(req.into_response(e.error_response()).map_into_right_body());
         }
         req.extensions_mut().insert(principal);

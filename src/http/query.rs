@@ -16,7 +16,7 @@ use crate::format::{BatchEncoder, Format};
 use crate::governance::Principal;
 use crate::headers;
 use crate::query::{CacheAnswer, MakeEncoder, QueryService, RowCap, Started};
-use crate::web::{client, read_body};
+use crate::web::{client, discard_body, read_body};
 
 /// Runs one read-only statement and streams the result in the format `Accept` asks for.
 ///
@@ -67,15 +67,24 @@ pub async fn query(
     req: HttpRequest,
     QueryId(query_id): QueryId,
     principal: Principal,
-    payload: web::Payload,
+    mut payload: web::Payload,
     service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
     let call = service.call(&principal, &client(&req), query_id, Operation::Query);
     let (format, started) = call
         .record(async {
-            // Refused before the body is read: a key that may not query uploads nothing.
-            service.admit(&call, Operation::Query)?;
-            let format = negotiate(&req)?;
+            // Refused before the body is parsed: a key that may not query has its upload
+            // dropped unread (drained so the refusal reaches an HTTP/2 client).
+            let format = match service
+                .admit(&call, Operation::Query)
+                .and_then(|()| negotiate(&req))
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    discard_body(&mut payload, service.limits().max_request_bytes).await;
+                    return Err(e);
+                }
+            };
             let request = read_request(&req, payload, &service).await?;
             let max_rows = service.limits().max_rows;
             let cap = RowCap::Refuse(request.max_rows.unwrap_or(max_rows).min(max_rows));
@@ -241,13 +250,16 @@ pub async fn explain(
     req: HttpRequest,
     QueryId(query_id): QueryId,
     principal: Principal,
-    payload: web::Payload,
+    mut payload: web::Payload,
     service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
     let call = service.call(&principal, &client(&req), query_id, Operation::Explain);
     let explained = call
         .record(async {
-            service.admit(&call, Operation::Explain)?;
+            if let Err(e) = service.admit(&call, Operation::Explain) {
+                discard_body(&mut payload, service.limits().max_request_bytes).await;
+                return Err(e);
+            }
             let request = read_request(&req, payload, &service).await?;
             service.explain(&call, &request).await
         })

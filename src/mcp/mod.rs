@@ -224,7 +224,7 @@ fn refusal(e: &ApiError) -> HttpResponse {
 /// The JSON-RPC code of a request refused for the caller's limits.
 const SERVER_REFUSED: i64 = -32000;
 
-async fn handle(req: HttpRequest, payload: web::Payload, mcp: web::Data<Mcp>) -> HttpResponse {
+async fn handle(req: HttpRequest, mut payload: web::Payload, mcp: web::Data<Mcp>) -> HttpResponse {
     let client = client(&req);
     let principal = match mcp
         .query
@@ -232,7 +232,11 @@ async fn handle(req: HttpRequest, payload: web::Payload, mcp: web::Data<Mcp>) ->
         .await
     {
         Ok(p) => p,
-        Err(e) => return e.error_response(),
+        Err(e) => {
+            // An OAuth client learns where to sign in from this 401: it must arrive whole.
+            crate::web::discard_body(&mut payload, mcp.max_body).await;
+            return e.error_response();
+        }
     };
     let owner = principal.key_id().map(str::to_owned);
     let session = req
@@ -245,6 +249,7 @@ async fn handle(req: HttpRequest, payload: web::Payload, mcp: web::Data<Mcp>) ->
     if let Some(id) = &session
         && !mcp.sessions.check(id, &owner)
     {
+        crate::web::discard_body(&mut payload, mcp.max_body).await;
         return session_not_found();
     }
     let post = req.method() == actix_web::http::Method::POST;
