@@ -28,16 +28,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection to `server` with `key` and nothing else.
-    pub fn new(server: &str, key: Option<&str>) -> Self {
-        Self {
-            server: server.to_owned(),
-            key: key.map(str::to_owned),
-            token: None,
-            cacert: None,
-        }
-    }
-
     /// The base URL, without a trailing `/`.
     pub fn base(&self) -> &str {
         self.server.trim_end_matches('/')

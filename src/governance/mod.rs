@@ -299,7 +299,7 @@ impl Governance {
             },
             Err(why) => return Err(refuse(Some(id), why.outcome())),
         };
-        self.record_auth(Some(id), client, "ok");
+        self.record_success(&entry, client);
         Ok(Principal::Key(entry))
     }
 
@@ -321,12 +321,13 @@ impl Governance {
             ));
         };
         let entry = rule.caller(&cert.issuer, cert.subject.clone(), None);
-        self.record_identified(&entry, client);
+        self.record_success(&entry, client);
         Ok(Principal::Key(entry))
     }
 
-    /// Audits a successful authentication by a token or certificate: its issuer and subject.
-    fn record_identified(&self, entry: &KeyEntry, client: &Client) {
+    /// Audits a successful authentication as its own record: the key, or for a token or
+    /// certificate its `sub_` id with issuer and subject.
+    fn record_success(&self, entry: &KeyEntry, client: &Client) {
         metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => "ok").increment(1);
         let mut r = AuditRecord::new(AuditKind::Auth, Some(entry.record.id.clone()), "ok");
         r.client.clone_from(&client.addr);
@@ -353,7 +354,7 @@ impl Governance {
         };
         match oidc.authenticate(token).await {
             Ok(entry) => {
-                self.record_identified(&entry, client);
+                self.record_success(&entry, client);
                 Ok(Principal::Key(entry))
             }
             Err(why) => {
@@ -421,19 +422,12 @@ impl Governance {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    /// Audits an authentication attempt: a success as its own record, a failure counted into
-    /// its client's aggregate for the window (so a flood of bad keys can never fill the audit
-    /// buffer and refuse real queries).
+    /// Audits a refused authentication: counted into its client's aggregate for the window
+    /// (so a flood of bad credentials can never fill the audit buffer and refuse real
+    /// queries).
     fn record_auth(&self, key_id: Option<&str>, client: &Client, outcome: &'static str) {
         metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => outcome).increment(1);
-        if outcome != "ok" {
-            self.audit.auth_failed(key_id, client, outcome);
-            return;
-        }
-        let mut r = AuditRecord::new(AuditKind::Auth, key_id.map(str::to_owned), outcome);
-        r.client.clone_from(&client.addr);
-        r.user_agent.clone_from(&client.user_agent);
-        self.audit.record(r);
+        self.audit.auth_failed(key_id, client, outcome);
     }
 
     /// Mints the first admin key of an empty store; its secret is returned this once.
