@@ -34,6 +34,7 @@ mod cache;
 pub mod cli;
 pub mod error;
 // Public for the micro benchmarks (`benches/micro.rs`), which measure encoders and key checks.
+mod flight;
 pub mod format;
 pub mod governance;
 mod headers;

@@ -185,6 +185,7 @@ fn serve(
     log_json: bool,
 ) -> ExitCode {
     sluice::init_logging(log_json, "info");
+    let embedded = config.is_none();
     let mut config = match &config {
         Some(path) => match sluice_schemas::loader::load_file(path) {
             Ok(c) => c,
@@ -200,6 +201,11 @@ fn serve(
     };
     if let Some(addr) = listen {
         config.server.listen = addr;
+        // The embedded default's Flight listener follows `--listen` to its address, on a free
+        // port (printed in the ready line).
+        if embedded && let Some(flight) = &mut config.flight {
+            flight.listen = std::net::SocketAddr::new(addr.ip(), 0);
+        }
     }
     // The query runtime is built first and lives beside the actix System, never under it.
     let runtime = match sluice::query_runtime(None, "sluice-query") {
@@ -212,15 +218,16 @@ fn serve(
     let handle = runtime.handle().clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config, handle).await?;
+        let urls = match app.flight_url() {
+            Some(flight) => format!("url={} flight={flight}", app.url()),
+            None => format!("url={}", app.url()),
+        };
         match app.admin_key() {
-            Some(key) => println!("sluice ready: url={} api_key={key}", app.url()),
+            Some(key) => println!("sluice ready: {urls} api_key={key}"),
             None if app.authenticates() => {
-                println!(
-                    "sluice ready: url={} (keys in the configured store)",
-                    app.url()
-                );
+                println!("sluice ready: {urls} (keys in the configured store)");
             }
-            None => println!("sluice ready: url={} (authentication off)", app.url()),
+            None => println!("sluice ready: {urls} (authentication off)"),
         }
         app.run().await.map_err(|e| sluice::StartupError::Bind {
             addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),

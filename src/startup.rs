@@ -65,6 +65,9 @@ pub enum StartupError {
     /// `[server.tls]` cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The Flight SQL door could not start.
+    #[error(transparent)]
+    Flight(#[from] crate::flight::FlightError),
 }
 
 /// A bound server, serving since [`Application::build`] returned (after its sources' first
@@ -78,6 +81,8 @@ pub struct Application {
     admin_key: Option<String>,
     service: Arc<QueryService>,
     connectors: Vec<Arc<dyn sluice_actors::sources::Connector>>,
+    /// The Flight SQL listener's address and task, with `[flight]`.
+    flight: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 /// How long closing the sources' remote sessions may hold up a stop.
@@ -107,6 +112,17 @@ impl Application {
         let data = web::Data::from(Arc::clone(&service));
         let tls = match &config.server.tls {
             Some(tls) => Some(crate::tls::server_config(tls, service.runtime())?),
+            None => None,
+        };
+        // Flight SQL on its own listener, with the same certificate.
+        let flight = match &config.flight {
+            Some(f) => {
+                let bound = crate::flight::bind(Arc::clone(&service), f, tls.as_ref()).await?;
+                config
+                    .check_auth_listen(bound.addr())
+                    .map_err(StartupError::Unsupported)?;
+                Some(bound)
+            }
             None => None,
         };
         let server = HttpServer::new(move || {
@@ -156,6 +172,7 @@ impl Application {
         // Serving from here: `/health` answers, `/ready` says 503 until the sources loaded.
         let serving = actix_web::rt::spawn(server);
         let connectors = service.load(sources).await;
+        let flight = flight.map(|b| (b.addr(), b.serve()));
         Ok(Self {
             serving,
             handle,
@@ -164,7 +181,20 @@ impl Application {
             admin_key,
             service,
             connectors,
+            flight,
         })
+    }
+
+    /// `grpc://host:port` (`grpc+tls://` with `[server.tls]`) of the Flight SQL listener.
+    pub fn flight_url(&self) -> Option<String> {
+        let scheme = if self.scheme == "https" {
+            "grpc+tls"
+        } else {
+            "grpc"
+        };
+        self.flight
+            .as_ref()
+            .map(|(addr, _)| format!("{scheme}://{addr}"))
     }
 
     /// The bound address (the real port when `:0` was asked for).
@@ -212,6 +242,13 @@ impl Application {
             Err(e) => Err(std::io::Error::other(e)),
         };
         signals.abort();
+        // The Flight listener stops with the service's drain (`closing`); its calls end there.
+        if let Some((_, task)) = self.flight {
+            self.service.closing().cancel();
+            if tokio::time::timeout(CLOSE_TIMEOUT, task).await.is_err() {
+                warn!("The Flight SQL listener did not stop in time.");
+            }
+        }
         // Sessions at the far end (Snowflake's) are ended, on the runtime that opened them.
         let connectors = self.connectors;
         let closing = self.service.runtime().spawn(async move {

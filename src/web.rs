@@ -36,6 +36,7 @@ pub fn presented_secret(req: &HttpRequest) -> Option<&str> {
 /// place to store a novel).
 pub fn client(req: &HttpRequest) -> Client {
     Client {
+        door: crate::governance::Door::Http,
         addr: req.peer_addr().map(|a| a.ip().to_string()),
         user_agent: req
             .headers()

@@ -59,7 +59,9 @@ pub use params::Params;
 pub use parquet_catalog::{
     CatalogStatus, Fingerprint, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
 };
-pub use session::{PlannedQuery, Planner, PlannerOptions, RemoteStatement, SourceGate, TableInfo};
+pub use session::{
+    Described, PlannedQuery, Planner, PlannerOptions, RemoteStatement, SourceGate, TableInfo,
+};
 
 /// DataFusion as this crate uses it, so dependents name one version.
 pub use datafusion;

@@ -63,7 +63,31 @@ pub fn parse_single_read_only(sql: &str) -> Result<Statement> {
     };
     check_shape(&statement)?;
     check_statement(&statement)?;
+    let mut statement = statement;
+    number_question_marks(&mut statement);
     Ok(statement)
+}
+
+/// JDBC's and ODBC's `?` placeholders become `$1`, `$2`, ... in the order they are written,
+/// in the syntax tree (never the text), so positional parameters bind to them.
+fn number_question_marks(statement: &mut Statement) {
+    match statement {
+        Statement::Statement(s) => {
+            let mut n = 0_usize;
+            let _ = ast::visit_expressions_mut(s.as_mut(), |e| {
+                if let ast::Expr::Value(v) = e
+                    && let ast::Value::Placeholder(p) = &mut v.value
+                    && p == "?"
+                {
+                    n += 1;
+                    *p = format!("${n}");
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        }
+        Statement::Explain(e) => number_question_marks(&mut e.statement),
+        _ => {}
+    }
 }
 
 fn check_statement(statement: &Statement) -> Result<()> {

@@ -23,6 +23,20 @@ pub struct QueryRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub max_rows: Option<u64>,
+    /// The catalog and schema bare table names resolve in, when a door's session set them
+    /// (Flight SQL's session options); not part of any HTTP body.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub defaults: Option<NameDefaults>,
+}
+
+/// Where bare table names resolve: a session's catalog and schema.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NameDefaults {
+    /// Catalog (source).
+    pub catalog: String,
+    /// Schema.
+    pub schema: String,
 }
 
 /// Placeholder values: positional or named.

@@ -30,9 +30,49 @@ pub struct Config {
     /// `[mcp]`: the Model Context Protocol endpoint at `/mcp`.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// `[flight]`: Arrow Flight SQL on its own listener (off when absent; the embedded default
+    /// serves it on a second loopback port).
+    #[serde(default)]
+    pub flight: Option<FlightConfig>,
     /// `[[sources]]`: every source is a catalog in SQL.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+}
+
+/// `[flight]`: Arrow Flight SQL (gRPC) for ADBC, JDBC and BI tools, with the HTTP API's
+/// principals, grants, limits and audit. TLS with `[server.tls]`'s certificate when that is
+/// configured. Tickets and prepared-statement handles are self-contained and signed (HMAC-SHA256
+/// over the caller, the statement, its parameters and an expiry), so any server sharing the
+/// secret serves a `DoGet`, and nothing is kept in memory per handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlightConfig {
+    /// Address to bind, e.g. `127.0.0.1:8815`.
+    pub listen: SocketAddr,
+    /// Environment variable holding the signing secret (at least 32 bytes), the same on every
+    /// server of a deployment. Without it each start signs with a fresh random secret, so
+    /// tickets are good only on the server that issued them, until it restarts. Named but unset
+    /// or too short: the server does not start.
+    #[serde(default)]
+    pub ticket_secret_env: Option<String>,
+    /// How long a ticket or prepared-statement handle is good for after it is issued.
+    #[serde(default = "default_ticket_ttl_ms")]
+    pub ticket_ttl_ms: u64,
+}
+
+fn default_ticket_ttl_ms() -> u64 {
+    300_000
+}
+
+impl FlightConfig {
+    /// Flight on `listen`, with a per-start secret and the default ticket lifetime.
+    pub fn on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            ticket_secret_env: None,
+            ticket_ttl_ms: default_ticket_ttl_ms(),
+        }
+    }
 }
 
 /// `[mcp]`: what `/mcp` accepts and how much a tool result may hold.

@@ -18,12 +18,15 @@ pub mod loader;
 pub mod reference;
 
 pub use config::{
-    AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, LimitsConfig,
-    McpConfig, MetadataConfig, OidcConfig, OidcIssuer, ParquetSourceConfig, PostgresSourceConfig,
-    Pushdown, RoleLimits, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig, SourceConfig,
-    TableConfig, TlsConfig,
+    AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, FlightConfig,
+    LimitsConfig, McpConfig, MetadataConfig, OidcConfig, OidcIssuer, ParquetSourceConfig,
+    PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig,
+    SourceConfig, TableConfig, TlsConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
+
+/// The embedded default's Flight SQL port (Arrow Flight's customary one).
+pub const EMBEDDED_FLIGHT_PORT: u16 = 8815;
 
 impl Config {
     /// The embedded default: one `parquet` source `local` over `dir`, with `local.public`
@@ -46,6 +49,10 @@ impl Config {
                 fallback: None,
                 cache: true,
             })],
+            flight: Some(FlightConfig::on(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                EMBEDDED_FLIGHT_PORT,
+            )))),
             ..Self::default()
         }
     }

@@ -220,6 +220,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let limits: LimitsConfig = section(&mut table, "limits", errors);
     let cache: CacheConfig = section(&mut table, "cache", errors);
     let mcp: McpConfig = section(&mut table, "mcp", errors);
+    let flight: Option<crate::FlightConfig> = section(&mut table, "flight", errors);
     let mut sources = Vec::new();
     match table.remove("sources") {
         None => {}
@@ -243,7 +244,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, sources",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, sources",
         ));
     }
     Config {
@@ -253,6 +254,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         limits,
         cache,
         mcp,
+        flight,
         sources,
     }
 }
@@ -270,6 +272,33 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
     if let Err(e) = config.check_auth_listen(config.server.listen) {
         push("auth.mode".into(), e);
+    }
+    if let Some(flight) = &config.flight {
+        if let Err(e) = config.check_auth_listen(flight.listen) {
+            push("flight.listen".into(), e);
+        }
+        if flight.listen == config.server.listen && flight.listen.port() != 0 {
+            push(
+                "flight.listen".into(),
+                "must differ from server.listen (Flight SQL has its own listener)".into(),
+            );
+        }
+        if !(1_000..=86_400_000).contains(&flight.ticket_ttl_ms) {
+            push(
+                "flight.ticket_ttl_ms".into(),
+                "must be between 1000 (1 s) and 86400000 (a day)".into(),
+            );
+        }
+        if flight
+            .ticket_secret_env
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            push(
+                "flight.ticket_secret_env".into(),
+                "must name an environment variable (leave it out for a per-start secret)".into(),
+            );
+        }
     }
     let limits = &config.limits;
     for (key, value) in [

@@ -225,8 +225,14 @@ impl ResultCache {
             // Admins, analysts of every table, and an open server: the whole catalog.
             _ => "*".to_owned(),
         };
+        // Bare names resolve elsewhere under a session's catalog and schema.
+        let defaults = request
+            .defaults
+            .as_ref()
+            .map(|d| format!("{}\u{0}{}", d.catalog, d.schema))
+            .unwrap_or_default();
         let mut h = Sha256::new();
-        for part in [&*statement, &params, &view, cap] {
+        for part in [&*statement, &params, &view, cap, &defaults] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }

@@ -64,6 +64,7 @@ struct FailureGroup {
     key_id: Option<String>,
     one_key: bool,
     user_agent: Option<String>,
+    door: &'static str,
 }
 
 impl Failures {
@@ -83,6 +84,7 @@ impl Failures {
                 key_id: key_id.map(str::to_owned),
                 one_key: true,
                 user_agent: client.user_agent.clone(),
+                door: client.door.as_str(),
             });
         group.attempts += 1;
         if group.one_key && group.key_id.as_deref() != key_id {
@@ -102,6 +104,7 @@ impl Failures {
                 r.at = g.first;
                 r.client = client;
                 r.user_agent = g.user_agent;
+                r.door = Some(g.door.to_owned());
                 r.attempts = g.attempts;
                 r
             })

@@ -35,6 +35,7 @@ impl QueryAuditor {
         );
         base.client.clone_from(&client.addr);
         base.user_agent.clone_from(&client.user_agent);
+        base.door = Some(client.door.as_str().to_owned());
         if let Some(id) = principal.identity() {
             base.issuer = Some(id.issuer.to_string());
             base.subject = Some(id.subject.clone());

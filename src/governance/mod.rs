@@ -35,7 +35,7 @@ use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
 use self::lookup::{Found, Lookups};
 use self::oidc::Oidc;
-pub use self::principal::{Client, Identity, KeyEntry, PeerCertificate, Principal};
+pub use self::principal::{Client, Door, Identity, KeyEntry, PeerCertificate, Principal};
 use self::records::{AuditKind, AuditRecord};
 use self::store::{MetadataStore, StoreError};
 use crate::error::ApiError;
@@ -328,10 +328,12 @@ impl Governance {
     /// Audits a successful authentication as its own record: the key, or for a token or
     /// certificate its `sub_` id with issuer and subject.
     fn record_success(&self, entry: &KeyEntry, client: &Client) {
-        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => "ok").increment(1);
+        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => "ok", "door" => client.door.as_str())
+            .increment(1);
         let mut r = AuditRecord::new(AuditKind::Auth, Some(entry.record.id.clone()), "ok");
         r.client.clone_from(&client.addr);
         r.user_agent.clone_from(&client.user_agent);
+        r.door = Some(client.door.as_str().to_owned());
         if let Some(id) = &entry.identity {
             r.issuer = Some(id.issuer.to_string());
             r.subject = Some(id.subject.clone());
@@ -426,7 +428,8 @@ impl Governance {
     /// (so a flood of bad credentials can never fill the audit buffer and refuse real
     /// queries).
     fn record_auth(&self, key_id: Option<&str>, client: &Client, outcome: &'static str) {
-        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => outcome).increment(1);
+        metrics::counter!(crate::metrics::AUTH_TOTAL, "outcome" => outcome, "door" => client.door.as_str())
+            .increment(1);
         self.audit.auth_failed(key_id, client, outcome);
     }
 

@@ -125,9 +125,34 @@ impl Principal {
     }
 }
 
+/// Which door a request came through: a label on metrics and the audit log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Door {
+    /// The HTTP API.
+    #[default]
+    Http,
+    /// MCP (Streamable HTTP).
+    Mcp,
+    /// Arrow Flight SQL.
+    Flight,
+}
+
+impl Door {
+    /// The label: `http`, `mcp`, `flight`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Mcp => "mcp",
+            Self::Flight => "flight",
+        }
+    }
+}
+
 /// Where a request came from, for the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct Client {
+    /// The door it came through.
+    pub door: Door,
     /// Peer address.
     pub addr: Option<String>,
     /// `User-Agent`.

@@ -64,6 +64,9 @@ pub struct AuditRecord {
     pub client: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// The door: `http`, `mcp`, `flight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
     /// `ok`, a refusal (`unknown_key`, `revoked`, ...) or the error code.
     pub outcome: String,
     /// For queries.
@@ -95,6 +98,7 @@ impl AuditRecord {
             key_id,
             client: None,
             user_agent: None,
+            door: None,
             outcome: outcome.to_owned(),
             query: None,
             attempts: 1,

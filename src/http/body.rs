@@ -62,6 +62,7 @@ fn parse_body(req: &HttpRequest, body: &Bytes) -> Result<QueryRequest, ApiError>
             let sql = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("the SQL text is not valid UTF-8"))?;
             Ok(QueryRequest {
+                defaults: None,
                 sql: sql.to_owned(),
                 ..QueryRequest::default()
             })

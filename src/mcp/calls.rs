@@ -52,6 +52,7 @@ impl SluiceMcp {
             .unwrap_or(self.max_rows)
             .min(self.service.limits().max_rows);
         let request = QueryRequest {
+            defaults: None,
             sql: a.sql,
             params: a.params,
             timeout_ms: a.timeout_ms,
@@ -259,6 +260,7 @@ impl SluiceMcp {
     ) -> CallToolResult {
         let call = self.call(caller, Operation::Explain);
         let request = QueryRequest {
+            defaults: None,
             sql: a.sql,
             ..QueryRequest::default()
         };

@@ -225,7 +225,10 @@ fn refusal(e: &ApiError) -> HttpResponse {
 const SERVER_REFUSED: i64 = -32000;
 
 async fn handle(req: HttpRequest, mut payload: web::Payload, mcp: web::Data<Mcp>) -> HttpResponse {
-    let client = client(&req);
+    let client = crate::governance::Client {
+        door: crate::governance::Door::Mcp,
+        ..client(&req)
+    };
     let principal = match mcp
         .query
         .authenticate(presented_secret(&req), &client)

@@ -39,6 +39,24 @@ impl QueryService {
             .collect())
     }
 
+    /// Every table `principal` may read, with its Arrow schema (for doors that describe
+    /// tables in Arrow: Flight SQL's `GetTables`).
+    ///
+    /// # Errors
+    /// `permission_denied` for a key that may not list.
+    pub async fn table_schemas(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<sluice_planner::TableInfo>> {
+        principal.require(Operation::List)?;
+        Ok(principal.planner(&self.planner).tables().await)
+    }
+
+    /// The catalog and schema bare table names resolve in, unless a session says otherwise.
+    pub fn name_defaults(&self) -> (String, String) {
+        self.planner.defaults()
+    }
+
     /// One table's columns, if `principal` may read it (otherwise it does not exist).
     ///
     /// # Errors

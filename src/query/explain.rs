@@ -33,8 +33,10 @@ impl QueryService {
             .max_rows
             .unwrap_or(self.limits.max_rows)
             .min(self.limits.max_rows);
-        let planner = principal.planner(&self.planner);
-        let entry = self.queries.start(&call.query_id, principal.key_id());
+        let planner = self.view(principal, request);
+        let entry = self
+            .queries
+            .start(&call.query_id, principal.key_id(), call.door);
         entry.attach_audit(&call.auditor);
         let deadline = Deadline::after(self.timeout(None));
         let (planned, _) = self

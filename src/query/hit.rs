@@ -199,9 +199,12 @@ impl<E: Encode> Stream for HitStream<E> {
                     if this.entry.state() == QueryState::Running {
                         this.entry.add_progress(rows, this.sent);
                         this.entry.finish(QueryState::Finished, None);
-                        metrics::counter!(m::QUERIES_TOTAL, "outcome" => "ok").increment(1);
-                        metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(rows);
-                        metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(this.sent);
+                        let door = this.entry.door.as_str();
+                        metrics::counter!(m::QUERIES_TOTAL, "outcome" => "ok", "door" => door)
+                            .increment(1);
+                        metrics::counter!(m::ROWS_STREAMED_TOTAL, "door" => door).increment(rows);
+                        metrics::counter!(m::BYTES_STREAMED_TOTAL, "door" => door)
+                            .increment(this.sent);
                     }
                     return Poll::Ready(None);
                 }

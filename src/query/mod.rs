@@ -36,6 +36,7 @@ mod hit;
 mod keys;
 mod lifecycle;
 mod plan;
+mod prepare;
 mod producer;
 mod recent;
 mod registry;
@@ -53,7 +54,7 @@ use sluice_actors::SourceSupervisor;
 use sluice_actors::sources::BuiltSource;
 use sluice_actors::supervisor::RegisterSource;
 use sluice_planner::{Planner, PlannerOptions};
-use sluice_schemas::api::Operation;
+use sluice_schemas::api::{Operation, QueryRequest};
 use sluice_schemas::{AuthMode, Config, LimitsConfig};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -316,7 +317,17 @@ impl QueryService {
         Call {
             principal: principal.clone(),
             query_id,
+            door: client.door,
             auditor,
+        }
+    }
+
+    /// The planner `principal` sees, with a session's catalog and schema for bare names.
+    fn view(&self, principal: &Principal, request: &QueryRequest) -> sluice_planner::Planner {
+        let planner = principal.planner(&self.planner);
+        match &request.defaults {
+            Some(d) => planner.with_defaults(&d.catalog, &d.schema),
+            None => planner,
         }
     }
 
@@ -334,6 +345,8 @@ pub struct Call {
     pub principal: Principal,
     /// The query's id.
     pub query_id: String,
+    /// The door it came through.
+    pub door: crate::governance::Door,
     auditor: Arc<QueryAuditor>,
 }
 
@@ -345,6 +358,11 @@ impl Call {
     /// `work`'s, with this call's query id.
     pub async fn record<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         work.await.map_err(|e| self.refuse(e))
+    }
+
+    /// The statement, for the record of a call refused before it ran.
+    pub fn note_sql(&self, sql: &str) {
+        self.auditor.set_sql(sql);
     }
 
     /// Records `e` as this call's answer (a refusal before anything ran) and returns it with

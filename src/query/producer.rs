@@ -259,10 +259,12 @@ async fn produce<E: Encode>(
             label
         }
     };
-    metrics::counter!(m::QUERIES_TOTAL, "outcome" => label).increment(1);
-    metrics::histogram!(m::QUERY_DURATION_SECONDS).record(entry.elapsed().as_secs_f64());
-    metrics::counter!(m::ROWS_STREAMED_TOTAL).increment(entry.rows());
-    metrics::counter!(m::BYTES_STREAMED_TOTAL).increment(entry.bytes());
+    let door = entry.door.as_str();
+    metrics::counter!(m::QUERIES_TOTAL, "outcome" => label, "door" => door).increment(1);
+    metrics::histogram!(m::QUERY_DURATION_SECONDS, "door" => door)
+        .record(entry.elapsed().as_secs_f64());
+    metrics::counter!(m::ROWS_STREAMED_TOTAL, "door" => door).increment(entry.rows());
+    metrics::counter!(m::BYTES_STREAMED_TOTAL, "door" => door).increment(entry.bytes());
     metrics::gauge!(m::QUERIES_IN_FLIGHT).decrement(1.0);
 }
 

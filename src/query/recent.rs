@@ -73,6 +73,11 @@ impl QueryService {
         Ok(entry.status())
     }
 
+    /// Whether a recent query has this id (a ticket run twice gets a new one the second time).
+    pub fn knows_query(&self, id: &str) -> bool {
+        self.queries.get(id).is_some()
+    }
+
     /// Rows a running query has produced so far (for progress reports).
     pub fn rows_so_far(&self, id: &str) -> u64 {
         self.queries.get(id).map_or(0, |e| e.rows())

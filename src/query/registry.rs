@@ -30,6 +30,8 @@ pub struct QueryEntry {
     pub id: String,
     /// The key that ran it.
     pub key_id: Option<String>,
+    /// The door it came through.
+    pub door: crate::governance::Door,
     /// Cancelled by `DELETE /v1/queries/{id}`.
     pub cancel: CancellationToken,
     /// What its remote statements pulled, per source.
@@ -194,10 +196,16 @@ impl Default for QueryRegistry {
 
 impl QueryRegistry {
     /// Records a new running query.
-    pub fn start(&self, id: &str, key_id: Option<&str>) -> Arc<QueryEntry> {
+    pub fn start(
+        &self,
+        id: &str,
+        key_id: Option<&str>,
+        door: crate::governance::Door,
+    ) -> Arc<QueryEntry> {
         let entry = Arc::new(QueryEntry {
             id: id.to_owned(),
             key_id: key_id.map(str::to_owned),
+            door,
             cancel: CancellationToken::new(),
             pulled: sluice_planner::PulledBySource::default(),
             started: Instant::now(),
@@ -259,7 +267,7 @@ mod tests {
     #[test]
     fn lifecycle_and_first_end_wins() {
         let reg = QueryRegistry::default();
-        let e = reg.start("q1", Some("key_a"));
+        let e = reg.start("q1", Some("key_a"), crate::governance::Door::Http);
         e.add_progress(10, 100);
         e.finish(
             QueryState::Failed,
@@ -271,7 +279,7 @@ mod tests {
         assert_eq!((s.rows, s.bytes), (10, 100));
         assert_eq!(s.error.unwrap().code, "query_timeout");
         assert!(reg.get("nope").is_none());
-        reg.start("q2", None);
+        reg.start("q2", None, crate::governance::Door::Http);
         let ids: Vec<_> = reg
             .list(10, |_| true)
             .iter()
@@ -285,7 +293,7 @@ mod tests {
     fn bounded() {
         let reg = QueryRegistry::default();
         for i in 0..RECENT_QUERIES + 5 {
-            reg.start(&format!("q{i}"), None);
+            reg.start(&format!("q{i}"), None, crate::governance::Door::Http);
         }
         assert!(reg.get("q0").is_none());
         assert!(reg.get(&format!("q{}", RECENT_QUERIES + 4)).is_some());

@@ -56,7 +56,7 @@ impl QueryService {
         if let Some(key) = cache_key {
             match self.cache.lookup(key, &self.planner, deadline.at).await {
                 crate::cache::Lookup::Hit(hit) => {
-                    let entry = self.queries.start(query_id, principal.key_id());
+                    let entry = self.queries.start(query_id, principal.key_id(), call.door);
                     entry.attach_audit(auditor);
                     entry.set_request(request);
                     return super::hit::serve(&self.runtime, entry, auditor, &encoder, cap, hit);
@@ -68,13 +68,14 @@ impl QueryService {
             }
         }
         let (permit, key_permit) = self.take_slots(principal, query_id)?;
-        let planner = principal.planner(&self.planner);
-        let entry = self.queries.start(query_id, principal.key_id());
+        let planner = self.view(principal, request);
+        let entry = self.queries.start(query_id, principal.key_id(), call.door);
         entry.attach_audit(auditor);
         entry.set_request(request);
         let count_refusal = |e: &ApiError| {
             // Failures after planning are counted by the producer.
-            metrics::counter!(m::QUERIES_TOTAL, "outcome" => e.code.as_str()).increment(1);
+            metrics::counter!(m::QUERIES_TOTAL, "outcome" => e.code.as_str(), "door" => call.door.as_str())
+                .increment(1);
         };
         let mut route = Route {
             service: self,

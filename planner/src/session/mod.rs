@@ -13,6 +13,8 @@ mod explain;
 mod plan;
 mod sources;
 
+pub use plan::Described;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -336,6 +338,35 @@ impl Planner {
             base: Arc::clone(&self.base),
             plans: plan_cache(),
         }
+    }
+
+    /// The same view, with bare table names resolving in `catalog`.`schema` (a client's session
+    /// options) instead of the server's defaults. Costs a session build and starts its own kept
+    /// plans: keep it per session, not per statement, where you can.
+    pub fn with_defaults(&self, catalog: &str, schema: &str) -> Self {
+        let mut config = self.state.config().clone();
+        let catalog_options = &mut config.options_mut().catalog;
+        catalog_options.default_catalog = catalog.to_owned();
+        catalog_options.default_schema = schema.to_owned();
+        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+            .with_config(config)
+            .build();
+        Self {
+            state: Arc::new(state),
+            catalogs: Arc::clone(&self.catalogs),
+            grants: self.grants.clone(),
+            base: Arc::clone(&self.base),
+            plans: plan_cache(),
+        }
+    }
+
+    /// The catalog and schema bare table names resolve in.
+    pub fn defaults(&self) -> (String, String) {
+        let options = &self.state.config_options().catalog;
+        (
+            options.default_catalog.clone(),
+            options.default_schema.clone(),
+        )
     }
 
     /// The grants this planner is restricted to, if any.

@@ -16,6 +16,15 @@ use crate::federation::QueryContext;
 use crate::params::{self, Params};
 use crate::validate;
 
+/// A statement's result schema and placeholders, from [`Planner::describe`].
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The result's schema.
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
+    /// Each placeholder (`$1`, `$name`) in order, with its inferred type.
+    pub placeholders: Vec<(String, Option<datafusion::arrow::datatypes::DataType>)>,
+}
+
 /// Asks `gate` about each of `sources`: `Some(reason)` stops the statement.
 fn check_gate(sources: &[String], gate: Option<&SourceGate>) -> Result<()> {
     if let Some(gate) = gate {
@@ -108,6 +117,53 @@ impl Planner {
             immutable,
             versions,
             fingerprints,
+        })
+    }
+
+    /// What `sql` answers, without running it: checked as [`Self::plan`] checks it (read-only,
+    /// tables, grants) and kept, its result schema and each placeholder's type (`$1`, ...;
+    /// `None` where DataFusion cannot infer it). With `params`, they are bound and checked too.
+    ///
+    /// # Errors
+    /// As [`Self::plan`].
+    pub async fn describe(&self, sql: &str, params: Option<&Params>) -> Result<Described> {
+        let kept = match self.kept_plan(sql) {
+            Some(k) => k,
+            None => {
+                let state = SessionState::clone(&self.state);
+                self.plan_statement(sql, &state, None).await?
+            }
+        };
+        let types = kept
+            .plan
+            .get_parameter_types()
+            .map_err(PlanError::classify)?;
+        let mut placeholders: Vec<(String, Option<datafusion::arrow::datatypes::DataType>)> =
+            types.into_iter().collect();
+        // `$2` before `$10`.
+        placeholders.sort_by_key(|(id, _)| {
+            (
+                id.get(1..)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX),
+                id.clone(),
+            )
+        });
+        let plan = match params {
+            Some(_) => params::bind(kept.plan.clone(), params)?,
+            None => kept.plan.clone(),
+        };
+        // Types as execution will produce them (coerced, optimized) where every value is known;
+        // a statement with unbound placeholders says what it can.
+        let schema = if params.is_some() || placeholders.is_empty() {
+            let optimized = self.state.optimize(&plan).map_err(PlanError::classify)?;
+            Arc::new(optimized.schema().as_arrow().clone())
+        } else {
+            Arc::new(plan.schema().as_arrow().clone())
+        };
+        Ok(Described {
+            schema: crate::output::plain_schema(&schema),
+            placeholders,
         })
     }
 

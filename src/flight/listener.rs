@@ -1,0 +1,179 @@
+//! The Flight listener's connections: plain TCP on loopback, or TLS with `[server.tls]`'s
+//! certificate (the same reloading resolver and client-certificate verifier as HTTPS, offering
+//! only `h2`). Handshakes run concurrently, each bounded in time and in number, so a slow or
+//! silent client holds up no one; the peer's address and verified certificate travel with the
+//! connection to every RPC on it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::governance::PeerCertificate;
+
+/// A TLS handshake that takes longer is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; connections beyond wait in the kernel's backlog.
+const MAX_HANDSHAKES: usize = 256;
+
+/// Where a connection came from, in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The client certificate the handshake verified, if any.
+    pub certificate: Option<Arc<PeerCertificate>>,
+}
+
+/// One accepted connection.
+pub enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream, Peer),
+    /// TLS.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, Peer),
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        match self {
+            Self::Plain(_, p) | Self::Tls(_, p) => p.clone(),
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s, _) => s.is_write_vectored(),
+            Self::Tls(s, _) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s, _) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connections `listener` accepts until `closing`, TLS-wrapped with `tls`.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    closing: CancellationToken,
+) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
+    let (tx, rx) = mpsc::channel::<Conn>(64);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = closing.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let (stream, addr) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: let the kernel catch up.
+                    debug!(error = %e, "Flight: accept failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Small writes (a schema, a short batch) go out at once.
+            let _ = stream.set_nodelay(true);
+            let peer = Peer {
+                addr,
+                certificate: None,
+            };
+            let Some(acceptor) = acceptor.clone() else {
+                if tx.send(Conn::Plain(stream, peer)).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let certificate = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(|der| crate::tls::peer_certificate(der))
+                            .map(Arc::new);
+                        let peer = Peer {
+                            certificate,
+                            ..peer
+                        };
+                        let _ = tx.send(Conn::Tls(Box::new(tls), peer)).await;
+                    }
+                    Ok(Err(e)) => debug!(%addr, error = %e, "Flight: TLS handshake failed."),
+                    Err(_) => debug!(%addr, "Flight: TLS handshake timed out."),
+                }
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|conn| (Ok(conn), rx))
+    })
+}

@@ -1,0 +1,292 @@
+//! The gRPC methods: each authenticates its caller and dispatches on the Flight SQL command it
+//! carries. Anything Sluice does not serve answers exactly `UNIMPLEMENTED` (clients decide
+//! their fallbacks on that code).
+
+use std::pin::Pin;
+
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, Any, Command,
+    ProstMessageExt,
+};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use futures::Stream;
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::FlightDoor;
+use super::caller::{self, Caller};
+use super::session;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+/// A `DoGet` answer.
+pub(super) type BoxStreamData = BoxStream<FlightData>;
+
+/// Action names (Flight SQL's, and Flight's own for cancelling and sessions).
+pub(super) mod actions {
+    pub const CREATE_PREPARED_STATEMENT: &str = "CreatePreparedStatement";
+    pub const CLOSE_PREPARED_STATEMENT: &str = "ClosePreparedStatement";
+    pub const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+    pub const CANCEL_QUERY: &str = "CancelQuery";
+    pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
+    pub const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
+    pub const CLOSE_SESSION: &str = "CloseSession";
+}
+
+impl FlightDoor {
+    /// The caller of `request`, authenticated as the HTTP API authenticates; `charge` takes a
+    /// request from its rate-limit bucket (every call that plans or runs does).
+    pub(super) async fn caller<T>(
+        &self,
+        request: &Request<T>,
+        charge: bool,
+    ) -> Result<Caller, Status> {
+        let client = caller::client(request);
+        let secret = caller::presented(request.metadata());
+        let principal = self
+            .service
+            .authenticate(secret.as_deref(), &client)
+            .await?;
+        if charge {
+            self.service.charge(&principal)?;
+        }
+        Ok(Caller { principal, client })
+    }
+}
+
+fn unimplemented(what: &str) -> Status {
+    Status::unimplemented(format!(
+        "{what} is not supported by Sluice's Flight SQL service"
+    ))
+}
+
+pub(super) fn decode_any(bytes: &[u8]) -> Result<Command, Status> {
+    let any = Any::decode(bytes)
+        .map_err(|_| Status::invalid_argument("the command is not a protobuf Any"))?;
+    Command::try_from(any)
+        .map_err(|_| Status::invalid_argument("the command is not a Flight SQL command"))
+}
+
+fn one<T: Send + 'static>(item: T) -> BoxStream<T> {
+    Box::pin(futures::stream::once(async move { Ok(item) }))
+}
+
+#[tonic::async_trait]
+impl FlightService for FlightDoor {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+    type DoExchangeStream = BoxStream<FlightData>;
+
+    /// Basic auth (password = an API key) or a bearer header; answers the bearer later calls
+    /// carry, in the `authorization` header and the payload.
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        self.caller(&request, true).await?;
+        let bearer = caller::presented(request.metadata()).unwrap_or_default();
+        let mut response = Response::new(one(HandshakeResponse {
+            protocol_version: 0,
+            payload: bearer.clone().into(),
+        }));
+        if !bearer.is_empty()
+            && let Ok(v) = MetadataValue::try_from(format!("Bearer {bearer}"))
+        {
+            response.metadata_mut().insert("authorization", v);
+        }
+        Ok(response)
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(unimplemented("ListFlights"))
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request, true).await?;
+        let session = self.session(&request, &caller)?;
+        let descriptor = request.into_inner();
+        let info = match decode_any(&descriptor.cmd)? {
+            Command::CommandStatementQuery(q) => {
+                if q.transaction_id.is_some() {
+                    return Err(Status::invalid_argument(
+                        "transactions are not supported: Sluice is read-only",
+                    ));
+                }
+                self.statement_info(&caller, &session, q.query, None, descriptor)
+                    .await?
+            }
+            Command::CommandPreparedStatementQuery(p) => {
+                let claims = self.open_prepared(&caller, &p.prepared_statement_handle)?;
+                let session = session::Session {
+                    catalog: claims.catalog,
+                    schema: claims.schema,
+                };
+                self.statement_info(&caller, &session, claims.sql, claims.params, descriptor)
+                    .await?
+            }
+            cmd => self.metadata_info(&caller, cmd, descriptor).await?,
+        };
+        Ok(Response::new(info))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(unimplemented("PollFlightInfo"))
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        Err(unimplemented("GetSchema"))
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let caller = self.caller(&request, true).await?;
+        match decode_any(&request.get_ref().ticket)? {
+            Command::TicketStatementQuery(t) => self.run_ticket(&caller, &t.statement_handle).await,
+            cmd => self.metadata_data(&caller, cmd).await,
+        }
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        let caller = self.caller(&request, true).await?;
+        let result = self.bind_parameters(&caller, request.into_inner()).await?;
+        Ok(Response::new(one(result)))
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(unimplemented("DoExchange"))
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        let kind = request.get_ref().r#type.clone();
+        match kind.as_str() {
+            actions::CREATE_PREPARED_STATEMENT => {
+                let caller = self.caller(&request, true).await?;
+                let session = self.session(&request, &caller)?;
+                let any = Any::decode(&*request.get_ref().body)
+                    .map_err(|_| Status::invalid_argument("the body is not a protobuf Any"))?;
+                let ask: ActionCreatePreparedStatementRequest =
+                    any.unpack().ok().flatten().ok_or_else(|| {
+                        Status::invalid_argument(
+                            "the body is not an ActionCreatePreparedStatementRequest",
+                        )
+                    })?;
+                if ask.transaction_id.is_some() {
+                    return Err(Status::invalid_argument(
+                        "transactions are not supported: Sluice is read-only",
+                    ));
+                }
+                let result = self.prepare(&caller, &session, ask.query).await?;
+                Ok(Response::new(one(arrow_flight::Result {
+                    body: result.as_any().encode_to_vec().into(),
+                })))
+            }
+            actions::CLOSE_PREPARED_STATEMENT => {
+                let caller = self.caller(&request, false).await?;
+                let any = Any::decode(&*request.get_ref().body)
+                    .map_err(|_| Status::invalid_argument("the body is not a protobuf Any"))?;
+                let ask: ActionClosePreparedStatementRequest =
+                    any.unpack().ok().flatten().ok_or_else(|| {
+                        Status::invalid_argument(
+                            "the body is not an ActionClosePreparedStatementRequest",
+                        )
+                    })?;
+                self.close_prepared(&caller, &ask.prepared_statement_handle)?;
+                Ok(Response::new(Box::pin(futures::stream::empty())))
+            }
+            actions::CANCEL_FLIGHT_INFO | actions::CANCEL_QUERY => {
+                let caller = self.caller(&request, false).await?;
+                let body = self.cancel(&caller, &kind, &request.get_ref().body)?;
+                Ok(Response::new(one(arrow_flight::Result {
+                    body: body.into(),
+                })))
+            }
+            actions::SET_SESSION_OPTIONS
+            | actions::GET_SESSION_OPTIONS
+            | actions::CLOSE_SESSION => {
+                let caller = self.caller(&request, false).await?;
+                let (body, cookie) = self.session_action(&caller, &request, &kind).await?;
+                let mut response = Response::new(one(arrow_flight::Result { body: body.into() }));
+                if let Some(cookie) = cookie.and_then(|c| MetadataValue::try_from(c).ok()) {
+                    response.metadata_mut().insert("set-cookie", cookie);
+                }
+                Ok(response)
+            }
+            other => Err(unimplemented(&format!("the action {other:?}"))),
+        }
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.caller(&request, false).await?;
+        let described = [
+            (
+                actions::CREATE_PREPARED_STATEMENT,
+                "Prepares a read-only statement: a signed handle with its result and parameter schemas.",
+            ),
+            (
+                actions::CLOSE_PREPARED_STATEMENT,
+                "Closes a prepared statement (nothing is held for it).",
+            ),
+            (
+                actions::CANCEL_FLIGHT_INFO,
+                "Cancels the query a FlightInfo's ticket runs, remote statements included.",
+            ),
+            (
+                actions::CANCEL_QUERY,
+                "Cancels a query (the older form of CancelFlightInfo).",
+            ),
+            (
+                actions::SET_SESSION_OPTIONS,
+                "Sets the session's catalog and schema for bare table names.",
+            ),
+            (actions::GET_SESSION_OPTIONS, "The session's options."),
+            (
+                actions::CLOSE_SESSION,
+                "Ends the session (its options are forgotten).",
+            ),
+        ];
+        let items: Vec<Result<ActionType, Status>> = described
+            .into_iter()
+            .map(|(t, d)| {
+                Ok(ActionType {
+                    r#type: t.to_owned(),
+                    description: d.to_owned(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(items))))
+    }
+}
