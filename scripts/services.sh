@@ -270,6 +270,9 @@ up() {
   if [ -f "$run/env" ]; then down; fi
   mkdir -p "$run"
   echo "export SLUICE_TEST_BUCKET=$test_bucket" >"$run/env"
+  # Two Flight SQL ticket secrets: one a "deployment" shares, one another deployment's.
+  echo "export SLUICE_TEST_FLIGHT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '=+/\n')flight" >>"$run/env"
+  echo "export SLUICE_TEST_FLIGHT_OTHER_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '=+/\n')other" >>"$run/env"
   local start=$SECONDS failed=()
   install_all || failed+=(install)
   if [ -f "$oidc_dir/provider.mjs" ]; then

@@ -201,10 +201,10 @@ impl FlightDoor {
     /// The schema of a metadata command's result, or `UNIMPLEMENTED`.
     fn metadata_schema(&self, cmd: &Command) -> Result<SchemaRef, Status> {
         Ok(match cmd {
-            Command::CommandGetCatalogs(c) => c.clone().into_builder().schema(),
+            Command::CommandGetCatalogs(c) => (*c).into_builder().schema(),
             Command::CommandGetDbSchemas(c) => c.clone().into_builder().schema(),
             Command::CommandGetTables(c) => c.clone().into_builder().schema(),
-            Command::CommandGetTableTypes(c) => c.clone().into_builder().schema(),
+            Command::CommandGetTableTypes(c) => (*c).into_builder().schema(),
             Command::CommandGetSqlInfo(_) => self.sql_info.schema(),
             Command::CommandGetXdbcTypeInfo(_) => self.xdbc.schema(),
             Command::CommandGetPrimaryKeys(_) => primary_keys_schema(),

@@ -83,7 +83,7 @@ fn value(n: usize, column: &datafusion::arrow::array::ArrayRef) -> Result<Value,
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => Value::String(s),
-        s if matches!(
+        _ if matches!(
             column.data_type(),
             DataType::Date32
                 | DataType::Date64
@@ -96,7 +96,11 @@ fn value(n: usize, column: &datafusion::arrow::array::ArrayRef) -> Result<Value,
                 | DataType::Decimal256(..)
         ) =>
         {
-            Value::String(text(&s, column.data_type()))
+            // Arrow's display: `1995-01-01`, `1995-01-01T12:00:00`, `50000.25`.
+            Value::String(
+                datafusion::arrow::util::display::array_value_to_string(column, 0)
+                    .map_err(|e| ApiError::bad_request(format!("parameter ${n}: {e}")))?,
+            )
         }
         _ => {
             return Err(ApiError::bad_request(format!(
@@ -105,14 +109,4 @@ fn value(n: usize, column: &datafusion::arrow::array::ArrayRef) -> Result<Value,
             )));
         }
     })
-}
-
-/// The canonical text of a temporal or decimal value (`2024-01-31`, `2024-01-31T12:00:00Z`).
-fn text(s: &ScalarValue, t: &DataType) -> String {
-    let shown = s.to_string();
-    match t {
-        // A timestamp with a zone is printed with its offset; keep it.
-        DataType::Timestamp(_, Some(_)) => shown,
-        _ => shown,
-    }
 }

@@ -58,8 +58,9 @@ pub struct StringListValue {
     pub values: Vec<String>,
 }
 
-/// `SessionOptionValue.option_value`.
+/// `SessionOptionValue.option_value` (named as Flight.proto names them).
 #[derive(Clone, PartialEq, prost::Oneof)]
+#[allow(clippy::enum_variant_names, reason = "Flight.proto's names")]
 pub enum OptionValue {
     /// A string.
     #[prost(string, tag = "1")]

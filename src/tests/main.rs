@@ -15,6 +15,7 @@ mod cli;
 mod clients;
 mod endpoints;
 mod federation;
+mod flight;
 mod flood;
 mod formats;
 mod governance;
@@ -52,6 +53,8 @@ pub struct TestApp {
     pub url: String,
     pub key: String,
     pub client: reqwest::Client,
+    /// The Flight SQL listener (`grpc://...`), when `[flight]` is on.
+    pub flight: Option<String>,
     /// Drains the server as SIGTERM would.
     pub drainer: sluice::Drainer,
     handle: actix_web::dev::ServerHandle,
@@ -86,6 +89,10 @@ impl TestApp {
         // tests run the same statement again on purpose (failover under load, a stopped
         // source, usage counts) and must reach the source each time.
         config.cache.capacity_bytes = 0;
+        // Flight SQL on a free port too (the embedded default asks for 8815).
+        if let Some(flight) = &mut config.flight {
+            flight.listen = "127.0.0.1:0".parse().unwrap();
+        }
         f(&mut config);
         // With `[server.tls]`, the client trusts `ca.crt` beside the certificate and presents
         // `client.pem` from there when it exists (the identity tests make both).
@@ -98,6 +105,7 @@ impl TestApp {
             .await
             .expect("server starts");
         let url = app.url();
+        let flight = app.flight_url();
         let key = app.admin_key().unwrap_or_default().to_owned();
         let handle = app.handle();
         let drainer = app.drainer();
@@ -122,6 +130,7 @@ impl TestApp {
             url,
             key,
             client,
+            flight,
             drainer,
             handle,
         }

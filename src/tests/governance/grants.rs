@@ -78,6 +78,9 @@ async fn corpus_app() -> Option<(crate::TestApp, String, String)> {
     };
     let app = app_on(&meta, |c: &mut Config| {
         c.sources.push(SourceConfig::Postgres(source));
+        // Each statement goes through HTTP and Flight SQL (three requests): no rate limit.
+        c.limits.reader.per_second = None;
+        c.limits.reader.burst = None;
     })
     .await;
     let reader = create_key(
@@ -119,6 +122,18 @@ async fn the_escape_corpus_is_refused_on_the_plan_and_never_reaches_postgres() {
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
         let body = resp.text().await.unwrap();
+        // Flight SQL decides the same: the same rows' existence, the same refusal code.
+        let flight = crate::flight::verdict(&app, &reader, sql).await;
+        let http_code = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+        match (&flight, &http_code) {
+            (Ok(_), None) => {}
+            (Err(f), Some(h)) if f == h => {}
+            _ => wrong.push(format!(
+                "Flight SQL and HTTP differ: {sql}\n  Flight {flight:?}, HTTP {status} {http_code:?}"
+            )),
+        }
         if *ok {
             if status != 200 {
                 wrong.push(format!("must answer: {sql}\n  {status} {body}"));

@@ -9,7 +9,7 @@ use super::{app_with, json_rows, service_env, setup, setup_on, source, wait_sour
 use crate::{ARROW, SLOW_PG_SECONDS, TestApp};
 
 /// Backends running a statement for this query id.
-async fn active(pg: &tokio_postgres::Client, query_id: &str) -> i64 {
+pub(crate) async fn active(pg: &tokio_postgres::Client, query_id: &str) -> i64 {
     pg.query_one(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
         &[&format!("sluice:{query_id}")],
@@ -20,7 +20,7 @@ async fn active(pg: &tokio_postgres::Client, query_id: &str) -> i64 {
 }
 
 /// Waits until the newest running query has a statement running on the server.
-async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
+pub(crate) async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
     let mut waiting = crate::Waiting::new("the slow statement in pg_stat_activity");
     loop {
         let running = app.latest_running().await;
@@ -36,7 +36,7 @@ async fn wait_active(pg: &tokio_postgres::Client, app: &TestApp) -> String {
 /// Waits until the remote statement of query `id` is gone, then checks that Sluice cancelled it
 /// (the server's log says so under the query's application name): not left to finish, and not
 /// ended by the `statement_timeout` Sluice sets as a backstop.
-async fn assert_cancelled(pg: &tokio_postgres::Client, id: &str) {
+pub(crate) async fn assert_cancelled(pg: &tokio_postgres::Client, id: &str) {
     let mut waiting = crate::Waiting::new(format!("the remote statement of {id} to end"));
     loop {
         let n = active(pg, id).await;
@@ -53,7 +53,7 @@ async fn assert_cancelled(pg: &tokio_postgres::Client, id: &str) {
     );
 }
 
-pub(super) fn slow_view() -> String {
+pub(crate) fn slow_view() -> String {
     format!("CREATE VIEW slow AS SELECT pg_sleep({SLOW_PG_SECONDS}) IS NULL AS done;")
 }
 

@@ -3,7 +3,7 @@
 //! `SLUICE_TEST_PG_SPARE_URL` (stopped and restarted by one test). Each test works in a
 //! schema of its own.
 
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod pushdown;
 mod replicas;
 
@@ -65,7 +65,7 @@ pub(crate) fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfi
     }
 }
 
-async fn app_with(src: PostgresSourceConfig) -> TestApp {
+pub(crate) async fn app_with(src: PostgresSourceConfig) -> TestApp {
     TestApp::spawn_with(|c: &mut Config| c.sources.push(SourceConfig::Postgres(src))).await
 }
 
