@@ -114,6 +114,17 @@ impl Bound {
     }
 }
 
+/// Action names (Flight SQL's, and Flight's own for cancelling and sessions).
+mod actions {
+    pub const CREATE_PREPARED_STATEMENT: &str = "CreatePreparedStatement";
+    pub const CLOSE_PREPARED_STATEMENT: &str = "ClosePreparedStatement";
+    pub const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+    pub const CANCEL_QUERY: &str = "CancelQuery";
+    pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
+    pub const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
+    pub const CLOSE_SESSION: &str = "CloseSession";
+}
+
 /// Concurrent RPCs one connection may hold open.
 const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 

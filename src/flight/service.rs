@@ -18,24 +18,13 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::FlightDoor;
 use super::caller::{self, Caller};
 use super::session;
+use super::{FlightDoor, actions};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 /// A `DoGet` answer.
 pub(super) type BoxStreamData = BoxStream<FlightData>;
-
-/// Action names (Flight SQL's, and Flight's own for cancelling and sessions).
-pub(super) mod actions {
-    pub const CREATE_PREPARED_STATEMENT: &str = "CreatePreparedStatement";
-    pub const CLOSE_PREPARED_STATEMENT: &str = "ClosePreparedStatement";
-    pub const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
-    pub const CANCEL_QUERY: &str = "CancelQuery";
-    pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
-    pub const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
-    pub const CLOSE_SESSION: &str = "CloseSession";
-}
 
 impl FlightDoor {
     /// The caller of `request`, authenticated as the HTTP API authenticates; `charge` takes a

@@ -10,8 +10,8 @@ use sluice_schemas::api::NameDefaults;
 use tonic::{Request, Status};
 
 use super::FlightDoor;
+use super::actions;
 use super::caller::Caller;
-use super::service::actions;
 use super::ticket::{Claims, Kind};
 use crate::error::ApiError;
 use crate::query::QueryService;

@@ -18,9 +18,9 @@ use sluice_schemas::api::{Operation, QueryParams, QueryRequest};
 use tonic::metadata::MetadataValue;
 use tonic::{Response, Status, Streaming};
 
+use super::actions;
 use super::caller::{self, Caller};
 use super::encode::{FlightEncoder, announced};
-use super::service::actions;
 use super::session::Session;
 use super::ticket::{Claims, Kind, Refused};
 use super::{FlightDoor, params};
