@@ -171,7 +171,7 @@ async fn metrics_count_queries() {
     assert_eq!(resp.status(), 404);
     let text = app.metrics_text().await;
     for needle in [
-        "sluice_queries_total{outcome=\"ok\"}",
+        "sluice_queries_total{outcome=\"ok\",door=\"http\"}",
         "sluice_query_duration_seconds_bucket",
         "sluice_rows_streamed_total",
         "sluice_bytes_streamed_total",

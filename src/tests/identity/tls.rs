@@ -391,4 +391,53 @@ async fn a_client_without_a_certificate_is_refused_when_one_is_required() {
         !stranger.status.success(),
         "served a stranger's certificate"
     );
+    // Flight SQL on its own listener: the same certificate, the same client-certificate rules.
+    let Some(python) = crate::needs("SLUICE_TEST_PYTHON", "the project's Python with ADBC") else {
+        return;
+    };
+    let flight = app.flight.clone().unwrap();
+    assert!(flight.starts_with("grpc+tls://"), "{flight}");
+    let out = {
+        let mut cmd = Command::new(python);
+        cmd.current_dir(d).args(["-c", FLIGHT_MTLS, &flight]);
+        crate::output(cmd).await
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["nation"], 25, "{v}");
+    assert!(v["region"].as_str().unwrap().contains("NOT_FOUND"), "{v}");
+    assert_ne!(v["without_cert"], "served", "{v}");
 }
+
+/// ADBC over `grpc+tls://` trusting `ca.crt`, presenting `client.crt` (a caller by its
+/// subject), then presenting none.
+const FLIGHT_MTLS: &str = r#"
+import json, sys
+import adbc_driver_flightsql.dbapi as fs
+url = sys.argv[1]
+ca, crt, key = (open(n).read() for n in ("ca.crt", "client.crt", "client.key"))
+opts = {"adbc.flight.sql.client_option.tls_root_certs": ca,
+        "adbc.flight.sql.client_option.mtls_cert_chain": crt,
+        "adbc.flight.sql.client_option.mtls_private_key": key}
+out = {}
+with fs.connect(url, db_kwargs=opts) as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) AS n FROM nation")
+    out["nation"] = cur.fetchall()[0][0]
+    try:
+        cur.execute("SELECT * FROM region")
+        out["region"] = "answered"
+    except Exception as e:
+        out["region"] = str(e)
+try:
+    with fs.connect(url, db_kwargs={"adbc.flight.sql.client_option.tls_root_certs": ca}) as conn:
+        conn.cursor().execute("SELECT 1")
+    out["without_cert"] = "served"
+except Exception as e:
+    out["without_cert"] = str(e)[:200]
+print(json.dumps(out))
+"#;

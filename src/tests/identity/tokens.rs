@@ -93,9 +93,13 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     // On-demand key-set reads at most once an hour: the flood below may cause one.
+    let flight_port = free_port();
     let config = server_config(
         &meta,
-        &auth_toml(&url, &idp.issuer, "jwks_min_refetch_ms = 3600000"),
+        &format!(
+            "{}\n[flight]\nlisten = \"127.0.0.1:{flight_port}\"\n",
+            auth_toml(&url, &idp.issuer, "jwks_min_refetch_ms = 3600000")
+        ),
     );
     let server = Server::start_on(&config, &dir, &format!("127.0.0.1:{port}")).await;
     assert_eq!(server.url, url);
@@ -147,6 +151,36 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
         .await
         .unwrap();
     assert_eq!(mcp.status(), 200);
+    // So does Flight SQL, with the same grants.
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{flight_port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut flight = arrow_flight::flight_service_client::FlightServiceClient::new(channel);
+    let ask = |sql: &str| crate::flight::bearer(&analyst, crate::flight::statement(sql));
+    let info = flight
+        .get_flight_info(ask("SELECT count(*) AS n FROM nation"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let data: Vec<_> = futures::TryStreamExt::try_collect(
+        flight
+            .do_get(crate::flight::bearer(&analyst, ticket))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+    let batches = arrow_flight::utils::flight_data_to_batches(&data).unwrap();
+    assert_eq!(crate::cells(&batches), [["25"]]);
+    let refused = flight
+        .get_flight_info(ask("SELECT * FROM region"))
+        .await
+        .unwrap_err();
+    assert_eq!(crate::flight::code_of(&refused), "table_not_found");
 
     // Valid, but no rule admits it: 403, never a default role.
     let nobody = idp.token("nobody", &url, "sql.read").await;
