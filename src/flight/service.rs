@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::caller::{self, Caller};
 use super::session;
 use super::{FlightDoor, actions};
+use crate::error::ApiError;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 /// A `DoGet` answer.
@@ -53,11 +54,30 @@ fn unimplemented(what: &str) -> Status {
     ))
 }
 
+/// The Flight SQL command `bytes` hold (`Any`-packed).
 pub(super) fn decode_any(bytes: &[u8]) -> Result<Command, Status> {
-    let any = Any::decode(bytes)
-        .map_err(|_| Status::invalid_argument("the command is not a protobuf Any"))?;
-    Command::try_from(any)
-        .map_err(|_| Status::invalid_argument("the command is not a Flight SQL command"))
+    Any::decode(bytes)
+        .ok()
+        .and_then(|any| Command::try_from(any).ok())
+        .ok_or_else(|| ApiError::bad_request("the command is not a Flight SQL command").into())
+}
+
+/// The `Any`-packed action request `body` holds.
+fn unpack<M: ProstMessageExt>(body: &[u8]) -> Result<M, Status> {
+    Any::decode(body)
+        .ok()
+        .and_then(|any| any.unpack::<M>().ok().flatten())
+        .ok_or_else(|| {
+            let name = std::any::type_name::<M>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("request");
+            ApiError::bad_request(format!("the body is not an {name}")).into()
+        })
+}
+
+fn no_transactions() -> Status {
+    ApiError::bad_request("transactions are not supported: Sluice is read-only").into()
 }
 
 fn one<T: Send + 'static>(item: T) -> BoxStream<T> {
@@ -111,9 +131,7 @@ impl FlightService for FlightDoor {
         let info = match decode_any(&descriptor.cmd)? {
             Command::CommandStatementQuery(q) => {
                 if q.transaction_id.is_some() {
-                    return Err(Status::invalid_argument(
-                        "transactions are not supported: Sluice is read-only",
-                    ));
+                    return Err(no_transactions());
                 }
                 self.statement_info(&caller, &session, q.query, None, descriptor)
                     .await?
@@ -182,18 +200,9 @@ impl FlightService for FlightDoor {
             actions::CREATE_PREPARED_STATEMENT => {
                 let caller = self.caller(&request, true).await?;
                 let session = self.session(&request, &caller)?;
-                let any = Any::decode(&*request.get_ref().body)
-                    .map_err(|_| Status::invalid_argument("the body is not a protobuf Any"))?;
-                let ask: ActionCreatePreparedStatementRequest =
-                    any.unpack().ok().flatten().ok_or_else(|| {
-                        Status::invalid_argument(
-                            "the body is not an ActionCreatePreparedStatementRequest",
-                        )
-                    })?;
+                let ask: ActionCreatePreparedStatementRequest = unpack(&request.get_ref().body)?;
                 if ask.transaction_id.is_some() {
-                    return Err(Status::invalid_argument(
-                        "transactions are not supported: Sluice is read-only",
-                    ));
+                    return Err(no_transactions());
                 }
                 let result = self.prepare(&caller, &session, ask.query).await?;
                 Ok(Response::new(one(arrow_flight::Result {
@@ -202,14 +211,7 @@ impl FlightService for FlightDoor {
             }
             actions::CLOSE_PREPARED_STATEMENT => {
                 let caller = self.caller(&request, false).await?;
-                let any = Any::decode(&*request.get_ref().body)
-                    .map_err(|_| Status::invalid_argument("the body is not a protobuf Any"))?;
-                let ask: ActionClosePreparedStatementRequest =
-                    any.unpack().ok().flatten().ok_or_else(|| {
-                        Status::invalid_argument(
-                            "the body is not an ActionClosePreparedStatementRequest",
-                        )
-                    })?;
+                let ask: ActionClosePreparedStatementRequest = unpack(&request.get_ref().body)?;
                 self.close_prepared(&caller, &ask.prepared_statement_handle)?;
                 Ok(Response::new(Box::pin(futures::stream::empty())))
             }

@@ -96,13 +96,7 @@ async fn adbc_runs_tpch_binds_every_type_and_lists_by_grants() {
         return;
     };
     let app = TestApp::spawn().await;
-    let reader = crate::governance::create_key(
-        &app,
-        json!({"name": "nation only", "role": "reader",
-               "grants": [{"source": "local", "schema": "public", "table": "nation"}]}),
-    )
-    .await;
-    let reader = reader["key"].as_str().unwrap().to_owned();
+    let reader = super::nation_reader(&app).await;
     let flight = app.flight.clone().unwrap();
     let out = {
         let mut cmd = Command::new(python);

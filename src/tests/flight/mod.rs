@@ -9,12 +9,12 @@ mod tickets;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
-    Any, CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, CommandGetXdbcTypeInfo,
     CommandStatementQuery, ProstMessageExt, SqlInfo,
 };
 use arrow_flight::{Action, FlightDescriptor, FlightInfo, Ticket};
 use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema};
 use futures::TryStreamExt;
 use prost::Message;
 use serde_json::json;
@@ -82,6 +82,44 @@ pub fn code_of(s: &tonic::Status) -> String {
         .get("x-sluice-error-code")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// A row of parameters as ADBC sends them: columns named `0`, `1`, ...
+fn params_row(values: Vec<datafusion::arrow::array::ArrayRef>) -> RecordBatch {
+    let fields: Vec<Field> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Field::new(i.to_string(), v.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), values).unwrap()
+}
+
+/// The batches `DoGet` of `ticket` streams to `key`.
+pub async fn get_batches(
+    c: &mut FlightServiceClient<Channel>,
+    key: &str,
+    ticket: Ticket,
+) -> Vec<RecordBatch> {
+    let data: Vec<_> = c
+        .do_get(bearer(key, ticket))
+        .await
+        .unwrap()
+        .into_inner()
+        .try_collect()
+        .await
+        .unwrap();
+    arrow_flight::utils::flight_data_to_batches(&data).unwrap()
+}
+
+/// A reader key granted only `local.public.nation`.
+pub async fn nation_reader(app: &TestApp) -> String {
+    let reader = crate::governance::create_key(
+        app,
+        json!({"name": "nation only", "role": "reader",
+               "grants": [{"source": "local", "schema": "public", "table": "nation"}]}),
+    )
+    .await;
+    reader["key"].as_str().unwrap().to_owned()
 }
 
 /// What a statement answers through Flight (GetFlightInfo, then DoGet): its rows, or the
@@ -180,19 +218,13 @@ async fn parameters_bind_into_the_plan_with_their_types() {
             .collect::<Vec<_>>(),
         ["$1", "$2", "$3"]
     );
-    let batch = RecordBatch::try_new(
-        std::sync::Arc::new(Schema::new(vec![
-            Field::new("0", DataType::Int64, true),
-            Field::new("1", DataType::Utf8, true),
-            Field::new("2", DataType::Int64, true),
-        ])),
-        vec![
-            std::sync::Arc::new(Int64Array::from(vec![1])),
-            std::sync::Arc::new(StringArray::from(vec!["P"])),
-            std::sync::Arc::new(Int64Array::from(vec![1])),
-        ],
-    )
-    .unwrap();
+    let int = |v: i64| -> datafusion::arrow::array::ArrayRef {
+        std::sync::Arc::new(Int64Array::from(vec![v]))
+    };
+    let text = |v: &str| -> datafusion::arrow::array::ArrayRef {
+        std::sync::Arc::new(StringArray::from(vec![v]))
+    };
+    let batch = params_row(vec![int(1), text("P"), int(1)]);
     prepared.set_parameters(batch.clone()).unwrap();
     let info = prepared.execute().await.unwrap();
     let got = fetch(&mut c, &info).await;
@@ -206,32 +238,12 @@ async fn parameters_bind_into_the_plan_with_their_types() {
     assert_eq!(cells(&got), cells(&http));
     assert_eq!(cells(&got), [["BRAZIL"], ["CANADA"]]);
     // Executed again with other values: they replace the first ones.
-    let batch = RecordBatch::try_new(
-        batch.schema(),
-        vec![
-            std::sync::Arc::new(Int64Array::from(vec![3])),
-            std::sync::Arc::new(StringArray::from(vec!["G"])),
-            std::sync::Arc::new(Int64Array::from(vec![0])),
-        ],
-    )
-    .unwrap();
+    let batch = params_row(vec![int(3), text("G"), int(0)]);
     prepared.set_parameters(batch).unwrap();
     let info = prepared.execute().await.unwrap();
     assert_eq!(cells(&fetch(&mut c, &info).await), [["FRANCE"]]);
     // A value that does not fit its placeholder is the caller's mistake, named.
-    let batch = RecordBatch::try_new(
-        std::sync::Arc::new(Schema::new(vec![
-            Field::new("0", DataType::Utf8, true),
-            Field::new("1", DataType::Utf8, true),
-            Field::new("2", DataType::Int64, true),
-        ])),
-        vec![
-            std::sync::Arc::new(StringArray::from(vec!["not a number"])),
-            std::sync::Arc::new(StringArray::from(vec!["P"])),
-            std::sync::Arc::new(Int64Array::from(vec![1])),
-        ],
-    )
-    .unwrap();
+    let batch = params_row(vec![text("not a number"), text("P"), int(1)]);
     prepared.set_parameters(batch).unwrap();
     let err = prepared.execute().await.unwrap_err().to_string();
     assert!(err.contains("$1"), "{err}");
@@ -241,13 +253,7 @@ async fn parameters_bind_into_the_plan_with_their_types() {
 #[actix_web::test]
 async fn bi_tools_metadata_is_what_the_grants_allow() {
     let app = TestApp::spawn().await;
-    let reader = crate::governance::create_key(
-        &app,
-        json!({"name": "nation only", "role": "reader",
-               "grants": [{"source": "local", "schema": "public", "table": "nation"}]}),
-    )
-    .await;
-    let reader = reader["key"].as_str().unwrap().to_owned();
+    let reader = nation_reader(&app).await;
     for (key, tables) in [(&app.key, 8_usize), (&reader, 1)] {
         let mut c = client_as(&app, key).await;
         // DBeaver: GetTables with the column schemas.
@@ -574,6 +580,4 @@ async fn cancel_flight_info_stops_the_query_a_ticket_runs() {
         }
     }
     assert!(ended.is_some(), "a cancelled stream must not end cleanly");
-    let _ = Any::default();
-    let _ = Ticket::default();
 }

@@ -78,17 +78,7 @@ async fn a_ticket_from_one_server_runs_on_another_and_no_other_ticket_does() {
     let recent = a.get_json("/v1/queries").await;
     assert_eq!(recent["queries"].as_array().unwrap().len(), 0, "{recent}");
     // B serves A's ticket.
-    let data: Vec<_> = futures::TryStreamExt::try_collect(
-        raw(&b)
-            .await
-            .do_get(bearer("", ticket.clone()))
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
-    let batches = arrow_flight::utils::flight_data_to_batches(&data).unwrap();
+    let batches = super::get_batches(&mut raw(&b).await, "", ticket.clone()).await;
     assert_eq!(
         crate::cells(&batches),
         [["ALGERIA"], ["ARGENTINA"], ["BRAZIL"]]

@@ -165,16 +165,7 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
         .unwrap()
         .into_inner();
     let ticket = info.endpoint[0].ticket.clone().unwrap();
-    let data: Vec<_> = futures::TryStreamExt::try_collect(
-        flight
-            .do_get(crate::flight::bearer(&analyst, ticket))
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await
-    .unwrap();
-    let batches = arrow_flight::utils::flight_data_to_batches(&data).unwrap();
+    let batches = crate::flight::get_batches(&mut flight, &analyst, ticket).await;
     assert_eq!(crate::cells(&batches), [["25"]]);
     let refused = flight
         .get_flight_info(ask("SELECT * FROM region"))
