@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::TestApp;
 
@@ -98,17 +98,9 @@ async fn adbc_runs_tpch_binds_every_type_and_lists_by_grants() {
     let app = TestApp::spawn().await;
     let reader = super::nation_reader(&app).await;
     let flight = app.flight.clone().unwrap();
-    let out = {
-        let mut cmd = Command::new(python);
-        cmd.args(["-c", SCRIPT, &flight, &app.url, &app.key, &reader]);
-        crate::output(cmd).await
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", SCRIPT, &flight, &app.url, &app.key, &reader]);
+    let v = super::python_json(cmd).await;
     assert_eq!(v["tpch_same"], json!([true, true, true]), "{v}");
     for case in v["params"].as_array().unwrap() {
         assert_eq!(case[1], case[2], "parameter of type {}: {v}", case[0]);

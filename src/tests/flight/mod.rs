@@ -111,6 +111,33 @@ pub async fn get_batches(
     arrow_flight::utils::flight_data_to_batches(&data).unwrap()
 }
 
+/// The body of the one result an action answers.
+pub async fn action_body(
+    c: &mut FlightServiceClient<Channel>,
+    req: tonic::Request<Action>,
+) -> bytes::Bytes {
+    let results: Vec<_> = c
+        .do_action(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .try_collect()
+        .await
+        .unwrap();
+    results[0].body.clone()
+}
+
+/// Runs a Python client script that prints one JSON object; its object.
+pub async fn python_json(cmd: std::process::Command) -> serde_json::Value {
+    let out = crate::output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A reader key granted only `local.public.nation`.
 pub async fn nation_reader(app: &TestApp) -> String {
     let reader = crate::governance::create_key(
@@ -480,15 +507,7 @@ async fn session_options_set_the_catalog_and_schema_of_bare_names() {
     // GetSessionOptions reads it back; CloseSession expires it.
     let mut req = bearer(&app.key, Action::new("GetSessionOptions", Vec::<u8>::new()));
     req.metadata_mut().insert("cookie", cookie.parse().unwrap());
-    let got: Vec<_> = c
-        .do_action(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .try_collect()
-        .await
-        .unwrap();
-    let got = session::GetSessionOptionsResult::decode(&*got[0].body).unwrap();
+    let got = session::GetSessionOptionsResult::decode(action_body(&mut c, req).await).unwrap();
     assert_eq!(got.session_options.len(), 1);
     let mut req = bearer(&app.key, Action::new("CloseSession", Vec::<u8>::new()));
     req.metadata_mut().insert("cookie", cookie.parse().unwrap());
@@ -559,15 +578,9 @@ async fn cancel_flight_info_stops_the_query_a_ticket_runs() {
     let id = app.latest_running().await.expect("a running query");
     let mut raw = raw(&app).await;
     let body = arrow_flight::CancelFlightInfoRequest::new(info.clone()).encode_to_vec();
-    let result: Vec<_> = raw
-        .do_action(bearer(&app.key, Action::new("CancelFlightInfo", body)))
-        .await
-        .unwrap()
-        .into_inner()
-        .try_collect()
-        .await
-        .unwrap();
-    let result = arrow_flight::CancelFlightInfoResult::decode(&*result[0].body).unwrap();
+    let req = bearer(&app.key, Action::new("CancelFlightInfo", body));
+    let result =
+        arrow_flight::CancelFlightInfoResult::decode(action_body(&mut raw, req).await).unwrap();
     assert_eq!(result.status, arrow_flight::CancelStatus::Cancelled as i32);
     let status = app.wait_query(&id, |q| q["state"] != "running").await;
     assert_eq!(status["state"], "cancelled", "{status}");

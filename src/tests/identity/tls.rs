@@ -397,17 +397,9 @@ async fn a_client_without_a_certificate_is_refused_when_one_is_required() {
     };
     let flight = app.flight.clone().unwrap();
     assert!(flight.starts_with("grpc+tls://"), "{flight}");
-    let out = {
-        let mut cmd = Command::new(python);
-        cmd.current_dir(d).args(["-c", FLIGHT_MTLS, &flight]);
-        crate::output(cmd).await
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = Command::new(python);
+    cmd.current_dir(d).args(["-c", FLIGHT_MTLS, &flight]);
+    let v = crate::flight::python_json(cmd).await;
     assert_eq!(v["nation"], 25, "{v}");
     assert!(v["region"].as_str().unwrap().contains("NOT_FOUND"), "{v}");
     assert_ne!(v["without_cert"], "served", "{v}");
