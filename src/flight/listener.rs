@@ -24,6 +24,8 @@ use crate::governance::PeerCertificate;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; connections beyond wait in the kernel's backlog.
 const MAX_HANDSHAKES: usize = 256;
+/// Open connections at once; beyond, new ones wait in the kernel's backlog until one closes.
+const MAX_CONNECTIONS: usize = 10_000;
 
 /// Where a connection came from, in every request's extensions.
 #[derive(Debug, Clone)]
@@ -32,6 +34,9 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The client certificate the handshake verified, if any.
     pub certificate: Option<Arc<PeerCertificate>>,
+    /// The connection's place among [`MAX_CONNECTIONS`], given back when the connection and
+    /// its requests are gone.
+    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// One accepted connection.
@@ -119,8 +124,16 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel::<Conn>(64);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let slot = tokio::select! {
+                () = closing.cancelled() => return,
+                s = Arc::clone(&connections).acquire_owned() => match s {
+                    Ok(s) => Arc::new(s),
+                    Err(_) => return,
+                },
+            };
             let accepted = tokio::select! {
                 () = closing.cancelled() => return,
                 a = listener.accept() => a,
@@ -139,6 +152,7 @@ pub fn incoming(
             let peer = Peer {
                 addr,
                 certificate: None,
+                _slot: slot,
             };
             let Some(acceptor) = acceptor.clone() else {
                 if tx.send(Conn::Plain(stream, peer)).await.is_err() {
