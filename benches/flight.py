@@ -106,22 +106,24 @@ def main() -> None:
         p50 = {k: statistics.median(v) * 1000 for k, v in small.items()}
         e2e.log(f"small p50 ms: {p50}")
         # TPC-H over Flight vs embedded DataFusion: the median of each query, summed.
-        sums = {"flight": 0.0, "datafusion": 0.0}
+        sums = {"flight": 0.0, "http": 0.0, "datafusion": 0.0}
         per = []
         for n in range(1, 23):
             sql = (e2e.ROOT / "benches/tpch" / f"q{n:02}.sql").read_text()
-            times = {"flight": [], "datafusion": []}
+            times = {"flight": [], "http": [], "datafusion": []}
             for run in range(a.runs):
                 for name in e2e.rotations(list(times), run):
                     t = time.perf_counter()
                     if name == "flight":
                         got = flight_table(conn, sql)
+                    elif name == "http":
+                        client.fetch("POST", "/v1/query", sluice.body(sql), keep=False)
                     else:
                         want = df.query(sql)
                     times[name].append(time.perf_counter() - t)
             assert got.num_rows == want.num_rows, (n, got.num_rows, want.num_rows)
             m = {k: statistics.median(v) for k, v in times.items()}
-            per.append((n, m["flight"], m["datafusion"]))
+            per.append((n, m["flight"], m["http"], m["datafusion"]))
             for k in sums:
                 sums[k] += m[k]
         conn.close()
@@ -137,11 +139,12 @@ def main() -> None:
             "",
             f"Small query (`{SMALL_SQL}`), p50 over {a.small}: Flight {p50['flight']:.2f} ms, HTTP {p50['http']:.2f} ms.",
             "",
-            f"TPC-H SF {a.scale}, 22 queries, sum of medians: Flight {sums['flight']:.2f} s, embedded DataFusion {sums['datafusion']:.2f} s ({sums['flight'] / sums['datafusion']:.2f}x).",
+            f"TPC-H SF {a.scale}, 22 queries, sum of medians: Flight {sums['flight']:.2f} s, HTTP Arrow {sums['http']:.2f} s, "
+            f"embedded DataFusion {sums['datafusion']:.2f} s (Flight {sums['flight'] / sums['datafusion']:.2f}x, HTTP {sums['http'] / sums['datafusion']:.2f}x of DataFusion).",
             "",
-            "| query | Flight s | DataFusion s | ratio |",
-            "| --- | --- | --- | --- |",
-            *[f"| q{n:02} | {f:.3f} | {d:.3f} | {f / d:.2f}x |" for n, f, d in per],
+            "| query | Flight s | HTTP s | DataFusion s | Flight / DataFusion | Flight / HTTP |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *[f"| q{n:02} | {f:.3f} | {h:.3f} | {d:.3f} | {f / d:.2f}x | {f / h:.2f}x |" for n, f, h, d in per],
             "",
         ]
     finally:
