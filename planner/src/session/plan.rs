@@ -153,11 +153,17 @@ impl Planner {
             Some(_) => params::bind(kept.plan.clone(), params)?,
             None => kept.plan.clone(),
         };
-        // Types as execution will produce them (coerced, optimized) where every value is known;
-        // a statement with unbound placeholders says what it can.
+        // Types as execution will produce them where every value is known: the analyzer
+        // coerces them, and no optimizer rule may change a plan's schema after it (DataFusion
+        // checks), so the analyzed schema is the executed one without the optimizer's cost.
+        // A statement with unbound placeholders says what it can.
         let schema = if params.is_some() || placeholders.is_empty() {
-            let optimized = self.state.optimize(&plan).map_err(PlanError::classify)?;
-            Arc::new(optimized.schema().as_arrow().clone())
+            let analyzed = self
+                .state
+                .analyzer()
+                .execute_and_check(plan, self.state.config_options(), |_, _| {})
+                .map_err(PlanError::classify)?;
+            Arc::new(analyzed.schema().as_arrow().clone())
         } else {
             Arc::new(plan.schema().as_arrow().clone())
         };
