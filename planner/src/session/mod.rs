@@ -86,6 +86,9 @@ struct KeptPlan {
     versions: Vec<u64>,
     /// Each source's catalog fingerprint, read just after `versions`.
     fingerprints: Vec<Option<Fingerprint>>,
+    /// The result schema of a statement without placeholders, once described
+    /// ([`Planner::describe`]): a prepared statement is described again at each execution.
+    described: Arc<std::sync::OnceLock<SchemaRef>>,
 }
 
 type PlanCache = Arc<std::sync::Mutex<lru::LruCache<String, Arc<KeptPlan>>>>;

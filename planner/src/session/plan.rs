@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
@@ -90,6 +91,7 @@ impl Planner {
             immutable,
             versions,
             fingerprints,
+            described: _,
         } = KeptPlan::clone(&kept);
         let mut plan = params::bind(plan, params)?;
         if let Some(max) = max_rows {
@@ -149,26 +151,33 @@ impl Planner {
                 id.clone(),
             )
         });
-        let plan = match params {
-            Some(_) => params::bind(kept.plan.clone(), params)?,
-            None => kept.plan.clone(),
-        };
         // Types as execution will produce them where every value is known: the analyzer
         // coerces them, and no optimizer rule may change a plan's schema after it (DataFusion
         // checks), so the analyzed schema is the executed one without the optimizer's cost.
         // A statement with unbound placeholders says what it can.
-        let schema = if params.is_some() || placeholders.is_empty() {
-            let analyzed = self
+        let analyzed = |plan: LogicalPlan| -> Result<SchemaRef> {
+            let plan = self
                 .state
                 .analyzer()
                 .execute_and_check(plan, self.state.config_options(), |_, _| {})
                 .map_err(PlanError::classify)?;
-            Arc::new(analyzed.schema().as_arrow().clone())
-        } else {
-            Arc::new(plan.schema().as_arrow().clone())
+            Ok(crate::output::plain_schema(&Arc::new(
+                plan.schema().as_arrow().clone(),
+            )))
+        };
+        let schema = match params {
+            Some(_) => analyzed(params::bind(kept.plan.clone(), params)?)?,
+            None if placeholders.is_empty() => match kept.described.get() {
+                Some(s) => Arc::clone(s),
+                None => {
+                    let s = analyzed(kept.plan.clone())?;
+                    Arc::clone(kept.described.get_or_init(|| s))
+                }
+            },
+            None => crate::output::plain_schema(&Arc::new(kept.plan.schema().as_arrow().clone())),
         };
         Ok(Described {
-            schema: crate::output::plain_schema(&schema),
+            schema,
             placeholders,
         })
     }
@@ -225,6 +234,7 @@ impl Planner {
             immutable,
             versions,
             fingerprints,
+            described: Arc::default(),
         });
         self.plans
             .lock()
