@@ -336,3 +336,76 @@ async fn a_flood_of_made_up_keys_costs_few_store_lookups_and_no_real_query() {
         "{records} records for {FLOOD} attempts"
     );
 }
+
+/// Tickets and prepared statements asked for and never used: nothing is kept for them, so the
+/// server's memory stays where it was however many there are.
+#[actix_web::test]
+async fn abandoned_flight_tickets_and_prepared_statements_cost_no_memory() {
+    use arrow_flight::sql::{ActionCreatePreparedStatementRequest, ProstMessageExt};
+    use prost::Message;
+
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = format!(
+        "[server]\ndefault_catalog = \"local\"\ndefault_schema = \"public\"\n\
+         [flight]\nlisten = \"127.0.0.1:0\"\n\
+         [[sources]]\nname = \"local\"\nkind = \"parquet\"\nlocation = \"{}\"\n",
+        crate::testdata().join("tpch").display()
+    );
+    let server = Server::start(&config, &dir).await;
+    let admin = server.admin_key.clone().unwrap();
+    let url = server.flight.clone().unwrap().replace("grpc://", "http://");
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = arrow_flight::flight_service_client::FlightServiceClient::new(channel);
+    let sql = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey < 20";
+    let abandon = |n: usize| {
+        let admin = admin.clone();
+        let client = client.clone();
+        futures::stream::iter(0..n)
+            .map(move |i| {
+                let mut c = client.clone();
+                let admin = admin.clone();
+                async move {
+                    if i % 2 == 0 {
+                        let info = c
+                            .get_flight_info(crate::flight::bearer(
+                                &admin,
+                                crate::flight::statement(sql),
+                            ))
+                            .await
+                            .unwrap()
+                            .into_inner();
+                        assert_eq!(info.endpoint.len(), 1);
+                    } else {
+                        let body = ActionCreatePreparedStatementRequest {
+                            query: sql.to_owned(),
+                            transaction_id: None,
+                        }
+                        .as_any()
+                        .encode_to_vec();
+                        let action = arrow_flight::Action::new("CreatePreparedStatement", body);
+                        crate::flight::action_body(&mut c, crate::flight::bearer(&admin, action))
+                            .await;
+                    }
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<()>>()
+    };
+    // Warm up (allocator arenas, the kept plan, connections) before memory is read.
+    abandon(2_000).await;
+    let before = rss(server.pid());
+    abandon(4 * FLOOD).await;
+    let after = rss(server.pid());
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "abandoned {} tickets and prepared statements: {} MiB before, {} MiB after",
+        4 * FLOOD,
+        before >> 20,
+        after >> 20
+    );
+    assert!(grown < 16 << 20, "memory grew by {} MiB", grown >> 20);
+}

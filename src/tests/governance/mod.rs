@@ -118,6 +118,8 @@ pub(crate) async fn audit_sum(
 pub(crate) struct Server {
     child: std::process::Child,
     pub url: String,
+    /// The Flight SQL listener of the ready line (`grpc://...`), with `[flight]`.
+    pub flight: Option<String>,
     /// The admin key of the ready line, if the store was empty.
     pub admin_key: Option<String>,
     /// Everything on stdout after the ready line, and stderr, once stopped.
@@ -168,9 +170,15 @@ impl Server {
             .unwrap_or_else(|| panic!("no ready line: {line}"))
             .to_owned();
         let admin_key = line.split("api_key=").nth(1).map(|k| k.trim().to_owned());
+        let flight = line
+            .split("flight=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned);
         Self {
             child,
             url,
+            flight,
             admin_key,
             log,
             _dir: std::sync::Arc::clone(dir),
