@@ -39,10 +39,17 @@ const BASIC: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::ne
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
 
-/// The secret an RPC presents: a bearer, or the password of HTTP basic auth (the user name
-/// is informational). A malformed header presents none.
+/// The secret an RPC presents: a bearer, the password of HTTP basic auth (the user name is
+/// informational), or `x-api-key`. A malformed `authorization` presents none.
 pub fn presented(metadata: &MetadataMap) -> Option<String> {
-    let value = metadata.get("authorization")?.to_str().ok()?.trim();
+    let Some(value) = metadata.get("authorization") else {
+        // As on HTTP: `x-api-key: <key>`.
+        return metadata
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned());
+    };
+    let value = value.to_str().ok()?.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {

@@ -381,6 +381,11 @@ async fn refusals_carry_the_code_and_query_id_and_unsupported_calls_say_unimplem
     assert_eq!(code_of(&s), "unauthenticated");
     let mut basic = connect(&app).await;
     assert!(basic.handshake("token", "wrong").await.is_err());
+    // `x-api-key`, as on HTTP.
+    let mut req = tonic::Request::new(statement("SELECT 1"));
+    req.metadata_mut()
+        .insert("x-api-key", app.key.parse().unwrap());
+    assert!(c.get_flight_info(req).await.is_ok());
     // The user's mistakes, classed as the HTTP API classes them.
     for (sql, grpc, code) in [
         (
