@@ -117,7 +117,7 @@ impl Application {
         // Flight SQL on its own listener, with the same certificate.
         let flight = match &config.flight {
             Some(f) => {
-                let bound = crate::flight::bind(Arc::clone(&service), f, tls.as_ref()).await?;
+                let bound = crate::flight::bind(Arc::clone(&service), f, tls.as_ref())?;
                 config
                     .check_auth_listen(bound.addr())
                     .map_err(StartupError::Unsupported)?;
@@ -245,8 +245,10 @@ impl Application {
         // The Flight listener stops with the service's drain (`closing`); its calls end there.
         if let Some((_, task)) = self.flight {
             self.service.closing().cancel();
+            let abort = task.abort_handle();
             if tokio::time::timeout(CLOSE_TIMEOUT, task).await.is_err() {
-                warn!("The Flight SQL listener did not stop in time.");
+                abort.abort();
+                warn!("The Flight SQL listener did not stop in time; its connections were closed.");
             }
         }
         // Sessions at the far end (Snowflake's) are ended, on the runtime that opened them.

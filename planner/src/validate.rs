@@ -64,15 +64,38 @@ pub fn parse_single_read_only(sql: &str) -> Result<Statement> {
     check_shape(&statement)?;
     check_statement(&statement)?;
     let mut statement = statement;
-    number_question_marks(&mut statement);
+    number_question_marks(&mut statement)?;
     Ok(statement)
 }
 
 /// JDBC's and ODBC's `?` placeholders become `$1`, `$2`, ... in the order they are written,
-/// in the syntax tree (never the text), so positional parameters bind to them.
-fn number_question_marks(statement: &mut Statement) {
+/// in the syntax tree (never the text), so positional parameters bind to them. A statement that
+/// mixes `?` with `$n` is refused: which value goes where would be a guess.
+fn number_question_marks(statement: &mut Statement) -> Result<()> {
     match statement {
         Statement::Statement(s) => {
+            let (mut marks, mut numbered) = (0_usize, 0_usize);
+            let _ = ast::visit_expressions(s.as_ref(), |e| {
+                if let ast::Expr::Value(v) = e
+                    && let ast::Value::Placeholder(p) = &v.value
+                {
+                    if p == "?" {
+                        marks += 1;
+                    } else {
+                        numbered += 1;
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            if marks > 0 && numbered > 0 {
+                return Err(PlanError::Params(
+                    "the statement mixes `?` and `$n` (or `:name`) placeholders; use one kind"
+                        .to_owned(),
+                ));
+            }
+            if marks == 0 {
+                return Ok(());
+            }
             let mut n = 0_usize;
             let _ = ast::visit_expressions_mut(s.as_mut(), |e| {
                 if let ast::Expr::Value(v) = e
@@ -84,9 +107,10 @@ fn number_question_marks(statement: &mut Statement) {
                 }
                 std::ops::ControlFlow::<()>::Continue(())
             });
+            Ok(())
         }
         Statement::Explain(e) => number_question_marks(&mut e.statement),
-        _ => {}
+        _ => Ok(()),
     }
 }
 
@@ -270,6 +294,25 @@ pub fn normalized(sql: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn question_marks_are_numbered_in_order_and_never_mixed() {
+        let s = parse_single_read_only("SELECT ? AS a FROM t WHERE x = ? AND y IN (?, ?)").unwrap();
+        let text = s.to_string();
+        for (i, n) in ["$1", "$2", "$3", "$4"].iter().enumerate() {
+            assert!(text.contains(n), "{i}: {text}");
+        }
+        assert!(!text.contains('?'), "{text}");
+        let s = parse_single_read_only("EXPLAIN SELECT * FROM t WHERE x = ?").unwrap();
+        assert!(s.to_string().contains("$1"), "{s}");
+        assert!(matches!(
+            parse_single_read_only("SELECT $1, ?"),
+            Err(PlanError::Params(_))
+        ));
+        // Inside a string it is text, not a placeholder.
+        let s = parse_single_read_only("SELECT '?' AS q").unwrap();
+        assert!(s.to_string().contains("'?'"), "{s}");
+    }
 
     #[test]
     fn accepts_queries() {

@@ -57,9 +57,11 @@ pub fn sql_info() -> Result<SqlInfoData, arrow_flight::error::FlightError> {
         SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32,
     );
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    // Quoted names keep their case and match only as written: Flight SQL's values are
+    // insensitive, upper or lower, none of which is true, so: unknown.
     b.append(
         SqlInfo::SqlQuotedIdentifierCase,
-        SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32,
+        SqlSupportedCaseSensitivity::SqlCaseSensitivityUnknown as i32,
     );
     b.append(SqlInfo::SqlAllTablesAreSelectable, true);
     b.append(
@@ -96,8 +98,9 @@ fn xdbc(
     prefix_suffix: Option<&str>,
 ) -> XdbcTypeInfo {
     let (datetime_subcode, sql_data_type) = match data_type {
+        // ODBC's SQL_CODE_DATE (1), which Flight SQL names `YEAR`.
         XdbcDataType::XdbcDate => (
-            Some(XdbcDatetimeSubcode::XdbcSubcodeUnknown),
+            Some(XdbcDatetimeSubcode::XdbcSubcodeYear),
             XdbcDataType::XdbcDatetime,
         ),
         XdbcDataType::XdbcTime => (
@@ -258,11 +261,13 @@ impl FlightDoor {
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(futures::stream::once(async move { Ok(batch) }))
-            .map_err(Status::from);
+            // Arrow's text stays in the log.
+            .map_err(|e| Status::from(ApiError::internal(None, &e)));
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn metadata_batch(&self, caller: &Caller, cmd: Command) -> Result<RecordBatch, Status> {
+        check_patterns(&cmd)?;
         let principal = &caller.principal;
         let batch = match cmd {
             Command::CommandGetSqlInfo(c) => c.into_builder(&self.sql_info).build(),
@@ -311,6 +316,31 @@ impl FlightDoor {
             }
         };
         batch.map_err(|e| Status::from(ApiError::internal(None, &e)))
+    }
+}
+
+/// Longest `LIKE` pattern a metadata command may filter by (each becomes a regular expression).
+const MAX_PATTERN_CHARS: usize = 1_024;
+
+/// A filter pattern too long to compile is the caller's mistake, said before it is tried.
+fn check_patterns(cmd: &Command) -> Result<(), Status> {
+    let patterns: Vec<&Option<String>> = match cmd {
+        Command::CommandGetDbSchemas(c) => vec![&c.db_schema_filter_pattern],
+        Command::CommandGetTables(c) => {
+            vec![&c.db_schema_filter_pattern, &c.table_name_filter_pattern]
+        }
+        _ => Vec::new(),
+    };
+    match patterns
+        .into_iter()
+        .flatten()
+        .find(|p| p.chars().count() > MAX_PATTERN_CHARS)
+    {
+        Some(_) => Err(ApiError::bad_request(format!(
+            "a filter pattern is longer than {MAX_PATTERN_CHARS} characters"
+        ))
+        .into()),
+        None => Ok(()),
     }
 }
 

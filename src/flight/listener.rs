@@ -4,10 +4,11 @@
 //! silent client holds up no one; the peer's address and verified certificate travel with the
 //! connection to every RPC on it.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use crate::governance::PeerCertificate;
 
 /// A TLS handshake that takes longer is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; connections beyond wait in the kernel's backlog.
+/// Connections waiting for their first bytes or TLS handshake at once; beyond, accepting waits.
 const MAX_HANDSHAKES: usize = 256;
 /// Open connections at once; beyond, new ones wait in the kernel's backlog until one closes.
 const MAX_CONNECTIONS: usize = 10_000;
@@ -36,7 +37,7 @@ pub struct Peer {
     pub certificate: Option<Arc<PeerCertificate>>,
     /// The connection's place among [`MAX_CONNECTIONS`], given back when the connection and
     /// its requests are gone.
-    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+    _slot: Arc<Slot>,
 }
 
 /// One accepted connection.
@@ -115,7 +116,34 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// The connections `listener` accepts until `closing`, TLS-wrapped with `tls`.
+/// Open connections one peer address may hold; beyond, its new ones are closed at once.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 1_024;
+
+/// A connection's place among [`MAX_CONNECTIONS`] and its address's share, given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    addr: std::net::IpAddr,
+    per_address: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .per_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// The connections `listener` accepts until `closing`, TLS-wrapped with `tls`. Call it on the
+/// runtime that serves them: the accept loop and the handshakes are spawned there.
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -125,12 +153,13 @@ pub fn incoming(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address: Arc<Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
     tokio::spawn(async move {
         loop {
-            let slot = tokio::select! {
+            let permit = tokio::select! {
                 () = closing.cancelled() => return,
                 s = Arc::clone(&connections).acquire_owned() => match s {
-                    Ok(s) => Arc::new(s),
+                    Ok(s) => s,
                     Err(_) => return,
                 },
             };
@@ -147,6 +176,20 @@ pub fn incoming(
                     continue;
                 }
             };
+            {
+                let mut counts = per_address.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = counts.entry(addr.ip()).or_default();
+                if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+                    debug!(%addr, "Flight: the address holds as many connections as it may.");
+                    continue;
+                }
+                *n += 1;
+            }
+            let slot = Arc::new(Slot {
+                _permit: permit,
+                addr: addr.ip(),
+                per_address: Arc::clone(&per_address),
+            });
             // Small writes (a schema, a short batch) go out at once.
             let _ = stream.set_nodelay(true);
             let peer = Peer {
@@ -154,18 +197,25 @@ pub fn incoming(
                 certificate: None,
                 _slot: slot,
             };
-            let Some(acceptor) = acceptor.clone() else {
-                if tx.send(Conn::Plain(stream, peer)).await.is_err() {
-                    return;
-                }
-                continue;
-            };
-            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+            let Ok(handshake) = Arc::clone(&handshakes).acquire_owned().await else {
                 return;
             };
             let tx = tx.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _handshake = handshake;
+                // A peer that connects and says nothing holds no place for long.
+                if tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.readable())
+                    .await
+                    .is_err()
+                {
+                    debug!(%addr, "Flight: the client sent nothing.");
+                    return;
+                }
+                let Some(acceptor) = acceptor else {
+                    let _ = tx.send(Conn::Plain(stream, peer)).await;
+                    return;
+                };
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
                         let certificate = tls

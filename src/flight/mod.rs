@@ -75,12 +75,37 @@ pub struct FlightDoor {
     prepared: ticket::Signer,
     sql_info: SqlInfoData,
     xdbc: XdbcTypeInfoData,
+    /// Ticket query ids this server has run, so two `DoGet`s of one ticket never share one.
+    claimed: std::sync::Mutex<lru::LruCache<String, ()>>,
+}
+
+/// Ticket query ids remembered as run.
+const CLAIMED_IDS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(65_536) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+impl FlightDoor {
+    /// True the first time `id` is claimed here (within the last [`CLAIMED_IDS`] claims).
+    fn claim(&self, id: &str) -> bool {
+        let mut claimed = self
+            .claimed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if claimed.contains(id) {
+            return false;
+        }
+        claimed.put(id.to_owned(), ());
+        true
+    }
 }
 
 /// A bound Flight listener, not yet serving.
 pub struct Bound {
     door: FlightDoor,
-    listener: TcpListener,
+    /// Bound here, registered with the query runtime's reactor when serving starts (binding
+    /// happens inside the actix System, whose single thread must not poll Flight's sockets).
+    listener: std::net::TcpListener,
     addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -96,9 +121,17 @@ impl Bound {
         let service = Arc::clone(&self.door.service);
         let closing = service.closing().clone();
         let max_request = usize::try_from(service.limits().max_request_bytes).unwrap_or(usize::MAX);
-        let incoming = listener::incoming(self.listener, self.tls, closing.clone());
         let grpc = FlightServiceServer::new(self.door).max_decoding_message_size(max_request);
+        let (std_listener, tls) = (self.listener, self.tls);
         service.runtime().spawn(async move {
+            let listener = match TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(error = %e, "The Flight SQL listener could not start.");
+                    return;
+                }
+            };
+            let incoming = listener::incoming(listener, tls, closing.clone());
             let served = tonic::transport::Server::builder()
                 // Bounds per connection: concurrent calls, and keep-alive probes for dead peers.
                 .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
@@ -132,7 +165,7 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 ///
 /// # Errors
 /// [`FlightError`]: an unusable secret, a busy port.
-pub async fn bind(
+pub fn bind(
     service: Arc<QueryService>,
     config: &FlightConfig,
     tls: Option<&rustls::ServerConfig>,
@@ -144,14 +177,15 @@ pub async fn bind(
         prepared: ticket::Signer::new(&secret, PREPARED_TTL.max(ttl)),
         sql_info: catalog::sql_info().map_err(|e| FlightError::Metadata(e.to_string()))?,
         xdbc: catalog::xdbc_types().map_err(|e| FlightError::Metadata(e.to_string()))?,
+        claimed: std::sync::Mutex::new(lru::LruCache::new(CLAIMED_IDS)),
         service,
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| FlightError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let bind_error = |source| FlightError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     let tls = tls.map(|c| {
         let mut c = c.clone();

@@ -3,7 +3,9 @@
 //! numbers as numbers, text as text, and dates, times, timestamps and decimals as their
 //! canonical text, which the planner casts to the placeholder's type.
 
+use arrow_flight::FlightData;
 use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use futures::StreamExt;
@@ -12,52 +14,65 @@ use tonic::Status;
 
 use crate::error::ApiError;
 
-/// The one row of parameter values in `batches` (`None` when no row came), reading at most
-/// `limit` bytes of Arrow data.
+/// The one row of parameter values a `DoPut` sends (`None` when it sends no row). The messages
+/// are counted as they arrive, before they are decoded, so no more than `limit` bytes of them are
+/// read (dictionary messages included).
 ///
 /// # Errors
 /// `bad_request` for more than one row, a type that cannot be a parameter, undecodable data;
 /// `request_too_large` past `limit`.
 pub async fn read_row(
-    mut batches: FlightRecordBatchStream,
+    first: FlightData,
+    rest: tonic::Streaming<FlightData>,
     limit: u64,
 ) -> Result<Option<Vec<Value>>, Status> {
+    let mut seen: u64 = 0;
+    let counted = futures::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .map(move |m| {
+            let m = m.map_err(|s| FlightError::Tonic(Box::new(s)))?;
+            seen = seen.saturating_add((m.data_header.len() + m.data_body.len()) as u64);
+            if seen > limit {
+                return Err(FlightError::ExternalError(Box::new(TooLarge(limit))));
+            }
+            Ok(m)
+        });
+    let mut batches = FlightRecordBatchStream::new_from_flight_data(counted);
     let mut row = None;
-    let mut bytes: u64 = 0;
+    let mut rows = 0_usize;
     while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| {
-            ApiError::bad_request(format!("the parameters are not valid Arrow data: {e}"))
-        })?;
-        bytes = bytes.saturating_add(batch.get_array_memory_size() as u64);
-        if bytes > limit {
-            return Err(ApiError::new(
+        let batch = batch.map_err(|e| match e {
+            FlightError::ExternalError(e) if e.is::<TooLarge>() => ApiError::new(
                 crate::error::Code::RequestTooLarge,
                 format!("the parameters are larger than limits.max_request_bytes ({limit})"),
+            ),
+            e => ApiError::bad_request(format!("the parameters are not valid Arrow data: {e}")),
+        })?;
+        rows += batch.num_rows();
+        if rows > 1 {
+            return Err(ApiError::bad_request(
+                "a query takes one row of parameters per execution; more were bound",
             )
             .into());
         }
-        match (batch.num_rows(), &row) {
-            (0, _) => {}
-            (1, None) => {
-                let values = batch
+        if batch.num_rows() == 1 {
+            row = Some(
+                batch
                     .columns()
                     .iter()
                     .enumerate()
                     .map(|(i, c)| value(i + 1, c))
-                    .collect::<Result<Vec<_>, _>>()?;
-                row = Some(values);
-            }
-            (n, _) => {
-                return Err(ApiError::bad_request(format!(
-                    "a query takes one row of parameters per execution; {} were bound",
-                    n + usize::from(row.is_some())
-                ))
-                .into());
-            }
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
         }
     }
     Ok(row)
 }
+
+/// The parameters went past the request limit.
+#[derive(Debug, thiserror::Error)]
+#[error("past {0} bytes")]
+struct TooLarge(u64);
 
 /// Parameter `$n`'s value.
 fn value(n: usize, column: &datafusion::arrow::array::ArrayRef) -> Result<Value, ApiError> {

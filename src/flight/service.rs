@@ -48,6 +48,23 @@ impl FlightDoor {
     }
 }
 
+impl FlightDoor {
+    /// `response` renewing the session's cookie, when the call had one.
+    fn with_session<T>(
+        &self,
+        mut response: Response<T>,
+        caller: &Caller,
+        session: &session::Session,
+    ) -> Response<T> {
+        if *session != session::Session::default()
+            && let Ok(v) = MetadataValue::try_from(self.cookie(caller, session))
+        {
+            response.metadata_mut().insert("set-cookie", v);
+        }
+        response
+    }
+}
+
 fn unimplemented(what: &str) -> Status {
     Status::unimplemented(format!(
         "{what} is not supported by Sluice's Flight SQL service"
@@ -147,7 +164,7 @@ impl FlightService for FlightDoor {
             }
             cmd => self.metadata_info(&caller, cmd, descriptor).await?,
         };
-        Ok(Response::new(info))
+        Ok(self.with_session(Response::new(info), &caller, &session))
     }
 
     async fn poll_flight_info(
@@ -205,9 +222,10 @@ impl FlightService for FlightDoor {
                     return Err(no_transactions());
                 }
                 let result = self.prepare(&caller, &session, ask.query).await?;
-                Ok(Response::new(one(arrow_flight::Result {
+                let response = Response::new(one(arrow_flight::Result {
                     body: result.as_any().encode_to_vec().into(),
-                })))
+                }));
+                Ok(self.with_session(response, &caller, &session))
             }
             actions::CLOSE_PREPARED_STATEMENT => {
                 let caller = self.caller(&request, false).await?;
@@ -225,7 +243,8 @@ impl FlightService for FlightDoor {
             actions::SET_SESSION_OPTIONS
             | actions::GET_SESSION_OPTIONS
             | actions::CLOSE_SESSION => {
-                let caller = self.caller(&request, false).await?;
+                let charge = kind == actions::SET_SESSION_OPTIONS;
+                let caller = self.caller(&request, charge).await?;
                 let (body, cookie) = self.session_action(&caller, &request, &kind).await?;
                 let mut response = Response::new(one(arrow_flight::Result { body: body.into() }));
                 if let Some(cookie) = cookie.and_then(|c| MetadataValue::try_from(c).ok()) {

@@ -167,8 +167,9 @@ impl FlightDoor {
         })
     }
 
-    /// The `set-cookie` value that carries `session`.
-    fn cookie(&self, caller: &Caller, session: &Session) -> String {
+    /// The `set-cookie` value that carries `session` (renewed on each use, so a session in use
+    /// does not expire; one unused for the handles' lifetime does).
+    pub(super) fn cookie(&self, caller: &Caller, session: &Session) -> String {
         let claims = Claims {
             kind: Kind::Session,
             who: caller.id().to_owned(),
@@ -192,14 +193,15 @@ impl FlightDoor {
         request: &Request<arrow_flight::Action>,
         kind: &str,
     ) -> Result<(Vec<u8>, Option<String>), Status> {
-        let mut session = self.session(request, caller)?;
         match kind {
             actions::SET_SESSION_OPTIONS => {
                 let ask =
                     SetSessionOptionsRequest::decode(&*request.get_ref().body).map_err(|_| {
                         ApiError::bad_request("the body is not a SetSessionOptionsRequest")
                     })?;
-                let catalogs = self.visible_catalogs(caller).await?;
+                // Setting starts over from a cookie that expired or is not the caller's: the
+                // client could not clear it otherwise.
+                let mut session = self.session(request, caller).unwrap_or_default();
                 let mut errors = HashMap::new();
                 for (name, value) in ask.session_options {
                     let value = match value.option_value {
@@ -217,7 +219,7 @@ impl FlightDoor {
                     };
                     match name.as_str() {
                         "catalog" => match value {
-                            Some(c) if !catalogs.contains(&c) => {
+                            Some(c) if !self.service.sees_source(&caller.principal, &c) => {
                                 errors.insert(
                                     name,
                                     SetError {
@@ -245,6 +247,7 @@ impl FlightDoor {
                 ))
             }
             actions::GET_SESSION_OPTIONS => {
+                let session = self.session(request, caller)?;
                 let mut options = HashMap::new();
                 if let Some(c) = &session.catalog {
                     options.insert("catalog".to_owned(), string(c));

@@ -135,7 +135,7 @@ impl FlightDoor {
         let query_id = claims
             .query_id
             .clone()
-            .filter(|id| !self.service.knows_query(id))
+            .filter(|id| self.claim(id) && !self.service.knows_query(id))
             .unwrap_or_else(new_query_id);
         let session = Session {
             catalog: claims.catalog,
@@ -245,12 +245,8 @@ impl FlightDoor {
             }
         };
         let claims = self.open_prepared(caller, &handle)?;
-        let limit = self.service.limits().max_request_bytes;
-        let data = futures::stream::once(async move { Ok(first) })
-            .chain(stream)
-            .map_err(|s| arrow_flight::error::FlightError::Tonic(Box::new(s)));
-        let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data);
-        let values = params::read_row(batches, limit).await?;
+        let values =
+            params::read_row(first, stream, self.service.limits().max_request_bytes).await?;
         let claims = Claims {
             params: values.map(QueryParams::Positional),
             exp: self.prepared.expiry(),
@@ -294,6 +290,9 @@ impl FlightDoor {
             };
             // An expired ticket's query may still run: genuine and the caller's is enough.
             let claims = self.tickets.verify(&t.statement_handle).map_err(refused)?;
+            if claims.kind != Kind::Ticket {
+                return Err(refused(Refused::WrongKind).into());
+            }
             if claims.who != caller.id() {
                 return Err(refused(Refused::OtherPrincipal).into());
             }

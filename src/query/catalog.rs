@@ -52,6 +52,11 @@ impl QueryService {
         Ok(principal.planner(&self.planner).tables().await)
     }
 
+    /// Whether `principal` sees a source of this name (its grants reach into it).
+    pub fn sees_source(&self, principal: &Principal, name: &str) -> bool {
+        principal.planner(&self.planner).has_catalog(name)
+    }
+
     /// The catalog and schema bare table names resolve in, unless a session says otherwise.
     pub fn name_defaults(&self) -> (String, String) {
         self.planner.defaults()

@@ -234,7 +234,17 @@ async fn jdbc_prepares_executes_and_closes_every_statement_with_the_http_answer(
 async fn parameters_bind_into_the_plan_with_their_types() {
     let app = TestApp::spawn().await;
     let mut c = client_as(&app, &app.key).await;
-    let sql = "SELECT n_name FROM nation WHERE n_regionkey = ? AND n_name < ? AND n_nationkey > $3 ORDER BY n_name";
+    // `?` and `$n` in one statement: which value goes where would be a guess.
+    assert_eq!(
+        verdict(
+            &app,
+            &app.key,
+            "SELECT n_name FROM nation WHERE n_regionkey = ? AND n_nationkey > $2"
+        )
+        .await,
+        Err("bad_request".to_owned())
+    );
+    let sql = "SELECT n_name FROM nation WHERE n_regionkey = ? AND n_name < ? AND n_nationkey > ? ORDER BY n_name";
     let mut prepared = c.prepare(sql.to_owned(), None).await.unwrap();
     let params = prepared.parameter_schema().unwrap().clone();
     assert_eq!(
@@ -491,7 +501,10 @@ async fn session_options_set_the_catalog_and_schema_of_bare_names() {
     // Bare names now resolve in information_schema.
     let mut req = bearer(&app.key, statement("SELECT count(*) AS n FROM tables"));
     req.metadata_mut().insert("cookie", cookie.parse().unwrap());
-    let info = c.get_flight_info(req).await.unwrap().into_inner();
+    let answer = c.get_flight_info(req).await.unwrap();
+    // Each use renews the cookie.
+    assert!(answer.metadata().get("set-cookie").is_some());
+    let info = answer.into_inner();
     let mut sql = client_as(&app, &app.key).await;
     assert!(crate::total_rows(&fetch(&mut sql, &info).await) == 1);
     // Without the cookie they do not.
@@ -509,6 +522,23 @@ async fn session_options_set_the_catalog_and_schema_of_bare_names() {
         c.get_flight_info(req).await.unwrap_err().code(),
         tonic::Code::InvalidArgument
     );
+    // A cookie that is not (or no longer) good is refused where it would change what runs, and
+    // SetSessionOptions starts over from it.
+    let mut req = bearer(&app.key, statement("SELECT 1"));
+    req.metadata_mut()
+        .insert("cookie", "arrow_flight_session_id=garbage".parse().unwrap());
+    assert_eq!(
+        code_of(&c.get_flight_info(req).await.unwrap_err()),
+        "bad_request"
+    );
+    let mut req = bearer(
+        &app.key,
+        Action::new("SetSessionOptions", set(vec![("schema", Some("public"))])),
+    );
+    req.metadata_mut()
+        .insert("cookie", "arrow_flight_session_id=garbage".parse().unwrap());
+    let fresh = c.do_action(req).await.unwrap();
+    assert!(fresh.metadata().get("set-cookie").is_some());
     // GetSessionOptions reads it back; CloseSession expires it.
     let mut req = bearer(&app.key, Action::new("GetSessionOptions", Vec::<u8>::new()));
     req.metadata_mut().insert("cookie", cookie.parse().unwrap());
@@ -598,4 +628,63 @@ async fn cancel_flight_info_stops_the_query_a_ticket_runs() {
         }
     }
     assert!(ended.is_some(), "a cancelled stream must not end cleanly");
+}
+
+#[actix_web::test]
+async fn parameters_past_the_request_limit_are_refused_as_they_arrive() {
+    let app = TestApp::spawn_with(|c| c.limits.max_request_bytes = 64 << 10).await;
+    let mut raw = raw(&app).await;
+    let body = arrow_flight::sql::ActionCreatePreparedStatementRequest {
+        query: "SELECT n_name FROM nation WHERE n_name = $1".to_owned(),
+        transaction_id: None,
+    }
+    .as_any()
+    .encode_to_vec();
+    let req = bearer(&app.key, Action::new("CreatePreparedStatement", body));
+    let answer = arrow_flight::sql::Any::decode(action_body(&mut raw, req).await).unwrap();
+    let prepared: arrow_flight::sql::ActionCreatePreparedStatementResult =
+        answer.unpack().unwrap().unwrap();
+    // Two messages of 40 KiB each: each under gRPC's own message limit, together over the
+    // request limit; the second is refused as it arrives.
+    let big = "x".repeat(40 << 10);
+    let row = || {
+        params_row(vec![std::sync::Arc::new(StringArray::from(vec![
+            big.as_str(),
+        ]))])
+    };
+    let cmd = arrow_flight::sql::CommandPreparedStatementQuery {
+        prepared_statement_handle: prepared.prepared_statement_handle,
+    };
+    let data: Vec<_> = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
+            cmd.as_any().encode_to_vec(),
+        )))
+        .build(futures::stream::iter([Ok(row()), Ok(row())]))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(futures::stream::iter(data));
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.key).parse().unwrap(),
+    );
+    let s = raw.do_put(req).await.unwrap_err();
+    assert_eq!(code_of(&s), "request_too_large", "{s:?}");
+    // Two rows within the limit: one row per execution, said so.
+    let small = || params_row(vec![std::sync::Arc::new(StringArray::from(vec!["PERU"]))]);
+    let data: Vec<_> = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
+            cmd.as_any().encode_to_vec(),
+        )))
+        .build(futures::stream::iter([Ok(small()), Ok(small())]))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(futures::stream::iter(data));
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.key).parse().unwrap(),
+    );
+    let s = raw.do_put(req).await.unwrap_err();
+    assert_eq!(code_of(&s), "bad_request", "{s:?}");
 }

@@ -163,7 +163,10 @@ async fn a_ticket_is_its_callers_own_and_abandoned_ones_cost_nothing() {
         (tonic::Code::PermissionDenied, "permission_denied")
     );
     // Without credentials: unauthenticated, before the ticket is even looked at.
-    let s = c.do_get(tonic::Request::new(ticket)).await.unwrap_err();
+    let s = c
+        .do_get(tonic::Request::new(ticket.clone()))
+        .await
+        .unwrap_err();
     assert_eq!(s.code(), tonic::Code::Unauthenticated);
     // Many tickets issued and never fetched: no query runs or is recorded for any of them.
     for i in 0..500 {
@@ -176,4 +179,21 @@ async fn a_ticket_is_its_callers_own_and_abandoned_ones_cost_nothing() {
     // This server runs nothing (metrics are process-wide in the tests; readiness is its own).
     let ready = app.get_json("/ready").await;
     assert_eq!(ready["capacity"]["queries_running"], 0, "{ready}");
+    // Fetched twice at once, a ticket runs twice under two ids (the first the ticket's own).
+    let (mut c1, mut c2) = (c.clone(), c.clone());
+    let (a, b) = futures::join!(
+        c1.do_get(bearer(&app.key, ticket.clone())),
+        c2.do_get(bearer(&app.key, ticket.clone()))
+    );
+    let id = |r: &tonic::Response<_>| {
+        r.metadata()
+            .get("x-sluice-query-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(id(&a), id(&b));
+    drop((a, b));
 }
