@@ -655,36 +655,28 @@ async fn parameters_past_the_request_limit_are_refused_as_they_arrive() {
     let cmd = arrow_flight::sql::CommandPreparedStatementQuery {
         prepared_statement_handle: prepared.prepared_statement_handle,
     };
-    let data: Vec<_> = arrow_flight::encode::FlightDataEncoderBuilder::new()
-        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
-            cmd.as_any().encode_to_vec(),
-        )))
-        .build(futures::stream::iter([Ok(row()), Ok(row())]))
-        .try_collect()
-        .await
-        .unwrap();
-    let mut req = tonic::Request::new(futures::stream::iter(data));
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", app.key).parse().unwrap(),
-    );
-    let s = raw.do_put(req).await.unwrap_err();
+    // The DoPut of `rows` for the prepared statement, as its refusal.
+    let put = |rows: Vec<RecordBatch>| {
+        let mut raw = raw.clone();
+        let cmd = cmd.clone();
+        let key = app.key.clone();
+        async move {
+            let data: Vec<_> = arrow_flight::encode::FlightDataEncoderBuilder::new()
+                .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
+                    cmd.as_any().encode_to_vec(),
+                )))
+                .build(futures::stream::iter(rows.into_iter().map(Ok)))
+                .try_collect()
+                .await
+                .unwrap();
+            let req = bearer(&key, futures::stream::iter(data));
+            raw.do_put(req).await.unwrap_err()
+        }
+    };
+    let s = put(vec![row(), row()]).await;
     assert_eq!(code_of(&s), "request_too_large", "{s:?}");
     // Two rows within the limit: one row per execution, said so.
     let small = || params_row(vec![std::sync::Arc::new(StringArray::from(vec!["PERU"]))]);
-    let data: Vec<_> = arrow_flight::encode::FlightDataEncoderBuilder::new()
-        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(
-            cmd.as_any().encode_to_vec(),
-        )))
-        .build(futures::stream::iter([Ok(small()), Ok(small())]))
-        .try_collect()
-        .await
-        .unwrap();
-    let mut req = tonic::Request::new(futures::stream::iter(data));
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", app.key).parse().unwrap(),
-    );
-    let s = raw.do_put(req).await.unwrap_err();
+    let s = put(vec![small(), small()]).await;
     assert_eq!(code_of(&s), "bad_request", "{s:?}");
 }
