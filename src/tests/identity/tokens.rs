@@ -404,6 +404,25 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
         );
         assert!(row.get::<_, String>(2).starts_with("sub_"));
     }
+    // Each query's row names the door it came through (the Flight query among them).
+    let mut waiting = Waiting::new("the token's queries by door");
+    loop {
+        let doors: Vec<String> = db
+            .query(
+                "SELECT DISTINCT door FROM sluice_audit \
+                 WHERE kind = 'query' AND subject = 'analyst' AND door IS NOT NULL ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if doors == ["flight", "http"] {
+            break;
+        }
+        waiting.pause(format!("{doors:?}")).await;
+    }
     let mut waiting = Waiting::new("the refusals' audit rows");
     loop {
         let outcomes: Vec<String> = db
