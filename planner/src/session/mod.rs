@@ -72,6 +72,21 @@ pub struct Planner {
     /// Statements planned before, by text: their checked, unbound logical plans. Each view
     /// (restricted, with fallbacks) has its own, as its plans resolve to other tables.
     plans: PlanCache,
+    /// This view with other name defaults ([`Planner::with_defaults`]), kept so a session's
+    /// statements share one view and its kept plans.
+    with_defaults: DefaultsViews,
+}
+
+type DefaultsViews = Arc<std::sync::Mutex<lru::LruCache<(String, String), Planner>>>;
+
+/// Name-default views each view keeps.
+const DEFAULTS_VIEWS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(32) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+fn defaults_views() -> DefaultsViews {
+    Arc::new(std::sync::Mutex::new(lru::LruCache::new(DEFAULTS_VIEWS)))
 }
 
 /// A statement's plan as far as it does not depend on its parameters' values: parsed,
@@ -284,6 +299,7 @@ impl Planner {
             grants: None,
             base,
             plans: plan_cache(),
+            with_defaults: defaults_views(),
         })
     }
 
@@ -305,6 +321,7 @@ impl Planner {
             grants: Some(grants),
             base: Arc::clone(&self.base),
             plans: plan_cache(),
+            with_defaults: defaults_views(),
         }
     }
 
@@ -340,13 +357,28 @@ impl Planner {
             grants: self.grants.clone(),
             base: Arc::clone(&self.base),
             plans: plan_cache(),
+            with_defaults: defaults_views(),
         }
     }
 
     /// The same view, with bare table names resolving in `catalog`.`schema` (a client's session
-    /// options) instead of the server's defaults. Costs a session build and starts its own kept
-    /// plans: keep it per session, not per statement, where you can.
+    /// options) instead of the server's defaults. Built once per pair (a session build) and kept
+    /// with this view, so a session's statements share it and its kept plans.
     pub fn with_defaults(&self, catalog: &str, schema: &str) -> Self {
+        let key = (catalog.to_owned(), schema.to_owned());
+        let mut views = self
+            .with_defaults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(view) = views.get(&key) {
+            return view.clone();
+        }
+        let view = self.build_with_defaults(catalog, schema);
+        views.put(key, view.clone());
+        view
+    }
+
+    fn build_with_defaults(&self, catalog: &str, schema: &str) -> Self {
         let mut config = self.state.config().clone();
         let catalog_options = &mut config.options_mut().catalog;
         catalog_options.default_catalog = catalog.to_owned();
@@ -360,6 +392,7 @@ impl Planner {
             grants: self.grants.clone(),
             base: Arc::clone(&self.base),
             plans: plan_cache(),
+            with_defaults: defaults_views(),
         }
     }
 
@@ -385,5 +418,32 @@ impl Planner {
     /// True when a source (catalog) of this name is registered.
     pub fn has_catalog(&self, name: &str) -> bool {
         self.state.catalog_list().catalog(name).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_defaults_view_is_built_once_and_resolves_elsewhere() {
+        let p = Planner::new(&PlannerOptions {
+            memory_limit_bytes: 64 << 20,
+            default_catalog: Some("a".into()),
+            default_schema: Some("public".into()),
+            target_partitions: Some(1),
+        })
+        .unwrap();
+        let one = p.with_defaults("b", "s");
+        let again = p.with_defaults("b", "s");
+        assert!(Arc::ptr_eq(&one.state, &again.state), "the view is kept");
+        assert!(
+            Arc::ptr_eq(&one.plans, &again.plans),
+            "and so are its plans"
+        );
+        assert_eq!(one.defaults(), ("b".to_owned(), "s".to_owned()));
+        assert_eq!(p.defaults(), ("a".to_owned(), "public".to_owned()));
+        let other = p.with_defaults("b", "t");
+        assert!(!Arc::ptr_eq(&one.state, &other.state));
     }
 }
