@@ -3,6 +3,8 @@ serving the same bytes, small-query latency on both doors, and TPC-H over Flight
 embedded DataFusion, side by side in one run (benches/flight.sh)."""
 
 import argparse
+import http.client
+import shutil
 import statistics
 import sys
 import time
@@ -21,20 +23,15 @@ def flight_conn(sluice: e2e.Sluice):
     return flight_sql.connect(sluice.flight, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {sluice.key}"})
 
 
-def flight_scan(conn, sql: str) -> tuple[int, float, float]:
-    """Rows, seconds to the first batch, seconds in all: ADBC's reader into pyarrow batches."""
+def flight_scan(conn, sql: str) -> tuple[int, float]:
+    """Rows and seconds: ADBC's reader into pyarrow batches."""
     start = time.perf_counter()
     cur = conn.cursor()
     cur.execute(sql)
-    reader = cur.fetch_record_batch()
-    first, rows = None, 0
-    for b in reader:
-        if first is None:
-            first = time.perf_counter() - start
-        rows += b.num_rows
+    rows = sum(b.num_rows for b in cur.fetch_record_batch())
     total = time.perf_counter() - start
     cur.close()
-    return rows, first or total, total
+    return rows, total
 
 
 def flight_table(conn, sql: str) -> pa.Table:
@@ -67,8 +64,8 @@ def main() -> None:
         # The bytes HTTP sends for the scan, served by nginx as a static file.
         body = nginx_root / "lineitem.arrows"
         client = sluice.new_client()
+        # A first HTTP scan warms the server up and counts the rows Flight must match.
         fetch = client.fetch("POST", "/v1/query", sluice.body(e2e.SCAN_SQL), keep=False)
-        import http.client, shutil
         conn_http = http.client.HTTPConnection(sluice.host, sluice.port, timeout=600)
         conn_http.request("POST", "/v1/query", body=sluice.body(e2e.SCAN_SQL), headers=client.headers)
         with open(body, "wb") as f:
@@ -79,7 +76,7 @@ def main() -> None:
         for run in range(a.runs):
             for name in e2e.rotations(list(rates), run):
                 if name == "flight":
-                    rows, _, total = flight_scan(conn, e2e.SCAN_SQL)
+                    rows, total = flight_scan(conn, e2e.SCAN_SQL)
                     assert rows == fetch.rows, (rows, fetch.rows)
                     rates[name].append(wire / total)
                 elif name == "http":

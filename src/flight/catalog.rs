@@ -10,9 +10,8 @@ use arrow_flight::sql::metadata::{
     SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
 };
 use arrow_flight::sql::{
-    Command, CommandGetPrimaryKeys, Nullable, Searchable, SqlInfo, SqlNullOrdering,
-    SqlSupportedCaseSensitivity, SqlSupportedTransaction, SupportedSqlGrammar, XdbcDataType,
-    XdbcDatetimeSubcode,
+    Command, Nullable, Searchable, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity,
+    SqlSupportedTransaction, SupportedSqlGrammar, XdbcDataType, XdbcDatetimeSubcode,
 };
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use datafusion::arrow::array::RecordBatch;
@@ -192,15 +191,6 @@ fn arrow(e: &ArrowError) -> Status {
 }
 
 impl FlightDoor {
-    /// Catalogs (sources) the caller sees tables in.
-    pub(super) async fn visible_catalogs(
-        &self,
-        caller: &Caller,
-    ) -> Result<BTreeSet<String>, Status> {
-        let tables = self.service.table_schemas(&caller.principal).await?;
-        Ok(tables.into_iter().map(|t| t.catalog).collect())
-    }
-
     /// The schema of a metadata command's result, or `UNIMPLEMENTED`.
     fn metadata_schema(&self, cmd: &Command) -> Result<SchemaRef, Status> {
         Ok(match cmd {
@@ -279,7 +269,10 @@ impl FlightDoor {
             }
             Command::CommandGetCatalogs(c) => {
                 let mut b = c.into_builder();
-                for catalog in self.visible_catalogs(caller).await? {
+                // The sources the caller sees tables in.
+                let tables = self.service.table_schemas(principal).await?;
+                let catalogs: BTreeSet<String> = tables.into_iter().map(|t| t.catalog).collect();
+                for catalog in catalogs {
                     b.append(catalog);
                 }
                 b.build()
@@ -307,7 +300,8 @@ impl FlightDoor {
                 }
                 b.build()
             }
-            Command::CommandGetPrimaryKeys(c) => primary_keys(&c).map_err(Into::into),
+            // No source declares primary keys to Sluice: an empty answer, never a guessed one.
+            Command::CommandGetPrimaryKeys(_) => Ok(RecordBatch::new_empty(primary_keys_schema())),
             other => {
                 return Err(Status::unimplemented(format!(
                     "{} is not supported by Sluice's Flight SQL service",
@@ -357,9 +351,4 @@ fn table_schema(t: &sluice_planner::TableInfo) -> Schema {
             })
             .collect::<Vec<_>>(),
     )
-}
-
-/// No source declares primary keys to Sluice: an empty answer, never a guessed one.
-fn primary_keys(_: &CommandGetPrimaryKeys) -> Result<RecordBatch, ArrowError> {
-    Ok(RecordBatch::new_empty(primary_keys_schema()))
 }

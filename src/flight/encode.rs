@@ -74,7 +74,7 @@ pub fn column_metadata(
 }
 
 /// The SQL name of an Arrow type, as DataFusion's SQL spells it.
-pub fn sql_type_name(t: &DataType) -> String {
+fn sql_type_name(t: &DataType) -> String {
     match t {
         DataType::Null => "NULL".into(),
         DataType::Boolean => "BOOLEAN".into(),
@@ -191,20 +191,20 @@ impl Encode for FlightEncoder {
         Ok(vec![SchemaAsIpc::new(&self.schema, &self.options).into()])
     }
 
+    /// An empty batch sends nothing (the schema went first); a large one goes as row slices
+    /// of at most about [`MAX_MESSAGE_BYTES`].
     fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<FlightData>, ArrowError> {
         let mut out = Vec::new();
         let rows = batch.num_rows();
-        let bytes = slice_bytes(batch);
-        let pieces = bytes.div_ceil(MAX_MESSAGE_BYTES).clamp(1, rows.max(1));
-        let per = rows.div_ceil(pieces).max(1);
-        let mut offset = 0;
-        while offset < rows || (rows == 0 && out.is_empty()) {
-            let len = per.min(rows - offset);
-            self.encode(&batch.slice(offset, len), &mut out)?;
-            offset += len;
-            if rows == 0 {
-                break;
-            }
+        if rows == 0 {
+            return Ok(out);
+        }
+        let pieces = slice_bytes(batch)
+            .div_ceil(MAX_MESSAGE_BYTES)
+            .clamp(1, rows);
+        let per = rows.div_ceil(pieces);
+        for offset in (0..rows).step_by(per) {
+            self.encode(&batch.slice(offset, per.min(rows - offset)), &mut out)?;
         }
         Ok(out)
     }

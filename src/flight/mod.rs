@@ -42,7 +42,7 @@ use tracing::{info, warn};
 
 use crate::query::QueryService;
 
-pub use ticket::MIN_SECRET_BYTES;
+use ticket::MIN_SECRET_BYTES;
 
 /// Prepared-statement handles and session cookies outlive tickets: JDBC pools keep prepared
 /// statements for the life of a connection.

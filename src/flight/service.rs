@@ -46,9 +46,7 @@ impl FlightDoor {
         }
         Ok(Caller { principal, client })
     }
-}
 
-impl FlightDoor {
     /// `response` renewing the session's cookie, when the call had one.
     fn with_session<T>(
         &self,
@@ -56,12 +54,16 @@ impl FlightDoor {
         caller: &Caller,
         session: &session::Session,
     ) -> Response<T> {
-        if *session != session::Session::default()
-            && let Ok(v) = MetadataValue::try_from(self.cookie(caller, session))
-        {
-            response.metadata_mut().insert("set-cookie", v);
+        if *session != session::Session::default() {
+            set_cookie(&mut response, self.cookie(caller, session));
         }
         response
+    }
+}
+
+fn set_cookie<T>(response: &mut Response<T>, cookie: String) {
+    if let Ok(v) = MetadataValue::try_from(cookie) {
+        response.metadata_mut().insert("set-cookie", v);
     }
 }
 
@@ -155,10 +157,7 @@ impl FlightService for FlightDoor {
             }
             Command::CommandPreparedStatementQuery(p) => {
                 let claims = self.open_prepared(&caller, &p.prepared_statement_handle)?;
-                let session = session::Session {
-                    catalog: claims.catalog,
-                    schema: claims.schema,
-                };
+                let session = session::Session::of(&claims);
                 self.statement_info(&caller, &session, claims.sql, claims.params, descriptor)
                     .await?
             }
@@ -247,8 +246,8 @@ impl FlightService for FlightDoor {
                 let caller = self.caller(&request, charge).await?;
                 let (body, cookie) = self.session_action(&caller, &request, &kind).await?;
                 let mut response = Response::new(one(arrow_flight::Result { body: body.into() }));
-                if let Some(cookie) = cookie.and_then(|c| MetadataValue::try_from(c).ok()) {
-                    response.metadata_mut().insert("set-cookie", cookie);
+                if let Some(cookie) = cookie {
+                    set_cookie(&mut response, cookie);
                 }
                 Ok(response)
             }

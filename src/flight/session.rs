@@ -29,6 +29,23 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session a handle was issued in.
+    pub fn of(claims: &Claims) -> Self {
+        Self {
+            catalog: claims.catalog.clone(),
+            schema: claims.schema.clone(),
+        }
+    }
+
+    /// Claims of `kind` for `who` until `exp` in this session.
+    pub fn claims(&self, kind: Kind, who: &str, exp: u64) -> Claims {
+        Claims {
+            catalog: self.catalog.clone(),
+            schema: self.schema.clone(),
+            ..Claims::new(kind, who, exp)
+        }
+    }
+
     /// The name defaults a statement in this session gets (the server's where it set none).
     pub fn defaults(&self, service: &QueryService) -> Option<NameDefaults> {
         if self.catalog.is_none() && self.schema.is_none() {
@@ -161,25 +178,13 @@ impl FlightDoor {
             .prepared
             .open(&bytes, Kind::Session, caller.id())
             .map_err(|e| ApiError::bad_request(format!("session: {e}")))?;
-        Ok(Session {
-            catalog: claims.catalog,
-            schema: claims.schema,
-        })
+        Ok(Session::of(&claims))
     }
 
     /// The `set-cookie` value that carries `session` (renewed on each use, so a session in use
     /// does not expire; one unused for the handles' lifetime does).
     pub(super) fn cookie(&self, caller: &Caller, session: &Session) -> String {
-        let claims = Claims {
-            kind: Kind::Session,
-            who: caller.id().to_owned(),
-            exp: self.prepared.expiry(),
-            sql: String::new(),
-            params: None,
-            query_id: None,
-            catalog: session.catalog.clone(),
-            schema: session.schema.clone(),
-        };
+        let claims = session.claims(Kind::Session, caller.id(), self.prepared.expiry());
         let value =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.prepared.seal(&claims));
         format!("{COOKIE}={value}; HttpOnly; SameSite=Strict")
@@ -205,39 +210,30 @@ impl FlightDoor {
                 let mut errors = HashMap::new();
                 for (name, value) in ask.session_options {
                     let value = match value.option_value {
-                        None => None,
-                        Some(OptionValue::StringValue(s)) => Some(s),
-                        Some(_) => {
-                            errors.insert(
-                                name,
-                                SetError {
-                                    value: INVALID_VALUE,
-                                },
-                            );
-                            continue;
-                        }
+                        None => Ok(None),
+                        Some(OptionValue::StringValue(s)) => Ok(Some(s)),
+                        Some(_) => Err(INVALID_VALUE),
                     };
-                    match name.as_str() {
-                        "catalog" => match value {
-                            Some(c) if !self.service.sees_source(&caller.principal, &c) => {
-                                errors.insert(
-                                    name,
-                                    SetError {
-                                        value: INVALID_VALUE,
-                                    },
-                                );
-                            }
-                            c => session.catalog = c,
-                        },
-                        "schema" => session.schema = value,
-                        _ => {
-                            errors.insert(
-                                name,
-                                SetError {
-                                    value: INVALID_NAME,
-                                },
-                            );
+                    let set = value.and_then(|v| match name.as_str() {
+                        "catalog"
+                            if v.as_deref().is_some_and(|c| {
+                                !self.service.sees_source(&caller.principal, c)
+                            }) =>
+                        {
+                            Err(INVALID_VALUE)
                         }
+                        "catalog" => {
+                            session.catalog = v;
+                            Ok(())
+                        }
+                        "schema" => {
+                            session.schema = v;
+                            Ok(())
+                        }
+                        _ => Err(INVALID_NAME),
+                    });
+                    if let Err(value) = set {
+                        errors.insert(name, SetError { value });
                     }
                 }
                 let cookie = self.cookie(caller, &session);

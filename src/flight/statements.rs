@@ -94,14 +94,10 @@ impl FlightDoor {
         let described = self.describe(caller, &request, &query_id).await?;
         let schema = announced(&described.schema);
         let claims = Claims {
-            kind: Kind::Ticket,
-            who: caller.id().to_owned(),
-            exp: self.tickets.expiry(),
             sql: request.sql,
             params: request.params,
             query_id: Some(query_id),
-            catalog: session.catalog.clone(),
-            schema: session.schema.clone(),
+            ..session.claims(Kind::Ticket, caller.id(), self.tickets.expiry())
         };
         let ticket = TicketStatementQuery {
             statement_handle: self.tickets.seal(&claims).into(),
@@ -137,10 +133,7 @@ impl FlightDoor {
             .clone()
             .filter(|id| self.claim(id) && !self.service.knows_query(id))
             .unwrap_or_else(new_query_id);
-        let session = Session {
-            catalog: claims.catalog,
-            schema: claims.schema,
-        };
+        let session = Session::of(&claims);
         let request = self.request(&session, claims.sql, claims.params);
         let call = self.service.call(
             &caller.principal,
@@ -179,14 +172,8 @@ impl FlightDoor {
                 .collect::<Vec<_>>(),
         );
         let claims = Claims {
-            kind: Kind::Prepared,
-            who: caller.id().to_owned(),
-            exp: self.prepared.expiry(),
             sql: request.sql,
-            params: None,
-            query_id: None,
-            catalog: session.catalog.clone(),
-            schema: session.schema.clone(),
+            ..session.claims(Kind::Prepared, caller.id(), self.prepared.expiry())
         };
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: self.prepared.seal(&claims).into(),
@@ -205,14 +192,10 @@ impl FlightDoor {
     /// `ClosePreparedStatement`: nothing is held, so any genuine handle closes (an expired one
     /// too: pools close late); only a forged one is refused.
     pub(super) fn close_prepared(&self, caller: &Caller, handle: &[u8]) -> Result<(), Status> {
-        let claims = self.prepared.verify(handle).map_err(refused)?;
-        if claims.kind != Kind::Prepared {
-            return Err(refused(Refused::WrongKind).into());
-        }
-        if claims.who != caller.id() {
-            return Err(refused(Refused::OtherPrincipal).into());
-        }
-        Ok(())
+        self.prepared
+            .open_any_age(handle, Kind::Prepared, caller.id())
+            .map(|_| ())
+            .map_err(|e| refused(e).into())
     }
 
     /// `DoPut` of a prepared statement's parameters: one row of values, answered with a new
@@ -288,17 +271,18 @@ impl FlightDoor {
             else {
                 continue;
             };
-            // An expired ticket's query may still run: genuine and the caller's is enough.
-            let claims = self.tickets.verify(&t.statement_handle).map_err(refused)?;
-            if claims.kind != Kind::Ticket {
-                return Err(refused(Refused::WrongKind).into());
-            }
-            if claims.who != caller.id() {
-                return Err(refused(Refused::OtherPrincipal).into());
-            }
+            // An expired ticket's query may still run.
+            let claims = self
+                .tickets
+                .open_any_age(&t.statement_handle, Kind::Ticket, caller.id())
+                .map_err(refused)?;
             let Some(id) = claims.query_id else { continue };
             match self.service.cancel(&caller.principal, &id) {
-                Ok(_) => status = CancelStatus::Cancelled,
+                // A query that had already ended is not said to be cancelled.
+                Ok(s) if s.state == sluice_schemas::api::QueryState::Cancelled => {
+                    status = CancelStatus::Cancelled;
+                }
+                Ok(_) => {}
                 Err(e) if e.code == Code::QueryNotFound => {}
                 Err(e) => return Err(e.into()),
             }

@@ -57,6 +57,22 @@ pub struct Claims {
     pub schema: Option<String>,
 }
 
+impl Claims {
+    /// Claims of `kind` for `who` until `exp`, naming nothing yet.
+    pub fn new(kind: Kind, who: &str, exp: u64) -> Self {
+        Self {
+            kind,
+            who: who.to_owned(),
+            exp,
+            sql: String::new(),
+            params: None,
+            query_id: None,
+            catalog: None,
+            schema: None,
+        }
+    }
+}
+
 /// Why a handle was refused. The caller learns only that it is not good (which part failed
 /// is logged, not told).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -127,15 +143,25 @@ impl Signer {
     /// # Errors
     /// [`Refused`].
     pub fn open(&self, handle: &[u8], kind: Kind, who: &str) -> Result<Claims, Refused> {
+        let claims = self.open_any_age(handle, kind, who)?;
+        if claims.exp <= now_ms() {
+            return Err(Refused::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// [`Self::open`], whether or not the handle has expired: for closing and cancelling what
+    /// a handle names, which may outlive it.
+    ///
+    /// # Errors
+    /// [`Refused`] but `Expired`.
+    pub fn open_any_age(&self, handle: &[u8], kind: Kind, who: &str) -> Result<Claims, Refused> {
         let claims = self.verify(handle)?;
         if claims.kind != kind {
             return Err(Refused::WrongKind);
         }
         if claims.who != who {
             return Err(Refused::OtherPrincipal);
-        }
-        if claims.exp <= now_ms() {
-            return Err(Refused::Expired);
         }
         Ok(claims)
     }
@@ -144,7 +170,7 @@ impl Signer {
     ///
     /// # Errors
     /// [`Refused::Forged`].
-    pub fn verify(&self, handle: &[u8]) -> Result<Claims, Refused> {
+    fn verify(&self, handle: &[u8]) -> Result<Claims, Refused> {
         if handle.len() < MAGIC.len() + TAG_LEN || !handle.starts_with(MAGIC) {
             return Err(Refused::Forged);
         }
@@ -160,14 +186,8 @@ mod tests {
 
     fn claims(kind: Kind, who: &str, exp: u64) -> Claims {
         Claims {
-            kind,
-            who: who.to_owned(),
-            exp,
             sql: "SELECT 1".to_owned(),
-            params: None,
-            query_id: None,
-            catalog: None,
-            schema: None,
+            ..Claims::new(kind, who, exp)
         }
     }
 

@@ -37,6 +37,7 @@ use self::lookup::{Found, Lookups};
 use self::oidc::Oidc;
 pub use self::principal::{Client, Door, Identity, KeyEntry, PeerCertificate, Principal};
 use self::records::{AuditKind, AuditRecord};
+pub use self::rules::is_subject_id;
 use self::store::{MetadataStore, StoreError};
 use crate::error::ApiError;
 

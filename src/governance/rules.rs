@@ -83,6 +83,12 @@ pub fn subject_id(issuer: &str, subject: &str) -> String {
     id
 }
 
+/// Whether `id` has the shape of a [`subject_id`] (a subject has usage but no key record).
+pub fn is_subject_id(id: &str) -> bool {
+    id.strip_prefix("sub_")
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +100,7 @@ mod tests {
         assert_ne!(a, subject_id("https://other", "alice"));
         assert_ne!(a, subject_id("https://idp", "bob"));
         assert!(a.starts_with("sub_") && a.len() == 20);
+        assert!(is_subject_id(&a));
+        assert!(!is_subject_id("sub_xyz") && !is_subject_id("key_0123456789abcdef"));
     }
 }

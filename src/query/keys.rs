@@ -102,11 +102,8 @@ impl QueryService {
         principal.require(Operation::Admin)?;
         let gov = &self.governance;
         // A token's or certificate's subject (`sub_...`) has usage but no key record.
-        let subject = id.len() == 20
-            && id.starts_with("sub_")
-            && id[4..].bytes().all(|b| b.is_ascii_hexdigit());
         // One indexed lookup, not a listing.
-        if !subject
+        if !crate::governance::is_subject_id(id)
             && gov
                 .store_key(id.to_owned())
                 .await

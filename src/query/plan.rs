@@ -6,6 +6,7 @@ use std::time::Duration;
 use sluice_planner::{Params, PlanError, PlannedQuery, Planner};
 use sluice_schemas::api::{QueryParams, QueryRequest};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::QueryService;
 use super::registry::QueryEntry;
@@ -83,18 +84,7 @@ impl QueryService {
                 Err(PlanError::SourceUnavailable { name, reason }) => (name, reason),
                 Err(e) => return Err(ApiError::from_plan(e, &entry.id)),
             };
-            // A source that is down (its tables never loaded, or every replica of an object store
-            // is open) with a fallback: the fallback's tables stand in.
-            let route = self.router.route(&name).filter(|r| r.all_down());
-            let Some(serving) = route.as_ref().and_then(|r| r.fallback.clone()) else {
-                let err =
-                    ApiError::from_plan(PlanError::SourceUnavailable { name, reason }, &entry.id);
-                // Retry when a replica's cool-down ends.
-                return Err(match route {
-                    Some(r) => err.with_retry_after(r.retry_after()),
-                    None => err,
-                });
-            };
+            let (name, serving) = self.fallback_for(name, reason, &entry.id)?;
             let fallback = Fallback::new(planner, name, serving);
             match self
                 .plan_once(
@@ -112,6 +102,29 @@ impl QueryService {
             }
         };
         planned.await.inspect_err(|e| entry.fail(e))
+    }
+
+    /// A source that is down (its tables never loaded, or every replica of an object store is
+    /// open) with a fallback: `(source, fallback)`, the fallback's tables to stand in. Without
+    /// one, the refusal, with when to retry (a replica's cool-down's end).
+    ///
+    /// # Errors
+    /// `source_unavailable`.
+    pub(super) fn fallback_for(
+        &self,
+        name: String,
+        reason: String,
+        id: &str,
+    ) -> Result<(String, String)> {
+        let route = self.router.route(&name).filter(|r| r.all_down());
+        let Some(serving) = route.as_ref().and_then(|r| r.fallback.clone()) else {
+            let err = ApiError::from_plan(PlanError::SourceUnavailable { name, reason }, id);
+            return Err(match route {
+                Some(r) => err.with_retry_after(r.retry_after()),
+                None => err,
+            });
+        };
+        Ok((name, serving))
     }
 
     /// One planning attempt: `Err` for what stops the request (timeout, cancel, panic),
@@ -145,37 +158,74 @@ impl QueryService {
         });
         let planner = planner.clone();
         let sql = request.sql.clone();
-        let params = request.params.clone().map(|p| match p {
-            QueryParams::Positional(v) => Params::Positional(v),
-            QueryParams::Named(m) => Params::Named(m),
-        });
-        let task = self.runtime.spawn(async move {
-            planner
-                .plan_gated(&sql, params.as_ref(), max_rows, Some(&gate))
-                .await
-        });
-        let abort = task.abort_handle();
-        let planned = tokio::select! {
-            () = entry.cancel.cancelled() => {
-                abort.abort();
-                return Err(ApiError::cancelled().with_query(id));
-            }
-            r = tokio::time::timeout_at(deadline.at, task) => match r {
-                Err(_) => {
-                    abort.abort();
-                    return Err(ApiError::timeout(deadline.timeout).with_query(id));
-                }
-                Ok(Err(join)) if join.is_panic() => {
-                    let detail = super::producer::panic_message(join.into_panic().as_ref());
-                    return Err(ApiError::panicked(id, &detail));
-                }
-                Ok(Err(join)) => return Err(ApiError::internal(Some(id), &join)),
-                Ok(Ok(planned)) => planned,
-            },
-        };
+        let params = planner_params(request);
+        let planned = self
+            .planning(
+                async move {
+                    planner
+                        .plan_gated(&sql, params.as_ref(), max_rows, Some(&gate))
+                        .await
+                },
+                deadline,
+                Some(&entry.cancel),
+                id,
+            )
+            .await?;
         if let Ok(p) = &planned {
             entry.set_sources(p.sources.clone());
         }
         Ok(planned)
+    }
+
+    /// Runs planning `work` on the query runtime (planning lists files and reads footers),
+    /// until `deadline`; stopped when `cancel` fires, and when the caller goes away (this
+    /// future dropped: the client left).
+    ///
+    /// # Errors
+    /// `query_timeout`, `query_cancelled`, `internal` for a panic or a lost task.
+    pub(super) async fn planning<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+        id: &str,
+    ) -> Result<T> {
+        let task = self.runtime.spawn(work);
+        let _abort = AbortOnDrop(task.abort_handle());
+        let cancelled = async {
+            match cancel {
+                Some(c) => c.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = cancelled => Err(ApiError::cancelled().with_query(id)),
+            r = tokio::time::timeout_at(deadline.at, task) => match r {
+                Err(_) => Err(ApiError::timeout(deadline.timeout).with_query(id)),
+                Ok(Err(join)) if join.is_panic() => {
+                    let detail = super::producer::panic_message(join.into_panic().as_ref());
+                    Err(ApiError::panicked(id, &detail))
+                }
+                Ok(Err(join)) => Err(ApiError::internal(Some(id), &join)),
+                Ok(Ok(done)) => Ok(done),
+            },
+        }
+    }
+}
+
+/// A request's parameters as the planner takes them.
+pub(super) fn planner_params(request: &QueryRequest) -> Option<Params> {
+    request.params.clone().map(|p| match p {
+        QueryParams::Positional(v) => Params::Positional(v),
+        QueryParams::Named(m) => Params::Named(m),
+    })
+}
+
+/// Aborts a task when dropped (a finished one is left as it is).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -3,8 +3,8 @@
 //! tables, grants), on the query runtime, bounded by the query timeout; the checked plan is kept,
 //! so the run that follows does not parse or resolve it again.
 
-use sluice_planner::{Described, Params, PlanError};
-use sluice_schemas::api::{Operation, QueryParams, QueryRequest};
+use sluice_planner::{Described, PlanError};
+use sluice_schemas::api::{Operation, QueryRequest};
 
 use super::QueryService;
 use crate::error::{ApiError, Result};
@@ -29,76 +29,41 @@ impl QueryService {
             return Err(ApiError::shutting_down());
         }
         let planner = self.view(principal, request);
-        let params = request.params.clone().map(|p| match p {
-            QueryParams::Positional(v) => Params::Positional(v),
-            QueryParams::Named(m) => Params::Named(m),
-        });
-        let timeout = self.timeout(request.timeout_ms);
-        let deadline = super::plan::Deadline::after(timeout);
-        let first = self
-            .describe_on(&planner, &request.sql, params.clone(), deadline, query_id)
-            .await?;
-        let (source, serving) = match first {
+        let deadline = super::plan::Deadline::after(self.timeout(request.timeout_ms));
+        let (source, serving) = match self
+            .describe_on(&planner, request, deadline, query_id)
+            .await?
+        {
             Ok(described) => return Ok(described),
+            // As a run does: a source whose tables never loaded is served by its fallback.
             Err(PlanError::SourceUnavailable { name, reason }) => {
-                // As a run does: a source whose tables never loaded is served by its fallback.
-                match self
-                    .router
-                    .route(&name)
-                    .filter(|r| r.all_down())
-                    .and_then(|r| r.fallback.clone())
-                {
-                    Some(serving) => (name, serving),
-                    None => {
-                        return Err(ApiError::from_plan(
-                            PlanError::SourceUnavailable { name, reason },
-                            query_id,
-                        ));
-                    }
-                }
+                self.fallback_for(name, reason, query_id)?
             }
             Err(e) => return Err(ApiError::from_plan(e, query_id)),
         };
         let fallback = super::plan::Fallback::new(&planner, source, serving);
-        self.describe_on(&fallback.planner, &request.sql, params, deadline, query_id)
+        self.describe_on(&fallback.planner, request, deadline, query_id)
             .await?
             .map_err(|e| ApiError::from_plan(e, query_id))
     }
 
-    /// One describe on the query runtime, by `deadline`; given up (and stopped) when the
-    /// caller goes away. `Err` for what stops the request, `Ok(Err)` for the statement's own.
+    /// One describe: `Err` for what stops the request, `Ok(Err)` for the statement's own.
     async fn describe_on(
         &self,
         planner: &sluice_planner::Planner,
-        sql: &str,
-        params: Option<Params>,
+        request: &QueryRequest,
         deadline: super::plan::Deadline,
         query_id: &str,
     ) -> Result<std::result::Result<Described, PlanError>> {
         let planner = planner.clone();
-        let sql = sql.to_owned();
-        let task = self
-            .runtime
-            .spawn(async move { planner.describe(&sql, params.as_ref()).await });
-        // Dropped with the call (the client left): the planning stops too.
-        let _abort = AbortOnDrop(task.abort_handle());
-        match tokio::time::timeout_at(deadline.at, task).await {
-            Err(_) => Err(ApiError::timeout(deadline.timeout).with_query(query_id)),
-            Ok(Err(join)) if join.is_panic() => {
-                let detail = super::producer::panic_message(join.into_panic().as_ref());
-                Err(ApiError::panicked(query_id, &detail))
-            }
-            Ok(Err(join)) => Err(ApiError::internal(Some(query_id), &join)),
-            Ok(Ok(described)) => Ok(described),
-        }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        let sql = request.sql.clone();
+        let params = super::plan::planner_params(request);
+        self.planning(
+            async move { planner.describe(&sql, params.as_ref()).await },
+            deadline,
+            None,
+            query_id,
+        )
+        .await
     }
 }

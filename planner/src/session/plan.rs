@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
@@ -21,9 +21,9 @@ use crate::validate;
 #[derive(Debug, Clone)]
 pub struct Described {
     /// The result's schema.
-    pub schema: datafusion::arrow::datatypes::SchemaRef,
+    pub schema: SchemaRef,
     /// Each placeholder (`$1`, `$name`) in order, with its inferred type.
-    pub placeholders: Vec<(String, Option<datafusion::arrow::datatypes::DataType>)>,
+    pub placeholders: Vec<(String, Option<DataType>)>,
 }
 
 /// Asks `gate` about each of `sources`: `Some(reason)` stops the statement.
@@ -77,13 +77,7 @@ impl Planner {
         // whole statement.
         let mut state = SessionState::clone(&self.state);
         state.mark_start_execution();
-        let kept = match self.kept_plan(sql) {
-            Some(k) => {
-                check_gate(&k.sources, gate)?;
-                k
-            }
-            None => self.plan_statement(sql, &state, gate).await?,
-        };
+        let kept = self.checked(sql, &state, gate).await?;
         let KeptPlan {
             plan,
             sources,
@@ -129,19 +123,12 @@ impl Planner {
     /// # Errors
     /// As [`Self::plan`].
     pub async fn describe(&self, sql: &str, params: Option<&Params>) -> Result<Described> {
-        let kept = match self.kept_plan(sql) {
-            Some(k) => k,
-            None => {
-                let state = SessionState::clone(&self.state);
-                self.plan_statement(sql, &state, None).await?
-            }
-        };
+        let kept = self.checked(sql, &self.state, None).await?;
         let types = kept
             .plan
             .get_parameter_types()
             .map_err(PlanError::classify)?;
-        let mut placeholders: Vec<(String, Option<datafusion::arrow::datatypes::DataType>)> =
-            types.into_iter().collect();
+        let mut placeholders: Vec<(String, Option<DataType>)> = types.into_iter().collect();
         // `$2` before `$10`.
         placeholders.sort_by_key(|(id, _)| {
             (
@@ -180,6 +167,23 @@ impl Planner {
             schema,
             placeholders,
         })
+    }
+
+    /// `sql` parsed, resolved and checked: its kept plan (its sources asked to `gate` again),
+    /// or planned now and kept.
+    async fn checked(
+        &self,
+        sql: &str,
+        state: &SessionState,
+        gate: Option<&SourceGate>,
+    ) -> Result<Arc<KeptPlan>> {
+        match self.kept_plan(sql) {
+            Some(k) => {
+                check_gate(&k.sources, gate)?;
+                Ok(k)
+            }
+            None => self.plan_statement(sql, state, gate).await,
+        }
     }
 
     /// The kept plan of `sql`, if its sources' catalogs have not changed since.

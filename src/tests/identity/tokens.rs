@@ -37,6 +37,16 @@ fn configure(c: &mut Config, port: u16, issuer: &str, oidc_extra: &str) {
         .auth;
 }
 
+/// The first column of every row `sql` answers, as text.
+async fn texts(db: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    db.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 async fn send(http: &reqwest::Client, url: &str, token: &str, sql: &str) -> reqwest::Response {
     http.post(format!("{url}/v1/query"))
         .bearer_auth(token)
@@ -407,17 +417,12 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
     // Each query's row names the door it came through (the Flight query among them).
     let mut waiting = Waiting::new("the token's queries by door");
     loop {
-        let doors: Vec<String> = db
-            .query(
-                "SELECT DISTINCT door FROM sluice_audit \
-                 WHERE kind = 'query' AND subject = 'analyst' AND door IS NOT NULL ORDER BY 1",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let doors = texts(
+            &db,
+            "SELECT DISTINCT door FROM sluice_audit \
+             WHERE kind = 'query' AND subject = 'analyst' AND door IS NOT NULL ORDER BY 1",
+        )
+        .await;
         if doors == ["flight", "http"] {
             break;
         }
@@ -425,16 +430,11 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
     }
     let mut waiting = Waiting::new("the refusals' audit rows");
     loop {
-        let outcomes: Vec<String> = db
-            .query(
-                "SELECT DISTINCT outcome FROM sluice_audit WHERE kind = 'auth' ORDER BY 1",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let outcomes = texts(
+            &db,
+            "SELECT DISTINCT outcome FROM sluice_audit WHERE kind = 'auth' ORDER BY 1",
+        )
+        .await;
         let wanted = [
             "token_algorithm",
             "token_audience",
@@ -453,13 +453,7 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
         }
         waiting.pause(format!("{outcomes:?}")).await;
     }
-    let everything: Vec<String> = db
-        .query("SELECT row_to_json(a)::text FROM sluice_audit a", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let everything = texts(&db, "SELECT row_to_json(a)::text FROM sluice_audit a").await;
     let log = server.stop().await;
     let secrets: Vec<&str> = [&analyst, &admin, &nobody, &unscoped, &good]
         .into_iter()
