@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The doors, and the one module allowed to import them.
-const DOORS: [&str; 3] = ["http", "mcp", "flight"];
+const DOORS: [&str; 4] = ["http", "mcp", "flight", "pg"];
 const MOUNTS_DOORS: &str = "startup";
 
 /// Every module of the library (`a::b` from `src/a/b.rs` or `src/a/b/mod.rs`) and its file.

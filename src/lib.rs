@@ -41,6 +41,7 @@ mod headers;
 mod http;
 mod mcp;
 mod metrics;
+mod pg;
 mod query;
 mod startup;
 mod telemetry;

@@ -206,6 +206,9 @@ fn serve(
         if embedded && let Some(flight) = &mut config.flight {
             flight.listen = std::net::SocketAddr::new(addr.ip(), 0);
         }
+        if embedded && let Some(pg) = &mut config.pg {
+            pg.listen = std::net::SocketAddr::new(addr.ip(), 0);
+        }
     }
     // The query runtime is built first and lives beside the actix System, never under it.
     let runtime = match sluice::query_runtime(None, "sluice-query") {
@@ -218,10 +221,13 @@ fn serve(
     let handle = runtime.handle().clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config, handle).await?;
-        let urls = match app.flight_url() {
-            Some(flight) => format!("url={} flight={flight}", app.url()),
-            None => format!("url={}", app.url()),
-        };
+        let mut urls = format!("url={}", app.url());
+        if let Some(flight) = app.flight_url() {
+            urls.push_str(&format!(" flight={flight}"));
+        }
+        if let Some(pg) = app.pg_url() {
+            urls.push_str(&format!(" pg={pg}"));
+        }
         match app.admin_key() {
             Some(key) => println!("sluice ready: {urls} api_key={key}"),
             None if app.authenticates() => {

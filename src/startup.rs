@@ -68,6 +68,9 @@ pub enum StartupError {
     /// The Flight SQL door could not start.
     #[error(transparent)]
     Flight(#[from] crate::flight::FlightError),
+    /// The PostgreSQL-protocol door could not start.
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
 }
 
 /// A bound server, serving since [`Application::build`] returned (after its sources' first
@@ -83,6 +86,8 @@ pub struct Application {
     connectors: Vec<Arc<dyn sluice_actors::sources::Connector>>,
     /// The Flight SQL listener's address and task, with `[flight]`.
     flight: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    /// The PostgreSQL listener's address, whether it offers TLS, and its task, with `[pg]`.
+    pg: Option<(SocketAddr, bool, tokio::task::JoinHandle<()>)>,
 }
 
 /// How long closing the sources' remote sessions may hold up a stop.
@@ -118,6 +123,17 @@ impl Application {
         let flight = match &config.flight {
             Some(f) => {
                 let bound = crate::flight::bind(Arc::clone(&service), f, tls.as_ref())?;
+                config
+                    .check_auth_listen(bound.addr())
+                    .map_err(StartupError::Unsupported)?;
+                Some(bound)
+            }
+            None => None,
+        };
+        // The PostgreSQL protocol on its own listener, with the same certificate.
+        let pg = match &config.pg {
+            Some(p) => {
+                let bound = crate::pg::bind(Arc::clone(&service), p, tls.as_ref())?;
                 config
                     .check_auth_listen(bound.addr())
                     .map_err(StartupError::Unsupported)?;
@@ -173,6 +189,7 @@ impl Application {
         let serving = actix_web::rt::spawn(server);
         let connectors = service.load(sources).await;
         let flight = flight.map(|b| (b.addr(), b.serve()));
+        let pg = pg.map(|b| (b.addr(), b.tls(), b.serve()));
         Ok(Self {
             serving,
             handle,
@@ -182,6 +199,18 @@ impl Application {
             service,
             connectors,
             flight,
+            pg,
+        })
+    }
+
+    /// `postgresql://host:port` of the PostgreSQL listener (`?sslmode=require` when it offers TLS).
+    pub fn pg_url(&self) -> Option<String> {
+        self.pg.as_ref().map(|(addr, tls, _)| {
+            if *tls {
+                format!("postgresql://{addr}?sslmode=require")
+            } else {
+                format!("postgresql://{addr}")
+            }
         })
     }
 
@@ -242,13 +271,18 @@ impl Application {
             Err(e) => Err(std::io::Error::other(e)),
         };
         signals.abort();
-        // The Flight listener stops with the service's drain (`closing`); its calls end there.
-        if let Some((_, task)) = self.flight {
-            self.service.closing().cancel();
+        // The Flight and PostgreSQL listeners stop with the service's drain (`closing`); their
+        // calls and connections end there.
+        self.service.closing().cancel();
+        let listeners = [
+            self.flight.map(|(_, task)| ("Flight SQL", task)),
+            self.pg.map(|(_, _, task)| ("PostgreSQL", task)),
+        ];
+        for (name, task) in listeners.into_iter().flatten() {
             let abort = task.abort_handle();
             if tokio::time::timeout(CLOSE_TIMEOUT, task).await.is_err() {
                 abort.abort();
-                warn!("The Flight SQL listener did not stop in time; its connections were closed.");
+                warn!("The {name} listener did not stop in time; its connections were closed.");
             }
         }
         // Sessions at the far end (Snowflake's) are ended, on the runtime that opened them.

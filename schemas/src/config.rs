@@ -34,6 +34,10 @@ pub struct Config {
     /// serves it on a second loopback port).
     #[serde(default)]
     pub flight: Option<FlightConfig>,
+    /// `[pg]`: the PostgreSQL wire protocol on its own listener (off when absent; the embedded
+    /// default serves it on a third loopback port).
+    #[serde(default)]
+    pub pg: Option<PgConfig>,
     /// `[[sources]]`: every source is a catalog in SQL.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -71,6 +75,47 @@ impl FlightConfig {
             listen,
             ticket_secret_env: None,
             ticket_ttl_ms: default_ticket_ttl_ms(),
+        }
+    }
+}
+
+/// `[pg]`: the PostgreSQL wire protocol (v3) for psql, drivers and BI tools, read-only, with
+/// the HTTP API's principals, grants, limits and audit. The password is an API key (or a
+/// bearer token); the user name is informational.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgConfig {
+    /// Address to bind, e.g. `127.0.0.1:5433`.
+    pub listen: SocketAddr,
+    /// Offer TLS (`SSLRequest`) with `[server.tls]`'s certificate. Off loopback it is required:
+    /// a client that does not negotiate TLS is refused before it is asked for a password.
+    #[serde(default)]
+    pub tls: bool,
+    /// Open connections one principal may hold; the next one is refused (SQLSTATE 53300).
+    #[serde(default = "default_pg_connections_per_principal")]
+    pub max_connections_per_principal: u32,
+    /// A connection idle this long between statements (outside a transaction block too) is
+    /// closed (SQLSTATE 57P05).
+    #[serde(default = "default_pg_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_pg_connections_per_principal() -> u32 {
+    16
+}
+
+fn default_pg_idle_timeout_ms() -> u64 {
+    3_600_000
+}
+
+impl PgConfig {
+    /// The door on `listen`, without TLS, with the default bounds.
+    pub fn on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tls: false,
+            max_connections_per_principal: default_pg_connections_per_principal(),
+            idle_timeout_ms: default_pg_idle_timeout_ms(),
         }
     }
 }

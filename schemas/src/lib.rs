@@ -19,7 +19,7 @@ pub mod reference;
 
 pub use config::{
     AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, FlightConfig,
-    LimitsConfig, McpConfig, MetadataConfig, OidcConfig, OidcIssuer, ParquetSourceConfig,
+    LimitsConfig, McpConfig, MetadataConfig, OidcConfig, OidcIssuer, ParquetSourceConfig, PgConfig,
     PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig,
     SourceConfig, TableConfig, TlsConfig,
 };
@@ -27,6 +27,9 @@ pub use error::{ConfigError, ConfigErrors};
 
 /// The embedded default's Flight SQL port (Arrow Flight's customary one).
 pub const EMBEDDED_FLIGHT_PORT: u16 = 8815;
+
+/// The embedded default's PostgreSQL-protocol port (beside PostgreSQL's own 5432).
+pub const EMBEDDED_PG_PORT: u16 = 5433;
 
 impl Config {
     /// The embedded default: one `parquet` source `local` over `dir`, with `local.public`
@@ -52,6 +55,10 @@ impl Config {
             flight: Some(FlightConfig::on(std::net::SocketAddr::from((
                 [127, 0, 0, 1],
                 EMBEDDED_FLIGHT_PORT,
+            )))),
+            pg: Some(PgConfig::on(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                EMBEDDED_PG_PORT,
             )))),
             ..Self::default()
         }

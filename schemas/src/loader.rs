@@ -221,6 +221,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let cache: CacheConfig = section(&mut table, "cache", errors);
     let mcp: McpConfig = section(&mut table, "mcp", errors);
     let flight: Option<crate::FlightConfig> = section(&mut table, "flight", errors);
+    let pg: Option<crate::PgConfig> = section(&mut table, "pg", errors);
     let mut sources = Vec::new();
     match table.remove("sources") {
         None => {}
@@ -244,7 +245,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, sources",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, sources",
         ));
     }
     Config {
@@ -255,7 +256,51 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         cache,
         mcp,
         flight,
+        pg,
         sources,
+    }
+}
+
+fn validate_pg(config: &Config, pg: &crate::PgConfig, push: &mut impl FnMut(String, String)) {
+    if let Err(e) = config.check_auth_listen(pg.listen) {
+        push("pg.listen".into(), e);
+    }
+    let taken = [
+        Some(config.server.listen),
+        config.flight.as_ref().map(|f| f.listen),
+    ];
+    if pg.listen.port() != 0 && taken.contains(&Some(pg.listen)) {
+        push(
+            "pg.listen".into(),
+            "must differ from server.listen and flight.listen (the PostgreSQL protocol has its own listener)".into(),
+        );
+    }
+    if pg.tls && config.server.tls.is_none() {
+        push(
+            "pg.tls".into(),
+            "needs [server.tls] (its certificate and key serve this listener too)".into(),
+        );
+    }
+    if !pg.listen.ip().is_loopback() && !pg.tls {
+        push(
+            "pg.tls".into(),
+            format!(
+                "must be true off loopback ({}): passwords are API keys",
+                pg.listen
+            ),
+        );
+    }
+    if pg.max_connections_per_principal == 0 {
+        push(
+            "pg.max_connections_per_principal".into(),
+            "must be at least 1".into(),
+        );
+    }
+    if !(1_000..=604_800_000).contains(&pg.idle_timeout_ms) {
+        push(
+            "pg.idle_timeout_ms".into(),
+            "must be between 1000 (1 s) and 604800000 (a week)".into(),
+        );
     }
 }
 
@@ -299,6 +344,9 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
                 "must name an environment variable (leave it out for a per-start secret)".into(),
             );
         }
+    }
+    if let Some(pg) = &config.pg {
+        validate_pg(config, pg, &mut push);
     }
     let limits = &config.limits;
     for (key, value) in [

@@ -135,15 +135,18 @@ pub enum Door {
     Mcp,
     /// Arrow Flight SQL.
     Flight,
+    /// The PostgreSQL wire protocol.
+    Pg,
 }
 
 impl Door {
-    /// The label: `http`, `mcp`, `flight`.
+    /// The label: `http`, `mcp`, `flight`, `pg`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Mcp => "mcp",
             Self::Flight => "flight",
+            Self::Pg => "pg",
         }
     }
 }
