@@ -448,6 +448,73 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
     })
 }
 
+/// Replaces this session's functions (`current_setting('x')`, `version()`,
+/// `current_database()`, `current_schema()`, `current_user`, `pg_backend_pid()`) with their
+/// values in a statement bound for the query service, which does not know them; true when
+/// anything was replaced. Only calls with literal arguments are folded.
+pub fn fold_session_functions(statement: &mut Statement, inputs: &Inputs<'_>) -> bool {
+    let mut folded = false;
+    let _ = visit_expressions_mut(statement, |e: &mut Expr| {
+        let Expr::Function(f) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let name = unqualified(&f.name);
+        let args: Vec<Option<String>> = match &f.args {
+            datafusion::sql::sqlparser::ast::FunctionArguments::None => Vec::new(),
+            datafusion::sql::sqlparser::ast::FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .map(|a| match a {
+                    datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                        datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(Expr::Value(v)),
+                    ) => match &v.value {
+                        Value::SingleQuotedString(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    },
+                    _ => None,
+                })
+                .collect(),
+            datafusion::sql::sqlparser::ast::FunctionArguments::Subquery(_) => {
+                return ControlFlow::Continue(());
+            }
+        };
+        if args.iter().any(Option::is_none) {
+            return ControlFlow::Continue(());
+        }
+        let text = |s: &str| Expr::value(Value::SingleQuotedString(s.to_owned()));
+        let value = match (name.as_str(), args.len()) {
+            ("current_setting", 1 | 2) => {
+                let key = args[0].clone().unwrap_or_default().to_ascii_lowercase();
+                inputs.settings.get(&key).map(|v| text(v))
+            }
+            ("version", 0) => Some(text(&version_text())),
+            ("current_database" | "current_catalog", 0) => Some(text(inputs.database)),
+            ("current_schema", 0) => Some(text(&inputs.visible)),
+            ("current_user" | "session_user" | "user" | "current_role", 0) => {
+                Some(text(inputs.user))
+            }
+            ("pg_backend_pid", 0) => {
+                Some(Expr::value(Value::Number(inputs.pid.to_string(), false)))
+            }
+            _ => None,
+        };
+        if let Some(v) = value {
+            *e = v;
+            folded = true;
+        }
+        ControlFlow::Continue(())
+    });
+    folded
+}
+
+fn version_text() -> String {
+    format!(
+        "PostgreSQL {} (Sluice {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
+        super::SERVER_VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// What the catalog is built from: the caller's tables and the session's view of them.
 pub struct Inputs<'a> {
     /// Tables the caller may read.
@@ -1329,11 +1396,7 @@ fn text_arg(args: &[ColumnarValue], i: usize) -> Option<String> {
 }
 
 fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
-    let version = format!(
-        "PostgreSQL {} (Sluice {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
-        super::SERVER_VERSION,
-        env!("CARGO_PKG_VERSION")
-    );
+    let version = version_text();
     let utf8 = |s: &str| ScalarValue::Utf8(Some(s.to_owned()));
     let user = inputs.user.to_owned();
     let mut out = vec![
@@ -1352,6 +1415,8 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
             ScalarValue::Boolean(Some(false)),
         ),
         constant("pg_sluice_false", ScalarValue::Boolean(Some(false))),
+        // Sluice holds no advisory locks: unlocking all is a no-op (asyncpg's pool reset).
+        constant("pg_advisory_unlock_all", ScalarValue::Utf8(None)),
         constant("pg_sluice_null", ScalarValue::Utf8(None)),
         constant("txid_current", ScalarValue::Int64(Some(1))),
         constant("pg_encoding_to_char", utf8("UTF8")),

@@ -275,6 +275,8 @@ enum Running {
 struct Cursor {
     rows: Box<Rows>,
     hold: bool,
+    /// The result formats it was declared with (`BINARY`: all binary).
+    formats: Vec<i16>,
 }
 
 /// One authenticated connection.
@@ -394,7 +396,11 @@ impl Conn {
 
     /// One message; false when the connection ends.
     async fn dispatch(&mut self, message: F) -> bool {
+        let flush = matches!(message, F::Flush(_) | F::Sync(_));
         if self.skipping && !matches!(message, F::Sync(_) | F::Terminate(_)) {
+            if flush {
+                return self.wire.flush().await.is_ok();
+            }
             return true;
         }
         let result = match message {
@@ -434,6 +440,7 @@ impl Conn {
                 "unexpected message",
             )),
         };
+        let failed = result.is_err();
         if let Err(e) = result {
             if e.fatal {
                 self.wire.send(&e.message());
@@ -443,9 +450,13 @@ impl Conn {
             self.error(&e);
             self.skipping = true;
         }
-        // Answers go out when the client waits for them: at Sync, Flush, a simple query, or
-        // when nothing more is pipelined.
-        if !self.wire.has_buffered() || self.wire.out.len() >= super::wire::FLUSH_AT {
+        // Answers go out when the client waits for them: at Sync, Flush, a simple query, an
+        // error, or when nothing more is pipelined.
+        if failed
+            || flush
+            || !self.wire.has_buffered()
+            || self.wire.out.len() >= super::wire::FLUSH_AT
+        {
             if self.wire.flush().await.is_err() {
                 return false;
             }
@@ -556,6 +567,7 @@ impl Conn {
                 Ok(Answer::Tag("SET".into()))
             }
             Command::SetTransaction => Ok(Answer::Tag("SET".into())),
+            Command::Unlisten => Ok(Answer::Tag("UNLISTEN".into())),
             Command::Show(name) => self.show(name, formats),
             Command::Reset(name) => {
                 match name {
@@ -668,11 +680,12 @@ impl Conn {
                     Cursor {
                         rows: Box::new(rows),
                         hold: *hold,
+                        formats: formats.to_vec(),
                     },
                 );
                 Ok(Answer::Tag("DECLARE CURSOR".into()))
             }
-            Command::Fetch { name, count } => self.fetch(name, *count, simple).await,
+            Command::Fetch { name, count } => self.fetch(name, *count, simple, formats).await,
             Command::Close(name) => {
                 match name {
                     None => self.cursors.clear(),
@@ -696,6 +709,7 @@ impl Conn {
         name: &str,
         count: Option<u64>,
         simple: bool,
+        formats: &[i16],
     ) -> Result<Answer, PgError> {
         let Some(mut cursor) = self.cursors.remove(name) else {
             return Err(PgError::new(
@@ -703,10 +717,17 @@ impl Conn {
                 format!("cursor \"{name}\" does not exist"),
             ));
         };
+        // The formats the FETCH was bound with (extended protocol), else the cursor's own.
+        let formats = if simple {
+            cursor.formats.clone()
+        } else {
+            formats.to_vec()
+        };
+        cursor.rows.set_formats(formats.clone());
         if simple {
             self.wire.send(&B::RowDescription(portal::describe(
                 &cursor.rows.fields,
-                &[],
+                &formats,
             )));
         }
         let before = cursor.rows.sent;
@@ -789,24 +810,38 @@ impl Conn {
         }
     }
 
-    /// The catalog and schema bare names resolve in: `search_path`'s first entry (`source.schema`
-    /// or a schema of the default source), else the server's defaults.
+    /// The catalog and schema bare names resolve in. `search_path`'s first entry names the
+    /// schema (`source.schema`, or a schema alone); the catalog is the database connected to
+    /// when it is a source the caller sees (`postgresql://host/pg` reads source `pg`), else
+    /// the server's default. `None` when that is the server's default pair.
     fn defaults(&self) -> Option<NameDefaults> {
-        let first = self.session.first_schema()?;
-        let (catalog, schema) = self.door.service.name_defaults();
-        if first == "public" && schema == "public" {
+        let (server_catalog, server_schema) = self.door.service.name_defaults();
+        let first = self.session.first_schema();
+        let (catalog, schema) = match first.as_deref().and_then(|f| f.split_once('.')) {
+            Some((c, s)) => (c.to_owned(), s.to_owned()),
+            None => {
+                let own = self.database != server_catalog
+                    && self
+                        .door
+                        .service
+                        .sees_source(&self.principal, &self.database);
+                let catalog = if own {
+                    self.database.clone()
+                } else {
+                    server_catalog.clone()
+                };
+                let schema = match first {
+                    Some(s) if !self.session.search_path_is_default() => s,
+                    _ if !own => server_schema.clone(),
+                    _ => "public".to_owned(),
+                };
+                (catalog, schema)
+            }
+        };
+        if catalog == server_catalog && schema == server_schema {
             return None;
         }
-        Some(match first.split_once('.') {
-            Some((c, s)) => NameDefaults {
-                catalog: c.to_owned(),
-                schema: s.to_owned(),
-            },
-            None => NameDefaults {
-                catalog,
-                schema: first,
-            },
-        })
+        Some(NameDefaults { catalog, schema })
     }
 
     fn visible_namespace(&self) -> String {
@@ -865,8 +900,26 @@ impl Conn {
                     Err(_) => {}
                 }
             }
+            if let Some(folded) = self.fold(ast) {
+                return self.service_run(&folded, params, formats).await;
+            }
         }
         self.service_run(sql, params, formats).await
+    }
+
+    /// The statement with this session's functions replaced by their values, when it calls any.
+    fn fold(&self, ast: &datafusion::sql::sqlparser::ast::Statement) -> Option<String> {
+        let mut statement = ast.clone();
+        let inputs = catalog::Inputs {
+            tables: &[],
+            visible: self.visible_namespace(),
+            database: &self.database,
+            user: &self.user,
+            pid: self.backend.pid,
+            settings: self.session.all().into_iter().collect(),
+            set_config: Arc::default(),
+        };
+        catalog::fold_session_functions(&mut statement, &inputs).then(|| statement.to_string())
     }
 
     /// The caller's tables (a key that may not list sees an empty catalog, as it sees no
@@ -1108,7 +1161,8 @@ impl Conn {
                         }
                     }
                 }
-                let request = self.request(sql, &[]);
+                let folded = ast.as_deref().and_then(|a| self.fold(a));
+                let request = self.request(folded.as_deref().unwrap_or(sql), &[]);
                 let query_id = new_query_id();
                 let described = self
                     .door
@@ -1172,6 +1226,12 @@ impl Conn {
             return Ok(());
         }
         let Some(portal) = self.portals.get(&name) else {
+            // A cursor is a portal too (psycopg describes its named cursors this way).
+            if let Some(c) = self.cursors.get(&name) {
+                let d = portal::describe(&c.rows.fields, &c.formats);
+                self.wire.send(&B::RowDescription(d));
+                return Ok(());
+            }
             return Err(PgError::new(
                 state::INVALID_CURSOR_NAME,
                 format!("portal \"{name}\" does not exist"),

@@ -190,6 +190,11 @@ impl Rows {
         }
     }
 
+    /// The formats the rows that follow are written in.
+    pub fn set_formats(&mut self, formats: Vec<i16>) {
+        self.formats = formats;
+    }
+
     /// Writes up to `max` rows (`0`: all that remain); true when the result is complete.
     ///
     /// # Errors

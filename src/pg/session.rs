@@ -141,7 +141,15 @@ impl Session {
             local: Vec::new(),
             block: Block::Idle,
         };
-        for (k, v) in startup {
+        // `options=-c name=value -c ...` (libpq's, psycopg's) as if each were a parameter.
+        let mut given: Vec<(String, String)> = startup
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(options) = startup.get("options") {
+            given.extend(command_line_options(options));
+        }
+        for (k, v) in &given {
             let name = canonical(k);
             if matches!(
                 name.as_str(),
@@ -369,6 +377,11 @@ impl Session {
         self.get("timezone").unwrap_or_else(|| "UTC".into())
     }
 
+    /// Whether `search_path` is as the session began (not set by the client).
+    pub fn search_path_is_default(&self) -> bool {
+        self.get("search_path").as_deref() == Some("\"$user\", public")
+    }
+
     /// The first schema of `search_path` (`$user` skipped), as written.
     pub fn first_schema(&self) -> Option<String> {
         let path = self.get("search_path")?;
@@ -376,6 +389,46 @@ impl Session {
             .map(|s| s.trim().trim_matches('"').to_owned())
             .find(|s| !s.is_empty() && s != "$user")
     }
+}
+
+/// `-c name=value` and `--name=value` pairs of a startup `options` string (`\ ` escapes a space).
+fn command_line_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            ' ' | '\t' => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let pair = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_owned())
+        } else {
+            w.strip_prefix("-c").map(str::to_owned)
+        };
+        if let Some((k, v)) = pair.as_deref().and_then(|p| p.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_owned()));
+        }
+    }
+    out
 }
 
 fn same_value(a: &str, b: &str) -> bool {
@@ -469,6 +522,19 @@ fn time_zone(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_options_are_settings() {
+        let mut startup = BTreeMap::new();
+        startup.insert(
+            "options".to_owned(),
+            "-c search_path=pg.a\\ b -c statement_timeout=5s --extra-float-digits=2".to_owned(),
+        );
+        let s = Session::new("u", "16.6", &startup);
+        assert_eq!(s.first_schema().as_deref(), Some("pg.a b"));
+        assert_eq!(s.statement_timeout_ms(), Some(5_000));
+        assert_eq!(s.get("extra_float_digits").as_deref(), Some("2"));
+    }
 
     #[test]
     fn set_rollback_and_local_follow_postgres() {

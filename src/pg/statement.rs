@@ -103,6 +103,8 @@ pub enum Command {
         /// How rows are written.
         format: CopyFormat,
     },
+    /// `UNLISTEN`: nothing is listened to here.
+    Unlisten,
     /// Refused as PostgreSQL refuses it on a read-only server.
     Refuse(PgError),
 }
@@ -129,6 +131,7 @@ impl Command {
             Self::Fetch { .. } => "FETCH",
             Self::Copy { .. } => "COPY",
             Self::Query { .. } => "SELECT",
+            Self::Unlisten => "UNLISTEN",
             Self::Empty | Self::Refuse(_) => "",
         }
     }
@@ -309,6 +312,11 @@ fn command(statement: Statement, sql: String) -> Command {
             sql,
             ast: Some(Box::new(statement)),
         },
+        Statement::UNLISTEN { .. } => Command::Unlisten,
+        Statement::LISTEN { .. } | Statement::NOTIFY { .. } => Command::Refuse(PgError::new(
+            state::FEATURE_NOT_SUPPORTED,
+            "LISTEN and NOTIFY are not supported",
+        )),
         Statement::Prepare { .. } | Statement::Execute { .. } => Command::Refuse(PgError::new(
             state::FEATURE_NOT_SUPPORTED,
             "SQL-level PREPARE and EXECUTE are not supported; use the extended query protocol",
@@ -531,6 +539,28 @@ fn ident_name(i: &datafusion::sql::sqlparser::ast::Ident) -> String {
     }
 }
 
+/// The name PostgreSQL gives a cast's column: its type's internal name (`float8`, `int4`).
+fn internal_type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
+    let text = t.to_string().to_ascii_lowercase();
+    let base = text.split('(').next().unwrap_or_default().trim();
+    match base {
+        "double precision" | "double" | "float8" | "float" => "float8",
+        "real" | "float4" => "float4",
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        "boolean" | "bool" => "bool",
+        "decimal" | "numeric" => "numeric",
+        "character varying" | "varchar" => "varchar",
+        "character" | "char" | "bpchar" => "bpchar",
+        "timestamp with time zone" | "timestamptz" => "timestamptz",
+        "timestamp" | "timestamp without time zone" => "timestamp",
+        "time" | "time without time zone" => "time",
+        other => other,
+    }
+    .to_owned()
+}
+
 fn expr_name(e: &Expr) -> String {
     match e {
         Expr::Identifier(i) => ident_name(i),
@@ -544,7 +574,7 @@ fn expr_name(e: &Expr) -> String {
         Expr::Cast {
             expr, data_type, ..
         } => match expr_name(expr).as_str() {
-            "?column?" => data_type.to_string().to_ascii_lowercase(),
+            "?column?" => internal_type_name(data_type),
             n => n.to_owned(),
         },
         Expr::Nested(e) => expr_name(e),

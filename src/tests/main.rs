@@ -24,6 +24,7 @@ mod identity;
 mod mcp;
 mod object_stores;
 mod parity;
+mod pg;
 mod postgres;
 mod snowflake;
 mod streaming;
@@ -55,6 +56,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The Flight SQL listener (`grpc://...`), when `[flight]` is on.
     pub flight: Option<String>,
+    /// The PostgreSQL listener (`postgresql://...`), when `[pg]` is on.
+    pub pg: Option<String>,
     /// Drains the server as SIGTERM would.
     pub drainer: sluice::Drainer,
     handle: actix_web::dev::ServerHandle,
@@ -93,6 +96,9 @@ impl TestApp {
         if let Some(flight) = &mut config.flight {
             flight.listen = "127.0.0.1:0".parse().unwrap();
         }
+        if let Some(pg) = &mut config.pg {
+            pg.listen = "127.0.0.1:0".parse().unwrap();
+        }
         f(&mut config);
         // With `[server.tls]`, the client trusts `ca.crt` beside the certificate and presents
         // `client.pem` from there when it exists (the identity tests make both).
@@ -106,6 +112,7 @@ impl TestApp {
             .expect("server starts");
         let url = app.url();
         let flight = app.flight_url();
+        let pg = app.pg_url();
         let key = app.admin_key().unwrap_or_default().to_owned();
         let handle = app.handle();
         let drainer = app.drainer();
@@ -131,6 +138,7 @@ impl TestApp {
             key,
             client,
             flight,
+            pg,
             drainer,
             handle,
         }
