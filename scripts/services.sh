@@ -33,6 +33,10 @@ oidc_version=9.13.3
 # The S3 bucket and Azure container created empty at start (SLUICE_TEST_BUCKET).
 test_bucket=sluice-test
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+# The PostgreSQL door's clients: npm packages, and psqlODBC's driver from Debian.
+pgclients_dir=$root/.tools/pgclients
+pgclients_version="pg@8.23.1 postgres@4.2.0"
+psqlodbc=/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so
 
 say() { printf '== %s\n' "$*" >&2; }
 ci() { [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; }
@@ -88,15 +92,36 @@ install_oidc() {
   cp scripts/oidc-provider.mjs "$oidc_dir/provider.mjs"
 }
 
-# Debian's redis-server (the shared result cache's store), when it is not on the machine.
-install_redis() {
-  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
-  say "installing redis-server (apt)"
+# Debian's packages, those missing, in one apt run: redis-server (the shared result cache's
+# store) and the PostgreSQL door's clients (pgjdbc, psqlODBC with unixODBC, Go with lib/pq).
+install_apt() {
+  local want=()
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || want+=(redis-server)
+  [ -f /usr/share/java/postgresql.jar ] || want+=(libpostgresql-jdbc-java)
+  [ -f "$psqlodbc" ] || want+=(odbc-postgresql)
+  ldconfig -p 2>/dev/null | grep -q 'libodbc.so.2' || want+=(unixodbc)
+  command -v go >/dev/null || want+=(golang-go)
+  [ -d /usr/share/gocode/src/github.com/lib/pq ] || want+=(golang-github-lib-pq-dev)
+  [ "${#want[@]}" -gt 0 ] || return 0
+  say "installing ${want[*]} (apt)"
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null \
     || { "${sudo[@]}" apt-get update -q >/dev/null \
-      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null; }
+}
+
+# node-postgres and porsager's postgres, for the PostgreSQL door's tests.
+install_pg_npm() {
+  if [ ! -d "$pgclients_dir/node_modules/pg" ] \
+    || [ "$(cat "$pgclients_dir/.version" 2>/dev/null)" != "$pgclients_version" ]; then
+    say "installing $pgclients_version into .tools/pgclients"
+    mkdir -p "$pgclients_dir"
+    # shellcheck disable=SC2086
+    (cd "$pgclients_dir" && npm install --silent --no-audit --no-fund --prefix . \
+      $pgclients_version >/dev/null)
+    echo "$pgclients_version" >"$pgclients_dir/.version"
+  fi
 }
 
 install_all() {
@@ -104,12 +129,14 @@ install_all() {
   local failed=0
   install_python & local py=$!
   install_azurite & local az=$!
-  install_redis & local rd=$!
+  install_apt & local rd=$!
   install_oidc & local op=$!
+  install_pg_npm & local pn=$!
   wait "$py" || { say "installing the Python tools failed"; failed=1; }
   wait "$az" || { say "installing Azurite failed"; failed=1; }
   wait "$op" || { say "installing oidc-provider failed"; failed=1; }
-  wait "$rd" || { say "installing redis-server failed"; failed=1; }
+  wait "$pn" || { say "installing the Node PostgreSQL clients failed"; failed=1; }
+  wait "$rd" || { say "installing Debian's packages (redis, PostgreSQL clients) failed"; failed=1; }
   return "$failed"
 }
 
@@ -278,6 +305,14 @@ up() {
   if [ -f "$oidc_dir/provider.mjs" ]; then
     echo "export SLUICE_TEST_OIDC_PROVIDER=$oidc_dir/provider.mjs" >>"$run/env"
   fi
+  # The PostgreSQL door's clients, where they were installed.
+  [ -d "$pgclients_dir/node_modules/pg" ] \
+    && echo "export SLUICE_TEST_NODE_PATH=$pgclients_dir/node_modules" >>"$run/env"
+  [ -f /usr/share/java/postgresql.jar ] \
+    && echo "export SLUICE_TEST_PG_JDBC=/usr/share/java/postgresql.jar" >>"$run/env"
+  [ -d /usr/share/gocode/src/github.com/lib/pq ] && command -v go >/dev/null \
+    && echo "export SLUICE_TEST_GOPATH=/usr/share/gocode" >>"$run/env"
+  [ -f "$psqlodbc" ] && echo "export SLUICE_TEST_PSQLODBC=$psqlodbc" >>"$run/env"
   for s in postgres postgres_spare moto azurite fakesnow redis; do
     if "start_$s"; then
       say "$s is up (pid $(cat "$run/$s.pid"))"

@@ -87,10 +87,18 @@ pub fn rewrite(statement: &mut Statement) {
     // A query (or a branch of a UNION) over an empty catalog table has no rows: its
     // subqueries (correlated lookups DataFusion cannot plan) are never evaluated, so they
     // become NULL.
-    if let Statement::Query(q) = statement {
-        let mut n = 0;
-        prune(q.body.as_mut(), &mut n);
+    struct Pruner(u32);
+    impl datafusion::sql::sqlparser::ast::VisitorMut for Pruner {
+        type Break = ();
+        fn post_visit_query(
+            &mut self,
+            q: &mut datafusion::sql::sqlparser::ast::Query,
+        ) -> ControlFlow<()> {
+            prune(q.body.as_mut(), &mut self.0);
+            ControlFlow::Continue(())
+        }
     }
+    let _ = datafusion::sql::sqlparser::ast::VisitMut::visit(statement, &mut Pruner(0));
     // DataFusion wants distinct names in a select list; PostgreSQL allows `SELECT NULL, NULL`.
     let _ =
         datafusion::sql::sqlparser::ast::visit_statements_mut(statement, |st: &mut Statement| {
@@ -240,7 +248,14 @@ fn prune(body: &mut datafusion::sql::sqlparser::ast::SetExpr, n: &mut u32) {
                     SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
                     _ => continue,
                 };
-                if has_subquery(expr) {
+                // Nothing here is evaluated: functions that would not plan over the catalog's
+                // stand-in columns (`unnest(indkey)`) and subqueries alike become NULL.
+                if has_subquery(expr)
+                    || !matches!(
+                        expr,
+                        Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Value(_)
+                    )
+                {
                     *expr = null(n, false);
                 }
             }
@@ -313,8 +328,41 @@ fn null(n: &mut u32, boolean: bool) -> Expr {
     call(f, vec![Expr::value(Value::Number(n.to_string(), false))])
 }
 
+/// A scalar subquery PostgreSQL checks at run time for at most one row, as DataFusion wants
+/// it (a correlated one must aggregate): its one item under `max()`. Over the catalog a lookup
+/// by key finds one row or none, and then `max` is that row's value or NULL, as PostgreSQL's.
+fn aggregate_scalar_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, SelectItem, SetExpr};
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(v, _) if v.is_empty());
+    if grouped
+        || select.distinct.is_some()
+        || select.projection.len() != 1
+        || q.limit_clause.is_some()
+    {
+        return;
+    }
+    let (SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }) =
+        &mut select.projection[0]
+    else {
+        return;
+    };
+    let aggregate = matches!(item, Expr::Function(f) if matches!(
+        unqualified(&f.name).as_str(),
+        "count" | "sum" | "min" | "max" | "avg" | "array_agg" | "string_agg" | "bool_and"
+            | "bool_or" | "first_value" | "last_value" | "json_agg"
+    ));
+    if !aggregate {
+        let inner = std::mem::replace(item, Expr::value(Value::Null));
+        *item = call("max", vec![inner]);
+    }
+}
+
 fn rewrite_expr(e: &mut Expr, n: &mut u32) {
     match e {
+        Expr::Subquery(q) if !reads_only_empty(q) => aggregate_scalar_subquery(q),
         Expr::Subquery(q) if reads_only_empty(q) => *e = null(n, false),
         Expr::Exists { subquery, negated } if reads_only_empty(subquery) => {
             *e = if *negated {
@@ -410,7 +458,9 @@ fn rewrite_expr(e: &mut Expr, n: &mut u32) {
                 "_text" => return,
                 _ => return,
             };
-            match (literal, lookup) {
+            // Names are looked up; oids (a column, a number) pass through the same function.
+            let _ = literal;
+            match (true, lookup) {
                 (true, Some(f)) => {
                     let arg = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
                     *e = call(f, vec![arg]);
@@ -548,6 +598,7 @@ fn sql_type(t: &str) -> DataType {
         "bool" => DataType::Boolean,
         "real" => DataType::Float32,
         "text[]" => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        "int2[]" => DataType::List(Arc::new(Field::new_list_field(DataType::Int16, true))),
         _ => DataType::Utf8,
     }
 }
@@ -626,6 +677,13 @@ fn batch(schema: &SchemaRef, rows: &[Vec<(&str, V)>]) -> datafusion::error::Resu
                         _ => None,
                     }),
                 )),
+                DataType::List(f) if f.data_type() == &DataType::Int16 => {
+                    let mut b = ListBuilder::new(datafusion::arrow::array::Int16Builder::new());
+                    for _ in values {
+                        b.append_null();
+                    }
+                    Arc::new(b.finish())
+                }
                 DataType::List(_) => {
                     let mut b = ListBuilder::new(StringBuilder::new());
                     for _ in values {
@@ -701,11 +759,11 @@ const PG_TABLES: &[Table] = &[
     },
     Table {
         name: "pg_index",
-        columns: "indexrelid:oid,indrelid:oid,indnatts:smallint,indnkeyatts:smallint,indisunique:bool,indisprimary:bool,indisexclusion:bool,indimmediate:bool,indisclustered:bool,indisvalid:bool,indisreplident:bool,indkey:text,indcollation:text,indclass:text,indoption:text,indexprs:text,indpred:text",
+        columns: "indexrelid:oid,indrelid:oid,indnatts:smallint,indnkeyatts:smallint,indisunique:bool,indnullsnotdistinct:bool,indisprimary:bool,indisexclusion:bool,indimmediate:bool,indisclustered:bool,indisvalid:bool,indcheckxmin:bool,indisready:bool,indislive:bool,indisreplident:bool,indkey:int2[],indcollation:int2[],indclass:int2[],indoption:int2[],indexprs:text,indpred:text",
     },
     Table {
         name: "pg_constraint",
-        columns: "oid:oid,conname:text,connamespace:oid,contype:text,condeferrable:bool,condeferred:bool,convalidated:bool,conrelid:oid,contypid:oid,conindid:oid,conparentid:oid,confrelid:oid,confupdtype:text,confdeltype:text,confmatchtype:text,conislocal:bool,coninhcount:int4,connoinherit:bool,conkey:text,confkey:text,conbin:text",
+        columns: "oid:oid,conname:text,connamespace:oid,contype:text,condeferrable:bool,condeferred:bool,convalidated:bool,conrelid:oid,contypid:oid,conindid:oid,conparentid:oid,confrelid:oid,confupdtype:text,confdeltype:text,confmatchtype:text,conislocal:bool,coninhcount:int4,connoinherit:bool,conkey:int2[],confkey:int2[],conpfeqop:text,conppeqop:text,conffeqop:text,confdelsetcols:text,conexclop:text,conbin:text",
     },
     Table {
         name: "pg_description",
@@ -757,7 +815,7 @@ const PG_TABLES: &[Table] = &[
     },
     Table {
         name: "pg_statistic_ext",
-        columns: "oid:oid,stxrelid:oid,stxname:text,stxnamespace:oid,stxowner:oid,stxstattarget:int4,stxkeys:text,stxkind:text[],stxexprs:text",
+        columns: "oid:oid,stxrelid:oid,stxname:text,stxnamespace:oid,stxowner:oid,stxstattarget:int4,stxkeys:int2[],stxkind:text[],stxexprs:text",
     },
     Table {
         name: "pg_publication",
@@ -765,7 +823,7 @@ const PG_TABLES: &[Table] = &[
     },
     Table {
         name: "pg_publication_rel",
-        columns: "oid:oid,prpubid:oid,prrelid:oid,prqual:text,prattrs:text",
+        columns: "oid:oid,prpubid:oid,prrelid:oid,prqual:text,prattrs:int2[]",
     },
     Table {
         name: "pg_publication_namespace",
@@ -777,7 +835,7 @@ const PG_TABLES: &[Table] = &[
     },
     Table {
         name: "pg_partitioned_table",
-        columns: "partrelid:oid,partstrat:text,partnatts:smallint,partdefid:oid,partattrs:text,partclass:text,partcollation:text,partexprs:text",
+        columns: "partrelid:oid,partstrat:text,partnatts:smallint,partdefid:oid,partattrs:int2[],partclass:text,partcollation:text,partexprs:text",
     },
     Table {
         name: "pg_sequence",
@@ -997,6 +1055,37 @@ pub fn context(inputs: &Inputs<'_>) -> datafusion::error::Result<SessionContext>
 
 type Rows = BTreeMap<String, Vec<Vec<(&'static str, V)>>>;
 
+/// The catalog's own tables with oids: PostgreSQL's for the ones clients name
+/// (`'pg_class'::regclass`), then numbered.
+fn catalog_oids() -> Vec<(i64, &'static str)> {
+    let known = |name: &str| match name {
+        "pg_type" => Some(1247),
+        "pg_attribute" => Some(1249),
+        "pg_proc" => Some(1255),
+        "pg_class" => Some(1259),
+        "pg_database" => Some(1262),
+        "pg_namespace" => Some(2615),
+        "pg_constraint" => Some(2606),
+        "pg_index" => Some(2610),
+        "pg_description" => Some(2609),
+        "pg_attrdef" => Some(2604),
+        "pg_trigger" => Some(2620),
+        "pg_rewrite" => Some(2618),
+        "pg_inherits" => Some(2611),
+        _ => None,
+    };
+    PG_TABLES
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                known(t.name).unwrap_or(3_000 + i64::try_from(i).unwrap_or(0)),
+                t.name,
+            )
+        })
+        .collect()
+}
+
 fn rows(inputs: &Inputs<'_>, names: &Names) -> Rows {
     let mut out: Rows = BTreeMap::new();
     let mut push = |table: &str, row: Vec<(&'static str, V)>| {
@@ -1160,6 +1249,26 @@ fn rows(inputs: &Inputs<'_>, names: &Names) -> Rows {
                     "typcollation",
                     if *category == 'S' { 100 } else { 0 }.into(),
                 ),
+            ],
+        );
+    }
+    for (oid, name) in catalog_oids() {
+        push(
+            "pg_class",
+            vec![
+                ("oid", oid.into()),
+                ("relname", name.into()),
+                ("relnamespace", PG_CATALOG_OID.into()),
+                ("reltype", 0.into()),
+                ("reloftype", 0.into()),
+                ("relowner", 10.into()),
+                ("relam", 2.into()),
+                ("relkind", "r".into()),
+                ("relpersistence", "p".into()),
+                ("relhasindex", false.into()),
+                ("relispartition", false.into()),
+                ("relispopulated", true.into()),
+                ("relreplident", "n".into()),
             ],
         );
     }
@@ -1339,6 +1448,60 @@ fn constant(name: &str, value: ScalarValue) -> ScalarUDF {
     ))
 }
 
+/// An oid from a name (a `::regclass`-like cast): numbers pass through, names are looked up
+/// by `find`; an unknown name is `missing`'s error, or NULL without one.
+fn lookup_udf(
+    name: &str,
+    find: impl Fn(&str) -> Option<i64> + Send + Sync + 'static,
+    missing: Option<&'static str>,
+) -> ScalarUDF {
+    udf(name, DataType::Int64, move |args| {
+        let one = |s: ScalarValue| -> datafusion::error::Result<ScalarValue> {
+            let v = match s {
+                ScalarValue::Utf8(Some(t))
+                | ScalarValue::LargeUtf8(Some(t))
+                | ScalarValue::Utf8View(Some(t)) => match t.trim().parse::<i64>() {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        let key = t.trim().trim_matches('"').to_owned();
+                        match (
+                            find(&key).or_else(|| find(&key.to_ascii_lowercase())),
+                            missing,
+                        ) {
+                            (Some(o), _) => Some(o),
+                            (None, None) => None,
+                            (None, Some(what)) => {
+                                return Err(datafusion::error::DataFusionError::Plan(format!(
+                                    "{what} \"{t}\" does not exist"
+                                )));
+                            }
+                        }
+                    }
+                },
+                other if other.is_null() => None,
+                other => match other.cast_to(&DataType::Int64)? {
+                    ScalarValue::Int64(v) => v,
+                    _ => None,
+                },
+            };
+            Ok(ScalarValue::Int64(v))
+        };
+        match args.first() {
+            None => Ok(ColumnarValue::Scalar(ScalarValue::Int64(None))),
+            Some(ColumnarValue::Scalar(s)) => Ok(ColumnarValue::Scalar(one(s.clone())?)),
+            Some(ColumnarValue::Array(a)) if a.is_empty() => Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&DataType::Int64),
+            )),
+            Some(ColumnarValue::Array(a)) => {
+                let values = (0..a.len())
+                    .map(|i| one(ScalarValue::try_from_array(a, i)?))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
+            }
+        }
+    })
+}
+
 /// Applies `f` to the first argument's values as integers (oids), row by row.
 fn on_oids(
     args: &[ColumnarValue],
@@ -1417,7 +1580,7 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
         constant("pg_sluice_false", ScalarValue::Boolean(Some(false))),
         // Sluice holds no advisory locks: unlocking all is a no-op (asyncpg's pool reset).
         constant("pg_advisory_unlock_all", ScalarValue::Utf8(None)),
-        constant("pg_sluice_null", ScalarValue::Utf8(None)),
+        constant("pg_sluice_null", ScalarValue::Null),
         constant("txid_current", ScalarValue::Int64(Some(1))),
         constant("pg_encoding_to_char", utf8("UTF8")),
         constant("pg_get_userbyid", utf8(&user)),
@@ -1436,6 +1599,7 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
         "has_type_privilege",
         "has_sequence_privilege",
         "pg_type_is_visible",
+        "pg_collation_is_visible",
         "pg_function_is_visible",
         "pg_has_role",
     ] {
@@ -1514,40 +1678,42 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
             v
         })
         .collect();
-    out.push(udf("pg_sluice_regclass", DataType::Int64, move |args| {
-        let name = text_arg(args, 0).unwrap_or_default();
-        let key = name.trim_matches('"').to_owned();
-        match by_name
-            .get(&key)
-            .or_else(|| by_name.get(&key.to_ascii_lowercase()))
-        {
-            Some(o) => Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(*o)))),
-            None => Err(datafusion::error::DataFusionError::Plan(format!(
-                "relation \"{name}\" does not exist"
-            ))),
-        }
-    }));
-    out.push(udf("pg_sluice_regtype", DataType::Int64, |args| {
-        let name = text_arg(args, 0).unwrap_or_default().to_ascii_lowercase();
-        let oid = TYPES
+    let type_oid = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        let name = name.strip_prefix("pg_catalog.").unwrap_or(&name).to_owned();
+        TYPES
             .iter()
             .find(|(o, n, ..)| *n == name || types::type_name(*o) == name)
-            .map(|(o, ..)| i64::from(*o));
-        Ok(ColumnarValue::Scalar(ScalarValue::Int64(oid)))
-    }));
+            .map(|(o, ..)| i64::from(*o))
+    };
+    out.push(lookup_udf("to_regtype", type_oid, None));
+    out.push(lookup_udf("pg_sluice_regtype", type_oid, Some("type")));
+    let mut by_name = by_name;
+    for (oid, name) in catalog_oids() {
+        by_name.insert(name.to_owned(), oid);
+        by_name.insert(format!("pg_catalog.{name}"), oid);
+    }
+    let by_name = Arc::new(by_name);
+    let lookup = Arc::clone(&by_name);
+    out.push(lookup_udf(
+        "to_regclass",
+        move |n: &str| lookup.get(n).copied(),
+        None,
+    ));
+    out.push(lookup_udf(
+        "pg_sluice_regclass",
+        move |n: &str| by_name.get(n).copied(),
+        Some("relation"),
+    ));
     let namespaces = names.namespaces.clone();
-    out.push(udf(
+    out.push(lookup_udf(
         "pg_sluice_regnamespace",
-        DataType::Int64,
-        move |args| {
-            let name = text_arg(args, 0).unwrap_or_default();
-            let oid = match name.as_str() {
-                "pg_catalog" => Some(PG_CATALOG_OID),
-                "information_schema" => Some(INFORMATION_SCHEMA_OID),
-                other => namespaces.get(other.trim_matches('"')).copied(),
-            };
-            Ok(ColumnarValue::Scalar(ScalarValue::Int64(oid)))
+        move |n: &str| match n {
+            "pg_catalog" => Some(PG_CATALOG_OID),
+            "information_schema" => Some(INFORMATION_SCHEMA_OID),
+            other => namespaces.get(other).copied(),
         },
+        Some("schema"),
     ));
     let settings = inputs.settings.clone();
     out.push(udf("current_setting", DataType::Utf8, move |args| {

@@ -774,6 +774,8 @@ impl Conn {
                     ],
                 )
             } else {
+                let name = super::session::canonical(name);
+                let name = name.as_str();
                 let Some(v) = self.session.get(name) else {
                     return Err(PgError::new(
                         state::UNDEFINED_PARAMETER,
@@ -958,9 +960,11 @@ impl Conn {
         let ctx = catalog::context(&inputs).map_err(|e| catalog_error(&e))?;
         let mut statement = ast.clone();
         catalog::rewrite(&mut statement);
-        let plan = catalog::plan(&ctx, statement)
-            .await
-            .map_err(|e| catalog_error(&e))?;
+        let text = statement.to_string();
+        let plan = catalog::plan(&ctx, statement).await.map_err(|e| {
+            debug!(statement = %text, error = %e, "pg: a catalog statement did not plan.");
+            catalog_error(&e)
+        })?;
         self.pending_set_config = Some(set_config);
         Ok((ctx, plan))
     }
@@ -988,11 +992,16 @@ impl Conn {
                 .map_err(|e| catalog_error(&e))?
         };
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let frame = ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(|e| catalog_error(&e))?;
-        let batches = frame.collect().await.map_err(|e| catalog_error(&e))?;
+        let shown = plan.display_indent().to_string();
+        let failed = |e: datafusion::error::DataFusionError| {
+            debug!(plan = %shown, error = %e, "pg: a catalog statement did not run.");
+            catalog_error(&e)
+        };
+        let frame = ctx.execute_logical_plan(plan).await.map_err(failed)?;
+        let batches = frame.collect().await.map_err(|e| {
+            debug!(error = %e, "pg: a catalog statement failed.");
+            catalog_error(&e)
+        })?;
         self.apply_set_config();
         let fields = portal::fields(&schema);
         let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();

@@ -292,6 +292,7 @@ impl Rows {
             .map(Column::writer)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| encode_error(&e))?;
+        let nulls: Vec<_> = batch.columns().iter().map(|c| c.logical_nulls()).collect();
         let mut scratch = bytes::BytesMut::new();
         let mut lines = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
@@ -300,7 +301,7 @@ impl Rows {
                 if k > 0 {
                     line.push(format.delimiter as u8);
                 }
-                if batch.column(k).is_null(i) {
+                if nulls[k].as_ref().is_some_and(|n| n.is_null(i)) {
                     line.extend_from_slice(format.null.as_bytes());
                     continue;
                 }

@@ -100,10 +100,12 @@ pub struct Session {
 }
 
 /// A setting's canonical name (`TimeZone` → `timezone`).
-fn canonical(name: &str) -> String {
+pub fn canonical(name: &str) -> String {
     let n = name.trim().to_ascii_lowercase();
     match n.as_str() {
         "time zone" | "time_zone" => "timezone".into(),
+        "transaction isolation level" => "transaction_isolation".into(),
+        "session authorization" => "session_authorization".into(),
         "names" => "client_encoding".into(),
         _ => n,
     }

@@ -192,6 +192,8 @@ pub struct Column {
 /// A column's writer for one batch (the display form borrows the column).
 pub struct Writer<'a> {
     array: &'a ArrayRef,
+    /// Logical nulls (a `NullArray` or a dictionary has no null buffer of its own).
+    nulls: Option<datafusion::arrow::buffer::NullBuffer>,
     oid: u32,
     binary: bool,
     /// Display form for text output of types written through Arrow's formatter.
@@ -263,6 +265,7 @@ impl Column {
         };
         Ok(Writer {
             array: &self.array,
+            nulls: self.array.logical_nulls(),
             oid,
             binary,
             display,
@@ -273,7 +276,7 @@ impl Column {
 impl Writer<'_> {
     /// Writes row `i`'s value: its length (-1 for NULL) and bytes.
     pub fn write(&self, i: usize, out: &mut bytes::BytesMut) {
-        if self.array.is_null(i) {
+        if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
             out.put_i32(-1);
             return;
         }
@@ -628,7 +631,7 @@ fn text_array(a: &ArrayRef, i: usize, array_oid: u32, out: &mut bytes::BytesMut)
         if j > 0 {
             out.put_u8(b',');
         }
-        if values.is_null(j) {
+        if values.logical_nulls().is_some_and(|n| n.is_null(j)) {
             out.put_slice(b"NULL");
             continue;
         }

@@ -192,6 +192,36 @@ def run_sqlalchemy(t):
     print(json.dumps(out, sort_keys=True))
 
 
+def run_odbc(t):
+    import pyodbc
+
+    # psqlODBC in declare/fetch mode (Tableau's): results read through a cursor, 2 rows a FETCH.
+    conn = pyodbc.connect(
+        f"Driver={t['driver']};"
+        f"Server={t['host']};Port={t['port']};Database={t['database']};"
+        f"Uid={t['user']};Pwd={t['password']};SSLmode={t.get('sslmode', 'disable')};"
+        f"UseDeclareFetch=1;Fetch=2;ConnSettings=SET search_path TO {t['search_path']}%3B"
+        "SET default_transaction_read_only TO on%3B;",
+        autocommit=False,
+    )
+    out = {}
+    cur = conn.cursor()
+    for name, sql, params in STEPS:
+        q = sql.replace("%s", "?")
+        try:
+            cur.execute(q, *params)
+            rows = cur.fetchall() if cur.description else []
+            cols = [d[0] for d in cur.description] if cur.description else []
+            out[name] = {"columns": cols, "rows": [[norm(v) for v in r] for r in rows]}
+        except pyodbc.Error as e:
+            out[name] = {"error": e.args[0] if e.args else "unknown"}
+            conn.rollback()
+    tables = [r.table_name for r in cur.tables(schema=t["schema_name"], tableType="TABLE")]
+    out["tables"] = {"rows": [[n] for n in sorted(tables)]}
+    conn.close()
+    print(json.dumps(out, sort_keys=True))
+
+
 if __name__ == "__main__":
     client, target = sys.argv[1], json.loads(sys.argv[2])
     if client == "psycopg":
@@ -204,5 +234,7 @@ if __name__ == "__main__":
         run_pg8000(target)
     elif client == "sqlalchemy":
         run_sqlalchemy(target)
+    elif client == "odbc":
+        run_odbc(target)
     else:
         raise SystemExit("unknown client " + client)
