@@ -1655,14 +1655,42 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
         )
     }));
     out.push(udf("format_type", DataType::Utf8, |args| {
-        on_oids(
-            args,
-            |o| {
-                o.and_then(|o| u32::try_from(o).ok())
-                    .map(|o| ScalarValue::Utf8(Some(types::type_name(o).to_owned())))
-            },
-            &DataType::Utf8,
-        )
+        // format_type(oid, typmod): numeric's precision and scale from its typmod.
+        let rows = args
+            .iter()
+            .find_map(|a| match a {
+                ColumnarValue::Array(a) => Some(a.len()),
+                ColumnarValue::Scalar(_) => None,
+            })
+            .unwrap_or(1);
+        let int_at = |k: usize, i: usize| -> Option<i64> {
+            let s = match args.get(k)? {
+                ColumnarValue::Scalar(s) => s.clone(),
+                ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i).ok()?,
+            };
+            match s.cast_to(&DataType::Int64).ok()? {
+                ScalarValue::Int64(v) => v,
+                _ => None,
+            }
+        };
+        let values: Vec<Option<String>> = (0..rows)
+            .map(|i| {
+                let oid = u32::try_from(int_at(0, i)?).ok()?;
+                let name = types::type_name(oid);
+                Some(match int_at(1, i) {
+                    Some(m) if oid == oid::NUMERIC && m >= 4 => {
+                        format!("{name}({},{})", (m - 4) >> 16, (m - 4) & 0xffff)
+                    }
+                    _ => name.to_owned(),
+                })
+            })
+            .collect();
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                values.into_iter().next().flatten(),
+            )));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
     }));
     // `'name'::regclass` and friends: the oid of a visible (or qualified) table.
     let by_name: BTreeMap<String, i64> = names

@@ -92,12 +92,12 @@ public class Probe {
                     out.put("timeout", error(e));
                 }
             }
-            try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT 1 AS after")) {
+            try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*) AS after FROM items")) {
                 out.put("after_cancel", rows(rs));
             }
             DatabaseMetaData md = c.getMetaData();
             out.put("product", "{\"rows\":[[" + quote(md.getDatabaseProductName()) + "]]}");
-            try (ResultSet rs = md.getTables(null, args[4], "%", new String[] {"TABLE"})) {
+            try (ResultSet rs = md.getTables(null, args[4], "%", new String[] {"TABLE", "VIEW"})) {
                 StringBuilder sb = new StringBuilder("{\"rows\":[");
                 boolean first = true;
                 while (rs.next()) {
