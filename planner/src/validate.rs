@@ -166,6 +166,19 @@ fn check_reads(s: &ast::Statement) -> Result<()> {
 /// chains (`1 + 1 + ...`, `x = 1 OR x = 2 OR ...`, `v::int::int...`). The walk itself stops
 /// at the limit, so it never recurses deeper than what it allows.
 fn check_shape(statement: &Statement) -> Result<()> {
+    match statement {
+        Statement::Statement(s) => check_ast_shape(s),
+        Statement::Explain(e) => check_shape(&e.statement),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_shape`] for a statement a door parsed itself (the PostgreSQL protocol's), before it
+/// walks the tree: deeper than the limits is [`PlanError::TooDeep`].
+///
+/// # Errors
+/// [`PlanError::TooDeep`].
+pub fn check_ast_shape(statement: &ast::Statement) -> Result<()> {
     use std::ops::ControlFlow;
     struct Shape {
         branches: usize,
@@ -212,13 +225,8 @@ fn check_shape(statement: &Statement) -> Result<()> {
         }
         count
     }
-    let s = match statement {
-        Statement::Statement(s) => s.as_ref(),
-        Statement::Explain(e) => return check_shape(&e.statement),
-        _ => return Ok(()),
-    };
     use ast::Visit as _;
-    match s.visit(&mut Shape {
+    match statement.visit(&mut Shape {
         branches: 0,
         depth: 0,
     }) {

@@ -38,20 +38,77 @@ const PG_CATALOG_OID: i64 = 11;
 const INFORMATION_SCHEMA_OID: i64 = 13_000;
 /// Oids of Sluice's namespaces and tables start here (PostgreSQL's first user oid).
 const FIRST_OID: i64 = 16_384;
+/// Memory one catalog statement's operators may hold.
+pub const CATALOG_MEMORY_BYTES: usize = 64 << 20;
 /// The database every connection is in.
 pub const DATABASE_OID: i64 = 16_383;
 
-/// Whether a statement reads the emulated catalog: it names a `pg_catalog` or
-/// `information_schema` relation, or no relation at all (then the service is asked if the
-/// catalog cannot plan it).
+/// Where a statement runs: in the catalog context when it names a `pg_catalog` or
+/// `information_schema` relation, or names none but calls a function only the catalog has
+/// (`pg_table_is_visible`, `format_type`, ...); everything else through the query service, with
+/// its limits (table-less computations too).
 pub enum Route {
-    /// Names catalog relations.
+    /// The catalog context.
     Catalog,
-    /// Names no relation.
-    Either,
-    /// Names only other relations.
+    /// The query service.
     Service,
 }
+
+/// Functions of the catalog context a table-less statement may call (the session's own,
+/// `version()` and the like, are folded into statements for the service instead).
+const CATALOG_FUNCTIONS: &[&str] = &[
+    "pg_is_in_recovery",
+    "txid_current",
+    "pg_encoding_to_char",
+    "pg_get_userbyid",
+    "pg_postmaster_start_time",
+    "inet_server_addr",
+    "inet_server_port",
+    "pg_relation_is_publishable",
+    "pg_advisory_unlock_all",
+    "has_table_privilege",
+    "has_schema_privilege",
+    "has_database_privilege",
+    "has_column_privilege",
+    "has_any_column_privilege",
+    "has_function_privilege",
+    "has_type_privilege",
+    "has_sequence_privilege",
+    "pg_type_is_visible",
+    "pg_collation_is_visible",
+    "pg_function_is_visible",
+    "pg_has_role",
+    "pg_get_expr",
+    "obj_description",
+    "col_description",
+    "shobj_description",
+    "pg_get_indexdef",
+    "pg_get_constraintdef",
+    "pg_get_viewdef",
+    "pg_get_triggerdef",
+    "pg_get_ruledef",
+    "pg_get_functiondef",
+    "pg_get_function_arguments",
+    "pg_get_function_result",
+    "pg_get_partkeydef",
+    "pg_get_statisticsobjdef_columns",
+    "pg_tablespace_location",
+    "pg_get_serial_sequence",
+    "pg_get_function_identity_arguments",
+    "pg_relation_size",
+    "pg_total_relation_size",
+    "pg_table_size",
+    "pg_indexes_size",
+    "pg_database_size",
+    "pg_table_is_visible",
+    "format_type",
+    "to_regtype",
+    "to_regclass",
+    "current_schemas",
+    "set_config",
+    "pg_size_pretty",
+    "quote_ident",
+];
 
 /// Where `statement` goes.
 pub fn route(statement: &Statement) -> Route {
@@ -67,18 +124,32 @@ pub fn route(statement: &Statement) -> Route {
             .iter()
             .map(|p| p.to_string().trim_matches('"').to_ascii_lowercase())
             .collect();
+        // `source.information_schema.tables` is that source's, the query service's to answer.
         let is_catalog = match parts.as_slice() {
             [one] => one.starts_with("pg_"),
-            [.., schema, _] => schema == "pg_catalog" || schema == "information_schema",
-            [] => false,
+            [schema, _] => schema == "pg_catalog" || schema == "information_schema",
+            _ => false,
         };
         catalog |= is_catalog;
         ControlFlow::<()>::Continue(())
     });
-    match (any, catalog) {
-        (_, true) => Route::Catalog,
-        (false, false) => Route::Either,
-        (true, false) => Route::Service,
+    if catalog {
+        return Route::Catalog;
+    }
+    if any {
+        return Route::Service;
+    }
+    let mut calls = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(statement, |e: &Expr| {
+        if let Expr::Function(f) = e {
+            calls |= CATALOG_FUNCTIONS.contains(&unqualified(&f.name).as_str());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if calls {
+        Route::Catalog
+    } else {
+        Route::Service
     }
 }
 
@@ -1011,7 +1082,11 @@ pub fn context(inputs: &Inputs<'_>) -> datafusion::error::Result<SessionContext>
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(false)
         .with_target_partitions(1);
-    let ctx = SessionContext::new_with_config(config);
+    // Bounded like a query: catalog statements share no memory with the planner's.
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(CATALOG_MEMORY_BYTES, 1.0)
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     let catalog = ctx
         .catalog("sluice")
         .ok_or_else(|| datafusion::error::DataFusionError::Internal("no catalog".into()))?;
@@ -1839,6 +1914,42 @@ mod tests {
     }
 
     #[test]
+    fn every_catalog_function_is_routed_or_folded() {
+        let tables = Vec::new();
+        let inputs = Inputs {
+            tables: &tables,
+            visible: "local.public".into(),
+            database: "sluice",
+            user: "u",
+            pid: 1,
+            settings: BTreeMap::new(),
+            set_config: Arc::default(),
+        };
+        let names = names(&tables);
+        let folded = [
+            "version",
+            "current_database",
+            "current_catalog",
+            "current_schema",
+            "current_user",
+            "session_user",
+            "current_role",
+            "user",
+            "pg_backend_pid",
+            "current_setting",
+        ];
+        for f in functions(&inputs, &names) {
+            let n = f.name();
+            assert!(
+                CATALOG_FUNCTIONS.contains(&n)
+                    || folded.contains(&n)
+                    || n.starts_with("pg_sluice_"),
+                "{n} is neither routed to the catalog nor folded"
+            );
+        }
+    }
+
+    #[test]
     fn catalog_statements_are_rewritten_to_what_datafusion_plans() {
         let mut s = parse(
             "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default AND c.oid = 't'::regclass AND pg_catalog.pg_table_is_visible(c.oid) AND c.reloftype::pg_catalog.regtype::pg_catalog.text = ''",
@@ -1847,13 +1958,18 @@ mod tests {
         let text = s.to_string();
         assert!(text.contains("c.relname ~ '^(t)$'"), "{text}");
         assert!(text.contains("pg_sluice_regclass('t')"), "{text}");
-        assert!(text.contains(" pg_table_is_visible(c.oid)"), "{text}");
+        assert!(text.contains("AND pg_table_is_visible(c.oid)"), "{text}");
         assert!(
-            text.contains("CAST(CAST(c.reloftype AS BIGINT) AS TEXT)"),
+            text.contains("CAST(pg_sluice_regtype(c.reloftype) AS TEXT)"),
             "{text}"
         );
         assert!(matches!(route(&s), Route::Catalog));
-        assert!(matches!(route(&parse("SELECT 1")), Route::Either));
+        assert!(matches!(route(&parse("SELECT 1")), Route::Service));
+        assert!(matches!(route(&parse("SELECT version()")), Route::Service));
+        assert!(matches!(
+            route(&parse("SELECT pg_catalog.format_type(25, -1)")),
+            Route::Catalog
+        ));
         assert!(matches!(
             route(&parse("SELECT * FROM orders")),
             Route::Service

@@ -894,13 +894,9 @@ impl Conn {
         formats: &[i16],
     ) -> Result<Rows, PgError> {
         if let Some(ast) = ast {
-            let route = catalog::route(ast);
-            if !matches!(route, Route::Service) {
-                match self.catalog_plan(ast).await {
-                    Ok((ctx, plan)) => return self.catalog_run(&ctx, plan, params, formats).await,
-                    Err(e) if matches!(route, Route::Catalog) => return Err(e),
-                    Err(_) => {}
-                }
+            if matches!(catalog::route(ast), Route::Catalog) {
+                let (ctx, plan) = self.catalog_plan(ast).await?;
+                return self.catalog_run(&ctx, plan, params, formats).await;
             }
             if let Some(folded) = self.fold(ast) {
                 return self.service_run(&folded, params, formats).await;
@@ -998,10 +994,46 @@ impl Conn {
             catalog_error(&e)
         };
         let frame = ctx.execute_logical_plan(plan).await.map_err(failed)?;
-        let batches = frame.collect().await.map_err(|e| {
-            debug!(error = %e, "pg: a catalog statement failed.");
-            catalog_error(&e)
-        })?;
+        // The rows are few (the catalog is the caller's tables), but the statement is the
+        // client's: it gets the query timeout and row cap a query gets.
+        let limits = self.door.service.limits();
+        let max_rows = limits.max_rows;
+        let timeout = std::time::Duration::from_millis(
+            self.session
+                .statement_timeout_ms()
+                .unwrap_or(limits.query_timeout_ms)
+                .min(limits.query_timeout_ms),
+        );
+        let collect = async move {
+            let mut stream = frame.execute_stream().await?;
+            let mut batches = Vec::new();
+            let mut rows = 0_u64;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows() as u64;
+                if rows > max_rows {
+                    return Ok(Err(PgError::new(
+                        state::PROGRAM_LIMIT_EXCEEDED,
+                        format!("the result has more than limits.max_rows ({max_rows}) rows"),
+                    )));
+                }
+                batches.push(b);
+            }
+            Ok::<_, datafusion::error::DataFusionError>(Ok(batches))
+        };
+        let batches = match tokio::time::timeout(timeout, collect).await {
+            Err(_) => {
+                return Err(PgError::new(
+                    state::QUERY_CANCELED,
+                    "canceling statement due to statement timeout",
+                ));
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "pg: a catalog statement failed.");
+                return Err(catalog_error(&e));
+            }
+            Ok(Ok(rows)) => rows?,
+        };
         self.apply_set_config();
         let fields = portal::fields(&schema);
         let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
@@ -1146,9 +1178,10 @@ impl Conn {
         let given = prepared.given.clone();
         match &prepared.command {
             Command::Query { sql, ast } => {
-                if let Some(ast) = ast.as_deref() {
-                    let route = catalog::route(ast);
-                    if !matches!(route, Route::Service) {
+                if let Some(ast) = ast.as_deref()
+                    && matches!(catalog::route(ast), Route::Catalog)
+                {
+                    {
                         match self.catalog_plan(ast).await {
                             Ok((_, plan)) => {
                                 self.pending_set_config = None;
@@ -1165,8 +1198,7 @@ impl Conn {
                                 }
                                 return Ok((params, Some(fields)));
                             }
-                            Err(e) if matches!(route, Route::Catalog) => return Err(e),
-                            Err(_) => {}
+                            Err(e) => return Err(e),
                         }
                     }
                 }
@@ -1366,6 +1398,8 @@ fn catalog_error(e: &datafusion::error::DataFusionError) -> PgError {
     let first = text.lines().next().unwrap_or_default();
     let state = if first.contains("not found") || first.contains("does not exist") {
         state::UNDEFINED_TABLE
+    } else if first.contains("Resources exhausted") {
+        "53200"
     } else if first.contains("Divide by zero") {
         "22012"
     } else if first.contains("Invalid function") || first.contains("function") {

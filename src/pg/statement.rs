@@ -153,12 +153,30 @@ pub fn split(text: &str) -> Vec<Command> {
     {
         return vec![Command::Empty];
     }
-    let Ok(statements) = Parser::parse_sql(&PostgreSqlDialect {}, text) else {
-        return vec![Command::Query {
+    let whole = || {
+        vec![Command::Query {
             sql: trimmed.to_owned(),
             ast: None,
-        }];
+        }]
     };
+    // Text the planner would refuse as too large or too deep goes to it as is, for its answer;
+    // nothing here walks a tree deeper than it allows.
+    if text.len() > sluice_planner::validate::MAX_SQL_BYTES {
+        return whole();
+    }
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(sluice_planner::validate::MAX_NESTING)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statements());
+    let Ok(statements) = parsed else {
+        return whole();
+    };
+    if statements
+        .iter()
+        .any(|s| sluice_planner::validate::check_ast_shape(s).is_err())
+    {
+        return whole();
+    }
     let single = statements.len() == 1;
     statements
         .into_iter()
@@ -582,5 +600,18 @@ fn expr_name(e: &Expr) -> String {
         Expr::Exists { .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
         _ => "?column?".into(),
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_trailing_semicolons_are_one_statement() {
+        for sql in ["SELECT 1 -- comment", "SELECT 1;", "SELECT 1; -- trailing"] {
+            let c = split(sql);
+            assert_eq!(c.len(), 1, "{sql}: {c:?}");
+        }
     }
 }

@@ -168,6 +168,15 @@ async fn hostile_sql_gets_its_documented_answer_and_changes_nothing() {
                     short(&case.label)
                 ));
             }
+            // And through the PostgreSQL protocol: the same verdict, or one of the door's own
+            // (see `crate::pg::same_verdict`).
+            let pg = crate::pg::verdict(&app, &app.key, &case.sql).await;
+            if !crate::pg::same_verdict(&case.sql, &pg, &code, &case.codes) {
+                failures.push(format!(
+                    "{}: the PostgreSQL door got {pg:?}, HTTP {code}",
+                    short(&case.label)
+                ));
+            }
         }
     }
     assert!(

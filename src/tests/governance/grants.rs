@@ -134,6 +134,14 @@ async fn the_escape_corpus_is_refused_on_the_plan_and_never_reaches_postgres() {
                 "Flight SQL and HTTP differ: {sql}\n  Flight {flight:?}, HTTP {status} {http_code:?}"
             )),
         }
+        // And the PostgreSQL door, whose catalog is built from the same grants.
+        let pg = crate::pg::verdict(&app, &reader, sql).await;
+        let http = http_code.clone().unwrap_or_else(|| "ok".to_owned());
+        if !crate::pg::same_verdict(sql, &pg, &http, &[]) {
+            wrong.push(format!(
+                "the PostgreSQL door and HTTP differ: {sql}\n  pg {pg:?}, HTTP {status} {http_code:?}"
+            ));
+        }
         if *ok {
             if status != 200 {
                 wrong.push(format!("must answer: {sql}\n  {status} {body}"));

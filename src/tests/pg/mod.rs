@@ -438,3 +438,122 @@ async fn a_source_is_a_database() {
     .await;
     assert_eq!(tables, vec![vec![Some("items".to_owned())]]);
 }
+
+/// What the PostgreSQL door answers `sql` (one statement, extended protocol) as `key`: the
+/// row count, or the refusal as Sluice's code (carried in the error's detail) or, for a
+/// refusal of the door's own, `sqlstate:<code>`.
+pub async fn verdict(app: &TestApp, key: &str, sql: &str) -> Result<usize, String> {
+    let c = connect_as(app, "sluice", key)
+        .await
+        .map_err(|e| format!("no connection: {e}"))?;
+    match c.query(sql, &[]).await {
+        Ok(rows) => Ok(rows.len()),
+        Err(e) => Err(e.as_db_error().map_or_else(
+            || format!("no answer: {e}"),
+            |d| {
+                d.detail()
+                    .and_then(|t| t.strip_prefix("sluice code "))
+                    .map(|t| t.split(',').next().unwrap_or_default().to_owned())
+                    .unwrap_or_else(|| format!("sqlstate:{}", d.code().code()))
+            },
+        )),
+    }
+}
+
+/// Whether the PostgreSQL door's verdict on `sql` agrees with HTTP's `code` (or one of
+/// `allowed`): the same answer, or one the protocol defines for itself. Session and
+/// transaction commands (`SET`, `BEGIN`, `DISCARD`, ...) and empty statements are answered by
+/// the door, and the emulated catalog (`pg_catalog.*`) is read there; the door refuses on its
+/// own (a SQLSTATE with no Sluice code) what PostgreSQL refuses (several statements in one
+/// Parse, `COPY` to a file, `SET ROLE`). What it must never do is run a statement HTTP refuses
+/// for any other reason, or refuse one HTTP answers. Statements tokio-postgres will not send
+/// (a NUL byte, a `$1` without a value) prove nothing.
+pub fn same_verdict(sql: &str, pg: &Result<usize, String>, code: &str, allowed: &[String]) -> bool {
+    let pg_code = match pg {
+        Ok(_) => "ok",
+        Err(c) => c.as_str(),
+    };
+    if pg_code == code || allowed.iter().any(|a| a == pg_code) {
+        return true;
+    }
+    if pg_code.starts_with("no answer:") {
+        return true;
+    }
+    if code == "ok" {
+        return false;
+    }
+    if pg_code.starts_with("sqlstate:") {
+        return true;
+    }
+    let text = sql.trim_start().to_ascii_lowercase();
+    let first = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    let door_command = [
+        "set",
+        "reset",
+        "begin",
+        "start",
+        "commit",
+        "rollback",
+        "end",
+        "abort",
+        "discard",
+        "show",
+        "savepoint",
+        "release",
+        "unlisten",
+    ]
+    .contains(&first);
+    let empty = text.split(';').all(|s| {
+        let s = s.trim();
+        s.is_empty() || s.starts_with("--") || (s.starts_with("/*") && s.ends_with("*/"))
+    });
+    let catalog = text.contains("pg_catalog.") || text.contains("information_schema.");
+    door_command || empty || catalog
+}
+
+#[actix_web::test]
+async fn a_readers_catalog_holds_only_its_grants() {
+    let app = app().await;
+    let created: serde_json::Value = app
+        .req(reqwest::Method::POST, "/v1/keys")
+        .json(&serde_json::json!({
+            "name": "nation-only",
+            "role": "reader",
+            "grants": [{"source": "local", "schema": "public", "table": "nation"}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap();
+    let c = connect_as(&app, "sluice", key).await.unwrap();
+    let tables = simple(
+        &c,
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+         ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .await;
+    assert_eq!(tables, vec![vec![Some("nation".to_owned())]]);
+    let listed = simple(&c, "SELECT table_name FROM information_schema.tables").await;
+    assert_eq!(listed, vec![vec![Some("nation".to_owned())]]);
+    // As on PostgreSQL, a name that is no relation does not cast to regclass.
+    let e = c
+        .simple_query(
+            "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = 'region'::regclass",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(state_of(&e), "42P01");
+    // A table outside the grants does not exist, on the catalog's path or the query's.
+    let e = c.simple_query("SELECT * FROM region").await.unwrap_err();
+    assert_eq!(state_of(&e), "42P01");
+    assert_eq!(
+        simple(&c, "SELECT count(*) FROM nation").await,
+        vec![vec![Some("25".to_owned())]]
+    );
+}
