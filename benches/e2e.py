@@ -209,12 +209,13 @@ class Sluice:
             env={**os.environ, "SLUICE_LOG": os.environ.get("SLUICE_LOG", "warn")},
         )
         line = self._ready_line(timeout=60)
-        match = re.search(r"url=http://([^:/]+):(\d+)\S*(?: flight=(\S+))? api_key=(\S+)", line)
+        match = re.search(r"url=http://([^:/]+):(\d+)\S*(?: flight=(\S+))?(?: pg=(\S+))? api_key=(\S+)", line)
         if not match:
             self.stop()
             raise RuntimeError(f"unexpected ready line: {line!r}")
-        self.host, self.port, self.key = match.group(1), int(match.group(2)), match.group(4)
+        self.host, self.port, self.key = match.group(1), int(match.group(2)), match.group(5)
         self.flight = match.group(3)
+        self.pg = match.group(4)
         self.client = self.new_client()
         log(f"sluice pid {self.proc.pid} on {self.host}:{self.port}")
 
