@@ -42,7 +42,7 @@ def load_postgres(url: str, data: Path, tables: list[str]) -> None:
             if have:
                 continue
             e2e.log(f"loading {t} into PostgreSQL")
-            rel = duckdb.read_parquet(str(data / t / "*.parquet"))
+            rel = duckdb.read_parquet(str(data / f"{t}.parquet"))
             cols = ", ".join(
                 f"{c} {'bigint' if str(ty) in ('BIGINT', 'INTEGER') else 'numeric(15,2)' if 'DECIMAL' in str(ty) else 'date' if str(ty) == 'DATE' else 'text'}"
                 for c, ty in zip(rel.columns, rel.types)

@@ -317,6 +317,16 @@ fn tag_of(command: &Command, n: u64) -> String {
 }
 
 impl Conn {
+    /// Writes up to `max` rows of `rows`, the query behind them cancellable meanwhile.
+    async fn write_rows(&mut self, rows: &mut Rows, max: u64) -> Result<bool, Stop> {
+        if let Some(id) = &rows.query_id {
+            self.backend.running(&self.principal, id);
+        }
+        let result = rows.write(&mut self.wire, max).await;
+        self.backend.clear();
+        result
+    }
+
     fn status(&self) -> TransactionStatus {
         match self.session.block {
             Block::Idle => TransactionStatus::Idle,
@@ -491,7 +501,7 @@ impl Conn {
                     }
                     self.wire
                         .send(&B::RowDescription(portal::describe(&rows.fields, &[])));
-                    match rows.write(&mut self.wire, 0).await {
+                    match self.write_rows(&mut rows, 0).await {
                         Ok(_) => {
                             let tag = tag_of(&command, rows.sent);
                             self.wire
@@ -517,7 +527,12 @@ impl Conn {
         self.wire.send(&B::CopyOutResponse(
             pgwire::messages::copy::CopyOutResponse::new(0, n, vec![0; n as usize]),
         ));
-        match rows.copy_out(&mut self.wire, format).await {
+        if let Some(id) = &rows.query_id {
+            self.backend.running(&self.principal, id);
+        }
+        let copied = rows.copy_out(&mut self.wire, format).await;
+        self.backend.clear();
+        match copied {
             Ok(()) => {
                 self.wire
                     .send(&B::CopyDone(pgwire::messages::copy::CopyDone::new()));
@@ -562,6 +577,14 @@ impl Conn {
                         "SET LOCAL can only be used in transaction blocks",
                         "25P01",
                     );
+                }
+                if name == "application_name" {
+                    // The audit record's user agent follows the session's name.
+                    self.client.user_agent = self
+                        .session
+                        .get(&name)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| a.chars().take(256).collect());
                 }
                 self.report(&name);
                 Ok(Answer::Tag("SET".into()))
@@ -731,7 +754,7 @@ impl Conn {
             )));
         }
         let before = cursor.rows.sent;
-        let result = cursor.rows.write(&mut self.wire, count.unwrap_or(0)).await;
+        let result = self.write_rows(&mut cursor.rows, count.unwrap_or(0)).await;
         let n = cursor.rows.sent - before;
         match result {
             Ok(_) => {
@@ -1084,9 +1107,17 @@ impl Conn {
                 return Err(PgError::from(&e));
             }
         };
-        let (schema, batches) = portal::from_service(started.stream).await?;
+        let (schema, batches) = match portal::from_service(started.stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.backend.clear();
+                return Err(e);
+            }
+        };
         let fields = portal::fields(&schema);
-        Ok(Rows::new(batches, fields, formats.to_vec(), self.style()))
+        let mut rows = Rows::new(batches, fields, formats.to_vec(), self.style());
+        rows.query_id = Some(query_id);
+        Ok(rows)
     }
 
     // ---- extended protocol ----
@@ -1355,7 +1386,7 @@ impl Conn {
         let Running::Rows(rows) = &mut portal.state else {
             return Ok(());
         };
-        match rows.write(&mut self.wire, max).await {
+        match self.write_rows(rows, max).await {
             Ok(true) => {
                 let tag = tag_of(command, rows.sent);
                 portal.state = Running::Done;

@@ -142,6 +142,8 @@ pub struct Rows {
     pub sent: u64,
     /// Whether the stream has ended.
     pub done: bool,
+    /// The query service's id for the query producing the rows (a cancel request stops it).
+    pub query_id: Option<String>,
 }
 
 /// The batches of the query service's answer, schema first.
@@ -187,6 +189,7 @@ impl Rows {
             current: None,
             sent: 0,
             done: false,
+            query_id: None,
         }
     }
 

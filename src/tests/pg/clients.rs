@@ -272,3 +272,52 @@ async fn run_cmd(cmd: Command) -> Value {
     serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{shown} printed no JSON ({e}): {stdout}"))
 }
+
+/// The statements of one client's section in `testdata/pg/captures.txt`.
+fn captures(client: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(crate::testdata().join("pg/captures.txt")).unwrap();
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("## ") {
+            inside = name.trim() == client;
+            continue;
+        }
+        if !inside || line.starts_with("# ") {
+            continue;
+        }
+        if line.trim() == "--;" {
+            if !current.trim().is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            current.clear();
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    out
+}
+
+#[actix_web::test]
+async fn what_npgsql_metabase_and_dbeaver_send_on_connect_answers() {
+    let app = super::app().await;
+    let c = super::connect(&app, "sluice").await;
+    for client in ["npgsql", "metabase", "dbeaver"] {
+        let statements = captures(client);
+        assert!(statements.len() >= 4, "{client}: {} statements", statements.len());
+        for sql in statements {
+            // Simple protocol (text), and extended (Parse, Describe, binary results).
+            if let Err(e) = c.simple_query(&sql).await {
+                panic!("{client} (simple): {sql}\n{}", super::state_of(&e) + " " + &format!("{e:?}"));
+            }
+            if !sql.trim_start().to_ascii_uppercase().starts_with("DISCARD")
+                && !sql.trim_start().to_ascii_uppercase().starts_with("SET")
+                && let Err(e) = c.query(sql.as_str(), &[]).await
+            {
+                panic!("{client} (extended): {sql}\n{}", super::state_of(&e) + " " + &format!("{e:?}"));
+            }
+        }
+    }
+}
