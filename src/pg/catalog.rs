@@ -108,6 +108,7 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "set_config",
     "pg_size_pretty",
     "quote_ident",
+    "format",
 ];
 
 /// Where `statement` goes.
@@ -220,7 +221,6 @@ const EMPTY: &[&str] = &[
     "pg_sequence",
     "pg_depend",
     "pg_event_trigger",
-    "pg_proc",
     "pg_auth_members",
 ];
 
@@ -351,6 +351,14 @@ fn prune(body: &mut datafusion::sql::sqlparser::ast::SetExpr, n: &mut u32) {
     }
 }
 
+/// The mark of an alias given to a select-list item that repeats a wildcard's column name.
+pub const DUPLICATE: &str = "__pg_repeat_";
+
+/// A column's name as the client sees it: without [`DUPLICATE`]'s mark.
+pub fn client_name(name: &str) -> &str {
+    name.find(DUPLICATE).map_or(name, |at| &name[..at])
+}
+
 /// Aliases the literal items of each select list (`NULL`, `''`, `1`) with distinct names.
 fn alias_literals(body: &mut datafusion::sql::sqlparser::ast::SetExpr, k: &mut u32) {
     use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
@@ -360,6 +368,34 @@ fn alias_literals(body: &mut datafusion::sql::sqlparser::ast::SetExpr, k: &mut u
             alias_literals(right, k);
         }
         SetExpr::Select(select) => {
+            // `SELECT db.oid, db.*` (DBeaver): PostgreSQL repeats the name, DataFusion refuses
+            // it; the named items get a marked alias the door strips again (`DUPLICATE`).
+            let wildcard = select.projection.iter().any(|i| {
+                matches!(
+                    i,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            });
+            if wildcard {
+                for item in &mut select.projection {
+                    let name = match item {
+                        SelectItem::UnnamedExpr(Expr::Identifier(i)) => i.value.clone(),
+                        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                            p.last().map(|i| i.value.clone()).unwrap_or_default()
+                        }
+                        _ => continue,
+                    };
+                    if let SelectItem::UnnamedExpr(e) = item {
+                        *k += 1;
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: format!("{}{DUPLICATE}{k}", name.to_ascii_lowercase())
+                                .as_str()
+                                .into(),
+                        };
+                    }
+                }
+            }
             for item in &mut select.projection {
                 if let SelectItem::UnnamedExpr(e @ Expr::Value(_)) = item {
                     *k += 1;
@@ -511,15 +547,19 @@ fn rewrite_expr(e: &mut Expr, n: &mut u32) {
             };
             let literal = matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
             let lookup = match name.as_str() {
+                "regproc" | "regprocedure" => Some("pg_sluice_regproc"),
                 "regclass" => Some("pg_sluice_regclass"),
                 "regtype" => Some("pg_sluice_regtype"),
                 "regnamespace" => Some("pg_sluice_regnamespace"),
-                "regproc" | "regprocedure" | "regoper" | "regrole" => Some("pg_sluice_zero"),
                 _ => None,
             };
             let to = match name.as_str() {
-                "oid" | "regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure"
-                | "regoper" | "regrole" | "xid" | "int8" => SqlType::BigInt(None),
+                "oid" | "regclass" | "regtype" | "regnamespace" | "xid" | "int8" => {
+                    SqlType::BigInt(None)
+                }
+                "regproc" | "regprocedure" | "regoper" | "regoperator" | "regrole" => {
+                    SqlType::BigInt(None)
+                }
                 "int4" => SqlType::Int(None),
                 "int2" => SqlType::SmallInt(None),
                 "float8" => SqlType::DoublePrecision,
@@ -790,7 +830,7 @@ const PG_TABLES: &[Table] = &[
     },
     Table {
         name: "pg_type",
-        columns: "oid:oid,typname:text,typnamespace:oid,typowner:oid,typlen:smallint,typbyval:bool,typtype:text,typcategory:text,typispreferred:bool,typisdefined:bool,typdelim:text,typrelid:oid,typsubscript:text,typelem:oid,typarray:oid,typinput:text,typoutput:text,typreceive:text,typsend:text,typmodin:text,typmodout:text,typanalyze:text,typalign:text,typstorage:text,typnotnull:bool,typbasetype:oid,typtypmod:int4,typndims:int4,typcollation:oid,typdefaultbin:text,typdefault:text,typacl:text[]",
+        columns: "oid:oid,typname:text,typnamespace:oid,typowner:oid,typlen:smallint,typbyval:bool,typtype:text,typcategory:text,typispreferred:bool,typisdefined:bool,typdelim:text,typrelid:oid,typsubscript:text,typelem:oid,typarray:oid,typinput:oid,typoutput:oid,typreceive:oid,typsend:oid,typmodin:text,typmodout:text,typanalyze:text,typalign:text,typstorage:text,typnotnull:bool,typbasetype:oid,typtypmod:int4,typndims:int4,typcollation:oid,typdefaultbin:text,typdefault:text,typacl:text[]",
     },
     Table {
         name: "pg_database",
@@ -929,6 +969,10 @@ const PG_TABLES: &[Table] = &[
         columns: "datid:oid,datname:text,pid:int4,usename:text,application_name:text,client_addr:text,backend_start:text,query_start:text,state:text,query:text",
     },
     Table {
+        name: "pg_stat_user_tables",
+        columns: "relid:oid,schemaname:text,relname:text,seq_scan:int,idx_scan:int,n_tup_ins:int,n_live_tup:int,n_dead_tup:int,last_analyze:text,last_autoanalyze:text",
+    },
+    Table {
         name: "pg_locks",
         columns: "locktype:text,database:oid,relation:oid,pid:int4,mode:text,granted:bool",
     },
@@ -1030,6 +1074,43 @@ const TYPES: &[(u32, &str, char, u32, u32)] = &[
     (114, "json", 'U', 0, 199),
     (3802, "jsonb", 'U', 0, 3807),
 ];
+
+/// The input/output functions of the types (`int4recv`, `array_recv`, ...), with oids: what
+/// `pg_type.typreceive` and friends point at, so clients tell arrays by `array_recv` (Npgsql) or
+/// `array_in` (pgjdbc).
+fn io_functions() -> Vec<(i64, String)> {
+    let mut names: Vec<String> = vec![
+        "array_in".into(),
+        "array_out".into(),
+        "array_recv".into(),
+        "array_send".into(),
+    ];
+    for (_, name, _, element, _) in TYPES {
+        if *element == 0 {
+            for suffix in ["in", "out", "recv", "send"] {
+                names.push(format!("{name}{suffix}"));
+            }
+        }
+    }
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (5_000 + i64::try_from(i).unwrap_or(0), n))
+        .collect()
+}
+
+/// The oid of a type's `suffix` function (`in`, `out`, `recv`, `send`).
+fn io_oid(name: &str, element: u32, suffix: &str) -> i64 {
+    let want = if element != 0 {
+        format!("array_{suffix}")
+    } else {
+        format!("{name}{suffix}")
+    };
+    io_functions()
+        .into_iter()
+        .find(|(_, n)| *n == want)
+        .map_or(0, |(o, _)| o)
+}
 
 /// The namespace (`catalog.schema`) and bare name of each table, with oids.
 struct Names {
@@ -1282,38 +1363,10 @@ fn rows(inputs: &Inputs<'_>, names: &Names) -> Rows {
                 ("typrelid", 0.into()),
                 ("typelem", i64::from(*element).into()),
                 ("typarray", i64::from(*array).into()),
-                (
-                    "typinput",
-                    if *element != 0 {
-                        "array_in".into()
-                    } else {
-                        format!("{name}in").into()
-                    },
-                ),
-                (
-                    "typoutput",
-                    if *element != 0 {
-                        "array_out".into()
-                    } else {
-                        format!("{name}out").into()
-                    },
-                ),
-                (
-                    "typreceive",
-                    if *element != 0 {
-                        "array_recv".into()
-                    } else {
-                        format!("{name}recv").into()
-                    },
-                ),
-                (
-                    "typsend",
-                    if *element != 0 {
-                        "array_send".into()
-                    } else {
-                        format!("{name}send").into()
-                    },
-                ),
+                ("typinput", io_oid(name, *element, "in").into()),
+                ("typoutput", io_oid(name, *element, "out").into()),
+                ("typreceive", io_oid(name, *element, "recv").into()),
+                ("typsend", io_oid(name, *element, "send").into()),
                 ("typalign", "i".into()),
                 ("typstorage", "p".into()),
                 ("typnotnull", false.into()),
@@ -1324,6 +1377,20 @@ fn rows(inputs: &Inputs<'_>, names: &Names) -> Rows {
                     "typcollation",
                     if *category == 'S' { 100 } else { 0 }.into(),
                 ),
+            ],
+        );
+    }
+    for (oid, name) in io_functions() {
+        push(
+            "pg_proc",
+            vec![
+                ("oid", oid.into()),
+                ("proname", name.into()),
+                ("pronamespace", PG_CATALOG_OID.into()),
+                ("proowner", 10.into()),
+                ("prolang", 12.into()),
+                ("prokind", "f".into()),
+                ("proretset", false.into()),
             ],
         );
     }
@@ -1382,6 +1449,14 @@ fn rows(inputs: &Inputs<'_>, names: &Names) -> Rows {
                 ("relreplident", "d".into()),
                 ("relispartition", false.into()),
                 ("relrewrite", 0.into()),
+            ],
+        );
+        push(
+            "pg_stat_user_tables",
+            vec![
+                ("relid", (*oid).into()),
+                ("schemaname", namespace.clone().into()),
+                ("relname", t.table.clone().into()),
             ],
         );
         push(
@@ -1662,7 +1737,6 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
         constant("pg_postmaster_start_time", utf8("2000-01-01 00:00:00+00")),
         constant("inet_server_addr", ScalarValue::Utf8(None)),
         constant("inet_server_port", ScalarValue::Int32(None)),
-        constant("pg_sluice_zero", ScalarValue::Int64(Some(0))),
     ];
     for name in [
         "has_table_privilege",
@@ -1808,6 +1882,16 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
         move |n: &str| by_name.get(n).copied(),
         Some("relation"),
     ));
+    let procs: BTreeMap<String, i64> = io_functions().into_iter().map(|(o, n)| (n, o)).collect();
+    out.push(lookup_udf(
+        "pg_sluice_regproc",
+        move |n: &str| {
+            procs
+                .get(n.strip_prefix("pg_catalog.").unwrap_or(n))
+                .copied()
+        },
+        Some("function"),
+    ));
     let namespaces = names.namespaces.clone();
     out.push(lookup_udf(
         "pg_sluice_regnamespace",
@@ -1857,6 +1941,82 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
             ))))
         },
     ));
+    out.push(udf("format", DataType::Utf8, |args| {
+        // PostgreSQL's format(): %s, %I (identifier), %L (literal), %%.
+        let rows = args
+            .iter()
+            .find_map(|a| match a {
+                ColumnarValue::Array(a) => Some(a.len()),
+                ColumnarValue::Scalar(_) => None,
+            })
+            .unwrap_or(1);
+        let text = |k: usize, i: usize| -> Option<String> {
+            let s = match args.get(k)? {
+                ColumnarValue::Scalar(s) => s.clone(),
+                ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i).ok()?,
+            };
+            if s.is_null() {
+                return None;
+            }
+            Some(match s {
+                ScalarValue::Utf8(Some(v))
+                | ScalarValue::LargeUtf8(Some(v))
+                | ScalarValue::Utf8View(Some(v)) => v,
+                other => other.to_string(),
+            })
+        };
+        let values: Vec<Option<String>> = (0..rows)
+            .map(|i| {
+                let fmt = text(0, i)?;
+                let mut out = String::new();
+                let mut next = 1;
+                let mut chars = fmt.chars();
+                while let Some(c) = chars.next() {
+                    if c != '%' {
+                        out.push(c);
+                        continue;
+                    }
+                    match chars.next() {
+                        Some('%') => out.push('%'),
+                        Some(kind @ ('s' | 'I' | 'L')) => {
+                            let v = text(next, i);
+                            next += 1;
+                            match (kind, v) {
+                                ('s', v) => out.push_str(&v.unwrap_or_default()),
+                                ('I', Some(v)) => {
+                                    let plain = v.chars().all(|c| {
+                                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+                                    });
+                                    if plain {
+                                        out.push_str(&v);
+                                    } else {
+                                        out.push_str(&format!("\"{}\"", v.replace('"', "\"\"")));
+                                    }
+                                }
+                                ('L', Some(v)) => {
+                                    out.push_str(&format!("'{}'", v.replace('\'', "''")))
+                                }
+                                ('L', None) => out.push_str("NULL"),
+                                _ => {}
+                            }
+                        }
+                        Some(other) => {
+                            out.push('%');
+                            out.push(other);
+                        }
+                        None => out.push('%'),
+                    }
+                }
+                Some(out)
+            })
+            .collect();
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                values.into_iter().next().flatten(),
+            )));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
+    }));
     out.push(udf("pg_size_pretty", DataType::Utf8, |args| {
         on_oids(
             args,

@@ -1058,7 +1058,10 @@ impl Conn {
             Ok(Ok(rows)) => rows?,
         };
         self.apply_set_config();
-        let fields = portal::fields(&schema);
+        let mut fields = portal::fields(&schema);
+        for f in &mut fields {
+            f.name = catalog::client_name(&f.name).to_owned();
+        }
         let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
         Ok(Rows::new(stream, fields, formats.to_vec(), self.style()))
     }
@@ -1224,6 +1227,9 @@ impl Conn {
                                 );
                                 let schema = Arc::new(plan.schema().as_arrow().clone());
                                 let mut fields = portal::fields(&schema);
+                                for f in &mut fields {
+                                    f.name = catalog::client_name(&f.name).to_owned();
+                                }
                                 if let Some(names) = statement::column_names(ast) {
                                     rename(&mut fields, names);
                                 }

@@ -306,17 +306,27 @@ async fn what_npgsql_metabase_and_dbeaver_send_on_connect_answers() {
     let c = super::connect(&app, "sluice").await;
     for client in ["npgsql", "metabase", "dbeaver"] {
         let statements = captures(client);
-        assert!(statements.len() >= 4, "{client}: {} statements", statements.len());
+        assert!(
+            statements.len() >= 4,
+            "{client}: {} statements",
+            statements.len()
+        );
         for sql in statements {
             // Simple protocol (text), and extended (Parse, Describe, binary results).
             if let Err(e) = c.simple_query(&sql).await {
-                panic!("{client} (simple): {sql}\n{}", super::state_of(&e) + " " + &format!("{e:?}"));
+                panic!(
+                    "{client} (simple): {sql}\n{}",
+                    super::state_of(&e) + " " + &format!("{e:?}")
+                );
             }
             if !sql.trim_start().to_ascii_uppercase().starts_with("DISCARD")
                 && !sql.trim_start().to_ascii_uppercase().starts_with("SET")
                 && let Err(e) = c.query(sql.as_str(), &[]).await
             {
-                panic!("{client} (extended): {sql}\n{}", super::state_of(&e) + " " + &format!("{e:?}"));
+                panic!(
+                    "{client} (extended): {sql}\n{}",
+                    super::state_of(&e) + " " + &format!("{e:?}")
+                );
             }
         }
     }
