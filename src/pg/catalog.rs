@@ -528,11 +528,9 @@ fn rewrite_expr(e: &mut Expr, n: &mut u32) {
                 named: true,
             });
         }
-        Expr::Function(f) => {
-            if f.name.0.len() > 1 {
-                let last = unqualified(&f.name);
-                f.name = ObjectName(vec![ObjectNamePart::Identifier(last.as_str().into())]);
-            }
+        Expr::Function(f) if f.name.0.len() > 1 => {
+            let last = unqualified(&f.name);
+            f.name = ObjectName(vec![ObjectNamePart::Identifier(last.as_str().into())]);
         }
         Expr::Cast {
             expr,
@@ -1326,16 +1324,14 @@ fn rows(inputs: &Inputs<'_>, names: &Names) -> Rows {
             ("usebypassrls", false.into()),
         ],
     );
-    for (oid, am) in [(2, "heap")] {
-        push(
-            "pg_am",
-            vec![
-                ("oid", oid.into()),
-                ("amname", am.into()),
-                ("amtype", "t".into()),
-            ],
-        );
-    }
+    push(
+        "pg_am",
+        vec![
+            ("oid", 2.into()),
+            ("amname", "heap".into()),
+            ("amtype", "t".into()),
+        ],
+    );
     push(
         "pg_tablespace",
         vec![

@@ -296,8 +296,11 @@ struct Conn {
     /// After an error in the extended protocol: messages are dropped until `Sync`.
     skipping: bool,
     /// `set_config` calls of the catalog statement being run.
-    pending_set_config: Option<Arc<Mutex<Vec<(String, String)>>>>,
+    pending_set_config: Option<SetConfigCalls>,
 }
+
+/// `set_config(name, value)` calls a catalog statement made, for the session after it.
+type SetConfigCalls = Arc<Mutex<Vec<(String, String)>>>;
 
 /// What a statement answered.
 enum Answer {
@@ -462,16 +465,11 @@ impl Conn {
         }
         // Answers go out when the client waits for them: at Sync, Flush, a simple query, an
         // error, or when nothing more is pipelined.
-        if failed
+        let due = failed
             || flush
             || !self.wire.has_buffered()
-            || self.wire.out.len() >= super::wire::FLUSH_AT
-        {
-            if self.wire.flush().await.is_err() {
-                return false;
-            }
-        }
-        true
+            || self.wire.out.len() >= super::wire::FLUSH_AT;
+        !(due && self.wire.flush().await.is_err())
     }
 
     /// A simple query: each statement in turn, stopping at the first error.
@@ -650,11 +648,11 @@ impl Conn {
                 Ok(Answer::Tag("SAVEPOINT".into()))
             }
             Command::Release(name) => {
-                self.session.to_savepoint(name, false)?;
+                self.session.back_to_savepoint(name, false)?;
                 Ok(Answer::Tag("RELEASE".into()))
             }
             Command::RollbackTo(name) => {
-                self.session.to_savepoint(name, true)?;
+                self.session.back_to_savepoint(name, true)?;
                 Ok(Answer::Tag("ROLLBACK".into()))
             }
             Command::Deallocate(name) => {
@@ -1221,10 +1219,7 @@ impl Conn {
                                 self.pending_set_config = None;
                                 let types =
                                     plan.get_parameter_types().map_err(|e| catalog_error(&e))?;
-                                let params = placeholder_types(
-                                    &given,
-                                    types.into_iter().map(|(k, v)| (k, v)).collect(),
-                                );
+                                let params = placeholder_types(&given, types.into_iter().collect());
                                 let schema = Arc::new(plan.schema().as_arrow().clone());
                                 let mut fields = portal::fields(&schema);
                                 for f in &mut fields {

@@ -334,7 +334,7 @@ impl Session {
     ///
     /// # Errors
     /// 3B001 for an unknown savepoint, 25P01 outside a block.
-    pub fn to_savepoint(&mut self, name: &str, rollback: bool) -> Result<(), PgError> {
+    pub fn back_to_savepoint(&mut self, name: &str, rollback: bool) -> Result<(), PgError> {
         if self.block == Block::Idle {
             return Err(PgError::new(
                 state::NO_ACTIVE_TRANSACTION,

@@ -345,8 +345,7 @@ async fn a_wrong_password_is_refused_without_saying_why() {
     for password in ["wrong", "sluice_key_nope_00", ""] {
         let e = connect_as(&app, "sluice", password)
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(state_of(&e), "28P01", "{password}");
         let message = e
             .as_db_error()
@@ -372,8 +371,7 @@ async fn connections_per_key_are_capped() {
     let b = connect(&app, "sluice").await;
     let e = connect_as(&app, "sluice", &app.key)
         .await
-        .err()
-        .expect("third refused");
+        .expect_err("third refused");
     assert_eq!(state_of(&e), "53300");
     drop(a);
     // The slot comes back when a connection closes.
