@@ -54,18 +54,8 @@ pub enum Route {
     Service,
 }
 
-/// Functions of the catalog context a table-less statement may call (the session's own,
-/// `version()` and the like, are folded into statements for the service instead).
-const CATALOG_FUNCTIONS: &[&str] = &[
-    "pg_is_in_recovery",
-    "txid_current",
-    "pg_encoding_to_char",
-    "pg_get_userbyid",
-    "pg_postmaster_start_time",
-    "inet_server_addr",
-    "inet_server_port",
-    "pg_relation_is_publishable",
-    "pg_advisory_unlock_all",
+/// Privilege and visibility checks: the catalog holds only what the caller may read.
+const ALWAYS_TRUE: &[&str] = &[
     "has_table_privilege",
     "has_schema_privilege",
     "has_database_privilege",
@@ -78,6 +68,10 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_collation_is_visible",
     "pg_function_is_visible",
     "pg_has_role",
+];
+
+/// Definitions and comments Sluice has none of.
+const NULL_TEXT: &[&str] = &[
     "pg_get_expr",
     "obj_description",
     "col_description",
@@ -95,11 +89,28 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_tablespace_location",
     "pg_get_serial_sequence",
     "pg_get_function_identity_arguments",
+];
+
+/// Sizes Sluice does not know.
+const NULL_SIZE: &[&str] = &[
     "pg_relation_size",
     "pg_total_relation_size",
     "pg_table_size",
     "pg_indexes_size",
     "pg_database_size",
+];
+
+/// The catalog context's other functions a table-less statement may call.
+const CATALOG_FUNCTIONS: &[&str] = &[
+    "pg_is_in_recovery",
+    "txid_current",
+    "pg_encoding_to_char",
+    "pg_get_userbyid",
+    "pg_postmaster_start_time",
+    "inet_server_addr",
+    "inet_server_port",
+    "pg_relation_is_publishable",
+    "pg_advisory_unlock_all",
     "pg_table_is_visible",
     "format_type",
     "to_regtype",
@@ -110,6 +121,13 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "quote_ident",
     "format",
 ];
+
+/// Whether a table-less statement calling `name` runs in the catalog context.
+fn is_catalog_function(name: &str) -> bool {
+    [ALWAYS_TRUE, NULL_TEXT, NULL_SIZE, CATALOG_FUNCTIONS]
+        .iter()
+        .any(|list| list.contains(&name))
+}
 
 /// Where `statement` goes.
 pub fn route(statement: &Statement) -> Route {
@@ -143,7 +161,7 @@ pub fn route(statement: &Statement) -> Route {
     let mut calls = false;
     let _ = datafusion::sql::sqlparser::ast::visit_expressions(statement, |e: &Expr| {
         if let Expr::Function(f) = e {
-            calls |= CATALOG_FUNCTIONS.contains(&unqualified(&f.name).as_str());
+            calls |= is_catalog_function(&unqualified(&f.name));
         }
         ControlFlow::<()>::Continue(())
     });
@@ -1734,50 +1752,13 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
         constant("inet_server_addr", ScalarValue::Utf8(None)),
         constant("inet_server_port", ScalarValue::Int32(None)),
     ];
-    for name in [
-        "has_table_privilege",
-        "has_schema_privilege",
-        "has_database_privilege",
-        "has_column_privilege",
-        "has_any_column_privilege",
-        "has_function_privilege",
-        "has_type_privilege",
-        "has_sequence_privilege",
-        "pg_type_is_visible",
-        "pg_collation_is_visible",
-        "pg_function_is_visible",
-        "pg_has_role",
-    ] {
+    for name in ALWAYS_TRUE {
         out.push(constant(name, ScalarValue::Boolean(Some(true))));
     }
-    for name in [
-        "pg_get_expr",
-        "obj_description",
-        "col_description",
-        "shobj_description",
-        "pg_get_indexdef",
-        "pg_get_constraintdef",
-        "pg_get_viewdef",
-        "pg_get_triggerdef",
-        "pg_get_ruledef",
-        "pg_get_functiondef",
-        "pg_get_function_arguments",
-        "pg_get_function_result",
-        "pg_get_partkeydef",
-        "pg_get_statisticsobjdef_columns",
-        "pg_tablespace_location",
-        "pg_get_serial_sequence",
-        "pg_get_function_identity_arguments",
-    ] {
+    for name in NULL_TEXT {
         out.push(constant(name, ScalarValue::Utf8(None)));
     }
-    for name in [
-        "pg_relation_size",
-        "pg_total_relation_size",
-        "pg_table_size",
-        "pg_indexes_size",
-        "pg_database_size",
-    ] {
+    for name in NULL_SIZE {
         out.push(constant(name, ScalarValue::Int64(None)));
     }
     let visible: Vec<i64> = names
@@ -2097,9 +2078,7 @@ mod tests {
         for f in functions(&inputs, &names) {
             let n = f.name();
             assert!(
-                CATALOG_FUNCTIONS.contains(&n)
-                    || folded.contains(&n)
-                    || n.starts_with("pg_sluice_"),
+                is_catalog_function(n) || folded.contains(&n) || n.starts_with("pg_sluice_"),
                 "{n} is neither routed to the catalog nor folded"
             );
         }

@@ -656,17 +656,7 @@ impl Conn {
                 Ok(Answer::Tag("ROLLBACK".into()))
             }
             Command::Deallocate(name) => {
-                match name {
-                    None => self.statements.clear(),
-                    Some(n) => {
-                        if self.statements.remove(n).is_none() {
-                            return Err(PgError::new(
-                                state::INVALID_STATEMENT_NAME,
-                                format!("prepared statement \"{n}\" does not exist"),
-                            ));
-                        }
-                    }
-                }
+                drop_named(&mut self.statements, name.as_deref(), "prepared statement")?;
                 Ok(Answer::Tag(command.tag().into()))
             }
             Command::Declare {
@@ -708,17 +698,7 @@ impl Conn {
             }
             Command::Fetch { name, count } => self.fetch(name, *count, simple, formats).await,
             Command::Close(name) => {
-                match name {
-                    None => self.cursors.clear(),
-                    Some(n) => {
-                        if self.cursors.remove(n).is_none() {
-                            return Err(PgError::new(
-                                state::INVALID_CURSOR_NAME,
-                                format!("cursor \"{n}\" does not exist"),
-                            ));
-                        }
-                    }
-                }
+                drop_named(&mut self.cursors, name.as_deref(), "cursor")?;
                 Ok(Answer::Tag(command.tag().into()))
             }
         }
@@ -1415,6 +1395,30 @@ fn rename(fields: &mut [Field], names: Vec<String>) {
             f.name = n;
         }
     }
+}
+
+/// `DEALLOCATE name` / `CLOSE name` (`None`: all of them); an unknown name is an error.
+fn drop_named<T>(
+    held: &mut HashMap<String, T>,
+    name: Option<&str>,
+    what: &str,
+) -> Result<(), PgError> {
+    let Some(n) = name else {
+        held.clear();
+        return Ok(());
+    };
+    if held.remove(n).is_some() {
+        return Ok(());
+    }
+    let state = if what == "cursor" {
+        state::INVALID_CURSOR_NAME
+    } else {
+        state::INVALID_STATEMENT_NAME
+    };
+    Err(PgError::new(
+        state,
+        format!("{what} \"{n}\" does not exist"),
+    ))
 }
 
 fn failed_block() -> PgError {

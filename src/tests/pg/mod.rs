@@ -405,6 +405,48 @@ async fn cancel_requests_stop_the_remote_statement() {
     let e = running.await.unwrap().unwrap_err();
     assert_eq!(state_of(&e), "57014", "{e}");
     assert_cancelled(&pg, &id).await;
+
+    // psql's Ctrl-C: SIGINT makes it send the CancelRequest.
+    let (host, port) = host_port(app.pg.as_deref().unwrap());
+    let psql = std::process::Command::new("psql")
+        .env("PGPASSWORD", &app.key)
+        .args([
+            "-h",
+            &host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            "analyst",
+            "-d",
+            "pg",
+            "-X",
+        ])
+        .args([
+            "-c",
+            &format!("SET search_path = '{schema}'"),
+            "-c",
+            "SELECT * FROM slow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_active(&pg, &app).await;
+    let pid = i32::try_from(psql.id()).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || psql.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("canceling statement due to user request") || stderr.contains("cancel"),
+        "{stderr}"
+    );
+    assert_cancelled(&pg, &id).await;
 }
 
 #[actix_web::test]
