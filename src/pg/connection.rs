@@ -431,8 +431,9 @@ impl Conn {
                 let name = c.name.unwrap_or_default();
                 if c.target_type == b'S' {
                     self.statements.remove(&name);
-                } else {
-                    self.portals.remove(&name);
+                } else if self.portals.remove(&name).is_none() {
+                    // A cursor is a portal too.
+                    self.cursors.remove(&name);
                 }
                 self.wire.send(&B::CloseComplete(CloseComplete::new()));
                 Ok(())
@@ -1009,9 +1010,17 @@ impl Conn {
             let mut stream = frame.execute_stream().await?;
             let mut batches = Vec::new();
             let mut rows = 0_u64;
+            let mut bytes = 0_usize;
             while let Some(b) = stream.next().await {
                 let b = b?;
                 rows += b.num_rows() as u64;
+                bytes = bytes.saturating_add(b.get_array_memory_size());
+                if bytes > catalog::CATALOG_MEMORY_BYTES {
+                    return Ok(Err(PgError::new(
+                        "53200",
+                        "the catalog statement's result is larger than its memory bound",
+                    )));
+                }
                 if rows > max_rows {
                     return Ok(Err(PgError::new(
                         state::PROGRAM_LIMIT_EXCEEDED,
@@ -1214,6 +1223,11 @@ impl Conn {
                         }
                     }
                 }
+                // A describe plans, so it is charged as Flight's GetFlightInfo is.
+                self.door
+                    .service
+                    .charge(&self.principal)
+                    .map_err(|e| PgError::from(&e))?;
                 let folded = ast.as_deref().and_then(|a| self.fold(a));
                 let request = self.request(folded.as_deref().unwrap_or(sql), &[]);
                 let query_id = new_query_id();
@@ -1353,7 +1367,10 @@ impl Conn {
                     if let Command::Copy { format, .. } = command {
                         let mut rows = rows;
                         portal.state = Running::Done;
-                        self.copy_out(&mut rows, format).await;
+                        if !self.copy_out(&mut rows, format).await {
+                            // The error went out; what follows is skipped up to Sync.
+                            self.skipping = true;
+                        }
                         return Ok(());
                     }
                     portal.state = Running::Rows(rows);
@@ -1428,8 +1445,24 @@ fn failed_block() -> PgError {
     )
 }
 
-/// A catalog query's error: the statement's fault (its text never reaches a source).
+/// A catalog query's error: the statement's fault when DataFusion says so (planning, SQL,
+/// schema), with its first line; anything else is ours, logged and not shown.
 fn catalog_error(e: &datafusion::error::DataFusionError) -> PgError {
+    use datafusion::error::DataFusionError as D;
+    let users = matches!(
+        e.find_root(),
+        D::Plan(_) | D::SQL(..) | D::SchemaError(..) | D::NotImplemented(_) | D::ArrowError(..)
+    );
+    if !users {
+        if matches!(e.find_root(), D::ResourcesExhausted(_)) {
+            return PgError::new(
+                "53200",
+                "the catalog statement needs more memory than it may use",
+            );
+        }
+        tracing::warn!(error = %e, "pg: a catalog statement failed.");
+        return PgError::new(state::INTERNAL, "the catalog statement failed");
+    }
     let text = e.to_string();
     let first = text.lines().next().unwrap_or_default();
     let state = if first.contains("not found") || first.contains("does not exist") {

@@ -57,6 +57,13 @@ const KNOWN: &[(&str, &str, bool)] = &[
     ("plan_cache_mode", "auto", false),
 ];
 
+/// Savepoints one transaction block may hold (each keeps the settings as they were).
+const MAX_SAVEPOINTS: usize = 256;
+/// Custom (`name.with.dot`) settings one session may hold.
+const MAX_CUSTOM_SETTINGS: usize = 256;
+/// Longest setting value, in bytes.
+const MAX_SETTING_BYTES: usize = 8 * 1024;
+
 /// Parameters only the server sets.
 const READ_ONLY: &[&str] = &[
     "server_version",
@@ -237,6 +244,21 @@ impl Session {
                 format!("unrecognized configuration parameter \"{name}\""),
             ));
         };
+        if value.is_some_and(|v| v.len() > MAX_SETTING_BYTES) {
+            return Err(PgError::new(
+                state::PROGRAM_LIMIT_EXCEEDED,
+                format!("a setting's value is at most {MAX_SETTING_BYTES} bytes"),
+            ));
+        }
+        if custom
+            && !self.settings.contains_key(&name)
+            && self.settings.keys().filter(|k| k.contains('.')).count() >= MAX_CUSTOM_SETTINGS
+        {
+            return Err(PgError::new(
+                state::PROGRAM_LIMIT_EXCEEDED,
+                format!("a session holds at most {MAX_CUSTOM_SETTINGS} custom settings"),
+            ));
+        }
         let value = match value {
             None => default.to_owned(),
             Some(v) => check(&name, v)?,
@@ -323,6 +345,12 @@ impl Session {
             return Err(PgError::new(
                 state::NO_ACTIVE_TRANSACTION,
                 "SAVEPOINT can only be used in transaction blocks",
+            ));
+        }
+        if self.snapshots.len() > MAX_SAVEPOINTS {
+            return Err(PgError::new(
+                state::PROGRAM_LIMIT_EXCEEDED,
+                format!("a transaction block holds at most {MAX_SAVEPOINTS} savepoints"),
             ));
         }
         self.snapshots

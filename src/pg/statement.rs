@@ -177,6 +177,10 @@ pub fn split(text: &str) -> Vec<Command> {
     {
         return whole();
     }
+    if statements.is_empty() {
+        // Only comments (`/* x */`): an empty query, as PostgreSQL answers it.
+        return vec![Command::Empty];
+    }
     let single = statements.len() == 1;
     statements
         .into_iter()
@@ -463,7 +467,13 @@ fn copy(
                 ));
             }
             CopyOption::Header(h) => format.header = *h,
-            CopyOption::Delimiter(d) => format.delimiter = *d,
+            CopyOption::Delimiter(d) if d.is_ascii() => format.delimiter = *d,
+            CopyOption::Delimiter(_) => {
+                return Command::Refuse(PgError::new(
+                    "22023",
+                    "COPY delimiter must be a single one-byte character",
+                ));
+            }
             CopyOption::Null(n) => format.null.clone_from(n),
             _ => {}
         }

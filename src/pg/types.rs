@@ -3,7 +3,7 @@
 //! no PostgreSQL counterpart (structs, maps, nested lists) is `text` in Arrow's display form.
 
 use bytes::BufMut;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -258,7 +258,7 @@ impl Column {
                 self.array.data_type(),
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
             ));
-        let display = if formatted && (!binary || oid == oid::TEXT) {
+        let display = if formatted && (!binary || oid == oid::TEXT || oid == oid::NUMERIC) {
             Some(ArrayFormatter::try_new(self.array.as_ref(), &DISPLAY)?)
         } else {
             None
@@ -393,7 +393,7 @@ impl Writer<'_> {
             oid::DATE => out.put_i32(
                 a.as_primitive::<datafusion::arrow::datatypes::Date32Type>()
                     .value(i)
-                    - PG_EPOCH_DAYS,
+                    .saturating_sub(PG_EPOCH_DAYS),
             ),
             oid::TIME => out.put_i64(
                 a.as_primitive::<datafusion::arrow::datatypes::Time64MicrosecondType>()
@@ -412,12 +412,9 @@ impl Writer<'_> {
                 out.put_i32(v.days);
                 out.put_i32(v.months);
             }
-            oid::NUMERIC => match a.data_type() {
-                DataType::Decimal128(_, scale) => {
-                    let d: &Decimal128Array = a.as_primitive();
-                    numeric_binary(d.value(i), *scale, out);
-                }
-                _ => out.put_slice(b"\0\0\0\0\0\0\0\0"),
+            oid::NUMERIC => match &self.display {
+                Some(d) => numeric_binary(&d.value(i).to_string(), out),
+                None => out.put_slice(b"\0\0\0\0\0\0\0\0"),
             },
             oid::BOOL_ARRAY
             | oid::INT2_ARRAY
@@ -532,62 +529,55 @@ fn interval_text(months: i32, days: i32, micros: i64) -> String {
     parts.join(" ")
 }
 
-/// PostgreSQL's binary `numeric`: base-10000 digits with a weight, sign and display scale.
-fn numeric_binary(value: i128, scale: i8, out: &mut bytes::BytesMut) {
-    let negative = value < 0;
-    let mut magnitude = value.unsigned_abs();
-    let dscale = u16::try_from(scale.max(0)).unwrap_or(0);
-    // Bring the fraction to a multiple of 4 digits so base-10000 groups line up.
-    let pad = (4 - (dscale % 4)) % 4;
-    for _ in 0..pad {
-        magnitude = magnitude.saturating_mul(10);
+/// PostgreSQL's binary `numeric` of a decimal's text (`-123.4500`): base-10000 digits around
+/// the point, a weight, a sign and the display scale. From the text, so any width (Decimal256)
+/// and any scale encode without arithmetic that could overflow.
+fn numeric_binary(text: &str, out: &mut bytes::BytesMut) {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int = int.trim_start_matches('0');
+    let dscale = u16::try_from(frac.len()).unwrap_or(u16::MAX);
+    // Pad the integer part on the left and the fraction on the right to whole groups of 4.
+    let int_pad = (4 - int.len() % 4) % 4;
+    let frac_pad = (4 - frac.len() % 4) % 4;
+    let mut all = String::with_capacity(int.len() + frac.len() + 8);
+    all.extend(std::iter::repeat_n('0', int_pad));
+    all.push_str(int);
+    let int_groups = all.len() / 4;
+    all.push_str(frac);
+    all.extend(std::iter::repeat_n('0', frac_pad));
+    let mut groups: Vec<i16> = all
+        .as_bytes()
+        .chunks(4)
+        .map(|c| {
+            c.iter()
+                .fold(0_i16, |acc, d| acc * 10 + i16::from(d.saturating_sub(b'0')))
+        })
+        .collect();
+    let mut weight = i16::try_from(int_groups).unwrap_or(i16::MAX) - 1;
+    // Leading zero groups lower the weight; trailing ones are dropped.
+    let lead = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..lead);
+    weight -= i16::try_from(lead).unwrap_or(0);
+    while groups.last() == Some(&0) {
+        groups.pop();
     }
-    let frac_groups = i16::try_from((dscale + pad) / 4).unwrap_or(0);
-    let mut groups: Vec<i16> = Vec::new();
-    while magnitude > 0 {
-        groups.push(i16::try_from(magnitude % 10_000).unwrap_or(0));
-        magnitude /= 10_000;
-    }
-    // Negative scales (whole tens) are written as trailing zero groups of an integer.
-    if scale < 0 {
-        let zeros = u32::try_from(-i32::from(scale)).unwrap_or(0);
-        let mut text = value.unsigned_abs().to_string();
-        text.extend(std::iter::repeat_n('0', zeros as usize));
-        let mut m: u128 = text.parse().unwrap_or(0);
-        groups.clear();
-        while m > 0 {
-            groups.push(i16::try_from(m % 10_000).unwrap_or(0));
-            m /= 10_000;
-        }
-    }
-    let frac_groups = if scale < 0 { 0 } else { frac_groups };
-    let total = i16::try_from(groups.len()).unwrap_or(i16::MAX);
-    let mut weight = total - frac_groups - 1;
-    groups.reverse();
-    // Leading zero groups are dropped (they only lower the weight), trailing ones too.
-    let mut start = 0;
-    while start < groups.len() && groups[start] == 0 {
-        start += 1;
-        weight -= 1;
-    }
-    let mut end = groups.len();
-    while end > start && groups[end - 1] == 0 {
-        end -= 1;
-    }
-    let digits = &groups[start..end];
-    if digits.is_empty() {
+    if groups.is_empty() {
         weight = 0;
     }
-    out.put_i16(i16::try_from(digits.len()).unwrap_or(0));
+    out.put_i16(i16::try_from(groups.len()).unwrap_or(0));
     out.put_i16(weight);
-    out.put_u16(if negative && !digits.is_empty() {
+    out.put_u16(if negative && !groups.is_empty() {
         0x4000
     } else {
         0
     });
     out.put_u16(dscale);
-    for d in digits {
-        out.put_i16(*d);
+    for g in groups {
+        out.put_i16(g);
     }
 }
 
@@ -712,14 +702,34 @@ mod tests {
     fn numeric_binary_groups_digits_by_ten_thousand() {
         // 12345.678 → digits [1, 2345, 6780], weight 1, dscale 3.
         let mut out = bytes::BytesMut::new();
-        numeric_binary(12_345_678, 3, &mut out);
+        numeric_binary("12345.678", &mut out);
         assert_eq!(
             out.as_ref(),
             [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]
         );
         let mut out = bytes::BytesMut::new();
-        numeric_binary(-5, 2, &mut out);
+        numeric_binary("-0.05", &mut out);
         // -0.05 → digits [500], weight -1, negative, dscale 2.
         assert_eq!(out.as_ref(), [0, 1, 0xff, 0xff, 0x40, 0, 0, 2, 0x01, 0xf4]);
+    }
+}
+
+#[cfg(test)]
+mod numeric_tests {
+    use super::*;
+
+    #[test]
+    fn wide_and_whole_numerics_encode_from_their_text() {
+        // 10^40 (a Decimal256): one digit group 1, weight 10.
+        let mut out = bytes::BytesMut::new();
+        numeric_binary(&format!("1{}", "0".repeat(40)), &mut out);
+        assert_eq!(out.as_ref(), [0, 1, 0, 10, 0, 0, 0, 0, 0, 1]);
+        // 20000 and 0.
+        let mut out = bytes::BytesMut::new();
+        numeric_binary("20000", &mut out);
+        assert_eq!(out.as_ref(), [0, 1, 0, 1, 0, 0, 0, 0, 0, 2]);
+        let mut out = bytes::BytesMut::new();
+        numeric_binary("0.000", &mut out);
+        assert_eq!(out.as_ref(), [0, 0, 0, 0, 0, 0, 0, 3]);
     }
 }
