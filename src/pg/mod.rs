@@ -51,6 +51,8 @@ use crate::query::QueryService;
 pub const SERVER_VERSION: &str = "16.6";
 /// Open connections at once; beyond, new ones wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 10_000;
+/// Open connections one peer address may hold; beyond, its new ones are closed at once.
+const MAX_CONNECTIONS_PER_ADDRESS: u32 = 1_024;
 /// A client that has not finished startup and authentication by then is dropped.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The ALPN name of direct TLS connections (PostgreSQL 17's `sslnegotiation=direct`).
@@ -85,9 +87,28 @@ pub struct PgDoor {
     per_principal: Mutex<HashMap<String, u32>>,
     /// Backend process ids of open connections, for cancel requests.
     backends: Mutex<HashMap<i32, Arc<Running>>>,
+    /// Open connections per peer address.
+    per_address: Arc<Mutex<HashMap<std::net::IpAddr, u32>>>,
 }
 
 impl PgDoor {
+    /// Takes a place for `addr` among its connections, or `None` at the cap.
+    fn admit_address(&self, addr: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut counts = self
+            .per_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = counts.entry(addr).or_default();
+        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            counts: Arc::clone(&self.per_address),
+            addr,
+        })
+    }
+
     /// Takes a place for `who` among its connections, or `None` at the cap.
     fn admit(self: &Arc<Self>, who: &str) -> Option<PrincipalSlot> {
         let mut counts = self
@@ -176,6 +197,24 @@ impl Drop for PrincipalSlot {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 counts.remove(&self.who);
+            }
+        }
+    }
+}
+
+/// A connection's place among its address's, given back on drop.
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<std::net::IpAddr, u32>>>,
+    addr: std::net::IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.addr);
             }
         }
     }
@@ -272,12 +311,19 @@ impl Bound {
                         continue;
                     }
                 };
+                // As on the Flight listener: one address holds at most so many connections,
+                // counted from accept (before authentication).
+                let Some(address_slot) = door.admit_address(addr.ip()) else {
+                    debug!(%addr, "pg: the address holds as many connections as it may.");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let door = Arc::clone(&door);
                 let acceptor = acceptor.clone();
                 let closing = closing.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
+                    let _address = address_slot;
                     tokio::select! {
                         () = closing.cancelled() => {}
                         () = connection::serve(door, stream, addr, acceptor) => {}
@@ -318,6 +364,7 @@ pub fn bind(
         config: config.clone(),
         per_principal: Mutex::default(),
         backends: Mutex::default(),
+        per_address: Arc::default(),
     });
     Ok(Bound {
         door,

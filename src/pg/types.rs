@@ -343,7 +343,7 @@ impl Writer<'_> {
             oid::TIMESTAMPTZ => {
                 // PostgreSQL shows `+00` where chrono shows `+00:00`.
                 if let Some(d) = &self.display {
-                    let s = d.value(i).to_string();
+                    let s = trim_fraction(&d.value(i).to_string());
                     out.put_slice(s.strip_suffix(":00").unwrap_or(&s).as_bytes());
                 }
             }
@@ -356,6 +356,11 @@ impl Writer<'_> {
                     "{}",
                     interval_text(v.months, v.days, v.nanoseconds / 1_000)
                 );
+            }
+            oid::TIMESTAMP | oid::TIME => {
+                if let Some(d) = &self.display {
+                    out.put_slice(trim_fraction(&d.value(i).to_string()).as_bytes());
+                }
             }
             _ => {
                 if let Some(d) = &self.display {
@@ -432,6 +437,26 @@ impl Writer<'_> {
             },
         }
     }
+}
+
+/// Fractional seconds as PostgreSQL writes them: without trailing zeros (`10:20:30.5`, not
+/// `.500`), and the offset after them kept (`10:20:30.5+01:00`).
+fn trim_fraction(text: &str) -> String {
+    let Some(dot) = text.find('.') else {
+        return text.to_owned();
+    };
+    let digits = text[dot + 1..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(text.len(), |n| dot + 1 + n);
+    let kept = text[dot + 1..digits].trim_end_matches('0');
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..dot]);
+    if !kept.is_empty() {
+        out.push('.');
+        out.push_str(kept);
+    }
+    out.push_str(&text[digits..]);
+    out
 }
 
 /// A `fmt::Write` into the output buffer.
@@ -686,6 +711,20 @@ mod tests {
         assert_eq!(float_text(f64::NAN, false), "NaN");
         assert_eq!(float_text(f64::NEG_INFINITY, false), "-Infinity");
         assert_eq!(float_text(0.1, true), "0.1");
+    }
+
+    #[test]
+    fn fractional_seconds_lose_their_trailing_zeros() {
+        assert_eq!(
+            trim_fraction("2024-01-31 10:20:30.500"),
+            "2024-01-31 10:20:30.5"
+        );
+        assert_eq!(
+            trim_fraction("2024-01-31 10:20:30.500+01:00"),
+            "2024-01-31 10:20:30.5+01:00"
+        );
+        assert_eq!(trim_fraction("10:20:30.000"), "10:20:30");
+        assert_eq!(trim_fraction("10:20:30"), "10:20:30");
     }
 
     #[test]
