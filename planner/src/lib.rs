@@ -31,11 +31,14 @@
 //! - `functions`: guards around DataFusion functions that could build unbounded values.
 //! - [`metrics`]: names of the per-source metrics the data path records.
 //! - [`redact`]: credentials out of error texts.
+//! - [`digest`]: `sha256`, for column masks.
+//! - [`policy`]: row filters and column masks, applied under a fence where each table is read.
 //! - `rewrite`: rules Sluice adds (floats compared with decimal literals; operators that
 //!   multiply rows yield between batches).
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod digest;
 pub mod error;
 pub mod federation;
 mod functions;
@@ -44,6 +47,7 @@ pub mod metrics;
 pub mod output;
 mod params;
 mod parquet_catalog;
+pub mod policy;
 pub mod redact;
 mod rewrite;
 mod session;
@@ -59,6 +63,7 @@ pub use params::Params;
 pub use parquet_catalog::{
     CatalogStatus, Fingerprint, ParquetCatalog, ParquetSourceSpec, RefreshSummary, SourceCatalog,
 };
+pub use policy::{PolicySet, TablePolicy};
 pub use session::{
     Described, PlannedQuery, Planner, PlannerOptions, RemoteStatement, SourceGate, TableInfo,
 };

@@ -74,3 +74,68 @@ pub fn panic_udf() -> ScalarUDF {
         }),
     )
 }
+
+/// The leak recorder's name: `sluice_test_leak(v)` is `TRUE` for every value, and writes each
+/// value it sees (as text) to a list the tests read ([`leaked`]), as PostgreSQL's `f_leak`.
+/// Immutable, so the optimizer may move it wherever it could move any function.
+pub const LEAK_FUNCTION: &str = "sluice_test_leak";
+
+static LEAKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Every value the leak recorder has seen in this process.
+pub fn leaked() -> Vec<String> {
+    LEAKED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Leak {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Leak {
+    fn name(&self) -> &str {
+        LEAK_FUNCTION
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<ColumnarValue> {
+        use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+        let rows = args.number_rows;
+        let Some(arg) = args.args.first() else {
+            return datafusion::common::exec_err!("{LEAK_FUNCTION} takes one argument");
+        };
+        let array = arg.to_array(rows)?;
+        let options = FormatOptions::default().with_null("NULL");
+        let format = ArrayFormatter::try_new(array.as_ref(), &options)?;
+        let seen: Vec<String> = (0..array.len())
+            .map(|i| format.value(i).to_string())
+            .collect();
+        LEAKED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(seen);
+        Ok(ColumnarValue::Array(std::sync::Arc::new(
+            datafusion::arrow::array::BooleanArray::from(vec![true; rows]),
+        )))
+    }
+}
+
+/// The leak recorder.
+pub fn leak_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Leak {
+        signature: datafusion::logical_expr::Signature::any(1, Volatility::Immutable),
+    })
+}

@@ -446,6 +446,11 @@ pub fn node_kind(plan: &LogicalPlan) -> Result<(), Reason> {
         | LogicalPlan::SubqueryAlias(_)
         | LogicalPlan::Window(_)
         | LogicalPlan::TableScan(_) => Ok(()),
+        other if crate::policy::fence::PolicyFence::of(other).is_some() => Err(
+            "a row filter or column mask guards the table: only its policy and predicates that \
+             cannot fail or leak are sent with its scan"
+                .into(),
+        ),
         other => Err(format!("{} is computed by Sluice", name_of(other))),
     }
 }

@@ -141,8 +141,11 @@ impl QueryPlanner for FederatingQueryPlanner {
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let federated = super::cut::federate(logical_plan.clone())?;
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(RemoteQueryPlanner)])
-            .create_physical_plan(&federated, session)
-            .await
+        DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(RemoteQueryPlanner),
+            Arc::new(crate::policy::fence::FencePlanner),
+        ])
+        .create_physical_plan(&federated, session)
+        .await
     }
 }

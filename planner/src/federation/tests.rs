@@ -129,3 +129,84 @@ async fn whole_subtrees_go_as_one_statement() {
         }
     }
 }
+
+/// A guarded table: the statement sent for it always carries the row filter, the caller's
+/// predicates that could fail stay in Sluice above the fence, the leakproof ones go along,
+/// and nothing of the caller's is joined or aggregated at the source past the policy.
+#[tokio::test]
+async fn a_guarded_table_is_sent_with_its_policy_and_only_leakproof_predicates() {
+    use std::collections::BTreeMap;
+
+    use crate::policy::{PolicySet, TablePolicy};
+    let p = planner(Pushdown::Full).with_policies(std::sync::Arc::new(PolicySet::new(
+        vec![TablePolicy {
+            name: "only_a".into(),
+            tables: "pg.s.t".into(),
+            row_filter: Some("name = 'a'".into()),
+            masks: BTreeMap::from([("price".to_owned(), "NULL".to_owned())]),
+        }],
+        true,
+    )));
+    for (sql, sent, not_sent) in [
+        ("SELECT id FROM t", "(\"name\" = 'a')", ""),
+        ("SELECT id FROM t WHERE id = 5", "(\"id\" = 5)", ""),
+        (
+            "SELECT id FROM t WHERE 1 / (id - 42) > 0",
+            "(\"name\" = 'a')",
+            "42",
+        ),
+        ("SELECT id FROM t WHERE price > 1", "\"name\" = 'a'", "> 1"),
+        (
+            "SELECT t.id FROM t JOIN u ON t.id = u.t_id",
+            "\"name\" = 'a'",
+            "JOIN",
+        ),
+        ("SELECT count(*) FROM t", "(\"name\" = 'a')", "count"),
+        (
+            "SELECT id FROM t WHERE id IN (SELECT t_id FROM u) AND name LIKE 'x%'",
+            "(\"name\" = 'a')",
+            "LIKE",
+        ),
+    ] {
+        let got = remote(&p, sql).await;
+        println!("{sql}\n  -> {got:?}\n");
+        let guarded: Vec<_> = got.iter().filter(|r| r.1.contains("\"t\"")).collect();
+        assert_eq!(guarded.len(), 1, "{sql}: {got:?}");
+        let statement = &guarded[0].1;
+        assert!(statement.contains("\"name\" = 'a')"), "{sql}: {statement}");
+        assert!(statement.contains(sent), "{sql}: {statement}");
+        if !not_sent.is_empty() {
+            assert!(!statement.contains(not_sent), "{sql}: {statement}");
+        }
+    }
+    // A caller who may not see the policy sees the statement without its literals.
+    let hidden = planner(Pushdown::Full).with_policies(std::sync::Arc::new(PolicySet::new(
+        vec![TablePolicy {
+            name: "only_a".into(),
+            tables: "pg.s.t".into(),
+            row_filter: Some("name = 'a'".into()),
+            masks: BTreeMap::new(),
+        }],
+        false,
+    )));
+    let shown = remote(&hidden, "SELECT id FROM t WHERE id = 5").await;
+    assert_eq!(
+        shown[0].1,
+        "SELECT \"id\" FROM \"s\".\"t\" WHERE (\"name\" = ?) AND (\"id\" = ?)"
+    );
+    // A policy that cannot apply is the deployment's fault: the query is refused.
+    let broken = planner(Pushdown::Full).with_policies(std::sync::Arc::new(PolicySet::new(
+        vec![TablePolicy {
+            name: "broken".into(),
+            tables: "pg.s.*".into(),
+            row_filter: Some("no_such_column = 1".into()),
+            masks: BTreeMap::new(),
+        }],
+        false,
+    )));
+    let err = broken
+        .plan("SELECT id FROM t", None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, crate::PlanError::Execution(_)), "{err:?}");
+}

@@ -67,6 +67,8 @@ pub struct Planner {
     catalogs: Arc<RwLock<BTreeMap<String, Arc<dyn SourceCatalog>>>>,
     /// `Some` for a key's restricted view (see [`crate::grants`]).
     grants: Option<Arc<Grants>>,
+    /// `Some` for a view with row filters and column masks (see [`crate::policy`]).
+    policies: Option<Arc<crate::policy::PolicySet>>,
     /// Every catalog, under any restricted view.
     base: Arc<dyn CatalogProviderList>,
     /// Statements planned before, by text: their checked, unbound logical plans. Each view
@@ -272,6 +274,7 @@ impl Planner {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rule(Arc::new(crate::rewrite::FloatComparisonRule))
+            .with_optimizer_rule(Arc::new(crate::policy::rule::LeakproofThroughFence))
             .with_physical_optimizer_rule(Arc::new(crate::rewrite::YieldAfterMultipliers))
             .with_physical_optimizer_rule(Arc::new(
                 crate::federation::join_filters::AwaitJoinFilters,
@@ -281,10 +284,12 @@ impl Planner {
         // The guarded functions replace DataFusion's of the same names.
         #[allow(unused_mut, reason = "the test hooks add to it")]
         let mut functions = crate::functions::guarded();
+        functions.push(crate::digest::sha256());
         #[cfg(feature = "test-hooks")]
         functions.extend([
             crate::test_hooks::panic_udf(),
             crate::test_hooks::fault_udf(),
+            crate::test_hooks::leak_udf(),
         ]);
         for f in functions {
             use datafusion::execution::FunctionRegistry as _;
@@ -297,6 +302,7 @@ impl Planner {
             state: Arc::new(state),
             catalogs: Arc::default(),
             grants: None,
+            policies: None,
             base,
             plans: plan_cache(),
             with_defaults: defaults_views(),
@@ -319,10 +325,45 @@ impl Planner {
             state: Arc::new(state),
             catalogs: Arc::clone(&self.catalogs),
             grants: Some(grants),
+            policies: self.policies.clone(),
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),
         }
+    }
+
+    /// The same view with `set`'s row filters and column masks applied where each table they
+    /// match is read (see [`crate::policy`]). Costs a session build: keep it per caller and
+    /// policy fingerprint, not per request. An empty set changes nothing.
+    pub fn with_policies(&self, set: Arc<crate::policy::PolicySet>) -> Self {
+        if set.is_empty() {
+            return self.clone();
+        }
+        let mut rules = self.state.analyzer().rules.clone();
+        rules.insert(
+            0,
+            Arc::new(crate::policy::rule::ApplyPolicies::new(
+                Arc::clone(&set),
+                SessionState::clone(&self.state),
+            )),
+        );
+        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+            .with_analyzer_rules(rules)
+            .build();
+        Self {
+            state: Arc::new(state),
+            catalogs: Arc::clone(&self.catalogs),
+            grants: self.grants.clone(),
+            policies: Some(set),
+            base: Arc::clone(&self.base),
+            plans: plan_cache(),
+            with_defaults: defaults_views(),
+        }
+    }
+
+    /// The policies this view applies, if any.
+    pub fn policies(&self) -> Option<&Arc<crate::policy::PolicySet>> {
+        self.policies.as_ref()
     }
 
     /// The same planner where each `(name, serving)` pair's catalog `name` is served by
@@ -355,6 +396,7 @@ impl Planner {
             state: Arc::new(state),
             catalogs: Arc::new(RwLock::new(catalogs)),
             grants: self.grants.clone(),
+            policies: self.policies.clone(),
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),
@@ -390,6 +432,7 @@ impl Planner {
             state: Arc::new(state),
             catalogs: Arc::clone(&self.catalogs),
             grants: self.grants.clone(),
+            policies: self.policies.clone(),
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),

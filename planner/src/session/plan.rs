@@ -99,8 +99,9 @@ impl Planner {
             .create_physical_plan(&logical, &state)
             .await
             .map_err(PlanError::classify)?;
-        // A key's view shows no server paths, in EXPLAIN's answer either.
-        let physical = if self.grants.is_some() {
+        // A key's view shows no server paths, in EXPLAIN's answer either, and a caller who
+        // may not see policies nothing below their fences.
+        let physical = if self.grants.is_some() || self.policies.is_some() {
             self.redact_explain(physical)
         } else {
             physical
