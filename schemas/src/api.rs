@@ -455,6 +455,73 @@ pub enum KeyRole {
     Reader,
 }
 
+/// A row filter and column masks for the tables a glob matches, attached to roles, keys or
+/// groups (`[[policies]]`, `/v1/policies`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "emea_only", "tables": "pg.public.orders*",
+    "row_filter": "region = principal.attr('region')",
+    "masks": {"email": "sha256(email)", "salary": "NULL"},
+    "applies_to": {"roles": ["reader"]}}))]
+pub struct Policy {
+    /// Unique name: letters, digits, `_`, `-`, `.` (at most 128).
+    pub name: String,
+    /// A glob over `source.schema.table` (`*` any run, `?` one character).
+    pub tables: String,
+    /// A boolean SQL expression over the table's columns; `principal.attr('name')` is the
+    /// caller's attribute (a key's `attributes`, a token's claim) as text, `NULL` when it has
+    /// none. Rows it does not keep do not exist for the caller. Several policies' filters on one
+    /// table combine with `AND`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_filter: Option<String>,
+    /// Column → an expression over the table's columns that replaces it everywhere
+    /// (`sha256(email)`, `NULL`, `date_trunc('year', birth_date)`), cast to the column's type;
+    /// a digest of a text column is its hex text. When several policies mask one column, the
+    /// first by name decides.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub masks: std::collections::BTreeMap<String, String>,
+    /// Who it applies to (any of the lists matching); absent: every caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<PolicyTargets>,
+    /// Admins are exempt. Off by default: a policy that applies to admins binds them too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admins_bypass: bool,
+}
+
+/// The callers a policy applies to: any caller matching one entry of any list.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTargets {
+    /// Roles (`reader`, `admin`).
+    #[serde(default)]
+    pub roles: Vec<KeyRole>,
+    /// Key ids (`key_...`) or token subjects' ids (`sub_...`).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Groups that `[[auth.oidc.rules]]` and `[[auth.certificate_rules]]` map callers to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A policy as `GET /v1/policies` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyInfo {
+    /// The policy.
+    pub policy: Policy,
+    /// `config` (from `[[policies]]`, not changeable through the API) or `store` (the
+    /// metadata store's, shared by every server using it).
+    pub origin: String,
+}
+
+/// `GET /v1/policies` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyList {
+    /// Every policy, by name.
+    pub policies: Vec<PolicyInfo>,
+}
+
 /// An operation a key may perform.
 #[derive(
     Debug,
@@ -521,6 +588,9 @@ pub struct CreateKeyRequest {
     /// RFC 3339; the key stops working then.
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// Attributes policies read with `principal.attr('name')` (`{"region": "EMEA"}`).
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// A key as `GET /v1/keys` lists it: never its secret.
@@ -556,6 +626,9 @@ pub struct KeyInfo {
     /// RFC 3339, until when the secret before the last rotation still works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<String>,
+    /// Attributes policies read with `principal.attr('name')`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /v1/keys` and `POST /v1/keys/{id}/rotate` answer: the key and its secret, shown once.

@@ -41,6 +41,10 @@ pub struct Config {
     /// `[[sources]]`: every source is a catalog in SQL.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// `[[policies]]`: row filters and column masks (more can be added at run time through
+    /// `/v1/policies`; these cannot be changed there).
+    #[serde(default)]
+    pub policies: Vec<crate::api::Policy>,
 }
 
 /// `[flight]`: Arrow Flight SQL (gRPC) for ADBC, JDBC and BI tools, with the HTTP API's
@@ -434,6 +438,9 @@ pub struct AccessRule {
     /// Operations allowed; a reader's default is query, explain and list.
     #[serde(default)]
     pub operations: Option<Vec<crate::api::Operation>>,
+    /// Groups the callers it admits belong to (policies' `applies_to.groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 fn default_rule_role() -> crate::api::KeyRole {

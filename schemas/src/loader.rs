@@ -222,6 +222,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let mcp: McpConfig = section(&mut table, "mcp", errors);
     let flight: Option<crate::FlightConfig> = section(&mut table, "flight", errors);
     let pg: Option<crate::PgConfig> = section(&mut table, "pg", errors);
+    let policies: Vec<crate::api::Policy> = section(&mut table, "policies", errors);
     let mut sources = Vec::new();
     match table.remove("sources") {
         None => {}
@@ -245,7 +246,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, sources",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, sources, policies",
         ));
     }
     Config {
@@ -258,6 +259,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         flight,
         pg,
         sources,
+        policies,
     }
 }
 
@@ -315,6 +317,16 @@ fn is_plain_identifier(name: &str) -> bool {
 
 fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
+    let mut names = std::collections::BTreeSet::new();
+    for (i, p) in config.policies.iter().enumerate() {
+        let at = format!("policies[{i}] ({})", p.name);
+        for problem in policy_problems(p) {
+            push(at.clone(), problem);
+        }
+        if !names.insert(p.name.as_str()) {
+            push(at, "another policy has this name".into());
+        }
+    }
     if let Err(e) = config.check_auth_listen(config.server.listen) {
         push("auth.mode".into(), e);
     }
@@ -737,6 +749,36 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             }
         }
     }
+}
+
+/// What is wrong with a policy's shape (its expressions are checked by the server, which can
+/// parse them): a name, a three-part table glob, and a filter or a mask.
+pub fn policy_problems(p: &crate::api::Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    if p.name.is_empty()
+        || p.name.len() > 128
+        || !p
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        out.push("name must be 1 to 128 letters, digits, `_`, `-` or `.`".to_owned());
+    }
+    if p.tables.split('.').count() != 3 || p.tables.split('.').any(str::is_empty) {
+        out.push("tables must be a glob over source.schema.table, e.g. pg.public.orders*".into());
+    }
+    if p.row_filter.is_none() && p.masks.is_empty() {
+        out.push("a policy needs a row_filter or masks".into());
+    }
+    if p.row_filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        out.push("row_filter is empty".into());
+    }
+    for (column, mask) in &p.masks {
+        if column.is_empty() || mask.trim().is_empty() {
+            out.push(format!("mask of {column:?} is empty"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

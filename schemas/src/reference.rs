@@ -45,6 +45,8 @@ pub fn markdown() -> String {
         let prop = &top[key.as_str()];
         if key == "sources" {
             page.sources(&mut out, prop);
+        } else if prop["type"] == "array" {
+            page.tables(&mut out, key, prop);
         } else {
             page.section(&mut out, &format!("[{key}]"), prop);
         }
@@ -158,6 +160,16 @@ impl Page {
     }
 
     /// `[name]` and its nested tables.
+    /// An array of tables (`[[policies]]`): one table of its items' keys.
+    fn tables(&self, out: &mut String, name: &str, prop: &Value) {
+        let Some(def) = self.object(&prop["items"]) else {
+            return;
+        };
+        let _ = write!(out, "\n## `[[{name}]]`\n\n{}\n", text(&prop["description"]));
+        self.rows(out, def, &[], &Value::Null);
+        self.nested(out, name, def, &Value::Null, 3);
+    }
+
     fn section(&self, out: &mut String, name: &str, prop: &Value) {
         let Some(def) = self.object(prop) else {
             return;
