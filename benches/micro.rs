@@ -250,7 +250,7 @@ fn governance(c: &mut Criterion) {
         .block_on(gov.authenticate(Some(&secret), &client))
         .expect("a valid key");
     assert!(matches!(principal, Principal::Key(_)));
-    let restricted = principal.planner(&planner);
+    let restricted = principal.planner(&planner, &gov.policies.resolve(&principal));
     let grants = restricted.grants().expect("a reader").clone();
     for (name, sql) in statements() {
         let planned = rt

@@ -71,6 +71,10 @@ codes! {
     NotAcceptable = ("not_acceptable", 406),
     /// The query was cancelled.
     QueryCancelled = ("query_cancelled", 409),
+    /// `POST /v1/policies` with a name that is taken.
+    PolicyExists = ("policy_exists", 409),
+    /// A policy from the config file, which the API cannot change.
+    PolicyFromConfig = ("policy_from_config", 409),
     /// The result has more rows than allowed.
     ResultTooLarge = ("result_too_large", 413),
     /// The request body is too large.

@@ -83,6 +83,14 @@ enum Command {
         #[command(subcommand)]
         command: sluice::cli::keys::KeysCommand,
     },
+    /// Manage row filters and column masks through a server (an admin key or token).
+    Policies {
+        /// The server, with an admin key or an admin's token.
+        #[command(flatten)]
+        to: sluice::cli::Connection,
+        #[command(subcommand)]
+        command: sluice::cli::policies::PoliciesCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,16 +147,22 @@ fn main() -> ExitCode {
                 Some(path) => sluice::cli::keys::Target::Config(path),
                 None => sluice::cli::keys::Target::Server(to),
             };
-            match sluice::cli::keys::run(&target, &command) {
-                Ok(v) => {
-                    sluice::cli::keys::print(&v);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            printed(sluice::cli::keys::run(&target, &command))
+        }
+        Command::Policies { to, command } => printed(sluice::cli::policies::run(&to, &command)),
+    }
+}
+
+/// Prints an admin command's answer, or its error.
+fn printed(answer: Result<serde_json::Value, String>) -> ExitCode {
+    match answer {
+        Ok(v) => {
+            sluice::cli::keys::print(&v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -165,6 +179,11 @@ fn check(path: &std::path::Path) -> ExitCode {
                     .err()
                     .map(|e| format!("sources.{}: {e}", s.name()))
             })
+            .chain(cfg.policies.iter().filter_map(|p| {
+                sluice::governance::policies_check(p)
+                    .err()
+                    .map(|e| format!("policies.{}: {e}", p.name))
+            }))
             .collect::<Vec<_>>(),
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
     };

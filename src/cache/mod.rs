@@ -3,7 +3,8 @@
 //!
 //! - **Key**: the statement in canonical spelling, its bound parameters, the asking key's
 //!   effective grants (readers with different grants never share an entry; every other role
-//!   sees all data and shares) and how the result was capped. The catalog version of every
+//!   sees all data and shares), the fingerprint of its row filters and column masks (resolved
+//!   with its attributes: different policies never share) and how the result was capped. The catalog version of every
 //!   source the result read is stored with it and checked on each lookup: a refreshed source
 //!   makes its entries misses at once.
 //! - **What is kept**: only results that completed, of immutable statements (no `random()`,
@@ -206,9 +207,16 @@ impl ResultCache {
     }
 
     /// The key of `request` asked by `principal`, with `cap` saying how the result was cut
-    /// (`""`: whole); `None` when the cache is off or the statement does not parse (planning
-    /// then says why).
-    pub fn key(&self, principal: &Principal, request: &QueryRequest, cap: &str) -> Option<Key> {
+    /// (`""`: whole) and `policies` the fingerprint of the row filters and masks applied to it
+    /// (`""`: none; callers with different policies never share an entry, here or in Redis);
+    /// `None` when the cache is off or the statement does not parse (planning then says why).
+    pub fn key(
+        &self,
+        principal: &Principal,
+        request: &QueryRequest,
+        cap: &str,
+        policies: &str,
+    ) -> Option<Key> {
         self.entries.as_ref()?;
         // A long text is keyed as written: parsing it twice (here and to plan) would cost
         // more than a miss saves.
@@ -232,7 +240,7 @@ impl ResultCache {
             .map(|d| format!("{}\u{0}{}", d.catalog, d.schema))
             .unwrap_or_default();
         let mut h = Sha256::new();
-        for part in [&*statement, &params, &view, cap, &defaults] {
+        for part in [&*statement, &params, &view, cap, &defaults, policies] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }

@@ -44,6 +44,10 @@ pub enum KeysCommand {
         /// Expiry, RFC 3339.
         #[arg(long)]
         expires_at: Option<String>,
+        /// An attribute policies read with `principal.attr('name')`, `name=value`; repeat for
+        /// several.
+        #[arg(long = "attr")]
+        attributes: Vec<String>,
     },
     /// List keys (never secrets).
     List,
@@ -119,10 +123,19 @@ fn request(cmd: &KeysCommand) -> Result<Option<CreateKeyRequest>, String> {
         burst,
         max_concurrent,
         expires_at,
+        attributes,
     } = cmd
     else {
         return Ok(None);
     };
+    let attributes = attributes
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("attribute {a:?}: expected name=value"))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Some(CreateKeyRequest {
         name: name.clone(),
         role: Some(match role {
@@ -149,6 +162,7 @@ fn request(cmd: &KeysCommand) -> Result<Option<CreateKeyRequest>, String> {
         }),
         max_concurrent: *max_concurrent,
         expires_at: expires_at.clone(),
+        attributes,
     }))
 }
 

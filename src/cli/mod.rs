@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod mcp_config;
+pub mod policies;
 pub mod query;
 pub mod sources;
 

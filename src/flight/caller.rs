@@ -90,6 +90,7 @@ pub fn grpc_code(code: Code) -> tonic::Code {
             tonic::Code::NotFound
         }
         Code::QueryCancelled => tonic::Code::Cancelled,
+        Code::PolicyExists | Code::PolicyFromConfig => tonic::Code::AlreadyExists,
         Code::ResultTooLarge | Code::RateLimited | Code::TooManyQueries | Code::TooManySessions => {
             tonic::Code::ResourceExhausted
         }

@@ -2,6 +2,7 @@
 //! `sluice_<id>_<64 hex>`. Only the SHA-256 of the whole presented string is stored; checking
 //! compares digests in constant time.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -49,6 +50,9 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The last rotation.
     pub rotated_at: Option<DateTime<Utc>>,
+    /// What policies read with `principal.attr('name')`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// Why a presented secret was refused (for the audit log; clients only see `401`).
@@ -136,6 +140,8 @@ pub struct NewKey {
     pub max_concurrent: Option<u32>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Attributes for policies.
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl NewKey {
@@ -172,6 +178,7 @@ impl NewKey {
             }
         }
         let expires_at = body.expires_at.as_deref().map(parse_time).transpose()?;
+        check_attributes(&body.attributes)?;
         Ok(Self {
             name: name.to_owned(),
             role: body.role.unwrap_or(KeyRole::Reader),
@@ -180,6 +187,7 @@ impl NewKey {
             rate_limit: body.rate_limit,
             max_concurrent: body.max_concurrent,
             expires_at,
+            attributes: body.attributes,
         })
     }
 
@@ -193,8 +201,33 @@ impl NewKey {
             rate_limit: None,
             max_concurrent: None,
             expires_at: None,
+            attributes: BTreeMap::new(),
         }
     }
+}
+
+/// At most 64 attributes, names of 1 to 64 letters, digits, `_`, `-` or `.`, values of at most
+/// 1,024 bytes.
+fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), String> {
+    if attributes.len() > 64 {
+        return Err("at most 64 attributes".to_owned());
+    }
+    for (name, value) in attributes {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(format!(
+                "attribute name {name:?}: 1 to 64 letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        if value.len() > 1024 {
+            return Err(format!("attribute {name}: at most 1024 bytes"));
+        }
+    }
+    Ok(())
 }
 
 impl KeyRecord {
@@ -236,6 +269,7 @@ impl KeyRecord {
             expires_at: new.expires_at,
             revoked_at: None,
             rotated_at: None,
+            attributes: new.attributes,
         };
         Ok((record, secret))
     }
@@ -302,6 +336,7 @@ impl KeyRecord {
             revoked_at: self.revoked_at.map(rfc3339),
             rotated_at: self.rotated_at.map(rfc3339),
             previous_secret_expires_at: self.previous_expires_at.map(rfc3339),
+            attributes: self.attributes.clone(),
         }
     }
 }

@@ -251,6 +251,19 @@ mod tests {
         async fn usage(&self, id: &str) -> Result<Vec<sluice_schemas::api::UsageDay>, StoreError> {
             self.inner.usage(id).await
         }
+        async fn policies(&self) -> Result<Vec<sluice_schemas::api::Policy>, StoreError> {
+            self.inner.policies().await
+        }
+        async fn put_policy(
+            &self,
+            policy: &sluice_schemas::api::Policy,
+            replace: bool,
+        ) -> Result<bool, StoreError> {
+            self.inner.put_policy(policy, replace).await
+        }
+        async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+            self.inner.delete_policy(name).await
+        }
         fn describe(&self) -> String {
             "counting".into()
         }

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod limits;
 mod lookup;
 pub mod oidc;
+mod policies;
 mod principal;
 pub mod records;
 mod rules;
@@ -35,6 +36,7 @@ use self::keys::{KeyRecord, NewKey, Refusal};
 use self::limits::Limiter;
 use self::lookup::{Found, Lookups};
 use self::oidc::Oidc;
+pub use self::policies::{Policies, check as policies_check};
 pub use self::principal::{Client, Door, Identity, KeyEntry, PeerCertificate, Principal};
 use self::records::{AuditKind, AuditRecord};
 pub use self::rules::is_subject_id;
@@ -59,6 +61,8 @@ pub struct Governance {
     challenges: Challenges,
     /// `[[auth.certificate_rules]]`.
     certificate_rules: Vec<rules::Rule>,
+    /// Row filters and column masks: the config's and the store's.
+    pub policies: Policies,
 }
 
 /// The `WWW-Authenticate` challenges (RFC 6750) this server answers with: for no credentials,
@@ -149,7 +153,9 @@ impl Governance {
             )
             .await;
         }
+        let policies = Policies::new(config.policies.clone()).map_err(StoreError::Unavailable)?;
         let gov = Arc::new(Self {
+            policies,
             oidc,
             challenges: Challenges::new(config),
             certificate_rules: config
@@ -189,6 +195,10 @@ impl Governance {
     /// Re-reads every key; entries whose record changed are replaced (their planner is
     /// rebuilt on next use), keys gone from the store are forgotten.
     async fn sync(&self) -> Result<(), StoreError> {
+        let policies = self
+            .on_store(|s| async move { s.policies().await }.boxed())
+            .await?;
+        self.policies.replace_stored(policies);
         let all = self
             .on_store(|s| async move { s.keys().await }.boxed())
             .await?;
@@ -321,7 +331,7 @@ impl Governance {
                 "the client certificate is valid, but no certificate rule of this server admits it",
             ));
         };
-        let entry = rule.caller(&cert.issuer, cert.subject.clone(), None);
+        let entry = rule.caller(&cert.issuer, cert.subject.clone(), None, &cert.claims);
         self.record_success(&entry, client);
         Ok(Principal::Key(entry))
     }
@@ -457,6 +467,46 @@ impl Governance {
         self.lookups.exists(&record.id);
         self.remember(record.clone());
         Ok((record, secret))
+    }
+
+    /// Stores a policy (`replace`: whatever was stored under its name) and takes the store's
+    /// set at once, so this server applies it from the next statement on; every other server
+    /// within `auth.key_sync_ms`. Whether it was stored (not `replace` and the name taken:
+    /// not).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn put_policy(
+        &self,
+        policy: sluice_schemas::api::Policy,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let stored = self
+            .on_store(move |s| async move { s.put_policy(&policy, replace).await }.boxed())
+            .await?;
+        self.reload_policies().await?;
+        Ok(stored)
+    }
+
+    /// Deletes a stored policy; whether there was one.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        let gone = self
+            .on_store(move |s| async move { s.delete_policy(&name).await }.boxed())
+            .await?;
+        self.reload_policies().await?;
+        Ok(gone)
+    }
+
+    async fn reload_policies(&self) -> Result<(), StoreError> {
+        let policies = self
+            .on_store(|s| async move { s.policies().await }.boxed())
+            .await?;
+        self.policies.replace_stored(policies);
+        Ok(())
     }
 
     /// Every key, from the store.

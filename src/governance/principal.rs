@@ -1,9 +1,9 @@
 //! Who is calling: a key (with its restricted planner, built once) or anonymous access, what
 //! it may do, and where a request came from.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use sluice_planner::{Grants, Planner};
+use sluice_planner::{Grants, Planner, PolicySet};
 use sluice_schemas::api::{KeyRole, Operation};
 
 use super::keys::KeyRecord;
@@ -17,9 +17,44 @@ use crate::error::ApiError;
 pub struct KeyEntry {
     /// The stored record (for a token: made from the rule it matched).
     pub record: KeyRecord,
-    planner: Arc<OnceLock<Planner>>,
+    planner: Arc<PlannerSlot>,
     /// For a token: who it names.
     pub identity: Option<Identity>,
+    /// For a token or certificate: its claims, which policies read as attributes.
+    claims: Option<serde_json::Value>,
+    /// The groups its rule maps it to.
+    groups: Vec<String>,
+    /// The policies that apply to it, resolved, with the policy version they were read at.
+    resolved: Mutex<Option<(u64, Arc<PolicySet>)>>,
+}
+
+/// The planners one key (or every caller of one rule) plans with: one per policy
+/// fingerprint, built once (a session build each).
+#[derive(Debug)]
+pub struct PlannerSlot(Mutex<lru::LruCache<String, Planner>>);
+
+/// Views kept per slot: a rule's callers with different attributes have different policies.
+const VIEWS_PER_SLOT: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(64) {
+    Some(n) => n,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+impl Default for PlannerSlot {
+    fn default() -> Self {
+        Self(Mutex::new(lru::LruCache::new(VIEWS_PER_SLOT)))
+    }
+}
+
+impl PlannerSlot {
+    fn get(&self, fingerprint: &str, build: impl FnOnce() -> Planner) -> Planner {
+        let mut views = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = views.get(fingerprint) {
+            return p.clone();
+        }
+        let p = build();
+        views.put(fingerprint.to_owned(), p.clone());
+        p
+    }
 }
 
 /// The issuer and subject of a bearer token (the token itself is never kept).
@@ -37,6 +72,9 @@ impl KeyEntry {
             record,
             planner: Arc::default(),
             identity: None,
+            claims: None,
+            groups: Vec::new(),
+            resolved: Mutex::default(),
         }
     }
 
@@ -44,13 +82,35 @@ impl KeyEntry {
     pub(super) fn token(
         record: KeyRecord,
         identity: Identity,
-        planner: Arc<OnceLock<Planner>>,
+        planner: Arc<PlannerSlot>,
+        claims: serde_json::Value,
+        groups: Vec<String>,
     ) -> Self {
         Self {
             record,
             planner,
             identity: Some(identity),
+            claims: Some(claims),
+            groups,
+            resolved: Mutex::default(),
         }
+    }
+
+    /// The groups its rule maps it to.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// Its policies, if resolved at `version`.
+    pub(super) fn resolved(&self, version: u64) -> Option<Arc<PolicySet>> {
+        match &*self.resolved.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((v, set)) if *v == version => Some(Arc::clone(set)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn keep_resolved(&self, version: u64, set: Arc<PolicySet>) {
+        *self.resolved.lock().unwrap_or_else(PoisonError::into_inner) = Some((version, set));
     }
 }
 
@@ -112,15 +172,42 @@ impl Principal {
         }
     }
 
-    /// The planner this caller plans with: the whole catalog for admins and anonymous
-    /// access, the granted view for readers (built once per key version).
-    pub fn planner(&self, root: &Planner) -> Planner {
+    /// An attribute policies read with `principal.attr('name')`: a key's own, a token's or
+    /// certificate's claim (dot paths allowed) as text.
+    pub fn attribute(&self, name: &str) -> Option<String> {
         match self {
-            Self::Key(k) if k.record.role == KeyRole::Reader => k
-                .planner
-                .get_or_init(|| root.restricted(Arc::new(Grants::new(&k.record.grants))))
-                .clone(),
-            _ => root.clone(),
+            Self::Key(k) => match &k.claims {
+                Some(claims) => {
+                    super::oidc::claims::at(claims, name).and_then(super::oidc::claims::text)
+                }
+                None => k.record.attributes.get(name).cloned(),
+            },
+            Self::Anonymous => None,
+        }
+    }
+
+    /// The planner this caller plans with: the whole catalog for admins and anonymous
+    /// access, the granted view for readers, with `policies` applied where tables are read
+    /// (built once per key version and policy fingerprint).
+    pub fn planner(&self, root: &Planner, policies: &Arc<PolicySet>) -> Planner {
+        let with_policies = |p: Planner| {
+            if policies.is_empty() {
+                p
+            } else {
+                p.with_policies(Arc::clone(policies))
+            }
+        };
+        match self {
+            Self::Key(k) => k.planner.get(policies.fingerprint(), || {
+                let view = if k.record.role == KeyRole::Reader {
+                    root.restricted(Arc::new(Grants::new(&k.record.grants)))
+                } else {
+                    root.clone()
+                };
+                with_policies(view)
+            }),
+            Self::Anonymous if policies.is_empty() => root.clone(),
+            Self::Anonymous => with_policies(root.clone()),
         }
     }
 }

@@ -3,23 +3,22 @@
 //! (a [`KeyEntry`] under a stable `sub_` id) so grants, limits, usage and audit treat every
 //! caller alike.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sluice_planner::Planner;
 use sluice_schemas::AccessRule;
 
 use super::keys::{KeyRecord, READER_OPERATIONS};
 use super::oidc::claims;
-use super::principal::{Identity, KeyEntry};
+use super::principal::{Identity, KeyEntry, PlannerSlot};
 
 /// A rule, with the planner every caller it admits shares.
 #[derive(Debug)]
 pub(super) struct Rule {
     config: AccessRule,
-    planner: Arc<OnceLock<Planner>>,
+    planner: Arc<PlannerSlot>,
 }
 
 impl Rule {
@@ -36,8 +35,14 @@ impl Rule {
     }
 
     /// The caller it makes of `subject` from `issuer`, valid until `expires` (seconds since
-    /// the epoch) if that is known.
-    pub fn caller(&self, issuer: &str, subject: String, expires: Option<u64>) -> Arc<KeyEntry> {
+    /// the epoch) if that is known; policies read its `claims` as attributes.
+    pub fn caller(
+        &self,
+        issuer: &str,
+        subject: String,
+        expires: Option<u64>,
+        claims: &Value,
+    ) -> Arc<KeyEntry> {
         let record = KeyRecord {
             id: subject_id(issuer, &subject),
             name: subject.clone(),
@@ -59,6 +64,7 @@ impl Rule {
                 .and_then(|s| DateTime::from_timestamp(s, 0)),
             revoked_at: None,
             rotated_at: None,
+            attributes: std::collections::BTreeMap::new(),
         };
         Arc::new(KeyEntry::token(
             record,
@@ -67,6 +73,8 @@ impl Rule {
                 subject,
             },
             Arc::clone(&self.planner),
+            claims.clone(),
+            self.config.groups.clone(),
         ))
     }
 }

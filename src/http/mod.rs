@@ -8,6 +8,7 @@ mod health;
 mod identity;
 mod keys;
 mod openapi;
+mod policies;
 mod queries;
 mod query;
 mod sources;
@@ -72,6 +73,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/keys/{id}").route(web::delete().to(keys::revoke)))
         .service(web::resource("/v1/keys/{id}/rotate").route(web::post().to(keys::rotate)))
         .service(web::resource("/v1/keys/{id}/usage").route(web::get().to(keys::usage)))
+        .service(
+            web::resource("/v1/policies")
+                .route(web::post().to(policies::create))
+                .route(web::get().to(policies::list)),
+        )
+        .service(
+            web::resource("/v1/policies/{name}")
+                .route(web::put().to(policies::replace))
+                .route(web::delete().to(policies::delete)),
+        )
         .app_data(
             web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::bad_request(format!("bad query string: {e}")).into()

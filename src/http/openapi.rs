@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{docs, health, identity, keys, queries, query, sources, tables};
+use super::{docs, health, identity, keys, policies, queries, query, sources, tables};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -36,6 +36,10 @@ use super::{docs, health, identity, keys, queries, query, sources, tables};
         keys::revoke,
         keys::rotate,
         keys::usage,
+        policies::list,
+        policies::create,
+        policies::replace,
+        policies::delete,
         health::health,
         health::ready,
         health::metrics,
@@ -50,6 +54,7 @@ use super::{docs, health, identity, keys, queries, query, sources, tables};
         (name = "catalog", description = "Tables and columns"),
         (name = "sources", description = "Sources and their health"),
         (name = "keys", description = "API keys, their grants and limits, and their usage (admin keys only)"),
+        (name = "policies", description = "Row filters and column masks (admins only)"),
         (name = "operations", description = "Liveness, readiness, metrics and this description"),
     )
 )]

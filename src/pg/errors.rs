@@ -50,6 +50,7 @@ pub fn sqlstate(code: Code) -> &'static str {
         }
         Code::Unsupported => state::FEATURE_NOT_SUPPORTED,
         Code::QueryCancelled => state::QUERY_CANCELED,
+        Code::PolicyExists | Code::PolicyFromConfig => "42710",
         Code::ResultTooLarge | Code::RequestTooLarge => state::PROGRAM_LIMIT_EXCEEDED,
         Code::DataError => "22000",
         Code::RateLimited | Code::TooManyQueries | Code::TooManySessions => "53400",

@@ -24,8 +24,8 @@ impl QueryService {
     /// `permission_denied` for a key that may not list.
     pub async fn tables(&self, principal: &Principal) -> Result<Vec<TableSummary>> {
         principal.require(Operation::List)?;
-        Ok(principal
-            .planner(&self.planner)
+        Ok(self
+            .planner_for(principal)
             .tables()
             .await
             .iter()
@@ -49,12 +49,12 @@ impl QueryService {
         principal: &Principal,
     ) -> Result<Vec<sluice_planner::TableInfo>> {
         principal.require(Operation::List)?;
-        Ok(principal.planner(&self.planner).tables().await)
+        Ok(self.planner_for(principal).tables().await)
     }
 
     /// Whether `principal` sees a source of this name (its grants reach into it).
     pub fn sees_source(&self, principal: &Principal, name: &str) -> bool {
-        principal.planner(&self.planner).has_catalog(name)
+        self.planner_for(principal).has_catalog(name)
     }
 
     /// The catalog and schema bare table names resolve in, unless a session says otherwise.
@@ -68,7 +68,7 @@ impl QueryService {
     /// `permission_denied` for a key that may not list; `table_not_found`, `source_not_found`.
     pub async fn describe(&self, principal: &Principal, name: &str) -> Result<TableDescription> {
         principal.require(Operation::List)?;
-        let planner = principal.planner(&self.planner);
+        let planner = self.planner_for(principal);
         let Some(t) = planner.table(name).await else {
             let source = name
                 .split('.')
@@ -103,7 +103,7 @@ impl QueryService {
         if principal.is_admin() {
             return Ok(sources.iter().map(source_info).collect());
         }
-        let planner = principal.planner(&self.planner);
+        let planner = self.planner_for(principal);
         Ok(sources
             .iter()
             .filter(|s| planner.grants().is_none_or(|g| g.sees_catalog(&s.name)))

@@ -36,6 +36,7 @@ mod hit;
 mod keys;
 mod lifecycle;
 mod plan;
+mod policies;
 mod prepare;
 mod producer;
 mod recent;
@@ -322,9 +323,19 @@ impl QueryService {
         }
     }
 
+    /// The row filters and column masks that apply to `principal`.
+    fn policies(&self, principal: &Principal) -> Arc<sluice_planner::PolicySet> {
+        self.governance.policies.resolve(principal)
+    }
+
+    /// The planner `principal` sees: its grants' view with its policies applied.
+    fn planner_for(&self, principal: &Principal) -> sluice_planner::Planner {
+        principal.planner(&self.planner, &self.policies(principal))
+    }
+
     /// The planner `principal` sees, with a session's catalog and schema for bare names.
     fn view(&self, principal: &Principal, request: &QueryRequest) -> sluice_planner::Planner {
-        let planner = principal.planner(&self.planner);
+        let planner = self.planner_for(principal);
         match &request.defaults {
             Some(d) => planner.with_defaults(&d.catalog, &d.schema),
             None => planner,

@@ -51,7 +51,15 @@ impl QueryService {
         let deadline = Deadline::after(self.timeout(request.timeout_ms));
         let (plan_rows, max_rows) = cap.limits();
         // The result cache, before any slot is taken: a hit costs no slot.
-        let cache_key = self.cache.key(principal, request, &cap.cache_tag());
+        let policies = self.policies(principal);
+        let fingerprint = if policies.is_empty() {
+            ""
+        } else {
+            policies.fingerprint()
+        };
+        let cache_key = self
+            .cache
+            .key(principal, request, &cap.cache_tag(), fingerprint);
         let mut ticket = None;
         if let Some(key) = cache_key {
             match self.cache.lookup(key, &self.planner, deadline.at).await {

@@ -39,6 +39,7 @@ async fn reader(service: &QueryService, operations: Option<Vec<Operation>>) -> P
                 rate_limit: None,
                 max_concurrent: None,
                 expires_at: None,
+                attributes: Default::default(),
             },
         )
         .await

@@ -66,6 +66,7 @@ mod tests {
             role: sluice_schemas::api::KeyRole::Reader,
             grants: Vec::new(),
             operations: None,
+            groups: Vec::new(),
         }
     }
 

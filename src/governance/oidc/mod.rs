@@ -348,7 +348,7 @@ impl Oidc {
             .iter()
             .find(|r| r.admits(iss, claims))
             .ok_or(Refusal::NoRule)?;
-        Ok(rule.caller(iss, subject, Some(exp)))
+        Ok(rule.caller(iss, subject, Some(exp), claims))
     }
 }
 

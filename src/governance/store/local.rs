@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sluice_schemas::api::UsageDay;
+use sluice_schemas::api::{Policy, UsageDay};
 
 use super::{Changed, KeyChange, MetadataStore, StoreError, empty_day, usage_deltas};
 use crate::governance::keys::KeyRecord;
@@ -27,6 +27,9 @@ const LOCK: &str = ".lock";
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct KeysFile {
     keys: Vec<KeyRecord>,
+    /// Policies added through `/v1/policies`, kept beside the keys under the same lock.
+    #[serde(default)]
+    policies: Vec<Policy>,
 }
 
 /// `key id -> day -> counters`.
@@ -253,6 +256,39 @@ impl MetadataStore for LocalStore {
             let mut all = keys.keys.clone();
             all.sort_by_key(|k| std::cmp::Reverse(k.created_at));
             Ok((all, false, false))
+        })
+        .await
+    }
+
+    async fn policies(&self) -> Result<Vec<Policy>, StoreError> {
+        self.locked(|keys, _| {
+            let mut all = keys.policies.clone();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok((all, false, false))
+        })
+        .await
+    }
+
+    async fn put_policy(&self, policy: &Policy, replace: bool) -> Result<bool, StoreError> {
+        let policy = policy.clone();
+        self.locked(move |keys, _| {
+            match keys.policies.iter_mut().find(|p| p.name == policy.name) {
+                Some(_) if !replace => return Ok((false, false, false)),
+                Some(slot) => *slot = policy,
+                None => keys.policies.push(policy),
+            }
+            Ok((true, true, false))
+        })
+        .await
+    }
+
+    async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.locked(move |keys, _| {
+            let before = keys.policies.len();
+            keys.policies.retain(|p| p.name != name);
+            let gone = keys.policies.len() != before;
+            Ok((gone, gone, false))
         })
         .await
     }

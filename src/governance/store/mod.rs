@@ -7,7 +7,7 @@ pub mod postgres;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
-use sluice_schemas::api::UsageDay;
+use sluice_schemas::api::{Policy, UsageDay};
 
 use super::keys::KeyRecord;
 use super::records::AuditRecord;
@@ -51,6 +51,13 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn write_audit(&self, batch: &[AuditRecord]) -> Result<(), StoreError>;
     /// A key's usage per day, oldest first.
     async fn usage(&self, id: &str) -> Result<Vec<UsageDay>, StoreError>;
+    /// Every stored policy, by name.
+    async fn policies(&self) -> Result<Vec<Policy>, StoreError>;
+    /// Stores a policy: always when `replace`, else only if no policy has its name. Whether it
+    /// was stored.
+    async fn put_policy(&self, policy: &Policy, replace: bool) -> Result<bool, StoreError>;
+    /// Deletes a policy; whether there was one.
+    async fn delete_policy(&self, name: &str) -> Result<bool, StoreError>;
     /// What and where, for the log (no credentials).
     fn describe(&self) -> String;
 }

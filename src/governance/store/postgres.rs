@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod};
 use sluice_actors::sources::postgres::{parse_replica, tls};
 use sluice_planner::redact::with_causes;
-use sluice_schemas::api::UsageDay;
+use sluice_schemas::api::{Policy, UsageDay};
 
 use super::{Changed, KeyChange, MetadataStore, StoreError};
 use crate::governance::keys::KeyRecord;
@@ -213,6 +213,53 @@ impl MetadataStore for PgStore {
             .await
             .map_err(|e| unavailable(&e))?;
         rows.iter().map(record_of).collect()
+    }
+
+    async fn policies(&self) -> Result<Vec<Policy>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT record::text FROM sluice_policies ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row
+                    .try_get(0)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("policy record: {e}")))
+            })
+            .collect()
+    }
+
+    async fn put_policy(&self, policy: &Policy, replace: bool) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let record =
+            serde_json::to_string(policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let statement = if replace {
+            "INSERT INTO sluice_policies (name, record) VALUES ($1, $2::text::jsonb) \
+             ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = now()"
+        } else {
+            "INSERT INTO sluice_policies (name, record) VALUES ($1, $2::text::jsonb) \
+             ON CONFLICT (name) DO NOTHING"
+        };
+        let n = client
+            .execute(statement, &[&policy.name, &record])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(n == 1)
+    }
+
+    async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM sluice_policies WHERE name = $1", &[&name])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(n == 1)
     }
 
     async fn write_audit(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
