@@ -513,6 +513,8 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/v1/keys/{id}", &["delete"]),
         ("/v1/keys/{id}/rotate", &["post"]),
         ("/v1/keys/{id}/usage", &["get"]),
+        ("/v1/policies", &["get", "post"]),
+        ("/v1/policies/{name}", &["put", "delete"]),
         ("/health", &["get"]),
         ("/ready", &["get"]),
         ("/metrics", &["get"]),
@@ -535,7 +537,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        20,
+        22,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.

@@ -6,6 +6,7 @@
 mod grants;
 mod keys;
 mod load;
+mod policies;
 mod shared;
 
 use serde_json::{Value, json};
