@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import http.client
 import json
 import os
@@ -15,6 +14,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import report as report_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SQL = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = 7"
@@ -140,11 +141,9 @@ def main() -> None:
         off.stop()
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("p50", "p99", "rps")} for k, v in rounds.items()}
     added_us = (med["on"]["p50"] - med["off"]["p50"]) * 1000.0
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = report_file.now()
     lines = [
-        f"## Governance on vs off: {now} · commit {commit}{'+dirty' if dirty else ''} · `benches/governance.sh --rounds {args.rounds} --seconds {args.seconds} --log {args.log}`\n",
+        f"## Governance on vs off: {now} · commit {report_file.revision()} · `benches/governance.sh --rounds {args.rounds} --seconds {args.seconds} --log {args.log}`\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores. `{SMALL_SQL}` as Arrow IPC, one keep-alive connection "
         f"(wrk -t1 -c1, {args.seconds} s per round), `SLUICE_LOG={args.log}`, rounds alternating off/on, median of {args.rounds} rounds. "
         "Off: `auth.mode = \"none\"` (no key, no grants, no limits; audit records stay in memory and the log). "
@@ -160,10 +159,7 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print(report)
     if not args.no_write:
-        results = ROOT / "benches" / "RESULTS.md"
-        text = results.read_text()
-        head, _, rest = text.partition("\n## ")
-        results.write_text(head + "\n" + report + "## " + rest)
+        report_file.prepend(report)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ streaming of lineitem."""
 from __future__ import annotations
 
 import argparse
-import datetime
 import http.client
 import json
 import os
@@ -18,6 +17,8 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import report as report_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SQL = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = 7"
@@ -176,11 +177,9 @@ def main() -> None:
         plain.stop()
         https.stop()
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = report_file.now()
     lines = [
-        f"## Identity: API key vs JWT, HTTPS vs HTTP: {now} · commit {commit}{'+dirty' if dirty else ''} · `benches/identity.sh --rounds {args.rounds} --requests {args.requests} --streams {args.streams}`\n",
+        f"## Identity: API key vs JWT, HTTPS vs HTTP: {now} · commit {report_file.revision()} · `benches/identity.sh --rounds {args.rounds} --requests {args.requests} --streams {args.streams}`\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores. One release server with `[auth.oidc]` trusting npm oidc-provider on loopback. "
         f"`{SMALL_SQL}` as Arrow IPC, {args.requests} sequential requests on one keep-alive connection per round (Python http.client), "
         f"rounds alternating key/JWT, {args.rounds} rounds, the result cache off (each request runs the query); both callers are readers granted `local.public.*` (the key from `/v1/keys`, "
@@ -208,10 +207,7 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print(report)
     if not args.no_write:
-        results = ROOT / "benches" / "RESULTS.md"
-        text = results.read_text()
-        head, _, rest = text.partition("\n## ")
-        results.write_text(head + "\n" + report + "## " + rest)
+        report_file.prepend(report)
 
 
 if __name__ == "__main__":
