@@ -335,7 +335,17 @@ impl QueryService {
 
     /// The planner `principal` sees, with a session's catalog and schema for bare names.
     fn view(&self, principal: &Principal, request: &QueryRequest) -> sluice_planner::Planner {
-        let planner = self.planner_for(principal);
+        self.view_with(principal, request, &self.policies(principal))
+    }
+
+    /// [`Self::view`] with `policies` resolved already (the ones a cache key was made with).
+    fn view_with(
+        &self,
+        principal: &Principal,
+        request: &QueryRequest,
+        policies: &Arc<sluice_planner::PolicySet>,
+    ) -> sluice_planner::Planner {
+        let planner = principal.planner(&self.planner, policies);
         match &request.defaults {
             Some(d) => planner.with_defaults(&d.catalog, &d.schema),
             None => planner,

@@ -76,7 +76,8 @@ impl QueryService {
             }
         }
         let (permit, key_permit) = self.take_slots(principal, query_id)?;
-        let planner = self.view(principal, request);
+        // The policies the cache key was made with, whatever changed while it waited.
+        let planner = self.view_with(principal, request, &policies);
         let entry = self.queries.start(query_id, principal.key_id(), call.door);
         entry.attach_audit(auditor);
         entry.set_request(request);

@@ -65,14 +65,47 @@ pub fn federate(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         }
         plan => {
             let (plan, found) = visit(plan)?;
-            match found {
+            let plan = match found {
                 Found::Remote {
                     source, classes, ..
-                } => remote_node(plan, &source, classes, None),
-                Found::Local => Ok(plan),
-            }
+                } => remote_node(plan, &source, classes, None)?,
+                Found::Local => plan,
+            };
+            mark_guarded(plan)
         }
     }
+}
+
+/// Every remote statement under a policy fence marked as such (see
+/// [`super::exec::RemoteStatementSpec::guarded`]).
+fn mark_guarded(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    plan.transform_down_with_subqueries(|node| {
+        let Some(fence) = crate::policy::fence::PolicyFence::of(&node) else {
+            return Ok(Transformed::no(node));
+        };
+        let mut fence = fence.clone();
+        fence.input = fence
+            .input
+            .transform_down_with_subqueries(|inner| {
+                let LogicalPlan::Extension(e) = &inner else {
+                    return Ok(Transformed::no(inner));
+                };
+                let Some(remote) = e.node.as_any().downcast_ref::<RemoteQueryNode>() else {
+                    return Ok(Transformed::no(inner));
+                };
+                let mut remote = remote.clone();
+                remote.spec.guarded = true;
+                Ok(Transformed::yes(remote.into_plan()))
+            })?
+            .data;
+        Ok(Transformed::new(
+            fence.into_plan(),
+            true,
+            TreeNodeRecursion::Jump,
+        ))
+    })
+    .map(|t| t.data)
 }
 
 /// The remote table a scan reads, if it reads one.
@@ -497,6 +530,7 @@ fn remote_node(
                 kept_local,
                 ordering,
                 narrowable: true,
+                guarded: false,
             },
             schema,
         }

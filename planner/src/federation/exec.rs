@@ -66,6 +66,9 @@ pub struct RemoteStatementSpec {
     /// Whether joins above may narrow the statement with their keys (not for a source with
     /// `pushdown = "none"`, the reference that gets nothing but whole tables).
     pub narrowable: bool,
+    /// Under a policy fence: what it pulls is not reported per source for the query (its
+    /// rows may include rows the policy hides, when the source cannot run the row filter).
+    pub guarded: bool,
 }
 
 impl RemoteStatementSpec {
@@ -301,6 +304,7 @@ impl ExecutionPlan for RemoteScanExec {
             deadline: query.as_ref().and_then(|q| q.deadline),
             pulled: query
                 .as_ref()
+                .filter(|_| !spec.guarded)
                 .map(|q| q.pulled.source(&spec.source))
                 .unwrap_or_default(),
         };

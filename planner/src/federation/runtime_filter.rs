@@ -220,6 +220,7 @@ mod tests {
             kept_local: None,
             ordering: vec![],
             narrowable: true,
+            guarded: false,
         }
     }
 

@@ -116,6 +116,7 @@ impl RemoteTable {
             kept_local,
             ordering: Vec::new(),
             narrowable: self.source.pushdown != Pushdown::None,
+            guarded: false,
         })
     }
 }

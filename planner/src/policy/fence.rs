@@ -163,6 +163,13 @@ impl FenceExec {
     }
 }
 
+impl FenceExec {
+    /// The same fence over another input.
+    pub fn over(&self, input: Arc<dyn ExecutionPlan>) -> Self {
+        Self::new(input, self.table.clone())
+    }
+}
+
 impl DisplayAs for FenceExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{FENCE_EXEC_NAME}: table={}", self.table)

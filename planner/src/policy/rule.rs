@@ -112,9 +112,19 @@ impl ApplyPolicies {
         for (qualifier, field) in wanted.iter() {
             let column = Expr::Column(Column::from((qualifier, field)));
             // The first policy (by name) that masks the column decides.
-            let mask = policies
-                .iter()
-                .find_map(|p| p.masks.get(field.name()).map(|sql| (p, sql)));
+            // A mask names its column as the table spells it, or in another case (Snowflake's
+            // upper-case names); a table without the column is not masked by it.
+            let mask = policies.iter().find_map(|p| {
+                p.masks
+                    .get(field.name())
+                    .or_else(|| {
+                        p.masks
+                            .iter()
+                            .find(|(c, _)| c.eq_ignore_ascii_case(field.name()))
+                            .map(|(_, m)| m)
+                    })
+                    .map(|sql| (p, sql))
+            });
             let Some((p, sql)) = mask else {
                 exprs.push(column);
                 continue;
@@ -195,9 +205,20 @@ impl AnalyzerRule for ApplyPolicies {
             let LogicalPlan::TableScan(scan) = node else {
                 return Ok(Transformed::no(node));
             };
-            // Table functions (`generate_series(1, 3)`, named `name()`) read no source.
+            // Table functions (`generate_series(1, 3)`, named `name()`) and a recursive CTE's
+            // work table read no source.
             let table_function = matches!(&scan.table_name,
-                datafusion::common::TableReference::Bare { table } if table.ends_with("()"));
+                datafusion::common::TableReference::Bare { table }
+                    if table.strip_suffix("()").is_some_and(|f| self.state.table_functions().contains_key(f)));
+            let work_table = datafusion::datasource::source_as_provider(&scan.source)
+                .is_ok_and(|p| {
+                    let any: &dyn std::any::Any = p.as_ref();
+                    any.downcast_ref::<datafusion::datasource::cte_worktable::CteWorkTable>()
+                        .is_some()
+                });
+            if work_table {
+                return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+            }
             let full = scan.table_name.clone().resolve(catalog, schema);
             let policies = if table_function || full.schema.as_ref() == "information_schema" {
                 Vec::new()

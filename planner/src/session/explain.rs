@@ -7,7 +7,9 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 
 use super::{PlannedQuery, Planner, RemoteStatement};
 use crate::federation::RemoteScanExec;
-use crate::policy::fence::FenceExec;
+use datafusion::logical_expr::LogicalPlan;
+
+use crate::policy::fence::{FenceExec, PolicyFence};
 
 impl Planner {
     /// `text` with every object-store source's location prefix replaced by its name
@@ -30,7 +32,7 @@ impl Planner {
 
     /// Whether this view hides what is below a policy fence (callers that may not see
     /// policies: their literals would tell what hidden rows hold).
-    fn hides_policies(&self) -> bool {
+    pub(super) fn hides_policies(&self) -> bool {
         self.policies.as_ref().is_some_and(|p| !p.reveals())
     }
 
@@ -100,14 +102,99 @@ impl Planner {
     /// The logical and physical plans as indented text, as this view may show them.
     pub fn explain(&self, query: &PlannedQuery) -> (String, String) {
         (
-            self.shown(&query.logical.display_indent().to_string()),
-            self.shown(
-                &displayable(query.physical.as_ref())
-                    .indent(true)
-                    .to_string(),
-            ),
+            self.shown(&self.logical_text(&query.logical)),
+            self.shown(&self.physical_text(&query.physical)),
         )
     }
+
+    /// A logical plan as indented text; without what is below each policy fence for a view
+    /// that hides policies.
+    fn logical_text(&self, plan: &LogicalPlan) -> String {
+        if !self.hides_policies() {
+            return plan.display_indent().to_string();
+        }
+        match without_guarded_inputs(plan) {
+            Ok(p) => p.display_indent().to_string(),
+            Err(_) => HIDDEN.to_owned(),
+        }
+    }
+
+    /// A physical plan as indented text; without what is below each policy fence for a view
+    /// that hides policies.
+    fn physical_text(&self, plan: &Arc<dyn ExecutionPlan>) -> String {
+        let shown = if self.hides_policies() {
+            match without_guarded_children(Arc::clone(plan)) {
+                Ok(p) => p,
+                Err(_) => return HIDDEN.to_owned(),
+            }
+        } else {
+            Arc::clone(plan)
+        };
+        displayable(shown.as_ref()).indent(true).to_string()
+    }
+
+    /// An `EXPLAIN`'s answer for a view that hides policies: the final logical and physical
+    /// plans drawn without what is below each fence (`VERBOSE`'s intermediate plans are left
+    /// out), locations redacted.
+    pub(super) fn explain_without_policies(
+        &self,
+        explain: &Arc<dyn ExecutionPlan>,
+        logical: &LogicalPlan,
+        physical: &Arc<dyn ExecutionPlan>,
+    ) -> Arc<dyn ExecutionPlan> {
+        use datafusion::common::display::{PlanType, StringifiedPlan};
+        use datafusion::physical_plan::explain::ExplainExec;
+        let plans = vec![
+            StringifiedPlan::new(
+                PlanType::FinalLogicalPlan,
+                self.shown(&self.logical_text(logical)),
+            ),
+            StringifiedPlan::new(
+                PlanType::FinalPhysicalPlan,
+                self.shown(&self.physical_text(physical)),
+            ),
+        ];
+        Arc::new(ExplainExec::new(explain.schema(), plans, false))
+    }
+}
+
+/// What stands for a plan that could not be drawn without its guarded parts.
+const HIDDEN: &str = "(not shown: row filters or column masks guard a table this plan reads)";
+
+/// `plan` with each policy fence's input replaced by an empty relation of its schema.
+fn without_guarded_inputs(plan: &LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::EmptyRelation;
+    plan.clone()
+        .transform_up_with_subqueries(|node| {
+            let Some(fence) = PolicyFence::of(&node) else {
+                return Ok(Transformed::no(node));
+            };
+            let mut bare = fence.clone();
+            bare.input = LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::clone(fence.input.schema()),
+            });
+            Ok(Transformed::yes(bare.into_plan()))
+        })
+        .map(|t| t.data)
+}
+
+/// `plan` with each policy fence's child replaced by an empty leaf of its schema.
+fn without_guarded_children(
+    plan: Arc<dyn ExecutionPlan>,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::empty::EmptyExec;
+    plan.transform_up(|node| {
+        let any: &dyn std::any::Any = node.as_ref();
+        let Some(fence) = any.downcast_ref::<FenceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let leaf: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(node.schema()));
+        Ok(Transformed::yes(Arc::new(fence.over(leaf))))
+    })
+    .map(|t| t.data)
 }
 
 /// An indented plan with every line below a policy fence left out (the fence's own line

@@ -347,9 +347,22 @@ impl Planner {
                 SessionState::clone(&self.state),
             )),
         );
-        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+        let mut config = self.state.config().clone();
+        // DataFusion 55 moves leaf expressions (struct field access, `file_row_index()`) into
+        // the inputs of any node whose schema allows it, a fence's included: below the policy.
+        config
+            .options_mut()
+            .optimizer
+            .enable_leaf_expression_pushdown = false;
+        let mut state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+            .with_config(config)
             .with_analyzer_rules(rules)
             .build();
+        // A row's position in its file, or the file's name, tells where hidden rows are.
+        for name in ["file_row_index", "input_file_name"] {
+            use datafusion::execution::FunctionRegistry as _;
+            let _ = state.deregister_udf(name);
+        }
         Self {
             state: Arc::new(state),
             catalogs: Arc::clone(&self.catalogs),

@@ -100,11 +100,20 @@ impl Planner {
             .await
             .map_err(PlanError::classify)?;
         // A key's view shows no server paths, in EXPLAIN's answer either, and a caller who
-        // may not see policies nothing below their fences.
-        let physical = if self.grants.is_some() || self.policies.is_some() {
-            self.redact_explain(physical)
-        } else {
-            physical
+        // may not see policies nothing below their fences (the plans drawn again without what
+        // is below them: their printed text cannot be cut safely, a literal may hold a line
+        // break).
+        let physical = match &logical {
+            LogicalPlan::Explain(e) if self.hides_policies() => {
+                let inner = state
+                    .query_planner()
+                    .create_physical_plan(&e.plan, &state)
+                    .await
+                    .map_err(PlanError::classify)?;
+                self.explain_without_policies(&physical, &e.plan, &inner)
+            }
+            _ if self.grants.is_some() || self.policies.is_some() => self.redact_explain(physical),
+            _ => physical,
         };
         Ok(PlannedQuery {
             logical,

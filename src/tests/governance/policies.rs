@@ -289,6 +289,21 @@ async fn explain_tells_nothing(app: &TestApp, key: &str, g: &Guarded) {
             "/v1/explain shows {secret}: {shown}"
         );
     }
+    // A literal with a line break does not end what is hidden (the plan is drawn without it).
+    let broken = format!(
+        "EXPLAIN VERBOSE SELECT id FROM {} WHERE name <> 'a\n  b' AND id < 9",
+        g.table("emp")
+    );
+    let (status, rows) = answer(app, key, &broken).await;
+    assert_eq!(status, 200, "{rows}");
+    let text = rows.to_string();
+    assert!(text.contains("PolicyFence"), "{text}");
+    for secret in ["EMEA", "sha256", "10000)"] {
+        assert!(
+            !text.contains(secret),
+            "EXPLAIN VERBOSE shows {secret}: {text}"
+        );
+    }
     // EXPLAIN ANALYZE (counts below the fence) is for admins only.
     let (status, code) = answer(app, key, &format!("EXPLAIN ANALYZE {sql}")).await;
     assert_eq!((status, code), (403, json!("permission_denied")));
@@ -301,9 +316,31 @@ async fn parquet_policies_hide_rows_and_mask_columns_everywhere() {
     let app = TestApp::spawn_with(|c: &mut Config| {
         c.sources.push(source);
         c.policies.push(policy("hr"));
+        // Matches every table, masks a column none has: nothing changes, and what is not a
+        // source's table (a recursive CTE's work table, a table function) is never guarded.
+        c.policies.push(Policy {
+            name: "anywhere".into(),
+            tables: "*.*.*".into(),
+            row_filter: None,
+            masks: BTreeMap::from([("no_such_column".to_owned(), "NULL".to_owned())]),
+            applies_to: None,
+            admins_bypass: false,
+        });
     })
     .await;
     let key = reader(&app, "EMEA").await;
+    for (sql, want) in [
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT count(*) FROM r",
+            json!([[3]]),
+        ),
+        ("SELECT count(*) FROM generate_series(1, 4)", json!([[4]])),
+    ] {
+        assert_eq!(answer(&app, &key, sql).await, (200, want), "{sql}");
+    }
+    // Where a row sits in its file tells where hidden rows are: not for a guarded caller.
+    let (status, _) = answer(&app, &key, "SELECT file_row_index() FROM hr.public.emp").await;
+    assert_eq!(status, 400);
     probes_answer_as_the_reference(&app, &key, &g).await;
     the_leak_recorder_never_sees_a_hidden_row(&app, &key, &g).await;
     explain_tells_nothing(&app, &key, &g).await;
@@ -380,6 +417,15 @@ async fn postgres_policies_hold_with_full_pushdown_and_every_statement_carries_t
         assert_eq!(resp.status(), 200, "{sql}");
         let qid = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
         let _ = resp.bytes().await;
+        // What a guarded statement pulled is not reported to the caller (its rows could
+        // count hidden ones where a source cannot run the row filter).
+        let pulled = crate::federation::pulled(&app, &qid).await;
+        if sql.contains("JOIN") {
+            // Only dept's statement (narrowed to the join's keys) counts.
+            assert_eq!(pulled["hrpg"].0, 1, "{sql}: {pulled:?}");
+        } else {
+            assert!(!pulled.contains_key("hrpg"), "{sql}: {pulled:?}");
+        }
         let logged = crate::federation::logged(&qid, 1).await;
         let on_emp: Vec<_> = logged.iter().filter(|s| s.contains("\"emp\"")).collect();
         assert!(!on_emp.is_empty(), "{sql}: {logged:?}");
