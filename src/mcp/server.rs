@@ -191,10 +191,13 @@ impl ServerHandler for SluiceMcp {
         if let Err(e) = self.charge(&caller, &request) {
             return Ok(tool_error(&e).into());
         }
+        // The tools that run statements are boxed: their futures are large, and rmcp's
+        // futures hold this one by value, so in a debug build their poll frames (each a copy)
+        // outgrew an actix worker's 2 MiB stack.
         let result = match request.name.as_ref() {
             "query" => {
                 let a: QueryArgs = required(request.arguments)?;
-                self.query(&caller, a, &context).await
+                Box::pin(self.query(&caller, a, &context)).await
             }
             "list_sources" => {
                 let _: NoArgs = args(request.arguments)?;
@@ -203,8 +206,7 @@ impl ServerHandler for SluiceMcp {
             "list_tables" => self.list_tables(&caller, args(request.arguments)?).await,
             "describe_table" => self.describe(&caller, required(request.arguments)?).await,
             "explain" => {
-                self.explain(&caller, required(request.arguments)?, &context)
-                    .await
+                Box::pin(self.explain(&caller, required(request.arguments)?, &context)).await
             }
             other => {
                 return Err(McpError::invalid_params(
