@@ -250,7 +250,11 @@ fn governance(c: &mut Criterion) {
         .block_on(gov.authenticate(Some(&secret), &client))
         .expect("a valid key");
     assert!(matches!(principal, Principal::Key(_)));
-    let restricted = principal.planner(&planner, &gov.policies.resolve(&principal));
+    let restricted = principal.planner(
+        &planner,
+        &gov.policies.resolve(&principal),
+        &gov.anonymous_views,
+    );
     let grants = restricted.grants().expect("a reader").clone();
     for (name, sql) in statements() {
         let planned = rt

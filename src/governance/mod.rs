@@ -37,7 +37,9 @@ use self::limits::Limiter;
 use self::lookup::{Found, Lookups};
 use self::oidc::Oidc;
 pub use self::policies::{Policies, check as policies_check};
-pub use self::principal::{Client, Door, Identity, KeyEntry, PeerCertificate, Principal};
+pub use self::principal::{
+    Client, Door, Identity, KeyEntry, PeerCertificate, PlannerSlot, Principal,
+};
 use self::records::{AuditKind, AuditRecord};
 pub use self::rules::is_subject_id;
 use self::store::{MetadataStore, StoreError};
@@ -63,6 +65,8 @@ pub struct Governance {
     certificate_rules: Vec<rules::Rule>,
     /// Row filters and column masks: the config's and the store's.
     pub policies: Policies,
+    /// The planner views anonymous access (`auth.mode = "none"`) plans with under policies.
+    pub anonymous_views: PlannerSlot,
 }
 
 /// The `WWW-Authenticate` challenges (RFC 6750) this server answers with: for no credentials,
@@ -156,6 +160,7 @@ impl Governance {
         let policies = Policies::new(config.policies.clone()).map_err(StoreError::Unavailable)?;
         let gov = Arc::new(Self {
             policies,
+            anonymous_views: PlannerSlot::default(),
             oidc,
             challenges: Challenges::new(config),
             certificate_rules: config

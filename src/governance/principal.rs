@@ -188,8 +188,14 @@ impl Principal {
 
     /// The planner this caller plans with: the whole catalog for admins and anonymous
     /// access, the granted view for readers, with `policies` applied where tables are read
-    /// (built once per key version and policy fingerprint).
-    pub fn planner(&self, root: &Planner, policies: &Arc<PolicySet>) -> Planner {
+    /// (built once per key version and policy fingerprint; for anonymous access, once per
+    /// fingerprint in `anonymous`).
+    pub fn planner(
+        &self,
+        root: &Planner,
+        policies: &Arc<PolicySet>,
+        anonymous: &PlannerSlot,
+    ) -> Planner {
         let with_policies = |p: Planner| {
             if policies.is_empty() {
                 p
@@ -207,7 +213,9 @@ impl Principal {
                 with_policies(view)
             }),
             Self::Anonymous if policies.is_empty() => root.clone(),
-            Self::Anonymous => with_policies(root.clone()),
+            Self::Anonymous => {
+                anonymous.get(policies.fingerprint(), || with_policies(root.clone()))
+            }
         }
     }
 }

@@ -1667,6 +1667,30 @@ fn lookup_udf(
 }
 
 /// Applies `f` to the first argument's values as integers (oids), row by row.
+/// Row `i`'s value of argument `k` (a scalar stands for every row).
+fn arg_at(args: &[ColumnarValue], k: usize, i: usize) -> Option<ScalarValue> {
+    match args.get(k)? {
+        ColumnarValue::Scalar(s) => Some(s.clone()),
+        ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i).ok(),
+    }
+}
+
+/// A text function's answer, `row` by row: a scalar when every argument is one.
+fn text_rows(args: &[ColumnarValue], row: impl Fn(usize) -> Option<String>) -> ColumnarValue {
+    let rows = args
+        .iter()
+        .find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(1);
+    let values: Vec<Option<String>> = (0..rows).map(row).collect();
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        return ColumnarValue::Scalar(ScalarValue::Utf8(values.into_iter().next().flatten()));
+    }
+    ColumnarValue::Array(Arc::new(StringArray::from(values)))
+}
+
 fn on_oids(
     args: &[ColumnarValue],
     f: impl Fn(Option<i64>) -> Option<ScalarValue>,
@@ -1782,41 +1806,22 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
     }));
     out.push(udf("format_type", DataType::Utf8, |args| {
         // format_type(oid, typmod): numeric's precision and scale from its typmod.
-        let rows = args
-            .iter()
-            .find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            })
-            .unwrap_or(1);
         let int_at = |k: usize, i: usize| -> Option<i64> {
-            let s = match args.get(k)? {
-                ColumnarValue::Scalar(s) => s.clone(),
-                ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i).ok()?,
-            };
-            match s.cast_to(&DataType::Int64).ok()? {
+            match arg_at(args, k, i)?.cast_to(&DataType::Int64).ok()? {
                 ScalarValue::Int64(v) => v,
                 _ => None,
             }
         };
-        let values: Vec<Option<String>> = (0..rows)
-            .map(|i| {
-                let oid = u32::try_from(int_at(0, i)?).ok()?;
-                let name = types::type_name(oid);
-                Some(match int_at(1, i) {
-                    Some(m) if oid == oid::NUMERIC && m >= 4 => {
-                        format!("{name}({},{})", (m - 4) >> 16, (m - 4) & 0xffff)
-                    }
-                    _ => name.to_owned(),
-                })
+        Ok(text_rows(args, |i| {
+            let oid = u32::try_from(int_at(0, i)?).ok()?;
+            let name = types::type_name(oid);
+            Some(match int_at(1, i) {
+                Some(m) if oid == oid::NUMERIC && m >= 4 => {
+                    format!("{name}({},{})", (m - 4) >> 16, (m - 4) & 0xffff)
+                }
+                _ => name.to_owned(),
             })
-            .collect();
-        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                values.into_iter().next().flatten(),
-            )));
-        }
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
+        }))
     }));
     // `'name'::regclass` and friends: the oid of a visible (or qualified) table.
     let by_name: BTreeMap<String, i64> = names
@@ -1920,18 +1925,8 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
     ));
     out.push(udf("format", DataType::Utf8, |args| {
         // PostgreSQL's format(): %s, %I (identifier), %L (literal), %%.
-        let rows = args
-            .iter()
-            .find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            })
-            .unwrap_or(1);
         let text = |k: usize, i: usize| -> Option<String> {
-            let s = match args.get(k)? {
-                ColumnarValue::Scalar(s) => s.clone(),
-                ColumnarValue::Array(a) => ScalarValue::try_from_array(a, i).ok()?,
-            };
+            let s = arg_at(args, k, i)?;
             if s.is_null() {
                 return None;
             }
@@ -1942,57 +1937,47 @@ fn functions(inputs: &Inputs<'_>, names: &Names) -> Vec<ScalarUDF> {
                 other => other.to_string(),
             })
         };
-        let values: Vec<Option<String>> = (0..rows)
-            .map(|i| {
-                let fmt = text(0, i)?;
-                let mut out = String::new();
-                let mut next = 1;
-                let mut chars = fmt.chars();
-                while let Some(c) = chars.next() {
-                    if c != '%' {
-                        out.push(c);
-                        continue;
-                    }
-                    match chars.next() {
-                        Some('%') => out.push('%'),
-                        Some(kind @ ('s' | 'I' | 'L')) => {
-                            let v = text(next, i);
-                            next += 1;
-                            match (kind, v) {
-                                ('s', v) => out.push_str(&v.unwrap_or_default()),
-                                ('I', Some(v)) => {
-                                    let plain = v.chars().all(|c| {
-                                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
-                                    });
-                                    if plain {
-                                        out.push_str(&v);
-                                    } else {
-                                        out.push_str(&format!("\"{}\"", v.replace('"', "\"\"")));
-                                    }
-                                }
-                                ('L', Some(v)) => {
-                                    out.push_str(&format!("'{}'", v.replace('\'', "''")))
-                                }
-                                ('L', None) => out.push_str("NULL"),
-                                _ => {}
-                            }
-                        }
-                        Some(other) => {
-                            out.push('%');
-                            out.push(other);
-                        }
-                        None => out.push('%'),
-                    }
+        Ok(text_rows(args, |i| {
+            let fmt = text(0, i)?;
+            let mut out = String::new();
+            let mut next = 1;
+            let mut chars = fmt.chars();
+            while let Some(c) = chars.next() {
+                if c != '%' {
+                    out.push(c);
+                    continue;
                 }
-                Some(out)
-            })
-            .collect();
-        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                values.into_iter().next().flatten(),
-            )));
-        }
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
+                match chars.next() {
+                    Some('%') => out.push('%'),
+                    Some(kind @ ('s' | 'I' | 'L')) => {
+                        let v = text(next, i);
+                        next += 1;
+                        match (kind, v) {
+                            ('s', v) => out.push_str(&v.unwrap_or_default()),
+                            ('I', Some(v)) => {
+                                let plain = v.chars().all(|c| {
+                                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+                                });
+                                if plain {
+                                    out.push_str(&v);
+                                } else {
+                                    out.push_str(&format!("\"{}\"", v.replace('"', "\"\"")));
+                                }
+                            }
+                            ('L', Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                            ('L', None) => out.push_str("NULL"),
+                            _ => {}
+                        }
+                    }
+                    Some(other) => {
+                        out.push('%');
+                        out.push(other);
+                    }
+                    None => out.push('%'),
+                }
+            }
+            Some(out)
+        }))
     }));
     out.push(udf("pg_size_pretty", DataType::Utf8, |args| {
         on_oids(

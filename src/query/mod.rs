@@ -330,7 +330,11 @@ impl QueryService {
 
     /// The planner `principal` sees: its grants' view with its policies applied.
     fn planner_for(&self, principal: &Principal) -> sluice_planner::Planner {
-        principal.planner(&self.planner, &self.policies(principal))
+        principal.planner(
+            &self.planner,
+            &self.policies(principal),
+            &self.governance.anonymous_views,
+        )
     }
 
     /// The planner `principal` sees, with a session's catalog and schema for bare names.
@@ -345,7 +349,7 @@ impl QueryService {
         request: &QueryRequest,
         policies: &Arc<sluice_planner::PolicySet>,
     ) -> sluice_planner::Planner {
-        let planner = principal.planner(&self.planner, policies);
+        let planner = principal.planner(&self.planner, policies, &self.governance.anonymous_views);
         match &request.defaults {
             Some(d) => planner.with_defaults(&d.catalog, &d.schema),
             None => planner,

@@ -273,16 +273,13 @@ impl OptimizerRule for LeakproofThroughFence {
                     .iter()
                     .all(|c| !fence.masked.contains(&c.name))
         };
-        if !split_conjunction_owned(filter.predicate.clone())
-            .iter()
-            .any(passes)
-        {
-            return Ok(Transformed::no(LogicalPlan::Filter(filter)));
-        }
         let (below, above): (Vec<Expr>, Vec<Expr>) =
             split_conjunction_owned(filter.predicate.clone())
                 .into_iter()
                 .partition(passes);
+        if below.is_empty() {
+            return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+        }
         let mut moved = fence.clone();
         if let Some(p) = conjunction(below) {
             moved.input = LogicalPlan::Filter(Filter::try_new(p, Arc::new(moved.input))?);

@@ -36,23 +36,16 @@ impl Planner {
         self.policies.as_ref().is_some_and(|p| !p.reveals())
     }
 
-    /// `text` as this view may show it: locations redacted for a key's view, and for a view
-    /// that hides policies every operator below a policy fence left out.
+    /// `text` as this view may show it: locations redacted for a key's view.
     fn shown(&self, text: &str) -> String {
-        let text = if self.grants.is_some() {
+        if self.grants.is_some() {
             self.redact_locations(text)
         } else {
             text.to_owned()
-        };
-        if self.hides_policies() {
-            hide_below_fences(&text)
-        } else {
-            text
         }
     }
 
-    /// An `EXPLAIN`'s precomputed text, with locations redacted and what policies guard
-    /// hidden.
+    /// An `EXPLAIN`'s precomputed text, with locations redacted.
     pub(super) fn redact_explain(&self, plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
         use datafusion::common::display::StringifiedPlan;
         use datafusion::physical_plan::explain::ExplainExec;
@@ -114,7 +107,7 @@ impl Planner {
             return plan.display_indent().to_string();
         }
         match without_guarded_inputs(plan) {
-            Ok(p) => p.display_indent().to_string(),
+            Ok(p) => without_placeholders(&p.display_indent().to_string()),
             Err(_) => HIDDEN.to_owned(),
         }
     }
@@ -122,15 +115,13 @@ impl Planner {
     /// A physical plan as indented text; without what is below each policy fence for a view
     /// that hides policies.
     fn physical_text(&self, plan: &Arc<dyn ExecutionPlan>) -> String {
-        let shown = if self.hides_policies() {
-            match without_guarded_children(Arc::clone(plan)) {
-                Ok(p) => p,
-                Err(_) => return HIDDEN.to_owned(),
-            }
-        } else {
-            Arc::clone(plan)
-        };
-        displayable(shown.as_ref()).indent(true).to_string()
+        if !self.hides_policies() {
+            return displayable(plan.as_ref()).indent(true).to_string();
+        }
+        match without_guarded_children(Arc::clone(plan)) {
+            Ok(p) => without_placeholders(&displayable(p.as_ref()).indent(true).to_string()),
+            Err(_) => HIDDEN.to_owned(),
+        }
     }
 
     /// An `EXPLAIN`'s answer for a view that hides policies: the final logical and physical
@@ -197,29 +188,19 @@ fn without_guarded_children(
     .map(|t| t.data)
 }
 
-/// An indented plan with every line below a policy fence left out (the fence's own line
-/// stays). A plan in another format (tree, graphviz, JSON) that shows a fence is replaced
-/// whole.
-fn hide_below_fences(text: &str) -> String {
+/// An indented plan drawn by [`without_guarded_inputs`] or [`without_guarded_children`]
+/// without the empty leaf each fence stands on (the one line under it, ours, no literal in it).
+fn without_placeholders(text: &str) -> String {
     use crate::policy::fence::FENCE_NAME;
-    if !text.contains(FENCE_NAME) {
-        return text.to_owned();
-    }
     let indent = |l: &str| l.len() - l.trim_start().len();
-    let indented = !text.contains('┌') && !text.trim_start().starts_with(['[', '{', '/', 'd']);
-    if !indented {
-        return "(not shown: row filters or column masks guard a table this plan reads)".to_owned();
-    }
     let mut out = String::with_capacity(text.len());
     let mut fence: Option<usize> = None;
     for line in text.split_inclusive('\n') {
-        let at = indent(line);
-        match fence {
-            Some(f) if at > f && !line.trim().is_empty() => continue,
-            _ => fence = None,
+        if fence.take().is_some_and(|f| indent(line) > f) {
+            continue;
         }
         if line.trim_start().starts_with(FENCE_NAME) {
-            fence = Some(at);
+            fence = Some(indent(line));
         }
         out.push_str(line);
     }

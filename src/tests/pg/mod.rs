@@ -98,6 +98,24 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Raw {
     }
 }
 
+/// `psql` to `app`'s door and `database`, as `analyst` with the admin key, no psqlrc.
+fn psql_to(app: &TestApp, database: &str) -> Command {
+    let (host, port) = host_port(app.pg.as_deref().unwrap());
+    let mut cmd = Command::new("psql");
+    cmd.env("PGPASSWORD", &app.key).args([
+        "-h",
+        &host,
+        "-p",
+        &port.to_string(),
+        "-U",
+        "analyst",
+        "-d",
+        database,
+        "-X",
+    ]);
+    cmd
+}
+
 /// The embedded default with `[pg]` on a free port.
 pub async fn app() -> TestApp {
     TestApp::spawn().await
@@ -106,22 +124,9 @@ pub async fn app() -> TestApp {
 #[actix_web::test]
 async fn psql_lists_and_describes_the_granted_catalog() {
     let app = app().await;
-    let (host, port) = host_port(app.pg.as_deref().unwrap());
     let psql = |args: &[&str]| {
-        let mut cmd = Command::new("psql");
-        cmd.env("PGPASSWORD", &app.key)
-            .args([
-                "-h",
-                &host,
-                "-p",
-                &port.to_string(),
-                "-U",
-                "analyst",
-                "-d",
-                "sluice",
-            ])
-            .args(["-X", "-v", "ON_ERROR_STOP=1"])
-            .args(args);
+        let mut cmd = psql_to(&app, "sluice");
+        cmd.args(["-v", "ON_ERROR_STOP=1"]).args(args);
         cmd
     };
     let out = crate::output(psql(&["-c", "\\dt"])).await;
@@ -407,20 +412,7 @@ async fn cancel_requests_stop_the_remote_statement() {
     assert_cancelled(&pg, &id).await;
 
     // psql's Ctrl-C: SIGINT makes it send the CancelRequest.
-    let (host, port) = host_port(app.pg.as_deref().unwrap());
-    let psql = std::process::Command::new("psql")
-        .env("PGPASSWORD", &app.key)
-        .args([
-            "-h",
-            &host,
-            "-p",
-            &port.to_string(),
-            "-U",
-            "analyst",
-            "-d",
-            "pg",
-            "-X",
-        ])
+    let psql = psql_to(&app, "pg")
         .args([
             "-c",
             &format!("SET search_path = '{schema}'"),
