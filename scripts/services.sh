@@ -2,7 +2,10 @@
 # Real services for the test suite, on free 127.0.0.1 ports (../shared/TESTING.md has the facts):
 # two throwaway PostgreSQL clusters, S3 (moto), Azure Blob (Azurite), Snowflake (fakesnow) and
 # Redis (Debian's redis-server, installed with apt when missing; nothing persisted); and
-# installs the OpenID Provider (npm oidc-provider) the identity tests start themselves.
+# installs the OpenID Provider (npm oidc-provider) the identity tests start themselves, and the
+# console's browser test's tools: Debian's chromium and the npm packages of ui/ (playwright-core
+# with them; `npm ci` from ui/package-lock.json, which also builds the bundle the test command
+# checks).
 # The main cluster has TLS on and logs every statement; the spare one is for tests that stop
 # and restart a source.
 #
@@ -102,13 +105,34 @@ install_apt() {
   ldconfig -p 2>/dev/null | grep -q 'libodbc.so.2' || want+=(unixodbc)
   command -v go >/dev/null || want+=(golang-go)
   [ -d /usr/share/gocode/src/github.com/lib/pq ] || want+=(golang-github-lib-pq-dev)
-  [ "${#want[@]}" -gt 0 ] || return 0
-  say "installing ${want[*]} (apt)"
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null \
-    || { "${sudo[@]}" apt-get update -q >/dev/null \
-      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null; }
+  if [ "${#want[@]}" -gt 0 ]; then
+    say "installing ${want[*]} (apt)"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null \
+      || { "${sudo[@]}" apt-get update -q >/dev/null \
+        && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null; }
+  fi
+  # The console's browser: without its recommended packages (a few minutes cold).
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing chromium (apt)"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+      || { "${sudo[@]}" apt-get update -q >/dev/null \
+        && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  fi
+}
+
+# The console's npm packages (esbuild, CodeMirror, apache-arrow, uPlot, playwright-core), exactly
+# as ui/package-lock.json pins them; reused while the lock file is unchanged.
+install_ui() {
+  local stamp="$root/ui/node_modules/.lock-sha"
+  local want
+  want=$(sha256sum "$root/ui/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing the console's npm packages (npm ci in ui/)"
+    (cd "$root/ui" && npm ci --silent --no-audit --no-fund >/dev/null)
+    echo "$want" >"$stamp"
+  fi
 }
 
 # node-postgres and porsager's postgres, for the PostgreSQL door's tests.
@@ -132,11 +156,13 @@ install_all() {
   install_apt & local rd=$!
   install_oidc & local op=$!
   install_pg_npm & local pn=$!
+  install_ui & local ui=$!
   wait "$py" || { say "installing the Python tools failed"; failed=1; }
   wait "$az" || { say "installing Azurite failed"; failed=1; }
   wait "$op" || { say "installing oidc-provider failed"; failed=1; }
   wait "$pn" || { say "installing the Node PostgreSQL clients failed"; failed=1; }
-  wait "$rd" || { say "installing Debian's packages (redis, PostgreSQL clients) failed"; failed=1; }
+  wait "$ui" || { say "installing the console's npm packages failed"; failed=1; }
+  wait "$rd" || { say "installing Debian's packages (redis, PostgreSQL clients, chromium) failed"; failed=1; }
   return "$failed"
 }
 
@@ -313,6 +339,10 @@ up() {
   [ -d /usr/share/gocode/src/github.com/lib/pq ] && command -v go >/dev/null \
     && echo "export SLUICE_TEST_GOPATH=/usr/share/gocode" >>"$run/env"
   [ -f "$psqlodbc" ] && echo "export SLUICE_TEST_PSQLODBC=$psqlodbc" >>"$run/env"
+  # The console's browser test.
+  [ -x /usr/bin/chromium ] && echo "export SLUICE_TEST_CHROMIUM=/usr/bin/chromium" >>"$run/env"
+  [ -d "$root/ui/node_modules/playwright-core" ] \
+    && echo "export SLUICE_TEST_CONSOLE_UI=$root/ui" >>"$run/env"
   for s in postgres postgres_spare moto azurite fakesnow redis; do
     if "start_$s"; then
       say "$s is up (pid $(cat "$run/$s.pid"))"

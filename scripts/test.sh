@@ -56,6 +56,10 @@ if [ -n "$dups" ]; then
 fi
 echo "ok: one version each"
 
+# --- The console's committed bundle is the build of its sources ----------------------------
+say "ui/dist is the build of ui/src (node ui/build.mjs --check)"
+node ui/build.mjs --check
+
 # --- Formatting ---------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

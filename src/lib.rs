@@ -2,9 +2,9 @@
 //! Arrow.
 //!
 //! ```text
-//!   doors:   http/ (REST API)   mcp/ (Model Context Protocol)      (web: the actix server
-//!               │                  │                                 both are mounted on)
-//!               └────────┬─────────┘
+//!   doors:   http/ (REST API)   mcp/ (Model Context Protocol)   console/ (web page)
+//!               │                  │                                │
+//!               └────────┬─────────┘   (web: the actix server the three are mounted on)
 //!                        ▼
 //!   query/ (the protocol-neutral service: run, explain, tables, sources, replay, keys)
 //!                        │
@@ -18,7 +18,8 @@
 //!
 //! # Layout
 //! - `startup`: [`Application`] builds the service and mounts the doors.
-//! - `query`: the query service. `http`, `mcp`: the doors. `web`: what the actix-hosted doors
+//! - `query`: the query service. `http`, `mcp`: the doors; `console`: the web console's page and
+//!   assets (the page speaks to `http`). `web`: what the actix-hosted doors
 //!   share (reading credentials and bodies, errors as HTTP answers).
 //! - `governance`: keys, grants, limits, audit and usage, and their store. `cache`: the result
 //!   cache. `format`: Arrow IPC, JSON, NDJSON, CSV and Parquet encoders. `tls`: the
@@ -32,6 +33,7 @@
 mod architecture;
 mod cache;
 pub mod cli;
+mod console;
 pub mod error;
 // Public for the micro benchmarks (`benches/micro.rs`), which measure encoders and key checks.
 mod flight;

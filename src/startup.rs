@@ -141,12 +141,21 @@ impl Application {
             }
             None => None,
         };
+        let console = web::Data::new(crate::console::Console::new(
+            &config,
+            service.name_defaults(),
+            flight.as_ref().map(|f| f.addr()),
+            pg.as_ref().map(|p| p.addr()),
+        ));
+        let console_enabled = config.console.enabled;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(options.clone())
                 .app_data(mcp.clone())
+                .app_data(console.clone())
                 .configure(crate::mcp::routes)
+                .configure(crate::console::routes(console_enabled))
                 .wrap(actix_web::middleware::from_fn(crate::http::authenticate))
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")

@@ -137,6 +137,12 @@ pub async fn read_body(
     Ok(buf.freeze())
 }
 
+/// Whether `path` is the web console's page or one of its assets: they hold no data, so they
+/// are served without a key (everything the page shows, it asks the API for with one).
+pub fn is_console_path(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,6 +171,21 @@ pub struct QueryStatus {
     /// The error, when failed or cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<QueryError>,
+    /// The statement (its first 4,096 bytes), once read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// Whether it was run (`query`) or explained (`explain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// The key (or token subject's `sub_…` id) that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The door it came through: `http`, `mcp`, `flight` or `pg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
+    /// Whether the result cache answered it (absent: the cache was not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit: Option<bool>,
 }
 
 /// What one query pulled from one remote source.
@@ -332,6 +347,9 @@ pub struct TableSummary {
     pub table: String,
     /// Number of columns.
     pub columns: u64,
+    /// The columns themselves, with `?with_columns=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<Column>>,
 }
 
 /// `GET /v1/tables`.
@@ -687,4 +705,62 @@ pub struct ProtectedResource {
     pub bearer_methods_supported: Vec<String>,
     /// A name for people.
     pub resource_name: String,
+}
+
+/// `GET /v1/me`: who the server takes the caller for, and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The key's id, or a token or certificate subject's `sub_…` id; absent for anonymous
+    /// access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The key's name, or the token's or certificate's subject.
+    pub name: String,
+    /// For a subject: the token's issuer or the certificate's issuer name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// How the caller signed in: `key`, `subject` (an OAuth token's or a client certificate's
+    /// subject) or `anonymous`.
+    pub kind: String,
+    /// Role.
+    pub role: KeyRole,
+    /// Allowed operations.
+    pub operations: Vec<Operation>,
+}
+
+/// `GET /v1/stats`: the server's recent activity, one sample per second, oldest first (admins
+/// only). Only seconds with any finished query are listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ServerStats {
+    /// The server's clock, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    /// Seconds covered (the window asked for, at most 600).
+    pub window_s: u64,
+    /// Queries running now.
+    pub running: u64,
+    /// One sample per second with any query ending in it.
+    pub samples: Vec<StatsSample>,
+}
+
+/// What the queries that ended in one second did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsSample {
+    /// The second's start, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Queries that ended.
+    pub queries: u64,
+    /// Of those, the failed and cancelled ones, by error code.
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Median wall time, milliseconds (from a histogram: within 12% of the true value).
+    pub p50_ms: f64,
+    /// 99th percentile wall time, milliseconds (same precision).
+    pub p99_ms: f64,
+    /// Answered by the result cache.
+    pub cache_hits: u64,
+    /// Asked the result cache and ran.
+    pub cache_misses: u64,
+    /// Result bytes sent to clients.
+    pub bytes_sent: u64,
+    /// Bytes of values pulled from each remote source.
+    pub bytes_pulled: std::collections::BTreeMap<String, u64>,
 }

@@ -38,6 +38,9 @@ pub struct Config {
     /// default serves it on a third loopback port).
     #[serde(default)]
     pub pg: Option<PgConfig>,
+    /// `[console]`: the web console at `/console`.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// `[[sources]]`: every source is a catalog in SQL.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -79,6 +82,39 @@ impl FlightConfig {
             listen,
             ticket_secret_env: None,
             ticket_ttl_ms: default_ticket_ttl_ms(),
+        }
+    }
+}
+
+/// `[console]`: the web console, one page served by the binary at `/console` (its assets are
+/// compiled in; it loads nothing from another host). It signs in with an API key, or, with
+/// `oidc_client_id`, through the OpenID Provider (authorization code with PKCE); every figure it
+/// shows comes from the API under the caller's own grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve the console (`false`: `/console` is `404`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A public client registered at the OpenID Provider for the console's sign-in (its redirect
+    /// URI is `<server URL>/console/`); absent, the console offers API keys only.
+    #[serde(default)]
+    pub oidc_client_id: Option<String>,
+    /// The provider to sign in at (one of `auth.oidc.issuers`); absent, the first of them.
+    #[serde(default)]
+    pub oidc_issuer: Option<String>,
+    /// Scopes the console asks for (space-separated); absent, `openid` and `auth.scopes`.
+    #[serde(default)]
+    pub oidc_scope: Option<String>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            oidc_client_id: None,
+            oidc_issuer: None,
+            oidc_scope: None,
         }
     }
 }
@@ -969,4 +1005,8 @@ fn default_max_queued() -> u32 {
 
 fn default_queue_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_true() -> bool {
+    true
 }

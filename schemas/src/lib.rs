@@ -18,10 +18,10 @@ pub mod loader;
 pub mod reference;
 
 pub use config::{
-    AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, FlightConfig,
-    LimitsConfig, McpConfig, MetadataConfig, OidcConfig, OidcIssuer, ParquetSourceConfig, PgConfig,
-    PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig, SnowflakeAuth, SnowflakeSourceConfig,
-    SourceConfig, TableConfig, TlsConfig,
+    AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, ConsoleConfig,
+    FlightConfig, LimitsConfig, McpConfig, MetadataConfig, OidcConfig, OidcIssuer,
+    ParquetSourceConfig, PgConfig, PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig,
+    SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig, TlsConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

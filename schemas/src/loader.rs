@@ -222,6 +222,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let mcp: McpConfig = section(&mut table, "mcp", errors);
     let flight: Option<crate::FlightConfig> = section(&mut table, "flight", errors);
     let pg: Option<crate::PgConfig> = section(&mut table, "pg", errors);
+    let console: crate::ConsoleConfig = section(&mut table, "console", errors);
     let policies: Vec<crate::api::Policy> = section(&mut table, "policies", errors);
     let mut sources = Vec::new();
     match table.remove("sources") {
@@ -246,7 +247,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, sources, policies",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, console, sources, policies",
         ));
     }
     Config {
@@ -258,8 +259,43 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         mcp,
         flight,
         pg,
+        console,
         sources,
         policies,
+    }
+}
+
+/// `[console]`'s sign-in needs an issuer tokens are accepted from.
+fn validate_console(config: &Config, push: &mut impl FnMut(String, String)) {
+    let console = &config.console;
+    if console.oidc_client_id.as_deref() == Some("") {
+        push("console.oidc_client_id".into(), "must not be empty".into());
+    }
+    let wants_oidc = console.oidc_client_id.is_some()
+        || console.oidc_issuer.is_some()
+        || console.oidc_scope.is_some();
+    match &config.auth.oidc {
+        None if wants_oidc => push(
+            "console.oidc_client_id".into(),
+            "needs [auth.oidc]: the console signs in at one of its issuers".into(),
+        ),
+        Some(oidc) => {
+            if let Some(iss) = &console.oidc_issuer
+                && !oidc.issuers.iter().any(|i| &i.issuer == iss)
+            {
+                push(
+                    "console.oidc_issuer".into(),
+                    "must be one of auth.oidc.issuers".into(),
+                );
+            }
+            if console.oidc_client_id.is_none() && wants_oidc {
+                push(
+                    "console.oidc_client_id".into(),
+                    "is required for the console's OpenID sign-in".into(),
+                );
+            }
+        }
+        None => {}
     }
 }
 
@@ -423,6 +459,7 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
         );
     }
     validate_identity(config, &mut push);
+    validate_console(config, &mut push);
     let mut seen = std::collections::HashSet::new();
     for (i, source) in config.sources.iter().enumerate() {
         let name = source.name();

@@ -12,6 +12,7 @@ mod policies;
 mod queries;
 mod query;
 mod sources;
+mod stats;
 mod tables;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -64,6 +65,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/sources/{name}/refresh").route(web::post().to(sources::refresh)),
         )
         .service(web::resource("/v1/tables").route(web::get().to(tables::list)))
+        .service(web::resource("/v1/me").route(web::get().to(stats::me)))
+        .service(web::resource("/v1/stats").route(web::get().to(stats::stats)))
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
         .service(
             web::resource("/v1/keys")
@@ -126,6 +129,7 @@ fn is_open(path: &str, protect_metrics: bool) -> bool {
         path,
         "/health" | "/ready" | "/openapi.json" | "/docs" | "/mcp"
     ) || identity::PATHS.contains(&path)
+        || crate::web::is_console_path(path)
         || (path == "/metrics" && !protect_metrics)
 }
 

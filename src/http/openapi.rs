@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{docs, health, identity, keys, policies, queries, query, sources, tables};
+use super::{docs, health, identity, keys, policies, queries, query, sources, stats, tables};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -43,6 +43,8 @@ use super::{docs, health, identity, keys, policies, queries, query, sources, tab
         health::health,
         health::ready,
         health::metrics,
+        stats::me,
+        stats::stats,
         identity::protected_resource,
         identity::protected_resource_mcp,
         document,

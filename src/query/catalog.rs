@@ -29,12 +29,22 @@ impl QueryService {
             .tables()
             .await
             .iter()
+            .map(summary)
+            .collect())
+    }
+
+    /// [`Self::tables`] with each table's columns.
+    ///
+    /// # Errors
+    /// `permission_denied` for a key that may not list.
+    pub async fn tables_with_columns(&self, principal: &Principal) -> Result<Vec<TableSummary>> {
+        Ok(self
+            .table_schemas(principal)
+            .await?
+            .iter()
             .map(|t| TableSummary {
-                name: format!("{}.{}.{}", t.catalog, t.schema, t.table),
-                source: t.catalog.clone(),
-                schema: t.schema.clone(),
-                table: t.table.clone(),
-                columns: t.columns.fields().len() as u64,
+                fields: Some(crate::format::columns(&t.columns)),
+                ..summary(t)
             })
             .collect())
     }
@@ -234,5 +244,16 @@ fn without_locations(info: SourceInfo) -> SourceInfo {
             .collect(),
         fallback: None,
         ..info
+    }
+}
+
+fn summary(t: &sluice_planner::TableInfo) -> TableSummary {
+    TableSummary {
+        name: format!("{}.{}.{}", t.catalog, t.schema, t.table),
+        source: t.catalog.clone(),
+        schema: t.schema.clone(),
+        table: t.table.clone(),
+        columns: t.columns.fields().len() as u64,
+        fields: None,
     }
 }

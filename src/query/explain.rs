@@ -38,6 +38,7 @@ impl QueryService {
             .queries
             .start(&call.query_id, principal.key_id(), call.door);
         entry.attach_audit(&call.auditor);
+        entry.set_explained(&request.sql);
         let deadline = Deadline::after(self.timeout(None));
         let (planned, _) = self
             .plan(&planner, &entry, request, Some(max_rows), deadline)

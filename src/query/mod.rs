@@ -25,8 +25,10 @@
 //! - `run`, `hit`, `producer`, `encode`: running a statement and streaming its result.
 //! - `plan`, `route`, `retry`: planning, fallback, replicas and failover decisions.
 //! - `explain`, `catalog`, `recent`, `keys`: the other use cases.
-//! - `registry`: the record of recent queries. `lifecycle`: phases, readiness, drain.
+//! - `registry`: the record of recent queries; `activity`: their second-by-second sums.
+//!   `lifecycle`: phases, readiness, drain.
 
+mod activity;
 mod admission;
 mod answer;
 mod catalog;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sluice_schemas::api::{QueryState, QueryStatus};
+use sluice_schemas::api::{QueryState, QueryStatus, ServerStats, WhoAmI};
 
 use super::QueryService;
 use super::registry::{QueryEntry, RECENT_QUERIES};
@@ -81,5 +81,63 @@ impl QueryService {
     /// Rows a running query has produced so far (for progress reports).
     pub fn rows_so_far(&self, id: &str) -> u64 {
         self.queries.get(id).map_or(0, |e| e.rows())
+    }
+}
+
+impl QueryService {
+    /// What the queries of the last `window_s` seconds did, second by second (admins only:
+    /// the figures cover every caller and name every source).
+    ///
+    /// # Errors
+    /// `permission_denied` for a reader.
+    pub fn stats(&self, principal: &Principal, window_s: u64) -> Result<ServerStats> {
+        if !principal.is_admin() {
+            return Err(ApiError::permission_denied(
+                "the server's activity is for admins".to_owned(),
+            ));
+        }
+        let window_s = window_s.clamp(1, super::activity::KEEP_S);
+        let running = self
+            .queries
+            .list(RECENT_QUERIES, |e| e.state() == QueryState::Running)
+            .len() as u64;
+        Ok(ServerStats {
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            window_s,
+            running,
+            samples: self.queries.activity().samples(window_s),
+        })
+    }
+
+    /// Who `principal` is and what it may do.
+    pub fn whoami(principal: &Principal) -> WhoAmI {
+        match principal {
+            Principal::Key(k) => WhoAmI {
+                id: Some(k.record.id.clone()),
+                name: k.record.name.clone(),
+                kind: if k.identity.is_some() {
+                    "subject"
+                } else {
+                    "key"
+                }
+                .to_owned(),
+                issuer: k.identity.as_ref().map(|i| i.issuer.to_string()),
+                role: k.record.role,
+                operations: k.record.operations.clone(),
+            },
+            Principal::Anonymous => WhoAmI {
+                id: None,
+                name: "anonymous".to_owned(),
+                kind: "anonymous".to_owned(),
+                issuer: None,
+                role: sluice_schemas::api::KeyRole::Admin,
+                operations: {
+                    use sluice_schemas::api::Operation::{Admin, Explain, List, Query};
+                    vec![Query, Explain, List, Admin]
+                },
+            },
+        }
     }
 }

@@ -1,13 +1,14 @@
 //! The bounded in-memory record of recent queries: their state, progress and outcome, what
 //! cancels them, and the statement a replay runs again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::{Activity, Ended};
 use crate::error::ApiError;
 
 /// Queries remembered; the oldest are forgotten first.
@@ -21,6 +22,8 @@ struct Mutable {
     sources: Vec<String>,
     error: Option<(String, String)>,
     elapsed: Option<Duration>,
+    /// What it was asked: the statement as shown, and whether it ran or was explained.
+    statement: Option<(String, sluice_schemas::api::Operation)>,
 }
 
 /// One query's live record.
@@ -47,7 +50,18 @@ pub struct QueryEntry {
     audit: Mutex<Option<std::sync::Weak<crate::governance::QueryAuditor>>>,
     /// The statement and its parameters, so `GET /v1/queries/{id}/result` can run it again.
     request: Mutex<Option<sluice_schemas::api::QueryRequest>>,
+    /// Whether the result cache answered: [`CACHE_UNASKED`], [`CACHE_HIT`] or [`CACHE_MISS`].
+    cache: AtomicU8,
+    /// Where its end is counted.
+    activity: Arc<Activity>,
 }
+
+const CACHE_UNASKED: u8 = 0;
+const CACHE_HIT: u8 = 1;
+const CACHE_MISS: u8 = 2;
+
+/// The longest statement text a query's record shows.
+const SQL_SHOWN: usize = 4096;
 
 impl QueryEntry {
     fn lock(&self) -> std::sync::MutexGuard<'_, Mutable> {
@@ -68,6 +82,12 @@ impl QueryEntry {
             ..request.clone()
         };
         *self.request.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept);
+        self.lock().statement = Some((shown(&request.sql), sluice_schemas::api::Operation::Query));
+    }
+
+    /// Records the statement an explain planned (not replayable: no request is kept).
+    pub fn set_explained(&self, sql: &str) {
+        self.lock().statement = Some((shown(sql), sluice_schemas::api::Operation::Explain));
     }
 
     /// The statement kept by [`Self::set_request`].
@@ -76,6 +96,20 @@ impl QueryEntry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records whether the result cache answered.
+    pub fn set_cache_hit(&self, hit: bool) {
+        let v = if hit { CACHE_HIT } else { CACHE_MISS };
+        self.cache.store(v, Ordering::Relaxed);
+    }
+
+    fn cache_hit(&self) -> Option<bool> {
+        match self.cache.load(Ordering::Relaxed) {
+            CACHE_HIT => Some(true),
+            CACHE_MISS => Some(false),
+            _ => None,
+        }
     }
 
     /// Records the sources once planned.
@@ -99,6 +133,18 @@ impl QueryEntry {
             m.error = error.map(|e| (e.code.as_str().to_owned(), e.message.clone()));
             m.elapsed = Some(self.started.elapsed());
         }
+        self.activity.record(&Ended {
+            elapsed: self.started.elapsed(),
+            error: error.map(|e| e.code.as_str()),
+            cache_hit: self.cache_hit(),
+            bytes_sent: self.bytes(),
+            pulled: self
+                .pulled
+                .snapshot()
+                .into_iter()
+                .map(|(source, _, _, bytes)| (source, bytes))
+                .collect(),
+        });
         let auditor = self
             .audit
             .lock()
@@ -174,14 +220,32 @@ impl QueryEntry {
                 code: code.clone(),
                 message: message.clone(),
             }),
+            sql: m.statement.as_ref().map(|(sql, _)| sql.clone()),
+            operation: m.statement.as_ref().map(|(_, op)| *op),
+            key_id: self.key_id.clone(),
+            door: Some(self.door.as_str().to_owned()),
+            cache_hit: self.cache_hit(),
         }
     }
 }
 
-/// Recent queries by id.
+/// `sql` cut to its first [`SQL_SHOWN`] bytes (at a character boundary).
+fn shown(sql: &str) -> String {
+    if sql.len() <= SQL_SHOWN {
+        return sql.to_owned();
+    }
+    let mut end = SQL_SHOWN;
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &sql[..end])
+}
+
+/// Recent queries by id, and the activity of the last minutes.
 #[derive(Debug)]
 pub struct QueryRegistry {
     entries: Mutex<LruCache<String, Arc<QueryEntry>>>,
+    activity: Arc<Activity>,
 }
 
 impl Default for QueryRegistry {
@@ -190,6 +254,7 @@ impl Default for QueryRegistry {
             std::num::NonZeroUsize::new(RECENT_QUERIES).unwrap_or(std::num::NonZeroUsize::MIN);
         Self {
             entries: Mutex::new(LruCache::new(cap)),
+            activity: Arc::default(),
         }
     }
 }
@@ -217,15 +282,23 @@ impl QueryRegistry {
                 sources: Vec::new(),
                 error: None,
                 elapsed: None,
+                statement: None,
             }),
             audit: Mutex::new(None),
             request: Mutex::new(None),
+            cache: AtomicU8::new(CACHE_UNASKED),
+            activity: Arc::clone(&self.activity),
         });
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .put(id.to_owned(), Arc::clone(&entry));
         entry
+    }
+
+    /// What the queries of the last minutes did.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// A recent query by id.

@@ -67,6 +67,7 @@ impl QueryService {
                     let entry = self.queries.start(query_id, principal.key_id(), call.door);
                     entry.attach_audit(auditor);
                     entry.set_request(request);
+                    entry.set_cache_hit(true);
                     return super::hit::serve(&self.runtime, entry, auditor, &encoder, cap, hit);
                 }
                 crate::cache::Lookup::Miss(t) => {
@@ -81,6 +82,9 @@ impl QueryService {
         let entry = self.queries.start(query_id, principal.key_id(), call.door);
         entry.attach_audit(auditor);
         entry.set_request(request);
+        if ticket.is_some() {
+            entry.set_cache_hit(false);
+        }
         let count_refusal = |e: &ApiError| {
             // Failures after planning are counted by the producer.
             metrics::counter!(m::QUERIES_TOTAL, "outcome" => e.code.as_str(), "door" => call.door.as_str())

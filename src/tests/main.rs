@@ -13,6 +13,7 @@ mod bad_input;
 mod cache;
 mod cli;
 mod clients;
+mod console;
 mod endpoints;
 mod federation;
 mod flight;

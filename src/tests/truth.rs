@@ -515,6 +515,8 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/v1/keys/{id}/usage", &["get"]),
         ("/v1/policies", &["get", "post"]),
         ("/v1/policies/{name}", &["put", "delete"]),
+        ("/v1/me", &["get"]),
+        ("/v1/stats", &["get"]),
         ("/health", &["get"]),
         ("/ready", &["get"]),
         ("/metrics", &["get"]),
@@ -537,7 +539,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        22,
+        24,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.

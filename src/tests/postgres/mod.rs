@@ -19,7 +19,7 @@ pub(crate) fn service_env(var: &str) -> Option<String> {
 }
 
 /// The test's own connection to `url` (not Sluice's).
-async fn connect(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
     actix_web::rt::spawn(async move {
         let _ = conn.await;

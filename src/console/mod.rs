@@ -1,0 +1,223 @@
+//! The web console door: one page at `/console`, its script and style compiled into the binary
+//! from `ui/dist/` (built from `ui/src/` by `ui/build.mjs`; the test command rebuilds it and
+//! fails when the committed bundle differs). The page itself holds no data and is served
+//! without a key; everything it shows it asks the API for with the caller's key or token, so
+//! the API's authentication, grants, policies and limits are the console's too.
+//!
+//! The answers carry a Content Security Policy that lets the page load and connect to nothing
+//! but this server (and, for OpenID sign-in, its provider), run no inline script, and not be
+//! framed. Style attributes are allowed (the grid positions rows with them, uPlot sizes its
+//! canvas); style elements need the page's nonce.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use sha2::{Digest, Sha256};
+use sluice_schemas::Config;
+
+/// The page; `__NONCE__` becomes the response's style nonce (CodeMirror adds `<style>` elements).
+const INDEX: &str = include_str!("../../ui/dist/index.html");
+const SCRIPT: &[u8] = include_bytes!("../../ui/dist/console.js");
+const STYLE: &[u8] = include_bytes!("../../ui/dist/console.css");
+
+/// What the console's answers need from the config.
+#[derive(Debug)]
+pub struct Console {
+    /// `/console/config.json`: how the page offers sign-in.
+    settings: serde_json::Value,
+    /// Origins besides this server's the page may connect and navigate to (the provider's).
+    provider_origin: Option<String>,
+    script_etag: String,
+    style_etag: String,
+}
+
+fn etag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// `scheme://host[:port]` of `url`, if it has that shape.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
+}
+
+impl Console {
+    /// The console of a server configured by `config`, where bare table names resolve in
+    /// `defaults` (catalog, schema), with its Flight SQL and PostgreSQL doors bound where given
+    /// (the page's connection snippets name them).
+    pub fn new(
+        config: &Config,
+        defaults: (String, String),
+        flight: Option<std::net::SocketAddr>,
+        pg: Option<std::net::SocketAddr>,
+    ) -> Self {
+        let oidc = config.auth.oidc.as_ref().and_then(|oidc| {
+            let client_id = config.console.oidc_client_id.clone()?;
+            let issuer = config
+                .console
+                .oidc_issuer
+                .clone()
+                .or_else(|| oidc.issuers.first().map(|i| i.issuer.clone()))?;
+            let scope = config.console.oidc_scope.clone().unwrap_or_else(|| {
+                std::iter::once("openid".to_owned())
+                    .chain(config.auth.scopes.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            Some((issuer, client_id, scope))
+        });
+        let provider_origin = oidc.as_ref().and_then(|(issuer, ..)| origin(issuer));
+        let tls = config.server.tls.is_some();
+        let settings = serde_json::json!({
+            "defaults": {"catalog": defaults.0, "schema": defaults.1},
+            "flight": flight.map(|a| format!("{}://{a}", if tls { "grpc+tls" } else { "grpc" })),
+            "pg": pg.map(|a| format!("postgresql://{a}")),
+            "oidc": oidc.map(|(issuer, client_id, scope)| serde_json::json!({
+                "issuer": issuer,
+                "client_id": client_id,
+                "scope": scope,
+                "resource": config.auth.resource,
+            })),
+        });
+        Self {
+            settings,
+            provider_origin,
+            script_etag: etag(SCRIPT),
+            style_etag: etag(STYLE),
+        }
+    }
+
+    fn policy(&self, nonce: &str) -> String {
+        let provider = self
+            .provider_origin
+            .as_deref()
+            .map(|o| format!(" {o}"))
+            .unwrap_or_default();
+        format!(
+            "default-src 'none'; script-src 'self'; style-src-elem 'self' 'nonce-{nonce}'; \
+             style-src-attr 'unsafe-inline'; \
+             img-src 'self' data: blob:; connect-src 'self'{provider}; \
+             form-action 'self'{provider}; base-uri 'none'; frame-ancestors 'none'"
+        )
+    }
+}
+
+/// Registers the console's routes (none when `[console] enabled = false`).
+pub fn routes(enabled: bool) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        if !enabled {
+            return;
+        }
+        cfg.service(web::resource(["/console", "/console/"]).route(web::get().to(page)))
+            .service(web::resource("/console/config.json").route(web::get().to(settings)))
+            .service(web::resource("/console/{file}").route(web::get().to(asset)));
+    }
+}
+
+fn secured(mut resp: HttpResponse, policy: &str) -> HttpResponse {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(policy) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// `GET /console`: the page, with a fresh style nonce.
+async fn page(console: web::Data<Console>) -> HttpResponse {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let body = INDEX.replace("__NONCE__", &nonce);
+    let resp = HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body);
+    secured(resp, &console.policy(&nonce))
+}
+
+/// `GET /console/config.json`: how the page offers sign-in.
+async fn settings(console: web::Data<Console>) -> HttpResponse {
+    let resp = HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .json(&console.settings);
+    secured(resp, &console.policy("-"))
+}
+
+/// `GET /console/console.js` and `/console/console.css`, revalidated by their digest.
+async fn asset(
+    req: HttpRequest,
+    file: web::Path<String>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let (body, kind, tag) = match file.as_str() {
+        "console.js" => (
+            SCRIPT,
+            "text/javascript; charset=utf-8",
+            &console.script_etag,
+        ),
+        "console.css" => (STYLE, "text/css; charset=utf-8", &console.style_etag),
+        _ => {
+            return crate::error::ApiError::not_found(
+                crate::error::Code::NotFound,
+                format!("no console file {file}"),
+            )
+            .error_response();
+        }
+    };
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    let mut resp = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::ETAG, tag.as_str()));
+    let resp = if fresh {
+        resp.finish()
+    } else {
+        resp.content_type(kind).body(body)
+    };
+    secured(resp, &console.policy("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_policy() {
+        assert_eq!(
+            origin("https://idp.example.com/realms/x").as_deref(),
+            Some("https://idp.example.com")
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:3000").as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(origin("nope"), None);
+        let defaults = ("local".to_owned(), "public".to_owned());
+        let c = Console::new(&Config::default(), defaults, None, None);
+        assert_eq!(
+            c.settings,
+            serde_json::json!({"oidc": null, "flight": null, "pg": null,
+                "defaults": {"catalog": "local", "schema": "public"}})
+        );
+        let p = c.policy("abc");
+        assert!(p.contains("connect-src 'self';"), "{p}");
+        assert!(p.contains("'nonce-abc'"), "{p}");
+        assert!(INDEX.contains("__NONCE__"), "the page takes the nonce");
+    }
+}

@@ -1,0 +1,285 @@
+//! The web console: its page and assets as served (headers, policy, nonce), the two routes it
+//! added (`/v1/me`, `/v1/stats`), and the whole console in a real browser (Debian's chromium
+//! driven by playwright-core: `ui/tests/console.test.mjs`) against a server with a local Parquet
+//! source and a PostgreSQL source of two replicas, one of which the test stops.
+
+use std::io::{BufRead, Write};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use sluice_schemas::SourceConfig;
+
+use crate::TestApp;
+use crate::postgres::{connect, service_env, setup, source, spare_turn};
+
+const TABLE: &str = "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100);";
+
+#[actix_web::test]
+async fn the_page_is_served_without_a_key_under_its_policy() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .client
+        .get(format!("{}/console", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let body = page.text().await.unwrap();
+    // Each answer has its own nonce, in the page and in the policy.
+    let nonce = body
+        .split("name=\"csp-nonce\" content=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    assert_eq!(nonce.len(), 32, "{body}");
+    assert!(csp.contains(&format!("'nonce-{nonce}'")), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let again = app
+        .client
+        .get(format!("{}/console/", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(!again.text().await.unwrap().contains(nonce));
+
+    // The script, revalidated by its digest; an unknown file is a JSON 404.
+    let js = app
+        .client
+        .get(format!("{}/console/console.js", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let etag = js.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(js.bytes().await.unwrap().len() > 100_000);
+    let fresh = app
+        .client
+        .get(format!("{}/console/console.js", app.url))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 304);
+    let missing = app
+        .client
+        .get(format!("{}/console/nope.js", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let err: Value = missing.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+
+    // Sign-in settings: keys only here, and where the other doors listen.
+    let settings: Value = app
+        .client
+        .get(format!("{}/console/config.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["oidc"], Value::Null);
+    assert_eq!(
+        settings["defaults"],
+        json!({"catalog": "local", "schema": "public"})
+    );
+    assert_eq!(settings["flight"], json!(app.flight.clone().unwrap()));
+
+    // Off, it is not there at all.
+    let off = TestApp::spawn_with(|c| c.console.enabled = false).await;
+    let gone = off
+        .client
+        .get(format!("{}/console", off.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[actix_web::test]
+async fn me_and_stats_answer_for_the_caller() {
+    let app = TestApp::spawn().await;
+    let me = app.get_json("/v1/me").await;
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["kind"], "key");
+    let reader: Value = app
+        .req(reqwest::Method::POST, "/v1/keys")
+        .json(&json!({"name": "r", "grants": [{"source": "local", "schema": "public", "table": "nation"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = reader["key"].as_str().unwrap();
+    let as_reader = |path: &str| {
+        app.client
+            .get(format!("{}{path}", app.url))
+            .bearer_auth(secret)
+    };
+    let me: Value = as_reader("/v1/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["name"].as_str()),
+        (Some("reader"), Some("r"))
+    );
+    assert_eq!(me["operations"], json!(["query", "explain", "list"]));
+    let denied = as_reader("/v1/stats").send().await.unwrap();
+    app.expect_error(denied, 403, "permission_denied").await;
+
+    // Completion's catalog: the reader's granted table, with its columns.
+    let tables: Value = as_reader("/v1/tables?with_columns=true")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tables["tables"].as_array().unwrap().len(), 1, "{tables}");
+    assert_eq!(tables["tables"][0]["fields"][1]["name"], "n_name");
+    let plain = app.get_json("/v1/tables").await;
+    assert!(plain["tables"][0].get("fields").is_none(), "{plain}");
+
+    // A success, a failure and a cancelled one, counted in their second.
+    assert_eq!(
+        app.query(json!({"sql": "SELECT 1"}), "application/json")
+            .await
+            .status(),
+        200
+    );
+    let bad = app
+        .query(json!({"sql": "SELECT nope"}), "application/json")
+        .await;
+    app.expect_error(bad, 400, "sql_invalid").await;
+    let explained = app.explain("SELECT n_name FROM nation").await;
+    let id = explained["query_id"].as_str().unwrap();
+    let record = app.get_json(&format!("/v1/queries/{id}")).await;
+    assert_eq!(record["operation"], "explain");
+    assert_eq!(record["sql"], "SELECT n_name FROM nation");
+    let stats = app.get_json("/v1/stats?window_s=60").await;
+    let samples = stats["samples"].as_array().unwrap();
+    let sum = |f: &dyn Fn(&Value) -> u64| samples.iter().map(f).sum::<u64>();
+    // Each server counts its own queries: these three.
+    assert_eq!(sum(&|s| s["queries"].as_u64().unwrap()), 3, "{stats}");
+    assert_eq!(
+        sum(&|s| s["errors"]["sql_invalid"].as_u64().unwrap_or(0)),
+        1,
+        "{stats}"
+    );
+    assert!(
+        samples
+            .iter()
+            .all(|s| s["p99_ms"].as_f64().unwrap() >= s["p50_ms"].as_f64().unwrap())
+    );
+    let bad_window = app
+        .req(reqwest::Method::GET, "/v1/stats?window_s=x")
+        .send()
+        .await
+        .unwrap();
+    app.expect_error(bad_window, 400, "bad_request").await;
+}
+
+#[actix_web::test]
+async fn the_console_in_a_browser() {
+    let Some(chromium) = crate::needs("SLUICE_TEST_CHROMIUM", "Debian's chromium") else {
+        return;
+    };
+    let Some(ui) = crate::needs(
+        "SLUICE_TEST_CONSOLE_UI",
+        "the console's npm packages (playwright-core in ui/node_modules)",
+    ) else {
+        return;
+    };
+    let turn = spare_turn().await;
+    let Some((_main, main_url, schema)) = setup(TABLE).await else {
+        return;
+    };
+    let Some(spare_url) = service_env("SLUICE_TEST_PG_SPARE_URL") else {
+        return;
+    };
+    connect(&spare_url)
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path = {schema}; {TABLE}"
+        ))
+        .await
+        .unwrap();
+    let mut src = source("pg", &main_url, &schema);
+    src.replicas = vec![main_url.clone(), spare_url];
+    src.connect_timeout_ms = 1_000;
+    let app = TestApp::spawn_with(|c| c.sources.push(SourceConfig::Postgres(src))).await;
+    let reader: Value = app
+        .req(reqwest::Method::POST, "/v1/keys")
+        .json(&json!({"name": "reader", "grants": [{"source": "local", "schema": "public", "table": "nation"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
+    let mut child = Command::new("node")
+        .arg(format!("{ui}/tests/console.test.mjs"))
+        .env("SLUICE_URL", &app.url)
+        .env("ADMIN_KEY", &app.key)
+        .env("READER_KEY", reader["key"].as_str().unwrap())
+        .env("PG_SCHEMA", &schema)
+        .env("SHOTS", shots)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let (mut stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stopped = None;
+    let mut passed = false;
+    while let Some(line) = lines.recv().await {
+        eprintln!("console: {line}");
+        passed |= line == "console test passed";
+        if line == "STEP stop-replica" {
+            stopped = Some(turn.stop().await);
+            stdin.write_all(b"ok\n").unwrap();
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(stopped);
+    assert!(
+        status.success() && passed,
+        "the browser test failed: {status}"
+    );
+}
