@@ -11,7 +11,10 @@
 // Prints `oidc ready <issuer> kids=<kid,...>` once it listens.
 //
 // Clients (secret = id + "-secret"): `analyst` (roles ["Sluice.Analyst"]), `admin` (roles
-// ["Sluice.Admin"]), `nobody` (no roles). Scopes: openid, sql.read, sql.admin.
+// ["Sluice.Admin"]), `nobody` (no roles). Scopes: openid, sql.read, sql.admin. And `console`, a
+// public (native) client for the web console's sign-in: the authorization code flow with PKCE,
+// redirecting to http://127.0.0.1:<any port>/console/, through the provider's development
+// login and consent pages (any login and password), with roles ["Sluice.Analyst"].
 //
 // Test-only route, for tokens no honest provider would issue (expired, wrong audience, a key
 // it does not publish): POST /_test/sign {"claims": {...}, "header": {...}, "key": "<kid>" |
@@ -48,24 +51,37 @@ if (keep) keys = keys.slice(0, Number(keep));
 writeFileSync(keysFile, JSON.stringify({ keys }, null, 2));
 const stray = await newKey('RS256');
 
-const roles = { analyst: ['Sluice.Analyst'], admin: ['Sluice.Admin'], nobody: [] };
+const roles = { analyst: ['Sluice.Analyst'], admin: ['Sluice.Admin'], nobody: [], console: ['Sluice.Analyst'] };
+const consoleClient = {
+  client_id: 'console',
+  application_type: 'native',
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/console/'],
+  scope: 'openid sql.read',
+};
 const server = createServer();
 await new Promise((resolve) => server.listen(Number(arg('--port') || 0), '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   jwks: { keys },
-  clients: Object.keys(roles).map((id) => ({
+  clients: [consoleClient, ...['analyst', 'admin', 'nobody'].map((id) => ({
     client_id: id,
     client_secret: `${id}-secret`,
     grant_types: ['client_credentials'],
     redirect_uris: [],
     response_types: [],
     scope: 'openid sql.read sql.admin',
-  })),
+  }))],
+  // The console's page (any loopback port) may call the token endpoint.
+  clientBasedCORS: (ctx, origin, client) =>
+    client.clientId === 'console' && /^http:\/\/127\.0\.0\.1(:\d+)?$/.test(origin),
   scopes: ['openid', 'sql.read', 'sql.admin'],
   features: {
-    devInteractions: { enabled: false },
+    // The login and consent pages the console's sign-in goes through (any login works).
+    devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use sluice_schemas::SourceConfig;
 
 use crate::TestApp;
+use crate::identity::tokens::configure;
+use crate::identity::{Provider, free_port};
 use crate::postgres::{connect, service_env, setup, source, spare_turn};
 
 const TABLE: &str = "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100);";
@@ -238,15 +240,103 @@ async fn the_console_in_a_browser() {
         .json()
         .await
         .unwrap();
+    let mut stopped = None;
+    run_script(
+        &ui,
+        "console.test.mjs",
+        &[
+            ("SLUICE_URL", app.url.clone()),
+            ("ADMIN_KEY", app.key.clone()),
+            ("READER_KEY", reader["key"].as_str().unwrap().to_owned()),
+            ("PG_SCHEMA", schema.clone()),
+            ("CHROMIUM", chromium),
+        ],
+        async |step| {
+            assert_eq!(step, "stop-replica");
+            stopped = Some(turn.stop().await);
+        },
+    )
+    .await;
+    drop(stopped);
+}
+
+#[actix_web::test]
+async fn signing_in_through_the_openid_provider() {
+    let Some(chromium) = crate::needs("SLUICE_TEST_CHROMIUM", "Debian's chromium") else {
+        return;
+    };
+    let Some(ui) = crate::needs(
+        "SLUICE_TEST_CONSOLE_UI",
+        "the console's npm packages (playwright-core in ui/node_modules)",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(provider) = Provider::start(&dir.path().join("keys.json")).await else {
+        return;
+    };
+    let port = free_port();
+    let app = TestApp::spawn_with(|c| {
+        configure(c, port, &provider.issuer, "");
+        c.console.oidc_client_id = Some("console".to_owned());
+    })
+    .await;
+    // The page is told where to sign in, and may connect there.
+    let page = app
+        .client
+        .get(format!("{}/console", app.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains(&format!("connect-src 'self' {};", provider.issuer)),
+        "{csp}"
+    );
+    let settings: Value = app
+        .client
+        .get(format!("{}/console/config.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        settings["oidc"],
+        json!({"issuer": provider.issuer, "client_id": "console", "scope": "openid sql.read",
+               "resource": app.url})
+    );
+    run_script(
+        &ui,
+        "console-oidc.test.mjs",
+        &[
+            ("SLUICE_URL", app.url.clone()),
+            ("ISSUER", provider.issuer.clone()),
+            ("CHROMIUM", chromium),
+        ],
+        async |step| panic!("unexpected step {step}"),
+    )
+    .await;
+}
+
+/// Runs the browser script `ui/tests/<script>` with `vars` (and `SHOTS`, where its screenshots
+/// go) until it ends, which must be with `console test passed` and exit 0. A line `STEP <what>`
+/// from it is handed to `on_step`, and answered `ok` once that returns.
+async fn run_script(
+    ui: &str,
+    script: &str,
+    vars: &[(&str, String)],
+    mut on_step: impl AsyncFnMut(&str),
+) {
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
     let mut child = Command::new("node")
-        .arg(format!("{ui}/tests/console.test.mjs"))
-        .env("SLUICE_URL", &app.url)
-        .env("ADMIN_KEY", &app.key)
-        .env("READER_KEY", reader["key"].as_str().unwrap())
-        .env("PG_SCHEMA", &schema)
+        .arg(format!("{ui}/tests/{script}"))
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .env("SHOTS", shots)
-        .env("CHROMIUM", &chromium)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -263,13 +353,12 @@ async fn the_console_in_a_browser() {
             }
         }
     });
-    let mut stopped = None;
     let mut passed = false;
     while let Some(line) = lines.recv().await {
-        eprintln!("console: {line}");
+        eprintln!("{script}: {line}");
         passed |= line == "console test passed";
-        if line == "STEP stop-replica" {
-            stopped = Some(turn.stop().await);
+        if let Some(step) = line.strip_prefix("STEP ") {
+            on_step(step).await;
             stdin.write_all(b"ok\n").unwrap();
         }
     }
@@ -277,9 +366,5 @@ async fn the_console_in_a_browser() {
         .await
         .unwrap()
         .unwrap();
-    drop(stopped);
-    assert!(
-        status.success() && passed,
-        "the browser test failed: {status}"
-    );
+    assert!(status.success() && passed, "{script} failed: {status}");
 }

@@ -5,50 +5,19 @@
 // stdin. Screenshots of every view go to $SHOTS.
 //
 // Env: SLUICE_URL, ADMIN_KEY, READER_KEY, PG_SCHEMA, SHOTS, CHROMIUM.
-import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
+import { env, url, browser, problems, newPage, shot, step, typeSql, runSql, gridRows } from "./browser.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const url = env("SLUICE_URL");
-const shots = env("SHOTS");
 const schema = env("PG_SCHEMA");
-mkdirSync(shots, { recursive: true });
 
 const stdin = createInterface({ input: process.stdin });
 const lines = stdin[Symbol.asyncIterator]();
-async function ask(step) {
-  console.log(`STEP ${step}`);
+async function ask(what) {
+  console.log(`STEP ${what}`);
   const { value } = await lines.next();
-  assert.equal(value, "ok", `the test answered ${value} to ${step}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM"),
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-
-/** Problems the page reported: script errors and Content Security Policy refusals. */
-const problems = [];
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
-  const page = await context.newPage();
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy|Refused to/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  page.on("dialog", (d) => d.accept());
-  return page;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: `${shots}/${name}.png` });
-  console.log(`screenshot ${shots}/${name}.png`);
+  assert.equal(value, "ok", `the test answered ${value} to ${what}`);
 }
 
 async function signIn(page, key) {
@@ -57,32 +26,6 @@ async function signIn(page, key) {
   await page.click("#sign-in");
   await page.waitForSelector("#editor .cm-content");
 }
-
-/** Replaces the statement and runs it with the keyboard shortcut. */
-async function typeSql(page, sql) {
-  await page.click("#editor .cm-content");
-  await page.keyboard.press("Control+a");
-  await page.keyboard.press("Delete");
-  await page.keyboard.insertText(sql);
-}
-
-async function runSql(page, sql, state = "finished") {
-  await typeSql(page, sql);
-  await page.keyboard.press("Control+Enter");
-  await page.waitForSelector(`#query-stats[data-state="${state}"]`);
-}
-
-/** The grid's visible rows as arrays of cell texts (row number first). */
-async function gridRows(page) {
-  return page.$$eval("#grid .body .row", (rows) =>
-    rows.map((r) => [...r.querySelectorAll(".cell")].map((c) => c.textContent)));
-}
-
-const step = async (name, f) => {
-  const t0 = Date.now();
-  await f();
-  console.log(`ok ${name} (${Date.now() - t0} ms)`);
-};
 
 const admin = await newPage();
 

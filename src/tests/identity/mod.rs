@@ -5,7 +5,7 @@
 //! client certificates).
 
 mod tls;
-mod tokens;
+pub(crate) mod tokens;
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -49,16 +49,20 @@ impl Provider {
             .spawn()
             .expect("node runs");
         let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
+        // The ready line, then everything else it prints read and dropped for as long as it
+        // runs (the provider's notices at a sign-in would otherwise meet a closed pipe and end
+        // it).
+        let (ready, line) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
             let mut reader = std::io::BufReader::new(stdout);
             let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 0 && !line.starts_with("oidc ready") {
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.starts_with("oidc ready") {
                 line.clear();
             }
-            line
-        })
-        .await
-        .unwrap();
+            let _ = ready.send(line);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = line.await.unwrap_or_default();
         let mut words = line.split_whitespace().skip(2);
         let issuer = words
             .next()

@@ -28,7 +28,7 @@ fn auth_toml(resource: &str, issuer: &str, oidc_extra: &str) -> String {
 }
 
 /// The same for an in-process server.
-fn configure(c: &mut Config, port: u16, issuer: &str, oidc_extra: &str) {
+pub(crate) fn configure(c: &mut Config, port: u16, issuer: &str, oidc_extra: &str) {
     let resource = format!("http://127.0.0.1:{port}");
     c.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let text = auth_toml(&resource, issuer, oidc_extra);
