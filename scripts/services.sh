@@ -3,9 +3,8 @@
 # two throwaway PostgreSQL clusters, S3 (moto), Azure Blob (Azurite), Snowflake (fakesnow) and
 # Redis (Debian's redis-server, installed with apt when missing; nothing persisted); and
 # installs the OpenID Provider (npm oidc-provider) the identity tests start themselves, and the
-# console's browser test's tools: Debian's chromium and the npm packages of ui/ (playwright-core
-# with them; `npm ci` from ui/package-lock.json, which also builds the bundle the test command
-# checks).
+# console's browser test's tools: Debian's chromium and the npm packages of ui/ (`npm ci` from
+# ui/package-lock.json: esbuild, which the test command's bundle check runs, and playwright-core).
 # The main cluster has TLS on and logs every statement; the spare one is for tests that stop
 # and restart a source.
 #
@@ -76,7 +75,7 @@ install_azurite() {
     say "installing azurite@$azurite_version into .tools/azurite"
     mkdir -p "$azurite_dir"
     (cd "$azurite_dir" && npm install --silent --no-audit --no-fund --prefix . \
-      "azurite@$azurite_version" >/dev/null)
+      "azurite@$azurite_version" >/dev/null) || return 1
     echo "$azurite_version" >"$azurite_dir/.version"
   fi
 }
@@ -89,7 +88,7 @@ install_oidc() {
     say "installing oidc-provider@$oidc_version into .tools/oidc"
     mkdir -p "$oidc_dir"
     (cd "$oidc_dir" && npm install --silent --no-audit --no-fund --prefix . \
-      "oidc-provider@$oidc_version" >/dev/null)
+      "oidc-provider@$oidc_version" >/dev/null) || return 1
     echo "$oidc_version" >"$oidc_dir/.version"
   fi
   cp scripts/oidc-provider.mjs "$oidc_dir/provider.mjs"
@@ -130,7 +129,7 @@ install_ui() {
   want=$(sha256sum "$root/ui/package-lock.json" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing the console's npm packages (npm ci in ui/)"
-    (cd "$root/ui" && npm ci --silent --no-audit --no-fund >/dev/null)
+    (cd "$root/ui" && npm ci --silent --no-audit --no-fund >/dev/null) || return 1
     echo "$want" >"$stamp"
   fi
 }
@@ -143,7 +142,7 @@ install_pg_npm() {
     mkdir -p "$pgclients_dir"
     # shellcheck disable=SC2086
     (cd "$pgclients_dir" && npm install --silent --no-audit --no-fund --prefix . \
-      $pgclients_version >/dev/null)
+      $pgclients_version >/dev/null) || return 1
     echo "$pgclients_version" >"$pgclients_dir/.version"
   fi
 }

@@ -2,9 +2,9 @@
 //! Arrow.
 //!
 //! ```text
-//!   doors:   http/ (REST API)   mcp/ (Model Context Protocol)   console/ (web page)
-//!               │                  │                                │
-//!               └────────┬─────────┘   (web: the actix server the three are mounted on)
+//!   doors:   http/ (REST API)   mcp/ (Model Context Protocol)   console/ (a page that
+//!               │                  │                 speaks to http/; web: the actix server
+//!               └────────┬─────────┘                 the three are mounted on)
 //!                        ▼
 //!   query/ (the protocol-neutral service: run, explain, tables, sources, replay, keys)
 //!                        │

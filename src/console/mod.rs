@@ -24,8 +24,14 @@ const STYLE: &[u8] = include_bytes!("../../ui/dist/console.css");
 pub struct Console {
     /// `/console/config.json`: how the page offers sign-in.
     settings: serde_json::Value,
-    /// Origins besides this server's the page may connect and navigate to (the provider's).
+    /// The provider's origin, which the page may connect to (discovery) and post its sign-in
+    /// forms to.
     provider_origin: Option<String>,
+    /// The provider's token endpoint's origin, where it is another one (read from its discovery
+    /// document at the first page load that finds it; kept once found).
+    token_origin: std::sync::Mutex<Option<String>>,
+    issuer: Option<String>,
+    http: reqwest::Client,
     script_etag: String,
     style_etag: String,
 }
@@ -68,7 +74,8 @@ impl Console {
             });
             Some((issuer, client_id, scope))
         });
-        let provider_origin = oidc.as_ref().and_then(|(issuer, ..)| origin(issuer));
+        let issuer = oidc.as_ref().map(|(issuer, ..)| issuer.clone());
+        let provider_origin = issuer.as_deref().and_then(origin);
         let tls = config.server.tls.is_some();
         let settings = serde_json::json!({
             "defaults": {"catalog": defaults.0, "schema": defaults.1},
@@ -84,21 +91,65 @@ impl Console {
         Self {
             settings,
             provider_origin,
+            token_origin: std::sync::Mutex::new(None),
+            issuer,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()
+                .unwrap_or_default(),
             script_etag: etag(SCRIPT),
             style_etag: etag(STYLE),
         }
     }
 
-    fn policy(&self, nonce: &str) -> String {
+    /// The token endpoint's origin, from the provider's discovery document, when it differs
+    /// from the issuer's (Cognito's, for one); `None` until the document has been read.
+    async fn token_origin(&self) -> Option<String> {
+        let issuer = self.issuer.as_deref()?;
+        if let Some(o) = self.lock_token_origin().clone() {
+            return Some(o);
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let found = async {
+            let doc: serde_json::Value =
+                self.http.get(&url).send().await.ok()?.json().await.ok()?;
+            let endpoint = doc.get("token_endpoint")?.as_str()?;
+            // Only where tokens may come from: https, or http on a loopback host.
+            sluice_schemas::loader::is_trusted_url(endpoint).then(|| origin(endpoint))?
+        }
+        .await;
+        match &found {
+            Some(o) => *self.lock_token_origin() = Some(o.clone()),
+            None => {
+                tracing::warn!(%url, "The console could not read the provider's token endpoint; sign-in may be refused by the page's policy.")
+            }
+        }
+        found
+    }
+
+    fn lock_token_origin(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.token_origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn policy(&self, nonce: &str, token_origin: Option<&str>) -> String {
         let provider = self
             .provider_origin
             .as_deref()
             .map(|o| format!(" {o}"))
             .unwrap_or_default();
+        let token = token_origin
+            .filter(|t| Some(*t) != self.provider_origin.as_deref())
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
         format!(
             "default-src 'none'; script-src 'self'; style-src-elem 'self' 'nonce-{nonce}'; \
              style-src-attr 'unsafe-inline'; \
-             img-src 'self' data: blob:; connect-src 'self'{provider}; \
+             img-src 'self' data: blob:; connect-src 'self'{provider}{token}; \
              form-action 'self'{provider}; base-uri 'none'; frame-ancestors 'none'"
         )
     }
@@ -141,7 +192,8 @@ async fn page(console: web::Data<Console>) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body);
-    secured(resp, &console.policy(&nonce))
+    let token_origin = console.token_origin().await;
+    secured(resp, &console.policy(&nonce, token_origin.as_deref()))
 }
 
 /// `GET /console/config.json`: how the page offers sign-in.
@@ -149,7 +201,7 @@ async fn settings(console: web::Data<Console>) -> HttpResponse {
     let resp = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .json(&console.settings);
-    secured(resp, &console.policy("-"))
+    secured(resp, &console.policy("-", None))
 }
 
 /// `GET /console/console.js` and `/console/console.css`, revalidated by their digest.
@@ -190,7 +242,7 @@ async fn asset(
     } else {
         resp.content_type(kind).body(body)
     };
-    secured(resp, &console.policy("-"))
+    secured(resp, &console.policy("-", None))
 }
 
 #[cfg(test)]
@@ -215,9 +267,15 @@ mod tests {
             serde_json::json!({"oidc": null, "flight": null, "pg": null,
                 "defaults": {"catalog": "local", "schema": "public"}})
         );
-        let p = c.policy("abc");
+        let p = c.policy("abc", None);
         assert!(p.contains("connect-src 'self';"), "{p}");
         assert!(p.contains("'nonce-abc'"), "{p}");
+        // A token endpoint on another origin than the issuer's may be connected to.
+        let p = c.policy("abc", Some("https://auth.example.com"));
+        assert!(
+            p.contains("connect-src 'self' https://auth.example.com;"),
+            "{p}"
+        );
         assert!(INDEX.contains("__NONCE__"), "the page takes the nonce");
     }
 }

@@ -87,14 +87,14 @@ impl QueryAuditor {
     }
 
     /// Ends the record: `error` is the failure's code, `None` for success. Later calls do
-    /// nothing.
-    pub fn complete(&self, error: Option<Code>, rows: u64, bytes: u64) {
+    /// nothing; the answer says whether this one ended it.
+    pub fn complete(&self, error: Option<Code>, rows: u64, bytes: u64) -> bool {
         let taken = self
             .record
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let Some(mut r) = taken else { return };
+        let Some(mut r) = taken else { return false };
         r.outcome = error.map_or("ok", Code::as_str).to_owned();
         if let Some(q) = r.query.as_mut() {
             q.error_code = error.map(|c| c.as_str().to_owned());
@@ -103,12 +103,13 @@ impl QueryAuditor {
             q.duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         }
         self.log.record(r);
+        true
     }
 }
 
 impl Drop for QueryAuditor {
     fn drop(&mut self) {
         // Never completed: the request was dropped (the client left before an answer).
-        self.complete(Some(Code::QueryCancelled), 0, 0);
+        let _ = self.complete(Some(Code::QueryCancelled), 0, 0);
     }
 }

@@ -35,7 +35,7 @@ pub struct StatsQuery {
     params(StatsQuery),
     responses(
         (status = 200, description = "One sample per second with any query ending in it", body = ServerStats),
-        (status = 400, description = "`bad_request`: a malformed query string", body = ErrorBody),
+        (status = 400, description = "`bad_request`: a malformed query string or a window outside 1 to 600", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`permission_denied`: not an admin", body = ErrorBody),
     ),

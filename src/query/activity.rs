@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_schemas::api::StatsSample;
 
@@ -13,7 +13,7 @@ use sluice_schemas::api::StatsSample;
 pub const KEEP_S: u64 = 600;
 
 /// Latency buckets: the first starts at [`FIRST_MS`], each is [`GROWTH`] times as wide as the one
-/// before; the last also holds everything longer (0.1 ms to about five hours).
+/// before; the last, from about 75 minutes, also holds everything longer.
 const BUCKETS: usize = 80;
 const FIRST_MS: f64 = 0.1;
 const GROWTH: f64 = 1.25;
@@ -121,26 +121,44 @@ fn quantile(latency: &[u32; BUCKETS], q: f64) -> f64 {
     0.0
 }
 
-/// The last [`KEEP_S`] seconds of finished queries.
-#[derive(Debug, Default)]
+/// The last [`KEEP_S`] seconds of finished queries. Its clock is the wall clock read once,
+/// at creation, then advanced by the monotonic clock: a wall clock stepped later (NTP fixing
+/// a VM's time) neither reorders the record nor stamps it in the future.
+#[derive(Debug)]
 pub struct Activity {
     slots: Mutex<VecDeque<Slot>>,
+    /// Milliseconds since the Unix epoch at `origin`.
+    origin_ms: u64,
+    origin: Instant,
 }
 
-fn epoch_s(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::default(),
+            origin_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            origin: Instant::now(),
+        }
+    }
 }
 
 impl Activity {
-    /// Counts one query that ended now.
-    pub fn record(&self, q: &Ended<'_>) {
-        self.record_at(SystemTime::now(), q);
+    /// Now on the record's clock, milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        let since = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.origin_ms.saturating_add(since)
     }
 
-    fn record_at(&self, at: SystemTime, q: &Ended<'_>) {
-        let second = epoch_s(at);
+    /// Counts one query that ended now.
+    pub fn record(&self, q: &Ended<'_>) {
+        self.record_in(self.now_ms() / 1000, q);
+    }
+
+    fn record_in(&self, second: u64, q: &Ended<'_>) {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        // A clock stepping back adds to the newest second rather than reordering the record.
+        // Seconds only move forward here; should one come late, it is added to the newest.
         match slots.back_mut() {
             Some(last) if last.second >= second => last.add(q),
             _ => {
@@ -156,13 +174,14 @@ impl Activity {
         }
     }
 
-    /// The samples of the last `window_s` seconds (at most [`KEEP_S`]), oldest first.
-    pub fn samples(&self, window_s: u64) -> Vec<StatsSample> {
-        self.samples_at(SystemTime::now(), window_s)
+    /// The samples of the `window_s` seconds (at most [`KEEP_S`]) up to `now_ms` (from
+    /// [`Self::now_ms`]), oldest first.
+    pub fn samples(&self, now_ms: u64, window_s: u64) -> Vec<StatsSample> {
+        self.samples_in(now_ms / 1000, window_s)
     }
 
-    fn samples_at(&self, now: SystemTime, window_s: u64) -> Vec<StatsSample> {
-        let since = epoch_s(now).saturating_sub(window_s.min(KEEP_S));
+    fn samples_in(&self, now_s: u64, window_s: u64) -> Vec<StatsSample> {
+        let since = now_s.saturating_sub(window_s.min(KEEP_S));
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots
             .iter()
@@ -189,16 +208,13 @@ mod tests {
     #[test]
     fn seconds_counts_and_quantiles() {
         let a = Activity::default();
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t0 = 1_000_000;
         for ms in 1..=100 {
-            a.record_at(t0, &ended(ms, None, Some(ms % 2 == 0)));
+            a.record_in(t0, &ended(ms, None, Some(ms % 2 == 0)));
         }
-        a.record_at(t0, &ended(5, Some("sql_invalid"), None));
-        a.record_at(
-            t0 + Duration::from_secs(2),
-            &ended(3, Some("query_cancelled"), None),
-        );
-        let s = a.samples_at(t0 + Duration::from_secs(2), 60);
+        a.record_in(t0, &ended(5, Some("sql_invalid"), None));
+        a.record_in(t0 + 2, &ended(3, Some("query_cancelled"), None));
+        let s = a.samples_in(t0 + 2, 60);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].at_ms, 1_000_000_000);
         assert_eq!(s[0].queries, 101);
@@ -211,14 +227,20 @@ mod tests {
         assert!((s[0].p99_ms / 99.0 - 1.0).abs() < 0.12, "{}", s[0].p99_ms);
         assert_eq!(s[1].errors["query_cancelled"], 1);
         // The window and the bound.
-        assert_eq!(a.samples_at(t0 + Duration::from_secs(2), 1).len(), 1);
-        a.record_at(t0 + Duration::from_secs(KEEP_S + 1), &ended(1, None, None));
-        let kept = a.samples_at(t0 + Duration::from_secs(KEEP_S + 1), KEEP_S);
+        assert_eq!(a.samples_in(t0 + 2, 1).len(), 1);
+        a.record_in(t0 + KEEP_S + 1, &ended(1, None, None));
+        let kept = a.samples_in(t0 + KEEP_S + 1, KEEP_S);
         assert_eq!(kept.len(), 2, "the first second is gone");
-        // A clock stepping back adds to the newest second.
-        a.record_at(t0, &ended(1, None, None));
-        let last = a.samples_at(t0 + Duration::from_secs(KEEP_S + 1), 5);
+        // A late second adds to the newest.
+        a.record_in(t0, &ended(1, None, None));
+        let last = a.samples_in(t0 + KEEP_S + 1, 5);
         assert_eq!(last.last().map(|s| s.queries), Some(2));
+        // The record's clock is the wall clock's at its start, moved on monotonically.
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(a.now_ms().abs_diff(wall) < 60_000);
     }
 
     #[test]

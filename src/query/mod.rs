@@ -322,6 +322,8 @@ impl QueryService {
             query_id,
             door: client.door,
             auditor,
+            activity: Arc::clone(self.queries.activity()),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -375,6 +377,9 @@ pub struct Call {
     /// The door it came through.
     pub door: crate::governance::Door,
     auditor: Arc<QueryAuditor>,
+    /// Where a refusal is counted (a query that ran counts itself).
+    activity: Arc<activity::Activity>,
+    started: std::time::Instant,
 }
 
 impl Call {
@@ -392,15 +397,23 @@ impl Call {
         self.auditor.set_sql(sql);
     }
 
-    /// Records `e` as this call's answer (a refusal before anything ran) and returns it with
-    /// the call's query id.
+    /// Records `e` as this call's answer (a refusal before anything ran: on the audit record
+    /// and in the server's activity) and returns it with the call's query id.
     pub fn refuse(&self, e: ApiError) -> ApiError {
         let e = if e.query_id.is_none() {
             e.with_query(&self.query_id)
         } else {
             e
         };
-        self.auditor.complete(Some(e.code), 0, 0);
+        if self.auditor.complete(Some(e.code), 0, 0) {
+            self.activity.record(&activity::Ended {
+                elapsed: self.started.elapsed(),
+                error: Some(e.code.as_str()),
+                cache_hit: None,
+                bytes_sent: 0,
+                pulled: Vec::new(),
+            });
+        }
         e
     }
 }

@@ -89,25 +89,30 @@ impl QueryService {
     /// the figures cover every caller and name every source).
     ///
     /// # Errors
-    /// `permission_denied` for a reader.
+    /// `permission_denied` for a reader; `bad_request` for a window outside 1 to 600 s.
     pub fn stats(&self, principal: &Principal, window_s: u64) -> Result<ServerStats> {
         if !principal.is_admin() {
             return Err(ApiError::permission_denied(
                 "the server's activity is for admins".to_owned(),
             ));
         }
-        let window_s = window_s.clamp(1, super::activity::KEEP_S);
+        let kept = super::activity::KEEP_S;
+        if !(1..=kept).contains(&window_s) {
+            return Err(ApiError::bad_request(format!(
+                "window_s must be from 1 to {kept}, the seconds kept"
+            )));
+        }
         let running = self
             .queries
             .list(RECENT_QUERIES, |e| e.state() == QueryState::Running)
             .len() as u64;
+        let activity = self.queries.activity();
+        let now_ms = activity.now_ms();
         Ok(ServerStats {
-            now_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            now_ms,
             window_s,
             running,
-            samples: self.queries.activity().samples(window_s),
+            samples: activity.samples(now_ms, window_s),
         })
     }
 

@@ -152,7 +152,7 @@ impl QueryEntry {
             .take()
             .and_then(|w| w.upgrade());
         if let Some(a) = auditor {
-            a.complete(error.map(|e| e.code), self.rows(), self.bytes());
+            let _ = a.complete(error.map(|e| e.code), self.rows(), self.bytes());
         }
     }
 
@@ -297,7 +297,7 @@ impl QueryRegistry {
     }
 
     /// What the queries of the last minutes did.
-    pub fn activity(&self) -> &Activity {
+    pub fn activity(&self) -> &Arc<Activity> {
         &self.activity
     }
 

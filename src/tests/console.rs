@@ -200,6 +200,17 @@ async fn me_and_stats_answer_for_the_caller() {
         .await
         .unwrap();
     app.expect_error(bad_window, 400, "bad_request").await;
+    for window in [0, 601] {
+        let out = app
+            .req(
+                reqwest::Method::GET,
+                &format!("/v1/stats?window_s={window}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        app.expect_error(out, 400, "bad_request").await;
+    }
 }
 
 #[actix_web::test]

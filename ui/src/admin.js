@@ -67,7 +67,8 @@ export class AdminView {
       state === "active" ? el("button", { onclick: () => this.rotate(k) }, "Rotate") : null, " ",
       state === "active" ? el("button", { class: "danger", "data-revoke": k.name, onclick: () => this.revoke(k) }, "Revoke") : null);
     return el("tr", { "data-key": k.id, "data-name": k.name, "data-state": state },
-      el("td", {}, k.name), el("td", { class: "mono" }, k.id), el("td", {}, k.role),
+      el("td", {}, k.name, k.id === this.ctx.me.id ? el("span", { class: "muted" }, " (you)") : null),
+      el("td", { class: "mono" }, k.id), el("td", {}, k.role),
       el("td", { class: "mono" }, grants), el("td", {}, limits),
       el("td", {}, new Date(k.created_at).toLocaleString()), el("td", {}, state), actions);
   }

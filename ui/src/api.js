@@ -27,6 +27,7 @@ export async function errorOf(resp) {
   let code = "http_" + resp.status;
   let message = resp.statusText || "request failed";
   let queryId = resp.headers.get("x-query-id");
+  const retryAfter = Number(resp.headers.get("retry-after")) || 0;
   try {
     const body = await resp.json();
     if (body && body.error) {
@@ -37,7 +38,9 @@ export async function errorOf(resp) {
   } catch {
     // Not JSON: keep the status line.
   }
-  return new ApiError(resp.status, code, message, queryId);
+  const e = new ApiError(resp.status, code, message, queryId);
+  e.retryAfter = retryAfter;
+  return e;
 }
 
 /** A fetch with the credential; resolves to the Response when it is 2xx, else throws ApiError. */
@@ -57,7 +60,12 @@ export async function call(path, { method = "GET", body, headers = {}, signal } 
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "network", "the server could not be reached: " + e.message);
   }
-  if (!resp.ok) throw await errorOf(resp);
+  if (!resp.ok) {
+    const e = await errorOf(resp);
+    // The credential stopped working (expired, revoked, rotated away): back to sign-in.
+    if (e.status === 401 && secret) window.dispatchEvent(new CustomEvent("sluice:signed-out", { detail: e }));
+    throw e;
+  }
   return resp;
 }
 

@@ -61,11 +61,15 @@ export async function finishSignIn(oidc) {
   history.replaceState(null, "", location.pathname);
   const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
   sessionStorage.removeItem(PENDING);
-  if (params.has("error")) {
-    throw new Error(`the provider refused: ${params.get("error")} ${params.get("error_description") || ""}`.trim());
-  }
   if (!oidc || !pending || pending.state !== params.get("state")) {
     throw new Error("this sign-in was not started here (its state does not match); sign in again");
+  }
+  // RFC 9207: a provider that names itself must be the one asked (no mix-up between issuers).
+  if (params.has("iss") && params.get("iss") !== oidc.issuer) {
+    throw new Error(`the answer came from ${params.get("iss")}, not from ${oidc.issuer}`);
+  }
+  if (params.has("error")) {
+    throw new Error(`the provider refused: ${params.get("error")} ${params.get("error_description") || ""}`.trim());
   }
   const meta = await discover(oidc.issuer);
   const form = new URLSearchParams({

@@ -45,21 +45,62 @@ function isoDate(ms) {
   return isNaN(d) ? String(ms) : d.toISOString().slice(0, 10);
 }
 
-function isoTime(ms) {
-  const d = new Date(Number(ms));
-  return isNaN(d) ? String(ms) : d.toISOString().replace("T", " ").replace("Z", "");
+/** Units per second of a time unit (Arrow's SECOND, MILLISECOND, MICROSECOND, NANOSECOND). */
+const PER_SECOND = [1n, 1000n, 1000000n, 1000000000n];
+const DIGITS = [0, 3, 6, 9];
+
+/** `raw` units past the epoch (or midnight) as whole seconds and a fraction with its digits. */
+function split(raw, unit) {
+  const per = PER_SECOND[unit] ?? 1n;
+  let secs = raw / per;
+  let frac = raw % per;
+  if (frac < 0n) {
+    frac += per;
+    secs -= 1n;
+  }
+  const digits = frac === 0n ? "" : "." + frac.toString().padStart(DIGITS[unit], "0").replace(/0+$/, "");
+  return [secs, digits];
+}
+
+/** A timestamp, exact to its unit; one with a time zone is an instant, shown in UTC with `Z`. */
+function timestamp(raw, type) {
+  const [secs, digits] = split(BigInt(raw), type.unit);
+  const d = new Date(Number(secs) * 1000);
+  if (isNaN(d)) return String(raw);
+  return d.toISOString().slice(0, 19).replace("T", " ") + digits + (type.timezone ? "Z" : "");
+}
+
+function timeOfDay(raw, type) {
+  const [secs, digits] = split(BigInt(raw), type.unit);
+  const s = Number(secs);
+  return `${pad(Math.floor(s / 3600))}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}${digits}`;
+}
+
+/** The stored integer of row `j` (Arrow JS hands out timestamps as float milliseconds, which
+ * lose micro- and nanoseconds). */
+function stored(vector, j) {
+  const data = vector.data;
+  if (data?.length !== 1 || !data[0].values) return null;
+  const v = data[0].values[j];
+  return typeof v === "bigint" || typeof v === "number" ? v : null;
+}
+
+/** The text of row `j` of `vector`. */
+export function cellText(vector, j, type) {
+  if (!vector || !vector.isValid(j)) return null;
+  if (DataType.isTimestamp(type) || DataType.isTime(type)) {
+    const raw = stored(vector, j);
+    if (raw !== null) return DataType.isTimestamp(type) ? timestamp(raw, type) : timeOfDay(raw, type);
+  }
+  return text(vector.get(j), type);
 }
 
 /** A cell's text: what a person reading the value expects, never "[object Object]". */
 export function text(value, type) {
   if (value === null || value === undefined) return null;
-  if (DataType.isTimestamp(type)) return isoTime(value);
+  if (DataType.isTimestamp(type)) return timestamp(BigInt(Math.round(Number(value))), { unit: 1, timezone: type.timezone });
   if (DataType.isDate(type)) return isoDate(value);
-  if (DataType.isTime(type)) {
-    const ms = Number(value) / ({ 0: 1 / 1000, 1: 1, 2: 1000, 3: 1e6 }[type.unit] ?? 1);
-    const s = Math.floor(ms / 1000);
-    return `${pad(Math.floor(s / 3600))}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
-  }
+  if (DataType.isTime(type)) return timeOfDay(BigInt(value), type);
   if (DataType.isDecimal(type)) return decimal(value, type.scale);
   if (value instanceof Uint8Array) {
     let hex = "\\x";
@@ -88,6 +129,7 @@ function decimal(value, scale) {
   } else return String(value);
   const neg = n < 0n;
   let digits = (neg ? -n : n).toString();
+  if (scale < 0 && n !== 0n) digits += "0".repeat(-scale);
   if (scale > 0) {
     digits = digits.padStart(scale + 1, "0");
     digits = digits.slice(0, -scale) + "." + digits.slice(-scale);
@@ -171,7 +213,7 @@ export class Grid {
       row.style.top = i * ROW + "px";
       row.append(cell(String(i + 1), "rn", "rowheader"));
       for (let c = 0; c < fields.length; c++) {
-        const v = text(batch.getChildAt(c)?.get(j), fields[c].type);
+        const v = cellText(batch.getChildAt(c), j, fields[c].type);
         const td = cell(v === null ? "NULL" : v, (v === null ? "null " : "") + (this.numeric[c] ? "num" : ""), "gridcell");
         if (v !== null && v.length > 20) td.title = v;
         row.append(td);

@@ -66,6 +66,19 @@ function signIn(settings, failure) {
   key.focus();
 }
 
+let current = null;
+
+// A credential that stops working mid-session (expired token, revoked key) signs the tab out,
+// saying why.
+window.addEventListener("sluice:signed-out", (e) => {
+  if (!current) return;
+  const settings = current.settings;
+  current.views.watch.stop();
+  current = null;
+  setCredential(null);
+  signIn(settings, e.detail);
+});
+
 function start(ctx) {
   clear(app);
   const admin = ctx.me.role === "admin";
@@ -79,13 +92,14 @@ function start(ctx) {
   }
   const who = el("div", { class: "who" },
     el("span", { id: "whoami" }, `${ctx.me.name} · ${ctx.me.role}`),
-    el("button", { id: "sign-out", onclick: () => { setCredential(null); location.replace("/console/"); } }, "Sign out"));
+    el("button", { id: "sign-out", onclick: () => { current = null; setCredential(null); location.replace("/console/"); } }, "Sign out"));
   app.append(el("header", { class: "top" }, el("h1", {}, "Sluice"), nav, who), main);
 
   const query = new QueryView(main.querySelector("#view-query"), ctx);
   views.query = query;
   views.watch = new WatchView(main.querySelector("#view-watch"), ctx);
   if (admin) views.admin = new AdminView(main.querySelector("#view-admin"), ctx);
+  current = { settings: ctx.settings, views };
   query.loadTables();
 
   function show(id) {

@@ -250,7 +250,8 @@ export class QueryView {
     }
   }
 
-  /** A failure mid-stream is a cut result: the server's record says why. */
+  /** A failure mid-stream is a cut result: the server's record says why (and whether it was
+   * cancelled, by another tab or an admin). */
   async explainFailure(e, s) {
     if (e instanceof ApiError) {
       showError(this.error, e);
@@ -261,6 +262,7 @@ export class QueryView {
       try {
         const q = await json(`/v1/queries/${encodeURIComponent(s.queryId)}`);
         if (q.error) why = new ApiError(0, q.error.code, q.error.message, s.queryId);
+        if (q.state === "cancelled") s.state = "cancelled";
       } catch {
         // The record is gone; say what we saw.
       }

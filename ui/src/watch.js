@@ -18,6 +18,8 @@ export class WatchView {
   constructor(root, ctx) {
     this.ctx = ctx;
     this.timer = 0;
+    this.generation = 0;
+    this.running = false;
     this.charts = new Map();
     this.error = el("div", { id: "watch-error", role: "alert" });
     this.queries = el("tbody", { id: "queries-body" });
@@ -41,20 +43,31 @@ export class WatchView {
     }
   }
 
+  /** Polls while the view is shown and the tab visible. Each poll costs the key two or three
+   * requests of its rate limit; a refusal for rate (429) waits as long as `Retry-After` says. */
   start() {
-    if (this.timer) return;
+    if (this.running) return;
+    this.running = true;
+    const generation = ++this.generation;
     const tick = async () => {
-      await this.refresh();
-      if (this.timer) this.timer = setTimeout(tick, POLL_MS);
+      if (generation !== this.generation) return;
+      let wait = POLL_MS;
+      if (document.visibilityState === "visible") {
+        const retryAfter = await this.refresh();
+        if (retryAfter) wait = Math.max(POLL_MS, retryAfter * 1000);
+      }
+      if (generation === this.generation) this.timer = setTimeout(tick, wait);
     };
     this.timer = setTimeout(tick, 0);
   }
 
   stop() {
+    this.running = false;
+    this.generation++;
     clearTimeout(this.timer);
-    this.timer = 0;
   }
 
+  /** One poll; answers the seconds to wait when the server said to slow down. */
   async refresh() {
     try {
       const [q, s, stats] = await Promise.all([
@@ -66,8 +79,10 @@ export class WatchView {
       this.drawQueries(q.queries);
       this.drawSources(s.sources);
       if (stats) this.drawCharts(stats);
+      return 0;
     } catch (e) {
       showError(this.error, e, "Could not refresh.");
+      return e.retryAfter || 0;
     }
   }
 

@@ -35,9 +35,13 @@ export async function newPage() {
   return page;
 }
 
+/** A screenshot of the page; a page of the console's is also checked by [`accessible`]. */
 export async function shot(page, name) {
   await page.screenshot({ path: `${shots}/${name}.png` });
   console.log(`screenshot ${shots}/${name}.png`);
+  if (page.url().startsWith(url + "/console") && !name.startsWith("failed")) {
+    for (const p of await accessible(page)) problems.push(`${name}: ${p}`);
+  }
 }
 
 /** Runs one step; when it fails, each open page's screenshot and address are kept. */
@@ -76,4 +80,56 @@ export async function runSql(page, sql, state = "finished") {
 export async function gridRows(page) {
   return page.$$eval("#grid .body .row", (rows) =>
     rows.map((r) => [...r.querySelectorAll(".cell")].map((c) => c.textContent)));
+}
+
+/**
+ * Accessibility basics on what the page shows now: every control has a name (a label, an
+ * aria-label or its text), and all visible text meets WCAG AA contrast (4.5:1) against the
+ * background it is drawn on. Disabled controls and placeholders are exempt, as WCAG has them.
+ */
+export async function accessible(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const visible = (el) => {
+      const r = el.getBoundingClientRect();
+      return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== "hidden";
+    };
+    for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea, button, [role=tab]")) {
+      if (!visible(el)) continue;
+      const named = el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || el.textContent.trim();
+      if (!named) problems.push(`no name: ${el.outerHTML.slice(0, 80)}`);
+    }
+    const seen = new Set();
+    for (const el of document.querySelectorAll("body *")) {
+      const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!text || !visible(el) || el.closest("[disabled], .cm-placeholder, .cm-tooltip")) continue;
+      const style = getComputedStyle(el);
+      let opacity = 1;
+      for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+      if (opacity < 1) continue;
+      const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(background(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const key = `${style.color} on ${background(el)}`;
+      if (ratio < 4.5 && !seen.has(key)) {
+        seen.add(key);
+        problems.push(`contrast ${ratio.toFixed(2)}: ${key}: "${el.textContent.trim().slice(0, 30)}"`);
+      }
+    }
+    return problems;
+  });
 }
