@@ -10,21 +10,18 @@ use serde_json::{Value, json};
 use sluice_schemas::SourceConfig;
 
 use crate::TestApp;
+use crate::governance::{as_key, create_key};
 use crate::identity::tokens::configure;
 use crate::identity::{Provider, free_port};
-use crate::postgres::{connect, service_env, setup, source, spare_turn};
+use crate::postgres::{on_main_and_spare, spare_turn};
 
-const TABLE: &str = "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100);";
+const TABLE: &str =
+    "CREATE TABLE t (x int, name text); INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 100) g;";
 
 #[actix_web::test]
 async fn the_page_is_served_without_a_key_under_its_policy() {
     let app = TestApp::spawn().await;
-    let page = app
-        .client
-        .get(format!("{}/console", app.url))
-        .send()
-        .await
-        .unwrap();
+    let page = app.get_open("/console").await;
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -44,21 +41,11 @@ async fn the_page_is_served_without_a_key_under_its_policy() {
     assert!(csp.contains("script-src 'self';"), "{csp}");
     assert!(csp.contains("connect-src 'self';"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    let again = app
-        .client
-        .get(format!("{}/console/", app.url))
-        .send()
-        .await
-        .unwrap();
+    let again = app.get_open("/console/").await;
     assert!(!again.text().await.unwrap().contains(nonce));
 
     // The script, revalidated by its digest; an unknown file is a JSON 404.
-    let js = app
-        .client
-        .get(format!("{}/console/console.js", app.url))
-        .send()
-        .await
-        .unwrap();
+    let js = app.get_open("/console/console.js").await;
     assert_eq!(js.status(), 200);
     assert!(
         js.headers()["content-type"]
@@ -76,23 +63,15 @@ async fn the_page_is_served_without_a_key_under_its_policy() {
         .await
         .unwrap();
     assert_eq!(fresh.status(), 304);
-    let missing = app
-        .client
-        .get(format!("{}/console/nope.js", app.url))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.get_open("/console/nope.js").await;
     assert_eq!(missing.status(), 404);
     let err: Value = missing.json().await.unwrap();
     assert_eq!(err["error"]["code"], "not_found");
 
     // Sign-in settings: keys only here, and where the other doors listen.
     let settings: Value = app
-        .client
-        .get(format!("{}/console/config.json", app.url))
-        .send()
+        .get_open("/console/config.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -105,12 +84,7 @@ async fn the_page_is_served_without_a_key_under_its_policy() {
 
     // Off, it is not there at all.
     let off = TestApp::spawn_with(|c| c.console.enabled = false).await;
-    let gone = off
-        .client
-        .get(format!("{}/console", off.url))
-        .send()
-        .await
-        .unwrap();
+    let gone = off.get_open("/console").await;
     assert_eq!(gone.status(), 404);
 }
 
@@ -120,41 +94,30 @@ async fn me_and_stats_answer_for_the_caller() {
     let me = app.get_json("/v1/me").await;
     assert_eq!(me["role"], "admin");
     assert_eq!(me["kind"], "key");
-    let reader: Value = app
-        .req(reqwest::Method::POST, "/v1/keys")
-        .json(&json!({"name": "r", "grants": [{"source": "local", "schema": "public", "table": "nation"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reader = create_key(
+        &app,
+        json!({"name": "r", "grants": [{"source": "local", "schema": "public", "table": "nation"}]}),
+    )
+    .await;
     let secret = reader["key"].as_str().unwrap();
-    let as_reader = |path: &str| {
-        app.client
-            .get(format!("{}{path}", app.url))
-            .bearer_auth(secret)
+    let as_reader = async |path: &str| {
+        as_key(&app, secret, reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
     };
-    let me: Value = as_reader("/v1/me")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = as_reader("/v1/me").await.json().await.unwrap();
     assert_eq!(
         (me["role"].as_str(), me["name"].as_str()),
         (Some("reader"), Some("r"))
     );
     assert_eq!(me["operations"], json!(["query", "explain", "list"]));
-    let denied = as_reader("/v1/stats").send().await.unwrap();
+    let denied = as_reader("/v1/stats").await;
     app.expect_error(denied, 403, "permission_denied").await;
 
     // Completion's catalog: the reader's granted table, with its columns.
     let tables: Value = as_reader("/v1/tables?with_columns=true")
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -163,7 +126,7 @@ async fn me_and_stats_answer_for_the_caller() {
     let plain = app.get_json("/v1/tables").await;
     assert!(plain["tables"][0].get("fields").is_none(), "{plain}");
 
-    // A success, a failure and a cancelled one, counted in their second.
+    // A success, a failure and an explain, counted in their second.
     assert_eq!(
         app.query(json!({"sql": "SELECT 1"}), "application/json")
             .await
@@ -215,42 +178,19 @@ async fn me_and_stats_answer_for_the_caller() {
 
 #[actix_web::test]
 async fn the_console_in_a_browser() {
-    let Some(chromium) = crate::needs("SLUICE_TEST_CHROMIUM", "Debian's chromium") else {
-        return;
-    };
-    let Some(ui) = crate::needs(
-        "SLUICE_TEST_CONSOLE_UI",
-        "the console's npm packages (playwright-core in ui/node_modules)",
-    ) else {
+    let Some((chromium, ui)) = browser_tools() else {
         return;
     };
     let turn = spare_turn().await;
-    let Some((_main, main_url, schema)) = setup(TABLE).await else {
+    let Some((_main, src, schema)) = on_main_and_spare("pg", TABLE).await else {
         return;
     };
-    let Some(spare_url) = service_env("SLUICE_TEST_PG_SPARE_URL") else {
-        return;
-    };
-    connect(&spare_url)
-        .await
-        .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; SET search_path = {schema}; {TABLE}"
-        ))
-        .await
-        .unwrap();
-    let mut src = source("pg", &main_url, &schema);
-    src.replicas = vec![main_url.clone(), spare_url];
-    src.connect_timeout_ms = 1_000;
     let app = TestApp::spawn_with(|c| c.sources.push(SourceConfig::Postgres(src))).await;
-    let reader: Value = app
-        .req(reqwest::Method::POST, "/v1/keys")
-        .json(&json!({"name": "reader", "grants": [{"source": "local", "schema": "public", "table": "nation"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reader = create_key(
+        &app,
+        json!({"name": "reader", "grants": [{"source": "local", "schema": "public", "table": "nation"}]}),
+    )
+    .await;
     let mut stopped = None;
     run_script(
         &ui,
@@ -273,13 +213,7 @@ async fn the_console_in_a_browser() {
 
 #[actix_web::test]
 async fn signing_in_through_the_openid_provider() {
-    let Some(chromium) = crate::needs("SLUICE_TEST_CHROMIUM", "Debian's chromium") else {
-        return;
-    };
-    let Some(ui) = crate::needs(
-        "SLUICE_TEST_CONSOLE_UI",
-        "the console's npm packages (playwright-core in ui/node_modules)",
-    ) else {
+    let Some((chromium, ui)) = browser_tools() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -293,12 +227,7 @@ async fn signing_in_through_the_openid_provider() {
     })
     .await;
     // The page is told where to sign in, and may connect there.
-    let page = app
-        .client
-        .get(format!("{}/console", app.url))
-        .send()
-        .await
-        .unwrap();
+    let page = app.get_open("/console").await;
     let csp = page.headers()["content-security-policy"]
         .to_str()
         .unwrap()
@@ -308,11 +237,8 @@ async fn signing_in_through_the_openid_provider() {
         "{csp}"
     );
     let settings: Value = app
-        .client
-        .get(format!("{}/console/config.json", app.url))
-        .send()
+        .get_open("/console/config.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -332,6 +258,16 @@ async fn signing_in_through_the_openid_provider() {
         async |step| panic!("unexpected step {step}"),
     )
     .await;
+}
+
+/// Debian's chromium and the folder of the console's npm packages, from the test services.
+fn browser_tools() -> Option<(String, String)> {
+    let chromium = crate::needs("SLUICE_TEST_CHROMIUM", "Debian's chromium")?;
+    let ui = crate::needs(
+        "SLUICE_TEST_CONSOLE_UI",
+        "the console's npm packages (playwright-core in ui/node_modules)",
+    )?;
+    Some((chromium, ui))
 }
 
 /// Runs the browser script `ui/tests/<script>` with `vars` (and `SHOTS`, where its screenshots

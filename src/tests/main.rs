@@ -223,6 +223,15 @@ impl TestApp {
         v["queries"][0]["query_id"].as_str().map(str::to_owned)
     }
 
+    /// A `GET` without credentials.
+    pub async fn get_open(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// An authenticated `GET` answered as JSON.
     pub async fn get_json(&self, path: &str) -> Value {
         self.req(reqwest::Method::GET, path)

@@ -140,6 +140,12 @@ await step("explain shows the SQL PostgreSQL runs", async () => {
   assert.match(remote, new RegExp(`"?${schema}"?\\."?t"?`));
   assert.match(remote, /> 40/);
   await shot(admin, "06-explain");
+  // An operator PostgreSQL would compute differently stays in Sluice, and the view says why.
+  await typeSql(admin, `SELECT upper(name) AS u FROM pg.${schema}.t WHERE x < 3 ORDER BY x`);
+  await admin.keyboard.press("Control+Shift+Enter");
+  await admin.waitForSelector('#plan .remote[data-source="pg"] .why');
+  assert.match(await admin.textContent('#plan .remote[data-source="pg"] .why'), /Kept in Sluice: .*upper/);
+  await shot(admin, "06-explain-kept-local");
 });
 
 await step("a bad statement shows the error's code and message", async () => {

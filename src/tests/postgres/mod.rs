@@ -19,7 +19,7 @@ pub(crate) fn service_env(var: &str) -> Option<String> {
 }
 
 /// The test's own connection to `url` (not Sluice's).
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
+async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
     actix_web::rt::spawn(async move {
         let _ = conn.await;
@@ -44,6 +44,28 @@ async fn setup_on(var: &str, sql: &str) -> Option<(tokio_postgres::Client, Strin
 /// A fresh schema on the main test server.
 pub(crate) async fn setup(sql: &str) -> Option<(tokio_postgres::Client, String, String)> {
     setup_on("SLUICE_TEST_PG_URL", sql).await
+}
+
+/// A fresh schema holding `sql` on the main cluster and, under the same name, on the spare,
+/// and a source `name` over it with the main cluster as replica 0 and the spare as replica 1.
+/// Hold the spare's turn ([`spare_turn`]) first.
+pub(crate) async fn on_main_and_spare(
+    name: &str,
+    sql: &str,
+) -> Option<(tokio_postgres::Client, PostgresSourceConfig, String)> {
+    let (main, main_url, schema) = setup(sql).await?;
+    let spare_url = service_env("SLUICE_TEST_PG_SPARE_URL")?;
+    connect(&spare_url)
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path = {schema}; {sql}"
+        ))
+        .await
+        .unwrap();
+    let mut src = source(name, &main_url, &schema);
+    src.replicas = vec![main_url, spare_url];
+    src.connect_timeout_ms = 1_000;
+    Some((main, src, schema))
 }
 
 pub(crate) fn source(name: &str, url: &str, schema: &str) -> PostgresSourceConfig {

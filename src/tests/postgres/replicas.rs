@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{app_with, connect, json_rows, service_env, setup, source, source_status, wait_source};
+use super::{app_with, json_rows, setup, source, source_status, wait_source};
 use crate::{ARROW, TestApp};
 
 const TABLE: &str = "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 100);";
@@ -99,21 +99,10 @@ async fn until_answers(load: &Load, at_least: u64) {
 #[actix_web::test]
 async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
     let turn = super::spare_turn().await;
-    let Some((_main, main_url, schema)) = setup(TABLE).await else {
+    let Some((_main, mut src, schema)) = super::on_main_and_spare("pg", TABLE).await else {
         return;
     };
-    let spare_url = service_env("SLUICE_TEST_PG_SPARE_URL").unwrap();
-    connect(&spare_url)
-        .await
-        .batch_execute(&format!(
-            "CREATE SCHEMA {schema}; SET search_path = {schema}; {TABLE}"
-        ))
-        .await
-        .unwrap();
-    let mut src = source("pg", &main_url, &schema);
-    src.replicas = vec![main_url.clone(), spare_url.clone()];
     src.max_concurrency = 32;
-    src.connect_timeout_ms = 1_000;
     let app = app_with(src).await;
     let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
     assert_eq!(json_rows(&app, &sql).await["rows"], json!([[100, 5050]]));
