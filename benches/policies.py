@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import report as report_file
+from server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARROW = "application/vnd.apache.arrow.stream"
@@ -56,39 +55,6 @@ def inline(sql: str) -> str:
     return f"WITH {INLINE} {body}"
 
 
-class Server:
-    def __init__(self, binary: str, workdir: Path, data: Path):
-        path = workdir / "sluice.toml"
-        path.write_text(
-            '[server]\ndefault_catalog = "tpch"\ndefault_schema = "public"\n'
-            "[cache]\ncapacity_bytes = 0\n"
-            "[limits]\nmax_rows = 100000000\nquery_timeout_ms = 600000\n"
-            f'[[sources]]\nname = "tpch"\nkind = "parquet"\nlocation = "{data}"\n' + POLICY
-        )
-        self.log = open(workdir / "sluice.log", "w")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--config", str(path)],
-            stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT,
-            env={**os.environ, "SLUICE_LOG": "warn"},
-        )
-        line = self.proc.stdout.readline()
-        self.url = line.split("url=")[1].split()[0]
-        self.key = line.split("api_key=")[1].split()[0]
-        host, port = self.url.removeprefix("http://").split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
-
-    def request(self, method: str, path: str, body: dict, key: str, accept: str = "application/json") -> tuple[int, bytes]:
-        headers = {"Content-Type": "application/json", "Accept": accept, "Authorization": f"Bearer {key}"}
-        self.conn.request(method, path, body=json.dumps(body), headers=headers)
-        r = self.conn.getresponse()
-        return r.status, r.read()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-
 def timed(server: Server, path: str, sql: str, key: str, accept: str) -> tuple[float, bytes]:
     start = time.perf_counter()
     status, body = server.request("POST", path, {"sql": sql}, key, accept)
@@ -115,7 +81,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(args.sluice, Path(tmp), Path(args.data).resolve())
+        server = Server(args.sluice, Path(tmp), Path(args.data).resolve(), POLICY)
         status, body = server.request("POST", "/v1/keys", {
             "name": "bench", "grants": [{"source": "*", "schema": "*", "table": "*"}],
             "rate_limit": {"per_second": 1000000}, "attributes": {"hidden_mode": "NONE"},
