@@ -15,8 +15,7 @@ use crate::identity::tokens::configure;
 use crate::identity::{Provider, free_port};
 use crate::postgres::{on_main_and_spare, spare_turn};
 
-const TABLE: &str =
-    "CREATE TABLE t (x int, name text); INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 100) g;";
+const TABLE: &str = "CREATE TABLE t (x int, name text); INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 100) g;";
 
 #[actix_web::test]
 async fn the_page_is_served_without_a_key_under_its_policy() {

@@ -64,7 +64,7 @@ export class AdminView {
     ].filter(Boolean).join(", ") || "role's";
     const actions = el("td", {},
       el("button", { onclick: () => this.showUsage(k) }, "Usage"), " ",
-      state === "active" ? el("button", { onclick: () => this.rotate(k) }, "Rotate") : null, " ",
+      state === "active" ? el("button", { "data-rotate": k.name, onclick: () => this.rotate(k) }, "Rotate") : null, " ",
       state === "active" ? el("button", { class: "danger", "data-revoke": k.name, onclick: () => this.revoke(k) }, "Revoke") : null);
     return el("tr", { "data-key": k.id, "data-name": k.name, "data-state": state },
       el("td", {}, k.name, k.id === this.ctx.me.id ? el("span", { class: "muted" }, " (you)") : null),

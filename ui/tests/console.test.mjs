@@ -188,9 +188,18 @@ await step("an admin creates a key, sees its secret once, and revokes it", async
   await shot(admin, "09-admin-created");
   const me = await fetch(url + "/v1/me", { headers: { Authorization: "Bearer " + secret } });
   assert.equal(me.status, 200);
+  // Rotated: a new secret, shown once, that works.
+  await admin.click('#keys-body tr[data-name="made-in-console"] button[data-rotate]');
+  await admin.waitForFunction((old) => {
+    const s = document.getElementById("new-secret");
+    return s && s.textContent !== old;
+  }, secret);
+  const rotated = await admin.textContent("#new-secret");
+  assert.match(rotated, /^sluice_key_/);
+  assert.equal((await fetch(url + "/v1/me", { headers: { Authorization: "Bearer " + rotated } })).status, 200);
   await admin.click('#keys-body tr[data-name="made-in-console"] button[data-revoke]');
   await admin.waitForSelector('#keys-body tr[data-name="made-in-console"][data-state="revoked"]');
-  const after = await fetch(url + "/v1/me", { headers: { Authorization: "Bearer " + secret } });
+  const after = await fetch(url + "/v1/me", { headers: { Authorization: "Bearer " + rotated } });
   assert.equal(after.status, 401);
   await admin.click('#keys-body tr[data-name="made-in-console"] button');
   await admin.waitForSelector("#usage-table, #usage .muted");
@@ -202,6 +211,11 @@ await step("the source view turns a stopped PostgreSQL replica red", async () =>
   await admin.waitForSelector('#sources tr[data-source="pg"][data-replica="1"][data-state="healthy"]');
   await admin.waitForSelector("#charts canvas");
   await shot(admin, "11-watch-sources");
+  await admin.locator("#charts").scrollIntoViewIfNeeded();
+  await shot(admin, "11-watch-charts");
+  // An admin refreshes a source's tables.
+  await admin.click('button[data-refresh="local"]');
+  await admin.waitForSelector('.toast >> text=/local: 8 tables/');
   await ask("stop-replica");
   const t0 = Date.now();
   await admin.waitForSelector('#sources tr.down[data-source="pg"][data-replica="1"][data-state="unavailable"]');
