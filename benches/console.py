@@ -115,9 +115,7 @@ def main() -> None:
             f"{'met' if b else 'missed'}; within 2x pyarrow {'met' if c else 'missed'}."
         )
     report = "\n".join(lines) + "\n\n"
-    print(report)
-    if not args.no_write:
-        report_file.prepend(report)
+    report_file.publish(report, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -141,9 +141,7 @@ def main() -> None:
         f"Largest single ratio against no policy: Q{worst[0]:02} at {worst[6] / worst[4]:.3f}.\n"
     )
     report = "\n".join(lines) + "\n"
-    print(report)
-    if not args.no_write:
-        report_file.prepend(report)
+    report_file.publish(report, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -27,3 +27,10 @@ def prepend(report: str) -> None:
     text = results.read_text()
     head, _, rest = text.partition("\n## ")
     results.write_text(head + "\n" + report + "## " + rest)
+
+
+def publish(report: str, write: bool) -> None:
+    """Prints `report`, and prepends it to RESULTS.md when `write`."""
+    print(report)
+    if write:
+        prepend(report)

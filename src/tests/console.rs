@@ -68,12 +68,7 @@ async fn the_page_is_served_without_a_key_under_its_policy() {
     assert_eq!(err["error"]["code"], "not_found");
 
     // Sign-in settings: keys only here, and where the other doors listen.
-    let settings: Value = app
-        .get_open("/console/config.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let settings = settings(&app).await;
     assert_eq!(settings["oidc"], Value::Null);
     assert_eq!(
         settings["defaults"],
@@ -235,12 +230,7 @@ async fn signing_in_through_the_openid_provider() {
         csp.contains(&format!("connect-src 'self' {};", provider.issuer)),
         "{csp}"
     );
-    let settings: Value = app
-        .get_open("/console/config.json")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let settings = settings(&app).await;
     assert_eq!(
         settings["oidc"],
         json!({"issuer": provider.issuer, "client_id": "console", "scope": "openid sql.read",
@@ -257,6 +247,15 @@ async fn signing_in_through_the_openid_provider() {
         async |step| panic!("unexpected step {step}"),
     )
     .await;
+}
+
+/// `/console/config.json`, read without a key.
+async fn settings(app: &TestApp) -> Value {
+    app.get_open("/console/config.json")
+        .await
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Debian's chromium and the folder of the console's npm packages, from the test services.
