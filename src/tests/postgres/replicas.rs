@@ -107,7 +107,10 @@ async fn a_replica_stopped_under_load_fails_over_then_is_readmitted() {
     let sql = format!("SELECT count(*), sum(x) FROM pg.{schema}.t");
     assert_eq!(json_rows(&app, &sql).await["rows"], json!([[100, 5050]]));
 
-    let load = Load::start(&app, &sql, 32);
+    // Half the source's 32 connections: once the spare stops, the main replica takes all of
+    // it (and the statements that fail over) without saturating its pool, which would rightly
+    // show the source as degraded (a CI run under load saw exactly that with 32 clients).
+    let load = Load::start(&app, &sql, 16);
     until_answers(&load, 300).await;
     let before = served(&app, "pg").await;
     assert!(before[1] > 0, "both replicas serve: {before:?}");
