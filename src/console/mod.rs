@@ -32,8 +32,62 @@ pub struct Console {
     token_origin: std::sync::Mutex<Option<String>>,
     issuer: Option<String>,
     http: reqwest::Client,
-    script_etag: String,
-    style_etag: String,
+    script: Asset,
+    style: Asset,
+}
+
+/// One compiled-in file, with its digest and (made at its first request) its gzip form.
+#[derive(Debug)]
+struct Asset {
+    body: &'static [u8],
+    kind: &'static str,
+    etag: String,
+    gzip_etag: String,
+    gzipped: std::sync::OnceLock<web::Bytes>,
+}
+
+impl Asset {
+    fn new(body: &'static [u8], kind: &'static str) -> Self {
+        let tag = etag(body);
+        Self {
+            body,
+            kind,
+            gzip_etag: format!("{}-gzip\"", tag.trim_end_matches('"')),
+            etag: tag,
+            gzipped: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn gzipped(&self) -> web::Bytes {
+        self.gzipped
+            .get_or_init(|| {
+                use std::io::Write as _;
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                // Writing to a Vec cannot fail.
+                let _ = gz.write_all(self.body);
+                web::Bytes::from(gz.finish().unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// Whether `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|item| {
+                let mut parts = item.split(';').map(str::trim);
+                let coding = parts.next().unwrap_or_default();
+                let refused = parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q == 0.0)
+                });
+                (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+            })
+        })
 }
 
 fn etag(body: &[u8]) -> String {
@@ -97,8 +151,8 @@ impl Console {
                 .timeout(std::time::Duration::from_secs(3))
                 .build()
                 .unwrap_or_default(),
-            script_etag: etag(SCRIPT),
-            style_etag: etag(STYLE),
+            script: Asset::new(SCRIPT, "text/javascript; charset=utf-8"),
+            style: Asset::new(STYLE, "text/css; charset=utf-8"),
         }
     }
 
@@ -204,19 +258,16 @@ async fn settings(console: web::Data<Console>) -> HttpResponse {
     secured(resp, &console.policy("-", None))
 }
 
-/// `GET /console/console.js` and `/console/console.css`, revalidated by their digest.
+/// `GET /console/console.js` and `/console/console.css`, revalidated by their digest, gzipped
+/// for clients that accept it.
 async fn asset(
     req: HttpRequest,
     file: web::Path<String>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let (body, kind, tag) = match file.as_str() {
-        "console.js" => (
-            SCRIPT,
-            "text/javascript; charset=utf-8",
-            &console.script_etag,
-        ),
-        "console.css" => (STYLE, "text/css; charset=utf-8", &console.style_etag),
+    let asset = match file.as_str() {
+        "console.js" => &console.script,
+        "console.css" => &console.style,
         _ => {
             return crate::error::ApiError::not_found(
                 crate::error::Code::NotFound,
@@ -225,6 +276,8 @@ async fn asset(
             .error_response();
         }
     };
+    let gzip = accepts_gzip(&req);
+    let tag = if gzip { &asset.gzip_etag } else { &asset.etag };
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -236,11 +289,16 @@ async fn asset(
         HttpResponse::Ok()
     };
     resp.insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::VARY, "Accept-Encoding"))
         .insert_header((header::ETAG, tag.as_str()));
     let resp = if fresh {
         resp.finish()
+    } else if gzip {
+        resp.insert_header((header::CONTENT_ENCODING, "gzip"))
+            .content_type(asset.kind)
+            .body(asset.gzipped())
     } else {
-        resp.content_type(kind).body(body)
+        resp.content_type(asset.kind).body(asset.body)
     };
     secured(resp, &console.policy("-", None))
 }

@@ -53,7 +53,35 @@ async fn the_page_is_served_without_a_key_under_its_policy() {
             .starts_with("text/javascript")
     );
     let etag = js.headers()["etag"].to_str().unwrap().to_owned();
-    assert!(js.bytes().await.unwrap().len() > 100_000);
+    let plain = js.bytes().await.unwrap();
+    assert!(plain.len() > 100_000);
+    // Gzipped for a client that takes it, under its own tag; never for one that refuses it.
+    let js_with = |encoding: &'static str| {
+        app.client
+            .get(format!("{}/console/console.js", app.url))
+            .header("Accept-Encoding", encoding)
+            .send()
+    };
+    let gz = js_with("br, gzip").await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "Accept-Encoding");
+    assert_ne!(gz.headers()["etag"].to_str().unwrap(), etag);
+    let packed = gz.bytes().await.unwrap();
+    assert!(
+        packed.len() * 2 < plain.len(),
+        "{} of {}",
+        packed.len(),
+        plain.len()
+    );
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&packed[..]),
+        &mut unpacked,
+    )
+    .unwrap();
+    assert_eq!(unpacked, plain);
+    let refused = js_with("gzip;q=0, identity").await.unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
     let fresh = app
         .client
         .get(format!("{}/console/console.js", app.url))
