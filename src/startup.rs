@@ -148,6 +148,12 @@ impl Application {
             pg.as_ref().map(|p| p.addr()),
         ));
         let console_enabled = config.console.enabled;
+        if console_enabled {
+            let console = console.clone();
+            service
+                .runtime()
+                .spawn(async move { console.discover().await });
+        }
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())

@@ -27,14 +27,17 @@ pub struct Console {
     /// The provider's origin, which the page may connect to (discovery) and post its sign-in
     /// forms to.
     provider_origin: Option<String>,
-    /// The provider's token endpoint's origin, where it is another one (read from its discovery
-    /// document at the first page load that finds it; kept once found).
-    token_origin: std::sync::Mutex<Option<String>>,
+    /// The provider's token endpoint's origin, read from its discovery document in the
+    /// background ([`Console::discover`]); absent until then.
+    token_origin: std::sync::OnceLock<String>,
     issuer: Option<String>,
-    http: reqwest::Client,
-    script: Asset,
-    style: Asset,
 }
+
+/// The compiled-in script and style, digested (and gzipped) once per process, at first use.
+static SCRIPT_ASSET: std::sync::LazyLock<Asset> =
+    std::sync::LazyLock::new(|| Asset::new(SCRIPT, "text/javascript; charset=utf-8"));
+static STYLE_ASSET: std::sync::LazyLock<Asset> =
+    std::sync::LazyLock::new(|| Asset::new(STYLE, "text/css; charset=utf-8"));
 
 /// One compiled-in file, with its digest and (made at its first request) its gzip form.
 #[derive(Debug)]
@@ -96,11 +99,10 @@ fn etag(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// `scheme://host[:port]` of `url`, if it has that shape.
+/// The origin of `url` (`scheme://host[:port]`, as the browser compares them), if it has one.
 fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
+    let origin = reqwest::Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 impl Console {
@@ -145,52 +147,38 @@ impl Console {
         Self {
             settings,
             provider_origin,
-            token_origin: std::sync::Mutex::new(None),
+            token_origin: std::sync::OnceLock::new(),
             issuer,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(3))
-                .build()
-                .unwrap_or_default(),
-            script: Asset::new(SCRIPT, "text/javascript; charset=utf-8"),
-            style: Asset::new(STYLE, "text/css; charset=utf-8"),
         }
     }
 
-    /// The token endpoint's origin, from the provider's discovery document, when it differs
-    /// from the issuer's (Cognito's, for one); `None` until the document has been read.
-    async fn token_origin(&self) -> Option<String> {
-        let issuer = self.issuer.as_deref()?;
-        if let Some(o) = self.lock_token_origin().clone() {
-            return Some(o);
-        }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let found = async {
-            let doc: serde_json::Value =
-                self.http.get(&url).send().await.ok()?.json().await.ok()?;
-            let endpoint = doc.get("token_endpoint")?.as_str()?;
-            // Only where tokens may come from: https, or http on a loopback host.
-            sluice_schemas::loader::is_trusted_url(endpoint).then(|| origin(endpoint))?
-        }
-        .await;
-        match &found {
-            Some(o) => *self.lock_token_origin() = Some(o.clone()),
-            None => {
-                tracing::warn!(%url, "The console could not read the provider's token endpoint; sign-in may be refused by the page's policy.")
+    /// Reads the provider's token endpoint (when sign-in is configured) until it is found,
+    /// every 30 s, so the page may connect to it where it is on another origin than the
+    /// issuer (Cognito's is). Meanwhile the page's policy names the issuer's origin only.
+    pub async fn discover(&self) {
+        let Some(issuer) = self.issuer.as_deref() else {
+            return;
+        };
+        loop {
+            match crate::governance::oidc::token_endpoint(issuer).await {
+                Ok(endpoint) => {
+                    if let Some(o) = origin(&endpoint) {
+                        let _ = self.token_origin.set(o);
+                    }
+                    return;
+                }
+                Err(why) => tracing::warn!(
+                    issuer,
+                    %why,
+                    "The console could not read the provider's token endpoint; trying again in 30 s."
+                ),
             }
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         }
-        found
     }
 
-    fn lock_token_origin(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.token_origin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn policy(&self, nonce: &str, token_origin: Option<&str>) -> String {
+    fn policy(&self, nonce: &str) -> String {
+        let token_origin = self.token_origin.get().map(String::as_str);
         let provider = self
             .provider_origin
             .as_deref()
@@ -246,8 +234,7 @@ async fn page(console: web::Data<Console>) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body);
-    let token_origin = console.token_origin().await;
-    secured(resp, &console.policy(&nonce, token_origin.as_deref()))
+    secured(resp, &console.policy(&nonce))
 }
 
 /// `GET /console/config.json`: how the page offers sign-in.
@@ -255,7 +242,7 @@ async fn settings(console: web::Data<Console>) -> HttpResponse {
     let resp = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .json(&console.settings);
-    secured(resp, &console.policy("-", None))
+    secured(resp, &console.policy("-"))
 }
 
 /// `GET /console/console.js` and `/console/console.css`, revalidated by their digest, gzipped
@@ -266,8 +253,8 @@ async fn asset(
     console: web::Data<Console>,
 ) -> HttpResponse {
     let asset = match file.as_str() {
-        "console.js" => &console.script,
-        "console.css" => &console.style,
+        "console.js" => &*SCRIPT_ASSET,
+        "console.css" => &*STYLE_ASSET,
         _ => {
             return crate::error::ApiError::not_found(
                 crate::error::Code::NotFound,
@@ -300,7 +287,7 @@ async fn asset(
     } else {
         resp.content_type(asset.kind).body(asset.body)
     };
-    secured(resp, &console.policy("-", None))
+    secured(resp, &console.policy("-"))
 }
 
 #[cfg(test)]
@@ -325,11 +312,12 @@ mod tests {
             serde_json::json!({"oidc": null, "flight": null, "pg": null,
                 "defaults": {"catalog": "local", "schema": "public"}})
         );
-        let p = c.policy("abc", None);
+        let p = c.policy("abc");
         assert!(p.contains("connect-src 'self';"), "{p}");
         assert!(p.contains("'nonce-abc'"), "{p}");
         // A token endpoint on another origin than the issuer's may be connected to.
-        let p = c.policy("abc", Some("https://auth.example.com"));
+        let _ = c.token_origin.set("https://auth.example.com".to_owned());
+        let p = c.policy("abc");
         assert!(
             p.contains("connect-src 'self' https://auth.example.com;"),
             "{p}"

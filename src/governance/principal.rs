@@ -140,6 +140,39 @@ impl Principal {
         }
     }
 
+    /// Who the caller is and what it may do (`GET /v1/me`).
+    pub fn whoami(&self) -> sluice_schemas::api::WhoAmI {
+        use sluice_schemas::api::WhoAmI;
+        match self {
+            Self::Key(k) => WhoAmI {
+                id: Some(k.record.id.clone()),
+                name: k.record.name.clone(),
+                kind: if k.identity.is_some() {
+                    "subject"
+                } else {
+                    "key"
+                }
+                .to_owned(),
+                issuer: k.identity.as_ref().map(|i| i.issuer.to_string()),
+                role: k.record.role,
+                operations: k.record.operations.clone(),
+            },
+            Self::Anonymous => WhoAmI {
+                id: None,
+                name: "anonymous".to_owned(),
+                kind: "anonymous".to_owned(),
+                issuer: None,
+                role: KeyRole::Admin,
+                operations: vec![
+                    Operation::Query,
+                    Operation::Explain,
+                    Operation::List,
+                    Operation::Admin,
+                ],
+            },
+        }
+    }
+
     /// True for admin keys and for anonymous access (auth off means a trusted loopback).
     pub fn is_admin(&self) -> bool {
         match self {

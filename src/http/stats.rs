@@ -16,7 +16,7 @@ use crate::query::QueryService;
     ),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn me(principal: Principal) -> HttpResponse {
-    HttpResponse::Ok().json(QueryService::whoami(&principal))
+    HttpResponse::Ok().json(principal.whoami())
 }
 
 /// `GET /v1/stats`'s query.

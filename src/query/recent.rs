@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sluice_schemas::api::{QueryState, QueryStatus, ServerStats, WhoAmI};
+use sluice_schemas::api::{QueryState, QueryStatus, ServerStats};
 
 use super::QueryService;
 use super::registry::{QueryEntry, RECENT_QUERIES};
@@ -114,35 +114,5 @@ impl QueryService {
             running,
             samples: activity.samples(now_ms, window_s),
         })
-    }
-
-    /// Who `principal` is and what it may do.
-    pub fn whoami(principal: &Principal) -> WhoAmI {
-        match principal {
-            Principal::Key(k) => WhoAmI {
-                id: Some(k.record.id.clone()),
-                name: k.record.name.clone(),
-                kind: if k.identity.is_some() {
-                    "subject"
-                } else {
-                    "key"
-                }
-                .to_owned(),
-                issuer: k.identity.as_ref().map(|i| i.issuer.to_string()),
-                role: k.record.role,
-                operations: k.record.operations.clone(),
-            },
-            Principal::Anonymous => WhoAmI {
-                id: None,
-                name: "anonymous".to_owned(),
-                kind: "anonymous".to_owned(),
-                issuer: None,
-                role: sluice_schemas::api::KeyRole::Admin,
-                operations: {
-                    use sluice_schemas::api::Operation::{Admin, Explain, List, Query};
-                    vec![Query, Explain, List, Admin]
-                },
-            },
-        }
     }
 }

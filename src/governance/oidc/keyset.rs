@@ -223,6 +223,25 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value
     serde_json::from_slice(&body).map_err(|e| FetchError::Document(format!("{url}: {e}")))
 }
 
+/// The issuer's discovery document (`<issuer>/.well-known/openid-configuration`, bounded like
+/// every document read here) and its URL; its `issuer` must be exactly the configured one.
+pub(super) async fn discovery(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<(String, serde_json::Value), FetchError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let doc = get_json(http, &url).await?;
+    if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
+        return Err(FetchError::Document(format!(
+            "{url} names another issuer than {issuer}"
+        )));
+    }
+    Ok((url, doc))
+}
+
 /// The issuer's key set: from `jwks_uri`, or from its discovery document's (whose `issuer`
 /// must be exactly the configured one).
 async fn fetch_set(
@@ -234,16 +253,7 @@ async fn fetch_set(
     let uri = match jwks_uri {
         Some(u) => u.to_owned(),
         None => {
-            let url = format!(
-                "{}/.well-known/openid-configuration",
-                issuer.trim_end_matches('/')
-            );
-            let doc = get_json(http, &url).await?;
-            if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
-                return Err(FetchError::Document(format!(
-                    "{url} names another issuer than {issuer}"
-                )));
-            }
+            let (url, doc) = discovery(http, issuer).await?;
             let uri = doc
                 .get("jwks_uri")
                 .and_then(|v| v.as_str())

@@ -100,6 +100,29 @@ impl Refusal {
     }
 }
 
+/// The token endpoint `issuer`'s discovery document names (read as the key sets' documents are:
+/// bounded, no redirects, its `issuer` exactly this one), when it is an https URL (or http on a
+/// loopback host). For the web console's sign-in, whose page must be allowed to reach it.
+///
+/// # Errors
+/// Why the document could not be read or names no usable token endpoint (for the log).
+pub async fn token_endpoint(issuer: &str) -> Result<String, String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (url, doc) = keyset::discovery(&http, issuer)
+        .await
+        .map_err(|e| e.to_string())?;
+    match doc.get("token_endpoint").and_then(Value::as_str) {
+        Some(t) if sluice_schemas::loader::is_trusted_url(t) => Ok(t.to_owned()),
+        Some(t) => Err(format!(
+            "{url} names a token endpoint that is not https:// ({t})"
+        )),
+        None => Err(format!("{url} has no token_endpoint")),
+    }
+}
+
 /// Whether a presented bearer has the shape of a JWS (three base64url parts): only such
 /// bearers are tried as tokens, and only others as API keys.
 pub fn is_jws(bearer: &str) -> bool {
