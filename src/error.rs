@@ -34,6 +34,14 @@ macro_rules! codes {
                 }
             }
 
+            /// The code whose text is `text`.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+
             /// The HTTP status API.md gives this code.
             pub fn http_status(self) -> u16 {
                 match self {

@@ -9,3 +9,6 @@ pub const CACHE: &str = "x-sluice-cache";
 
 /// The source that served a query in place of one whose every replica is down.
 pub const FALLBACK: &str = "x-sluice-fallback";
+
+/// The trace a response belongs to (W3C trace id, 32 hex digits), when `[telemetry]` is on.
+pub const TRACE_ID: &str = "x-trace-id";

@@ -46,12 +46,12 @@ mod metrics;
 mod pg;
 mod query;
 mod startup;
-mod telemetry;
+pub mod telemetry;
 mod tls;
 mod web;
 
 pub use startup::{Application, Drainer, StartupError, query_runtime};
-pub use telemetry::init as init_logging;
+pub use telemetry::init_plain as init_logging;
 
 /// Folder of the embedded default data: `./testdata/tpch` when run from a checkout, else the
 /// one beside the sources this binary was built from.

@@ -203,8 +203,8 @@ fn serve(
     listen: Option<std::net::SocketAddr>,
     log_json: bool,
 ) -> ExitCode {
-    sluice::init_logging(log_json, "info");
     let embedded = config.is_none();
+    let path = config.clone();
     let mut config = match &config {
         Some(path) => match sluice_schemas::loader::load_file(path) {
             Ok(c) => c,
@@ -237,6 +237,17 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
+    if log_json {
+        config.log.format = sluice_schemas::LogFormat::Json;
+    }
+    // Logs and traces, from `[log]` and `[telemetry]`; the exporter's requests run on the
+    // query runtime.
+    if let Err(e) = sluice::telemetry::init(&config.log, &config.telemetry, Some(runtime.handle()))
+    {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    runtime.spawn(reload_log_level_on_hangup(path));
     let handle = runtime.handle().clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config, handle).await?;
@@ -259,6 +270,8 @@ fn serve(
             source: e,
         })
     });
+    // The spans still buffered go out on the runtime, so before it stops.
+    sluice::telemetry::flush();
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -267,4 +280,40 @@ fn serve(
             ExitCode::FAILURE
         }
     }
+}
+
+/// On `SIGHUP`, reads the config file again and applies its `[log] level` (a file that does not
+/// load, or a level that does not parse, changes nothing and is logged; without a file, there
+/// is nothing to read).
+async fn reload_log_level_on_hangup(path: Option<PathBuf>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let Some(path) = &path else {
+                tracing::warn!("SIGHUP: serving without a config file; nothing to read again.");
+                continue;
+            };
+            match sluice_schemas::loader::load_file(path) {
+                Ok(config) => match sluice::telemetry::set_level(&config.log.level) {
+                    Ok(()) => tracing::warn!(
+                        level = %config.log.level,
+                        "SIGHUP: log level read again from the config file."
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "SIGHUP: the log level was not changed."),
+                },
+                Err(errors) => tracing::warn!(
+                    errors = errors.0.len(),
+                    first = %errors.0.first().map(ToString::to_string).unwrap_or_default(),
+                    "SIGHUP: the config file does not load; nothing changed."
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }

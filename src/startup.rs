@@ -102,12 +102,17 @@ impl Application {
         config: Config,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, StartupError> {
+        // The recorder first: what building the service counts (the first key-set reads, the
+        // first key sync) is not lost.
+        let prometheus = crate::metrics::install();
         let (service, sources, admin_key) = QueryService::build(&config, runtime).await?;
         let options = web::Data::new(crate::http::HttpOptions {
             protect_metrics: config.auth.protect_metrics,
-            prometheus: crate::metrics::install(),
+            prometheus,
         });
         spawn_metrics_upkeep(&service, &options);
+        metrics::gauge!(crate::metrics::QUERIES_MAX_CONCURRENT)
+            .set(f64::from(config.limits.max_concurrent_queries));
         let listen = config.server.listen;
         let mcp = web::Data::new(crate::mcp::Mcp::new(
             Arc::clone(&service),
@@ -167,6 +172,7 @@ impl Application {
                     actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
                         .log_target("sluice::http"),
                 )
+                .wrap(actix_web::middleware::from_fn(crate::http::observe))
                 .configure(crate::http::routes)
         })
         // A verified client certificate stays with its connection (`[[auth.certificate_rules]]`).

@@ -29,9 +29,134 @@ pub const REPLICA_FAILURES_TOTAL: &str = "sluice_replica_failures_total";
 pub const REPLICA_LATENCY_SECONDS: &str = "sluice_replica_latency_seconds";
 /// Gauge per source: statements waiting for a slot; label `source`.
 pub const SOURCE_QUEUE_DEPTH: &str = "sluice_source_queue_depth";
+/// Gauge per source: how many statements may wait for a slot (`max_queued`); label `source`.
+pub const SOURCE_QUEUE_LIMIT: &str = "sluice_source_queue_limit";
 /// Counter per source: statements refused by its queue; labels `source`, `reason` (`full` | `timeout`).
 pub const SOURCE_QUEUE_REFUSALS_TOTAL: &str = "sluice_source_queue_refusals_total";
 /// Counter per statement retried on another replica before its first byte; label `source`.
 pub const FAILOVERS_TOTAL: &str = "sluice_failovers_total";
 /// Counter per query served by a fallback source; labels `source`, `fallback`.
 pub const FALLBACKS_TOTAL: &str = "sluice_fallbacks_total";
+/// Counter of Snowflake logins (sessions opened); label `source`.
+pub const SNOWFLAKE_LOGINS_TOTAL: &str = "sluice_snowflake_logins_total";
+/// Counter of Snowflake statements aborted (cancelled or timed out); label `source`.
+pub const SNOWFLAKE_ABORTS_TOTAL: &str = "sluice_snowflake_aborts_total";
+/// Counter of Snowflake result chunks fetched; label `source`.
+pub const SNOWFLAKE_CHUNKS_TOTAL: &str = "sluice_snowflake_chunks_total";
+/// Counter of Snowflake chunk URLs asked for again after they expired; label `source`.
+pub const SNOWFLAKE_CHUNK_URLS_RENEWED_TOTAL: &str = "sluice_snowflake_chunk_urls_renewed_total";
+
+use sluice_planner::metrics::{Described, Kind};
+
+/// This crate's metrics (the data-path ones are the planner's).
+pub const DESCRIBED: &[Described] = &[
+    d(
+        SOURCE_UP,
+        Kind::Gauge,
+        "1 while the source is healthy or degraded, 0 while unavailable or starting.",
+    ),
+    d(
+        SOURCE_HEALTH_CHECKS_TOTAL,
+        Kind::Counter,
+        "Health checks of a source's replicas, by outcome (ok, error).",
+    ),
+    d(
+        SOURCE_HEALTH_CHECK_SECONDS,
+        Kind::Histogram,
+        "Health-check latency of a source's replicas.",
+    ),
+    d(
+        SOURCE_REFRESHES_TOTAL,
+        Kind::Counter,
+        "Catalog refreshes of a source, by outcome (ok, error).",
+    ),
+    d(
+        ACTOR_RESTARTS_TOTAL,
+        Kind::Counter,
+        "Replica actors restarted by their supervisor after a fatal fault.",
+    ),
+    d(
+        REPLICA_STATE,
+        Kind::Gauge,
+        "A replica's state: 0 healthy, 1 degraded, 2 unavailable, 3 starting.",
+    ),
+    d(
+        REPLICA_CIRCUIT,
+        Kind::Gauge,
+        "A replica's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    ),
+    d(
+        REPLICA_SCORE,
+        Kind::Gauge,
+        "The router's score of a replica (lower is better; 1e9 while its circuit is open).",
+    ),
+    d(
+        REPLICA_IN_FLIGHT,
+        Kind::Gauge,
+        "Statements running on a replica.",
+    ),
+    d(
+        REPLICA_STATEMENTS_TOTAL,
+        Kind::Counter,
+        "Statements routed to a replica.",
+    ),
+    d(
+        REPLICA_FAILURES_TOTAL,
+        Kind::Counter,
+        "Statements that failed because a replica could not serve them.",
+    ),
+    d(
+        REPLICA_LATENCY_SECONDS,
+        Kind::Histogram,
+        "Time to a remote statement's first answer, per replica.",
+    ),
+    d(
+        SOURCE_QUEUE_DEPTH,
+        Kind::Gauge,
+        "Statements waiting for one of a source's slots.",
+    ),
+    d(
+        SOURCE_QUEUE_LIMIT,
+        Kind::Gauge,
+        "How many statements may wait for a source's slots (max_queued).",
+    ),
+    d(
+        SOURCE_QUEUE_REFUSALS_TOTAL,
+        Kind::Counter,
+        "Statements refused by a source's queue, by reason (full, timeout).",
+    ),
+    d(
+        FAILOVERS_TOTAL,
+        Kind::Counter,
+        "Statements retried on another replica before their first byte.",
+    ),
+    d(
+        FALLBACKS_TOTAL,
+        Kind::Counter,
+        "Queries served by a source's fallback source, by source and fallback.",
+    ),
+    d(
+        SNOWFLAKE_LOGINS_TOTAL,
+        Kind::Counter,
+        "Snowflake sessions opened.",
+    ),
+    d(
+        SNOWFLAKE_ABORTS_TOTAL,
+        Kind::Counter,
+        "Snowflake statements aborted (cancelled or past their deadline).",
+    ),
+    d(
+        SNOWFLAKE_CHUNKS_TOTAL,
+        Kind::Counter,
+        "Snowflake result chunks fetched.",
+    ),
+    d(
+        SNOWFLAKE_CHUNK_URLS_RENEWED_TOTAL,
+        Kind::Counter,
+        "Snowflake result chunk URLs asked for again after they expired.",
+    ),
+];
+
+const fn d(name: &'static str, kind: Kind, help: &'static str) -> Described {
+    Described { name, kind, help }
+}

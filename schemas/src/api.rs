@@ -567,6 +567,18 @@ pub enum Operation {
     Admin,
 }
 
+impl Operation {
+    /// The name, as in the config and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Explain => "explain",
+            Self::List => "list",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 /// A token bucket: `per_second` requests refill it, `burst` is its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -763,4 +775,13 @@ pub struct StatsSample {
     pub bytes_sent: u64,
     /// Bytes of values pulled from each remote source.
     pub bytes_pulled: std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET`/`PUT /v1/admin/log`: the server log's filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogLevel {
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a filter in `RUST_LOG`'s syntax
+    /// (`info,sluice::http=warn`).
+    pub level: String,
 }

@@ -41,6 +41,12 @@ pub struct Config {
     /// `[console]`: the web console at `/console`.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[telemetry]`: OpenTelemetry tracing (off unless an OTLP endpoint is given).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// `[log]`: the server log's format and level.
+    #[serde(default)]
+    pub log: LogConfig,
     /// `[[sources]]`: every source is a catalog in SQL.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -117,6 +123,86 @@ impl Default for ConsoleConfig {
             oidc_scope: None,
         }
     }
+}
+
+/// `[telemetry]`: traces of each request, its planning, its remote statements and its
+/// streaming, exported over OTLP (HTTP, protobuf). Off unless `otlp_endpoint` (or the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) names a collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`; spans go to
+    /// `<endpoint>/v1/traces`).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The share of traces started here that are kept (0 to 1); a client's `traceparent`
+    /// decides for the traces it continues (parent-based sampling).
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// `service.name` of the spans (`OTEL_SERVICE_NAME` overrides it).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Put each remote statement's SQL on its span (`db.query.text`); off, only its hash. The
+    /// text can hold literals from the query, which may be data.
+    #[serde(default)]
+    pub statement_text: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sample_ratio: default_sample_ratio(),
+            service_name: default_service_name(),
+            statement_text: false,
+        }
+    }
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+fn default_service_name() -> String {
+    "sluice".to_owned()
+}
+
+/// `[log]`: the server log on stderr. The level can be changed while serving
+/// (`PUT /v1/admin/log`, or `SIGHUP` to read it again from the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (one readable line per event) or `json` (one object per line).
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or a filter in `RUST_LOG`'s syntax
+    /// (`info,sluice::http=warn`). `SLUICE_LOG` or `RUST_LOG` override it at start.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, with stable field names.
+    Json,
 }
 
 /// `[pg]`: the PostgreSQL wire protocol (v3) for psql, drivers and BI tools, read-only, with

@@ -19,9 +19,10 @@ pub mod reference;
 
 pub use config::{
     AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, ConsoleConfig,
-    FlightConfig, LimitsConfig, McpConfig, MetadataConfig, OidcConfig, OidcIssuer,
-    ParquetSourceConfig, PgConfig, PostgresSourceConfig, Pushdown, RoleLimits, ServerConfig,
-    SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig, TlsConfig,
+    FlightConfig, LimitsConfig, LogConfig, LogFormat, McpConfig, MetadataConfig, OidcConfig,
+    OidcIssuer, ParquetSourceConfig, PgConfig, PostgresSourceConfig, Pushdown, RoleLimits,
+    ServerConfig, SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig, TelemetryConfig,
+    TlsConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

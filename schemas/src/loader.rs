@@ -223,6 +223,8 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let flight: Option<crate::FlightConfig> = section(&mut table, "flight", errors);
     let pg: Option<crate::PgConfig> = section(&mut table, "pg", errors);
     let console: crate::ConsoleConfig = section(&mut table, "console", errors);
+    let telemetry: crate::TelemetryConfig = section(&mut table, "telemetry", errors);
+    let log: crate::LogConfig = section(&mut table, "log", errors);
     let policies: Vec<crate::api::Policy> = section(&mut table, "policies", errors);
     let mut sources = Vec::new();
     match table.remove("sources") {
@@ -247,7 +249,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, console, sources, policies",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, console, telemetry, log, sources, policies",
         ));
     }
     Config {
@@ -260,6 +262,8 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         flight,
         pg,
         console,
+        telemetry,
+        log,
         sources,
         policies,
     }
@@ -351,8 +355,37 @@ fn is_plain_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+fn validate_telemetry(config: &Config, push: &mut impl FnMut(String, String)) {
+    let t = &config.telemetry;
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        push(
+            "telemetry.sample_ratio".into(),
+            "must be between 0 and 1".into(),
+        );
+    }
+    if let Some(endpoint) = &t.otlp_endpoint {
+        match url::Url::parse(endpoint) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => push(
+                "telemetry.otlp_endpoint".into(),
+                "must be an http:// or https:// URL (the collector's OTLP/HTTP base)".into(),
+            ),
+        }
+    }
+    if t.service_name.trim().is_empty() {
+        push("telemetry.service_name".into(), "must not be empty".into());
+    }
+    if config.log.level.trim().is_empty() {
+        push(
+            "log.level".into(),
+            "must be a level (error, warn, info, debug, trace) or a RUST_LOG-style filter".into(),
+        );
+    }
+}
+
 fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
+    validate_telemetry(config, &mut push);
     let mut names = std::collections::BTreeSet::new();
     for (i, p) in config.policies.iter().enumerate() {
         let at = format!("policies[{i}] ({})", p.name);

@@ -78,6 +78,14 @@ impl QueryAuditor {
         });
     }
 
+    /// The query's trace id, when it is traced.
+    pub fn set_trace_id(&self, trace_id: Option<String>) {
+        let mut r = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = r.as_mut() {
+            r.trace_id = trace_id;
+        }
+    }
+
     /// What the plan reads.
     pub fn set_reads(&self, tables: &[String], sources: &[String]) {
         self.with(|q| {

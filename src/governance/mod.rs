@@ -181,6 +181,7 @@ impl Governance {
             runtime: runtime.clone(),
         });
         gov.sync().await?;
+        metrics::gauge!(crate::metrics::METADATA_STORE_UP).set(1.0);
         let every = Duration::from_millis(config.auth.key_sync_ms);
         let weak = Arc::downgrade(&gov);
         runtime.spawn(async move {
@@ -189,9 +190,14 @@ impl Governance {
             loop {
                 tick.tick().await;
                 let Some(gov) = weak.upgrade() else { return };
-                if let Err(e) = gov.sync().await {
-                    warn!(error = %e, "Keys could not be re-read; serving the last copy.");
-                }
+                let up = match gov.sync().await {
+                    Ok(()) => 1.0,
+                    Err(e) => {
+                        warn!(error = %e, "Keys could not be re-read; serving the last copy.");
+                        0.0
+                    }
+                };
+                metrics::gauge!(crate::metrics::METADATA_STORE_UP).set(up);
             }
         });
         Ok(gov)

@@ -82,6 +82,9 @@ pub struct AuditRecord {
     /// For a bearer token: the subject it names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// For a query with a trace (`[telemetry]` on): its W3C trace id, 32 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 fn one() -> u64 {
@@ -104,6 +107,7 @@ impl AuditRecord {
             attempts: 1,
             issuer: None,
             subject: None,
+            trace_id: None,
         }
     }
 }

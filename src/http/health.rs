@@ -47,6 +47,7 @@ pub async fn metrics(
     options: web::Data<HttpOptions>,
 ) -> Result<HttpResponse> {
     publish_routing_gauges(service.router());
+    crate::telemetry::publish_dropped_lines();
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(options.prometheus.render()))
@@ -59,9 +60,12 @@ fn publish_routing_gauges(router: &sluice_actors::Router) {
     use sluice_actors::metrics as m;
     use sluice_actors::routing::stats::Circuit;
     for (name, route) in &router.table().sources {
+        zero_source_counters(name, route);
         if let Some(gate) = &route.gate {
             metrics::gauge!(m::SOURCE_QUEUE_DEPTH, "source" => name.clone())
                 .set(gate.load().1 as f64);
+            metrics::gauge!(m::SOURCE_QUEUE_LIMIT, "source" => name.clone())
+                .set(gate.max_queued() as f64);
         }
         let mut up = false;
         for r in &route.replicas {
@@ -87,5 +91,47 @@ fn publish_routing_gauges(router: &sluice_actors::Router) {
             metrics::counter!(m::REPLICA_FAILURES_TOTAL, &labels).absolute(s.failures);
         }
         metrics::gauge!(m::SOURCE_UP, "source" => name.clone()).set(if up { 1.0 } else { 0.0 });
+    }
+}
+
+/// Gives each source's event counters their series at 0 before their first event, so a rule's
+/// `increase(...)` sees the first one and a dashboard finds the series (labels bounded by the
+/// config: source, replica index, fallback).
+fn zero_source_counters(name: &str, route: &sluice_actors::routing::SourceRoute) {
+    use sluice_actors::metrics as m;
+    let source = || ("source", name.to_owned());
+    metrics::counter!(m::FAILOVERS_TOTAL, &[source()]).increment(0);
+    if route.gate.is_some() {
+        for reason in ["full", "timeout"] {
+            metrics::counter!(
+                m::SOURCE_QUEUE_REFUSALS_TOTAL,
+                &[source(), ("reason", reason.to_owned())]
+            )
+            .increment(0);
+        }
+    }
+    if let Some(fallback) = &route.fallback {
+        metrics::counter!(
+            m::FALLBACKS_TOTAL,
+            &[source(), ("fallback", fallback.clone())]
+        )
+        .increment(0);
+    }
+    for r in &route.replicas {
+        metrics::counter!(
+            m::ACTOR_RESTARTS_TOTAL,
+            &[source(), ("replica", r.index.to_string())]
+        )
+        .increment(0);
+    }
+    if route.connector.kind() == "snowflake" {
+        for counter in [
+            m::SNOWFLAKE_LOGINS_TOTAL,
+            m::SNOWFLAKE_ABORTS_TOTAL,
+            m::SNOWFLAKE_CHUNKS_TOTAL,
+            m::SNOWFLAKE_CHUNK_URLS_RENEWED_TOTAL,
+        ] {
+            metrics::counter!(counter, &[source()]).increment(0);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! file per resource translating requests to the query service and its answers back, and the
 //! one middleware that authenticates every route but the open ones.
 
+mod admin;
 mod body;
 mod docs;
 mod health;
@@ -17,8 +18,8 @@ mod tables;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::ALLOW;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -67,6 +68,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/tables").route(web::get().to(tables::list)))
         .service(web::resource("/v1/me").route(web::get().to(stats::me)))
         .service(web::resource("/v1/stats").route(web::get().to(stats::stats)))
+        .service(
+            web::resource("/v1/admin/log")
+                .route(web::get().to(admin::get))
+                .route(web::put().to(admin::put)),
+        )
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
         .service(
             web::resource("/v1/keys")
@@ -118,6 +124,73 @@ async fn not_found() -> HttpResponse {
         "no such route; GET /docs lists them, GET /openapi.json describes them",
     )
     .error_response()
+}
+
+/// The outermost middleware: the request's span (continuing the client's `traceparent`) with
+/// its `X-Trace-Id`, when tracing is on, and the HTTP metrics (by route pattern, so the label
+/// set is bounded by the routes).
+///
+/// # Errors
+/// Only what the wrapped service returns.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use tracing::Instrument as _;
+    let started = std::time::Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "other".to_owned());
+    let method: &'static str = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
+    let traced = crate::telemetry::tracing_on();
+    let span = if traced {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let span = tracing::info_span!(
+            target: "sluice::span",
+            "HTTP request",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::propagation::continue_trace(
+            &span,
+            header(crate::telemetry::propagation::TRACEPARENT),
+            header(crate::telemetry::propagation::TRACESTATE),
+        );
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let trace_id = crate::telemetry::propagation::trace_id(&span);
+    if let Some(id) = &trace_id {
+        span.record("trace_id", id.as_str());
+    }
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status();
+    span.record("http.response.status_code", status.as_u16());
+    if let Some(id) = trace_id
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id)
+    {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(crate::headers::TRACE_ID),
+            v,
+        );
+    }
+    metrics::counter!(crate::metrics::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!(crate::metrics::HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    Ok(res)
 }
 
 /// Routes this middleware lets through unauthenticated: liveness, readiness, the API

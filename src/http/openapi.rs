@@ -7,7 +7,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{docs, health, identity, keys, policies, queries, query, sources, stats, tables};
+use super::{
+    admin, docs, health, identity, keys, policies, queries, query, sources, stats, tables,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -45,6 +47,8 @@ use super::{docs, health, identity, keys, policies, queries, query, sources, sta
         health::metrics,
         stats::me,
         stats::stats,
+        admin::get,
+        admin::put,
         identity::protected_resource,
         identity::protected_resource_mcp,
         document,

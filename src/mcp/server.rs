@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument,
-    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -62,6 +63,43 @@ impl SluiceMcp {
 
 /// A tool's failure as a result the model can read and act on.
 impl SluiceMcp {
+    /// A tool call, answered.
+    async fn call_tool_in(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = Self::caller(&context)?;
+        if let Err(e) = self.charge(&caller, &request) {
+            return Ok(tool_error(&e));
+        }
+        // The tools that run statements are boxed: their futures are large, and rmcp's
+        // futures hold this one by value, so in a debug build their poll frames (each a copy)
+        // outgrew an actix worker's 2 MiB stack.
+        let result = match request.name.as_ref() {
+            "query" => {
+                let a: QueryArgs = required(request.arguments)?;
+                Box::pin(self.query(&caller, a, &context)).await
+            }
+            "list_sources" => {
+                let _: NoArgs = args(request.arguments)?;
+                self.list_sources(&caller)
+            }
+            "list_tables" => self.list_tables(&caller, args(request.arguments)?).await,
+            "describe_table" => self.describe(&caller, required(request.arguments)?).await,
+            "explain" => {
+                Box::pin(self.explain(&caller, required(request.arguments)?, &context)).await
+            }
+            other => {
+                return Err(McpError::invalid_params(
+                    format!("no tool {other}; tools/list names them"),
+                    None,
+                ));
+            }
+        };
+        Ok(result)
+    }
+
     /// The tables `caller` may read, as resources.
     async fn table_resources(&self, caller: &Caller) -> Result<Vec<Resource>, McpError> {
         let tables = self
@@ -187,35 +225,35 @@ impl ServerHandler for SluiceMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = Self::caller(&context)?;
-        if let Err(e) = self.charge(&caller, &request) {
-            return Ok(tool_error(&e).into());
-        }
-        // The tools that run statements are boxed: their futures are large, and rmcp's
-        // futures hold this one by value, so in a debug build their poll frames (each a copy)
-        // outgrew an actix worker's 2 MiB stack.
-        let result = match request.name.as_ref() {
-            "query" => {
-                let a: QueryArgs = required(request.arguments)?;
-                Box::pin(self.query(&caller, a, &context)).await
-            }
-            "list_sources" => {
-                let _: NoArgs = args(request.arguments)?;
-                self.list_sources(&caller)
-            }
-            "list_tables" => self.list_tables(&caller, args(request.arguments)?).await,
-            "describe_table" => self.describe(&caller, required(request.arguments)?).await,
-            "explain" => {
-                Box::pin(self.explain(&caller, required(request.arguments)?, &context)).await
-            }
-            other => {
-                return Err(McpError::invalid_params(
-                    format!("no tool {other}; tools/list names them"),
-                    None,
-                ));
-            }
+        let tool: &'static str = match request.name.as_ref() {
+            "query" => "query",
+            "list_sources" => "list_sources",
+            "list_tables" => "list_tables",
+            "describe_table" => "describe_table",
+            "explain" => "explain",
+            _ => "other",
         };
-        Ok(result.into())
+        let span = tool_span(tool, &context);
+        let result =
+            tracing::Instrument::instrument(self.call_tool_in(request, context), span.clone())
+                .await;
+        let outcome = match &result {
+            Ok(r) if r.is_error == Some(true) => r
+                .structured_content
+                .as_ref()
+                .and_then(|v| v["error"]["code"].as_str())
+                .and_then(crate::error::Code::parse)
+                .map_or("error", crate::error::Code::as_str),
+            Ok(_) => "ok",
+            Err(_) => "invalid_params",
+        };
+        if outcome != "ok" {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", outcome);
+        }
+        metrics::counter!(crate::metrics::MCP_TOOL_CALLS_TOTAL, "tool" => tool, "outcome" => outcome)
+            .increment(1);
+        result.map(Into::into)
     }
 
     async fn list_resources(
@@ -323,6 +361,37 @@ impl ServerHandler for SluiceMcp {
             .map(str::to_owned);
         Ok(self.prompt(&caller, question).await?.into())
     }
+}
+
+/// The span of an MCP tool call: it continues the trace the client named in the request's
+/// `_meta.traceparent`, else in the HTTP request's `traceparent` header.
+fn tool_span(tool: &'static str, context: &RequestContext<RoleServer>) -> tracing::Span {
+    use crate::telemetry::propagation::{TRACEPARENT, TRACESTATE, continue_trace};
+    let span = tracing::info_span!(
+        target: "sluice::span",
+        "MCP tool call",
+        otel.name = %format_args!("tools/call {tool}"),
+        otel.kind = "server",
+        mcp.method.name = "tools/call",
+        gen_ai.tool.name = tool,
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    if !crate::telemetry::tracing_on() {
+        return span;
+    }
+    let meta = |k: &str| context.meta.get(k).and_then(|v| v.as_str());
+    let parts = context.extensions.get::<http::request::Parts>();
+    let header = |k: &str| {
+        parts
+            .and_then(|p| p.headers.get(k))
+            .and_then(|v| v.to_str().ok())
+    };
+    match meta(TRACEPARENT) {
+        Some(tp) => continue_trace(&span, Some(tp), meta(TRACESTATE)),
+        None => continue_trace(&span, header(TRACEPARENT), header(TRACESTATE)),
+    }
+    span
 }
 
 #[cfg(test)]

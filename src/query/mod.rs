@@ -37,6 +37,7 @@ mod explain;
 mod hit;
 mod keys;
 mod lifecycle;
+mod operations;
 mod plan;
 mod policies;
 mod prepare;
@@ -96,6 +97,8 @@ pub struct QueryService {
     closing: CancellationToken,
     /// Protected Resource Metadata, with `[auth.oidc]`.
     protected_resource: Option<sluice_schemas::api::ProtectedResource>,
+    /// Whether remote statements' spans carry their SQL (`[telemetry] statement_text`).
+    trace_statements: bool,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -193,6 +196,7 @@ impl QueryService {
                 config.limits.max_concurrent_queries as usize,
             )),
             limits: config.limits.clone(),
+            trace_statements: config.telemetry.statement_text,
             drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
             lifecycle: Lifecycle::default(),
             closing: CancellationToken::new(),
@@ -317,6 +321,31 @@ impl QueryService {
         let auditor = self
             .governance
             .query_auditor(principal, client, &query_id, operation);
+        // A child of the door's span (the HTTP request, the MCP tool call), which continued
+        // the client's trace; in the `sluice::span` target, which every log filter lets
+        // through, so each log line of the query names it.
+        let span = tracing::info_span!(
+            target: "sluice::span",
+            "query",
+            otel.name = %format_args!("{} {}", operation.as_str(), client.door.as_str()),
+            query_id = %query_id,
+            trace_id = tracing::field::Empty,
+            sluice.door = client.door.as_str(),
+            sluice.operation = operation.as_str(),
+            sluice.key_id = principal.key_id().unwrap_or("anonymous"),
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let trace_id = crate::telemetry::propagation::trace_id(&span);
+        if let Some(id) = &trace_id {
+            span.record("trace_id", id.as_str());
+        }
+        auditor.set_trace_id(trace_id);
+        let trace = sluice_planner::QueryTrace {
+            traceparent: crate::telemetry::propagation::traceparent(&span),
+            span,
+            statement_text: self.trace_statements,
+        };
         Call {
             principal: principal.clone(),
             query_id,
@@ -324,6 +353,7 @@ impl QueryService {
             auditor,
             activity: Arc::clone(self.queries.activity()),
             started: std::time::Instant::now(),
+            trace,
         }
     }
 
@@ -380,6 +410,9 @@ pub struct Call {
     /// Where a refusal is counted (a query that ran counts itself).
     activity: Arc<activity::Activity>,
     started: std::time::Instant,
+    /// The query's span, what its remote statements tell their sources, and whether their
+    /// spans carry their SQL.
+    trace: sluice_planner::QueryTrace,
 }
 
 impl Call {
@@ -389,7 +422,9 @@ impl Call {
     /// # Errors
     /// `work`'s, with this call's query id.
     pub async fn record<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        work.await.map_err(|e| self.refuse(e))
+        tracing::Instrument::instrument(work, self.trace.span.clone())
+            .await
+            .map_err(|e| self.refuse(e))
     }
 
     /// The statement, for the record of a call refused before it ran.
@@ -405,6 +440,8 @@ impl Call {
         } else {
             e
         };
+        self.trace.span.record("otel.status_code", "ERROR");
+        self.trace.span.record("error.type", e.code.as_str());
         if self.auditor.complete(Some(e.code), 0, 0) {
             self.activity.record(&activity::Ended {
                 elapsed: self.started.elapsed(),

@@ -64,6 +64,10 @@ pub(super) struct QueryJob<E: Encode> {
     pub auditor: std::sync::Arc<crate::governance::QueryAuditor>,
     /// Keeps the result in the result cache once it completed, if it may be kept.
     pub cache: Option<crate::cache::Collector>,
+    /// The query's span and what its remote statements tell their sources.
+    pub trace: sluice_planner::QueryTrace,
+    /// The query's span, once [`start`] made `trace.span` its execution's.
+    pub query_span: tracing::Span,
 }
 
 /// Why a query stopped early.
@@ -147,7 +151,21 @@ pub(super) async fn start<E: Encode>(
     let (head_tx, head_rx) = oneshot::channel();
     let (tx, rx) = mpsc::channel::<Step<E::Piece>>(CHANNEL_STEPS);
     let query_id = job.entry.id.clone();
-    runtime.spawn(produce(job, head_tx, tx));
+    // Execution and streaming, under the query's span; the remote statements hang under it.
+    let span = tracing::info_span!(
+        parent: &job.trace.span,
+        "execute",
+        sluice.rows = tracing::field::Empty,
+        sluice.bytes = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    let mut job = job;
+    job.query_span = std::mem::replace(&mut job.trace.span, span.clone());
+    runtime.spawn(tracing::Instrument::instrument(
+        produce(job, head_tx, tx),
+        span,
+    ));
     let head = head_rx
         .await
         .map_err(|_| ApiError::internal(Some(&query_id), &"query task ended without a result"))??;
@@ -228,6 +246,7 @@ async fn produce<E: Encode>(
     // a client that retries at once after an error is not refused by its own finished query.
     // The result's schema, for a result the cache keeps.
     let schema = collect.as_ref().map(|_| job.planned.output_schema());
+    let query_span = job.query_span.clone();
     drop(job);
     let label = match outcome {
         Ok(()) => {
@@ -259,6 +278,15 @@ async fn produce<E: Encode>(
             label
         }
     };
+    let here = tracing::Span::current();
+    here.record("sluice.rows", entry.rows());
+    here.record("sluice.bytes", entry.bytes());
+    if label != "ok" {
+        for span in [&here, &query_span] {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", label);
+        }
+    }
     let door = entry.door.as_str();
     metrics::counter!(m::QUERIES_TOTAL, "outcome" => label, "door" => door).increment(1);
     metrics::histogram!(m::QUERY_DURATION_SECONDS, "door" => door)
@@ -290,6 +318,7 @@ async fn run<E: Encode>(
         deadline: Some(job.deadline.into_std()),
         executors: job.acquired.executors.clone(),
         pulled: job.entry.pulled.clone(),
+        trace: job.trace.clone(),
     };
     let mut stream = job
         .planner

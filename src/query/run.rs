@@ -4,6 +4,7 @@
 
 use sluice_actors::routing::Avoid;
 use sluice_schemas::api::{Operation, QueryRequest};
+use tracing::Instrument as _;
 
 use super::answer::{CacheAnswer, RowCap, Started};
 use super::encode::{Encode, MakeEncoder};
@@ -62,7 +63,18 @@ impl QueryService {
             .key(principal, request, &cap.cache_tag(), fingerprint);
         let mut ticket = None;
         if let Some(key) = cache_key {
-            match self.cache.lookup(key, &self.planner, deadline.at).await {
+            let looked =
+                tracing::info_span!("cache lookup", sluice.cache_hit = tracing::field::Empty);
+            let found = self
+                .cache
+                .lookup(key, &self.planner, deadline.at)
+                .instrument(looked.clone())
+                .await;
+            looked.record(
+                "sluice.cache_hit",
+                matches!(found, crate::cache::Lookup::Hit(_)),
+            );
+            match found {
                 crate::cache::Lookup::Hit(hit) => {
                     let entry = self.queries.start(query_id, principal.key_id(), call.door);
                     entry.attach_audit(auditor);
@@ -99,7 +111,11 @@ impl QueryService {
             deadline,
             key: principal.key_id().unwrap_or("anonymous"),
         };
-        let (planned, fallback) = route.plan(&planner).await.inspect_err(count_refusal)?;
+        let (planned, fallback) = route
+            .plan(&planner)
+            .instrument(tracing::info_span!("plan"))
+            .await
+            .inspect_err(count_refusal)?;
         auditor.set_reads(&planned.tables, &planned.sources);
         if let Err(e) = check_explain(principal, &planned) {
             let e = e.with_query(query_id);
@@ -108,6 +124,7 @@ impl QueryService {
         }
         let (mut planned, mut acquired, mut fallback) = route
             .acquire(planned, fallback, &Avoid::new())
+            .instrument(tracing::info_span!("source slots"))
             .await
             .inspect_err(count_refusal)?;
         let (mut permit, mut key_permit) = (permit, key_permit);
@@ -143,6 +160,8 @@ impl QueryService {
                 may_retry: retry::may_retry(attempt),
                 auditor: std::sync::Arc::clone(auditor),
                 cache,
+                trace: call.trace.clone(),
+                query_span: tracing::Span::none(),
             };
             let retry = match producer::start(job, &self.runtime).await {
                 Ok(stream) => {
@@ -166,8 +185,17 @@ impl QueryService {
             permit = retry.permit;
             key_permit = retry.key_permit;
             let replanned = if retry::time_left(deadline.at) {
-                match route.plan(&planner).await {
-                    Ok((p, f)) => route.acquire(p, f, &avoid).await,
+                match route
+                    .plan(&planner)
+                    .instrument(tracing::info_span!("plan"))
+                    .await
+                {
+                    Ok((p, f)) => {
+                        route
+                            .acquire(p, f, &avoid)
+                            .instrument(tracing::info_span!("source slots"))
+                            .await
+                    }
                     Err(e) => Err(e),
                 }
             } else {

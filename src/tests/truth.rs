@@ -517,6 +517,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/v1/policies/{name}", &["put", "delete"]),
         ("/v1/me", &["get"]),
         ("/v1/stats", &["get"]),
+        ("/v1/admin/log", &["get", "put"]),
         ("/health", &["get"]),
         ("/ready", &["get"]),
         ("/metrics", &["get"]),
@@ -539,7 +540,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        24,
+        25,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.

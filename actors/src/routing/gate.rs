@@ -129,6 +129,11 @@ impl FairGate {
         self.capacity
     }
 
+    /// How many may wait.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
     /// `(running, queued)` now.
     pub fn load(&self) -> (usize, usize) {
         let s = self.lock();

@@ -516,6 +516,7 @@ impl RemoteExecutor for RoutedExecutor {
         schema: SchemaRef,
         context: &StatementContext,
     ) -> Result<SendableRecordBatchStream, RemoteError> {
+        context.span.record("sluice.replica", self.replica.index);
         let observer = Observer {
             replica: Arc::clone(&self.replica),
             failed: Arc::clone(&self.failed),

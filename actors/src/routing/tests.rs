@@ -193,6 +193,8 @@ async fn every_replica_open_leaves_one_trial_at_a_time() {
         query_id: "q".into(),
         deadline: None,
         pulled: Arc::default(),
+        span: tracing::Span::none(),
+        traceparent: None,
     };
     assert!(executor.execute("SELECT 1", schema, &context).is_err());
     assert_eq!(

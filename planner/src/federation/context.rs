@@ -18,6 +18,31 @@ pub struct QueryContext {
     pub executors: BTreeMap<String, Arc<dyn RemoteExecutor>>,
     /// Statements, rows and bytes pulled per source.
     pub pulled: PulledBySource,
+    /// Where its remote statements' spans hang, and what they tell the source.
+    pub trace: QueryTrace,
+}
+
+/// A query's trace, as its remote statements need it.
+#[derive(Debug, Clone)]
+pub struct QueryTrace {
+    /// The span each remote statement's span is a child of (whatever task polls it).
+    pub span: tracing::Span,
+    /// The W3C `traceparent` carried to the source (a statement comment, `QUERY_TAG`) so its
+    /// own logs name the trace; `None` when the query has no trace.
+    pub traceparent: Option<String>,
+    /// Whether a remote statement's span carries its SQL text (`db.query.text`); otherwise
+    /// only its hash.
+    pub statement_text: bool,
+}
+
+impl Default for QueryTrace {
+    fn default() -> Self {
+        Self {
+            span: tracing::Span::none(),
+            traceparent: None,
+            statement_text: false,
+        }
+    }
 }
 
 /// Statements, rows and bytes a query pulled, per source. Cheap to clone (shared).

@@ -297,6 +297,23 @@ impl ExecutionPlan for RemoteScanExec {
                     format!("source {} has no executor for this query", spec.source),
                 )
             })?;
+        let trace = query.as_ref().map(|q| q.trace.clone()).unwrap_or_default();
+        let span = tracing::info_span!(
+            parent: &trace.span,
+            "remote statement",
+            otel.name = %format_args!("SELECT {}", spec.source),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system = tracing::field::Empty,
+            db.operation = "SELECT",
+            db.query.text = tracing::field::Empty,
+            server.address = tracing::field::Empty,
+            sluice.source = %spec.source,
+            sluice.replica = tracing::field::Empty,
+            sluice.statement_hash = tracing::field::Empty,
+            sluice.rows = tracing::field::Empty,
+            sluice.arrow_bytes = tracing::field::Empty,
+        );
         let statement = StatementContext {
             query_id: query
                 .as_ref()
@@ -307,7 +324,10 @@ impl ExecutionPlan for RemoteScanExec {
                 .filter(|_| !spec.guarded)
                 .map(|q| q.pulled.source(&spec.source))
                 .unwrap_or_default(),
+            span: span.clone(),
+            traceparent: trace.traceparent.clone(),
         };
+        let statement_text = trace.statement_text;
         let filters = self.runtime_filters.clone();
         let awaited = Arc::clone(&self.awaited);
         let schema = Arc::clone(&self.schema);
@@ -322,15 +342,26 @@ impl ExecutionPlan for RemoteScanExec {
                 }
             }
             let sql = runtime_filter::apply(&spec, &filters);
+            statement
+                .span
+                .record("sluice.statement_hash", statement_hash(&sql));
+            if statement_text {
+                statement.span.record("db.query.text", sql.as_str());
+            }
             statement.pulled.statement();
             let stream = executor
                 .execute(&sql, Arc::clone(&spec.fetched), &statement)
-                .map_err(RemoteError::into_df)?;
+                .map_err(|e| {
+                    statement.span.record("otel.status_code", "ERROR");
+                    RemoteError::into_df(e)
+                })?;
             let pulled = Arc::clone(&statement.pulled);
             let projection = spec.projection.clone();
             let rows = ::metrics::counter!(crate::metrics::SOURCE_ROWS_TOTAL, "source" => spec.source.clone());
+            let mut tally = SpanTally::new(statement.span.clone());
             Ok::<_, datafusion::error::DataFusionError>(stream.map(move |batch| {
-                let batch: RecordBatch = batch?;
+                let batch: RecordBatch = batch.inspect_err(|_| tally.failed())?;
+                tally.add(&batch);
                 pulled.add_rows(batch.num_rows() as u64);
                 rows.increment(batch.num_rows() as u64);
                 match &projection {
@@ -339,7 +370,50 @@ impl ExecutionPlan for RemoteScanExec {
                 }
             }))
         };
-        let stream = futures::stream::once(start).try_flatten();
+        let stream =
+            futures::stream::once(tracing::Instrument::instrument(start, span)).try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
+}
+
+/// A remote statement's rows and Arrow bytes, written on its span when the stream is dropped
+/// (ended, failed or cancelled).
+struct SpanTally {
+    span: tracing::Span,
+    rows: u64,
+    bytes: u64,
+}
+
+impl SpanTally {
+    fn new(span: tracing::Span) -> Self {
+        Self {
+            span,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    fn add(&mut self, batch: &RecordBatch) {
+        self.rows += batch.num_rows() as u64;
+        self.bytes += batch.get_array_memory_size() as u64;
+    }
+
+    fn failed(&self) {
+        self.span.record("otel.status_code", "ERROR");
+    }
+}
+
+impl Drop for SpanTally {
+    fn drop(&mut self) {
+        self.span.record("sluice.rows", self.rows);
+        self.span.record("sluice.arrow_bytes", self.bytes);
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of `sql`: the same statement shape always has the
+/// same hash, so a trace names it without carrying its text (its literals may be data).
+fn statement_hash(sql: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(sql.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

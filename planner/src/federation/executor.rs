@@ -146,6 +146,11 @@ pub struct StatementContext {
     pub deadline: Option<Instant>,
     /// Where the executor counts the bytes it receives.
     pub pulled: Arc<Pulled>,
+    /// The statement's span: executors record `db.system`, `server.address` and the replica
+    /// on it.
+    pub span: tracing::Span,
+    /// The W3C `traceparent` to show the source, when the query has a trace.
+    pub traceparent: Option<String>,
 }
 
 /// A remote engine that runs SQL for one source.

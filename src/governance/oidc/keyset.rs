@@ -102,6 +102,13 @@ impl Issuer {
         http: reqwest::Client,
         runtime: tokio::runtime::Handle,
     ) -> Self {
+        // Every series at 0 before the first read, so a failed first read shows as one.
+        for outcome in ["ok", "failed"] {
+            for why in ["start", "interval", "unknown key"] {
+                metrics::counter!(crate::metrics::JWKS_FETCHES_TOTAL, "outcome" => outcome, "why" => why)
+                    .increment(0);
+            }
+        }
         Self {
             config,
             audiences,

@@ -118,16 +118,18 @@ const INSERT_AUDIT: &str = "
 WITH ins AS (
     INSERT INTO sluice_audit (id, at, kind, key_id, client, user_agent, outcome, query_id,
                               operation, sql_text, sql_sha256, tables, sources, row_count,
-                              byte_count, duration_ms, error_code, attempts, issuer, subject, door)
+                              byte_count, duration_ms, error_code, attempts, issuer, subject, door,
+                              trace_id)
     SELECT u.id::uuid, u.at::timestamptz, u.kind, u.key_id, u.client, u.ua, u.outcome,
            u.query_id, u.op, u.sql_text, u.sha, u.tables::jsonb, u.sources::jsonb, u.row_count,
-           u.byte_count, u.dur, u.err, u.attempts, u.issuer, u.subject, u.door
+           u.byte_count, u.dur, u.err, u.attempts, u.issuer, u.subject, u.door, u.trace_id
     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                 $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::text[], $18::int8[],
-                $19::text[], $20::text[], $21::text[])
+                $19::text[], $20::text[], $21::text[], $22::text[])
          AS u(id, at, kind, key_id, client, ua, outcome, query_id, op, sql_text, sha, tables,
-              sources, row_count, byte_count, dur, err, attempts, issuer, subject, door)
+              sources, row_count, byte_count, dur, err, attempts, issuer, subject, door,
+              trace_id)
     ON CONFLICT (id) DO NOTHING
     RETURNING key_id, at, kind, outcome, row_count, byte_count
 )
@@ -267,7 +269,7 @@ impl MetadataStore for PgStore {
             return Ok(());
         }
         let n = batch.len();
-        let mut cols: [Vec<Option<String>>; 16] = Default::default();
+        let mut cols: [Vec<Option<String>>; 17] = Default::default();
         let mut nums: [Vec<Option<i64>>; 4] = Default::default();
         let mut err: Vec<Option<String>> = Vec::with_capacity(n);
         for c in &mut cols {
@@ -293,6 +295,7 @@ impl MetadataStore for PgStore {
                 r.issuer.clone(),
                 r.subject.clone(),
                 r.door.clone(),
+                r.trace_id.clone(),
             ];
             for (c, v) in cols.iter_mut().zip(values) {
                 c.push(v);
@@ -322,6 +325,7 @@ impl MetadataStore for PgStore {
             c13,
             c14,
             c15,
+            c16,
         ] = &cols;
         let [n0, n1, n2, n3] = &nums;
         client
@@ -329,7 +333,7 @@ impl MetadataStore for PgStore {
                 INSERT_AUDIT,
                 &[
                     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, n0, n1, n2, &err, n3,
-                    c13, c14, c15,
+                    c13, c14, c15, c16,
                 ],
             )
             .await

@@ -64,6 +64,8 @@ async fn execute(
         query_id: "q1".into(),
         deadline: None,
         pulled: Arc::clone(&pulled),
+        span: tracing::Span::none(),
+        traceparent: None,
     };
     let stream = exec.execute("SELECT 1", schema, &ctx)?;
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| {

@@ -55,6 +55,8 @@ pub struct PgExecutor {
     context: String,
     remote: PgRemote,
     dialect: Arc<dyn SourceDialect>,
+    /// `host:port` of the replica, for traces' `server.address`.
+    address: String,
 }
 
 impl PgExecutor {
@@ -66,7 +68,20 @@ impl PgExecutor {
             context,
             remote,
             dialect: PostgresDialect::shared(),
+            address: String::new(),
         }
+    }
+
+    /// The same, naming the replica's first host and port in traces (`server.address`).
+    #[must_use]
+    pub fn with_address(mut self, config: &tokio_postgres::Config) -> Self {
+        let host = config.get_hosts().first().map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        });
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        self.address = host.map(|h| format!("{h}:{port}")).unwrap_or_default();
+        self
     }
 
     /// The replica's pool and counters.
@@ -115,6 +130,10 @@ impl RemoteExecutor for PgExecutor {
         schema: SchemaRef,
         context: &StatementContext,
     ) -> Result<SendableRecordBatchStream, RemoteError> {
+        context.span.record("db.system", "postgresql");
+        if !self.address.is_empty() {
+            context.span.record("server.address", self.address.as_str());
+        }
         let timeout = context.deadline.map_or(DEFAULT_STATEMENT_TIMEOUT, |d| {
             d.saturating_duration_since(Instant::now())
         });
@@ -126,7 +145,8 @@ impl RemoteExecutor for PgExecutor {
             context.query_id.clone(),
             timeout,
             Arc::clone(&context.pulled),
-        );
+        )
+        .with_traceparent(context.traceparent.clone());
         let stream = futures::stream::try_unfold(statement, |mut s| async move {
             let batch = s.next_batch().await?;
             Ok(batch.map(|b| (b, s)))

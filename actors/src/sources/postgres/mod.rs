@@ -178,7 +178,9 @@ impl PostgresConnector {
                 cancels: Arc::new(tokio::sync::watch::channel(0).0),
             };
             replicas.push(Arc::new(Replica {
-                executor: Arc::new(PgExecutor::new(name, display.clone(), remote)),
+                executor: Arc::new(
+                    PgExecutor::new(name, display.clone(), remote).with_address(&pg),
+                ),
                 config: pg,
                 tls,
                 display,

@@ -188,6 +188,9 @@ pub struct Statement {
     pub remote: PgRemote,
     /// For `application_name`.
     pub query_id: String,
+    /// The query's W3C `traceparent`, sent as a trailing comment (sqlcommenter's form) so
+    /// PostgreSQL's statement log names the trace.
+    traceparent: Option<String>,
     /// The time left.
     pub timeout: Duration,
     /// Where bytes are counted.
@@ -201,6 +204,18 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// The same, naming `traceparent` in a comment after the statement (only the characters
+    /// of a W3C `traceparent` are kept, so the comment cannot end early).
+    #[must_use]
+    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent.map(|t| {
+            t.chars()
+                .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+                .collect()
+        });
+        self
+    }
+
     /// A statement that starts on its first [`Self::next_batch`].
     #[allow(clippy::too_many_arguments, reason = "one constructor, fields by name")]
     pub fn new(
@@ -218,6 +233,7 @@ impl Statement {
             schema,
             remote,
             query_id,
+            traceparent: None,
             timeout,
             pulled,
             in_flight: None,
@@ -265,6 +281,10 @@ impl Statement {
              SET LOCAL application_name = '{app}'; SET LOCAL TimeZone = 'UTC'; \
              SET LOCAL standard_conforming_strings = on"
         );
+        let sent = match &self.traceparent {
+            Some(t) => format!("{} /*traceparent='{t}'*/", self.sql),
+            None => self.sql.clone(),
+        };
         ::metrics::counter!(metrics::SOURCE_REQUESTS_TOTAL, "source" => source.clone(), "op" => "query")
             .increment(1);
         self.started = Instant::now();
@@ -273,7 +293,7 @@ impl Statement {
         // preamble fails, so does the statement.
         let (begun, rows) = futures::join!(
             client.batch_execute(&preamble),
-            client.query_typed_raw(self.sql.as_str(), std::iter::empty::<(String, Type)>())
+            client.query_typed_raw(sent.as_str(), std::iter::empty::<(String, Type)>())
         );
         begun.map_err(|e| statement_error(&source, &e))?;
         let rows = rows.map_err(|e| statement_error(&source, &e))?;

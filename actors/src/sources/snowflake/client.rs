@@ -393,7 +393,7 @@ impl Client {
         let token = login
             .token
             .ok_or_else(|| unavailable(&self.source, "login answered without a token"))?;
-        metrics::counter!("sluice_snowflake_logins_total", "source" => self.source.clone())
+        metrics::counter!(crate::metrics::SNOWFLAKE_LOGINS_TOTAL, "source" => self.source.clone())
             .increment(1);
         Ok(Session {
             token,
@@ -699,7 +699,7 @@ impl Client {
                 self.config.request_timeout,
             )
             .await?;
-        metrics::counter!("sluice_snowflake_aborts_total", "source" => self.source.clone())
+        metrics::counter!(crate::metrics::SNOWFLAKE_ABORTS_TOTAL, "source" => self.source.clone())
             .increment(1);
         if envelope.success {
             Ok(())

@@ -284,7 +284,7 @@ impl Chunks {
                     .upstream("a chunk URL expired and the result has no query id")
             })?;
             metrics_counter(
-                "sluice_snowflake_chunk_urls_renewed_total",
+                crate::metrics::SNOWFLAKE_CHUNK_URLS_RENEWED_TOTAL,
                 self.run.source(),
             );
             let lease = client.lease().await?;
@@ -305,7 +305,7 @@ impl Chunks {
                 ),
             )
         })?;
-        metrics_counter("sluice_snowflake_chunks_total", self.run.source());
+        metrics_counter(crate::metrics::SNOWFLAKE_CHUNKS_TOTAL, self.run.source());
         self.run.count_bytes(body.len());
         if self.json {
             // Rows as JSON arrays, separated by commas, without the enclosing brackets.
@@ -383,7 +383,12 @@ impl SfExecutor {
         let slots = Arc::clone(&self.slots);
         let waiting = Arc::clone(&self.waiting);
         let prefetch = self.prefetch;
-        let tag = format!("sluice:{}", context.query_id);
+        // `sluice:<query id>`, and the trace when the query has one, so Snowflake's query
+        // history finds both.
+        let tag = match &context.traceparent {
+            Some(t) => format!("sluice:{};traceparent={t}", context.query_id),
+            None => format!("sluice:{}", context.query_id),
+        };
         let deadline = context.deadline;
         let start = async move {
             let left = || {
@@ -527,6 +532,7 @@ impl RemoteExecutor for SfExecutor {
         schema: SchemaRef,
         context: &StatementContext,
     ) -> Result<SendableRecordBatchStream, RemoteError> {
+        context.span.record("db.system", "snowflake");
         let source = self.source.clone();
         let mut handed_on = false;
         let stream = self
