@@ -39,6 +39,10 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true
 pgclients_dir=$root/.tools/pgclients
 pgclients_version="pg@8.23.1 postgres@4.2.0"
 psqlodbc=/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so
+# deploy/'s tools: promtool, amtool and nginx, taken out of Debian's packages (`apt-get download`
+# + `dpkg -x`) so nothing is installed system-wide and no service is started by a package.
+ops_dir=$root/.tools/ops
+ops_packages="prometheus prometheus-alertmanager nginx"
 
 say() { printf '== %s\n' "$*" >&2; }
 ci() { [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; }
@@ -147,6 +151,24 @@ install_pg_npm() {
   fi
 }
 
+install_ops() {
+  local want
+  want=$(apt-cache policy $ops_packages 2>/dev/null | awk '/Candidate/ {print $2}' | tr '\n' ' ')
+  if [ ! -x "$ops_dir/usr/bin/promtool" ] || [ "$(cat "$ops_dir/.version" 2>/dev/null)" != "$want" ]; then
+    say "unpacking $ops_packages into .tools/ops (apt-get download + dpkg -x)"
+    local debs
+    debs=$(mktemp -d)
+    # shellcheck disable=SC2086
+    (cd "$debs" && { apt-get download -q $ops_packages >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get download -q $ops_packages >/dev/null 2>&1; }; }) \
+      || { rm -rf "$debs"; return 1; }
+    rm -rf "$ops_dir" && mkdir -p "$ops_dir"
+    for deb in "$debs"/*.deb; do dpkg -x "$deb" "$ops_dir" || { rm -rf "$debs"; return 1; }; done
+    rm -rf "$debs"
+    echo "$want" >"$ops_dir/.version"
+  fi
+}
+
 install_all() {
   # pip, npm and apt in parallel: about a minute cold, nothing when present.
   local failed=0
@@ -156,11 +178,13 @@ install_all() {
   install_oidc & local op=$!
   install_pg_npm & local pn=$!
   install_ui & local ui=$!
+  install_ops & local ops=$!
   wait "$py" || { say "installing the Python tools failed"; failed=1; }
   wait "$az" || { say "installing Azurite failed"; failed=1; }
   wait "$op" || { say "installing oidc-provider failed"; failed=1; }
   wait "$pn" || { say "installing the Node PostgreSQL clients failed"; failed=1; }
   wait "$ui" || { say "installing the console's npm packages failed"; failed=1; }
+  wait "$ops" || { say "unpacking promtool, amtool and nginx failed"; failed=1; }
   wait "$rd" || { say "installing Debian's packages (redis, PostgreSQL clients, chromium) failed"; failed=1; }
   return "$failed"
 }
@@ -342,6 +366,12 @@ up() {
   [ -x /usr/bin/chromium ] && echo "export SLUICE_TEST_CHROMIUM=/usr/bin/chromium" >>"$run/env"
   [ -d "$root/ui/node_modules/playwright-core" ] \
     && echo "export SLUICE_TEST_CONSOLE_UI=$root/ui" >>"$run/env"
+  # deploy/'s checks: promtool, amtool, and nginx for the multi-replica run.
+  [ -x "$ops_dir/usr/bin/promtool" ] && {
+    echo "export SLUICE_TEST_PROMTOOL=$ops_dir/usr/bin/promtool"
+    echo "export SLUICE_TEST_AMTOOL=$ops_dir/usr/bin/amtool"
+    echo "export SLUICE_TEST_NGINX=$ops_dir/usr/sbin/nginx"
+  } >>"$run/env"
   for s in postgres postgres_spare moto azurite fakesnow redis; do
     if "start_$s"; then
       say "$s is up (pid $(cat "$run/$s.pid"))"

@@ -14,6 +14,7 @@ mod cache;
 mod cli;
 mod clients;
 mod console;
+mod deploy;
 mod endpoints;
 mod federation;
 mod flight;
@@ -29,6 +30,7 @@ mod pg;
 mod postgres;
 mod snowflake;
 mod streaming;
+mod telemetry;
 mod truth;
 
 use std::sync::OnceLock;
