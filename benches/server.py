@@ -14,19 +14,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Server:
-    def __init__(self, binary: str, workdir: Path, data: Path, extra: str = ""):
-        path = workdir / "sluice.toml"
+    def __init__(self, binary: str, workdir: Path, data: Path, extra: str = "", log: str = "warn", name: str = "sluice"):
+        path = workdir / f"{name}.toml"
         path.write_text(
             '[server]\ndefault_catalog = "tpch"\ndefault_schema = "public"\n'
             "[cache]\ncapacity_bytes = 0\n"
             "[limits]\nmax_rows = 100000000\nquery_timeout_ms = 600000\n"
             f'[[sources]]\nname = "tpch"\nkind = "parquet"\nlocation = "{data}"\n' + extra
         )
-        self.log = open(workdir / "sluice.log", "w")
+        self.log = open(workdir / f"{name}.log", "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--config", str(path)],
             stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT,
-            env={**os.environ, "SLUICE_LOG": "warn"},
+            env={**os.environ, "SLUICE_LOG": log},
         )
         line = self.proc.stdout.readline()
         self.url = line.split("url=")[1].split()[0]
