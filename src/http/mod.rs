@@ -25,6 +25,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use metrics_exporter_prometheus::PrometheusHandle;
 use sluice_schemas::api::Operation;
 
+use tracing::Instrument as _;
+
 use crate::error::{ApiError, Code};
 use crate::governance::Principal;
 use crate::query::{QueryService, new_query_id};
@@ -136,7 +138,6 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    use tracing::Instrument as _;
     let started = std::time::Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "other".to_owned());
     let method: &'static str = match *req.method() {
@@ -269,6 +270,9 @@ pub async fn authenticate(
         let client = client(req.request());
         let principal = match service
             .authenticate(presented_secret(req.request()), &client)
+            .instrument(crate::telemetry::traced(|| {
+                tracing::info_span!("authenticate", sluice.door = client.door.as_str())
+            }))
             .await
         {
             Ok(p) => p,

@@ -152,14 +152,19 @@ pub(super) async fn start<E: Encode>(
     let (tx, rx) = mpsc::channel::<Step<E::Piece>>(CHANNEL_STEPS);
     let query_id = job.entry.id.clone();
     // Execution and streaming, under the query's span; the remote statements hang under it.
-    let span = tracing::info_span!(
-        parent: &job.trace.span,
-        "execute",
-        sluice.rows = tracing::field::Empty,
-        sluice.bytes = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-        error.type = tracing::field::Empty,
-    );
+    // (Without tracing, the query's own span: its log lines still name the query.)
+    let span = if crate::telemetry::tracing_on() {
+        tracing::info_span!(
+            parent: &job.trace.span,
+            "execute",
+            sluice.rows = tracing::field::Empty,
+            sluice.bytes = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        )
+    } else {
+        job.trace.span.clone()
+    };
     let mut job = job;
     job.query_span = std::mem::replace(&mut job.trace.span, span.clone());
     runtime.spawn(tracing::Instrument::instrument(
@@ -282,6 +287,7 @@ async fn produce<E: Encode>(
     here.record("sluice.rows", entry.rows());
     here.record("sluice.bytes", entry.bytes());
     if label != "ok" {
+        // (The same span twice without tracing: recording it again is harmless.)
         for span in [&here, &query_span] {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", label);

@@ -63,8 +63,9 @@ impl QueryService {
             .key(principal, request, &cap.cache_tag(), fingerprint);
         let mut ticket = None;
         if let Some(key) = cache_key {
-            let looked =
-                tracing::info_span!("cache lookup", sluice.cache_hit = tracing::field::Empty);
+            let looked = crate::telemetry::traced(|| {
+                tracing::info_span!("cache lookup", sluice.cache_hit = tracing::field::Empty)
+            });
             let found = self
                 .cache
                 .lookup(key, &self.planner, deadline.at)
@@ -113,7 +114,7 @@ impl QueryService {
         };
         let (planned, fallback) = route
             .plan(&planner)
-            .instrument(tracing::info_span!("plan"))
+            .instrument(crate::telemetry::traced(|| tracing::info_span!("plan")))
             .await
             .inspect_err(count_refusal)?;
         auditor.set_reads(&planned.tables, &planned.sources);
@@ -124,7 +125,9 @@ impl QueryService {
         }
         let (mut planned, mut acquired, mut fallback) = route
             .acquire(planned, fallback, &Avoid::new())
-            .instrument(tracing::info_span!("source slots"))
+            .instrument(crate::telemetry::traced(|| {
+                tracing::info_span!("source slots")
+            }))
             .await
             .inspect_err(count_refusal)?;
         let (mut permit, mut key_permit) = (permit, key_permit);
@@ -187,13 +190,15 @@ impl QueryService {
             let replanned = if retry::time_left(deadline.at) {
                 match route
                     .plan(&planner)
-                    .instrument(tracing::info_span!("plan"))
+                    .instrument(crate::telemetry::traced(|| tracing::info_span!("plan")))
                     .await
                 {
                     Ok((p, f)) => {
                         route
                             .acquire(p, f, &avoid)
-                            .instrument(tracing::info_span!("source slots"))
+                            .instrument(crate::telemetry::traced(|| {
+                                tracing::info_span!("source slots")
+                            }))
                             .await
                     }
                     Err(e) => Err(e),

@@ -207,6 +207,16 @@ pub fn tracing_on() -> bool {
     INSTALLED.get().is_some_and(|i| i.provider.is_some())
 }
 
+/// `make()`'s span when spans are exported, else none: with tracing off, the stages of a query
+/// (planning, waiting for slots, each remote statement) cost no span.
+pub fn traced(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if tracing_on() {
+        make()
+    } else {
+        tracing::Span::none()
+    }
+}
+
 /// The log filter in force, when this module installed the subscriber.
 pub fn level() -> Option<String> {
     INSTALLED.get().map(|i| {

@@ -212,6 +212,7 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
         .trace(&trace, |s| {
             [
                 "POST /v1/query",
+                "authenticate",
                 "query http",
                 "plan",
                 "execute",
@@ -233,6 +234,7 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
     );
     assert_eq!(request.attributes["http.route"], "/v1/query");
     assert_eq!(request.attributes["http.response.status_code"], "200");
+    assert_eq!(named(&spans, "authenticate").parent, request.span_id);
     assert_eq!(query.parent, request.span_id);
     assert_eq!(query.attributes["query_id"], query_id);
     assert_eq!(plan.parent, query.span_id);

@@ -298,7 +298,12 @@ impl ExecutionPlan for RemoteScanExec {
                 )
             })?;
         let trace = query.as_ref().map(|q| q.trace.clone()).unwrap_or_default();
-        let span = tracing::info_span!(
+        // A span only for a traced query (its `traceparent` is known): without tracing, a
+        // remote statement costs no span.
+        let span = if trace.traceparent.is_none() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
             parent: &trace.span,
             "remote statement",
             otel.name = %format_args!("SELECT {}", spec.source),
@@ -313,7 +318,8 @@ impl ExecutionPlan for RemoteScanExec {
             sluice.statement_hash = tracing::field::Empty,
             sluice.rows = tracing::field::Empty,
             sluice.arrow_bytes = tracing::field::Empty,
-        );
+            )
+        };
         let statement = StatementContext {
             query_id: query
                 .as_ref()
@@ -394,6 +400,9 @@ impl SpanTally {
     }
 
     fn add(&mut self, batch: &RecordBatch) {
+        if self.span.is_none() {
+            return;
+        }
         self.rows += batch.num_rows() as u64;
         self.bytes += batch.get_array_memory_size() as u64;
     }
@@ -405,6 +414,9 @@ impl SpanTally {
 
 impl Drop for SpanTally {
     fn drop(&mut self) {
+        if self.span.is_none() {
+            return;
+        }
         self.span.record("sluice.rows", self.rows);
         self.span.record("sluice.arrow_bytes", self.bytes);
     }
