@@ -247,7 +247,22 @@ fn serve(
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    runtime.spawn(reload_log_level_on_hangup(path));
+    // With a config file, SIGHUP reads its `[log] level` again (registered before serving, so
+    // a SIGHUP from here on never ends the process); without one, SIGHUP keeps its default.
+    #[cfg(unix)]
+    if let Some(path) = path {
+        let _in = runtime.enter();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangups) => {
+                runtime.spawn(reload_log_level_on_hangup(hangups, path));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP cannot be caught: the log level is changed through the API only.")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     let handle = runtime.handle().clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config, handle).await?;
@@ -282,38 +297,25 @@ fn serve(
     }
 }
 
-/// On `SIGHUP`, reads the config file again and applies its `[log] level` (a file that does not
-/// load, or a level that does not parse, changes nothing and is logged; without a file, there
-/// is nothing to read).
-async fn reload_log_level_on_hangup(path: Option<PathBuf>) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let Some(path) = &path else {
-                tracing::warn!("SIGHUP: serving without a config file; nothing to read again.");
-                continue;
-            };
-            match sluice_schemas::loader::load_file(path) {
-                Ok(config) => match sluice::telemetry::set_level(&config.log.level) {
-                    Ok(()) => tracing::warn!(
-                        level = %config.log.level,
-                        "SIGHUP: log level read again from the config file."
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "SIGHUP: the log level was not changed."),
-                },
-                Err(errors) => tracing::warn!(
-                    errors = errors.0.len(),
-                    first = %errors.0.first().map(ToString::to_string).unwrap_or_default(),
-                    "SIGHUP: the config file does not load; nothing changed."
+/// On each `SIGHUP`, reads the config file again and applies its `[log] level` (a file that does
+/// not load, or a level that does not parse, changes nothing and is logged).
+#[cfg(unix)]
+async fn reload_log_level_on_hangup(mut hangups: tokio::signal::unix::Signal, path: PathBuf) {
+    while hangups.recv().await.is_some() {
+        match sluice_schemas::loader::load_file(&path) {
+            Ok(config) => match sluice::telemetry::set_level(&config.log.level) {
+                Ok(()) => tracing::warn!(
+                    filter = %config.log.level,
+                    "SIGHUP: log level read again from the config file."
                 ),
-            }
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: the log level was not changed."),
+            },
+            // Only the count: an error's text can quote a line of the file, secrets too.
+            Err(errors) => tracing::warn!(
+                path = %path.display(),
+                errors = errors.0.len(),
+                "SIGHUP: the config file does not load (`sluice check` says why); nothing changed."
+            ),
         }
     }
-    #[cfg(not(unix))]
-    let _ = path;
 }

@@ -57,7 +57,7 @@ pub mod validate;
 
 pub use catalog::TableLocation;
 pub use error::{PlanError, Result};
-pub use federation::{PulledBySource, QueryContext, QueryTrace};
+pub use federation::{PulledBySource, QueryContext, QueryTrace, TraceHooks};
 pub use grants::Grants;
 pub use params::Params;
 pub use parquet_catalog::{

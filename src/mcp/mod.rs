@@ -285,10 +285,19 @@ async fn handle(req: HttpRequest, mut payload: web::Payload, mcp: web::Data<Mcp>
     } else {
         None
     };
-    let request = match to_http(&req, body, principal, client) {
+    let mut request = match to_http(&req, body, principal, client) {
         Ok(r) => r,
         Err(e) => return e.error_response(),
     };
+    // The tool call runs in the session's task, outside this request's span: it is told the
+    // span (whose trace `X-Trace-Id` names) as its parent, unless the call's `_meta` names one.
+    if let Some(tp) = crate::telemetry::propagation::traceparent(&tracing::Span::current())
+        && let Ok(v) = http::HeaderValue::from_str(&tp)
+    {
+        request
+            .headers_mut()
+            .insert(crate::telemetry::propagation::TRACEPARENT, v);
+    }
     let mut service = mcp.service.clone();
     let call = async move {
         match tower_service::Service::call(&mut service, request).await {

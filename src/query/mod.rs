@@ -341,8 +341,12 @@ impl QueryService {
             span.record("trace_id", id.as_str());
         }
         auditor.set_trace_id(trace_id);
+        let traceparent = crate::telemetry::propagation::traceparent(&span);
         let trace = sluice_planner::QueryTrace {
-            traceparent: crate::telemetry::propagation::traceparent(&span),
+            hooks: traceparent
+                .is_some()
+                .then_some(crate::telemetry::propagation::HOOKS),
+            traceparent,
             span,
             statement_text: self.trace_statements,
         };

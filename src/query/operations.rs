@@ -28,7 +28,7 @@ impl QueryService {
         crate::telemetry::set_level(level).map_err(|e| ApiError::bad_request(e.to_string()))?;
         tracing::warn!(
             key_id = principal.key_id().unwrap_or("anonymous"),
-            level,
+            filter = level,
             "Log level changed through the API."
         );
         self.log_level(principal)

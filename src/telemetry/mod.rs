@@ -151,7 +151,10 @@ fn provider(
     config: &TelemetryConfig,
     runtime: &tokio::runtime::Handle,
 ) -> Result<SdkTracerProvider, TelemetryError> {
-    let client = propagation::HyperOnRuntime::new(EXPORT_TIMEOUT, runtime.clone());
+    let client =
+        propagation::HyperOnRuntime::new(EXPORT_TIMEOUT, runtime.clone()).map_err(|e| {
+            TelemetryError::Exporter(format!("the system's certificates cannot be read: {e}"))
+        })?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -236,14 +239,16 @@ pub fn set_level(filter: &str) -> Result<(), TelemetryError> {
         .get()
         .ok_or_else(|| TelemetryError::Level("this process's log is not Sluice's own".into()))?;
     let parsed = filter_of(filter)?;
+    // One change at a time: the filter in force is always the one `level` reports.
+    let mut level = installed
+        .level
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     installed
         .filter
         .reload(parsed)
         .map_err(|e| TelemetryError::Level(e.to_string()))?;
-    *installed
-        .level
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = filter.to_owned();
+    *level = filter.to_owned();
     Ok(())
 }
 

@@ -78,21 +78,63 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     })
 }
 
+/// What the planner's remote statements do with their spans, through this layer.
+pub const HOOKS: sluice_planner::TraceHooks = sluice_planner::TraceHooks {
+    traceparent,
+    set_attribute,
+    statement_hash,
+};
+
+/// Sets `key` on `span`'s exported span only: log lines never show it.
+fn set_attribute(span: &tracing::Span, key: &'static str, value: String) {
+    span.set_attribute(key, value);
+}
+
+/// The first 16 hex digits of an HMAC-SHA256 of `sql` under a key drawn at start: the same
+/// statement has the same hash within a server's life, and a literal in it (an id, a name)
+/// cannot be found back by hashing guesses.
+fn statement_hash(sql: &str) -> String {
+    static KEY: std::sync::LazyLock<ring::hmac::Key> = std::sync::LazyLock::new(|| {
+        let mut secret = [0u8; 32];
+        // Without entropy the key is zero: the hash is then a plain (unkeyed) digest.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret);
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
+    });
+    let tag = ring::hmac::sign(&KEY, sql.as_bytes());
+    let mut hex = String::with_capacity(16);
+    for b in &tag.as_ref()[..8] {
+        hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        hex.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    hex
+}
+
 /// The exporter's HTTP client: hyper (already in the tree, no second reqwest), its requests
 /// run on a tokio runtime of ours, since the batch exporter's own thread has none.
 #[derive(Debug, Clone)]
 pub struct HyperOnRuntime {
-    inner: opentelemetry_http::hyper::HyperClient,
+    inner: std::sync::Arc<dyn opentelemetry_http::HttpClient>,
     runtime: tokio::runtime::Handle,
 }
 
 impl HyperOnRuntime {
-    /// A client whose requests time out after `timeout`, run on `runtime`.
-    pub fn new(timeout: Duration, runtime: tokio::runtime::Handle) -> Self {
-        Self {
-            inner: opentelemetry_http::hyper::HyperClient::with_default_connector(timeout, None),
+    /// A client for `http://` and `https://` collectors (the system's roots) whose requests time
+    /// out after `timeout`, run on `runtime`.
+    ///
+    /// # Errors
+    /// The system's certificates cannot be read.
+    pub fn new(timeout: Duration, runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            inner: std::sync::Arc::new(opentelemetry_http::hyper::HyperClient::new(
+                connector, timeout, None,
+            )),
             runtime,
-        }
+        })
     }
 }
 
@@ -105,7 +147,7 @@ impl opentelemetry_http::HttpClient for HyperOnRuntime {
         opentelemetry_http::Response<opentelemetry_http::Bytes>,
         opentelemetry_http::HttpError,
     > {
-        let inner = self.inner.clone();
+        let inner = std::sync::Arc::clone(&self.inner);
         self.runtime
             .spawn(async move { inner.send_bytes(request).await })
             .await

@@ -270,7 +270,10 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
         waiting.pause("nothing yet").await;
     };
     assert!(
-        line.contains(&format!("/*traceparent='00-{trace}-")),
+        line.contains(&format!(
+            "/*traceparent='00-{trace}-{}-01'*/",
+            remote.span_id
+        )),
         "{line}"
     );
 
@@ -330,6 +333,41 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
     assert_eq!(tool.parent, mcp_client_span);
     assert_eq!(tool.attributes["gen_ai.tool.name"], "query");
     assert_eq!(named(&spans, "query mcp").parent, tool.span_id);
+
+    // Without a client's trace, the tool call is in the trace the answer's `X-Trace-Id` names.
+    let resp = http
+        .post(format!("{}/mcp", server.url))
+        .bearer_auth(&key)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "list_sources")
+        .header("traceparent", client_traceparent().0)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "list_sources", "arguments": {},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+                },
+            }}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answered = resp.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let spans = collector
+        .trace(&answered, |s| {
+            s.iter().any(|x| x.name == "tools/call list_sources")
+                && s.iter().any(|x| x.name == "POST /mcp")
+        })
+        .await;
+    assert_eq!(
+        named(&spans, "tools/call list_sources").parent,
+        named(&spans, "POST /mcp").span_id
+    );
 
     // The log level, changed while serving: by an admin through the API (a reader may not; a
     // filter that does not parse changes nothing), and back to the file's on SIGHUP.

@@ -33,6 +33,8 @@ pub struct QueryTrace {
     /// Whether a remote statement's span carries its SQL text (`db.query.text`); otherwise
     /// only its hash.
     pub statement_text: bool,
+    /// What only the server's tracing layer can do with a span (`None`: not traced).
+    pub hooks: Option<TraceHooks>,
 }
 
 impl Default for QueryTrace {
@@ -41,8 +43,23 @@ impl Default for QueryTrace {
             span: tracing::Span::none(),
             traceparent: None,
             statement_text: false,
+            hooks: None,
         }
     }
+}
+
+/// The tracing layer's operations on a span, as plain functions: this crate makes the spans of
+/// remote statements without depending on OpenTelemetry.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceHooks {
+    /// The span as a W3C `traceparent` (for the source's own logs).
+    pub traceparent: fn(&tracing::Span) -> Option<String>,
+    /// Sets an attribute on the exported span only, never on the log lines inside it (the
+    /// statement's text: it may hold data).
+    pub set_attribute: fn(&tracing::Span, &'static str, String),
+    /// A statement's hash for its span: the same text, the same hash within a server's life,
+    /// keyed so a short literal cannot be guessed back from it.
+    pub statement_hash: fn(&str) -> String,
 }
 
 /// Statements, rows and bytes a query pulled, per source. Cheap to clone (shared).

@@ -300,7 +300,7 @@ impl ExecutionPlan for RemoteScanExec {
         let trace = query.as_ref().map(|q| q.trace.clone()).unwrap_or_default();
         // A span only for a traced query (its `traceparent` is known): without tracing, a
         // remote statement costs no span.
-        let span = if trace.traceparent.is_none() {
+        let span = if trace.hooks.is_none() {
             tracing::Span::none()
         } else {
             tracing::info_span!(
@@ -311,7 +311,6 @@ impl ExecutionPlan for RemoteScanExec {
             otel.status_code = tracing::field::Empty,
             db.system = tracing::field::Empty,
             db.operation = "SELECT",
-            db.query.text = tracing::field::Empty,
             server.address = tracing::field::Empty,
             sluice.source = %spec.source,
             sluice.replica = tracing::field::Empty,
@@ -330,10 +329,14 @@ impl ExecutionPlan for RemoteScanExec {
                 .filter(|_| !spec.guarded)
                 .map(|q| q.pulled.source(&spec.source))
                 .unwrap_or_default(),
+            // The statement's own span, which the source's log then names as the parent.
+            traceparent: trace
+                .hooks
+                .and_then(|h| (h.traceparent)(&span))
+                .or_else(|| trace.traceparent.clone()),
             span: span.clone(),
-            traceparent: trace.traceparent.clone(),
         };
-        let statement_text = trace.statement_text;
+        let (statement_text, hooks) = (trace.statement_text, trace.hooks);
         let filters = self.runtime_filters.clone();
         let awaited = Arc::clone(&self.awaited);
         let schema = Arc::clone(&self.schema);
@@ -348,11 +351,13 @@ impl ExecutionPlan for RemoteScanExec {
                 }
             }
             let sql = runtime_filter::apply(&spec, &filters);
-            statement
-                .span
-                .record("sluice.statement_hash", statement_hash(&sql));
-            if statement_text {
-                statement.span.record("db.query.text", sql.as_str());
+            if let Some(h) = hooks {
+                statement
+                    .span
+                    .record("sluice.statement_hash", (h.statement_hash)(&sql));
+                if statement_text {
+                    (h.set_attribute)(&statement.span, "db.query.text", sql.clone());
+                }
             }
             statement.pulled.statement();
             let stream = executor
@@ -420,12 +425,4 @@ impl Drop for SpanTally {
         self.span.record("sluice.rows", self.rows);
         self.span.record("sluice.arrow_bytes", self.bytes);
     }
-}
-
-/// The first 16 hex digits of the SHA-256 of `sql`: the same statement shape always has the
-/// same hash, so a trace names it without carrying its text (its literals may be data).
-fn statement_hash(sql: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(sql.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

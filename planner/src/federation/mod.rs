@@ -49,7 +49,7 @@ pub mod runtime_filter;
 pub mod table;
 pub mod unparse;
 
-pub use context::{PulledBySource, QueryContext, QueryTrace};
+pub use context::{PulledBySource, QueryContext, QueryTrace, TraceHooks};
 pub use dialect::SourceDialect;
 pub use error::{ErrorClass, RemoteError};
 pub use exec::RemoteScanExec;
