@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import report as report_file
+import wrk as wrk_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SQL = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = 7"
@@ -74,28 +75,8 @@ def latencies(server: Server, key: str | None, n: int) -> list[float]:
 
 def wrk(server: Server, key: str | None, seconds: int, workdir: Path) -> dict:
     """One connection, one thread: wrk's latency percentiles and requests/s."""
-    script = workdir / f"small-{'on' if key else 'off'}.lua"
-    auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(json.dumps({'sql': SMALL_SQL}))}\n"
-        f'wrk.headers["Accept"] = "{ARROW}"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n' + auth
-    )
-    out = subprocess.run(
-        ["wrk", "-t1", "-c1", "-d", f"{seconds}s", "--latency", "-s", str(script), f"{server.url}/v1/query"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    unit = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-    def lat(p: str) -> float:
-        m = re.search(rf"^\s*{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        return float(m.group(1)) * unit[m.group(2)] if m else float("nan")
-
-    if re.search(r"Non-2xx or 3xx responses:\s+\d+", out):
-        raise RuntimeError(f"non-2xx answers:\n{out}")
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return {"p50": lat("50"), "p99": lat("99"), "rps": float(rps.group(1)) if rps else float("nan")}
+    script = wrk_tool.post_script(workdir / f"small-{'on' if key else 'off'}.lua", SMALL_SQL, key)
+    return wrk_tool.run(f"{server.url}/v1/query", script, seconds)
 
 
 def main() -> None:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import json
 import os
 import platform
-import re
 import statistics
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
 import report
+import wrk
 from server import ROOT, Server
 
 SMALL_SQL = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey = 7"
@@ -56,31 +54,6 @@ class Collector(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def wrk(url: str, key: str, seconds: int, script_dir: Path, connections: int) -> dict:
-    script = script_dir / "small.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(json.dumps({'sql': SMALL_SQL}))}\n"
-        f'wrk.headers["Accept"] = "{ARROW}"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    )
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", "-d", f"{seconds}s", "--latency", "-s", str(script), f"{url}/v1/query"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    unit = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-    def lat(p: str) -> float:
-        m = re.search(rf"^\s*{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        return float(m.group(1)) * unit[m.group(2)] if m else float("nan")
-
-    if re.search(r"Non-2xx or 3xx responses:\s+\d+", out):
-        raise RuntimeError(f"non-2xx answers:\n{out}")
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return {"p50": lat("50"), "p99": lat("99"), "rps": float(rps.group(1)) if rps else float("nan")}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sluice", required=True)
@@ -111,7 +84,8 @@ def main() -> None:
         rounds: dict[str, list[dict]] = {name: [] for name, _ in servers}
         for _ in range(args.rounds):
             for name, s in servers:
-                rounds[name].append(wrk(s.url, s.key, args.seconds, work, args.connections))
+                script = wrk.post_script(work / "small.lua", SMALL_SQL, s.key)
+                rounds[name].append(wrk.run(f"{s.url}/v1/query", script, args.seconds, 2, args.connections))
         log_bytes = {name: (work / f"s{i}.log").stat().st_size for i, (name, _) in enumerate(servers)}
         for _, s in servers:
             s.stop()

@@ -163,6 +163,43 @@ fn client_traceparent() -> (String, String, String) {
     (format!("00-{trace}-{span}-01"), trace, span)
 }
 
+/// A stateless (2026-07-28) MCP `tools/call` of `tool` with `arguments`, naming a trace in its
+/// `_meta` and/or its HTTP headers when given.
+async fn mcp_tool_call(
+    http: &reqwest::Client,
+    server: &str,
+    key: &str,
+    tool: &str,
+    arguments: Value,
+    meta_traceparent: Option<&str>,
+    header_traceparent: Option<&str>,
+) -> reqwest::Response {
+    let mut meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+    });
+    if let Some(tp) = meta_traceparent {
+        meta["traceparent"] = json!(tp);
+    }
+    let mut req = http
+        .post(format!("{server}/mcp"))
+        .bearer_auth(key)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", tool)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": tool, "arguments": arguments, "_meta": meta,
+            }}),
+        );
+    if let Some(tp) = header_traceparent {
+        req = req.header("traceparent", tp);
+    }
+    req.send().await.unwrap()
+}
+
 #[actix_web::test]
 async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
     let Some(meta) = fresh_db("SLUICE_TEST_PG_URL", "sluice_otel").await else {
@@ -297,28 +334,16 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
 
     // Over MCP: the trace named in the request's `_meta` continues through the tool call.
     let (mcp_parent, mcp_trace, mcp_client_span) = client_traceparent();
-    let resp = http
-        .post(format!("{}/mcp", server.url))
-        .bearer_auth(&key)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "query")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "query",
-                "arguments": {"sql": "SELECT count(*) AS n FROM nation"},
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-                    "traceparent": mcp_parent,
-                },
-            }}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = mcp_tool_call(
+        &http,
+        &server.url,
+        &key,
+        "query",
+        json!({"sql": "SELECT count(*) AS n FROM nation"}),
+        Some(&mcp_parent),
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(text.contains("\"n\""), "{text}");
@@ -335,27 +360,16 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
     assert_eq!(named(&spans, "query mcp").parent, tool.span_id);
 
     // Without a client's trace, the tool call is in the trace the answer's `X-Trace-Id` names.
-    let resp = http
-        .post(format!("{}/mcp", server.url))
-        .bearer_auth(&key)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "list_sources")
-        .header("traceparent", client_traceparent().0)
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "list_sources", "arguments": {},
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-                },
-            }}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = mcp_tool_call(
+        &http,
+        &server.url,
+        &key,
+        "list_sources",
+        json!({}),
+        None,
+        Some(&client_traceparent().0),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let answered = resp.headers()["x-trace-id"].to_str().unwrap().to_owned();
     let spans = collector
@@ -587,26 +601,16 @@ async fn metrics_pass_promtool_and_have_every_metric_the_rules_and_dashboard_nam
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = http
-        .post(format!("{}/mcp", server.url))
-        .bearer_auth(&key)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2026-07-28")
-        .header("Mcp-Method", "tools/call")
-        .header("Mcp-Name", "list_sources")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "list_sources", "arguments": {},
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-                },
-            }}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = mcp_tool_call(
+        &http,
+        &server.url,
+        &key,
+        "list_sources",
+        json!({}),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
 
     let text = http
