@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import tempfile
