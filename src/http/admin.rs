@@ -28,6 +28,8 @@ pub async fn get(principal: Principal, service: web::Data<QueryService>) -> Resu
         (status = 400, description = "`bad_request`: not a level or filter; nothing changed", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`permission_denied`: needs an admin key", body = ErrorBody),
+        (status = 413, description = "`request_too_large`: a body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn put(

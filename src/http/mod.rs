@@ -150,7 +150,9 @@ pub async fn observe(
         Method::PATCH => "PATCH",
         _ => "other",
     };
-    let traced = crate::telemetry::tracing_on();
+    // Probes and scrapes (every few seconds from each balancer and Prometheus) start no trace.
+    let traced =
+        crate::telemetry::tracing_on() && !matches!(req.path(), "/health" | "/ready" | "/metrics");
     let span = if traced {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let span = tracing::info_span!(

@@ -242,6 +242,16 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-trace-id"], trace.as_str());
+    // Probes and scrapes start no trace.
+    for probe in ["/health", "/ready", "/metrics"] {
+        let r = http
+            .get(format!("{}{probe}", server.url))
+            .header("traceparent", client_traceparent().0)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("x-trace-id").is_none(), "{probe}");
+    }
     let query_id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["rows"], json!([[2], [3]]));
