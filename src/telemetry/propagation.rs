@@ -101,12 +101,7 @@ fn statement_hash(sql: &str) -> String {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
     });
     let tag = ring::hmac::sign(&KEY, sql.as_bytes());
-    let mut hex = String::with_capacity(16);
-    for b in &tag.as_ref()[..8] {
-        hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        hex.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-    }
-    hex
+    crate::governance::keys::hex(&tag.as_ref()[..8])
 }
 
 /// The exporter's HTTP client: hyper (already in the tree, no second reqwest), its requests
