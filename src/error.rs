@@ -83,6 +83,14 @@ codes! {
     PolicyExists = ("policy_exists", 409),
     /// A policy from the config file, which the API cannot change.
     PolicyFromConfig = ("policy_from_config", 409),
+    /// `POST /v1/sources` with a name that is taken.
+    SourceExists = ("source_exists", 409),
+    /// A source from the config file, which the API cannot change.
+    SourceFromConfig = ("source_from_config", 409),
+    /// `POST /v1/admin/reload` on a server started without a config file.
+    NoConfigFile = ("no_config_file", 409),
+    /// The config file does not load; nothing was changed.
+    ConfigInvalid = ("config_invalid", 422),
     /// The result has more rows than allowed.
     ResultTooLarge = ("result_too_large", 413),
     /// The request body is too large.
@@ -369,6 +377,7 @@ impl ApiError {
                 Self::new(Code::ReadOnly, e.to_string())
             }
             PlanError::TableNotFound(_) => Self::not_found(Code::TableNotFound, e.to_string()),
+            PlanError::SourceNotFound(_) => Self::not_found(Code::SourceNotFound, e.to_string()),
             PlanError::SourceUnavailable { .. } => Self::source_unavailable(e.to_string()),
             PlanError::Params(_) => Self::bad_request(e.to_string()),
             PlanError::Unsupported(_) => Self::new(Code::Unsupported, e.to_string()),

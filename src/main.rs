@@ -51,13 +51,16 @@ enum Command {
         /// The SQL statement.
         sql: String,
     },
-    /// Show each source with its replicas: health, score, circuit, latency, in-flight, queue.
+    /// Show each source with its replicas: health, score, circuit, latency, in-flight, queue;
+    /// or add, replace and remove sources in the registry every server follows.
     Sources {
         #[command(flatten)]
         to: sluice::cli::Connection,
         /// Print the API's JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<sluice::cli::sources::SourcesCommand>,
     },
     /// Print the JSON an MCP client (Claude Code, Claude Desktop, VS Code) needs to use this
     /// server's /mcp with an API key.
@@ -121,7 +124,16 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Sources { to, json } => match sluice::cli::sources::fetch(&to) {
+        Command::Sources {
+            to,
+            command: Some(command),
+            ..
+        } => printed(sluice::cli::sources::change(&to, &command)),
+        Command::Sources {
+            to,
+            json,
+            command: None,
+        } => match sluice::cli::sources::fetch(&to) {
             Ok(list) => {
                 if json {
                     println!(
@@ -218,6 +230,8 @@ fn serve(
         },
         None => Config::embedded(&sluice::embedded_data_dir()),
     };
+    // What the file said, before the command line's overrides: what a reload compares with.
+    let file = path.clone().map(|p| (p, config.clone()));
     if let Some(addr) = listen {
         config.server.listen = addr;
         // The embedded default's Flight listener follows `--listen` to its address, on a free
@@ -247,25 +261,29 @@ fn serve(
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    // With a config file, SIGHUP reads its `[log] level` again (registered before serving, so
-    // a SIGHUP from here on never ends the process); without one, SIGHUP keeps its default.
+    // With a config file, SIGHUP reads it again (registered before serving, so a SIGHUP from
+    // here on never ends the process); without one, SIGHUP keeps its default.
     #[cfg(unix)]
-    if let Some(path) = path {
-        let _in = runtime.enter();
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(hangups) => {
-                runtime.spawn(reload_log_level_on_hangup(hangups, path));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "SIGHUP cannot be caught: the log level is changed through the API only.")
+    let hangups = match &path {
+        Some(_) => {
+            let _in = runtime.enter();
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP cannot be caught: the config is read again through the API only.");
+                    None
+                }
             }
         }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
+        None => None,
+    };
     let handle = runtime.handle().clone();
     let result = actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config, handle).await?;
+        let app = Application::build_from(config, file, handle).await?;
+        #[cfg(unix)]
+        if let Some(hangups) = hangups {
+            app.reload_on(hangups);
+        }
         let mut urls = format!("url={}", app.url());
         if let Some(flight) = app.flight_url() {
             urls.push_str(&format!(" flight={flight}"));
@@ -293,29 +311,6 @@ fn serve(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// On each `SIGHUP`, reads the config file again and applies its `[log] level` (a file that does
-/// not load, or a level that does not parse, changes nothing and is logged).
-#[cfg(unix)]
-async fn reload_log_level_on_hangup(mut hangups: tokio::signal::unix::Signal, path: PathBuf) {
-    while hangups.recv().await.is_some() {
-        match sluice_schemas::loader::load_file(&path) {
-            Ok(config) => match sluice::telemetry::set_level(&config.log.level) {
-                Ok(()) => tracing::warn!(
-                    filter = %config.log.level,
-                    "SIGHUP: log level read again from the config file."
-                ),
-                Err(e) => tracing::warn!(error = %e, "SIGHUP: the log level was not changed."),
-            },
-            // Only the count: an error's text can quote a line of the file, secrets too.
-            Err(errors) => tracing::warn!(
-                path = %path.display(),
-                errors = errors.0.len(),
-                "SIGHUP: the config file does not load (`sluice check` says why); nothing changed."
-            ),
         }
     }
 }

@@ -85,6 +85,14 @@ pub const MCP_TOOL_CALLS_TOTAL: &str = "sluice_mcp_tool_calls_total";
 /// Counter of log lines dropped because the log writer was behind (the non-blocking writer's
 /// buffer was full).
 pub const LOG_LINES_DROPPED_TOTAL: &str = "sluice_log_lines_dropped_total";
+/// Gauge: the source registry version this server has applied.
+pub const REGISTRY_VERSION: &str = "sluice_registry_version";
+/// Counter of registry entries this server could not apply (a missing environment variable, a
+/// location its build refuses), counted each time the registry changes.
+pub const REGISTRY_APPLY_ERRORS_TOTAL: &str = "sluice_registry_apply_errors_total";
+/// Counter of sources started, replaced or stopped while serving; label `action` (`added`,
+/// `changed`, `removed`).
+pub const SOURCE_CHANGES_TOTAL: &str = "sluice_source_changes_total";
 
 use sluice_planner::metrics::{Described, Kind};
 
@@ -165,6 +173,21 @@ pub const DESCRIBED: &[Described] = &[
         AUTH_FAILURES_AGGREGATED_TOTAL,
         Kind::Counter,
         "Failed authentication attempts folded into aggregate audit records.",
+    ),
+    d(
+        REGISTRY_VERSION,
+        Kind::Gauge,
+        "The source registry version this server has applied.",
+    ),
+    d(
+        REGISTRY_APPLY_ERRORS_TOTAL,
+        Kind::Counter,
+        "Source registry entries this server could not apply, counted at each registry change.",
+    ),
+    d(
+        SOURCE_CHANGES_TOTAL,
+        Kind::Counter,
+        "Sources started, replaced or stopped while serving, by action.",
     ),
     d(
         METADATA_STORE_UP,
@@ -329,8 +352,12 @@ fn describe() {
         CACHE_SHARED_STORES_TOTAL,
         CACHE_SHARED_ERRORS_TOTAL,
         LOG_LINES_DROPPED_TOTAL,
+        REGISTRY_APPLY_ERRORS_TOTAL,
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for action in ["added", "changed", "removed"] {
+        metrics::counter!(SOURCE_CHANGES_TOTAL, "action" => action).absolute(0);
     }
     for reason in ["rate", "concurrency"] {
         metrics::counter!(RATE_LIMITED_TOTAL, "reason" => reason).absolute(0);
@@ -350,6 +377,7 @@ fn describe() {
         CACHE_ENTRIES,
         MCP_SESSIONS,
         QUERIES_IN_FLIGHT,
+        REGISTRY_VERSION,
     ] {
         metrics::gauge!(name).increment(0.0);
     }

@@ -83,7 +83,6 @@ pub struct Application {
     scheme: &'static str,
     admin_key: Option<String>,
     service: Arc<QueryService>,
-    connectors: Vec<Arc<dyn sluice_actors::sources::Connector>>,
     /// The Flight SQL listener's address and task, with `[flight]`.
     flight: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     /// The PostgreSQL listener's address, whether it offers TLS, and its task, with `[pg]`.
@@ -102,10 +101,24 @@ impl Application {
         config: Config,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, StartupError> {
+        Self::build_from(config, None, runtime).await
+    }
+
+    /// [`Self::build`] for a server started from the config file at `file` (with what it said
+    /// before command-line overrides), which `SIGHUP` and `POST /v1/admin/reload` read again.
+    ///
+    /// # Errors
+    /// As [`Self::build`].
+    pub async fn build_from(
+        config: Config,
+        file: Option<(std::path::PathBuf, Config)>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, StartupError> {
         // The recorder first: what building the service counts (the first key-set reads, the
         // first key sync) is not lost.
         let prometheus = crate::metrics::install();
-        let (service, sources, admin_key) = QueryService::build(&config, runtime).await?;
+        let (service, sources, admin_key) =
+            QueryService::build_from(&config, file, runtime).await?;
         let options = web::Data::new(crate::http::HttpOptions {
             protect_metrics: config.auth.protect_metrics,
             prometheus,
@@ -208,7 +221,10 @@ impl Application {
         let handle = server.handle();
         // Serving from here: `/health` answers, `/ready` says 503 until the sources loaded.
         let serving = actix_web::rt::spawn(server);
-        let connectors = service.load(sources).await;
+        service.load(sources).await;
+        service.follow_registry(std::time::Duration::from_millis(
+            config.metadata.registry_sync_ms,
+        ));
         let flight = flight.map(|b| (b.addr(), b.serve()));
         let pg = pg.map(|b| (b.addr(), b.tls(), b.serve()));
         Ok(Self {
@@ -218,7 +234,6 @@ impl Application {
             scheme,
             admin_key,
             service,
-            connectors,
             flight,
             pg,
         })
@@ -267,6 +282,31 @@ impl Application {
         self.service.authenticates()
     }
 
+    /// On each `SIGHUP` from `hangups`, reads the config file again as
+    /// `POST /v1/admin/reload` does: sources all or nothing, the log level (a file that does
+    /// not load changes nothing; the log says how many problems it has, never their text,
+    /// which can quote a line of the file).
+    #[cfg(unix)]
+    pub fn reload_on(&self, mut hangups: tokio::signal::unix::Signal) {
+        let service = Arc::clone(&self.service);
+        self.service.runtime().spawn(async move {
+            while hangups.recv().await.is_some() {
+                let principal = crate::governance::Principal::Anonymous;
+                match service.reload_config(&principal).await {
+                    Ok(r) => warn!(
+                        added = ?r.added,
+                        removed = ?r.removed,
+                        changed = ?r.changed,
+                        log_level = %r.log_level,
+                        restart_required = ?r.restart_required,
+                        "SIGHUP: config file read again."
+                    ),
+                    Err(e) => warn!(code = %e.code, "SIGHUP: the config file was not applied; nothing changed."),
+                }
+            }
+        });
+    }
+
     /// A handle to stop the server.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()
@@ -307,7 +347,7 @@ impl Application {
             }
         }
         // Sessions at the far end (Snowflake's) are ended, on the runtime that opened them.
-        let connectors = self.connectors;
+        let connectors = self.service.source_connectors();
         let closing = self.service.runtime().spawn(async move {
             futures::future::join_all(connectors.iter().map(|c| c.close())).await;
         });

@@ -45,13 +45,22 @@ pub struct CatalogStatus {
     pub refreshed_at: Option<SystemTime>,
     /// Why the last attempt failed, if it did (no credentials).
     pub last_error: Option<String>,
-    /// Counts successful loads: a result computed under one version may be stale under the
-    /// next (the result cache keys on it).
+    /// Changes with every successful load (0: never loaded), never repeating in a process: a
+    /// result computed under one version may be stale under the next (the result cache keys
+    /// on it).
     pub version: u64,
     /// What the last successful load found, hashed (tables, their columns and, for files,
     /// each file's path, size, modification time and ETag): two servers that loaded the same
     /// catalog agree on it, so results may be shared between them. `None` before a load.
     pub fingerprint: Option<Fingerprint>,
+}
+
+/// The next catalog version: one counter for every catalog of the process, so a source
+/// removed and added again (a registry change) never comes back at a version a kept plan or
+/// cached result was made under.
+fn next_version() -> u64 {
+    static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// A loaded catalog's content, hashed (the first 16 bytes of a SHA-256).
@@ -85,7 +94,7 @@ impl CatalogStatus {
         self.fingerprint = Some(fingerprint);
         self.refreshed_at = Some(SystemTime::now());
         self.last_error = None;
-        self.version += 1;
+        self.version = next_version();
         RefreshSummary {
             tables,
             elapsed: start.elapsed(),

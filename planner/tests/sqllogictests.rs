@@ -155,6 +155,7 @@ fn kind(e: &sluice_planner::PlanError) -> &'static str {
         P::Data(_) => "data_error",
         P::MultipleStatements(_) | P::ReadOnly(_) => "read_only",
         P::TableNotFound(_) => "table_not_found",
+        P::SourceNotFound(_) => "source_not_found",
         P::SourceUnavailable { .. } => "source_unavailable",
         P::Params(_) => "bad_request",
         P::Unsupported(_) => "unsupported",

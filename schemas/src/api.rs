@@ -260,6 +260,14 @@ pub struct SourceInfo {
     /// The source that serves when every replica is down.
     #[serde(default)]
     pub fallback: Option<String>,
+    /// Where the source is defined: `config` (the config file; the API cannot change it) or
+    /// `registry` (added through `/v1/sources`, shared by every server on the metadata store).
+    #[serde(default = "origin_config")]
+    pub origin: String,
+}
+
+fn origin_config() -> String {
+    "config".to_owned()
 }
 
 /// One replica of a source, as the router sees it.
@@ -320,6 +328,44 @@ pub struct QueueInfo {
 pub struct SourceList {
     /// Every source.
     pub sources: Vec<SourceInfo>,
+    /// The version of the source registry this server has applied (0: nothing was ever
+    /// added through the API). Admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_version: Option<u64>,
+}
+
+/// The answer to `POST /v1/sources`, `PUT /v1/sources/{name}` and `DELETE /v1/sources/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "orders_db", "action": "created", "registry_version": 7, "source": null}))]
+pub struct SourceChange {
+    /// Source (catalog) name.
+    pub name: String,
+    /// `created`, `replaced` or `deleted`.
+    pub action: String,
+    /// The registry's version with this change; every server sharing the metadata store
+    /// applies it within `metadata.registry_sync_ms`.
+    pub registry_version: u64,
+    /// The source as this server runs it now (its first load done), absent once deleted.
+    pub source: Option<SourceInfo>,
+}
+
+/// The answer to `POST /v1/admin/reload` (what `SIGHUP` does too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"added": ["lake2"], "removed": [], "changed": ["pg"], "unchanged": 3, "log_level": "info", "restart_required": ["limits"]}))]
+pub struct ReloadReport {
+    /// Sources the file added, now serving.
+    pub added: Vec<String>,
+    /// Sources gone from the file, now stopped.
+    pub removed: Vec<String>,
+    /// Sources whose entry changed, replaced.
+    pub changed: Vec<String>,
+    /// Sources left as they were.
+    pub unchanged: usize,
+    /// The `[log] level` now in force.
+    pub log_level: String,
+    /// Sections of the file that differ from what the server started with and take effect
+    /// only at the next start (everything but `[[sources]]` and `[log] level`).
+    pub restart_required: Vec<String>,
 }
 
 /// `POST /v1/sources/{name}/refresh`.

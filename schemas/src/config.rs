@@ -605,6 +605,11 @@ pub struct MetadataConfig {
     /// How audit records are written.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// How often each server reads the source registry's version (sources added, changed or
+    /// removed through `/v1/sources`), so a change made through one server is applied by every
+    /// server sharing the store within this interval (plus the new source's first load).
+    #[serde(default = "default_registry_sync_ms")]
+    pub registry_sync_ms: u64,
 }
 
 impl Default for MetadataConfig {
@@ -614,8 +619,13 @@ impl Default for MetadataConfig {
             data_dir: None,
             pool_size: default_metadata_pool_size(),
             audit: AuditConfig::default(),
+            registry_sync_ms: default_registry_sync_ms(),
         }
     }
+}
+
+fn default_registry_sync_ms() -> u64 {
+    1_000
 }
 
 fn default_metadata_pool_size() -> usize {

@@ -469,6 +469,12 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
             push(format!("metadata.{key}"), "must be greater than 0".into());
         }
     }
+    if !(100..=60_000).contains(&config.metadata.registry_sync_ms) {
+        push(
+            "metadata.registry_sync_ms".into(),
+            "must be between 100 and 60000".into(),
+        );
+    }
     if config.auth.key_sync_ms == 0 || config.auth.key_sync_ms > 5_000 {
         push(
             "auth.key_sync_ms".into(),
@@ -819,6 +825,134 @@ fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             }
         }
     }
+}
+
+/// One source entry as the registry takes it (`POST /v1/sources`: the fields of a
+/// `[[sources]]` entry, as JSON), checked as `sluice check` checks the file's: `${VAR}`
+/// references expanded by `lookup` (the stored entry keeps them, so each server expands them
+/// from its own environment), then deserialized and validated. `others` are the names of the
+/// other sources a fallback may name.
+///
+/// # Errors
+/// Every problem found, each with the path it concerns.
+pub fn source_entry(
+    raw: &serde_json::Value,
+    lookup: impl Fn(&str) -> Option<String>,
+    others: &[&str],
+) -> Result<SourceConfig, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut value = Value::try_from(raw).map_err(|e| {
+        ConfigErrors::one(ConfigError::new(
+            "source",
+            format!("not a source entry (a JSON object without nulls): {e}"),
+        ))
+    })?;
+    if !value.is_table() {
+        return Err(ConfigErrors::one(ConfigError::new(
+            "source",
+            "must be a JSON object with the fields of a [[sources]] entry",
+        )));
+    }
+    expand_value(&mut value, "source", &lookup, &mut errors);
+    let source: SourceConfig = match value.try_into() {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(ConfigError::new("source", e.message().to_owned()));
+            return Err(ConfigErrors(errors));
+        }
+    };
+    let name = source.name();
+    let at = format!("source ({name})");
+    let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
+    if !is_plain_identifier(name) {
+        push(
+            at.clone(),
+            "name must be lower case letters, digits and `_`, starting with a letter".into(),
+        );
+    }
+    validate_source(&source, &at, &mut push);
+    if let Some(fb) = source.fallback() {
+        if fb == name {
+            push(at.clone(), "fallback must name another source".into());
+        } else if !others.contains(&fb) {
+            push(
+                at.clone(),
+                format!("fallback `{fb}` is not the name of a source"),
+            );
+        }
+    }
+    for problem in stored_secrets(raw) {
+        push(at.clone(), problem);
+    }
+    if errors.is_empty() {
+        Ok(source)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Secrets written into a source entry instead of named: a password in a replica URL, or a
+/// literal value under a key that holds a secret (`*secret*`, `*password*`, `*token*`,
+/// `*account_key*`, `*sas*`, `*session*`) that is not a `${VAR}` reference. The registry keeps
+/// entries in the metadata store, where secrets never go: each server reads them from its
+/// own environment (`${VAR}`, `password_env`) or files (`private_key_path`).
+pub fn stored_secrets(raw: &serde_json::Value) -> Vec<String> {
+    fn is_reference(v: &str) -> bool {
+        let v = v.trim();
+        v.starts_with("${") && v.ends_with('}') && v.matches("${").count() == 1
+    }
+    fn secret_key(key: &str) -> bool {
+        let k = key.to_ascii_lowercase();
+        let named = k.ends_with("_env") || k.ends_with("_path") || k.ends_with("_file");
+        !named
+            && [
+                "secret",
+                "password",
+                "token",
+                "access_key",
+                "account_key",
+                "sas",
+                "session",
+                "private_key",
+            ]
+            .iter()
+            .any(|s| k.contains(s))
+    }
+    fn walk(key: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => {
+                if secret_key(key) && !is_reference(s) {
+                    out.push(format!(
+                        "`{key}` holds a secret: name it instead (`${{VAR}}`), so it is never stored"
+                    ));
+                }
+                if (s.starts_with("postgres://") || s.starts_with("postgresql://"))
+                    && !s.contains("${")
+                    && url::Url::parse(s).is_ok_and(|u| u.password().is_some())
+                {
+                    out.push(
+                        "a replica URL holds a password: use `password_env`, so it is never stored"
+                            .to_owned(),
+                    );
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(key, item, out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    walk(k, item, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", raw, &mut out);
+    out.dedup();
+    out
 }
 
 /// What is wrong with a policy's shape (its expressions are checked by the server, which can

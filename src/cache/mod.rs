@@ -19,7 +19,7 @@
 //!   local miss asks Redis before running the statement, so servers share hits.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -82,7 +82,7 @@ pub struct ResultCache {
     entries: Option<moka::sync::Cache<Key, Arc<Cached>>>,
     max_entry_bytes: u64,
     /// Sources configured with `cache = false`.
-    uncached: HashSet<String>,
+    uncached: RwLock<HashSet<String>>,
     /// Statements being computed by a leader that others wait for.
     inflight: Inflight,
     /// Entries shared with other servers through Redis, when configured.
@@ -176,8 +176,9 @@ impl ResultCache {
                 .build()
         });
         let shared = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
-            // With no source, no statement reads anything worth sharing.
-            Some(url) if entries.is_some() && !sources.is_empty() => {
+            // Sources can be added while serving (the registry), so even a server started
+            // with none shares.
+            Some(url) if entries.is_some() => {
                 let names = sources.iter().map(|s| s.name().to_owned()).collect();
                 match shared::Shared::start(url, config.ttl_ms, names, runtime) {
                     Ok(s) => Some(s),
@@ -197,11 +198,13 @@ impl ResultCache {
                 .max_entry_bytes
                 .min(config.capacity_bytes)
                 .min(u64::from(u32::MAX)),
-            uncached: sources
-                .iter()
-                .filter(|s| !s.cache())
-                .map(|s| s.name().to_owned())
-                .collect(),
+            uncached: RwLock::new(
+                sources
+                    .iter()
+                    .filter(|s| !s.cache())
+                    .map(|s| s.name().to_owned())
+                    .collect(),
+            ),
             inflight: Arc::default(),
         }
     }
@@ -336,7 +339,7 @@ impl ResultCache {
         let n = header.sources.len();
         if header.prints.len() != n
             || header.gens.len() != n
-            || header.sources.iter().any(|s| self.uncached.contains(s))
+            || header.sources.iter().any(|s| self.is_uncached(s))
         {
             return None;
         }
@@ -386,6 +389,32 @@ impl ResultCache {
         }
     }
 
+    fn is_uncached(&self, source: &str) -> bool {
+        self.uncached
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(source)
+    }
+
+    /// Follows a source added, changed (`Some(its cache setting)`) or removed (`None`) while
+    /// serving: whether its results may be kept, and its generation in the shared cache.
+    pub fn follow(&self, source: &str, cache: Option<bool>) {
+        {
+            let mut uncached = self
+                .uncached
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if cache == Some(false) {
+                uncached.insert(source.to_owned());
+            } else {
+                uncached.remove(source);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            shared.follow(source, cache.is_some());
+        }
+    }
+
     /// Says that `source` was refreshed on purpose (`POST /v1/sources/{name}/refresh`): with
     /// a shared cache, its entries are stale on every server, not only this one.
     pub async fn refreshed(&self, source: &str) {
@@ -414,7 +443,7 @@ impl ResultCache {
         self.entries.is_some()
             && planned.immutable
             && !planned.is_explain()
-            && !planned.sources.iter().any(|s| self.uncached.contains(s))
+            && !planned.sources.iter().any(|s| self.is_uncached(s))
     }
 
     /// A collector for the result of `planned`, stored under `key` when it completes, with

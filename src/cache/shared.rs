@@ -113,8 +113,8 @@ pub(super) struct Shared {
     /// The query runtime: the connection's tasks live there, whoever asks.
     runtime: tokio::runtime::Handle,
     ttl_ms: u64,
-    /// Every configured source, the generations read for each exchange.
-    sources: Vec<String>,
+    /// Every running source, the generations read for each exchange.
+    sources: RwLock<Vec<String>>,
     /// The generations as last read.
     known: RwLock<Gens>,
     /// After a failure, Redis is not asked again before this.
@@ -166,7 +166,7 @@ impl Shared {
             conn,
             runtime: runtime.clone(),
             ttl_ms,
-            sources,
+            sources: RwLock::new(sources),
             known: RwLock::default(),
             paused_until: Mutex::new(None),
             down: AtomicBool::new(false),
@@ -174,6 +174,16 @@ impl Shared {
         });
         runtime.spawn(poll(Arc::downgrade(&shared)));
         Ok(shared)
+    }
+
+    /// Starts (`true`) or stops reading `source`'s generation: a source added or removed
+    /// while serving.
+    pub(super) fn follow(&self, source: &str, running: bool) {
+        let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
+        sources.retain(|s| s != source);
+        if running {
+            sources.push(source.to_owned());
+        }
     }
 
     /// `source`'s generation as last read.
@@ -194,11 +204,10 @@ impl Shared {
             .clone()
     }
 
-    /// Takes what an `MGET` of every source's generation read (in `sources`' order) as the
-    /// generations known now.
-    fn learn(&self, read: Vec<Option<u64>>) -> Gens {
-        let gens: Gens = self
-            .sources
+    /// Takes what an `MGET` of `names`' generations read (in their order) as the generations
+    /// known now.
+    fn learn(&self, names: &[String], read: Vec<Option<u64>>) -> Gens {
+        let gens: Gens = names
             .iter()
             .cloned()
             .zip(read.into_iter().map(Option::unwrap_or_default))
@@ -272,8 +281,13 @@ impl Shared {
     pub(super) async fn fetch(&self, key: Key) -> Option<(Option<Fetched>, Gens)> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        // `sources` is never empty (no shared cache without sources): MGET has keys.
-        pipe.get(result_key(key)).mget(self.gen_keys());
+        let names = self.names();
+        // MGET needs a key: with no source running, the generation of one that never exists.
+        let mut keys: Vec<String> = names.iter().map(|s| gen_key(s)).collect();
+        if keys.is_empty() {
+            keys.push(gen_key(""));
+        }
+        pipe.get(result_key(key)).mget(keys);
         let (value, gens) = self
             .exchange("lookup", async move {
                 let (value, gens): (Option<Vec<u8>>, Vec<Option<u64>>) =
@@ -281,7 +295,7 @@ impl Shared {
                 Ok((value.and_then(decode_entry), gens))
             })
             .await?;
-        Some((value, self.learn(gens)))
+        Some((value, self.learn(&names, gens)))
     }
 
     /// Writes `value` under `key` with the cache's TTL, in the background.
@@ -328,13 +342,21 @@ impl Shared {
         }
     }
 
-    fn gen_keys(&self) -> Vec<String> {
-        self.sources.iter().map(|s| gen_key(s)).collect()
+    /// The sources whose generations are read, now.
+    fn names(&self) -> Vec<String> {
+        self.sources
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     async fn read_gens(&self) {
         let mut conn = self.conn.clone();
-        let keys = self.gen_keys();
+        let names = self.names();
+        if names.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = names.iter().map(|s| gen_key(s)).collect();
         let read = self
             .exchange("generations", async move {
                 redis::cmd("MGET")
@@ -344,7 +366,7 @@ impl Shared {
             })
             .await;
         if let Some(read) = read {
-            self.learn(read);
+            self.learn(&names, read);
         }
     }
 }

@@ -90,7 +90,11 @@ pub fn grpc_code(code: Code) -> tonic::Code {
             tonic::Code::NotFound
         }
         Code::QueryCancelled => tonic::Code::Cancelled,
-        Code::PolicyExists | Code::PolicyFromConfig => tonic::Code::AlreadyExists,
+        Code::PolicyExists
+        | Code::PolicyFromConfig
+        | Code::SourceExists
+        | Code::SourceFromConfig => tonic::Code::AlreadyExists,
+        Code::NoConfigFile | Code::ConfigInvalid => tonic::Code::FailedPrecondition,
         Code::ResultTooLarge | Code::RateLimited | Code::TooManyQueries | Code::TooManySessions => {
             tonic::Code::ResourceExhausted
         }

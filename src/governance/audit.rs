@@ -337,6 +337,10 @@ async fn record_failures(
 fn log_line(r: &AuditRecord) {
     let key = r.key_id.as_deref().unwrap_or("unknown");
     let client = r.client.as_deref().unwrap_or("");
+    if let Some(c) = &r.change {
+        info!(target: "sluice::audit", kind = "admin", key_id = key, client, action = %c.action, target = %c.target);
+        return;
+    }
     match &r.query {
         None => {
             info!(target: "sluice::audit", kind = "auth", key_id = key, client, outcome = %r.outcome, attempts = r.attempts)

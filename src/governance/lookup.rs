@@ -264,6 +264,27 @@ mod tests {
         async fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
             self.inner.delete_policy(name).await
         }
+        async fn registry_version(&self) -> Result<u64, StoreError> {
+            self.inner.registry_version().await
+        }
+        async fn registry(&self) -> Result<crate::governance::store::Registry, StoreError> {
+            self.inner.registry().await
+        }
+        async fn put_source(
+            &self,
+            name: &str,
+            record: &serde_json::Value,
+            mode: crate::governance::store::PutMode,
+            by: Option<&str>,
+        ) -> Result<crate::governance::store::RegistryWrite, StoreError> {
+            self.inner.put_source(name, record, mode, by).await
+        }
+        async fn delete_source(
+            &self,
+            name: &str,
+        ) -> Result<crate::governance::store::RegistryWrite, StoreError> {
+            self.inner.delete_source(name).await
+        }
         fn describe(&self) -> String {
             "counting".into()
         }

@@ -435,6 +435,63 @@ impl Governance {
             .await
     }
 
+    /// The source registry's version.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn registry_version(&self) -> Result<u64, StoreError> {
+        self.on_store(|s| async move { s.registry_version().await }.boxed())
+            .await
+    }
+
+    /// The whole source registry.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn registry(&self) -> Result<store::Registry, StoreError> {
+        self.on_store(|s| async move { s.registry().await }.boxed())
+            .await
+    }
+
+    /// Creates or replaces a registry entry.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn put_source(
+        &self,
+        name: &str,
+        record: serde_json::Value,
+        mode: store::PutMode,
+        by: Option<String>,
+    ) -> Result<store::RegistryWrite, StoreError> {
+        let name = name.to_owned();
+        self.on_store(move |s| {
+            async move { s.put_source(&name, &record, mode, by.as_deref()).await }.boxed()
+        })
+        .await
+    }
+
+    /// Deletes a registry entry.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn delete_source(&self, name: &str) -> Result<store::RegistryWrite, StoreError> {
+        let name = name.to_owned();
+        self.on_store(move |s| async move { s.delete_source(&name).await }.boxed())
+            .await
+    }
+
+    /// Records an administrative change in the audit log.
+    pub fn audit_change(&self, principal: &Principal, change: records::AdminChange) {
+        let mut r = records::AuditRecord::new(
+            records::AuditKind::Admin,
+            principal.key_id().map(str::to_owned),
+            "ok",
+        );
+        r.change = Some(change);
+        self.audit.record(r);
+    }
+
     /// Runs a store call on the query runtime, where the store's connections live.
     async fn on_store<T: Send + 'static>(
         &self,

@@ -1,4 +1,4 @@
-//! What the audit log records: authentication attempts and queries. Plain data: the log
+//! What the audit log records: authentication attempts, queries and administrative changes. Plain data: the log
 //! (`audit`) queues them, the stores write them, and neither is imported here.
 
 use chrono::{DateTime, Utc};
@@ -12,6 +12,8 @@ pub enum AuditKind {
     Auth,
     /// A query or explain.
     Query,
+    /// An administrative change (the source registry, a config reload).
+    Admin,
 }
 
 impl AuditKind {
@@ -20,6 +22,7 @@ impl AuditKind {
         match self {
             Self::Auth => "auth",
             Self::Query => "query",
+            Self::Admin => "admin",
         }
     }
 }
@@ -47,6 +50,19 @@ pub struct QueryAudit {
     pub duration_ms: u64,
     /// The error code, when it failed.
     pub error_code: Option<String>,
+}
+
+/// An administrative change's part of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminChange {
+    /// `source.create`, `source.replace`, `source.delete`, `config.reload`.
+    pub action: String,
+    /// What it changed: a source's name, or the config file's path.
+    pub target: String,
+    /// The entry before (none for a creation), without secrets.
+    pub before: Option<serde_json::Value>,
+    /// The entry after (none for a deletion), without secrets.
+    pub after: Option<serde_json::Value>,
 }
 
 /// One audit record.
@@ -85,6 +101,9 @@ pub struct AuditRecord {
     /// For a query with a trace (`[telemetry]` on): its W3C trace id, 32 hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// For an administrative change: what changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<AdminChange>,
 }
 
 fn one() -> u64 {
@@ -108,6 +127,7 @@ impl AuditRecord {
             issuer: None,
             subject: None,
             trace_id: None,
+            change: None,
         }
     }
 }

@@ -63,7 +63,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(queries::cancel)),
         )
         .service(web::resource("/v1/queries/{id}/result").route(web::get().to(query::result)))
-        .service(web::resource("/v1/sources").route(web::get().to(sources::list)))
+        .service(
+            web::resource("/v1/sources")
+                .route(web::get().to(sources::list))
+                .route(web::post().to(sources::create)),
+        )
+        .service(
+            web::resource("/v1/sources/{name}")
+                .route(web::put().to(sources::replace))
+                .route(web::delete().to(sources::delete)),
+        )
         .service(
             web::resource("/v1/sources/{name}/refresh").route(web::post().to(sources::refresh)),
         )
@@ -75,6 +84,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(admin::get))
                 .route(web::put().to(admin::put)),
         )
+        .service(web::resource("/v1/admin/reload").route(web::post().to(admin::reload)))
         .service(web::resource("/v1/tables/{name}").route(web::get().to(tables::describe)))
         .service(
             web::resource("/v1/keys")

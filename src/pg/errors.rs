@@ -50,7 +50,11 @@ pub fn sqlstate(code: Code) -> &'static str {
         }
         Code::Unsupported => state::FEATURE_NOT_SUPPORTED,
         Code::QueryCancelled => state::QUERY_CANCELED,
-        Code::PolicyExists | Code::PolicyFromConfig => "42710",
+        Code::PolicyExists
+        | Code::PolicyFromConfig
+        | Code::SourceExists
+        | Code::SourceFromConfig => "42710",
+        Code::NoConfigFile | Code::ConfigInvalid => "55000",
         Code::ResultTooLarge | Code::RequestTooLarge => state::PROGRAM_LIMIT_EXCEEDED,
         Code::DataError => "22000",
         Code::RateLimited | Code::TooManyQueries | Code::TooManySessions => "53400",

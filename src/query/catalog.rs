@@ -110,15 +110,29 @@ impl QueryService {
     pub fn sources(&self, principal: &Principal) -> Result<Vec<SourceInfo>> {
         principal.require(Operation::List)?;
         let sources = statuses(&self.router);
+        let info = |s: &SourceStatus| {
+            let mut i = source_info(s);
+            if let Some(o) = self.source_set.origin(&s.name) {
+                o.as_str().clone_into(&mut i.origin);
+            }
+            i
+        };
         if principal.is_admin() {
-            return Ok(sources.iter().map(source_info).collect());
+            return Ok(sources.iter().map(info).collect());
         }
         let planner = self.planner_for(principal);
         Ok(sources
             .iter()
             .filter(|s| planner.grants().is_none_or(|g| g.sees_catalog(&s.name)))
-            .map(|s| without_locations(source_info(s)))
+            .map(|s| without_locations(info(s)))
             .collect())
+    }
+
+    /// The registry version this server applied, for admins.
+    pub fn registry_version(&self, principal: &Principal) -> Option<u64> {
+        principal
+            .is_admin()
+            .then(|| self.source_set.registry_version())
     }
 
     /// Every source with its evidence, for the server's own readiness answer.
@@ -198,7 +212,7 @@ fn replica_info(index: usize, location: &str, s: &StatsSnapshot) -> ReplicaInfo 
 }
 
 /// A source as the API shows it: health with its evidence, never credentials.
-fn source_info(s: &SourceStatus) -> SourceInfo {
+pub(super) fn source_info(s: &SourceStatus) -> SourceInfo {
     let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
     SourceInfo {
         name: s.name.clone(),
@@ -224,6 +238,7 @@ fn source_info(s: &SourceStatus) -> SourceInfo {
             queued: n(q.queued),
         }),
         fallback: s.fallback.clone(),
+        origin: "config".to_owned(),
     }
 }
 

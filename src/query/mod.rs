@@ -47,6 +47,8 @@ mod registry;
 mod retry;
 mod route;
 mod run;
+mod source_admin;
+mod source_set;
 #[cfg(test)]
 mod tests;
 
@@ -99,6 +101,10 @@ pub struct QueryService {
     protected_resource: Option<sluice_schemas::api::ProtectedResource>,
     /// Whether remote statements' spans carry their SQL (`[telemetry] statement_text`).
     trace_statements: bool,
+    /// The running sources, and the path that changes them.
+    source_set: source_set::SourceSet,
+    /// The config file the server started from, and what it said then (for reloads).
+    config_file: Option<(std::path::PathBuf, Config)>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -130,7 +136,7 @@ pub enum BuildError {
 }
 
 /// The sources a new service has built but not yet loaded ([`QueryService::load`]).
-pub struct Unloaded(Vec<BuiltSource>);
+pub struct Unloaded(Vec<(sluice_schemas::SourceConfig, BuiltSource)>);
 
 impl QueryService {
     /// Builds the planner, the source actors, governance and the cache that `config`
@@ -140,8 +146,13 @@ impl QueryService {
     ///
     /// # Errors
     /// Unusable sources, planner options or metadata store.
-    pub async fn build(
+    ///
+    /// `file`: the config file `config` came from, which `POST /v1/admin/reload` and `SIGHUP`
+    /// read again, and what it said at start (before command-line overrides such as
+    /// `--listen`, so a reload compares like with like).
+    pub async fn build_from(
         config: &Config,
+        file: Option<(std::path::PathBuf, Config)>,
         runtime: tokio::runtime::Handle,
     ) -> Result<(Arc<Self>, Unloaded, Option<String>), BuildError> {
         let planner = Planner::new(&PlannerOptions {
@@ -156,14 +167,15 @@ impl QueryService {
         // Connectors and catalogs first (no I/O): a config error stops the start here.
         let mut built = Vec::with_capacity(config.sources.len());
         for source in &config.sources {
-            built.push(
+            built.push((
+                source.clone(),
                 sluice_actors::sources::build(source, &planner).map_err(|e| {
                     BuildError::Source {
                         name: source.name().to_owned(),
                         source: e,
                     }
                 })?,
-            );
+            ));
         }
         let governance = Governance::start(config, &runtime).await?;
         let auth_required = config.auth.mode == AuthMode::ApiKey;
@@ -202,21 +214,23 @@ impl QueryService {
             closing: CancellationToken::new(),
             cache: Arc::new(ResultCache::new(&config.cache, &config.sources, &runtime)),
             runtime,
+            source_set: source_set::SourceSet::default(),
+            config_file: file,
         });
         Ok((service, Unloaded(built), admin_key))
     }
 
     /// Loads every source's tables for the first time and hands the sources to their actors
-    /// (a source that cannot load is retried by its actor); the service serves from here.
-    /// Returns the connectors, to close their remote sessions at stop.
-    pub async fn load(&self, sources: Unloaded) -> Vec<Arc<dyn sluice_actors::sources::Connector>> {
+    /// (a source that cannot load is retried by its actor), then applies the source registry;
+    /// the service serves from here.
+    pub async fn load(&self, sources: Unloaded) {
         let loads = sources
             .0
             .into_iter()
-            .map(|b| async { (first_load(&b, &self.runtime).await, b) });
-        let mut connectors = Vec::new();
-        for (loaded, b) in futures::future::join_all(loads).await {
-            connectors.push(Arc::clone(&b.connector));
+            .map(|(c, b)| async { (first_load(&b, &self.runtime).await, c, b) });
+        let mut started = Vec::new();
+        for (loaded, config, b) in futures::future::join_all(loads).await {
+            started.push((config, Arc::clone(&b.connector)));
             let check_timeout =
                 sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
             // Sent, not queued: the routes are published before the server says it is ready.
@@ -226,14 +240,23 @@ impl QueryService {
                     built: b,
                     loaded,
                     check_timeout,
+                    probes: Vec::new(),
                 })
                 .await
             {
                 warn!(error = %e, "The source supervisor stopped; a source is not registered.");
             }
         }
+        self.started_with(started);
+        // The registry's sources, before the server says it is ready (a store that cannot
+        // be read now is read again on the next tick).
+        self.sync_registry(true).await;
         self.lifecycle.set(sluice_schemas::api::Phase::Serving);
-        connectors
+    }
+
+    /// Every running source's connector (to end their remote sessions at stop).
+    pub fn source_connectors(&self) -> Vec<Arc<dyn sluice_actors::sources::Connector>> {
+        self.source_set.connectors()
     }
 
     /// Stops the source actors.

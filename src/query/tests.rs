@@ -15,9 +15,10 @@ use crate::governance::{Client, Principal};
 async fn service(f: impl FnOnce(&mut Config)) -> Arc<QueryService> {
     let mut config = Config::embedded(&crate::embedded_data_dir());
     f(&mut config);
-    let (service, sources, _) = QueryService::build(&config, tokio::runtime::Handle::current())
-        .await
-        .unwrap();
+    let (service, sources, _) =
+        QueryService::build_from(&config, None, tokio::runtime::Handle::current())
+            .await
+            .unwrap();
     service.load(sources).await;
     service
 }

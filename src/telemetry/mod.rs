@@ -230,6 +230,14 @@ pub fn level() -> Option<String> {
     })
 }
 
+/// Whether `filter` parses as a log filter.
+///
+/// # Errors
+/// Why it does not.
+pub fn check_level(filter: &str) -> Result<(), TelemetryError> {
+    filter_of(filter).map(drop)
+}
+
 /// Replaces the log filter (a level or a `RUST_LOG`-style filter); traces are not affected.
 ///
 /// # Errors

@@ -28,6 +28,7 @@ mod object_stores;
 mod parity;
 mod pg;
 mod postgres;
+mod registry;
 mod snowflake;
 mod streaming;
 mod telemetry;

@@ -20,7 +20,7 @@ use sluice_schemas::{Config, ParquetSourceConfig, SourceConfig, TableConfig};
 use crate::{ARROW, TestApp, testdata};
 
 /// Put into every S3 source's options; it must never come back in any response.
-const S3_SECRET: &str = "sluice-test-secret-0xC0FFEE";
+pub(crate) const S3_SECRET: &str = "sluice-test-secret-0xC0FFEE";
 /// Azurite's published development key.
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
@@ -30,13 +30,13 @@ const TABLES: [&str; 8] = [
 const FLAGS: [&str; 3] = ["A", "N", "R"];
 
 /// Where the services are, or `None` (loudly) outside CI when they are not running.
-struct Services {
-    s3_endpoint: String,
+pub(crate) struct Services {
+    pub(crate) s3_endpoint: String,
     azure_url: String,
-    bucket: String,
+    pub(crate) bucket: String,
 }
 
-fn services() -> Option<Services> {
+pub(crate) fn services() -> Option<Services> {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (
         get("SLUICE_TEST_S3_ENDPOINT"),
@@ -95,7 +95,7 @@ impl Services {
     }
 
     /// A prefix of this test's own under which both stores get the TPC-H tables.
-    async fn seed(&self, test: &str) -> String {
+    pub(crate) async fn seed(&self, test: &str) -> String {
         let prefix = format!("{test}-{}", uuid::Uuid::new_v4().simple());
         let files = seed_files();
         for store in [self.s3_store(), self.azure_store()] {

@@ -311,6 +311,18 @@ impl Router {
         });
     }
 
+    /// Takes source `name` out of the table: statements starting from here do not find it;
+    /// those running keep the replica they were leased. The route it had, if any.
+    pub fn unpublish(&self, name: &str) -> Option<Arc<SourceRoute>> {
+        let mut removed = None;
+        self.table.rcu(|t| {
+            let mut sources = t.sources.clone();
+            removed = sources.remove(name);
+            RoutingTable { sources }
+        });
+        removed
+    }
+
     /// The current table.
     pub fn table(&self) -> Arc<RoutingTable> {
         self.table.load_full()

@@ -29,6 +29,20 @@ pub struct RegisterSource {
     pub loaded: bool,
     /// How long one check may take.
     pub check_timeout: Duration,
+    /// The outcome and latency of one check of each replica, in order, made before the
+    /// source is admitted (a source added or replaced while serving); empty at start, when
+    /// the replicas' actors check first.
+    pub probes: Vec<(Result<(), String>, Duration)>,
+}
+
+/// Stop a source's actors and take its route out of the router (a source removed from the
+/// registry). Statements running on it keep their replica until they end; its pools close
+/// when the last of them lets go. Answers whether there was one.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "bool")]
+pub struct RemoveSource {
+    /// Catalog name.
+    pub name: String,
 }
 
 /// Reload one source's tables now.
@@ -60,7 +74,8 @@ pub struct SourceSupervisor {
     router: Arc<Router>,
     runtime: tokio::runtime::Handle,
     sources: BTreeMap<String, Addr<SourceActor>>,
-    replicas: Vec<Addr<ReplicaActor>>,
+    /// Each source's replica actors.
+    replicas: BTreeMap<String, Vec<Addr<ReplicaActor>>>,
 }
 
 impl SourceSupervisor {
@@ -70,8 +85,22 @@ impl SourceSupervisor {
             router,
             runtime,
             sources: BTreeMap::new(),
-            replicas: Vec::new(),
+            replicas: BTreeMap::new(),
         }
+    }
+
+    /// Stops source `name`'s actors (without their addresses, supervised ones are not
+    /// restarted); whether it had any.
+    fn stop_actors(&mut self, name: &str) -> bool {
+        let source = self.sources.remove(name);
+        let replicas = self.replicas.remove(name).unwrap_or_default();
+        if let Some(addr) = &source {
+            addr.do_send(Shutdown);
+        }
+        for addr in &replicas {
+            addr.do_send(Shutdown);
+        }
+        source.is_some() || !replicas.is_empty()
     }
 }
 
@@ -82,8 +111,12 @@ impl Actor for SourceSupervisor {
 impl Handler<RegisterSource> for SourceSupervisor {
     type Result = ();
 
+    /// A source of a name already registered is replaced: the old one's actors stop once the
+    /// new route is published, so no statement finds the source missing in between.
     fn handle(&mut self, msg: RegisterSource, _: &mut Self::Context) {
         let b = msg.built;
+        let old_source = self.sources.remove(&b.name);
+        let old_replicas = self.replicas.remove(&b.name).unwrap_or_default();
         let policy = HealthPolicy::for_interval(b.health_interval);
         let replicas: Vec<Arc<Replica>> = replicas_of(&b.connector)
             .into_iter()
@@ -99,6 +132,10 @@ impl Handler<RegisterSource> for SourceSupervisor {
                 })
             })
             .collect();
+        for (r, (outcome, latency)) in replicas.iter().zip(msg.probes) {
+            r.stats.record_check(outcome, None, latency);
+        }
+        let mut actors = Vec::with_capacity(replicas.len());
         for r in &replicas {
             let actor = ReplicaActor::new(
                 Arc::clone(r),
@@ -106,8 +143,9 @@ impl Handler<RegisterSource> for SourceSupervisor {
                 b.health_interval,
                 msg.check_timeout,
             );
-            self.replicas.push(actix::Supervisor::start(move |_| actor));
+            actors.push(actix::Supervisor::start(move |_| actor));
         }
+        self.replicas.insert(b.name.clone(), actors);
         let gate = b.concurrency.map(|c| {
             FairGate::new(
                 usize::try_from(c.max).unwrap_or(usize::MAX),
@@ -131,6 +169,21 @@ impl Handler<RegisterSource> for SourceSupervisor {
             fallback: b.fallback,
             gate,
         }));
+        if let Some(addr) = old_source {
+            addr.do_send(Shutdown);
+        }
+        for addr in old_replicas {
+            addr.do_send(Shutdown);
+        }
+    }
+}
+
+impl Handler<RemoveSource> for SourceSupervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RemoveSource, _: &mut Self::Context) -> bool {
+        let routed = self.router.unpublish(&msg.name).is_some();
+        self.stop_actors(&msg.name) || routed
     }
 }
 
@@ -197,7 +250,7 @@ impl Handler<Shutdown> for SourceSupervisor {
         for addr in self.sources.values() {
             addr.do_send(msg);
         }
-        for addr in &self.replicas {
+        for addr in self.replicas.values().flatten() {
             addr.do_send(msg);
         }
         // Without addresses a supervised actor is not restarted.

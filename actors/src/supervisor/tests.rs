@@ -33,6 +33,7 @@ fn register(sup: &Addr<SourceSupervisor>, name: &str, connector: Arc<dyn Connect
         built: BuiltSource::new(name.to_owned(), connector, (50, 0)),
         loaded: true,
         check_timeout: Duration::from_secs(1),
+        probes: Vec::new(),
     });
 }
 

@@ -274,13 +274,22 @@ impl Planner {
             }
             let full = r.clone().resolve(default_catalog, default_schema);
             let name = format!("{}.{}.{}", full.catalog, full.schema, full.table);
-            // A source outside the grants is missing, loaded or not.
+            // A source outside the grants is missing, loaded or not, and its table is what
+            // is missing: a reader never learns which sources exist beyond its grants.
             if self
                 .grants
                 .as_ref()
                 .is_none_or(|g| g.sees_catalog(&full.catalog))
             {
                 self.check_loaded(&full.catalog)?;
+                // Only a name that spells its source out: a bare name that does not resolve
+                // is a missing table.
+                if matches!(r, TableReference::Full { .. })
+                    && full.schema.as_ref() != "information_schema"
+                    && self.base.catalog(&full.catalog).is_none()
+                {
+                    return Err(PlanError::SourceNotFound(full.catalog.to_string()));
+                }
             }
             let exists = full.schema.as_ref() == "information_schema"
                 || self

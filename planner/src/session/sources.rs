@@ -98,6 +98,46 @@ impl Planner {
                 .all(|(s, v)| self.catalog_version(s) == *v)
     }
 
+    /// A planner that registers sources apart from this one (the catalogs [`Self::adopt`]
+    /// takes), on the same session: their tables become visible here when their first load
+    /// succeeds, replacing a source of the same name's in one step, while its catalog status
+    /// (versions, loaded or not) stays the previous one's until adopted. A source is replaced
+    /// this way without a moment when its tables are missing.
+    pub fn staging(&self) -> Self {
+        Self {
+            catalogs: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Takes the catalogs registered through `staging` (see [`Self::staging`]).
+    pub fn adopt(&self, staging: &Self) {
+        let staged =
+            std::mem::take(&mut *staging.catalogs.write().unwrap_or_else(|p| p.into_inner()));
+        self.catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(staged);
+    }
+
+    /// Removes source `name`: its catalog and its tables. Plans kept and results cached under
+    /// it are stale from here (its version is gone); statements running on it keep what they
+    /// hold. Whether there was one.
+    pub fn deregister_source(&self, name: &str) -> bool {
+        let had = self
+            .catalogs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .is_some();
+        let list: &dyn std::any::Any = self.state.catalog_list().as_ref();
+        let removed = list
+            .downcast_ref::<datafusion::catalog::MemoryCatalogProviderList>()
+            .and_then(|l| l.catalogs.remove(name))
+            .is_some();
+        had || removed
+    }
+
     /// The catalog of source `name`, if it has one that loads.
     pub fn source_catalog(&self, name: &str) -> Option<Arc<dyn SourceCatalog>> {
         self.catalogs

@@ -15,7 +15,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sluice_schemas::api::{Policy, UsageDay};
 
-use super::{Changed, KeyChange, MetadataStore, StoreError, empty_day, usage_deltas};
+use super::{
+    Changed, KeyChange, MetadataStore, PutMode, Registry, RegistryWrite, StoreError, StoredSource,
+    empty_day, usage_deltas,
+};
 use crate::governance::keys::KeyRecord;
 use crate::governance::records::AuditRecord;
 
@@ -30,6 +33,11 @@ struct KeysFile {
     /// Policies added through `/v1/policies`, kept beside the keys under the same lock.
     #[serde(default)]
     policies: Vec<Policy>,
+    /// Sources added through `/v1/sources`, and the registry's version.
+    #[serde(default)]
+    sources: Vec<StoredSource>,
+    #[serde(default)]
+    registry_version: u64,
 }
 
 /// `key id -> day -> counters`.
@@ -289,6 +297,70 @@ impl MetadataStore for LocalStore {
             keys.policies.retain(|p| p.name != name);
             let gone = keys.policies.len() != before;
             Ok((gone, gone, false))
+        })
+        .await
+    }
+
+    async fn registry_version(&self) -> Result<u64, StoreError> {
+        self.locked(|keys, _| Ok((keys.registry_version, false, false)))
+            .await
+    }
+
+    async fn registry(&self) -> Result<Registry, StoreError> {
+        self.locked(|keys, _| {
+            let mut sources = keys.sources.clone();
+            sources.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok((
+                Registry {
+                    version: keys.registry_version,
+                    sources,
+                },
+                false,
+                false,
+            ))
+        })
+        .await
+    }
+
+    async fn put_source(
+        &self,
+        name: &str,
+        record: &serde_json::Value,
+        mode: PutMode,
+        by: Option<&str>,
+    ) -> Result<RegistryWrite, StoreError> {
+        let (name, record, by) = (name.to_owned(), record.clone(), by.map(str::to_owned));
+        self.locked(move |keys, _| {
+            let slot = keys.sources.iter().position(|s| s.name == name);
+            let before = match (mode, slot) {
+                (PutMode::Create, Some(_)) => return Ok((RegistryWrite::Exists, false, false)),
+                (PutMode::Replace, None) => return Ok((RegistryWrite::Missing, false, false)),
+                (_, Some(i)) => Some(keys.sources.remove(i).record),
+                (_, None) => None,
+            };
+            keys.registry_version += 1;
+            let version = keys.registry_version;
+            keys.sources.push(StoredSource {
+                name,
+                record,
+                version,
+                updated_by: by,
+            });
+            Ok((RegistryWrite::Done { version, before }, true, false))
+        })
+        .await
+    }
+
+    async fn delete_source(&self, name: &str) -> Result<RegistryWrite, StoreError> {
+        let name = name.to_owned();
+        self.locked(move |keys, _| {
+            let Some(i) = keys.sources.iter().position(|s| s.name == name) else {
+                return Ok((RegistryWrite::Missing, false, false));
+            };
+            let before = Some(keys.sources.remove(i).record);
+            keys.registry_version += 1;
+            let version = keys.registry_version;
+            Ok((RegistryWrite::Done { version, before }, true, false))
         })
         .await
     }

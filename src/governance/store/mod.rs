@@ -19,6 +19,55 @@ pub type KeyChange =
 /// A changed key, and the secret its change made, if any.
 pub type Changed = (KeyRecord, Option<SecretString>);
 
+/// One source the registry holds: a `[[sources]]` entry as JSON, `${VAR}` references
+/// unexpanded (no secret is ever stored).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSource {
+    /// Catalog name.
+    pub name: String,
+    /// The entry.
+    pub record: serde_json::Value,
+    /// The registry version that last wrote it.
+    pub version: u64,
+    /// Who wrote it (a key id), if known.
+    #[serde(default)]
+    pub updated_by: Option<String>,
+}
+
+/// The whole registry at one version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registry {
+    /// Bumped by every change.
+    pub version: u64,
+    /// Every entry, by name.
+    pub sources: Vec<StoredSource>,
+}
+
+/// What a registry write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegistryWrite {
+    /// Written at `version`; `before` is the entry it replaced or deleted.
+    Done {
+        /// The registry's version with this change.
+        version: u64,
+        /// The entry before, if there was one.
+        before: Option<serde_json::Value>,
+    },
+    /// A creation whose name is taken.
+    Exists,
+    /// A replacement or deletion of no entry.
+    Missing,
+}
+
+/// How [`MetadataStore::put_source`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Only a new name.
+    Create,
+    /// Only an existing entry.
+    Replace,
+}
+
 /// A store failure; the text is for the server log, never for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,6 +107,21 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn put_policy(&self, policy: &Policy, replace: bool) -> Result<bool, StoreError>;
     /// Deletes a policy; whether there was one.
     async fn delete_policy(&self, name: &str) -> Result<bool, StoreError>;
+    /// The source registry's version (cheap: every server reads it each
+    /// `metadata.registry_sync_ms`).
+    async fn registry_version(&self) -> Result<u64, StoreError>;
+    /// The whole source registry.
+    async fn registry(&self) -> Result<Registry, StoreError>;
+    /// Creates or replaces one registry entry (by `mode`) and bumps the version, in one step.
+    async fn put_source(
+        &self,
+        name: &str,
+        record: &serde_json::Value,
+        mode: PutMode,
+        by: Option<&str>,
+    ) -> Result<RegistryWrite, StoreError>;
+    /// Deletes one registry entry and bumps the version, in one step.
+    async fn delete_source(&self, name: &str) -> Result<RegistryWrite, StoreError>;
     /// What and where, for the log (no credentials).
     fn describe(&self) -> String;
 }

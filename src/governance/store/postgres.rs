@@ -8,7 +8,9 @@ use sluice_actors::sources::postgres::{parse_replica, tls};
 use sluice_planner::redact::with_causes;
 use sluice_schemas::api::{Policy, UsageDay};
 
-use super::{Changed, KeyChange, MetadataStore, StoreError};
+use super::{
+    Changed, KeyChange, MetadataStore, PutMode, Registry, RegistryWrite, StoreError, StoredSource,
+};
 use crate::governance::keys::KeyRecord;
 use crate::governance::records::AuditRecord;
 
@@ -119,17 +121,18 @@ WITH ins AS (
     INSERT INTO sluice_audit (id, at, kind, key_id, client, user_agent, outcome, query_id,
                               operation, sql_text, sql_sha256, tables, sources, row_count,
                               byte_count, duration_ms, error_code, attempts, issuer, subject, door,
-                              trace_id)
+                              trace_id, change)
     SELECT u.id::uuid, u.at::timestamptz, u.kind, u.key_id, u.client, u.ua, u.outcome,
            u.query_id, u.op, u.sql_text, u.sha, u.tables::jsonb, u.sources::jsonb, u.row_count,
-           u.byte_count, u.dur, u.err, u.attempts, u.issuer, u.subject, u.door, u.trace_id
+           u.byte_count, u.dur, u.err, u.attempts, u.issuer, u.subject, u.door, u.trace_id,
+           u.change::jsonb
     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                 $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::text[], $18::int8[],
-                $19::text[], $20::text[], $21::text[], $22::text[])
+                $19::text[], $20::text[], $21::text[], $22::text[], $23::text[])
          AS u(id, at, kind, key_id, client, ua, outcome, query_id, op, sql_text, sha, tables,
               sources, row_count, byte_count, dur, err, attempts, issuer, subject, door,
-              trace_id)
+              trace_id, change)
     ON CONFLICT (id) DO NOTHING
     RETURNING key_id, at, kind, outcome, row_count, byte_count
 )
@@ -264,12 +267,157 @@ impl MetadataStore for PgStore {
         Ok(n == 1)
     }
 
+    async fn registry_version(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT version FROM sluice_registry", &[])
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let v: i64 = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    }
+
+    async fn registry(&self) -> Result<Registry, StoreError> {
+        let mut client = self.client().await?;
+        // One snapshot: the version and the entries it stands for.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let version: i64 = tx
+            .query_one("SELECT version FROM sluice_registry", &[])
+            .await
+            .map_err(|e| unavailable(&e))?
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = tx
+            .query(
+                "SELECT name, record::text, version, updated_by FROM sluice_sources ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        tx.commit().await.map_err(|e| unavailable(&e))?;
+        let corrupt = |e: tokio_postgres::Error| StoreError::Corrupt(e.to_string());
+        let mut sources = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let text: String = row.try_get(1).map_err(corrupt)?;
+            let v: i64 = row.try_get(2).map_err(corrupt)?;
+            sources.push(StoredSource {
+                name: row.try_get(0).map_err(corrupt)?,
+                record: serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("source record: {e}")))?,
+                version: u64::try_from(v).unwrap_or(0),
+                updated_by: row.try_get(3).map_err(corrupt)?,
+            });
+        }
+        Ok(Registry {
+            version: u64::try_from(version).unwrap_or(0),
+            sources,
+        })
+    }
+
+    async fn put_source(
+        &self,
+        name: &str,
+        record: &serde_json::Value,
+        mode: PutMode,
+        by: Option<&str>,
+    ) -> Result<RegistryWrite, StoreError> {
+        let mut client = self.client().await?;
+        let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tx = client.transaction().await.map_err(|e| unavailable(&e))?;
+        // The registry row's lock orders every change: versions are never reused or skipped.
+        let version: i64 = tx
+            .query_one(
+                "UPDATE sluice_registry SET version = version + 1 RETURNING version",
+                &[],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let before: Option<String> = tx
+            .query_opt(
+                "SELECT record::text FROM sluice_sources WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match (mode, &before) {
+            (PutMode::Create, Some(_)) => return Ok(RegistryWrite::Exists),
+            (PutMode::Replace, None) => return Ok(RegistryWrite::Missing),
+            _ => {}
+        }
+        tx.execute(
+            "INSERT INTO sluice_sources (name, record, version, updated_by) \
+             VALUES ($1, $2::text::jsonb, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET record = excluded.record, \
+             version = excluded.version, updated_by = excluded.updated_by, updated_at = now()",
+            &[&name, &text, &version, &by],
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+        tx.commit().await.map_err(|e| unavailable(&e))?;
+        let before = before
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("source record: {e}")))?;
+        Ok(RegistryWrite::Done {
+            version: u64::try_from(version).unwrap_or(0),
+            before,
+        })
+    }
+
+    async fn delete_source(&self, name: &str) -> Result<RegistryWrite, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| unavailable(&e))?;
+        let version: i64 = tx
+            .query_one(
+                "UPDATE sluice_registry SET version = version + 1 RETURNING version",
+                &[],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let Some(row) = tx
+            .query_opt(
+                "DELETE FROM sluice_sources WHERE name = $1 RETURNING record::text",
+                &[&name],
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+        else {
+            // Rolled back: the version is not bumped for nothing.
+            return Ok(RegistryWrite::Missing);
+        };
+        tx.commit().await.map_err(|e| unavailable(&e))?;
+        let text: String = row
+            .try_get(0)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let before = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("source record: {e}")))?;
+        Ok(RegistryWrite::Done {
+            version: u64::try_from(version).unwrap_or(0),
+            before: Some(before),
+        })
+    }
+
     async fn write_audit(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len();
-        let mut cols: [Vec<Option<String>>; 17] = Default::default();
+        let mut cols: [Vec<Option<String>>; 18] = Default::default();
         let mut nums: [Vec<Option<i64>>; 4] = Default::default();
         let mut err: Vec<Option<String>> = Vec::with_capacity(n);
         for c in &mut cols {
@@ -296,6 +444,9 @@ impl MetadataStore for PgStore {
                 r.subject.clone(),
                 r.door.clone(),
                 r.trace_id.clone(),
+                r.change
+                    .as_ref()
+                    .and_then(|c| serde_json::to_string(c).ok()),
             ];
             for (c, v) in cols.iter_mut().zip(values) {
                 c.push(v);
@@ -326,6 +477,7 @@ impl MetadataStore for PgStore {
             c14,
             c15,
             c16,
+            c17,
         ] = &cols;
         let [n0, n1, n2, n3] = &nums;
         client
@@ -333,7 +485,7 @@ impl MetadataStore for PgStore {
                 INSERT_AUDIT,
                 &[
                     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, n0, n1, n2, &err, n3,
-                    c13, c14, c15, c16,
+                    c13, c14, c15, c16, c17,
                 ],
             )
             .await

@@ -125,6 +125,8 @@ pub(crate) struct Server {
     pub admin_key: Option<String>,
     /// Everything on stdout after the ready line, and stderr, once stopped.
     pub log: std::path::PathBuf,
+    /// The config file it was started with (a test may edit it and send `SIGHUP`).
+    pub config: std::path::PathBuf,
     _dir: std::sync::Arc<tempfile::TempDir>,
 }
 
@@ -140,6 +142,17 @@ impl Server {
         dir: &std::sync::Arc<tempfile::TempDir>,
         listen: &str,
     ) -> Self {
+        Self::start_with(config, dir, listen, &[]).await
+    }
+
+    /// Starts it on `listen` with `env` added to its environment, and waits for its ready
+    /// line.
+    pub(crate) async fn start_with(
+        config: &str,
+        dir: &std::sync::Arc<tempfile::TempDir>,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::io::BufRead as _;
         let n = uuid::Uuid::new_v4().simple().to_string();
         let cfg = dir.path().join(format!("{n}.toml"));
@@ -149,6 +162,7 @@ impl Server {
             .args(["serve", "--listen", listen, "--config"])
             .arg(&cfg)
             .env("SLUICE_LOG", "debug")
+            .envs(env.iter().copied())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -182,6 +196,7 @@ impl Server {
             flight,
             admin_key,
             log,
+            config: cfg,
             _dir: std::sync::Arc::clone(dir),
         }
     }

@@ -1,0 +1,470 @@
+//! The sources a server runs, and changing them while it serves: sources from the config file
+//! (re-read on `SIGHUP` or `POST /v1/admin/reload`) and from the registry in the metadata
+//! store (`/v1/sources`, followed by every server sharing the store).
+//!
+//! Every change goes through one path, [`QueryService::apply_sources`], one at a time:
+//!
+//! ```text
+//!   wanted set ──► diff with the running set ──► build the new and changed sources apart
+//!                                                (a staging planner: nothing visible yet)
+//!        ┌───────────────────────────────────────────────┘
+//!        ▼
+//!   first loads (a replaced source's tables swap in one step when its new catalog loads;
+//!   each new replica is probed) ──► catalogs adopted, removed ones dropped ──► actors:
+//!   registered (the supervisor replaces a source's actors after publishing its new route)
+//!   or stopped ──► caches: a changed or removed source's results are stale everywhere
+//! ```
+//!
+//! Statements already running keep the replica (and pool) they were leased, so a removed
+//! replica finishes its statements; queries reading a deleted source are cancelled. A plan or
+//! a cached result made under a source's previous catalog is never used again: catalog versions
+//! never repeat in a process, and a change bumps the shared cache's generation.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use sluice_actors::sources::{BuiltSource, Connector};
+use sluice_actors::supervisor::{RegisterSource, RemoveSource};
+use sluice_schemas::SourceConfig;
+use tracing::{info, warn};
+
+use super::QueryService;
+use crate::governance::store::StoredSource;
+use crate::metrics as m;
+
+/// Where a running source is defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The config file: the API cannot change it.
+    Config,
+    /// The registry in the metadata store.
+    Registry,
+}
+
+impl Origin {
+    /// As `/v1/sources` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Registry => "registry",
+        }
+    }
+}
+
+/// One running source.
+struct Running {
+    origin: Origin,
+    config: SourceConfig,
+    connector: Arc<dyn Connector>,
+}
+
+/// What the server runs, and what it was asked to run.
+#[derive(Default)]
+struct Wanted {
+    /// The config file's sources, as last applied.
+    file: Vec<SourceConfig>,
+    /// The registry's entries, as last read.
+    registry: BTreeMap<String, StoredSource>,
+}
+
+/// The running sources, and the change path's lock.
+#[derive(Default)]
+pub(crate) struct SourceSet {
+    /// Held for a whole change: changes apply one at a time.
+    changing: tokio::sync::Mutex<Wanted>,
+    running: RwLock<BTreeMap<String, Running>>,
+    /// The registry version last applied.
+    registry_version: AtomicU64,
+}
+
+/// What one change did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Sources started.
+    pub added: Vec<String>,
+    /// Sources stopped.
+    pub removed: Vec<String>,
+    /// Sources replaced.
+    pub changed: Vec<String>,
+    /// Sources left alone.
+    pub unchanged: usize,
+    /// Entries that could not be built (best effort only), with why.
+    pub failed: Vec<String>,
+}
+
+/// How a change treats an entry that cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strictness {
+    /// Nothing changes unless every entry builds (a config file).
+    AllOrNothing,
+    /// The others apply; the entry's failure is counted and logged (a registry entry that
+    /// this server cannot build, e.g. its environment lacks a variable).
+    BestEffort,
+}
+
+impl SourceSet {
+    /// The origin of source `name`, if it runs.
+    pub(crate) fn origin(&self, name: &str) -> Option<Origin> {
+        self.running
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .map(|r| r.origin)
+    }
+
+    /// Every running source's name.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.running
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Every running source's connector (to close their remote sessions at stop).
+    pub(crate) fn connectors(&self) -> Vec<Arc<dyn Connector>> {
+        self.running
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|r| Arc::clone(&r.connector))
+            .collect()
+    }
+
+    /// The registry version last applied.
+    pub(crate) fn registry_version(&self) -> u64 {
+        self.registry_version.load(Ordering::Acquire)
+    }
+}
+
+/// Expands and checks every registry entry (with `file` naming the config's sources); the
+/// ones that cannot be used are returned apart, with why.
+fn registry_configs(
+    file: &[SourceConfig],
+    registry: &BTreeMap<String, StoredSource>,
+) -> (Vec<SourceConfig>, Vec<String>) {
+    let names: Vec<&str> = file
+        .iter()
+        .map(SourceConfig::name)
+        .chain(registry.keys().map(String::as_str))
+        .collect();
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (name, stored) in registry {
+        // The file's source of the same name wins (the API refuses to make one; an entry can
+        // still meet a file edited later).
+        if file.iter().any(|s| s.name() == name) {
+            continue;
+        }
+        match sluice_schemas::loader::source_entry(
+            &stored.record,
+            |v| std::env::var(v).ok(),
+            &names,
+        ) {
+            Ok(c) if c.name() == name => ok.push(c),
+            Ok(_) => failed.push(format!("{name}: the entry names another source")),
+            Err(errors) => failed.push(format!(
+                "{name}: {}",
+                errors
+                    .0
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+    (ok, failed)
+}
+
+impl QueryService {
+    /// Records the sources the service started with (their first loads done).
+    pub(super) fn started_with(&self, sources: Vec<(SourceConfig, Arc<dyn Connector>)>) {
+        let set = &self.source_set;
+        let mut running = set.running.write().unwrap_or_else(PoisonError::into_inner);
+        for (config, connector) in sources {
+            running.insert(
+                config.name().to_owned(),
+                Running {
+                    origin: Origin::Config,
+                    config,
+                    connector,
+                },
+            );
+        }
+        if let Ok(mut wanted) = set.changing.try_lock() {
+            wanted.file = running.values().map(|r| r.config.clone()).collect();
+        }
+    }
+
+    /// Reads the registry and applies it if its version moved since the last time (or
+    /// always, with `force`). Whether the store could be read.
+    pub(crate) async fn sync_registry(&self, force: bool) -> bool {
+        let gov = &self.governance;
+        if !force {
+            match gov.registry_version().await {
+                Ok(v) if v == self.source_set.registry_version() => return true,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "The source registry could not be read; the sources stay as they are.");
+                    return false;
+                }
+            }
+        }
+        let registry = match gov.registry().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "The source registry could not be read; the sources stay as they are.");
+                return false;
+            }
+        };
+        let mut wanted = self.source_set.changing.lock().await;
+        if !force && registry.version == self.source_set.registry_version() {
+            return true;
+        }
+        let entries: BTreeMap<String, StoredSource> = registry
+            .sources
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let file = wanted.file.clone();
+        let (from_registry, failed) = registry_configs(&file, &entries);
+        let applied = self
+            .apply_locked(&file, from_registry, Strictness::BestEffort)
+            .await;
+        let mut failed_all = failed;
+        match applied {
+            Ok(a) => failed_all.extend(a.failed),
+            Err(errors) => failed_all.extend(errors),
+        }
+        for f in &failed_all {
+            warn!(entry = %f, "A registry source could not be applied on this server.");
+        }
+        metrics::counter!(m::REGISTRY_APPLY_ERRORS_TOTAL).increment(failed_all.len() as u64);
+        wanted.registry = entries;
+        self.source_set
+            .registry_version
+            .store(registry.version, Ordering::Release);
+        metrics::gauge!(m::REGISTRY_VERSION).set(registry.version as f64);
+        true
+    }
+
+    /// Applies a config file's `[[sources]]`, all or nothing, with the registry as last read.
+    ///
+    /// # Errors
+    /// Why a source cannot be built (nothing was changed).
+    pub(crate) async fn apply_file(&self, file: Vec<SourceConfig>) -> Result<Applied, Vec<String>> {
+        let mut wanted = self.source_set.changing.lock().await;
+        let (from_registry, _) = registry_configs(&file, &wanted.registry);
+        let applied = self
+            .apply_locked(&file, from_registry, Strictness::AllOrNothing)
+            .await?;
+        wanted.file = file;
+        Ok(applied)
+    }
+
+    /// Makes the running sources `file` (origin config) plus `registry` (origin registry).
+    /// The caller holds the change lock.
+    async fn apply_locked(
+        &self,
+        file: &[SourceConfig],
+        registry: Vec<SourceConfig>,
+        strictness: Strictness,
+    ) -> Result<Applied, Vec<String>> {
+        let wanted: BTreeMap<String, (Origin, SourceConfig)> = file
+            .iter()
+            .map(|c| (Origin::Config, c.clone()))
+            .chain(registry.into_iter().map(|c| (Origin::Registry, c)))
+            .map(|(o, c)| (c.name().to_owned(), (o, c)))
+            .collect();
+        let mut applied = Applied::default();
+        let (to_build, removed) = {
+            let running = self
+                .source_set
+                .running
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let removed: Vec<String> = running
+                .keys()
+                .filter(|n| !wanted.contains_key(*n))
+                .cloned()
+                .collect();
+            let mut to_build = Vec::new();
+            for (name, (origin, config)) in &wanted {
+                match running.get(name) {
+                    None => {
+                        applied.added.push(name.clone());
+                        to_build.push((*origin, config.clone()));
+                    }
+                    Some(r) if r.origin != *origin || r.config != *config => {
+                        applied.changed.push(name.clone());
+                        to_build.push((*origin, config.clone()));
+                    }
+                    Some(_) => applied.unchanged += 1,
+                }
+            }
+            (to_build, removed)
+        };
+        // Built apart: nothing is visible to queries until the first loads.
+        let staging = self.planner.staging();
+        let mut built: Vec<(Origin, SourceConfig, BuiltSource)> = Vec::new();
+        let mut errors = Vec::new();
+        for (origin, config) in to_build {
+            match sluice_actors::sources::build(&config, &staging) {
+                Ok(b) => built.push((origin, config, b)),
+                Err(e) => errors.push(format!("source {}: {e}", config.name())),
+            }
+        }
+        if !errors.is_empty() {
+            if strictness == Strictness::AllOrNothing {
+                return Err(errors);
+            }
+            let failed: Vec<&str> = errors
+                .iter()
+                .filter_map(|e| e.strip_prefix("source "))
+                .filter_map(|e| e.split(':').next())
+                .collect();
+            applied.added.retain(|n| !failed.contains(&n.as_str()));
+            applied.changed.retain(|n| !failed.contains(&n.as_str()));
+            applied.failed = errors;
+        }
+        // First loads, together; a replaced source's tables swap when its new catalog loads.
+        let loads = built
+            .iter()
+            .map(|(_, _, b)| super::first_load(b, &self.runtime));
+        let loaded = futures::future::join_all(loads).await;
+        // New replicas are probed before the supervisor admits them.
+        let probes = built.iter().map(|(_, _, b)| self.probe(b));
+        let probed = futures::future::join_all(probes).await;
+        self.planner.adopt(&staging);
+        for name in &removed {
+            self.planner.deregister_source(name);
+        }
+        let mut old = Vec::new();
+        for (((origin, config, b), loaded), probes) in built.into_iter().zip(loaded).zip(probed) {
+            let name = b.name.clone();
+            let connector = Arc::clone(&b.connector);
+            let check_timeout =
+                sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
+            self.cache.follow(&name, Some(config.cache()));
+            if let Err(e) = self
+                .supervisor
+                .send(RegisterSource {
+                    built: b,
+                    loaded,
+                    check_timeout,
+                    probes,
+                })
+                .await
+            {
+                warn!(error = %e, "The source supervisor stopped; a source is not registered.");
+            }
+            let previous = self
+                .source_set
+                .running
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    name.clone(),
+                    Running {
+                        origin,
+                        config,
+                        connector,
+                    },
+                );
+            if let Some(p) = previous {
+                self.cache.refreshed(&name).await;
+                old.push(p.connector);
+            }
+        }
+        for name in &removed {
+            let _ = self
+                .supervisor
+                .send(RemoveSource { name: name.clone() })
+                .await;
+            let gone = self
+                .source_set
+                .running
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
+            self.cache.follow(name, None);
+            self.cache.refreshed(name).await;
+            self.queries.cancel_reading(name);
+            if let Some(g) = gone {
+                old.push(g.connector);
+            }
+        }
+        applied.removed = removed;
+        self.close_later(old);
+        for (action, names) in [
+            ("added", &applied.added),
+            ("changed", &applied.changed),
+            ("removed", &applied.removed),
+        ] {
+            if !names.is_empty() {
+                metrics::counter!(m::SOURCE_CHANGES_TOTAL, "action" => action)
+                    .increment(names.len() as u64);
+                info!(action, sources = ?names, "Sources changed.");
+            }
+        }
+        Ok(applied)
+    }
+
+    /// One check of each replica of a source not yet admitted, bounded by its check timeout.
+    async fn probe(&self, b: &BuiltSource) -> Vec<(Result<(), String>, std::time::Duration)> {
+        let timeout = sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
+        let handles = sluice_actors::sources::replicas_of(&b.connector);
+        let checks = handles.into_iter().map(|h| {
+            let probe = h.probe;
+            self.runtime.spawn(async move {
+                let start = std::time::Instant::now();
+                let outcome = match tokio::time::timeout(timeout, probe.health_check()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                };
+                (outcome, start.elapsed())
+            })
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .map(|j| j.unwrap_or_else(|_| (Err("the check failed".to_owned()), Default::default())))
+            .collect()
+    }
+
+    /// Ends what replaced and removed sources keep open at the far end, once the statements
+    /// they were running had the drain timeout to finish.
+    fn close_later(&self, old: Vec<Arc<dyn Connector>>) {
+        if old.is_empty() {
+            return;
+        }
+        let after = self.drain_timeout;
+        self.runtime.spawn(async move {
+            tokio::time::sleep(after).await;
+            futures::future::join_all(old.iter().map(|c| c.close())).await;
+        });
+    }
+
+    /// Follows the registry every `every` while the service lives.
+    pub fn follow_registry(self: &Arc<Self>, every: std::time::Duration) {
+        let weak = Arc::downgrade(self);
+        self.runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                if service.closing.is_cancelled() {
+                    return;
+                }
+                service.sync_registry(false).await;
+            }
+        });
+    }
+}
