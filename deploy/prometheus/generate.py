@@ -533,6 +533,47 @@ sum by (job, instance, source, reason) (increase(sluice_source_queue_refusals_to
                                 "as for SluiceSourceQueueSaturated: a slow source or too little "
                                 "max_concurrency/max_queued for the load."),
          }},
+        {"alert": "SluiceRegistryApplyErrors",
+         "expr": f"increase(sluice_registry_apply_errors_total{{{J}}}[10m]) > 0",
+         "labels": {"severity": "warning"},
+         "annotations": {
+             "summary": "Sluice {{ $labels.instance }} cannot apply registry sources",
+             "description": ("{{ $labels.instance }} could not apply {{ $value | printf \"%.0f\" }} "
+                             "source registry entries in the last 10 minutes (counted again at "
+                             "each registry change it applies): a ${VAR} reference its "
+                             "environment lacks, or a store, pool or client it cannot build. "
+                             "Those sources are missing or out of date there, while other "
+                             "servers may run them."),
+             "runbook": runbook("SluiceRegistryApplyErrors",
+                                "the server log names each entry (\"A registry source could not "
+                                "be applied on this server.\"); give the instance the variable, "
+                                "or fix the entry (PUT /v1/sources/{name}). The alert resolves "
+                                "10 minutes after the last registry change, fixed or not."),
+         }},
+        {"alert": "SluiceRegistryVersionBehind",
+         "expr": f"""
+sluice_registry_version{{{J}}}
+  < on (job) group_left
+max by (job) (sluice_registry_version{{{J}}} offset 1m)
+""",
+         "for": "5m",
+         "labels": {"severity": "warning"},
+         "annotations": {
+             "summary": "Sluice {{ $labels.instance }} is behind the source registry",
+             "description": ("{{ $labels.instance }} has applied source registry version "
+                             "{{ $value | printf \"%.0f\" }}, older than the one another "
+                             "server of job {{ $labels.job }} has applied, for more than 5 "
+                             "minutes (servers sharing a metadata store converge within "
+                             "metadata.registry_sync_ms): "
+                             "sources added, changed or removed since may be missing, out of "
+                             "date or still running there."),
+             "runbook": runbook("SluiceRegistryVersionBehind",
+                                "check that the instance reaches the metadata store "
+                                "(SluiceMetadataStoreUnreachable) and its log (\"The source "
+                                "registry could not be read\"); compare registry_version in "
+                                "GET /v1/sources (as an admin) across the servers. Servers that "
+                                "do not share one store need a job each."),
+         }},
     ]))
 
     # --- cache -------------------------------------------------------------------------------

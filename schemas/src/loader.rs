@@ -893,13 +893,15 @@ pub fn source_entry(
 
 /// Secrets written into a source entry instead of named: a password in a replica URL, or a
 /// literal value under a key that holds a secret (`*secret*`, `*password*`, `*token*`,
-/// `*account_key*`, `*sas*`, `*session*`) that is not a `${VAR}` reference. The registry keeps
+/// `*access_key*`, `*account_key*`, `*sas*`, `*session*`, `*private_key*`, but not `*_env`,
+/// `*_path`, `*_file`) that is not a `${VAR}` reference without a default. The registry keeps
 /// entries in the metadata store, where secrets never go: each server reads them from its
 /// own environment (`${VAR}`, `password_env`) or files (`private_key_path`).
 pub fn stored_secrets(raw: &serde_json::Value) -> Vec<String> {
     fn is_reference(v: &str) -> bool {
         let v = v.trim();
-        v.starts_with("${") && v.ends_with('}') && v.matches("${").count() == 1
+        // A default (`${VAR:-value}`) is a value written into the entry.
+        v.starts_with("${") && v.ends_with('}') && v.matches("${").count() == 1 && !v.contains(":-")
     }
     fn secret_key(key: &str) -> bool {
         let k = key.to_ascii_lowercase();
@@ -926,8 +928,10 @@ pub fn stored_secrets(raw: &serde_json::Value) -> Vec<String> {
                         "`{key}` holds a secret: name it instead (`${{VAR}}`), so it is never stored"
                     ));
                 }
+                // A `${VAR}` reference as the password is named, not written (unless it
+                // carries a default).
                 if (s.starts_with("postgres://") || s.starts_with("postgresql://"))
-                    && !s.contains("${")
+                    && (!s.contains("${") || s.contains(":-"))
                     && url::Url::parse(s).is_ok_and(|u| u.password().is_some())
                 {
                     out.push(
@@ -1252,5 +1256,50 @@ role = "admin"
     fn syntax_error_is_reported() {
         let errs = parse_with("[server\nlisten=", &[]).unwrap_err();
         assert_eq!(errs.0.len(), 1);
+    }
+
+    /// A registry entry is checked as the file's are, its `${VAR}` references expanded from
+    /// the given environment; secrets written into it are refused, named ones are not.
+    #[test]
+    fn registry_entries_are_checked_like_the_file_and_hold_no_secret() {
+        let env = |v: &str| (v == "KEY").then(|| "k".to_owned());
+        let ok = serde_json::json!({
+            "name": "lake", "kind": "parquet", "location": "s3://b/p/",
+            "options": {"access_key_id": "${KEY}", "secret_access_key": "${KEY}"},
+            "fallback": "other",
+        });
+        let c = source_entry(&ok, env, &["other"]).unwrap();
+        assert_eq!(c.name(), "lake");
+        let SourceConfig::Parquet(p) = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            p.options["secret_access_key"], "k",
+            "expanded for the build"
+        );
+
+        let errs = source_entry(&ok, env, &[]).unwrap_err();
+        assert!(errs.to_string().contains("fallback `other`"), "{errs}");
+        let missing = serde_json::json!({"name": "lake", "kind": "parquet", "location": "${NOPE}"});
+        assert!(source_entry(&missing, env, &[]).is_err());
+        let unknown =
+            serde_json::json!({"name": "lake", "kind": "parquet", "location": "/x", "colour": 1});
+        assert!(source_entry(&unknown, env, &[]).is_err());
+        assert!(source_entry(&serde_json::json!([1]), env, &[]).is_err());
+
+        let literal = serde_json::json!({
+            "name": "pg", "kind": "postgres",
+            "replicas": ["postgres://u:pw@h/db", "postgres://u:${PW}@h/db", "postgres://u@h/db"],
+            "options": {"account_key": "abc", "sas_token": "${T:-abc}", "password_env": "PW"},
+        });
+        let problems = stored_secrets(&literal);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("password_env")));
+        assert!(problems.iter().any(|p| p.contains("account_key")));
+        assert!(
+            problems.iter().any(|p| p.contains("sas_token")),
+            "a default is a literal"
+        );
+        assert!(stored_secrets(&ok).is_empty());
     }
 }

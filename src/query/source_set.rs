@@ -140,11 +140,11 @@ impl SourceSet {
 }
 
 /// Expands and checks every registry entry (with `file` naming the config's sources); the
-/// ones that cannot be used are returned apart, with why.
+/// ones that cannot be used here are returned apart, by name, with why.
 fn registry_configs(
     file: &[SourceConfig],
     registry: &BTreeMap<String, StoredSource>,
-) -> (Vec<SourceConfig>, Vec<String>) {
+) -> (Vec<SourceConfig>, Vec<(String, String)>) {
     let names: Vec<&str> = file
         .iter()
         .map(SourceConfig::name)
@@ -153,9 +153,13 @@ fn registry_configs(
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for (name, stored) in registry {
-        // The file's source of the same name wins (the API refuses to make one; an entry can
-        // still meet a file edited later).
+        // The file's source of the same name wins: the answering server refuses such an
+        // entry, but another server's file can name it, or a file edited later.
         if file.iter().any(|s| s.name() == name) {
+            failed.push((
+                name.clone(),
+                "this server's config file defines a source of this name, which wins".to_owned(),
+            ));
             continue;
         }
         match sluice_schemas::loader::source_entry(
@@ -164,15 +168,15 @@ fn registry_configs(
             &names,
         ) {
             Ok(c) if c.name() == name => ok.push(c),
-            Ok(_) => failed.push(format!("{name}: the entry names another source")),
-            Err(errors) => failed.push(format!(
-                "{name}: {}",
+            Ok(_) => failed.push((name.clone(), "the entry names another source".to_owned())),
+            Err(errors) => failed.push((
+                name.clone(),
                 errors
                     .0
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
-                    .join("; ")
+                    .join("; "),
             )),
         }
     }
@@ -231,10 +235,14 @@ impl QueryService {
             .collect();
         let file = wanted.file.clone();
         let (from_registry, failed) = registry_configs(&file, &entries);
+        let keep: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
         let applied = self
-            .apply_locked(&file, from_registry, Strictness::BestEffort)
+            .apply_locked(&file, from_registry, &keep, Strictness::BestEffort)
             .await;
-        let mut failed_all = failed;
+        let mut failed_all: Vec<String> = failed
+            .into_iter()
+            .map(|(n, why)| format!("source {n}: {why}"))
+            .collect();
         match applied {
             Ok(a) => failed_all.extend(a.failed),
             Err(errors) => failed_all.extend(errors),
@@ -257,20 +265,24 @@ impl QueryService {
     /// Why a source cannot be built (nothing was changed).
     pub(crate) async fn apply_file(&self, file: Vec<SourceConfig>) -> Result<Applied, Vec<String>> {
         let mut wanted = self.source_set.changing.lock().await;
-        let (from_registry, _) = registry_configs(&file, &wanted.registry);
+        let (from_registry, failed) = registry_configs(&file, &wanted.registry);
+        let keep: Vec<String> = failed.into_iter().map(|(n, _)| n).collect();
         let applied = self
-            .apply_locked(&file, from_registry, Strictness::AllOrNothing)
+            .apply_locked(&file, from_registry, &keep, Strictness::AllOrNothing)
             .await?;
         wanted.file = file;
         Ok(applied)
     }
 
-    /// Makes the running sources `file` (origin config) plus `registry` (origin registry).
-    /// The caller holds the change lock.
+    /// Makes the running sources `file` (origin config) plus `registry` (origin registry);
+    /// registry sources named in `keep` (entries this server cannot use now) stay as they
+    /// run. `strictness` is for the file's sources: a registry source that cannot be built is
+    /// always left as it runs, counted and logged. The caller holds the change lock.
     async fn apply_locked(
         &self,
         file: &[SourceConfig],
         registry: Vec<SourceConfig>,
+        keep: &[String],
         strictness: Strictness,
     ) -> Result<Applied, Vec<String>> {
         let wanted: BTreeMap<String, (Origin, SourceConfig)> = file
@@ -287,9 +299,11 @@ impl QueryService {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
             let removed: Vec<String> = running
-                .keys()
-                .filter(|n| !wanted.contains_key(*n))
-                .cloned()
+                .iter()
+                .filter(|(n, r)| {
+                    !wanted.contains_key(*n) && !(r.origin == Origin::Registry && keep.contains(*n))
+                })
+                .map(|(n, _)| n.clone())
                 .collect();
             let mut to_build = Vec::new();
             for (name, (origin, config)) in &wanted {

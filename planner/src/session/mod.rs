@@ -502,4 +502,75 @@ mod tests {
         let other = p.with_defaults("b", "t");
         assert!(!Arc::ptr_eq(&one.state, &other.state));
     }
+
+    fn spec(name: &str, tables: &[&str]) -> crate::ParquetSourceSpec {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/tpch");
+        let base = url::Url::from_directory_path(dir.canonicalize().unwrap()).unwrap();
+        crate::ParquetSourceSpec {
+            catalog: name.into(),
+            schema: "public".into(),
+            tables: tables
+                .iter()
+                .map(|t| crate::catalog::TableLocation {
+                    name: (*t).to_owned(),
+                    url: base.join(&format!("{t}.parquet")).unwrap(),
+                })
+                .collect(),
+            base,
+            pushdown_filters: false,
+        }
+    }
+
+    /// A source replaced through a staging planner: its tables swap when the new catalog
+    /// loads, its version (what kept plans and cached results are checked against) when it is
+    /// adopted, and never to one it had before; a removed source is `source_not_found`.
+    #[tokio::test]
+    async fn sources_are_replaced_whole_and_removed_for_good() {
+        let p = Planner::new(&PlannerOptions::default()).unwrap();
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new());
+        let staging = p.staging();
+        staging
+            .load_parquet_source(spec("lake", &["nation"]), Arc::clone(&store))
+            .await
+            .unwrap();
+        // Loaded apart: its tables show, its status is not this planner's yet.
+        assert_eq!(p.catalog_version("lake"), 0);
+        p.plan("SELECT * FROM lake.public.nation", None, None)
+            .await
+            .unwrap();
+        p.adopt(&staging);
+        let first = p.catalog_version("lake");
+        assert!(first > 0);
+
+        let staging = p.staging();
+        staging
+            .load_parquet_source(spec("lake", &["region"]), Arc::clone(&store))
+            .await
+            .unwrap();
+        assert_eq!(p.catalog_version("lake"), first, "not adopted yet");
+        assert!(matches!(
+            p.plan("SELECT * FROM lake.public.nation", None, None).await,
+            Err(PlanError::TableNotFound(_))
+        ));
+        p.adopt(&staging);
+        let second = p.catalog_version("lake");
+        assert!(second > first);
+
+        assert!(p.deregister_source("lake"));
+        assert_eq!(p.catalog_version("lake"), 0);
+        assert!(matches!(
+            p.plan("SELECT * FROM lake.public.region", None, None).await,
+            Err(PlanError::SourceNotFound(ref n)) if n == "lake"
+        ));
+        assert!(!p.deregister_source("lake"));
+        // Back again: at a version it never had.
+        let staging = p.staging();
+        staging
+            .load_parquet_source(spec("lake", &["region"]), store)
+            .await
+            .unwrap();
+        p.adopt(&staging);
+        assert!(p.catalog_version("lake") > second);
+    }
 }
