@@ -610,6 +610,11 @@ pub struct MetadataConfig {
     /// server sharing the store within this interval (plus the new source's first load).
     #[serde(default = "default_registry_sync_ms")]
     pub registry_sync_ms: u64,
+    /// Whether sources added through `/v1/sources` may read this server's own files (a
+    /// `file://` location or table path). Off: an API admin can add object stores and
+    /// databases, and only the config file exposes local files.
+    #[serde(default)]
+    pub registry_local_files: bool,
 }
 
 impl Default for MetadataConfig {
@@ -620,6 +625,7 @@ impl Default for MetadataConfig {
             pool_size: default_metadata_pool_size(),
             audit: AuditConfig::default(),
             registry_sync_ms: default_registry_sync_ms(),
+            registry_local_files: false,
         }
     }
 }

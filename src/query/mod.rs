@@ -214,7 +214,7 @@ impl QueryService {
             closing: CancellationToken::new(),
             cache: Arc::new(ResultCache::new(&config.cache, &config.sources, &runtime)),
             runtime,
-            source_set: source_set::SourceSet::default(),
+            source_set: source_set::SourceSet::new(config.metadata.registry_local_files),
             config_file: file,
         });
         Ok((service, Unloaded(built), admin_key))

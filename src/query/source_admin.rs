@@ -82,6 +82,11 @@ impl QueryService {
                             .join("; "),
                     )
                 })?;
+        // An admin of the API is not the operator of the machine: this server's files are the
+        // config file's to expose.
+        if !self.source_set.local_files && super::source_set::reads_local_files(&config) {
+            return Err(ApiError::bad_request(super::source_set::LOCAL_FILES));
+        }
         // What `sluice check` does beyond the file's shape: build its store, pools or client.
         sluice_actors::sources::validate(&config)
             .map_err(|e| ApiError::bad_request(format!("source {name}: {e}")))?;

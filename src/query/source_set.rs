@@ -71,6 +71,8 @@ struct Wanted {
 /// The running sources, and the change path's lock.
 #[derive(Default)]
 pub(crate) struct SourceSet {
+    /// `metadata.registry_local_files`: whether registry sources may read this server's files.
+    pub(crate) local_files: bool,
     /// Held for a whole change: changes apply one at a time.
     changing: tokio::sync::Mutex<Wanted>,
     running: RwLock<BTreeMap<String, Running>>,
@@ -104,6 +106,14 @@ pub(crate) enum Strictness {
 }
 
 impl SourceSet {
+    /// No source yet; `local_files`: `metadata.registry_local_files`.
+    pub(crate) fn new(local_files: bool) -> Self {
+        Self {
+            local_files,
+            ..Self::default()
+        }
+    }
+
     /// The origin of source `name`, if it runs.
     pub(crate) fn origin(&self, name: &str) -> Option<Origin> {
         self.running
@@ -144,6 +154,7 @@ impl SourceSet {
 fn registry_configs(
     file: &[SourceConfig],
     registry: &BTreeMap<String, StoredSource>,
+    local_files: bool,
 ) -> (Vec<SourceConfig>, Vec<(String, String)>) {
     let names: Vec<&str> = file
         .iter()
@@ -167,6 +178,9 @@ fn registry_configs(
             |v| std::env::var(v).ok(),
             &names,
         ) {
+            Ok(c) if !local_files && reads_local_files(&c) => {
+                failed.push((name.clone(), LOCAL_FILES.to_owned()));
+            }
             Ok(c) if c.name() == name => ok.push(c),
             Ok(_) => failed.push((name.clone(), "the entry names another source".to_owned())),
             Err(errors) => failed.push((
@@ -181,6 +195,26 @@ fn registry_configs(
         }
     }
     (ok, failed)
+}
+
+/// Why a registry source may not read this server's files.
+pub(crate) const LOCAL_FILES: &str = "a source added through the API may not read this server's own files (a file:// location or table path) unless [metadata] registry_local_files = true; an object store or a database can be added";
+
+/// Whether `source` reads files of the server it runs on: a `file://` (or plain path)
+/// location, or a table path naming a `file:` URL.
+pub(crate) fn reads_local_files(source: &SourceConfig) -> bool {
+    let local = |u: &str| {
+        let u = u.trim().to_ascii_lowercase();
+        u.starts_with("file:")
+    };
+    match source {
+        SourceConfig::Parquet(p) => {
+            !p.location.contains("://")
+                || local(&p.location)
+                || p.tables.iter().any(|t| local(&t.path))
+        }
+        _ => false,
+    }
 }
 
 impl QueryService {
@@ -234,7 +268,8 @@ impl QueryService {
             .map(|s| (s.name.clone(), s))
             .collect();
         let file = wanted.file.clone();
-        let (from_registry, failed) = registry_configs(&file, &entries);
+        let (from_registry, failed) =
+            registry_configs(&file, &entries, self.source_set.local_files);
         let keep: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
         let applied = self
             .apply_locked(&file, from_registry, &keep, Strictness::BestEffort)
@@ -265,7 +300,8 @@ impl QueryService {
     /// Why a source cannot be built (nothing was changed).
     pub(crate) async fn apply_file(&self, file: Vec<SourceConfig>) -> Result<Applied, Vec<String>> {
         let mut wanted = self.source_set.changing.lock().await;
-        let (from_registry, failed) = registry_configs(&file, &wanted.registry);
+        let (from_registry, failed) =
+            registry_configs(&file, &wanted.registry, self.source_set.local_files);
         let keep: Vec<String> = failed.into_iter().map(|(n, _)| n).collect();
         let applied = self
             .apply_locked(&file, from_registry, &keep, Strictness::AllOrNothing)
@@ -301,7 +337,8 @@ impl QueryService {
             let removed: Vec<String> = running
                 .iter()
                 .filter(|(n, r)| {
-                    !wanted.contains_key(*n) && !(r.origin == Origin::Registry && keep.contains(*n))
+                    let kept = r.origin == Origin::Registry && keep.contains(*n);
+                    !wanted.contains_key(*n) && !kept
                 })
                 .map(|(n, _)| n.clone())
                 .collect();

@@ -480,6 +480,22 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
             "allow_http": "true",
         },
     });
+    // This server's own files are the config file's to expose, not an API admin's.
+    let mut sneaky = entry.clone();
+    sneaky["tables"] = json!([{"name": "passwd", "path": "file:///etc/passwd"}]);
+    for local in [
+        json!({"name": "etc", "kind": "parquet", "location": "/etc/"}),
+        json!({"name": "etc", "kind": "parquet", "location": "file:///etc/"}),
+        sneaky,
+    ] {
+        let resp = call(&a, &admin, Method::POST, "/v1/sources")
+            .json(&local)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{local}");
+        assert!(resp.text().await.unwrap().contains("registry_local_files"));
+    }
     // A secret written into the entry is refused.
     let mut literal = entry.clone();
     literal["options"]["secret_access_key"] = json!(crate::object_stores::S3_SECRET);
