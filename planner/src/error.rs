@@ -27,9 +27,8 @@ pub enum PlanError {
     /// A table reference does not resolve.
     #[error("table {0} not found")]
     TableNotFound(String),
-    /// A table reference names a source (catalog) that does not exist: never configured, or
-    /// removed from the registry.
-    #[error("source {0} not found (it is not configured, or was removed)")]
+    /// A table reference names a source (catalog) removed while the server ran.
+    #[error("source {0} not found: it was removed")]
     SourceNotFound(String),
     /// The statement parses but does not plan (unknown column, type error, ...): the message
     /// is about the user's SQL and is safe to return.

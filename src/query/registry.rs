@@ -313,15 +313,20 @@ impl QueryRegistry {
     /// Cancels every running query that reads source `name` (a source removed while they
     /// ran); returns how many.
     pub fn cancel_reading(&self, name: &str) -> usize {
-        let running = self.list(usize::MAX, |e| {
-            e.state() == sluice_schemas::api::QueryState::Running
-                && e.lock().sources.iter().any(|s| s == name)
-        });
+        let running = self.running_reading(name);
         for e in &running {
             tracing::warn!(query_id = %e.id, source = %name, "Query cancelled: a source it reads was removed.");
             e.cancel.cancel();
         }
         running.len()
+    }
+
+    /// The queries running now that read source `name`.
+    pub fn running_reading(&self, name: &str) -> Vec<Arc<QueryEntry>> {
+        self.list(usize::MAX, |e| {
+            e.state() == sluice_schemas::api::QueryState::Running
+                && e.lock().sources.iter().any(|s| s == name)
+        })
     }
 
     /// Recent queries, newest first, that `visible` accepts, at most `limit`.

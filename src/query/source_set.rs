@@ -394,6 +394,9 @@ impl QueryService {
             self.planner.deregister_source(name);
         }
         let mut old = Vec::new();
+        // Queries running on a replaced source's old pools: cancelled at the drain deadline
+        // if they are still running then.
+        let mut stale = Vec::new();
         for (((origin, config, b), loaded), probes) in built.into_iter().zip(loaded).zip(probed) {
             let name = b.name.clone();
             let connector = Arc::clone(&b.connector);
@@ -428,6 +431,7 @@ impl QueryService {
             if let Some(p) = previous {
                 self.cache.refreshed(&name).await;
                 old.push(p.connector);
+                stale.extend(self.queries.running_reading(&name));
             }
         }
         for name in &removed {
@@ -449,7 +453,7 @@ impl QueryService {
             }
         }
         applied.removed = removed;
-        self.close_later(old);
+        self.close_later(old, stale);
         for (action, names) in [
             ("added", &applied.added),
             ("changed", &applied.changed),
@@ -487,15 +491,37 @@ impl QueryService {
             .collect()
     }
 
-    /// Ends what replaced and removed sources keep open at the far end, once the statements
-    /// they were running had the drain timeout to finish.
-    fn close_later(&self, old: Vec<Arc<dyn Connector>>) {
+    /// Retires the connectors of replaced and removed sources: their idle connections go at
+    /// once and each second after (as running statements give theirs back); at the drain
+    /// deadline (`server.drain_timeout_ms`) the queries still running on them are cancelled
+    /// and what they keep open at the far end is closed.
+    fn close_later(
+        &self,
+        old: Vec<Arc<dyn Connector>>,
+        stale: Vec<Arc<super::registry::QueryEntry>>,
+    ) {
         if old.is_empty() {
             return;
         }
-        let after = self.drain_timeout;
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
         self.runtime.spawn(async move {
-            tokio::time::sleep(after).await;
+            loop {
+                for c in &old {
+                    c.release_idle();
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                let next = (tokio::time::Instant::now() + std::time::Duration::from_secs(1))
+                    .min(deadline);
+                tokio::time::sleep_until(next).await;
+            }
+            for e in stale {
+                if e.state() == sluice_schemas::api::QueryState::Running {
+                    warn!(query_id = %e.id, "Query cancelled: it still ran on a replaced source's old connections at the drain deadline.");
+                    e.cancel.cancel();
+                }
+            }
             futures::future::join_all(old.iter().map(|c| c.close())).await;
         });
     }

@@ -120,7 +120,7 @@ fn pg_entry(name: &str, replicas: &[&str]) -> Value {
         "name": name,
         "kind": "postgres",
         "replicas": replicas,
-        "max_concurrency": 8,
+        "max_concurrency": 4,
         "health_check_interval_ms": 200,
     })
 }
@@ -169,10 +169,10 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
     // Keys reach B within its key sync.
     until_status(&b, &reader, "SELECT 1", 200).await;
 
-    // Before it exists: the reader's grant names it, and it is not found.
+    // Before it exists: the reader's grant names it, and there is no such table.
     let count = "SELECT count(*) AS n, sum(id) AS s FROM newsrc.public.t";
     let (s, body, _) = query(&b, &reader, count).await;
-    assert_eq!((s, code(&body)), (404, "source_not_found"), "{body}");
+    assert_eq!((s, code(&body)), (404, "table_not_found"), "{body}");
 
     // A reader cannot change the registry.
     let refused = call(&a, &reader, Method::POST, "/v1/sources")
@@ -262,7 +262,7 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
     let answered = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut clients = Vec::new();
-    for i in 0..6 {
+    for i in 0..4 {
         let (url, key) = (b.url.clone(), reader.clone());
         let (stop, answered, failures) = (
             Arc::clone(&stop),
@@ -274,7 +274,7 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
             // Each client asks something of its own, so the result cache does not answer.
             let mut n = i;
             while !stop.load(Ordering::Acquire) {
-                n += 6;
+                n += 4;
                 let sql = format!(
                     "SELECT count(*) AS n FROM newsrc.public.t WHERE id > {}",
                     n % 997

@@ -73,6 +73,10 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// Lets go of idle connections now (a source replaced or removed while serving: its
+    /// running statements keep theirs, nothing else will ask for more).
+    fn release_idle(&self) {}
 }
 
 /// How a replica's actor checks it.

@@ -77,6 +77,9 @@ pub struct Planner {
     /// This view with other name defaults ([`Planner::with_defaults`]), kept so a session's
     /// statements share one view and its kept plans.
     with_defaults: DefaultsViews,
+    /// Sources removed while serving (and not added again): a name in one of them is
+    /// `source_not_found`, not a missing table. Shared by every view.
+    removed: Arc<RwLock<std::collections::BTreeSet<String>>>,
 }
 
 type DefaultsViews = Arc<std::sync::Mutex<lru::LruCache<(String, String), Planner>>>;
@@ -306,6 +309,7 @@ impl Planner {
             base,
             plans: plan_cache(),
             with_defaults: defaults_views(),
+            removed: Arc::default(),
         })
     }
 
@@ -329,6 +333,7 @@ impl Planner {
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),
+            removed: Arc::clone(&self.removed),
         }
     }
 
@@ -371,6 +376,7 @@ impl Planner {
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),
+            removed: Arc::clone(&self.removed),
         }
     }
 
@@ -413,6 +419,7 @@ impl Planner {
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),
+            removed: Arc::clone(&self.removed),
         }
     }
 
@@ -449,6 +456,7 @@ impl Planner {
             base: Arc::clone(&self.base),
             plans: plan_cache(),
             with_defaults: defaults_views(),
+            removed: Arc::clone(&self.removed),
         }
     }
 

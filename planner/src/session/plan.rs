@@ -282,12 +282,9 @@ impl Planner {
                 .is_none_or(|g| g.sees_catalog(&full.catalog))
             {
                 self.check_loaded(&full.catalog)?;
-                // Only a name that spells its source out: a bare name that does not resolve
-                // is a missing table.
-                if matches!(r, TableReference::Full { .. })
-                    && full.schema.as_ref() != "information_schema"
-                    && self.base.catalog(&full.catalog).is_none()
-                {
+                // A source removed while serving is said to be gone; a name that never was a
+                // source stays a missing table (as the contract has it).
+                if self.base.catalog(&full.catalog).is_none() && self.was_removed(&full.catalog) {
                     return Err(PlanError::SourceNotFound(full.catalog.to_string()));
                 }
             }

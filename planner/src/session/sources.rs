@@ -122,7 +122,8 @@ impl Planner {
 
     /// Removes source `name`: its catalog and its tables. Plans kept and results cached under
     /// it are stale from here (its version is gone); statements running on it keep what they
-    /// hold. Whether there was one.
+    /// hold; a statement naming it is `source_not_found` until it is added again. Whether there
+    /// was one.
     pub fn deregister_source(&self, name: &str) -> bool {
         let had = self
             .catalogs
@@ -135,7 +136,19 @@ impl Planner {
             .downcast_ref::<datafusion::catalog::MemoryCatalogProviderList>()
             .and_then(|l| l.catalogs.remove(name))
             .is_some();
+        self.removed
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned());
         had || removed
+    }
+
+    /// Whether source `name` was removed while serving (and not added again).
+    pub fn was_removed(&self, name: &str) -> bool {
+        self.removed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
     }
 
     /// The catalog of source `name`, if it has one that loads.

@@ -247,6 +247,12 @@ impl Connector for PostgresConnector {
         .boxed()
     }
 
+    fn release_idle(&self) {
+        for r in &self.replicas {
+            r.executor.remote().pool.retain(|_, _| false);
+        }
+    }
+
     /// Waits for the cancel requests of statements cut short (a draining server cancels
     /// what is left), then closes the pools.
     fn close(&self) -> BoxFuture<'_, ()> {
