@@ -52,6 +52,15 @@ async fn until_status(server: &Server, key: &str, sql: &str, status: u16) -> Val
     }
 }
 
+/// `POST /v1/sources` on `server` with `key`.
+async fn post_source(server: &Server, key: &str, entry: &Value) -> reqwest::Response {
+    call(server, key, Method::POST, "/v1/sources")
+        .json(entry)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// `GET /v1/sources` on `server`: the source named `name`, if listed.
 async fn listed(server: &Server, key: &str, name: &str) -> (Value, Option<Value>) {
     let list: Value = call(server, key, Method::GET, "/v1/sources")
@@ -175,19 +184,11 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
     assert_eq!((s, code(&body)), (404, "table_not_found"), "{body}");
 
     // A reader cannot change the registry.
-    let refused = call(&a, &reader, Method::POST, "/v1/sources")
-        .json(&pg_entry("newsrc", &[&data]))
-        .send()
-        .await
-        .unwrap();
+    let refused = post_source(&a, &reader, &pg_entry("newsrc", &[&data])).await;
     assert_eq!(refused.status(), 403);
     // Entries are checked as `sluice check` checks the file, every problem at once; secrets
     // are never written into them.
-    let bad = call(&a, &admin, Method::POST, "/v1/sources")
-        .json(&json!({"name": "Bad Name", "kind": "postgres", "replicas": ["mysql://x"], "max_concurrency": 0}))
-        .send()
-        .await
-        .unwrap();
+    let bad = post_source(&a, &admin, &json!({"name": "Bad Name", "kind": "postgres", "replicas": ["mysql://x"], "max_concurrency": 0})).await;
     assert_eq!(bad.status(), 400);
     let msg = bad.json::<Value>().await.unwrap()["error"]["message"]
         .as_str()
@@ -201,11 +202,7 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
         assert!(msg.contains(part), "{part} in {msg}");
     }
     let with_password = data.replacen("postgres@", "postgres:hunter2@", 1);
-    let secret = call(&a, &admin, Method::POST, "/v1/sources")
-        .json(&pg_entry("newsrc", &[&with_password]))
-        .send()
-        .await
-        .unwrap();
+    let secret = post_source(&a, &admin, &pg_entry("newsrc", &[&with_password])).await;
     assert_eq!(secret.status(), 400);
     assert!(secret.text().await.unwrap().contains("password_env"));
     for (method, path) in [
@@ -228,22 +225,14 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
     assert_eq!(resp.status(), 409);
 
     // Added through A: A answers at once (its first load is done), B within its sync.
-    let created = call(&a, &admin, Method::POST, "/v1/sources")
-        .json(&pg_entry("newsrc", &[&data]))
-        .send()
-        .await
-        .unwrap();
+    let created = post_source(&a, &admin, &pg_entry("newsrc", &[&data])).await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["action"], "created");
     assert_eq!(created["source"]["origin"], "registry");
     assert_eq!(created["source"]["tables"], 1, "{created}");
     let version = created["registry_version"].as_u64().unwrap();
-    let again = call(&a, &admin, Method::POST, "/v1/sources")
-        .json(&pg_entry("newsrc", &[&data]))
-        .send()
-        .await
-        .unwrap();
+    let again = post_source(&a, &admin, &pg_entry("newsrc", &[&data])).await;
     assert_eq!(again.status(), 409);
     let (s, body, _) = query(&a, &reader, count).await;
     assert_eq!(s, 200, "{body}");
@@ -488,22 +477,14 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
         json!({"name": "etc", "kind": "parquet", "location": "file:///etc/"}),
         sneaky,
     ] {
-        let resp = call(&a, &admin, Method::POST, "/v1/sources")
-            .json(&local)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_source(&a, &admin, &local).await;
         assert_eq!(resp.status(), 400, "{local}");
         assert!(resp.text().await.unwrap().contains("registry_local_files"));
     }
     // A secret written into the entry is refused.
     let mut literal = entry.clone();
     literal["options"]["secret_access_key"] = json!(crate::object_stores::S3_SECRET);
-    let resp = call(&a, &admin, Method::POST, "/v1/sources")
-        .json(&literal)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_source(&a, &admin, &literal).await;
     assert_eq!(resp.status(), 400);
     let text = resp.text().await.unwrap();
     assert!(text.contains("secret_access_key") && !text.contains(crate::object_stores::S3_SECRET));
@@ -517,20 +498,8 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
         svc.bucket, svc.s3_endpoint
     );
     std::fs::write(&file, toml).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["sources", "add"])
-        .arg(&file)
-        .env("SLUICE_URL", &a.url)
-        .env("SLUICE_API_KEY", &admin)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains("created"), "{printed}");
+    let out = sources_cli(&a, &admin, "add", &file);
+    assert!(out.contains("created"), "{out}");
     let tables: Value = call(&a, &admin, Method::GET, "/v1/tables")
         .send()
         .await
@@ -563,18 +532,7 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
     // Replaced through the CLI: a fixed table list instead of discovery.
     entry["tables"] = json!([{"name": "n", "path": "nation.parquet"}]);
     std::fs::write(&file, entry.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["sources", "set"])
-        .arg(&file)
-        .env("SLUICE_URL", &a.url)
-        .env("SLUICE_API_KEY", &admin)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sources_cli(&a, &admin, "set", &file);
     let (s, body, _) = query(&a, &admin, "SELECT count(*) AS n FROM lake.public.n").await;
     assert_eq!((s, &body["rows"][0][0]), (200, &json!(25)), "{body}");
     let (s, body, _) = query(&a, &admin, "SELECT count(*) FROM lake.public.nation").await;
@@ -680,6 +638,23 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
     );
     let log = a.stop().await;
     assert!(!log.contains(crate::object_stores::S3_SECRET));
+}
+
+/// `sluice sources <verb> <file>` against `server` with `key`; what it printed.
+fn sources_cli(server: &Server, key: &str, verb: &str, file: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["sources", verb])
+        .arg(file)
+        .env("SLUICE_URL", &server.url)
+        .env("SLUICE_API_KEY", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Sends `SIGHUP` to `server`.

@@ -147,6 +147,19 @@ ON CONFLICT (key_id, day) DO UPDATE SET
     byte_count = u.byte_count + excluded.byte_count,
     errors = u.errors + excluded.errors";
 
+/// Bumps the registry's version in `tx`: the registry row's lock orders every change, so
+/// versions are never reused or skipped (a rolled-back change gives its number back).
+async fn bump(tx: &tokio_postgres::Transaction<'_>) -> Result<i64, StoreError> {
+    tx.query_one(
+        "UPDATE sluice_registry SET version = version + 1 RETURNING version",
+        &[],
+    )
+    .await
+    .map_err(|e| unavailable(&e))?
+    .try_get(0)
+    .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 #[async_trait]
 impl MetadataStore for PgStore {
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
@@ -332,16 +345,7 @@ impl MetadataStore for PgStore {
         let mut client = self.client().await?;
         let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let tx = client.transaction().await.map_err(|e| unavailable(&e))?;
-        // The registry row's lock orders every change: versions are never reused or skipped.
-        let version: i64 = tx
-            .query_one(
-                "UPDATE sluice_registry SET version = version + 1 RETURNING version",
-                &[],
-            )
-            .await
-            .map_err(|e| unavailable(&e))?
-            .try_get(0)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let version = bump(&tx).await?;
         let before: Option<String> = tx
             .query_opt(
                 "SELECT record::text FROM sluice_sources WHERE name = $1",
@@ -380,15 +384,7 @@ impl MetadataStore for PgStore {
     async fn delete_source(&self, name: &str) -> Result<RegistryWrite, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| unavailable(&e))?;
-        let version: i64 = tx
-            .query_one(
-                "UPDATE sluice_registry SET version = version + 1 RETURNING version",
-                &[],
-            )
-            .await
-            .map_err(|e| unavailable(&e))?
-            .try_get(0)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let version = bump(&tx).await?;
         let Some(row) = tx
             .query_opt(
                 "DELETE FROM sluice_sources WHERE name = $1 RETURNING record::text",
