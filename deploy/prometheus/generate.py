@@ -540,15 +540,15 @@ sum by (job, instance, source, reason) (increase(sluice_source_queue_refusals_to
              "summary": "Sluice {{ $labels.instance }} cannot apply registry sources",
              "description": ("{{ $labels.instance }} could not apply {{ $value | printf \"%.0f\" }} "
                              "source registry entries in the last 10 minutes (counted again at "
-                             "each registry change it applies): a ${VAR} reference its "
+                             "each registry change and each retry, every 30 s): a ${VAR} reference its "
                              "environment lacks, or a store, pool or client it cannot build. "
                              "Those sources are missing or out of date there, while other "
                              "servers may run them."),
              "runbook": runbook("SluiceRegistryApplyErrors",
                                 "the server log names each entry (\"A registry source could not "
                                 "be applied on this server.\"); give the instance the variable, "
-                                "or fix the entry (PUT /v1/sources/{name}). The alert resolves "
-                                "10 minutes after the last registry change, fixed or not."),
+                                "or fix the entry (PUT /v1/sources/{name}). Entries are retried "
+                                "every 30 s: the alert resolves 10 minutes after the fix."),
          }},
         {"alert": "SluiceRegistryVersionBehind",
          "expr": f"""

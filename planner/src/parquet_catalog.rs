@@ -127,6 +127,10 @@ pub trait SourceCatalog: Send + Sync + std::fmt::Debug {
     fn location_prefix(&self) -> Option<String> {
         None
     }
+
+    /// Its source was replaced or removed: a load still running must not put its tables
+    /// back.
+    fn retire(&self);
 }
 
 impl SourceCatalog for ParquetCatalog {
@@ -137,6 +141,11 @@ impl SourceCatalog for ParquetCatalog {
     fn location_prefix(&self) -> Option<String> {
         let path = self.spec.base.path().trim_start_matches('/');
         (!path.is_empty()).then(|| path.to_owned())
+    }
+
+    fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -149,6 +158,8 @@ pub struct ParquetCatalog {
     status: RwLock<CatalogStatus>,
     /// Serializes refreshes (the timer and an admin call may overlap).
     refreshing: tokio::sync::Mutex<()>,
+    /// Set when its source is replaced or removed: its loads no longer register tables.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl ParquetCatalog {
@@ -163,6 +174,7 @@ impl ParquetCatalog {
             state,
             status: RwLock::new(CatalogStatus::default()),
             refreshing: tokio::sync::Mutex::new(()),
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -239,6 +251,12 @@ impl ParquetCatalog {
             built.push((t.name.clone(), table));
         }
         let n = built.len();
+        if self.retired.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(PlanError::SourceUnavailable {
+                name: spec.catalog.clone(),
+                reason: "the source was replaced or removed".to_owned(),
+            });
+        }
         catalog::register_catalog(&self.state, &spec.catalog, &spec.schema, built)?;
         Ok((n, fingerprint(parts)))
     }

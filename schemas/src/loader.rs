@@ -853,6 +853,16 @@ pub fn source_entry(
             "must be a JSON object with the fields of a [[sources]] entry",
         )));
     }
+    // Before anything is expanded: no answer may show what a reference expands to.
+    let misplaced = stored_secrets(raw);
+    if !misplaced.is_empty() {
+        return Err(ConfigErrors(
+            misplaced
+                .into_iter()
+                .map(|m| ConfigError::new("source", m))
+                .collect(),
+        ));
+    }
     expand_value(&mut value, "source", &lookup, &mut errors);
     let source: SourceConfig = match value.try_into() {
         Ok(s) => s,
@@ -881,9 +891,6 @@ pub fn source_entry(
             );
         }
     }
-    for problem in stored_secrets(raw) {
-        push(at.clone(), problem);
-    }
     if errors.is_empty() {
         Ok(source)
     } else {
@@ -891,15 +898,18 @@ pub fn source_entry(
     }
 }
 
-/// Secrets written into a source entry instead of named: a password in a replica URL, or a
-/// literal value under a key that holds a secret (`*secret*`, `*password*`, `*token*`,
-/// `*access_key*`, `*account_key*`, `*sas*`, `*session*`, `*private_key*`, but not `*_env`,
-/// `*_path`, `*_file`) that is not a `${VAR}` reference without a default. The registry keeps
-/// entries in the metadata store, where secrets never go: each server reads them from its
-/// own environment (`${VAR}`, `password_env`) or files (`private_key_path`).
+/// Secrets written into a source entry instead of named, and references in the wrong place:
+///
+/// - a literal value under a key that holds a secret (`*secret*`, `*password*`, `*token*`,
+///   `*access_key*`, `*account_key*`, `*master_key*`, `*customer_key*`, `*sas*`, `*session*`,
+///   `*private_key*`, but not `*_env`, `*_path`, `*_file`) that is not one `${VAR}` reference
+///   without a default;
+/// - a URL with a password (`scheme://user:password@...`, `?password=`) other than one such
+///   reference in the password's place;
+/// - a `${VAR}` reference anywhere else: an entry is written by an API admin, and a reference
+///   in a name, a location or an endpoint would show the server's environment in answers.
 pub fn stored_secrets(raw: &serde_json::Value) -> Vec<String> {
     fn is_reference(v: &str) -> bool {
-        let v = v.trim();
         // A default (`${VAR:-value}`) is a value written into the entry.
         v.starts_with("${") && v.ends_with('}') && v.matches("${").count() == 1 && !v.contains(":-")
     }
@@ -913,6 +923,8 @@ pub fn stored_secrets(raw: &serde_json::Value) -> Vec<String> {
                 "token",
                 "access_key",
                 "account_key",
+                "master_key",
+                "customer_key",
                 "sas",
                 "session",
                 "private_key",
@@ -920,24 +932,39 @@ pub fn stored_secrets(raw: &serde_json::Value) -> Vec<String> {
             .iter()
             .any(|s| k.contains(s))
     }
+    /// A URL's password, if it has one (`scheme://user:password@host...`).
+    fn url_password(s: &str) -> Option<&str> {
+        let (_, rest) = s.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let (userinfo, _) = authority.rsplit_once('@')?;
+        userinfo.split_once(':').map(|(_, p)| p)
+    }
     fn walk(key: &str, v: &serde_json::Value, out: &mut Vec<String>) {
         match v {
             serde_json::Value::String(s) => {
-                if secret_key(key) && !is_reference(s) {
+                let password = url_password(s);
+                if secret_key(key) {
+                    if !is_reference(s) {
+                        out.push(format!(
+                            "`{key}` holds a secret: name it instead (`${{VAR}}`), so it is never stored"
+                        ));
+                    }
+                } else if let Some(p) = password {
+                    let elsewhere = s.replacen(p, "", 1).contains("${");
+                    if !is_reference(p) || elsewhere {
+                        out.push(format!(
+                            "a URL in `{key}` holds a password: use `password_env` or a `${{VAR}}` reference as the password, so it is never stored"
+                        ));
+                    }
+                } else if s.contains("${") {
                     out.push(format!(
-                        "`{key}` holds a secret: name it instead (`${{VAR}}`), so it is never stored"
+                        "`{key}` names an environment variable: only secrets (and a URL's password) may, in an entry added through the API"
                     ));
                 }
-                // A `${VAR}` reference as the password is named, not written (unless it
-                // carries a default).
-                if (s.starts_with("postgres://") || s.starts_with("postgresql://"))
-                    && (!s.contains("${") || s.contains(":-"))
-                    && url::Url::parse(s).is_ok_and(|u| u.password().is_some())
-                {
-                    out.push(
-                        "a replica URL holds a password: use `password_env`, so it is never stored"
-                            .to_owned(),
-                    );
+                if s.contains("://") && s.to_ascii_lowercase().contains("password=") {
+                    out.push(format!(
+                        "a URL in `{key}` holds a password parameter: use `password_env`, so it is never stored"
+                    ));
                 }
             }
             serde_json::Value::Array(items) => {

@@ -224,6 +224,8 @@ impl QueryService {
     /// (a source that cannot load is retried by its actor), then applies the source registry;
     /// the service serves from here.
     pub async fn load(&self, sources: Unloaded) {
+        // No change through the API or a reload until the file's sources are in place.
+        let mut held = self.source_set.hold().await;
         let loads = sources
             .0
             .into_iter()
@@ -247,7 +249,8 @@ impl QueryService {
                 warn!(error = %e, "The source supervisor stopped; a source is not registered.");
             }
         }
-        self.started_with(started);
+        self.started_with(&mut held, started);
+        drop(held);
         // The registry's sources, before the server says it is ready (a store that cannot
         // be read now is read again on the next tick).
         self.sync_registry(true).await;

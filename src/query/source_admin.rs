@@ -202,14 +202,11 @@ impl QueryService {
         let mut problems: Vec<String> = config
             .sources
             .iter()
-            .filter_map(|s| {
-                sluice_actors::sources::validate(s)
-                    .err()
-                    .map(|e| format!("sources.{}: {e}", s.name()))
-            })
+            .filter(|s| sluice_actors::sources::validate(s).is_err())
+            .map(|s| format!("sources ({})", s.name()))
             .collect();
-        if let Err(e) = crate::telemetry::check_level(&config.log.level) {
-            problems.push(format!("log.level: {e}"));
+        if crate::telemetry::check_level(&config.log.level).is_err() {
+            problems.push("log.level".to_owned());
         }
         if !problems.is_empty() {
             return Err(invalid(path, &problems));
@@ -217,7 +214,13 @@ impl QueryService {
         let applied = self
             .apply_file(config.sources.clone())
             .await
-            .map_err(|errors| invalid(path, &errors))?;
+            .map_err(|errors| {
+                let at: Vec<String> = errors
+                    .iter()
+                    .map(|e| e.split(':').next().unwrap_or("a source").to_owned())
+                    .collect();
+                invalid(path, &at)
+            })?;
         if let Err(e) = crate::telemetry::set_level(&config.log.level) {
             warn!(error = %e, "The reloaded log level was not applied.");
         }
@@ -264,21 +267,35 @@ async fn load(path: &Path) -> Result<Config> {
         .await
         .map_err(|e| ApiError::internal(None, &e))?;
     loaded.map_err(|errors| {
-        invalid(
-            path,
-            &errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        )
+        let at: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| {
+                if e.path.is_empty() {
+                    "the file's syntax".to_owned()
+                } else {
+                    e.path.clone()
+                }
+            })
+            .collect();
+        invalid(path, &at)
     })
 }
 
-fn invalid(path: &Path, problems: &[String]) -> ApiError {
-    warn!(path = %path.display(), errors = problems.len(), "The config file does not load; nothing changed.");
+/// The file does not load: where, never what it says there (a problem's text can quote a value
+/// of the file, a secret too); `sluice check` on the machine prints the whole of it.
+fn invalid(path: &Path, at: &[String]) -> ApiError {
+    warn!(path = %path.display(), errors = at.len(), "The config file does not load; nothing changed.");
+    let mut at = at.to_vec();
+    at.dedup();
     ApiError::new(
         Code::ConfigInvalid,
         format!(
-            "{} does not load; nothing changed: {}",
+            "{} does not load, so nothing changed: {} problem(s), at {}; `sluice check --config {}` says what they are",
             path.display(),
-            problems.join("; ")
+            at.len(),
+            at.join(", "),
+            path.display()
         ),
     )
 }

@@ -61,7 +61,7 @@ struct Running {
 
 /// What the server runs, and what it was asked to run.
 #[derive(Default)]
-struct Wanted {
+pub(crate) struct Wanted {
     /// The config file's sources, as last applied.
     file: Vec<SourceConfig>,
     /// The registry's entries, as last read.
@@ -78,7 +78,13 @@ pub(crate) struct SourceSet {
     running: RwLock<BTreeMap<String, Running>>,
     /// The registry version last applied.
     registry_version: AtomicU64,
+    /// When entries that could not be applied are tried again, if some could not.
+    retry_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
+
+/// How long a registry entry that could not be applied waits before it is tried again (a key
+/// file that appears, a variable fixed by a restart of another kind cannot be seen sooner).
+const RETRY_FAILED: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What one change did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -143,6 +149,19 @@ impl SourceSet {
             .collect()
     }
 
+    /// Holds the change path: no change applies until the guard is dropped (the first loads at
+    /// start hold it, so no API change races them).
+    pub(crate) async fn hold(&self) -> tokio::sync::MutexGuard<'_, Wanted> {
+        self.changing.lock().await
+    }
+
+    fn retry_due(&self) -> bool {
+        self.retry_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| tokio::time::Instant::now() >= at)
+    }
+
     /// The registry version last applied.
     pub(crate) fn registry_version(&self) -> u64 {
         self.registry_version.load(Ordering::Acquire)
@@ -200,28 +219,45 @@ fn registry_configs(
 /// Why a registry source may not read this server's files.
 pub(crate) const LOCAL_FILES: &str = "a source added through the API may not read this server's own files (a file:// location or table path) unless [metadata] registry_local_files = true; an object store or a database can be added";
 
-/// Whether `source` reads files of the server it runs on: a `file://` (or plain path)
-/// location, or a table path naming a `file:` URL.
+/// Whether `source` may read files of the server it runs on: a location that is not an object
+/// store's URL (`file://`, a plain path), or a table path that is not plainly relative to the
+/// location (a URL of any scheme, an absolute or network path, control characters, which URL
+/// parsing drops).
 pub(crate) fn reads_local_files(source: &SourceConfig) -> bool {
-    let local = |u: &str| {
-        let u = u.trim().to_ascii_lowercase();
-        u.starts_with("file:")
+    const REMOTE: [&str; 6] = [
+        "s3://", "s3a://", "az://", "azure://", "abfs://", "abfss://",
+    ];
+    let SourceConfig::Parquet(p) = source else {
+        return false;
     };
-    match source {
-        SourceConfig::Parquet(p) => {
-            !p.location.contains("://")
-                || local(&p.location)
-                || p.tables.iter().any(|t| local(&t.path))
-        }
-        _ => false,
-    }
+    let odd = |s: &str| s.chars().any(char::is_control) || s != s.trim();
+    let location = p.location.to_ascii_lowercase();
+    let remote = REMOTE.iter().any(|r| location.starts_with(r));
+    !remote
+        || odd(&p.location)
+        || p.tables.iter().any(|t| {
+            odd(&t.path)
+                || t.path.contains(':')
+                || t.path.starts_with('/')
+                || t.path.starts_with('\\')
+                || t.path.split(['/', '\\']).any(|part| part == "..")
+        })
 }
 
 impl QueryService {
-    /// Records the sources the service started with (their first loads done).
-    pub(super) fn started_with(&self, sources: Vec<(SourceConfig, Arc<dyn Connector>)>) {
-        let set = &self.source_set;
-        let mut running = set.running.write().unwrap_or_else(PoisonError::into_inner);
+    /// Records the sources the service started with (their first loads done), under the
+    /// change path's guard `held`.
+    pub(super) fn started_with(
+        &self,
+        held: &mut Wanted,
+        sources: Vec<(SourceConfig, Arc<dyn Connector>)>,
+    ) {
+        let mut running = self
+            .source_set
+            .running
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        held.file = sources.iter().map(|(c, _)| c.clone()).collect();
         for (config, connector) in sources {
             running.insert(
                 config.name().to_owned(),
@@ -232,18 +268,17 @@ impl QueryService {
                 },
             );
         }
-        if let Ok(mut wanted) = set.changing.try_lock() {
-            wanted.file = running.values().map(|r| r.config.clone()).collect();
-        }
     }
 
-    /// Reads the registry and applies it if its version moved since the last time (or
-    /// always, with `force`). Whether the store could be read.
+    /// Reads the registry and applies it if its version moved since the last time, or entries
+    /// that could not be applied are due to be tried again (or always, with `force`). Whether
+    /// the store could be read.
     pub(crate) async fn sync_registry(&self, force: bool) -> bool {
         let gov = &self.governance;
-        if !force {
+        let set = &self.source_set;
+        if !force && !set.retry_due() {
             match gov.registry_version().await {
-                Ok(v) if v == self.source_set.registry_version() => return true,
+                Ok(v) if v == set.registry_version() => return true,
                 Ok(_) => {}
                 Err(e) => {
                     warn!(error = %e, "The source registry could not be read; the sources stay as they are.");
@@ -251,6 +286,8 @@ impl QueryService {
                 }
             }
         }
+        let mut wanted = set.changing.lock().await;
+        // Read under the guard: a snapshot older than the one applied is never applied.
         let registry = match gov.registry().await {
             Ok(r) => r,
             Err(e) => {
@@ -258,8 +295,10 @@ impl QueryService {
                 return false;
             }
         };
-        let mut wanted = self.source_set.changing.lock().await;
-        if !force && registry.version == self.source_set.registry_version() {
+        let applied_version = set.registry_version();
+        if registry.version < applied_version
+            || (!force && registry.version == applied_version && !set.retry_due())
+        {
             return true;
         }
         let entries: BTreeMap<String, StoredSource> = registry
@@ -268,8 +307,7 @@ impl QueryService {
             .map(|s| (s.name.clone(), s))
             .collect();
         let file = wanted.file.clone();
-        let (from_registry, failed) =
-            registry_configs(&file, &entries, self.source_set.local_files);
+        let (from_registry, failed) = registry_configs(&file, &entries, set.local_files);
         let keep: Vec<String> = failed.iter().map(|(n, _)| n.clone()).collect();
         let applied = self
             .apply_locked(&file, from_registry, &keep, Strictness::BestEffort)
@@ -286,9 +324,10 @@ impl QueryService {
             warn!(entry = %f, "A registry source could not be applied on this server.");
         }
         metrics::counter!(m::REGISTRY_APPLY_ERRORS_TOTAL).increment(failed_all.len() as u64);
+        *set.retry_at.lock().unwrap_or_else(PoisonError::into_inner) =
+            (!failed_all.is_empty()).then(|| tokio::time::Instant::now() + RETRY_FAILED);
         wanted.registry = entries;
-        self.source_set
-            .registry_version
+        set.registry_version
             .store(registry.version, Ordering::Release);
         metrics::gauge!(m::REGISTRY_VERSION).set(registry.version as f64);
         true
@@ -359,27 +398,52 @@ impl QueryService {
             (to_build, removed)
         };
         // Built apart: nothing is visible to queries until the first loads.
-        let staging = self.planner.staging();
-        let mut built: Vec<(Origin, SourceConfig, BuiltSource)> = Vec::new();
-        let mut errors = Vec::new();
+        // Checked before anything is built: building registers a source's store with the
+        // engine, which queries share, so a change refused must fail here.
+        let mut file_errors = Vec::new();
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        let mut checked = Vec::new();
         for (origin, config) in to_build {
-            match sluice_actors::sources::build(&config, &staging) {
-                Ok(b) => built.push((origin, config, b)),
-                Err(e) => errors.push(format!("source {}: {e}", config.name())),
+            match sluice_actors::sources::validate(&config) {
+                Ok(()) => checked.push((origin, config)),
+                Err(e) => {
+                    let message = format!("source {}: {e}", config.name());
+                    let failed = (config.name().to_owned(), message);
+                    match origin {
+                        Origin::Config => file_errors.push(failed),
+                        Origin::Registry => skipped.push(failed),
+                    }
+                }
             }
         }
-        if !errors.is_empty() {
-            if strictness == Strictness::AllOrNothing {
-                return Err(errors);
+        if !file_errors.is_empty() && strictness == Strictness::AllOrNothing {
+            return Err(file_errors.into_iter().map(|(_, m)| m).collect());
+        }
+        // Built apart: nothing is visible to queries until the first loads.
+        let staging = self.planner.staging();
+        let mut built: Vec<(Origin, SourceConfig, BuiltSource)> = Vec::new();
+        for (origin, config) in checked {
+            match sluice_actors::sources::build(&config, &staging) {
+                Ok(b) => built.push((origin, config, b)),
+                Err(e) => skipped.push((
+                    config.name().to_owned(),
+                    format!("source {}: {e}", config.name()),
+                )),
             }
-            let failed: Vec<&str> = errors
-                .iter()
-                .filter_map(|e| e.strip_prefix("source "))
-                .filter_map(|e| e.split(':').next())
-                .collect();
-            applied.added.retain(|n| !failed.contains(&n.as_str()));
-            applied.changed.retain(|n| !failed.contains(&n.as_str()));
-            applied.failed = errors;
+        }
+        skipped.extend(file_errors);
+        // What could not be built stays as it runs (if it runs).
+        for (name, message) in skipped {
+            applied.added.retain(|n| *n != name);
+            applied.changed.retain(|n| *n != name);
+            applied.failed.push(message);
+        }
+        // A replaced source's catalog stops putting tables back (a refresh of it may be
+        // running), so the new one's load is the last word.
+        for name in &applied.changed {
+            if let Some(c) = self.planner.source_catalog(name) {
+                c.retire();
+            }
         }
         // First loads, together; a replaced source's tables swap when its new catalog loads.
         let loads = built
@@ -400,6 +464,8 @@ impl QueryService {
         for (((origin, config, b), loaded), probes) in built.into_iter().zip(loaded).zip(probed) {
             let name = b.name.clone();
             let connector = Arc::clone(&b.connector);
+            // Before the new route: only queries on the old one.
+            let running_before = self.queries.running_reading(&name);
             let check_timeout =
                 sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
             self.cache.follow(&name, Some(config.cache()));
@@ -431,7 +497,7 @@ impl QueryService {
             if let Some(p) = previous {
                 self.cache.refreshed(&name).await;
                 old.push(p.connector);
-                stale.extend(self.queries.running_reading(&name));
+                stale.extend(running_before);
             }
         }
         for name in &removed {

@@ -180,6 +180,8 @@ pub struct RemoteCatalog {
     state: Arc<SessionState>,
     status: std::sync::RwLock<CatalogStatus>,
     refreshing: tokio::sync::Mutex<()>,
+    /// Set when its source is replaced or removed: its loads no longer register tables.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl RemoteCatalog {
@@ -194,6 +196,7 @@ impl RemoteCatalog {
             state,
             status: std::sync::RwLock::default(),
             refreshing: tokio::sync::Mutex::new(()),
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -270,6 +273,12 @@ impl RemoteCatalog {
                 .register_schema(&name, schema)
                 .map_err(PlanError::Execution)?;
         }
+        if self.retired.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(PlanError::SourceUnavailable {
+                name: self.source.name.clone(),
+                reason: "the source was replaced or removed".to_owned(),
+            });
+        }
         self.state
             .catalog_list()
             .register_catalog(self.source.name.clone(), provider);
@@ -283,5 +292,10 @@ impl SourceCatalog for RemoteCatalog {
             .read()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }

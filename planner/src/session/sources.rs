@@ -91,11 +91,12 @@ impl Planner {
     /// Whether every one of `sources` is still at its version in `versions` (as
     /// [`Self::catalog_versions`] gave them): nothing planned or computed under them is stale.
     pub fn catalogs_unchanged(&self, sources: &[String], versions: &[u64]) -> bool {
+        // Version 0 is no catalog (never loaded, or removed): nothing made under it holds.
         sources.len() == versions.len()
             && sources
                 .iter()
                 .zip(versions)
-                .all(|(s, v)| self.catalog_version(s) == *v)
+                .all(|(s, v)| *v != 0 && self.catalog_version(s) == *v)
     }
 
     /// A planner that registers sources apart from this one (the catalogs [`Self::adopt`]
@@ -114,10 +115,12 @@ impl Planner {
     pub fn adopt(&self, staging: &Self) {
         let staged =
             std::mem::take(&mut *staging.catalogs.write().unwrap_or_else(|p| p.into_inner()));
-        self.catalogs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(staged);
+        let mut catalogs = self.catalogs.write().unwrap_or_else(|p| p.into_inner());
+        for (name, catalog) in staged {
+            if let Some(previous) = catalogs.insert(name, catalog) {
+                previous.retire();
+            }
+        }
     }
 
     /// Removes source `name`: its catalog and its tables. Plans kept and results cached under
@@ -130,6 +133,7 @@ impl Planner {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
+            .inspect(|c| c.retire())
             .is_some();
         let list: &dyn std::any::Any = self.state.catalog_list().as_ref();
         let removed = list
