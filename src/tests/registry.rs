@@ -371,11 +371,54 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
         (Some("miss"), Some("hit")),
         "the second ask is served from the cache"
     );
+    // A query running on A when the source goes ends with a clear error.
+    let slow = "SELECT count(*) AS n FROM newsrc.public.t x, newsrc.public.t y, newsrc.public.t z";
+    let running = {
+        let (url, key) = (a.url.clone(), admin.clone());
+        tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{url}/v1/query"))
+                .bearer_auth(&key)
+                .header("Accept", "application/json")
+                .json(&json!({ "sql": slow }))
+                .send()
+                .await
+                .unwrap();
+            (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )
+        })
+    };
+    let mut waiting = crate::Waiting::new("the slow query to run on A");
+    loop {
+        let list: Value = call(&a, &admin, Method::GET, "/v1/queries?state=running")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let on_newsrc = list["queries"].as_array().is_some_and(|q| {
+            q.iter().any(|q| {
+                q["sources"]
+                    .as_array()
+                    .is_some_and(|s| s.contains(&json!("newsrc")))
+            })
+        });
+        if on_newsrc {
+            break;
+        }
+        waiting.pause(&list).await;
+    }
     let deleted = call(&b, &admin, Method::DELETE, "/v1/sources/newsrc")
         .send()
         .await
         .unwrap();
     assert_eq!(deleted.status(), 200);
+    let (status, text) = running.await.unwrap();
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("query_cancelled"), "{text}");
     let deleted: Value = deleted.json().await.unwrap();
     assert_eq!(deleted["action"], "deleted");
     let final_version = deleted["registry_version"].as_u64().unwrap();
