@@ -8,14 +8,13 @@
 //! panic never leaves the check's task.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Supervised, WrapFuture,
 };
 use tracing::{error, info, warn};
 
-use crate::error::SourceError;
 use crate::health::HealthState;
 use crate::lifecycle::Shutdown;
 use crate::metrics;
@@ -72,21 +71,13 @@ impl ReplicaActor {
         self.checking = true;
         let probe = Arc::clone(&self.replica.probe);
         let timeout = self.timeout;
-        let task = self.runtime.spawn(async move {
-            let start = Instant::now();
-            let outcome = match tokio::time::timeout(timeout, probe.health_check()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(SourceError::Timeout(timeout).to_string()),
-            };
-            // Read after a passing check only: the pool's counters reset when read.
-            let pressure = outcome.is_ok().then(|| probe.pressure()).flatten();
-            (outcome, pressure, start.elapsed())
-        });
+        let task = self
+            .runtime
+            .spawn(async move { crate::sources::check(probe.as_ref(), timeout).await });
         ctx.spawn(task.into_actor(self).map(|joined, act, ctx| {
             act.checking = false;
             match joined {
-                Ok((outcome, pressure, latency)) => act.record(outcome, pressure, latency),
+                Ok(c) => act.record(c.outcome, c.pressure, c.latency),
                 Err(e) if e.is_panic() => {
                     error!(
                         source = %act.replica.source,

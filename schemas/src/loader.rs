@@ -503,26 +503,15 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     for (i, source) in config.sources.iter().enumerate() {
         let name = source.name();
         let at = format!("sources[{i}] ({name})");
-        if !is_plain_identifier(name) {
-            push(
-                at.clone(),
-                "name must be lower case letters, digits and `_`, starting with a letter".into(),
-            );
-        }
         if !seen.insert(name) {
             push(at.clone(), "duplicate source name".into());
         }
-        validate_source(source, &at, &mut push);
-        if let Some(fb) = source.fallback() {
-            if fb == name {
-                push(at.clone(), "fallback must name another source".into());
-            } else if !config.sources.iter().any(|s| s.name() == fb) {
-                push(
-                    at.clone(),
-                    format!("fallback `{fb}` is not the name of a configured source"),
-                );
-            }
-        }
+        check_entry(
+            source,
+            &at,
+            |fb| config.sources.iter().any(|s| s.name() == fb),
+            &mut push,
+        );
     }
     if let Some(cat) = &config.server.default_catalog
         && !config.sources.iter().any(|s| s.name() == cat)
@@ -733,6 +722,34 @@ fn validate_identity(config: &Config, push: &mut impl FnMut(String, String)) {
     }
 }
 
+/// One source's checks, wherever it comes from (the file, the registry): its name, its kind's
+/// settings, and its fallback, which `exists` says is the name of another source.
+fn check_entry(
+    source: &SourceConfig,
+    at: &str,
+    exists: impl Fn(&str) -> bool,
+    push: &mut impl FnMut(String, String),
+) {
+    let name = source.name();
+    if !is_plain_identifier(name) {
+        push(
+            at.to_owned(),
+            "name must be lower case letters, digits and `_`, starting with a letter".into(),
+        );
+    }
+    validate_source(source, at, push);
+    if let Some(fb) = source.fallback() {
+        if fb == name {
+            push(at.to_owned(), "fallback must name another source".into());
+        } else if !exists(fb) {
+            push(
+                at.to_owned(),
+                format!("fallback `{fb}` is not the name of a configured source"),
+            );
+        }
+    }
+}
+
 fn validate_source(source: &SourceConfig, at: &str, push: &mut impl FnMut(String, String)) {
     match source {
         SourceConfig::Parquet(p) => {
@@ -871,26 +888,9 @@ pub fn source_entry(
             return Err(ConfigErrors(errors));
         }
     };
-    let name = source.name();
-    let at = format!("source ({name})");
+    let at = format!("source ({})", source.name());
     let mut push = |path: String, msg: String| errors.push(ConfigError::new(path, msg));
-    if !is_plain_identifier(name) {
-        push(
-            at.clone(),
-            "name must be lower case letters, digits and `_`, starting with a letter".into(),
-        );
-    }
-    validate_source(&source, &at, &mut push);
-    if let Some(fb) = source.fallback() {
-        if fb == name {
-            push(at.clone(), "fallback must name another source".into());
-        } else if !others.contains(&fb) {
-            push(
-                at.clone(),
-                format!("fallback `{fb}` is not the name of a source"),
-            );
-        }
-    }
+    check_entry(&source, &at, |fb| others.contains(&fb), &mut push);
     if errors.is_empty() {
         Ok(source)
     } else {

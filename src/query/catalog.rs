@@ -110,13 +110,7 @@ impl QueryService {
     pub fn sources(&self, principal: &Principal) -> Result<Vec<SourceInfo>> {
         principal.require(Operation::List)?;
         let sources = statuses(&self.router);
-        let info = |s: &SourceStatus| {
-            let mut i = source_info(s);
-            if let Some(o) = self.source_set.origin(&s.name) {
-                o.as_str().clone_into(&mut i.origin);
-            }
-            i
-        };
+        let info = |s: &SourceStatus| self.source_info_of(s);
         if principal.is_admin() {
             return Ok(sources.iter().map(info).collect());
         }
@@ -126,6 +120,15 @@ impl QueryService {
             .filter(|s| planner.grants().is_none_or(|g| g.sees_catalog(&s.name)))
             .map(|s| without_locations(info(s)))
             .collect())
+    }
+
+    /// A source as the API shows it, with where it is defined.
+    pub(super) fn source_info_of(&self, s: &SourceStatus) -> SourceInfo {
+        let mut info = source_info(s);
+        if let Some(o) = self.source_set.origin(&s.name) {
+            o.as_str().clone_into(&mut info.origin);
+        }
+        info
     }
 
     /// The registry version this server applied, for admins.
@@ -212,7 +215,7 @@ fn replica_info(index: usize, location: &str, s: &StatsSnapshot) -> ReplicaInfo 
 }
 
 /// A source as the API shows it: health with its evidence, never credentials.
-pub(super) fn source_info(s: &SourceStatus) -> SourceInfo {
+fn source_info(s: &SourceStatus) -> SourceInfo {
     let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
     SourceInfo {
         name: s.name.clone(),

@@ -233,15 +233,12 @@ impl QueryService {
         let mut started = Vec::new();
         for (loaded, config, b) in futures::future::join_all(loads).await {
             started.push((config, Arc::clone(&b.connector)));
-            let check_timeout =
-                sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
             // Sent, not queued: the routes are published before the server says it is ready.
             if let Err(e) = self
                 .supervisor
                 .send(RegisterSource {
                     built: b,
                     loaded,
-                    check_timeout,
                     probes: Vec::new(),
                 })
                 .await

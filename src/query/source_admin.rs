@@ -198,18 +198,10 @@ impl QueryService {
             ));
         };
         let config = load(path).await?;
-        // Checked before anything changes: the level, and each source as `sluice check` does.
-        let mut problems: Vec<String> = config
-            .sources
-            .iter()
-            .filter(|s| sluice_actors::sources::validate(s).is_err())
-            .map(|s| format!("sources ({})", s.name()))
-            .collect();
+        // Checked before anything changes; the sources' stores, pools and clients are, as
+        // `sluice check` does, by the apply (the changed ones only: the rest run already).
         if crate::telemetry::check_level(&config.log.level).is_err() {
-            problems.push("log.level".to_owned());
-        }
-        if !problems.is_empty() {
-            return Err(invalid(path, &problems));
+            return Err(invalid(path, &["log.level".to_owned()]));
         }
         let applied = self
             .apply_file(config.sources.clone())
@@ -249,14 +241,7 @@ impl QueryService {
     /// One running source as the API shows it.
     fn source_info(&self, name: &str) -> Option<sluice_schemas::api::SourceInfo> {
         let route = self.router.route(name)?;
-        let mut info = super::catalog::source_info(&sluice_actors::supervisor::status(&route));
-        info.origin = self
-            .source_set
-            .origin(name)
-            .unwrap_or(Origin::Config)
-            .as_str()
-            .to_owned();
-        Some(info)
+        Some(self.source_info_of(&sluice_actors::supervisor::status(&route)))
     }
 }
 

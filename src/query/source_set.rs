@@ -2,7 +2,7 @@
 //! (re-read on `SIGHUP` or `POST /v1/admin/reload`) and from the registry in the metadata
 //! store (`/v1/sources`, followed by every server sharing the store).
 //!
-//! Every change goes through one path, [`QueryService::apply_sources`], one at a time:
+//! Every change goes through one path, `QueryService::apply_locked`, one at a time:
 //!
 //! ```text
 //!   wanted set ──► diff with the running set ──► build the new and changed sources apart
@@ -397,7 +397,6 @@ impl QueryService {
             }
             (to_build, removed)
         };
-        // Built apart: nothing is visible to queries until the first loads.
         // Checked before anything is built: building registers a source's store with the
         // engine, which queries share, so a change refused must fail here.
         let mut file_errors = Vec::new();
@@ -466,15 +465,12 @@ impl QueryService {
             let connector = Arc::clone(&b.connector);
             // Before the new route: only queries on the old one.
             let running_before = self.queries.running_reading(&name);
-            let check_timeout =
-                sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
             self.cache.follow(&name, Some(config.cache()));
             if let Err(e) = self
                 .supervisor
                 .send(RegisterSource {
                     built: b,
                     loaded,
-                    check_timeout,
                     probes,
                 })
                 .await
@@ -534,26 +530,27 @@ impl QueryService {
         Ok(applied)
     }
 
-    /// One check of each replica of a source not yet admitted, bounded by its check timeout.
-    async fn probe(&self, b: &BuiltSource) -> Vec<(Result<(), String>, std::time::Duration)> {
-        let timeout = sluice_actors::source_actor::HEALTH_TIMEOUT.min(b.health_interval * 5);
-        let handles = sluice_actors::sources::replicas_of(&b.connector);
-        let checks = handles.into_iter().map(|h| {
-            let probe = h.probe;
-            self.runtime.spawn(async move {
-                let start = std::time::Instant::now();
-                let outcome = match tokio::time::timeout(timeout, probe.health_check()).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-                };
-                (outcome, start.elapsed())
-            })
-        });
+    /// One check of each replica of a source not yet admitted, as its actor would make it.
+    async fn probe(&self, b: &BuiltSource) -> Vec<sluice_actors::sources::Checked> {
+        let timeout = b.check_timeout();
+        let checks = sluice_actors::sources::replicas_of(&b.connector)
+            .into_iter()
+            .map(|h| {
+                let probe = h.probe;
+                self.runtime.spawn(async move {
+                    sluice_actors::sources::check(probe.as_ref(), timeout).await
+                })
+            });
         futures::future::join_all(checks)
             .await
             .into_iter()
-            .map(|j| j.unwrap_or_else(|_| (Err("the check failed".to_owned()), Default::default())))
+            .map(|j| {
+                j.unwrap_or_else(|_| sluice_actors::sources::Checked {
+                    outcome: Err("the check failed".to_owned()),
+                    pressure: None,
+                    latency: std::time::Duration::ZERO,
+                })
+            })
             .collect()
     }
 

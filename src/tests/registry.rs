@@ -452,14 +452,7 @@ async fn a_source_added_through_one_server_serves_on_every_server() {
     let meta_pg = meta_client(&meta).await;
     let n = crate::governance::audit_count(&meta_pg, "kind = 'admin'", |n| n >= 4).await;
     assert_eq!(n, 4);
-    let rows = meta_pg
-        .query(
-            "SELECT key_id, change->>'action', change->>'target', change->>'before', change->>'after'
-             FROM sluice_audit WHERE kind = 'admin' ORDER BY at",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = admin_changes(&meta_pg).await;
     let actions: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
     assert_eq!(
         actions,
@@ -696,14 +689,8 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
     let meta_pg = meta_client(&meta).await;
     crate::governance::audit_count(&meta_pg, "change->>'action' = 'config.reload'", |n| n >= 2)
         .await;
-    let rows = meta_pg
-        .query(
-            "SELECT change->>'action' FROM sluice_audit WHERE kind = 'admin' ORDER BY at",
-            &[],
-        )
-        .await
-        .unwrap();
-    let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let rows = admin_changes(&meta_pg).await;
+    let actions: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
     assert_eq!(
         actions,
         [
@@ -715,6 +702,18 @@ async fn parquet_over_s3_at_run_time_and_the_config_file_read_again() {
     );
     let log = a.stop().await;
     assert!(!log.contains(crate::object_stores::S3_SECRET));
+}
+
+/// The audit log's administrative changes, oldest first: key id, action, target, before and
+/// after (JSON text).
+async fn admin_changes(meta: &tokio_postgres::Client) -> Vec<tokio_postgres::Row> {
+    meta.query(
+        "SELECT key_id, change->>'action', change->>'target', change->>'before', change->>'after'
+         FROM sluice_audit WHERE kind = 'admin' ORDER BY at",
+        &[],
+    )
+    .await
+    .unwrap()
 }
 
 /// `sluice sources <verb> <file>` against `server` with `key`; what it printed.

@@ -93,6 +93,35 @@ pub trait ReplicaProbe: Send + Sync {
     }
 }
 
+/// What one check of a replica found.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Passed, or why not (no credentials in the text).
+    pub outcome: std::result::Result<(), String>,
+    /// Load that makes it Degraded though it passed (read after a passing check only: the
+    /// pool's counters reset when read).
+    pub pressure: Option<String>,
+    /// How long the check took.
+    pub latency: Duration,
+}
+
+/// One check of `probe`, bounded by `timeout`: what a replica's actor does on its timer, and
+/// what a source added while serving goes through before it is admitted.
+pub async fn check(probe: &dyn ReplicaProbe, timeout: Duration) -> Checked {
+    let start = std::time::Instant::now();
+    let outcome = match tokio::time::timeout(timeout, probe.health_check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(crate::error::SourceError::Timeout(timeout).to_string()),
+    };
+    let pressure = outcome.is_ok().then(|| probe.pressure()).flatten();
+    Checked {
+        outcome,
+        pressure,
+        latency: start.elapsed(),
+    }
+}
+
 /// One replica of a source: where it is, its executor and its probe.
 pub struct ReplicaHandle {
     /// Location without credentials.
@@ -186,6 +215,12 @@ impl BuiltSource {
             fallback: None,
             concurrency: None,
         }
+    }
+
+    /// How long one check of its replicas may take: [`crate::source_actor::HEALTH_TIMEOUT`],
+    /// or five health-check intervals if that is shorter.
+    pub fn check_timeout(&self) -> Duration {
+        crate::source_actor::HEALTH_TIMEOUT.min(self.health_interval * 5)
     }
 
     /// Sets the fallback and the concurrency limit.

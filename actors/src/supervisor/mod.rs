@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 
@@ -27,12 +26,10 @@ pub struct RegisterSource {
     pub built: BuiltSource,
     /// Whether its tables were loaded just now (before the actor).
     pub loaded: bool,
-    /// How long one check may take.
-    pub check_timeout: Duration,
-    /// The outcome and latency of one check of each replica, in order, made before the
-    /// source is admitted (a source added or replaced while serving); empty at start, when
-    /// the replicas' actors check first.
-    pub probes: Vec<(Result<(), String>, Duration)>,
+    /// One check of each replica, in order, made before the source is admitted (a source
+    /// added or replaced while serving); empty at start, when the replicas' actors check
+    /// first.
+    pub probes: Vec<crate::sources::Checked>,
 }
 
 /// Stop a source's actors and take its route out of the router (a source removed from the
@@ -132,8 +129,8 @@ impl Handler<RegisterSource> for SourceSupervisor {
                 })
             })
             .collect();
-        for (r, (outcome, latency)) in replicas.iter().zip(msg.probes) {
-            r.stats.record_check(outcome, None, latency);
+        for (r, c) in replicas.iter().zip(msg.probes) {
+            r.stats.record_check(c.outcome, c.pressure, c.latency);
         }
         let mut actors = Vec::with_capacity(replicas.len());
         for r in &replicas {
@@ -141,7 +138,7 @@ impl Handler<RegisterSource> for SourceSupervisor {
                 Arc::clone(r),
                 self.runtime.clone(),
                 b.health_interval,
-                msg.check_timeout,
+                b.check_timeout(),
             );
             actors.push(actix::Supervisor::start(move |_| actor));
         }

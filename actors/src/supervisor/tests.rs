@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use std::time::Instant;
 
 use futures::FutureExt;
@@ -32,7 +33,6 @@ fn register(sup: &Addr<SourceSupervisor>, name: &str, connector: Arc<dyn Connect
     sup.do_send(RegisterSource {
         built: BuiltSource::new(name.to_owned(), connector, (50, 0)),
         loaded: true,
-        check_timeout: Duration::from_secs(1),
         probes: Vec::new(),
     });
 }

@@ -140,10 +140,12 @@ impl Planner {
             .downcast_ref::<datafusion::catalog::MemoryCatalogProviderList>()
             .and_then(|l| l.catalogs.remove(name))
             .is_some();
-        self.removed
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned());
+        if had || removed {
+            self.removed
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_owned());
+        }
         had || removed
     }
 
