@@ -115,6 +115,8 @@ codes! {
     ShuttingDown = ("shutting_down", 503),
     /// The key store or the audit log's store cannot be used now.
     MetadataUnavailable = ("metadata_unavailable", 503),
+    /// The spool location (`[spool]`) could not be written or read now.
+    SpoolUnavailable = ("spool_unavailable", 503),
     /// The query needs more memory than the server's pool has free: the pool is shared by
     /// every running query, so the same statement can succeed once fewer run (503, with
     /// `Retry-After`); a statement that needs more than the whole pool fails each time and has

@@ -45,6 +45,7 @@ mod mcp;
 mod metrics;
 mod pg;
 mod query;
+mod spool;
 mod startup;
 pub mod telemetry;
 mod tls;

@@ -48,6 +48,14 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// Spool the result on the server and write it to this file (`.parquet`, `.arrow` or
+        /// `.csv`), fetching segments in parallel with a progress line; a failed segment is
+        /// fetched again.
+        #[arg(long, conflicts_with = "format")]
+        out: Option<std::path::PathBuf>,
+        /// Segments fetched at once with `--out`.
+        #[arg(long, default_value_t = 4, requires = "out")]
+        parallel: usize,
         /// The SQL statement.
         sql: String,
     },
@@ -105,7 +113,32 @@ fn main() -> ExitCode {
             log_json,
         } => serve(config, listen, log_json),
         Command::Check { config } => check(&config),
-        Command::Query { to, format, sql } => match sluice::cli::query::run(&to, format, &sql) {
+        Command::Query {
+            to,
+            out: Some(out),
+            parallel,
+            sql,
+            ..
+        } => match sluice::cli::spool::download(&to, &sql, &out, parallel) {
+            Ok(d) => {
+                eprintln!(
+                    "{} rows in {} segments ({} bytes, {} fetches retried) written to {}",
+                    d.rows,
+                    d.segments,
+                    d.bytes,
+                    d.retried,
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Query {
+            to, format, sql, ..
+        } => match sluice::cli::query::run(&to, format, &sql) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

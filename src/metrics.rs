@@ -94,6 +94,18 @@ pub const REGISTRY_APPLY_ERRORS_TOTAL: &str = "sluice_registry_apply_errors_tota
 /// `changed`, `removed`).
 pub const SOURCE_CHANGES_TOTAL: &str = "sluice_source_changes_total";
 
+/// Gauge of spooled results held now (running, or finished and not yet acknowledged or
+/// expired).
+pub const SPOOL_RESULTS: &str = "sluice_spool_results";
+/// Counter of spool segments written.
+pub const SPOOL_SEGMENTS_TOTAL: &str = "sluice_spool_segments_total";
+/// Counter of bytes written to the spool in segments.
+pub const SPOOL_BYTES_TOTAL: &str = "sluice_spool_bytes_written_total";
+/// Counter of spooled results the sweeper deleted (expired, or left by a stopped server).
+pub const SPOOL_SWEPT_TOTAL: &str = "sluice_spool_swept_total";
+/// Counter of spool store operations that failed (writes, reads, deletes, listings).
+pub const SPOOL_ERRORS_TOTAL: &str = "sluice_spool_errors_total";
+
 use sluice_planner::metrics::{Described, Kind};
 
 /// The server's own metrics.
@@ -173,6 +185,31 @@ pub const DESCRIBED: &[Described] = &[
         AUTH_FAILURES_AGGREGATED_TOTAL,
         Kind::Counter,
         "Failed authentication attempts folded into aggregate audit records.",
+    ),
+    d(
+        SPOOL_RESULTS,
+        Kind::Gauge,
+        "Spooled results held now: running, or finished and not yet acknowledged or expired.",
+    ),
+    d(
+        SPOOL_SEGMENTS_TOTAL,
+        Kind::Counter,
+        "Spool segments written.",
+    ),
+    d(
+        SPOOL_BYTES_TOTAL,
+        Kind::Counter,
+        "Bytes written to the spool in segments.",
+    ),
+    d(
+        SPOOL_SWEPT_TOTAL,
+        Kind::Counter,
+        "Spooled results the sweeper deleted: expired, or left by a server stopped mid-query.",
+    ),
+    d(
+        SPOOL_ERRORS_TOTAL,
+        Kind::Counter,
+        "Spool store operations that failed (writes, reads, deletes, listings).",
     ),
     d(
         REGISTRY_VERSION,
@@ -353,6 +390,10 @@ fn describe() {
         CACHE_SHARED_ERRORS_TOTAL,
         LOG_LINES_DROPPED_TOTAL,
         REGISTRY_APPLY_ERRORS_TOTAL,
+        SPOOL_SEGMENTS_TOTAL,
+        SPOOL_BYTES_TOTAL,
+        SPOOL_SWEPT_TOTAL,
+        SPOOL_ERRORS_TOTAL,
     ] {
         metrics::counter!(name).absolute(0);
     }
@@ -378,6 +419,7 @@ fn describe() {
         MCP_SESSIONS,
         QUERIES_IN_FLIGHT,
         REGISTRY_VERSION,
+        SPOOL_RESULTS,
     ] {
         metrics::gauge!(name).increment(0.0);
     }

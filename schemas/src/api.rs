@@ -23,6 +23,10 @@ pub struct QueryRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub max_rows: Option<u64>,
+    /// Spool the result (`[spool]`): the answer is a [`SpoolManifest`] of segment URLs, as
+    /// with `Accept: application/vnd.sluice.spool+json`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spool: bool,
     /// The catalog and schema bare table names resolve in, when a door's session set them
     /// (Flight SQL's session options); not part of any HTTP body.
     #[serde(skip)]
@@ -89,6 +93,53 @@ pub struct QueryResult {
     pub columns: Vec<Column>,
     /// Rows as arrays in column order; integers beyond 2^53 and wide decimals are strings.
     pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// A spooled result (`"spool": true`, `Accept: application/vnd.sluice.spool+json`): the first
+/// rows inline, then segments listed as they are written. Every row is in the segments (the
+/// inline rows too); `inline` is a preview for a quick look.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SpoolManifest {
+    /// The query's id.
+    pub query_id: String,
+    /// The result's columns.
+    pub schema: Vec<Column>,
+    /// The first rows (at most 1,000 and about 1 MiB of JSON), as `application/json` shows them.
+    pub inline: QueryResult,
+    /// The segments written so far, in result order.
+    pub segments: Vec<SpoolSegment>,
+    /// Rows in the listed segments.
+    pub row_count: u64,
+    /// True once the last segment is listed; until then `GET` on `ack` lists more.
+    pub complete: bool,
+    /// The segments' media type: `application/vnd.apache.arrow.stream` (each segment a whole
+    /// IPC stream) or `application/vnd.apache.parquet` (each a whole file).
+    pub format: String,
+    /// `GET` lists the segments again (fresh URLs); `DELETE` acknowledges the result and
+    /// deletes its segments.
+    pub ack: String,
+    /// When a finished result is deleted unless acknowledged first (RFC 3339; absent while it
+    /// runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// One segment of a spooled result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SpoolSegment {
+    /// Where to `GET` it: a presigned S3 URL, an Azure SAS URL (no credentials needed), or
+    /// Sluice's `/v1/queries/{id}/spool/{index}` (the same key as the query).
+    pub url: String,
+    /// Its place in the result, from 0.
+    pub index: u64,
+    /// Rows in it.
+    pub rows: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// SHA-256 of its bytes, in hex.
+    pub sha256: String,
+    /// When `url` stops working (RFC 3339).
+    pub expires_at: String,
 }
 
 /// A statement sent to a remote source.

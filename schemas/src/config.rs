@@ -41,6 +41,10 @@ pub struct Config {
     /// `[console]`: the web console at `/console`.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[spool]`: big results written to object storage as segments clients fetch directly
+    /// (off when absent).
+    #[serde(default)]
+    pub spool: Option<SpoolConfig>,
     /// `[telemetry]`: OpenTelemetry tracing (off unless an OTLP endpoint is given).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -90,6 +94,105 @@ impl FlightConfig {
             ticket_ttl_ms: default_ticket_ttl_ms(),
         }
     }
+}
+
+/// `[spool]`: results written while they run as segments under a random prefix in an object
+/// store, answered as a manifest of segment URLs that clients fetch directly and in parallel.
+/// Only Sluice writes there (the read-only rule is about sources, not this sink). A segment is
+/// short-lived: deleted when the client acknowledges the result, when it expires, or by the
+/// sweeper when the server that wrote it stopped mid-query. The location is checked at start
+/// (write, sign, read back, delete); a location that fails keeps the server from starting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Where segments go: `s3://bucket/prefix/`, `az://container/prefix/` or `file:///dir/`.
+    pub location: String,
+    /// The store's options, as a Parquet source's (`region`, `endpoint`, credentials,
+    /// `max_retries`, `retry_timeout`, ...).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// A segment is closed and uploaded once its encoded size reaches this many bytes.
+    #[serde(default = "default_spool_segment_bytes")]
+    pub segment_bytes: u64,
+    /// How long a finished result is kept (and its URLs stay valid) after it completes; a
+    /// URL handed out while the result runs is good for this long from when it was made.
+    #[serde(default = "default_spool_expiry_ms")]
+    pub expiry_ms: u64,
+    /// How clients fetch segments: `presigned` (S3 presigned URLs, Azure SAS; the default for
+    /// `s3://` and `az://`) or `proxy` (through Sluice, for the principal that ran the query;
+    /// the only choice for `file://`).
+    #[serde(default)]
+    pub retrieval: Option<SpoolRetrieval>,
+    /// A client that accepts both a streamed format and the spool profile gets the stream
+    /// while the result stays under this many bytes (of Arrow memory), the manifest above it.
+    #[serde(default = "default_spool_threshold_bytes")]
+    pub threshold_bytes: u64,
+    /// The segments' format.
+    #[serde(default)]
+    pub format: SpoolFormat,
+    /// A running result's lease is renewed every third of this; a prefix whose lease is
+    /// older than this (its server stopped mid-query) is removed by any server's sweeper.
+    #[serde(default = "default_spool_lease_ms")]
+    pub lease_ms: u64,
+    /// Spooled results one key may hold at once (running or not yet acknowledged or
+    /// expired); past it a spooled query is `too_many_queries`.
+    #[serde(default = "default_spool_max_results_per_key")]
+    pub max_results_per_key: u32,
+}
+
+/// How clients fetch spooled segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpoolRetrieval {
+    /// Presigned URLs (S3) or SAS URLs (Azure): no Sluice hop, no bucket credentials.
+    Presigned,
+    /// `GET /v1/queries/{id}/spool/{n}` on Sluice, for the principal that ran the query.
+    Proxy,
+}
+
+/// The format of spooled segments: each segment is a whole file of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpoolFormat {
+    /// An Arrow IPC stream (`application/vnd.apache.arrow.stream`).
+    #[default]
+    Arrow,
+    /// A Parquet file (`application/vnd.apache.parquet`).
+    Parquet,
+}
+
+impl SpoolFormat {
+    /// The segments' media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Arrow => "application/vnd.apache.arrow.stream",
+            Self::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// The segments' file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Arrow => "arrow",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+fn default_spool_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_spool_expiry_ms() -> u64 {
+    900_000
+}
+fn default_spool_threshold_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_spool_lease_ms() -> u64 {
+    30_000
+}
+fn default_spool_max_results_per_key() -> u32 {
+    16
 }
 
 /// `[console]`: the web console, one page served by the binary at `/console` (its assets are

@@ -21,8 +21,8 @@ pub use config::{
     AccessRule, AuditConfig, AuditPolicy, AuthConfig, AuthMode, CacheConfig, Config, ConsoleConfig,
     FlightConfig, LimitsConfig, LogConfig, LogFormat, McpConfig, MetadataConfig, OidcConfig,
     OidcIssuer, ParquetSourceConfig, PgConfig, PostgresSourceConfig, Pushdown, RoleLimits,
-    ServerConfig, SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, TableConfig, TelemetryConfig,
-    TlsConfig,
+    ServerConfig, SnowflakeAuth, SnowflakeSourceConfig, SourceConfig, SpoolConfig, SpoolFormat,
+    SpoolRetrieval, TableConfig, TelemetryConfig, TlsConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
 

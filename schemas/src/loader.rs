@@ -223,6 +223,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     let flight: Option<crate::FlightConfig> = section(&mut table, "flight", errors);
     let pg: Option<crate::PgConfig> = section(&mut table, "pg", errors);
     let console: crate::ConsoleConfig = section(&mut table, "console", errors);
+    let spool: Option<crate::SpoolConfig> = section(&mut table, "spool", errors);
     let telemetry: crate::TelemetryConfig = section(&mut table, "telemetry", errors);
     let log: crate::LogConfig = section(&mut table, "log", errors);
     let policies: Vec<crate::api::Policy> = section(&mut table, "policies", errors);
@@ -249,7 +250,7 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
     for key in table.keys() {
         errors.push(ConfigError::new(
             key.as_str(),
-            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, console, telemetry, log, sources, policies",
+            "unknown key; expected one of server, auth, metadata, limits, cache, mcp, flight, pg, console, spool, telemetry, log, sources, policies",
         ));
     }
     Config {
@@ -262,10 +263,73 @@ fn deserialize_sections(mut table: Table, errors: &mut Vec<ConfigError>) -> Conf
         flight,
         pg,
         console,
+        spool,
         telemetry,
         log,
         sources,
         policies,
+    }
+}
+
+/// `[spool]`: a location Sluice can write, sizes and times in range, a retrieval the
+/// location supports.
+fn validate_spool(spool: &crate::SpoolConfig, push: &mut impl FnMut(String, String)) {
+    let scheme = spool
+        .location
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    let remote = match scheme.as_deref() {
+        Some("s3" | "s3a" | "az" | "azure" | "abfs" | "abfss") => true,
+        Some("file") => false,
+        _ => {
+            push(
+                "spool.location".into(),
+                "must be an s3://, az:// or file:// URL".into(),
+            );
+            true
+        }
+    };
+    if !remote && spool.retrieval == Some(crate::SpoolRetrieval::Presigned) {
+        push(
+            "spool.retrieval".into(),
+            "a file:// location cannot presign URLs; use proxy (the default there)".into(),
+        );
+    }
+    if !remote && !spool.options.is_empty() {
+        push(
+            "spool.options".into(),
+            "a file:// location takes no store options".into(),
+        );
+    }
+    for (key, value, range, what) in [
+        (
+            "segment_bytes",
+            spool.segment_bytes,
+            1_048_576..=4_294_967_296,
+            "between 1048576 (1 MiB) and 4294967296 (4 GiB)",
+        ),
+        (
+            "expiry_ms",
+            spool.expiry_ms,
+            1_000..=604_800_000,
+            "between 1000 (1 s) and 604800000 (7 days, the longest an S3 presigned URL lives)",
+        ),
+        (
+            "lease_ms",
+            spool.lease_ms,
+            1_000..=3_600_000,
+            "between 1000 (1 s) and 3600000 (an hour)",
+        ),
+        (
+            "max_results_per_key",
+            u64::from(spool.max_results_per_key),
+            1..=10_000,
+            "between 1 and 10000",
+        ),
+    ] {
+        if !range.contains(&value) {
+            push(format!("spool.{key}"), format!("must be {what}"));
+        }
     }
 }
 
@@ -428,6 +492,9 @@ fn validate(config: &Config, errors: &mut Vec<ConfigError>) {
     }
     if let Some(pg) = &config.pg {
         validate_pg(config, pg, &mut push);
+    }
+    if let Some(spool) = &config.spool {
+        validate_spool(spool, &mut push);
     }
     let limits = &config.limits;
     for (key, value) in [

@@ -5,6 +5,7 @@ pub mod mcp_config;
 pub mod policies;
 pub mod query;
 pub mod sources;
+pub mod spool;
 
 /// Server URL used when neither `--server` nor `SLUICE_URL` is given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";

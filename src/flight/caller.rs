@@ -111,6 +111,7 @@ pub fn grpc_code(code: Code) -> tonic::Code {
         | Code::SourceUnavailable
         | Code::ShuttingDown
         | Code::MetadataUnavailable
+        | Code::SpoolUnavailable
         | Code::MemoryExhausted => tonic::Code::Unavailable,
         Code::QueryTimeout => tonic::Code::DeadlineExceeded,
         Code::Internal => tonic::Code::Internal,

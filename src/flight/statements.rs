@@ -54,6 +54,7 @@ impl FlightDoor {
             timeout_ms: None,
             max_rows: None,
             defaults: session.defaults(&self.service),
+            spool: false,
         }
     }
 

@@ -93,6 +93,37 @@ impl Format {
         })
     }
 
+    /// How an `Accept` value takes the spool profile (`application/vnd.sluice.spool+json`):
+    /// not at all, above every format (spool), or below one it prefers (stream while small,
+    /// spool past `[spool] threshold_bytes`).
+    pub fn spool_preference(accept: Option<&str>, spool_type: &str) -> SpoolPreference {
+        let mut spool_q = None;
+        let mut best_other = None::<f32>;
+        for part in accept.unwrap_or("").split(',') {
+            let mut pieces = part.split(';');
+            let media = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut q = 1.0_f32;
+            for p in pieces {
+                if let Some(v) = p.trim().strip_prefix("q=") {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+            if q <= 0.0 {
+                continue;
+            }
+            if media == spool_type {
+                spool_q = Some(spool_q.map_or(q, |s: f32| s.max(q)));
+            } else if Self::from_media_type(&media).is_some() {
+                best_other = Some(best_other.map_or(q, |b| b.max(q)));
+            }
+        }
+        match (spool_q, best_other) {
+            (None, _) => SpoolPreference::No,
+            (Some(s), Some(o)) if o > s => SpoolPreference::AboveThreshold,
+            (Some(_), _) => SpoolPreference::Always,
+        }
+    }
+
     /// A fresh encoder for results of `schema`.
     ///
     /// # Errors
@@ -106,6 +137,17 @@ impl Format {
             Self::Parquet => Box::new(ParquetEncoder::new(schema)?),
         })
     }
+}
+
+/// How a client takes a spooled answer ([`Format::spool_preference`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolPreference {
+    /// It does not accept one.
+    No,
+    /// It prefers one.
+    Always,
+    /// It prefers a streamed format, and takes the spool for a result too big to stream.
+    AboveThreshold,
 }
 
 /// Encodes a result incrementally.
@@ -155,5 +197,32 @@ mod tests {
         );
         assert!(pick(Some("text/html")).is_err());
         assert!(pick(Some("application/json;q=0")).is_err());
+    }
+
+    #[test]
+    fn spool_preference() {
+        let spool = "application/vnd.sluice.spool+json";
+        let of = |a: Option<&str>| Format::spool_preference(a, spool);
+        assert_eq!(of(None), SpoolPreference::No);
+        assert_eq!(of(Some("application/json")), SpoolPreference::No);
+        assert_eq!(of(Some(spool)), SpoolPreference::Always);
+        assert_eq!(
+            of(Some("application/vnd.sluice.spool+json;q=0")),
+            SpoolPreference::No
+        );
+        assert_eq!(
+            of(Some("application/vnd.sluice.spool+json, text/csv")),
+            SpoolPreference::Always
+        );
+        assert_eq!(
+            of(Some(
+                "application/vnd.apache.arrow.stream, application/vnd.sluice.spool+json;q=0.5"
+            )),
+            SpoolPreference::AboveThreshold
+        );
+        assert_eq!(
+            of(Some("text/html, application/vnd.sluice.spool+json;q=0.1")),
+            SpoolPreference::Always
+        );
     }
 }

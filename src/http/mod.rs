@@ -13,6 +13,7 @@ mod policies;
 mod queries;
 mod query;
 mod sources;
+mod spool;
 mod stats;
 mod tables;
 
@@ -63,6 +64,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(queries::cancel)),
         )
         .service(web::resource("/v1/queries/{id}/result").route(web::get().to(query::result)))
+        .service(
+            web::resource("/v1/queries/{id}/spool")
+                .route(web::get().to(spool::manifest))
+                .route(web::delete().to(spool::acknowledge)),
+        )
+        .service(
+            web::resource("/v1/queries/{id}/spool/{index}").route(web::get().to(spool::segment)),
+        )
         .service(
             web::resource("/v1/sources")
                 .route(web::get().to(sources::list))

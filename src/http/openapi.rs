@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, docs, health, identity, keys, policies, queries, query, sources, stats, tables,
+    admin, docs, health, identity, keys, policies, queries, query, sources, spool, stats, tables,
 };
 
 /// The API description.
@@ -29,6 +29,9 @@ use super::{
         queries::get,
         queries::cancel,
         query::result,
+        spool::manifest,
+        spool::acknowledge,
+        spool::segment,
         sources::list,
         sources::create,
         sources::replace,

@@ -7,15 +7,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
-use sluice_schemas::api::{ErrorBody, ExplainResponse, Operation, QueryRequest, QueryResult};
+use sluice_schemas::api::{
+    ErrorBody, ExplainResponse, Operation, QueryRequest, QueryResult, SpoolManifest,
+};
 
 use super::QueryId;
 use super::body::{self, Binary};
 use crate::error::{ApiError, Result};
-use crate::format::{BatchEncoder, Format};
+use crate::format::{BatchEncoder, Format, SpoolPreference};
 use crate::governance::Principal;
 use crate::headers;
-use crate::query::{CacheAnswer, MakeEncoder, QueryService, RowCap, Started};
+use crate::query::{CacheAnswer, MakeEncoder, QueryService, RowCap, Started, StreamedOrSpooled};
 use crate::web::{client, discard_body, read_body};
 
 /// Runs one read-only statement and streams the result in the format `Accept` asks for.
@@ -30,7 +32,7 @@ use crate::web::{client, discard_body, read_body};
         (String = "text/plain"),
     )),
     params(
-        ("Accept" = Option<String>, Header, description = "Result format: application/json (default), application/x-ndjson, text/csv, application/vnd.apache.arrow.stream, application/vnd.apache.parquet"),
+        ("Accept" = Option<String>, Header, description = "Result format: application/json (default), application/x-ndjson, text/csv, application/vnd.apache.arrow.stream, application/vnd.apache.parquet; application/vnd.sluice.spool+json for a spooled manifest (below a streamed format: the manifest only past `[spool] threshold_bytes`)"),
         ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a cached answer: 304 while it still holds"),
     ),
     responses(
@@ -45,6 +47,7 @@ use crate::web::{client, discard_body, read_body};
                 (String = "text/csv"),
                 (Binary = "application/vnd.apache.arrow.stream"),
                 (Binary = "application/vnd.apache.parquet"),
+                (SpoolManifest = "application/vnd.sluice.spool+json"),
             )),
         (status = 304, description = "Not Modified: the result is cached and its `ETag` was sent in `If-None-Match`"),
         (status = 400, description = "`bad_request`, `sql_invalid`, `read_only`", body = ErrorBody),
@@ -57,9 +60,9 @@ use crate::web::{client, discard_body, read_body};
         (status = 422, description = "`data_error`: the data made the statement fail", body = ErrorBody),
         (status = 403, description = "`permission_denied`: the key may not run queries (or EXPLAIN)", body = ErrorBody),
         (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
-        (status = 501, description = "`unsupported`", body = ErrorBody),
+        (status = 501, description = "`unsupported` (a feature, or a spooled answer without `[spool]`)", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `memory_exhausted` (the server's memory pool), `shutting_down`, `metadata_unavailable`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `memory_exhausted` (the server's memory pool), `shutting_down`, `metadata_unavailable`, `spool_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -71,38 +74,89 @@ pub async fn query(
     service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
     let call = service.call(&principal, &client(&req), query_id, Operation::Query);
-    let (format, started) = call
+    let answer = call
         .record(async {
             // Refused before the body is parsed: a key that may not query has its upload
             // dropped unread (drained so the refusal reaches an HTTP/2 client).
-            let format = match service
+            let accept = match service
                 .admit(&call, Operation::Query)
-                .and_then(|()| negotiate(&req))
+                .and_then(|()| accept(&req))
             {
-                Ok(f) => f,
+                Ok(a) => a,
                 Err(e) => {
                     discard_body(&mut payload, service.limits().max_request_bytes).await;
                     return Err(e);
                 }
             };
+            let spool = Format::spool_preference(accept, crate::spool::MEDIA_TYPE);
+            let negotiated = Format::negotiate(accept).map_err(ApiError::not_acceptable);
+            if spool == SpoolPreference::No
+                && let Err(e) = negotiated
+            {
+                discard_body(&mut payload, service.limits().max_request_bytes).await;
+                return Err(e);
+            }
             let request = read_request(&req, payload, &service).await?;
+            let base = base_url(&req);
+            if request.spool || spool == SpoolPreference::Always {
+                let manifest = service.run_spooled(&call, &request, &base).await?;
+                return Ok(Answer::Spooled(Box::new(manifest)));
+            }
+            let format = negotiated?;
+            if spool == SpoolPreference::AboveThreshold && service.spool().is_some() {
+                return match service
+                    .run_streamed_or_spooled(&call, &request, &base, encoder(format))
+                    .await?
+                {
+                    StreamedOrSpooled::Streamed(started) => Ok(Answer::Streamed(format, started)),
+                    StreamedOrSpooled::Spooled(manifest) => Ok(Answer::Spooled(manifest)),
+                };
+            }
             let max_rows = service.limits().max_rows;
             let cap = RowCap::Refuse(request.max_rows.unwrap_or(max_rows).min(max_rows));
             let started = service.run(&call, &request, cap, encoder(format)).await?;
-            Ok((format, started))
+            Ok(Answer::Streamed(format, started))
         })
         .await?;
-    Ok(respond(started, format, req.headers()))
+    Ok(match answer {
+        Answer::Streamed(format, started) => respond(started, format, req.headers()),
+        Answer::Spooled(manifest) => spooled(&manifest),
+    })
+}
+
+/// What `POST /v1/query` answers.
+enum Answer {
+    Streamed(Format, Started<Bytes>),
+    Spooled(Box<SpoolManifest>),
+}
+
+/// A spooled result's manifest.
+pub(super) fn spooled(manifest: &SpoolManifest) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((headers::QUERY_ID, manifest.query_id.as_str()))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .content_type(crate::spool::MEDIA_TYPE)
+        .json(manifest)
+}
+
+/// The server as the client reached it, for URLs in answers.
+pub(super) fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+/// The `Accept` header's text.
+fn accept(req: &HttpRequest) -> Result<Option<&str>> {
+    req.headers()
+        .get(header::ACCEPT)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| ApiError::not_acceptable("Accept is not valid text"))
 }
 
 /// The format `Accept` asks for.
 fn negotiate(req: &HttpRequest) -> Result<Format> {
-    let accept = req.headers().get(header::ACCEPT);
-    let text = accept
-        .map(|v| v.to_str())
-        .transpose()
-        .map_err(|_| ApiError::not_acceptable("Accept is not valid text"))?;
-    Format::negotiate(text).map_err(ApiError::not_acceptable)
+    Format::negotiate(accept(req)?).map_err(ApiError::not_acceptable)
 }
 
 /// Encoders of `format`, made on the query runtime for each result.
@@ -182,7 +236,7 @@ fn respond(started: Started<Bytes>, format: Format, request: &HeaderMap) -> Http
 #[utoipa::path(get, path = "/v1/queries/{id}/result", tag = "queries",
     params(
         ("id" = String, Path, description = "Query id (`X-Query-Id`, or MCP's `query_id`)"),
-        ("Accept" = Option<String>, Header, description = "Result format, as for POST /v1/query"),
+        ("Accept" = Option<String>, Header, description = "Result format, as for POST /v1/query; application/vnd.sluice.spool+json spools it"),
     ),
     responses(
         (status = 200, description = "The full result, streamed", headers(("x-query-id" = String, description = "The id of this run")),
@@ -192,6 +246,7 @@ fn respond(started: Started<Bytes>, format: Format, request: &HeaderMap) -> Http
                 (String = "text/csv"),
                 (Binary = "application/vnd.apache.arrow.stream"),
                 (Binary = "application/vnd.apache.parquet"),
+                (SpoolManifest = "application/vnd.sluice.spool+json"),
             )),
         (status = 304, description = "Not Modified: the result is cached and its `ETag` was sent in `If-None-Match`"),
         (status = 400, description = "`sql_invalid`: the statement no longer plans (a table changed)", body = ErrorBody),
@@ -205,7 +260,7 @@ fn respond(started: Started<Bytes>, format: Format, request: &HeaderMap) -> Http
         (status = 501, description = "`unsupported`", body = ErrorBody),
         (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
-        (status = 503, description = "`source_unavailable`, `memory_exhausted`, `shutting_down`, `metadata_unavailable`", body = ErrorBody),
+        (status = 503, description = "`source_unavailable`, `memory_exhausted`, `shutting_down`, `metadata_unavailable`, `spool_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -215,6 +270,13 @@ pub async fn result(
     principal: Principal,
     service: web::Data<QueryService>,
 ) -> Result<HttpResponse> {
+    if Format::spool_preference(accept(&req)?, crate::spool::MEDIA_TYPE) == SpoolPreference::Always
+    {
+        let manifest = service
+            .replay_spooled(&principal, &client(&req), &id, &base_url(&req))
+            .await?;
+        return Ok(spooled(&manifest));
+    }
     let format = negotiate(&req)?;
     let started = service
         .replay(&principal, &client(&req), &id, encoder(format))

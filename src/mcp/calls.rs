@@ -53,6 +53,7 @@ impl SluiceMcp {
             .min(self.service.limits().max_rows);
         let request = QueryRequest {
             defaults: None,
+            spool: false,
             sql: a.sql,
             params: a.params,
             timeout_ms: a.timeout_ms,
@@ -94,6 +95,14 @@ impl SluiceMcp {
                 "formats": ["application/vnd.apache.arrow.stream", "application/vnd.apache.parquet", "text/csv", "application/x-ndjson", "application/json"],
                 "hint": "Every row, streamed: read it with pyarrow.ipc.open_stream, polars or DuckDB, or aggregate in SQL instead.",
             });
+            if self.service.spool().is_some() {
+                value["full_result"]["spooled"] = json!({
+                    "url": url,
+                    "method": "GET",
+                    "headers": {"Authorization": "Bearer <the same API key>", "Accept": crate::spool::MEDIA_TYPE},
+                    "hint": "Every row, spooled: the answer is a manifest whose segment URLs (whole Arrow IPC or Parquet files) a notebook fetches in parallel without going through Sluice; GET its `ack` URL until `complete`, then DELETE it.",
+                });
+            }
             extra.push(ContentBlock::resource_link(
                 Resource::new(url, format!("result of {query_id}"))
                     .with_description("The complete result, streamed (GET with the same API key; Accept picks the format)")
@@ -261,6 +270,7 @@ impl SluiceMcp {
         let call = self.call(caller, Operation::Explain);
         let request = QueryRequest {
             defaults: None,
+            spool: false,
             sql: a.sql,
             ..QueryRequest::default()
         };

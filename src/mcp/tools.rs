@@ -133,7 +133,17 @@ pub fn all(max_rows: u64, max_bytes: u64) -> Vec<Tool> {
                             "method": {"type": "string"},
                             "headers": {"type": "object"},
                             "formats": {"type": "array", "items": {"type": "string"}},
-                            "hint": {"type": "string"}
+                            "hint": {"type": "string"},
+                            "spooled": {
+                                "type": "object",
+                                "description": "With a spool configured: the same URL answers a manifest of segment URLs to fetch in parallel",
+                                "properties": {
+                                    "url": {"type": "string"},
+                                    "method": {"type": "string"},
+                                    "headers": {"type": "object"},
+                                    "hint": {"type": "string"}
+                                }
+                            }
                         },
                         "required": ["url", "method"]
                     }

@@ -869,6 +869,7 @@ impl Conn {
             timeout_ms: self.session.statement_timeout_ms(),
             max_rows: None,
             defaults: self.defaults(),
+            spool: false,
         }
     }
 

@@ -60,7 +60,7 @@ pub fn sqlstate(code: Code) -> &'static str {
         Code::RateLimited | Code::TooManyQueries | Code::TooManySessions => "53400",
         Code::UpstreamError | Code::SourceUnavailable => "58000",
         Code::ShuttingDown => state::ADMIN_SHUTDOWN,
-        Code::MetadataUnavailable => "58030",
+        Code::MetadataUnavailable | Code::SpoolUnavailable => "58030",
         Code::MemoryExhausted => "53200",
         Code::QueryTimeout => state::QUERY_CANCELED,
         Code::Internal => state::INTERNAL,

@@ -49,6 +49,7 @@ mod route;
 mod run;
 mod source_admin;
 mod source_set;
+mod spooled;
 #[cfg(test)]
 mod tests;
 
@@ -72,6 +73,7 @@ pub use answer::{CacheAnswer, RowCap, Started};
 pub use encode::{Batches, Encode, MakeEncoder};
 pub use producer::ResultStream;
 pub use registry::new_query_id;
+pub use spooled::StreamedOrSpooled;
 
 use self::registry::QueryRegistry;
 use crate::cache::ResultCache;
@@ -105,6 +107,8 @@ pub struct QueryService {
     source_set: source_set::SourceSet,
     /// The config file the server started from, and what it said then (for reloads).
     config_file: Option<(std::path::PathBuf, Config)>,
+    /// Where big results are spooled (`[spool]`), checked at start.
+    spool: Option<Arc<crate::spool::Spool>>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -133,6 +137,14 @@ pub enum BuildError {
     /// The metadata store (keys, audit) could not be opened or written.
     #[error("{0}")]
     Metadata(#[from] crate::governance::store::StoreError),
+    /// The spool location cannot be used.
+    #[error("spool {location}: {reason}")]
+    Spool {
+        /// `[spool] location`.
+        location: String,
+        /// What failed (credentials redacted).
+        reason: String,
+    },
 }
 
 /// The sources a new service has built but not yet loaded ([`QueryService::load`]).
@@ -196,7 +208,13 @@ impl QueryService {
             }),
             _ => None,
         };
+        let closing = CancellationToken::new();
+        let spool = match &config.spool {
+            Some(c) => Some(open_spool(c, closing.child_token(), &runtime).await?),
+            None => None,
+        };
         let service = Arc::new(Self {
+            spool,
             protected_resource,
             planner,
             supervisor,
@@ -211,7 +229,7 @@ impl QueryService {
             trace_statements: config.telemetry.statement_text,
             drain_timeout: Duration::from_millis(config.server.drain_timeout_ms),
             lifecycle: Lifecycle::default(),
-            closing: CancellationToken::new(),
+            closing,
             cache: Arc::new(ResultCache::new(&config.cache, &config.sources, &runtime)),
             runtime,
             source_set: source_set::SourceSet::new(config.metadata.registry_local_files),
@@ -480,6 +498,28 @@ impl Call {
         }
         e
     }
+}
+
+/// Opens the spool and proves it works (write, sign, read back, delete) on the query runtime,
+/// which then owns its connections; its sweeper starts with it.
+async fn open_spool(
+    config: &sluice_schemas::SpoolConfig,
+    closing: CancellationToken,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Arc<crate::spool::Spool>, BuildError> {
+    let failed = |reason: String| BuildError::Spool {
+        location: config.location.clone(),
+        reason,
+    };
+    let spool = Arc::new(crate::spool::Spool::open(config, closing).map_err(failed)?);
+    let checking = Arc::clone(&spool);
+    runtime
+        .spawn(async move { checking.check().await })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(failed)?;
+    spool.spawn_sweeper(runtime);
+    Ok(spool)
 }
 
 /// Loads a source's tables for the first time; on failure the actor keeps retrying.

@@ -230,9 +230,21 @@ impl QueryService {
         id: &str,
         encoder: MakeEncoder<E>,
     ) -> Result<Started<E::Piece>> {
-        // Only the key that ran it, admins included: the result is that key's view of the data.
-        let request = self
-            .queries
+        let request = self.recent_request(principal, id)?;
+        let call = self.call(principal, client, super::new_query_id(), Operation::Query);
+        let cap = RowCap::Refuse(self.limits.max_rows);
+        self.run(&call, &request, cap, encoder).await
+    }
+}
+
+impl QueryService {
+    /// The statement and parameters of a recent query, for the key that ran it only (admins
+    /// included: the result is that key's view of the data).
+    ///
+    /// # Errors
+    /// `query_not_found`.
+    pub(super) fn recent_request(&self, principal: &Principal, id: &str) -> Result<QueryRequest> {
+        self.queries
             .get(id)
             .filter(|e| e.key_id.as_deref() == principal.key_id())
             .and_then(|e| e.request())
@@ -241,10 +253,7 @@ impl QueryService {
                     crate::error::Code::QueryNotFound,
                     format!("no recent query {id} by this key (the last 1,024 queries are kept)"),
                 )
-            })?;
-        let call = self.call(principal, client, super::new_query_id(), Operation::Query);
-        let cap = RowCap::Refuse(self.limits.max_rows);
-        self.run(&call, &request, cap, encoder).await
+            })
     }
 }
 

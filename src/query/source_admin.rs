@@ -302,6 +302,7 @@ fn restart_required(started: &Config, now: &Config) -> Vec<String> {
     differs("flight", started.flight == now.flight);
     differs("pg", started.pg == now.pg);
     differs("console", started.console == now.console);
+    differs("spool", started.spool == now.spool);
     differs("telemetry", started.telemetry == now.telemetry);
     differs("log.format", started.log.format == now.log.format);
     differs("policies", started.policies == now.policies);

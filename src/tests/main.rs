@@ -30,6 +30,7 @@ mod pg;
 mod postgres;
 mod registry;
 mod snowflake;
+mod spool;
 mod streaming;
 mod telemetry;
 mod truth;

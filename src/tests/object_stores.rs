@@ -59,7 +59,7 @@ pub(crate) fn services() -> Option<Services> {
 }
 
 impl Services {
-    fn s3_options(&self) -> BTreeMap<String, String> {
+    pub(crate) fn s3_options(&self) -> BTreeMap<String, String> {
         opts(&[
             ("endpoint", &self.s3_endpoint),
             ("region", "us-east-1"),
@@ -69,7 +69,7 @@ impl Services {
         ])
     }
 
-    fn azure_options(&self) -> BTreeMap<String, String> {
+    pub(crate) fn azure_options(&self) -> BTreeMap<String, String> {
         opts(&[
             ("account_name", "devstoreaccount1"),
             ("access_key", AZURITE_KEY),
@@ -78,7 +78,7 @@ impl Services {
         ])
     }
 
-    fn s3_store(&self) -> Arc<dyn ObjectStore> {
+    pub(crate) fn s3_store(&self) -> Arc<dyn ObjectStore> {
         let mut b = AmazonS3Builder::new().with_bucket_name(&self.bucket);
         for (k, v) in self.s3_options() {
             b = b.with_config(k.parse().unwrap(), v);
@@ -86,7 +86,7 @@ impl Services {
         Arc::new(b.build().unwrap())
     }
 
-    fn azure_store(&self) -> Arc<dyn ObjectStore> {
+    pub(crate) fn azure_store(&self) -> Arc<dyn ObjectStore> {
         let mut b = MicrosoftAzureBuilder::new().with_container_name(&self.bucket);
         for (k, v) in self.azure_options() {
             b = b.with_config(k.parse().unwrap(), v);

@@ -11,6 +11,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use sluice_planner::{CatalogStatus, ParquetCatalog};
 use url::Url;
@@ -59,59 +60,14 @@ impl ObjectStoreConnector {
     /// # Errors
     /// [`SourceError::Config`] for a bad URL, an unknown or malformed option.
     pub fn new(name: &str, location: &str, options: &BTreeMap<String, String>) -> Result<Self> {
-        let base = location_url(location)?;
-        let (own, store_options): (BTreeMap<_, _>, BTreeMap<_, _>) = options
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .partition(|(k, _)| SLUICE_OPTIONS.contains(&k.as_str()));
+        let OpenedStore { store, base, .. } = open(location, options)?;
         let remote = base.scheme() != "file";
-        let pushdown_filters = match own.get("pushdown_filters") {
-            Some(v) => parse_bool("pushdown_filters", v)?,
+        let pushdown_filters = match options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("pushdown_filters"))
+        {
+            Some((_, v)) => parse_bool("pushdown_filters", v)?,
             None => DEFAULT_PUSHDOWN_FILTERS,
-        };
-        let retry = retry_config(&own)?;
-        let store: Arc<dyn ObjectStore> = match base.scheme() {
-            "file" => {
-                if !store_options.is_empty() || own.contains_key("max_retries") {
-                    return Err(SourceError::Config(
-                        "local locations take no store options".to_owned(),
-                    ));
-                }
-                Arc::new(LocalFileSystem::new())
-            }
-            "s3" | "s3a" => {
-                let b = configure(
-                    AmazonS3Builder::from_env()
-                        .with_url(base.as_str())
-                        .with_retry(retry),
-                    &store_options,
-                    "S3",
-                    |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
-                )?;
-                Arc::new(
-                    b.build()
-                        .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
-                )
-            }
-            "az" | "azure" | "abfs" | "abfss" => {
-                let b = configure(
-                    MicrosoftAzureBuilder::from_env()
-                        .with_url(base.as_str())
-                        .with_retry(retry),
-                    &store_options,
-                    "Azure",
-                    |b, k: AzureConfigKey, v| b.with_config(k, v),
-                )?;
-                Arc::new(
-                    b.build()
-                        .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
-                )
-            }
-            other => {
-                return Err(SourceError::Config(format!(
-                    "unsupported location scheme `{other}`"
-                )));
-            }
         };
         let engine_base = engine_url(name, &base)?;
         Ok(Self {
@@ -158,6 +114,103 @@ impl ObjectStoreConnector {
         Path::from_url_path(self.base.path().trim_start_matches('/'))
             .map_err(|e| SourceError::Config(e.to_string()))
     }
+}
+
+/// A store opened at a location, with the signer that presigns its URLs (S3 and Azure).
+#[derive(Debug, Clone)]
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Presigns URLs for it (S3 SigV4, Azure SAS); none for local disk.
+    pub signer: Option<Arc<dyn Signer>>,
+    /// The location, as a folder URL (ends with `/`).
+    pub base: Url,
+    /// The folder inside the store.
+    pub prefix: Path,
+}
+
+/// Opens the store at `location` with `options`, as a Parquet source's (object_store's keys,
+/// the standard `AWS_*` / `AZURE_*` variables, `max_retries` and `retry_timeout`), unmetered:
+/// for a sink Sluice writes itself (the spool).
+///
+/// # Errors
+/// [`SourceError::Config`] for a bad URL, an unknown or malformed option.
+pub fn open(location: &str, options: &BTreeMap<String, String>) -> Result<OpenedStore> {
+    let base = location_url(location)?;
+    let (own, store_options): (BTreeMap<_, _>, BTreeMap<_, _>) = options
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .partition(|(k, _)| SLUICE_OPTIONS.contains(&k.as_str()));
+    let (store, signer) = open_store(&base, &own, &store_options)?;
+    let prefix = Path::from_url_path(base.path().trim_start_matches('/'))
+        .map_err(|e| SourceError::Config(e.to_string()))?;
+    Ok(OpenedStore {
+        store,
+        signer,
+        base,
+        prefix,
+    })
+}
+
+type Opened = (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>);
+
+fn open_store(
+    base: &Url,
+    own: &BTreeMap<String, String>,
+    store_options: &BTreeMap<String, String>,
+) -> Result<Opened> {
+    let retry = retry_config(own)?;
+    Ok(match base.scheme() {
+        "file" => {
+            if !store_options.is_empty() || own.contains_key("max_retries") {
+                return Err(SourceError::Config(
+                    "local locations take no store options".to_owned(),
+                ));
+            }
+            (Arc::new(LocalFileSystem::new()), None)
+        }
+        "s3" | "s3a" => {
+            let b = configure(
+                AmazonS3Builder::from_env()
+                    .with_url(base.as_str())
+                    .with_retry(retry),
+                store_options,
+                "S3",
+                |b, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+            )?;
+            let s3 = Arc::new(
+                b.build()
+                    .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
+            );
+            (
+                Arc::clone(&s3) as Arc<dyn ObjectStore>,
+                Some(s3 as Arc<dyn Signer>),
+            )
+        }
+        "az" | "azure" | "abfs" | "abfss" => {
+            let b = configure(
+                MicrosoftAzureBuilder::from_env()
+                    .with_url(base.as_str())
+                    .with_retry(retry),
+                store_options,
+                "Azure",
+                |b, k: AzureConfigKey, v| b.with_config(k, v),
+            )?;
+            let azure = Arc::new(
+                b.build()
+                    .map_err(|e| SourceError::Config(redact(&e.to_string())))?,
+            );
+            (
+                Arc::clone(&azure) as Arc<dyn ObjectStore>,
+                Some(azure as Arc<dyn Signer>),
+            )
+        }
+        other => {
+            return Err(SourceError::Config(format!(
+                "unsupported location scheme `{other}`"
+            )));
+        }
+    })
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool> {
