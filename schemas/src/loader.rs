@@ -1209,6 +1209,49 @@ extra = true
     }
 
     #[test]
+    fn the_contracts_spool_section_parses_and_bad_ones_say_where() {
+        let text = r#"
+[spool]
+location = "s3://results-bucket/sluice-spool/"
+options = { region = "us-east-1" }
+segment_bytes = 67108864
+expiry_ms = 900000
+retrieval = "presigned"
+threshold_bytes = 268435456
+"#;
+        let cfg = parse_with(text, &[]).unwrap();
+        let spool = cfg.spool.unwrap();
+        assert_eq!(spool.retrieval, Some(crate::SpoolRetrieval::Presigned));
+        assert_eq!(spool.format, crate::SpoolFormat::Arrow);
+        assert_eq!(spool.max_results_per_key, 16);
+        let text = r#"
+[spool]
+location = "file:///tmp/spool/"
+retrieval = "presigned"
+options = { region = "x" }
+segment_bytes = 10
+expiry_ms = 0
+lease_ms = 10
+max_results_per_key = 0
+"#;
+        let all = parse_with(text, &[]).unwrap_err().to_string();
+        for needle in [
+            "spool.retrieval",
+            "spool.options",
+            "spool.segment_bytes",
+            "spool.expiry_ms",
+            "spool.lease_ms",
+            "spool.max_results_per_key",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        let all = parse_with("[spool]\nlocation = \"ftp://x/\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(all.contains("spool.location"), "{all}");
+    }
+
+    #[test]
     fn identity_configs_fail_closed() {
         let text = r#"
 [server.tls]

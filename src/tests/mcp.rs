@@ -599,6 +599,92 @@ async fn the_full_result_is_for_the_key_that_ran_it() {
     app.expect_error(resp, 404, "query_not_found").await;
 }
 
+#[actix_web::test]
+async fn a_truncated_answer_links_a_spooled_full_result_a_notebook_can_fetch() {
+    let sql = "SELECT n_name FROM local.public.nation WHERE n_regionkey = $1 ORDER BY 1";
+    let call = json!({"name": "query", "arguments": {"sql": sql, "params": [1], "max_rows": 2}});
+    // Without a spool: no spooled link, and asking for one is `unsupported`.
+    let plain = TestApp::spawn().await;
+    let (_, m) = answer(modern(
+        &plain,
+        &plain.key,
+        "tools/call",
+        Some("query"),
+        call.clone(),
+    ))
+    .await;
+    let r = &m["result"]["structuredContent"];
+    assert!(r["full_result"]["url"].is_string(), "{m}");
+    assert!(r["full_result"]["spooled"].is_null(), "{m}");
+    let id = r["query_id"].as_str().unwrap();
+    let resp = plain
+        .req(Method::GET, &format!("/v1/queries/{id}/result"))
+        .header("Accept", "application/vnd.sluice.spool+json")
+        .send()
+        .await
+        .unwrap();
+    plain.expect_error(resp, 501, "unsupported").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(|c| {
+        c.spool = Some(sluice_schemas::SpoolConfig {
+            location: format!("file://{}/", dir.path().display()),
+            options: Default::default(),
+            segment_bytes: 1 << 20,
+            expiry_ms: 600_000,
+            retrieval: None,
+            threshold_bytes: 1 << 20,
+            format: sluice_schemas::SpoolFormat::Arrow,
+            lease_ms: 30_000,
+            max_results_per_key: 4,
+        });
+    })
+    .await;
+    let (_, m) = answer(modern(&app, &app.key, "tools/call", Some("query"), call)).await;
+    let link = &m["result"]["structuredContent"]["full_result"]["spooled"];
+    assert_eq!(link["method"], "GET", "{m}");
+    assert_eq!(
+        link["headers"]["Accept"],
+        "application/vnd.sluice.spool+json"
+    );
+    // What a notebook does with it: the manifest, then the segments through the proxy.
+    let manifest: Value = app
+        .req(
+            Method::GET,
+            &link["url"].as_str().unwrap().replace(&app.url, ""),
+        )
+        .header("Accept", "application/vnd.sluice.spool+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(manifest["complete"], true, "{manifest}");
+    assert_eq!(manifest["row_count"], 5);
+    let url = manifest["segments"][0]["url"].as_str().unwrap();
+    assert!(url.starts_with(&app.url), "{url}");
+    let body = app
+        .client
+        .get(url)
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body.status(), 200);
+    let batches = crate::read_arrow(&body.bytes().await.unwrap());
+    assert_eq!(
+        crate::cells(&batches),
+        [
+            ["ARGENTINA"],
+            ["BRAZIL"],
+            ["CANADA"],
+            ["PERU"],
+            ["UNITED STATES"]
+        ]
+    );
+}
+
 #[test]
 fn mcp_config_prints_a_snippet_for_each_client() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))

@@ -505,6 +505,8 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
         ("/v1/queries", &["get"]),
         ("/v1/queries/{id}", &["get", "delete"]),
         ("/v1/queries/{id}/result", &["get"]),
+        ("/v1/queries/{id}/spool", &["get", "delete"]),
+        ("/v1/queries/{id}/spool/{index}", &["get"]),
         ("/v1/sources", &["get", "post"]),
         ("/v1/sources/{name}", &["put", "delete"]),
         ("/v1/sources/{name}/refresh", &["post"]),
@@ -542,7 +544,7 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert_eq!(
         paths.len(),
-        27,
+        29,
         "a route is described that the server does not have"
     );
     // The page works offline: nothing in it comes from another host.
