@@ -5,9 +5,17 @@ pub fn redact(text: &str) -> String {
     text.split_whitespace()
         .map(|w| {
             let lower = w.to_ascii_lowercase();
-            if ["secret", "key=", "token", "password", "sig="]
-                .iter()
-                .any(|s| lower.contains(s))
+            if [
+                "secret",
+                "key=",
+                "token",
+                "password",
+                "sig=",
+                "signature=",
+                "credential=",
+            ]
+            .iter()
+            .any(|s| lower.contains(s))
             {
                 "[redacted]"
             } else {

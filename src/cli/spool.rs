@@ -27,6 +27,8 @@ use super::query::ClientError;
 
 /// Fetch attempts per segment before the download fails.
 const ATTEMPTS: u32 = 4;
+/// How long one segment fetch may take before it is made again.
+const SEGMENT_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The output file's format, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,13 +157,18 @@ pub fn download(
     parallel: usize,
 ) -> Result<Downloaded, ClientError> {
     let format = OutFormat::of(out)?;
+    // No overall timeout for the query (its first rows may take long), one for each segment
+    // fetch (a stalled one is made again).
     let client = to.client(None).map_err(ClientError::Usage)?;
+    let fetcher = to
+        .client(Some(SEGMENT_TIMEOUT))
+        .map_err(ClientError::Usage)?;
     let req = client
         .post(format!("{}/v1/query", to.base()))
         .header("Accept", "application/vnd.sluice.spool+json")
         .header("Content-Type", "application/json")
         .body(serde_json::json!({ "sql": sql, "spool": true }).to_string());
-    let mut manifest = json_answer(to.authorize(req).map_err(ClientError::Usage)?)?;
+    let manifest = json_answer(to.authorize(req).map_err(ClientError::Usage)?)?;
     let ack = format!(
         "{}{}",
         to.base(),
@@ -169,6 +176,40 @@ pub fn download(
     );
     let parts = with_suffix(out, ".parts");
     std::fs::create_dir_all(&parts)?;
+    let done = fetch_and_write(
+        to, &client, &fetcher, manifest, &ack, &parts, out, format, parallel,
+    );
+    if done.is_err() {
+        // Nothing half-made stays: the query stops, its segments and the local parts go.
+        let _ = to.authorize(client.delete(&ack)).map(|r| r.send());
+        let _ = std::fs::remove_dir_all(&parts);
+        let _ = std::fs::remove_file(with_suffix(out, ".partial"));
+        return done;
+    }
+    // Written and renamed: the server may delete the segments now.
+    match to.authorize(client.delete(&ack)).map(|r| r.send()) {
+        Ok(Ok(resp)) if resp.status().is_success() => {}
+        _ => eprintln!(
+            "warning: the spooled result was not acknowledged; the server deletes it when it expires"
+        ),
+    }
+    std::fs::remove_dir_all(&parts)?;
+    done
+}
+
+/// Fetches every segment of the result `manifest` starts, then writes `out`.
+#[allow(clippy::too_many_arguments)]
+fn fetch_and_write(
+    to: &Connection,
+    client: &reqwest::blocking::Client,
+    fetcher: &reqwest::blocking::Client,
+    mut manifest: Value,
+    ack: &str,
+    parts: &Path,
+    out: &Path,
+    format: OutFormat,
+    parallel: usize,
+) -> Result<Downloaded, ClientError> {
     let shared = Arc::new(Shared::default());
     let started = Instant::now();
     let show = std::io::stderr().is_terminal();
@@ -177,10 +218,9 @@ pub fn download(
     let fetched = std::thread::scope(|scope| {
         for _ in 0..parallel.max(1) {
             let shared = Arc::clone(&shared);
-            let (client, parts, ack) = (&client, &parts, &ack);
             scope.spawn(move || {
                 while let Some(job) = shared.next() {
-                    if let Err(e) = fetch(to, client, &job, parts, ack, &shared) {
+                    if let Err(e) = fetch(to, client, fetcher, &job, parts, ack, &shared) {
                         shared.fail(e);
                     }
                 }
@@ -223,7 +263,7 @@ pub fn download(
             }
             // The server lists segments as it writes them: ask again shortly.
             std::thread::sleep(Duration::from_millis(200));
-            let req = client.get(&ack);
+            let req = client.get(ack);
             match to
                 .authorize(req)
                 .map_err(ClientError::Usage)
@@ -258,19 +298,7 @@ pub fn download(
     if show {
         eprintln!();
     }
-    let rows = write_out(&manifest, listed, &parts, out, format)?;
-    // Written and renamed: the server may delete the segments now.
-    let req = to
-        .authorize(client.delete(&ack))
-        .map_err(ClientError::Usage)?;
-    let resp = req.send()?;
-    if !resp.status().is_success() {
-        eprintln!(
-            "warning: the spooled result was not acknowledged ({}); it is deleted when it expires",
-            resp.status()
-        );
-    }
-    std::fs::remove_dir_all(&parts)?;
+    let rows = write_out(&manifest, listed, parts, out, format)?;
     Ok(Downloaded {
         rows,
         bytes: shared.bytes.load(Ordering::SeqCst),
@@ -329,6 +357,7 @@ fn progress(shared: &Shared, started: Instant, total: Option<u64>) {
 fn fetch(
     to: &Connection,
     client: &reqwest::blocking::Client,
+    fetcher: &reqwest::blocking::Client,
     job: &Job,
     parts: &Path,
     ack: &str,
@@ -350,7 +379,7 @@ fn fetch(
                 url = u.to_owned();
             }
         }
-        match fetch_once(to, client, job, &url) {
+        match fetch_once(to, fetcher, job, &url) {
             Ok(body) => {
                 std::fs::write(parts.join(format!("{:06}", job.index)), &body)?;
                 shared.bytes.fetch_add(job.bytes, Ordering::SeqCst);
@@ -369,9 +398,10 @@ fn fetch_once(
     job: &Job,
     url: &str,
 ) -> Result<Vec<u8>, ClientError> {
-    // Sluice's own proxy URLs take the credential; a presigned URL carries its own.
+    // Sluice's proxy URLs take the credential; a presigned URL carries its own (and a bucket
+    // refuses a second one).
     let req = client.get(url);
-    let req = if url.starts_with(to.base()) {
+    let req = if is_proxy(url) {
         to.authorize(req).map_err(ClientError::Usage)?
     } else {
         req
@@ -397,6 +427,24 @@ fn fetch_once(
         )));
     }
     Ok(body.to_vec())
+}
+
+/// Whether `url` is Sluice's `/v1/queries/{id}/spool/{n}` (on whatever host and prefix the
+/// server named), not a presigned bucket URL.
+fn is_proxy(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let mut parts = path.rsplit('/');
+    let (n, spool, _id, queries, v1) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    );
+    n.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        && spool == Some("spool")
+        && queries == Some("queries")
+        && v1 == Some("v1")
 }
 
 /// Writes the fetched segments, in order, to `out` (through `out.partial`); the rows written.
@@ -509,5 +557,26 @@ impl Sink {
         file.flush()?;
         file.get_ref().sync_all()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_urls_take_the_key_and_presigned_ones_do_not() {
+        assert!(is_proxy("http://127.0.0.1:8080/v1/queries/q_1/spool/0"));
+        assert!(is_proxy(
+            "https://gw.example/sluice/v1/queries/q_1/spool/12"
+        ));
+        assert!(is_proxy("/v1/queries/q_1/spool/3"));
+        assert!(!is_proxy(
+            "http://127.0.0.1:9000/bucket/spool/4be2/000000.arrow?X-Amz-Signature=x"
+        ));
+        assert!(!is_proxy(
+            "https://acct.blob.core.windows.net/c/p/000001.arrow?sig=x"
+        ));
+        assert!(!is_proxy("http://h/v1/queries/q_1/spool"));
     }
 }

@@ -27,6 +27,7 @@ mod listener;
 mod params;
 mod service;
 mod session;
+mod spool;
 mod statements;
 mod ticket;
 
@@ -156,6 +157,9 @@ mod actions {
     pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
     pub const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
     pub const CLOSE_SESSION: &str = "CloseSession";
+    pub const SPOOL: &str = "sluice.spool";
+    pub const SPOOL_LIST: &str = "sluice.spool.list";
+    pub const SPOOL_ACK: &str = "sluice.spool.ack";
 }
 
 /// Concurrent RPCs one connection may hold open.

@@ -251,6 +251,27 @@ impl FlightService for FlightDoor {
                 }
                 Ok(response)
             }
+            actions::SPOOL => {
+                let caller = self.caller(&request, true).await?;
+                let session = self.session(&request, &caller)?;
+                let body = self
+                    .spool(&caller, &session, &request.get_ref().body)
+                    .await?;
+                let response = Response::new(one(arrow_flight::Result { body: body.into() }));
+                Ok(self.with_session(response, &caller, &session))
+            }
+            actions::SPOOL_LIST => {
+                let caller = self.caller(&request, true).await?;
+                let body = self.spool_list(&caller, &request.get_ref().body).await?;
+                Ok(Response::new(one(arrow_flight::Result {
+                    body: body.into(),
+                })))
+            }
+            actions::SPOOL_ACK => {
+                let caller = self.caller(&request, true).await?;
+                self.spool_ack(&caller, &request.get_ref().body).await?;
+                Ok(Response::new(Box::pin(futures::stream::empty())))
+            }
             other => Err(unimplemented(&format!("the action {other:?}"))),
         }
     }
@@ -282,6 +303,18 @@ impl FlightService for FlightDoor {
                 "Sets the session's catalog and schema for bare table names.",
             ),
             (actions::GET_SESSION_OPTIONS, "The session's options."),
+            (
+                actions::SPOOL,
+                "Runs a statement (bare SQL, or a /v1/query JSON body) into the spool; answers its manifest as JSON.",
+            ),
+            (
+                actions::SPOOL_LIST,
+                "A spooled result's manifest again (body: its query id): fresh URLs, segments written since.",
+            ),
+            (
+                actions::SPOOL_ACK,
+                "Acknowledges a spooled result (body: its query id): its segments are deleted.",
+            ),
             (
                 actions::CLOSE_SESSION,
                 "Ends the session (its options are forgotten).",

@@ -53,14 +53,14 @@ use crate::web::{client, discard_body, read_body};
         (status = 400, description = "`bad_request`, `sql_invalid`, `read_only`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`table_not_found`", body = ErrorBody),
-        (status = 406, description = "`not_acceptable`: no format serves the Accept", body = ErrorBody),
+        (status = 406, description = "`not_acceptable`: no format serves the Accept, or a spooled answer without `[spool]`", body = ErrorBody),
         (status = 409, description = "`query_cancelled`: cancelled by DELETE /v1/queries/{id}", body = ErrorBody),
         (status = 413, description = "`result_too_large` (over max_rows), `request_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`data_error`: the data made the statement fail", body = ErrorBody),
         (status = 403, description = "`permission_denied`: the key may not run queries (or EXPLAIN)", body = ErrorBody),
         (status = 429, description = "`rate_limited` or `too_many_queries`, with `Retry-After`", body = ErrorBody),
-        (status = 501, description = "`unsupported` (a feature, or a spooled answer without `[spool]`)", body = ErrorBody),
+        (status = 501, description = "`unsupported`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
         (status = 503, description = "`source_unavailable`, `memory_exhausted` (the server's memory pool), `shutting_down`, `metadata_unavailable`, `spool_unavailable`", body = ErrorBody),
         (status = 504, description = "`query_timeout`", body = ErrorBody),
@@ -89,13 +89,9 @@ pub async fn query(
                 }
             };
             let spool = Format::spool_preference(accept, crate::spool::MEDIA_TYPE);
+            // Read before an `Accept` no format serves is refused: `"spool": true` answers a
+            // manifest whatever `Accept` says.
             let negotiated = Format::negotiate(accept).map_err(ApiError::not_acceptable);
-            if spool == SpoolPreference::No
-                && let Err(e) = negotiated
-            {
-                discard_body(&mut payload, service.limits().max_request_bytes).await;
-                return Err(e);
-            }
             let request = read_request(&req, payload, &service).await?;
             let base = base_url(&req);
             if request.spool || spool == SpoolPreference::Always {

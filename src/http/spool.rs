@@ -19,7 +19,6 @@ use crate::query::QueryService;
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`query_not_found`: not this key's, acknowledged, or expired", body = ErrorBody),
         (status = 409, description = "`query_cancelled`, or whatever code the query failed with after its manifest was answered (its segments are deleted)", body = ErrorBody),
-        (status = 501, description = "`unsupported`: no `[spool]`", body = ErrorBody),
         (status = 503, description = "`spool_unavailable`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -43,7 +42,6 @@ pub async fn manifest(
         (status = 204, description = "Acknowledged: the segments are gone"),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`query_not_found`", body = ErrorBody),
-        (status = 501, description = "`unsupported`: no `[spool]`", body = ErrorBody),
         (status = 503, description = "`spool_unavailable`: the store refused the deletes (the sweeper removes them at expiry)", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]
@@ -67,7 +65,6 @@ pub async fn acknowledge(
         (status = 200, description = "The segment's bytes (the manifest's `format`)", content_type = "application/octet-stream"),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`query_not_found`: not this key's, no such segment listed, acknowledged, or expired", body = ErrorBody),
-        (status = 501, description = "`unsupported`: no `[spool]`", body = ErrorBody),
         (status = 503, description = "`spool_unavailable`", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = [])))]

@@ -30,11 +30,22 @@ impl QueryService {
         self.spool.as_ref()
     }
 
+    /// The spool, for a request that asks for a spooled answer: without one, no representation
+    /// serves it (`406 not_acceptable`, as for an `Accept` no format serves).
     fn spool_or_refuse(&self) -> Result<&Arc<Spool>> {
         self.spool.as_ref().ok_or_else(|| {
+            ApiError::not_acceptable(
+                "this server spools no results (no [spool] location is configured); ask for a streamed format",
+            )
+        })
+    }
+
+    /// The spool, for a request about a spooled result: without one there is none.
+    fn spool_or_none(&self, id: &str) -> Result<&Arc<Spool>> {
+        self.spool.as_ref().ok_or_else(|| {
             ApiError::new(
-                Code::Unsupported,
-                "this server spools no results (no [spool] location is configured)",
+                Code::QueryNotFound,
+                format!("no spooled result {id}: this server spools no results"),
             )
         })
     }
@@ -44,7 +55,7 @@ impl QueryService {
     /// `base_url` is the server as the client reaches it (for proxy URLs).
     ///
     /// # Errors
-    /// `unsupported` without a spool; `too_many_queries` when the key holds as many spooled
+    /// `not_acceptable` without a spool; `too_many_queries` when the key holds as many spooled
     /// results as it may; every refusal or failure before the first rows, as
     /// [`Self::run`]'s.
     pub async fn run_spooled(
@@ -56,28 +67,31 @@ impl QueryService {
         call.record(async {
             let spool = self.spool_or_refuse()?;
             self.admit(call, Operation::Query)?;
-            let spooled = spool.reserve(&call.query_id, call.principal.key_id())?;
-            let max_rows = self.limits.max_rows;
-            let cap = RowCap::Refuse(request.max_rows.unwrap_or(max_rows).min(max_rows));
-            let started = match self.run(call, request, cap, Batches::maker()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    spool.release(&spooled);
-                    return Err(e);
-                }
-            };
-            spool
-                .write(&spooled, started.columns, started.stream, &self.runtime)
+            // Given back if the query fails, or this request goes away, before a writer takes it.
+            let reservation = spool.reserve(&call.query_id, call.principal.key_id())?;
+            let started = self
+                .run(call, request, self.cap(request), Batches::maker())
+                .await?;
+            let spooled = spool
+                .write(reservation, started.columns, started.stream, &self.runtime)
                 .await?;
             spool.manifest(&spooled, base_url).await
         })
         .await
     }
 
+    /// The row cap of a spooled or held request: its own, capped by the server's.
+    fn cap(&self, request: &QueryRequest) -> RowCap {
+        let max_rows = self.limits.max_rows;
+        RowCap::Refuse(request.max_rows.unwrap_or(max_rows).min(max_rows))
+    }
+
     /// Runs `request` for a client that prefers a streamed format but takes the spool for a
     /// big result: batches are held until the result ends (then it streams, encoded by
     /// `encoder`) or passes `[spool] threshold_bytes` of Arrow memory (then the held batches
-    /// and the rest are spooled and the manifest answers).
+    /// and the rest are spooled and the manifest answers). The held batches count as one of
+    /// the key's spooled results until they are sent, which bounds what a key holds; a key
+    /// holding as many as it may gets the plain stream.
     ///
     /// # Errors
     /// As [`Self::run_spooled`].
@@ -91,16 +105,18 @@ impl QueryService {
         call.record(async {
             let spool = self.spool_or_refuse()?;
             self.admit(call, Operation::Query)?;
-            let spooled = spool.reserve(&call.query_id, call.principal.key_id())?;
-            let max_rows = self.limits.max_rows;
-            let cap = RowCap::Refuse(request.max_rows.unwrap_or(max_rows).min(max_rows));
+            let cap = self.cap(request);
+            let Ok(reservation) = spool.reserve(&call.query_id, call.principal.key_id()) else {
+                let started = self.run(call, request, cap, encoder).await?;
+                return Ok(StreamedOrSpooled::Streamed(started));
+            };
             let schema = Arc::new(std::sync::OnceLock::new());
             let seen = Arc::clone(&schema);
             let batches: MakeEncoder<Batches> = Arc::new(move |s| {
                 let _ = seen.set(Arc::clone(s));
                 Ok(Batches)
             });
-            let held = async {
+            let held: Result<_> = async {
                 let started = self.run(call, request, cap, batches).await?;
                 let mut stream = started.stream;
                 let (mut held, mut size, mut ended) = (Vec::new(), 0_u64, false);
@@ -129,24 +145,20 @@ impl QueryService {
                 Ok::<_, ApiError>((Started { stream, ..started }, ended))
             }
             .await;
-            let (started, ended) = match held {
-                Ok(h) => h,
-                Err(e) => {
-                    spool.release(&spooled);
-                    return Err(e);
-                }
-            };
+            let (started, ended) = held?;
             if ended {
-                spool.release(&spooled);
                 let schema = schema.get().cloned().ok_or_else(|| {
                     ApiError::internal(Some(&call.query_id), &"a result without a schema")
                 })?;
-                return Ok(StreamedOrSpooled::Streamed(
-                    self.encode_held(started, &schema, &encoder),
-                ));
+                return Ok(StreamedOrSpooled::Streamed(self.encode_held(
+                    started,
+                    &schema,
+                    &encoder,
+                    reservation,
+                )));
             }
-            spool
-                .write(&spooled, started.columns, started.stream, &self.runtime)
+            let spooled = spool
+                .write(reservation, started.columns, started.stream, &self.runtime)
                 .await?;
             Ok(StreamedOrSpooled::Spooled(Box::new(
                 spool.manifest(&spooled, base_url).await?,
@@ -155,18 +167,21 @@ impl QueryService {
         .await
     }
 
-    /// A held result encoded on the query runtime as it is sent.
+    /// A held result encoded on the query runtime as it is sent; `reservation` is given back
+    /// once it is.
     fn encode_held<E: Encode>(
         &self,
         started: Started<datafusion::arrow::array::RecordBatch>,
         schema: &datafusion::arrow::datatypes::SchemaRef,
         encoder: &MakeEncoder<E>,
+        reservation: crate::spool::Reservation,
     ) -> Started<E::Piece> {
         let query_id = started.entry.id.clone();
         let made = encoder(schema);
         let mut batches = started.stream;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         self.runtime.spawn(async move {
+            let _held = reservation;
             let fail = |e: &dyn std::fmt::Display| ApiError::internal(Some(&query_id), e);
             let mut encoder = match made {
                 Ok(e) => e,
@@ -255,7 +270,7 @@ impl QueryService {
         id: &str,
         base_url: &str,
     ) -> Result<SpoolManifest> {
-        let spool = self.spool_or_refuse()?;
+        let spool = self.spool_or_none(id)?;
         spool.manifest_of(id, principal.key_id(), base_url).await
     }
 
@@ -264,7 +279,7 @@ impl QueryService {
     /// # Errors
     /// As [`Self::spool_manifest`]; `spool_unavailable`.
     pub async fn spool_acknowledge(&self, principal: &Principal, id: &str) -> Result<()> {
-        let spool = Arc::clone(self.spool_or_refuse()?);
+        let spool = Arc::clone(self.spool_or_none(id)?);
         let (id, key) = (id.to_owned(), principal.key_id().map(str::to_owned));
         // On the query runtime, which owns the store's connections.
         self.runtime
@@ -286,7 +301,7 @@ impl QueryService {
         u64,
         BoxStream<'static, std::result::Result<Bytes, std::io::Error>>,
     )> {
-        let spool = Arc::clone(self.spool_or_refuse()?);
+        let spool = Arc::clone(self.spool_or_none(id)?);
         let (id, key) = (id.to_owned(), principal.key_id().map(str::to_owned));
         // Read on the query runtime, which owns the store's connections; the bytes come over
         // a short channel, so a slow client holds back the read, not memory.

@@ -84,8 +84,28 @@ pub struct Spooled {
     state: Mutex<State>,
     /// Ends the writer: acknowledged, expired, or the server stops.
     cancel: CancellationToken,
-    /// Cancelled when the writer has ended (and cleaned up after a failure).
+    /// Cancelled when the writer has ended (and cleaned up after a failure), or when the place
+    /// was given back before a writer took it.
     done: CancellationToken,
+    /// A writer took it (an acknowledgement then waits for the writer's cleanup).
+    writing: std::sync::atomic::AtomicBool,
+}
+
+/// A place held for one key's result until a writer takes it ([`Spool::write`]); given back
+/// when dropped before that: the request that held it failed or went away, or its result was
+/// streamed instead (`threshold_bytes`).
+pub struct Reservation {
+    spool: Arc<Spool>,
+    spooled: Arc<Spooled>,
+    taken: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.spool.release(&self.spooled);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -279,7 +299,11 @@ impl Spool {
     ///
     /// # Errors
     /// `too_many_queries` when the key holds `max_results_per_key` already.
-    pub fn reserve(&self, query_id: &str, owner: Option<&str>) -> Result<Arc<Spooled>, ApiError> {
+    pub fn reserve(
+        self: &Arc<Self>,
+        query_id: &str,
+        owner: Option<&str>,
+    ) -> Result<Reservation, ApiError> {
         let mut results = self.results.lock().unwrap_or_else(PoisonError::into_inner);
         let held = results.values().filter(|r| r.owned_by(owner)).count();
         if held >= self.max_per_key as usize {
@@ -300,38 +324,51 @@ impl Spool {
             state: Mutex::new(State::default()),
             cancel: self.closing.child_token(),
             done: CancellationToken::new(),
+            writing: std::sync::atomic::AtomicBool::new(false),
         });
         results.insert(query_id.to_owned(), Arc::clone(&spooled));
         Self::count(&results);
-        Ok(spooled)
+        Ok(Reservation {
+            spool: Arc::clone(self),
+            spooled,
+            taken: false,
+        })
     }
 
-    /// Starts writing `started`'s result into `spooled` on `runtime`; answers once the first
-    /// rows are inline (or the result ended).
+    /// Starts writing a result into the place `reservation` holds on `runtime`; answers once
+    /// the first rows are inline (or the result ended), with the result to answer the manifest
+    /// of.
     ///
     /// # Errors
     /// The query's failure before its first rows (nothing is left in the store).
     pub async fn write(
         self: &Arc<Self>,
-        spooled: &Arc<Spooled>,
+        mut reservation: Reservation,
         columns: Vec<Column>,
         stream: crate::query::ResultStream<datafusion::arrow::array::RecordBatch>,
         runtime: &tokio::runtime::Handle,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Arc<Spooled>, ApiError> {
+        reservation.taken = true;
+        let spooled = Arc::clone(&reservation.spooled);
         spooled.lock().columns = columns;
-        writer::start(Arc::clone(self), Arc::clone(spooled), stream, runtime)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ApiError::internal(
-                    Some(&spooled.query_id),
-                    &"the spool writer ended without an answer",
-                ))
-            })
+        spooled
+            .writing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        match writer::start(Arc::clone(self), Arc::clone(&spooled), stream, runtime).await {
+            Ok(Ok(())) => Ok(spooled),
+            Ok(Err(e)) => Err(e),
+            // The writer panicked before the first rows (it records the failure).
+            Err(_) => Err(ApiError::internal(
+                Some(&spooled.query_id),
+                &"the spool writer ended without an answer",
+            )),
+        }
     }
 
     /// Gives up a place [`Self::reserve`] held (its query never started).
     pub fn release(&self, spooled: &Spooled) {
         self.forget(&spooled.query_id);
+        spooled.done.cancel();
     }
 
     /// Drops `query_id` from the results held.
@@ -442,8 +479,11 @@ impl Spool {
         let spooled = self.find(query_id, key_id)?;
         self.forget(query_id);
         spooled.cancel.cancel();
-        // A running writer deletes what it wrote (an upload in flight included) as it ends.
-        spooled.done.cancelled().await;
+        // A running writer deletes what it wrote (an upload in flight included) as it ends;
+        // a place no writer took holds nothing.
+        if spooled.writing.load(std::sync::atomic::Ordering::SeqCst) {
+            spooled.done.cancelled().await;
+        }
         self.delete_prefix(&spooled.prefix)
             .await
             .map_err(|e| unavailable(Some(query_id), "deleting acknowledged segments", &e))

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
 use object_store::path::Path;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Outcome, Spool, unix_ms};
 
@@ -54,13 +54,21 @@ impl Spool {
             gone
         };
         for r in expired {
-            metrics::counter!(crate::metrics::SPOOL_SWEPT_TOTAL).increment(1);
-            if let Err(e) = self.delete_prefix(&r.prefix).await {
-                warn!(query_id = %r.query_id, error = %super::redacted(&e), "Spool: an expired result was not deleted; the next sweep tries again.");
+            // A failed result's objects went when it failed: only finished ones count.
+            let finished = matches!(r.lock().outcome, Outcome::Complete { .. });
+            match self.delete_prefix(&r.prefix).await {
+                Ok(()) if finished => {
+                    metrics::counter!(crate::metrics::SPOOL_SWEPT_TOTAL).increment(1);
+                }
+                Ok(()) => {}
+                // Its marker stays: the store pass deletes it on a later sweep.
+                Err(e) => {
+                    let _ = super::unavailable(Some(&r.query_id), "deleting an expired result", &e);
+                }
             }
         }
         if let Err(e) = self.sweep_store(now).await {
-            warn!(error = %super::redacted(&e), "Spool: the sweeper could not list the location.");
+            let _ = super::unavailable(None, "listing the location to sweep", &e);
         }
     }
 
@@ -74,18 +82,41 @@ impl Spool {
             .collect();
         let listed = self.store.list_with_delimiter(Some(&self.root)).await?;
         for prefix in listed.common_prefixes {
-            if held.contains(&prefix) {
+            // Only folders Sluice names (a random UUID's 32 hex digits): whatever else shares
+            // the location is never touched.
+            if held.contains(&prefix) || !is_result_folder(&prefix) {
                 continue;
             }
-            let objects: Vec<ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
-            if abandoned(&objects, now, self.lease) {
+            let swept = async {
+                let objects: Vec<ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+                if objects.is_empty() || !abandoned(&objects, now, self.lease) {
+                    return Ok::<_, object_store::Error>(None);
+                }
                 self.delete_prefix(&prefix).await?;
-                metrics::counter!(crate::metrics::SPOOL_SWEPT_TOTAL).increment(1);
-                info!(prefix = %prefix, objects = objects.len(), "Spool: swept an expired or abandoned result.");
+                Ok(Some(objects.len()))
+            }
+            .await;
+            match swept {
+                Ok(Some(n)) => {
+                    metrics::counter!(crate::metrics::SPOOL_SWEPT_TOTAL).increment(1);
+                    info!(prefix = %prefix, objects = n, "Spool: swept an expired or abandoned result.");
+                }
+                Ok(None) => {}
+                // One folder's failure does not stop the pass.
+                Err(e) => {
+                    let _ = super::unavailable(None, "sweeping a result folder", &e);
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Whether `prefix` is a folder Sluice made for a result.
+fn is_result_folder(prefix: &Path) -> bool {
+    prefix
+        .filename()
+        .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Whether a prefix holding `objects` is to be deleted at `now`.
@@ -143,5 +174,13 @@ mod tests {
             lease
         ));
         assert!(abandoned(&[meta("000000.arrow", 0)], now, lease));
+        // Only Sluice's own folders are looked at.
+        assert!(is_result_folder(&Path::from(
+            "root/0123456789abcdef0123456789abcdef"
+        )));
+        assert!(!is_result_folder(&Path::from("root/reports")));
+        assert!(!is_result_folder(&Path::from(
+            "root/0123456789abcdef0123456789abcdeg"
+        )));
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
@@ -34,7 +34,40 @@ pub(crate) fn start(
     runtime: &tokio::runtime::Handle,
 ) -> oneshot::Receiver<Ready> {
     let (tx, rx) = oneshot::channel();
-    runtime.spawn(write(spool, spooled, stream, tx));
+    runtime.spawn(async move {
+        let watched = std::panic::AssertUnwindSafe(write(
+            Arc::clone(&spool),
+            Arc::clone(&spooled),
+            stream,
+            tx,
+        ))
+        .catch_unwind()
+        .await;
+        if let Err(panic) = watched {
+            // The request (if it still waits) hears the sender drop; the result fails, and
+            // what it wrote goes.
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let e = ApiError::panicked(&spooled.query_id, &format!("spool writer: {detail}"));
+            if let Err(d) = spool.delete_prefix(&spooled.prefix).await {
+                let _ = unavailable(Some(&spooled.query_id), "deleting a failed result", &d);
+            }
+            {
+                let mut state = spooled.lock();
+                if matches!(state.outcome, Outcome::Running) {
+                    state.outcome = Outcome::Failed {
+                        code: e.code,
+                        message: e.message,
+                        until: SystemTime::now() + spool.expiry,
+                    };
+                }
+            }
+            spooled.done.cancel();
+        }
+    });
     rx
 }
 
@@ -47,20 +80,25 @@ async fn write(
     let mut ready = Some(ready);
     let lease = spooled.prefix.clone().join("_lease");
     let renewing = CancellationToken::new();
+    let mut renewal = None;
     let produced = async {
         put(&spool, &spooled, &lease, Bytes::from_static(b"running")).await?;
-        tokio::spawn(renew(
+        renewal = Some(tokio::spawn(renew(
             Arc::clone(&spool),
             Arc::clone(&spooled),
             lease.clone(),
             renewing.clone(),
-        ));
+        )));
         produce(&spool, &spooled, &mut stream, &mut ready).await
     }
     .await;
     // The query ends here either way (a cancelled writer cancels it).
     drop(stream);
     renewing.cancel();
+    // A renewal in flight lands before the lease is deleted, never after.
+    if let Some(renewal) = renewal {
+        let _ = renewal.await;
+    }
     let ended = match produced {
         Ok(()) => finish(&spool, &spooled, &lease).await,
         Err(e) => Err(e),

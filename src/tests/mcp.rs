@@ -603,7 +603,7 @@ async fn the_full_result_is_for_the_key_that_ran_it() {
 async fn a_truncated_answer_links_a_spooled_full_result_a_notebook_can_fetch() {
     let sql = "SELECT n_name FROM local.public.nation WHERE n_regionkey = $1 ORDER BY 1";
     let call = json!({"name": "query", "arguments": {"sql": sql, "params": [1], "max_rows": 2}});
-    // Without a spool: no spooled link, and asking for one is `unsupported`.
+    // Without a spool: no spooled link, and asking for one is `not_acceptable`.
     let plain = TestApp::spawn().await;
     let (_, m) = answer(modern(
         &plain,
@@ -623,7 +623,7 @@ async fn a_truncated_answer_links_a_spooled_full_result_a_notebook_can_fetch() {
         .send()
         .await
         .unwrap();
-    plain.expect_error(resp, 501, "unsupported").await;
+    plain.expect_error(resp, 406, "not_acceptable").await;
 
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn_with(|c| {

@@ -10,8 +10,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sluice_schemas::{SpoolConfig, SpoolRetrieval};
@@ -425,6 +425,34 @@ async fn spooled_results_expire_and_a_killed_servers_segments_are_swept() {
         );
         let killed = crate::governance::Server::start(&toml_config, &dir).await;
         let killed_key = killed.admin_key.clone().unwrap();
+        // One result it finishes (its expiry marker is what another server goes by), one it
+        // is killed in the middle of.
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/query", killed.url))
+            .bearer_auth(&killed_key)
+            .json(&json!({"sql": "SELECT * FROM local.public.orders", "spool": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let finished: Value = resp.json().await.unwrap();
+        let fid = finished["query_id"].as_str().unwrap().to_owned();
+        let mut waiting = Waiting::new("the killed server's finished result");
+        loop {
+            let m: Value = reqwest::Client::new()
+                .get(format!("{}/v1/queries/{fid}/spool", killed.url))
+                .bearer_auth(&killed_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if m["complete"] == true {
+                break;
+            }
+            waiting.pause(&m).await;
+        }
         let resp = reqwest::Client::new()
             .post(format!("{}/v1/query", killed.url))
             .bearer_auth(&killed_key)
@@ -454,18 +482,29 @@ async fn spooled_results_expire_and_a_killed_servers_segments_are_swept() {
         drop(killed); // SIGKILL
         let left = objects(&bucket, &prefix).await;
         assert!(left.iter().any(|o| o.ends_with("/_lease")), "{left:?}");
+        assert!(left.iter().any(|o| o.contains("/_expires-")), "{left:?}");
         assert!(left.iter().any(|o| o.ends_with(".arrow")), "{left:?}");
+        // Something else under the location is never the sweeper's.
+        let foreign = Path::from(format!("{prefix}/reports/keep.txt"));
+        bucket
+            .put(
+                &foreign,
+                object_store::PutPayload::from_static(b"not sluice's"),
+            )
+            .await
+            .unwrap();
         // `app` sweeps the same location: the stale lease's prefix goes.
         let mut waiting = Waiting::new(format!(
-            "{store:?}: the sweeper to remove a killed server's segments"
+            "{store:?}: the sweeper to remove a killed server's results"
         ));
         loop {
             let left = objects(&bucket, &prefix).await;
-            if left.is_empty() {
+            if left == [foreign.to_string()] {
                 break;
             }
             waiting.pause(format!("{left:?}")).await;
         }
+        bucket.delete(&foreign).await.unwrap();
     }
 }
 
@@ -559,7 +598,7 @@ async fn sluice_query_out_fetches_in_parallel_and_resumes_a_cut_segment() {
             threshold_bytes: 1 << 20,
             format: sluice_schemas::SpoolFormat::Parquet,
             lease_ms: 30_000,
-            max_results_per_key: 16,
+            max_results_per_key: 2,
         });
     })
     .await;
@@ -618,7 +657,61 @@ async fn sluice_query_out_fetches_in_parallel_and_resumes_a_cut_segment() {
         assert_same(&got, &streamed, name);
         assert!(!dir.path().join(format!("{name}.parts")).exists());
     }
-    // Every result was acknowledged: the spool folder is empty.
+    // A key holds at most `max_results_per_key` results; a client that also takes a stream
+    // gets the stream then, and an acknowledgement frees a place.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let resp = app
+            .query(json!({"sql": "SELECT * FROM nation"}), SPOOL)
+            .await;
+        assert_eq!(resp.status(), 200);
+        let m: Value = resp.json().await.unwrap();
+        held.push(m["query_id"].as_str().unwrap().to_owned());
+    }
+    let resp = app
+        .query(json!({"sql": "SELECT * FROM nation"}), SPOOL)
+        .await;
+    app.expect_error(resp, 429, "too_many_queries").await;
+    let resp = app
+        .query(
+            json!({"sql": "SELECT * FROM lineitem"}),
+            &format!("{ARROW}, {SPOOL};q=0.5"),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], ARROW);
+    assert_eq!(
+        crate::total_rows(&read_arrow(&resp.bytes().await.unwrap())),
+        streamed.num_rows()
+    );
+    let resp = app
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/v1/queries/{}/spool", held[0]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // `"spool": true` answers a manifest whatever `Accept` says.
+    let resp = app
+        .query(
+            json!({"sql": "SELECT * FROM nation", "spool": true}),
+            "text/html",
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let m: Value = resp.json().await.unwrap();
+    held[0] = m["query_id"].as_str().unwrap().to_owned();
+    for id in &held {
+        let resp = app
+            .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}/spool"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    // Every result was acknowledged: the spool folder is empty, folders included.
     let left: Vec<_> = walk(&spool_dir);
     assert_eq!(left, Vec::<std::path::PathBuf>::new());
 }
@@ -629,9 +722,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         let p = entry.path();
         if p.is_dir() {
             out.extend(walk(&p));
-        } else {
-            out.push(p);
         }
+        out.push(p);
     }
     out
 }

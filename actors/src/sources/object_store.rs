@@ -60,7 +60,7 @@ impl ObjectStoreConnector {
     /// # Errors
     /// [`SourceError::Config`] for a bad URL, an unknown or malformed option.
     pub fn new(name: &str, location: &str, options: &BTreeMap<String, String>) -> Result<Self> {
-        let OpenedStore { store, base, .. } = open(location, options)?;
+        let OpenedStore { store, base, .. } = open_at(location, options)?;
         let remote = base.scheme() != "file";
         let pushdown_filters = match options
             .iter()
@@ -131,11 +131,42 @@ pub struct OpenedStore {
 
 /// Opens the store at `location` with `options`, as a Parquet source's (object_store's keys,
 /// the standard `AWS_*` / `AZURE_*` variables, `max_retries` and `retry_timeout`), unmetered:
-/// for a sink Sluice writes itself (the spool).
+/// for a sink Sluice writes itself (the spool). A local folder is made if missing, and is the
+/// store's root.
 ///
 /// # Errors
 /// [`SourceError::Config`] for a bad URL, an unknown or malformed option.
 pub fn open(location: &str, options: &BTreeMap<String, String>) -> Result<OpenedStore> {
+    let base = location_url(location)?;
+    if base.scheme() == "file" {
+        if !options.is_empty() {
+            return Err(SourceError::Config(
+                "local locations take no store options".to_owned(),
+            ));
+        }
+        // Rooted at the folder (made if missing), where deleting a folder's last object
+        // removes the folder and never one above the root.
+        let dir = base
+            .to_file_path()
+            .map_err(|()| SourceError::Config(format!("`{base}` is not a local folder")))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
+        let store = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| SourceError::Config(e.to_string()))?
+            .with_automatic_cleanup(true);
+        return Ok(OpenedStore {
+            store: Arc::new(store),
+            signer: None,
+            base,
+            prefix: Path::default(),
+        });
+    }
+    open_at(location, options)
+}
+
+/// The store at `location`, rooted at the file system's root for a local folder (a source's
+/// tables are addressed by their whole path).
+fn open_at(location: &str, options: &BTreeMap<String, String>) -> Result<OpenedStore> {
     let base = location_url(location)?;
     let (own, store_options): (BTreeMap<_, _>, BTreeMap<_, _>) = options
         .iter()

@@ -676,3 +676,94 @@ async fn parameters_past_the_request_limit_are_refused_as_they_arrive() {
     let s = put(vec![small(), small()]).await;
     assert_eq!(code_of(&s), "bad_request", "{s:?}");
 }
+
+#[actix_web::test]
+async fn a_statement_spools_through_a_flight_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(|c| {
+        c.spool = Some(sluice_schemas::SpoolConfig {
+            location: format!("file://{}/", dir.path().display()),
+            options: Default::default(),
+            segment_bytes: 1 << 20,
+            expiry_ms: 600_000,
+            retrieval: None,
+            threshold_bytes: 1 << 20,
+            format: sluice_schemas::SpoolFormat::Arrow,
+            lease_ms: 30_000,
+            max_results_per_key: 4,
+        });
+    })
+    .await;
+    let mut c = raw(&app).await;
+    let body = action_body(
+        &mut c,
+        bearer(
+            &app.key,
+            Action::new(
+                "sluice.spool",
+                "SELECT * FROM lineitem ORDER BY l_orderkey, l_linenumber",
+            ),
+        ),
+    )
+    .await;
+    let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = manifest["query_id"].as_str().unwrap().to_owned();
+    let mut manifest = manifest;
+    while manifest["complete"] != true {
+        let body = action_body(
+            &mut c,
+            bearer(&app.key, Action::new("sluice.spool.list", id.clone())),
+        )
+        .await;
+        manifest = serde_json::from_slice(&body).unwrap();
+    }
+    let want = app
+        .arrow("SELECT * FROM lineitem ORDER BY l_orderkey, l_linenumber")
+        .await;
+    assert_eq!(manifest["row_count"], crate::total_rows(&want) as u64);
+    // Proxy URLs are relative: the HTTP URL of the same server, with the same key.
+    let mut got = Vec::new();
+    for segment in manifest["segments"].as_array().unwrap() {
+        let path = segment["url"].as_str().unwrap();
+        assert!(
+            path.starts_with(&format!("/v1/queries/{id}/spool/")),
+            "{path}"
+        );
+        let resp = app.req(reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        got.extend(crate::read_arrow(&resp.bytes().await.unwrap()));
+    }
+    assert_eq!(crate::cells(&got), crate::cells(&want));
+    // Another key cannot list or acknowledge it; its owner acknowledges it over Flight.
+    let other =
+        crate::governance::create_key(&app, serde_json::json!({"name": "o", "role": "admin"}))
+            .await;
+    let s = c
+        .do_action(bearer(
+            other["key"].as_str().unwrap(),
+            Action::new("sluice.spool.ack", id.clone()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), tonic::Code::NotFound);
+    let acked: Vec<_> = c
+        .do_action(bearer(
+            &app.key,
+            Action::new("sluice.spool.ack", id.clone()),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(acked.is_empty());
+    let s = c
+        .do_action(bearer(
+            &app.key,
+            Action::new("sluice.spool.list", id.clone()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), tonic::Code::NotFound);
+}
