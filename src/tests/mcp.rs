@@ -627,17 +627,11 @@ async fn a_truncated_answer_links_a_spooled_full_result_a_notebook_can_fetch() {
 
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn_with(|c| {
-        c.spool = Some(sluice_schemas::SpoolConfig {
-            location: format!("file://{}/", dir.path().display()),
-            options: Default::default(),
-            segment_bytes: 1 << 20,
-            expiry_ms: 600_000,
-            retrieval: None,
-            threshold_bytes: 1 << 20,
-            format: sluice_schemas::SpoolFormat::Arrow,
-            lease_ms: 30_000,
-            max_results_per_key: 4,
-        });
+        c.spool = Some(crate::spool::file_spool(
+            dir.path(),
+            sluice_schemas::SpoolFormat::Arrow,
+            4,
+        ));
     })
     .await;
     let (_, m) = answer(modern(&app, &app.key, "tools/call", Some("query"), call)).await;

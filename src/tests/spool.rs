@@ -70,6 +70,39 @@ fn spool_config(store: Store, s: &Services, prefix: &str) -> SpoolConfig {
     }
 }
 
+/// `method` on `/v1/queries/{id}/spool` with the app's key.
+async fn on_spool(app: &TestApp, method: reqwest::Method, id: &str) -> reqwest::Response {
+    app.req(method, &format!("/v1/queries/{id}/spool"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Acknowledges `id` and checks the answer.
+async fn ack(app: &TestApp, id: &str) {
+    let resp = on_spool(app, reqwest::Method::DELETE, id).await;
+    assert_eq!(resp.status(), 204);
+}
+
+/// A `file://` spool under `dir` (proxy retrieval).
+pub(crate) fn file_spool(
+    dir: &std::path::Path,
+    format: sluice_schemas::SpoolFormat,
+    max_results_per_key: u32,
+) -> SpoolConfig {
+    SpoolConfig {
+        location: format!("file://{}/", dir.display()),
+        options: Default::default(),
+        segment_bytes: 1 << 20,
+        expiry_ms: 600_000,
+        retrieval: Some(SpoolRetrieval::Proxy),
+        threshold_bytes: 1 << 20,
+        format,
+        lease_ms: 30_000,
+        max_results_per_key,
+    }
+}
+
 /// Objects under `prefix` in the test's bucket.
 async fn objects(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
     store
@@ -257,22 +290,13 @@ async fn spooled_on(store: Store, s: &Services) {
 
     // Acknowledged: every object is gone before the answer, and the manifest with it.
     assert!(!objects(&bucket, &prefix).await.is_empty());
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}/spool"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    ack(&app, &id).await;
     assert_eq!(
         objects(&bucket, &prefix).await,
         Vec::<String>::new(),
         "{store:?}"
     );
-    let resp = app
-        .req(reqwest::Method::GET, &format!("/v1/queries/{id}/spool"))
-        .send()
-        .await
-        .unwrap();
+    let resp = on_spool(&app, reqwest::Method::GET, &id).await;
     app.expect_error(resp, 404, "query_not_found").await;
 
     // Segments are listed while the query still runs (it streams for minutes); acknowledging
@@ -287,12 +311,7 @@ async fn spooled_on(store: Store, s: &Services) {
     .await;
     assert_eq!(listed["complete"], false);
     fetch(None, &listed["segments"][0]).await;
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{rid}/spool"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    ack(&app, &rid).await;
     assert_eq!(objects(&bucket, &prefix).await, Vec::<String>::new());
     let status = app.wait_query(&rid, |q| q["state"] != "running").await;
     assert_eq!(status["state"], "cancelled", "{status}");
@@ -308,11 +327,7 @@ async fn spooled_on(store: Store, s: &Services) {
     let fid = failed["query_id"].as_str().unwrap().to_owned();
     let mut waiting = Waiting::new("the failing spooled query to fail");
     loop {
-        let resp = app
-            .req(reqwest::Method::GET, &format!("/v1/queries/{fid}/spool"))
-            .send()
-            .await
-            .unwrap();
+        let resp = on_spool(&app, reqwest::Method::GET, &fid).await;
         if resp.status() == 200 {
             let body: Value = resp.json().await.unwrap();
             assert_eq!(body["complete"], false, "{body}");
@@ -347,12 +362,7 @@ async fn spooled_on(store: Store, s: &Services) {
     let bid = big["query_id"].as_str().unwrap().to_owned();
     let done = manifest_until(&app, &key, &bid, |m| m["complete"] == true).await;
     assert_eq!(done["row_count"], 6_000_000);
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{bid}/spool"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    ack(&app, &bid).await;
     assert_eq!(objects(&bucket, &prefix).await, Vec::<String>::new());
 }
 
@@ -404,11 +414,7 @@ async fn spooled_results_expire_and_a_killed_servers_segments_are_swept() {
             }
             waiting.pause(format!("{left:?}")).await;
         }
-        let resp = app
-            .req(reqwest::Method::GET, &format!("/v1/queries/{id}/spool"))
-            .send()
-            .await
-            .unwrap();
+        let resp = on_spool(&app, reqwest::Method::GET, &id).await;
         app.expect_error(resp, 404, "query_not_found").await;
 
         // A server killed mid-query leaves segments and a lease; another server's sweeper
@@ -589,17 +595,11 @@ async fn sluice_query_out_fetches_in_parallel_and_resumes_a_cut_segment() {
     let spool_dir = dir.path().join("spool");
     std::fs::create_dir_all(&spool_dir).unwrap();
     let app = TestApp::spawn_with(|c| {
-        c.spool = Some(SpoolConfig {
-            location: format!("file://{}/", spool_dir.display()),
-            options: Default::default(),
-            segment_bytes: 1 << 20,
-            expiry_ms: 600_000,
-            retrieval: Some(SpoolRetrieval::Proxy),
-            threshold_bytes: 1 << 20,
-            format: sluice_schemas::SpoolFormat::Parquet,
-            lease_ms: 30_000,
-            max_results_per_key: 2,
-        });
+        c.spool = Some(file_spool(
+            &spool_dir,
+            sluice_schemas::SpoolFormat::Parquet,
+            2,
+        ));
     })
     .await;
     let upstream = app.url.trim_start_matches("http://").to_owned();
@@ -704,12 +704,7 @@ async fn sluice_query_out_fetches_in_parallel_and_resumes_a_cut_segment() {
     let m: Value = resp.json().await.unwrap();
     held[0] = m["query_id"].as_str().unwrap().to_owned();
     for id in &held {
-        let resp = app
-            .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}/spool"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
+        ack(&app, &id).await;
     }
     // Every result was acknowledged: the spool folder is empty, folders included.
     let left: Vec<_> = walk(&spool_dir);

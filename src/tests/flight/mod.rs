@@ -681,17 +681,11 @@ async fn parameters_past_the_request_limit_are_refused_as_they_arrive() {
 async fn a_statement_spools_through_a_flight_action() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn_with(|c| {
-        c.spool = Some(sluice_schemas::SpoolConfig {
-            location: format!("file://{}/", dir.path().display()),
-            options: Default::default(),
-            segment_bytes: 1 << 20,
-            expiry_ms: 600_000,
-            retrieval: None,
-            threshold_bytes: 1 << 20,
-            format: sluice_schemas::SpoolFormat::Arrow,
-            lease_ms: 30_000,
-            max_results_per_key: 4,
-        });
+        c.spool = Some(crate::spool::file_spool(
+            dir.path(),
+            sluice_schemas::SpoolFormat::Arrow,
+            4,
+        ));
     })
     .await;
     let mut c = raw(&app).await;
