@@ -550,6 +550,21 @@ sum by (job, instance, source, reason) (increase(sluice_source_queue_refusals_to
                                 "or fix the entry (PUT /v1/sources/{name}). Entries are retried "
                                 "every 30 s: the alert resolves 10 minutes after the fix."),
          }},
+        {"alert": "SluiceSpoolErrors",
+         "expr": f"increase(sluice_spool_errors_total{{{J}}}[10m]) > 0",
+         "labels": {"severity": "warning"},
+         "annotations": {
+             "summary": "Sluice {{ $labels.instance }} cannot use its spool location",
+             "description": ("{{ $labels.instance }} had {{ $value | printf \"%.0f\" }} failed "
+                             "spool store operations (writes, reads, deletes, listings) in the "
+                             "last 10 minutes: spooled queries fail with spool_unavailable, "
+                             "or their segments wait for the sweeper's next pass."),
+             "runbook": runbook("SluiceSpoolErrors",
+                                "the server log says which operation failed (\"Spool: ... "
+                                "failed.\"); check the location's credentials, permissions "
+                                "and reachability. The alert resolves 10 minutes after the "
+                                "last failure."),
+         }},
         {"alert": "SluiceRegistryVersionBehind",
          "expr": f"""
 sluice_registry_version{{{J}}}

@@ -315,6 +315,12 @@ fn validate_spool(spool: &crate::SpoolConfig, push: &mut impl FnMut(String, Stri
             "between 1000 (1 s) and 604800000 (7 days, the longest an S3 presigned URL lives)",
         ),
         (
+            "threshold_bytes",
+            spool.threshold_bytes,
+            0..=4_294_967_296,
+            "at most 4294967296 (4 GiB): a client that takes either is held that long in memory",
+        ),
+        (
             "lease_ms",
             spool.lease_ms,
             1_000..=3_600_000,
