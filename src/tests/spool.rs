@@ -704,7 +704,7 @@ async fn sluice_query_out_fetches_in_parallel_and_resumes_a_cut_segment() {
     let m: Value = resp.json().await.unwrap();
     held[0] = m["query_id"].as_str().unwrap().to_owned();
     for id in &held {
-        ack(&app, &id).await;
+        ack(&app, id).await;
     }
     // Every result was acknowledged: the spool folder is empty, folders included.
     let left: Vec<_> = walk(&spool_dir);
