@@ -63,6 +63,7 @@ pub async fn acknowledge(
     ),
     responses(
         (status = 200, description = "The segment's bytes (the manifest's `format`)", content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_request`: an index that is not a count", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`query_not_found`: not this key's, no such segment listed, acknowledged, or expired", body = ErrorBody),
         (status = 503, description = "`spool_unavailable`", body = ErrorBody),
