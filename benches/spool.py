@@ -27,6 +27,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
 import e2e  # noqa: E402
+import report as report_file  # noqa: E402
 from flight import flight_conn  # noqa: E402
 from remote import s3_client, start_moto  # noqa: E402
 
@@ -202,7 +203,6 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--parallel", type=int, default=4, help="workers fetching spooled segments")
     p.add_argument("--segment-bytes", type=int, default=64 << 20)
-    p.add_argument("--results", type=Path, default=e2e.ROOT / "benches/RESULTS.md")
     p.add_argument("--no-write", action="store_true")
     a, _ = p.parse_known_args()
     work = e2e.ROOT / "target/bench/spool"
@@ -320,12 +320,7 @@ def main() -> None:
         if moto:
             moto.terminate()
             moto.wait(10)
-    report = "\n".join(lines)
-    print(report)
-    if not a.no_write and lines:
-        old = a.results.read_text() if a.results.exists() else ""
-        head, sep, rest = old.partition("\n## ")
-        a.results.write_text(head + "\n" + report + ("\n## " + rest if sep else ""))
+    report_file.publish("\n".join(lines) + "\n", not a.no_write and bool(lines))
 
 
 if __name__ == "__main__":
