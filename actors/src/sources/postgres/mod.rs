@@ -113,7 +113,14 @@ pub fn parse_replica(url: &str) -> Result<(tokio_postgres::Config, TlsSettings)>
     }
     parsed.set_query(None);
     if !rest.is_empty() {
-        parsed.query_pairs_mut().extend_pairs(rest);
+        // Form encoding writes a space as `+`, which a PostgreSQL URL reads as a plus
+        // (`options=-c%20work_mem%3D64MB` would reach the server as `-c+work_mem=64MB`); a
+        // literal plus was written as `%2B`, so every `+` here is a space.
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(rest)
+            .finish()
+            .replace('+', "%20");
+        parsed.set_query(Some(&query));
     }
     let mut config: tokio_postgres::Config = parsed.as_str().parse().map_err(|e| bad(&e))?;
     config.ssl_mode(mode.ssl_mode());
@@ -430,6 +437,10 @@ mod tests {
         assert_eq!(tls.roots, Some(Roots::File("/ca.pem".into())));
         assert_eq!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
         assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let (pg, _) =
+            parse_replica("postgres://a@h/db?sslmode=disable&options=-c%20work_mem%3D64MB%2B1")
+                .unwrap();
+        assert_eq!(pg.get_options(), Some("-c work_mem=64MB+1"));
         let (_, tls) = parse_replica("postgres://a@h/db").unwrap();
         assert_eq!(tls.mode, TlsMode::Prefer);
         let (_, tls) = parse_replica("host=h user=a sslmode=disable").unwrap();
