@@ -155,6 +155,24 @@ pub struct RemoteStatementBody {
     /// source's `pushdown` setting, a type rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_local: Option<String>,
+    /// The source's own estimate of the statement, when the cost-aware cut weighed it
+    /// (PostgreSQL's `EXPLAIN`; a source with `pushdown = "full"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<StatementEstimate>,
+}
+
+/// A source planner's estimate of a statement, in its own units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatementEstimate {
+    /// Rows it returns.
+    pub rows: f64,
+    /// Average bytes per row.
+    pub width: f64,
+    /// Total cost (PostgreSQL: one sequential page read is 1.0).
+    pub cost: f64,
+    /// When keeping part of it in Sluice was weighed and not taken: the two costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighed: Option<String>,
 }
 
 /// `POST /v1/explain`.

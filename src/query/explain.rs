@@ -1,7 +1,9 @@
 //! The plan of a statement: what runs locally, the SQL each source receives, and why anything
 //! was not pushed down. Nothing is executed.
 
-use sluice_schemas::api::{ExplainResponse, Operation, QueryRequest, RemoteStatementBody};
+use sluice_schemas::api::{
+    ExplainResponse, Operation, QueryRequest, RemoteStatementBody, StatementEstimate,
+};
 
 use super::plan::Deadline;
 use super::registry::QueryState;
@@ -56,6 +58,12 @@ impl QueryService {
                 source: r.source,
                 sql: r.sql,
                 kept_local: r.kept_local,
+                estimate: r.estimate.map(|(e, weighed)| StatementEstimate {
+                    rows: e.rows,
+                    width: e.width,
+                    cost: e.cost,
+                    weighed,
+                }),
             })
             .collect();
         Ok(ExplainResponse {

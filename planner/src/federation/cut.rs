@@ -24,13 +24,13 @@ use sluice_schemas::Pushdown;
 
 use super::capability::{self as cap, Reason, Scope, class_of_type, unalias};
 use super::executor::ColumnClass;
-use super::node::RemoteQueryNode;
+use super::node::{Origin, RemoteQueryNode};
 use super::table::{RemoteSource, RemoteTable};
 use super::unparse;
 
 /// What a subtree is.
 #[derive(Debug, Clone)]
-enum Found {
+pub(super) enum Found {
     /// Computable by `source`, with the class of each output column. `mergeable`: a node
     /// above may join it.
     Remote {
@@ -78,7 +78,7 @@ pub fn federate(plan: LogicalPlan) -> DfResult<LogicalPlan> {
 
 /// Every remote statement under a policy fence marked as such (see
 /// [`super::exec::RemoteStatementSpec::guarded`]).
-fn mark_guarded(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+pub(super) fn mark_guarded(plan: LogicalPlan) -> DfResult<LogicalPlan> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     plan.transform_down_with_subqueries(|node| {
         let Some(fence) = crate::policy::fence::PolicyFence::of(&node) else {
@@ -122,7 +122,7 @@ fn as_remote(p: &Arc<dyn datafusion::catalog::TableProvider>) -> Option<&RemoteT
     any.downcast_ref::<RemoteTable>()
 }
 
-fn visit(plan: LogicalPlan) -> DfResult<(LogicalPlan, Found)> {
+pub(super) fn visit(plan: LogicalPlan) -> DfResult<(LogicalPlan, Found)> {
     if let LogicalPlan::TableScan(scan) = &plan {
         let Some(provider) = remote_table(scan) else {
             return Ok((plan, Found::Local));
@@ -212,7 +212,7 @@ fn visit(plan: LogicalPlan) -> DfResult<(LogicalPlan, Found)> {
 }
 
 /// `plan` with its inputs replaced, in order.
-fn with_inputs(plan: LogicalPlan, inputs: Vec<LogicalPlan>) -> DfResult<LogicalPlan> {
+pub(super) fn with_inputs(plan: LogicalPlan, inputs: Vec<LogicalPlan>) -> DfResult<LogicalPlan> {
     let mut inputs = inputs.into_iter();
     plan.map_children(|_| {
         inputs
@@ -493,7 +493,7 @@ fn estimate_rows(plan: &LogicalPlan) -> Option<usize> {
 /// `plan`, computable by `source`, as a node sending it there. A bare scan sends the scan's
 /// own statement; anything larger is unparsed, and when it cannot be, it is split: its root
 /// stays local and its inputs are sent.
-fn remote_node(
+pub(super) fn remote_node(
     plan: LogicalPlan,
     source: &Arc<RemoteSource>,
     classes: Vec<ColumnClass>,
@@ -513,10 +513,17 @@ fn remote_node(
         return Ok(RemoteQueryNode {
             spec: exec.spec().clone(),
             schema,
+            origin: None,
         }
         .into_plan());
     }
     tracing::trace!(subtree = %plan.display_indent(), "Writing a remote subtree as SQL.");
+    let origin = source.estimates.is_some().then(|| {
+        Arc::new(Origin {
+            subtree: plan.clone(),
+            source: Arc::clone(source),
+        })
+    });
     match unparse::subtree_sql(&plan, source.dialect.as_ref()) {
         Ok((sql, ordering)) => Ok(RemoteQueryNode {
             spec: super::exec::RemoteStatementSpec {
@@ -528,11 +535,14 @@ fn remote_node(
                 classes,
                 rows_estimate: estimate_rows(&plan),
                 kept_local,
+                estimate: None,
+                weighed: None,
                 ordering,
                 narrowable: true,
                 guarded: false,
             },
             schema,
+            origin,
         }
         .into_plan()),
         Err(reason) => {

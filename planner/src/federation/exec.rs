@@ -59,6 +59,10 @@ pub struct RemoteStatementSpec {
     pub rows_estimate: Option<usize>,
     /// Why the operator above this statement was not sent with it, for `EXPLAIN`.
     pub kept_local: Option<String>,
+    /// The source's own estimate of the statement, when the cost-aware cut asked for one.
+    pub estimate: Option<super::executor::Estimate>,
+    /// Why the statement was sent whole when keeping part of it local was weighed too.
+    pub weighed: Option<String>,
     /// The order of the statement's rows, `(output column, ascending, nulls first)`, when
     /// it ends with an `ORDER BY` of its own columns: DataFusion keeps it (and sorts no
     /// more).
@@ -78,6 +82,21 @@ impl RemoteStatementSpec {
             Some(p) => p.get(i).copied(),
             None => (i < self.fetched.fields().len()).then_some(i),
         }
+    }
+
+    /// `, estimate=…` and `, weighed=…` for `EXPLAIN`, when there are.
+    pub(crate) fn fmt_estimate(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = &self.estimate {
+            write!(
+                f,
+                ", estimate=rows {:.0} width {:.0} cost {:.0}",
+                e.rows, e.width, e.cost
+            )?;
+        }
+        if let Some(why) = &self.weighed {
+            write!(f, ", weighed={why}")?;
+        }
+        Ok(())
     }
 
     /// The type of output column `i`.
@@ -175,6 +194,11 @@ impl RemoteScanExec {
     pub fn kept_local(&self) -> Option<&str> {
         self.spec.kept_local.as_deref()
     }
+
+    /// The source's estimate of the statement, and why it was sent whole, when weighed.
+    pub fn estimate(&self) -> (Option<super::executor::Estimate>, Option<&str>) {
+        (self.spec.estimate, self.spec.weighed.as_deref())
+    }
 }
 
 impl DisplayAs for RemoteScanExec {
@@ -187,7 +211,7 @@ impl DisplayAs for RemoteScanExec {
         if !self.runtime_filters.is_empty() {
             write!(f, ", runtime_filters={}", self.runtime_filters.len())?;
         }
-        Ok(())
+        self.spec.fmt_estimate(f)
     }
 }
 

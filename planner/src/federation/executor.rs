@@ -101,6 +101,19 @@ pub struct RemoteTableDef {
     pub rows_estimate: Option<u64>,
 }
 
+/// A source's own estimate of a statement, from its planner (PostgreSQL's `EXPLAIN`): what the
+/// cost-aware cut compares (see [`super::cost`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Rows the statement returns.
+    pub rows: f64,
+    /// Average bytes per returned row.
+    pub width: f64,
+    /// Total cost, in the source's planner units (PostgreSQL: one sequential page read is
+    /// 1.0).
+    pub cost: f64,
+}
+
 /// What one query has pulled from one source so far: statements sent, rows and bytes
 /// received. Shared between the query's remote scans and its record.
 #[derive(Debug, Default)]
@@ -191,6 +204,18 @@ pub trait RemoteExecutor: Send + Sync + Debug {
         schema: SchemaRef,
         context: &StatementContext,
     ) -> Result<SendableRecordBatchStream, RemoteError>;
+
+    /// The source planner's estimate for `sql` (planned, never run); `Ok(None)` for a source
+    /// that gives none.
+    ///
+    /// # Errors
+    /// The source could not be asked, or refused the statement.
+    fn estimate<'a>(
+        &'a self,
+        _sql: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Estimate>, RemoteError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// Every table the source's login may read (only in `schemas`, when given), with its
     /// columns.

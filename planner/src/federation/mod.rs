@@ -27,6 +27,8 @@
 //! - [`filters`]: which filters a single-table scan sends, and its `SELECT`.
 //! - [`capability`]: the per-node, per-expression checks against a capability table.
 //! - [`cut`]: the cut of the plan into remote subtrees.
+//! - [`cost`]: the cut's remote subtrees weighed against keeping joins and aggregates local,
+//!   by the source's own estimates.
 //! - [`unparse`]: a subtree as the source's SQL.
 //! - [`node`]: the logical node of a remote subtree, and the query planner that federates.
 //! - [`exec`]: [`RemoteScanExec`], the one execution plan for remote statements.
@@ -36,6 +38,7 @@
 
 pub mod capability;
 pub mod context;
+pub mod cost;
 pub mod cut;
 pub mod dialect;
 pub mod error;
@@ -54,7 +57,8 @@ pub use dialect::SourceDialect;
 pub use error::{ErrorClass, RemoteError};
 pub use exec::RemoteScanExec;
 pub use executor::{
-    ColumnClass, Pulled, ReadAs, RemoteColumn, RemoteExecutor, RemoteTableDef, StatementContext,
+    ColumnClass, Estimate, Pulled, ReadAs, RemoteColumn, RemoteExecutor, RemoteTableDef,
+    StatementContext,
 };
 pub use table::{RemoteCatalog, RemoteSource, RemoteTable};
 

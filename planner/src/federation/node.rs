@@ -26,6 +26,18 @@ pub struct RemoteQueryNode {
     pub spec: RemoteStatementSpec,
     /// The replaced subtree's schema (qualifiers included), so the plan above resolves.
     pub schema: DFSchemaRef,
+    /// The subtree it replaced and its source, for the cost-aware cut to weigh; `None` for a
+    /// single table's scan.
+    pub origin: Option<Arc<Origin>>,
+}
+
+/// What a [`RemoteQueryNode`] was cut from.
+#[derive(Debug)]
+pub struct Origin {
+    /// The logical subtree the statement computes.
+    pub subtree: LogicalPlan,
+    /// The source that computes it.
+    pub source: Arc<super::table::RemoteSource>,
 }
 
 impl RemoteQueryNode {
@@ -87,7 +99,7 @@ impl UserDefinedLogicalNodeCore for RemoteQueryNode {
         if let Some(why) = &self.spec.kept_local {
             write!(f, ", kept_local_above={why}")?;
         }
-        Ok(())
+        self.spec.fmt_estimate(f)
     }
 
     fn with_exprs_and_inputs(

@@ -218,6 +218,8 @@ mod tests {
             classes,
             rows_estimate: None,
             kept_local: None,
+            estimate: None,
+            weighed: None,
             ordering: vec![],
             narrowable: true,
             guarded: false,

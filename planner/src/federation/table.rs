@@ -36,6 +36,8 @@ pub struct RemoteSource {
     pub dialect: Arc<dyn SourceDialect>,
     /// How much of a query it is sent.
     pub pushdown: Pushdown,
+    /// Its planner's estimates, for the cost-aware cut; `None` for a source that gives none.
+    pub estimates: Option<Arc<super::cost::Estimates>>,
 }
 
 /// A remote table or view.
@@ -114,6 +116,8 @@ impl RemoteTable {
             classes,
             rows_estimate: rows.map(|n| limit.map_or(n, |l| n.min(l))),
             kept_local,
+            estimate: None,
+            weighed: None,
             ordering: Vec::new(),
             narrowable: self.source.pushdown != Pushdown::None,
             guarded: false,

@@ -62,6 +62,7 @@ fn planner(pushdown: Pushdown) -> Planner {
                 name: name.into(),
                 dialect: PostgresDialect::shared(),
                 pushdown,
+                estimates: None,
             },
             None,
         );

@@ -81,6 +81,10 @@ impl Planner {
                         scan.sql().to_owned()
                     },
                     kept_local: scan.kept_local().map(str::to_owned),
+                    estimate: match scan.estimate() {
+                        (Some(e), weighed) => Some((e, weighed.map(str::to_owned))),
+                        (None, _) => None,
+                    },
                 });
             }
             for child in plan.children() {

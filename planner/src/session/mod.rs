@@ -174,7 +174,7 @@ impl PlannedQuery {
 }
 
 /// A statement sent to a source, for `EXPLAIN`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteStatement {
     /// Source (catalog) name.
     pub source: String,
@@ -182,6 +182,9 @@ pub struct RemoteStatement {
     pub sql: String,
     /// Why the operator above it was not sent with it, if one was kept local.
     pub kept_local: Option<String>,
+    /// The source's estimate of it, and why it was sent whole, when the cost-aware cut
+    /// weighed it.
+    pub estimate: Option<(crate::federation::Estimate, Option<String>)>,
 }
 
 /// A table as the catalog describes it.

@@ -94,6 +94,10 @@ impl Planner {
         let logical = state.optimize(&plan).map_err(PlanError::classify)?;
         // The largest subtrees each remote source computes exactly become one statement.
         let logical = crate::federation::cut::federate(logical).map_err(PlanError::classify)?;
+        // … unless the source's own estimates say keeping a join or aggregate here is cheaper.
+        let logical = crate::federation::cost::choose(logical)
+            .await
+            .map_err(PlanError::classify)?;
         let physical = state
             .query_planner()
             .create_physical_plan(&logical, &state)

@@ -30,6 +30,7 @@ use std::time::Duration;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use sluice_planner::federation::cost::Estimates;
 use sluice_planner::federation::dialect::postgres::PostgresDialect;
 use sluice_planner::federation::{RemoteCatalog, RemoteExecutor, RemoteSource};
 use sluice_planner::redact::redact;
@@ -363,11 +364,22 @@ impl ReplicaProbe for Replica {
 pub fn build(pg: &PostgresSourceConfig, planner: &Planner) -> Result<BuiltSource> {
     let connector = PostgresConnector::new(pg)?;
     let schemas = (!pg.schemas.is_empty()).then(|| pg.schemas.clone());
+    // The cost-aware cut asks the replicas for EXPLAIN estimates, in order.
+    let estimates = (pg.pushdown == sluice_schemas::Pushdown::Full).then(|| {
+        Arc::new(Estimates::new(
+            connector
+                .replicas
+                .iter()
+                .map(|r| Arc::clone(&r.executor) as Arc<dyn RemoteExecutor>)
+                .collect(),
+        ))
+    });
     let catalog = planner.register_remote_source(
         RemoteSource {
             name: pg.name.clone(),
             dialect: PostgresDialect::shared(),
             pushdown: pg.pushdown,
+            estimates,
         },
         schemas,
     );
