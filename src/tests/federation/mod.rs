@@ -187,8 +187,8 @@ fn pg_source(name: &str, url: &str, pushdown: Pushdown) -> SourceConfig {
     })
 }
 
-/// A server over the fixture: `local` (Parquet), and each database twice, as
-/// `pga_full`/`pga_none` and `pgb_full`/`pgb_none`; with fakesnow, its TPC-H dimensions as
+/// A server over the fixture: `local` (Parquet), and each database three times, as
+/// `pga_full`/`pga_none`/`pga_split` and `pgb_full`/`pgb_none`/`pgb_split`; with fakesnow, its TPC-H dimensions as
 /// `sf_full`/`sf_none`.
 pub async fn app(f: &Fixture) -> TestApp {
     let sf = crate::snowflake::seeded().await;
@@ -198,6 +198,13 @@ pub async fn app(f: &Fixture) -> TestApp {
                 .push(pg_source(&format!("{db}_full"), url, Pushdown::Full));
             c.sources
                 .push(pg_source(&format!("{db}_none"), url, Pushdown::None));
+            // The same database whose planner prices every operator a thousand times over:
+            // its estimates make keeping joins and aggregates in Sluice the cheaper plan
+            // almost everywhere, so the cost-aware cut's splits are proven as the rest is.
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let dear = format!("{url}{sep}options=-c%20cpu_operator_cost%3D1000");
+            c.sources
+                .push(pg_source(&format!("{db}_split"), &dear, Pushdown::Full));
         }
         if let Some(s) = sf {
             for (name, pushdown) in [("sf_full", Pushdown::Full), ("sf_none", Pushdown::None)] {

@@ -1,4 +1,5 @@
-//! The 22 TPC-H queries in five layouts, each with `pushdown = "full"` and `"none"`:
+//! The 22 TPC-H queries in five layouts, each with `pushdown = "full"` and `"none"` (and, in
+//! the two all-PostgreSQL layouts, a source whose estimates make the cost-aware cut split):
 //! everything in PostgreSQL; a star split (facts in Parquet, dimensions in PostgreSQL); the
 //! tables in two PostgreSQL databases as two sources; facts in Parquet with dimensions in
 //! Snowflake (fakesnow); and a three-way split (lineitem in Parquet, orders and customers in
@@ -199,6 +200,7 @@ async fn tpch_answers_do_not_depend_on_pushdown_and_match_duckdb() {
     let app = app(&f).await;
     let duck = duckdb_answers().await;
     let mut bytes: BTreeMap<(String, &str), u64> = BTreeMap::new();
+    let mut splits: BTreeMap<String, usize> = BTreeMap::new();
     let mut layouts = vec![Layout::AllPostgres, Layout::Star, Layout::TwoDatabases];
     if crate::snowflake::seeded().await.is_some() {
         layouts.extend([Layout::SnowflakeStar, Layout::ThreeWay]);
@@ -223,7 +225,32 @@ async fn tpch_answers_do_not_depend_on_pushdown_and_match_duckdb() {
                 let total: u64 = pulled(&app, &r.query_id).await.values().map(|p| p.2).sum();
                 *bytes.entry((format!("{layout:?}"), mode)).or_default() += total;
             }
+            // The cost-aware cut's splits give the same answers.
+            if matches!(layout, Layout::AllPostgres | Layout::TwoDatabases) {
+                let sql = qualify(&sql, layout, "split");
+                let split = run(&app, &sql).await;
+                let Ok(sa) = &split.outcome else {
+                    panic!("{what}: split {:?}", split.outcome.as_ref().err());
+                };
+                assert_same(&format!("{what} split"), sa, na, ordered(&sql));
+                let explain = app.explain(&sql).await;
+                let by_cost = explain["remote"].as_array().is_some_and(|r| {
+                    r.iter().any(|s| {
+                        s["kept_local"]
+                            .as_str()
+                            .is_some_and(|w| w.starts_with("cost: "))
+                    })
+                });
+                *splits.entry(format!("{layout:?}")).or_default() += usize::from(by_cost);
+            }
         }
+    }
+    eprintln!("queries the cost-aware cut split, by layout: {splits:?}");
+    for layout in ["AllPostgres", "TwoDatabases"] {
+        assert!(
+            splits.get(layout).copied().unwrap_or(0) >= 10,
+            "{layout}: the split sources must exercise the cost-aware cut: {splits:?}"
+        );
     }
     eprintln!("bytes pulled by layout and pushdown: {bytes:?}");
     // Sending whole queries pulls less than sending nothing: the point of it, measured.

@@ -3,6 +3,7 @@
 //! `SLUICE_TEST_PG_SPARE_URL` (stopped and restarted by one test). Each test works in a
 //! schema of its own.
 
+mod cost;
 pub(crate) mod lifecycle;
 mod pushdown;
 mod replicas;
