@@ -249,11 +249,23 @@ impl Choice {
         as_remote(&self.plan)
     }
 
-    /// Says why the operator above was kept local, on the statement when it is one.
+    /// Says why the operator above was kept local, on the statement when it is one, and
+    /// gives DataFusion the source's row estimate to order that operator's inputs by.
     fn kept_local(mut self, why: &str) -> Self {
         if let Some(remote) = self.remote() {
             let mut remote = remote.clone();
             remote.spec.kept_local = Some(why.to_owned());
+            // The statement's own rows, before a runtime filter narrows them: the side
+            // costed as narrowed must stay the probe side, which this keeps the larger.
+            if let Some(e) = remote.spec.estimate {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "an estimate"
+                )]
+                let rows = e.rows.max(1.0).ceil() as usize;
+                remote.spec.rows_estimate = Some(rows);
+            }
             self.plan = remote.into_plan();
         }
         self
@@ -328,14 +340,13 @@ fn weigh<'a>(
         };
         let whole_cost = STATEMENT + w.cost + wire(&w);
         let mut node = node.clone();
+        // Shown here; handed to DataFusion's join ordering only for the inputs of a split
+        // ([`Choice::kept_local`]), whose sides are then all estimated by the source. A
+        // statement kept whole may be joined with the cut's guesses, and a better number on
+        // one side alone can flip the build side (TPC-H Q17 with part and lineitem in two
+        // databases: the aggregate's statement, 198,000 rows by PostgreSQL against 600,000
+        // by the cut, became the build side and lost the part keys' runtime filter, 2.0x).
         node.spec.estimate = Some(w);
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "an estimate"
-        )]
-        let rows = w.rows.max(1.0).ceil() as usize;
-        node.spec.rows_estimate = Some(rows);
         let Some((depth, at)) = split_point(sub) else {
             return Ok(Some(Choice {
                 plan: node.into_plan(),
