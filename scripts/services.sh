@@ -224,10 +224,12 @@ run_postmaster() {
   data=$(cat "$run/$name.data")
   port=$(cat "$run/$name.port")
   # The postmaster itself (not pg_ctl) in the background: its PID is the one to stop.
+  # max_connections: the suite's servers run at once, each with its sources' pools (the
+  # federation fixture alone may hold 6 sources x 8 connections); 200 was reached.
   # shellcheck disable=SC2046
   setsid $( [ "$(id -u)" = 0 ] && echo runuser -u postgres -- ) "$pg_bin/postgres" -D "$data/db" \
     -c listen_addresses=127.0.0.1 -p "$port" -k "$data" -c fsync=off -c synchronous_commit=off \
-    -c full_page_writes=off -c max_connections=200 $(cat "$run/$name.args") \
+    -c full_page_writes=off -c max_connections=400 $(cat "$run/$name.args") \
     </dev/null >>"$run/$name.log" 2>&1 &
   echo $! >"$run/$name.pid"
   wait_for "$name" 100 "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres || return 1
