@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{app_with, json_rows, service_env, setup, source};
+use super::{app_with, json_rows, logical_plan, service_env, setup, source};
 
 /// 600,000 facts over 20,000 keys, and the keys' dimension: a correlated aggregate over the
 /// facts decorrelates into an aggregate over every key, which a join with one brand's 20 keys
@@ -100,15 +100,7 @@ async fn a_join_that_narrows_a_correlated_aggregate_stays_in_sluice_by_the_sourc
     );
 
     // SQL EXPLAIN shows the same choice and the estimates.
-    let plan = json_rows(&app, &format!("EXPLAIN {sql}")).await;
-    let logical = plan["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r[0] == "logical_plan")
-        .and_then(|r| r[1].as_str())
-        .unwrap()
-        .to_owned();
+    let logical = logical_plan(&app, &sql).await;
     assert!(
         logical.contains("Join:")
             && logical.contains("kept_local_above=cost: ")

@@ -101,6 +101,19 @@ async fn json_rows(app: &TestApp, sql: &str) -> Value {
     body
 }
 
+/// The logical plan SQL `EXPLAIN` gives for `sql`.
+async fn logical_plan(app: &TestApp, sql: &str) -> String {
+    let plan = json_rows(app, &format!("EXPLAIN {sql}")).await;
+    plan["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "logical_plan")
+        .and_then(|r| r[1].as_str())
+        .unwrap()
+        .to_owned()
+}
+
 /// `/v1/sources`' entry for `name`.
 async fn source_status(app: &TestApp, name: &str) -> Value {
     let all = app.get_json("/v1/sources").await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{app_with, json_rows, service_env, setup, source};
+use super::{app_with, json_rows, logical_plan, service_env, setup, source};
 use crate::TestApp;
 
 /// What the server logged for one Sluice query: the transaction preamble and the statement.
@@ -298,14 +298,7 @@ async fn explain_shows_what_each_source_runs_and_why_the_rest_stays_local() {
         .as_str()
         .unwrap_or_default();
     assert!(why.contains("function upper"), "{explain}");
-    let plan = json_rows(&app, &format!("EXPLAIN {sql}")).await;
-    let logical = plan["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r[0] == "logical_plan")
-        .map(|r| r[1].as_str().unwrap().to_owned())
-        .unwrap();
+    let logical = logical_plan(&app, &sql).await;
     assert!(
         logical.contains("RemoteQuery: source=pg") && logical.contains("kept_local_above="),
         "{logical}"
