@@ -257,12 +257,9 @@ impl Planner {
         // (benches/RESULTS.md). Row-group and page pruning by statistics work without it.
         // `1.10` is an exact decimal, as in PostgreSQL, Trino and DuckDB, not a float.
         opts.sql_parser.parse_float_as_decimal = true;
-        // A hash join hands its probe side the build side's keys as a list (not only a
-        // hash-table lookup) up to this many: a remote statement on that side can only be
-        // narrowed by a list (benches/RESULTS.md, federation).
-        opts.optimizer.hash_join_inlist_pushdown_max_distinct_values =
-            crate::federation::runtime_filter::MAX_IN_LIST;
-        opts.optimizer.hash_join_inlist_pushdown_max_size = 1 << 20;
+        // How many build-side keys a hash join hands its probe side as a list stays at
+        // DataFusion's default here and is raised per query, for plans with a remote
+        // statement only (`Planner::execute`).
         // Spilled sorts are fine; a hash join over the limit fails cleanly instead. The pool is
         // fair: operators that can spill (sorts, aggregations) each get an equal share of what
         // the unspillable ones (hash-join build sides) leave, so one huge sort spills at its

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, execute_stream};
 
 use super::{KeptPlan, PlannedQuery, Planner, SourceGate};
 use crate::error::{PlanError, Result};
@@ -339,8 +339,23 @@ impl Planner {
         context: Option<QueryContext>,
     ) -> Result<SendableRecordBatchStream> {
         let mut task = self.state.task_ctx();
-        if let Some(ctx) = context {
-            let config = task.session_config().clone().with_extension(Arc::new(ctx));
+        let remote = reads_remote(&query.physical);
+        if context.is_some() || remote {
+            let mut config = task.session_config().clone();
+            if remote {
+                // A hash join hands its probe side the build side's keys as a list (not only
+                // a hash-table lookup) up to this many: a remote statement on that side can
+                // only be narrowed by a list (benches/RESULTS.md, federation). Only then: over
+                // local files the longer lists cost more to build and test than they save
+                // (embedded DataFusion with them, TPC-H SF 1: Q2 40 → 52 ms, Q11 26 → 42 ms).
+                let opts = config.options_mut();
+                opts.optimizer.hash_join_inlist_pushdown_max_distinct_values =
+                    crate::federation::runtime_filter::MAX_IN_LIST;
+                opts.optimizer.hash_join_inlist_pushdown_max_size = 1 << 20;
+            }
+            if let Some(ctx) = context {
+                config = config.with_extension(Arc::new(ctx));
+            }
             task = Arc::new(
                 datafusion::execution::TaskContext::from(self.state.as_ref())
                     .with_session_config(config),
@@ -348,6 +363,16 @@ impl Planner {
         }
         execute_stream(Arc::clone(&query.physical), task).map_err(PlanError::classify)
     }
+}
+
+/// Whether `plan` sends a statement to a remote source.
+fn reads_remote(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    plan.exists(|p| {
+        let any: &dyn std::any::Any = p.as_ref();
+        Ok(any.is::<crate::federation::exec::RemoteScanExec>())
+    })
+    .unwrap_or(false)
 }
 
 /// Caps the rows a statement produces at `max + 1`, so the caller can tell "exactly the

@@ -167,3 +167,31 @@ async fn a_join_that_narrows_a_correlated_aggregate_stays_in_sluice_by_the_sourc
         assert!(r.get("estimate").is_none(), "{explain}");
     }
 }
+
+/// A join's build side of more keys than DataFusion's default list (150) still narrows the
+/// remote statement on its probe side: plans with a remote statement get the longer list
+/// (local-only plans keep the default, which is faster over files).
+#[actix_web::test]
+async fn a_runtime_filter_of_hundreds_of_keys_narrows_the_remote_side() {
+    let Some((_pg, url, schema)) = setup(FACTS).await else {
+        return;
+    };
+    let app = app_with(source("pg", &url, &schema)).await;
+    // 500 keys spread over the whole range: their bounds alone would narrow nothing.
+    let keys: Vec<String> = (0..500).map(|i| format!("({})", i * 40)).collect();
+    let sql = format!(
+        "SELECT count(*) AS n FROM pg.{schema}.dims d JOIN \
+         (SELECT CAST(column1 AS INT) AS k FROM (VALUES {})) AS v ON d.k = v.k",
+        keys.join(", ")
+    );
+    let resp = app.query(json!({ "sql": sql }), "application/json").await;
+    let id = resp.headers()["x-query-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["rows"], json!([[500]]), "{body}");
+    let record = app.get_json(&format!("/v1/queries/{id}")).await;
+    assert_eq!(
+        record["per_source"][0]["rows"], 500,
+        "the 500 keys narrowed the statement, not only their bounds: {record}"
+    );
+}
