@@ -177,11 +177,13 @@ impl Estimates {
 pub async fn choose(plan: LogicalPlan) -> DfResult<LogicalPlan> {
     let mut weighable: Vec<RemoteQueryNode> = Vec::new();
     plan.apply_with_subqueries(|node| {
+        // Only a statement with a join or aggregate to keep local has an alternative: asking
+        // for the estimate of a filtered scan would cost a round trip and decide nothing.
         if let Some(remote) = as_remote(node)
             && remote
                 .origin
                 .as_ref()
-                .is_some_and(|o| o.source.estimates.is_some())
+                .is_some_and(|o| o.source.estimates.is_some() && split_point(&o.subtree).is_some())
         {
             weighable.push(remote.clone());
         }

@@ -194,11 +194,6 @@ impl RemoteScanExec {
     pub fn kept_local(&self) -> Option<&str> {
         self.spec.kept_local.as_deref()
     }
-
-    /// The source's estimate of the statement, and why it was sent whole, when weighed.
-    pub fn estimate(&self) -> (Option<super::executor::Estimate>, Option<&str>) {
-        (self.spec.estimate, self.spec.weighed.as_deref())
-    }
 }
 
 impl DisplayAs for RemoteScanExec {

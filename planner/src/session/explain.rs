@@ -81,10 +81,10 @@ impl Planner {
                         scan.sql().to_owned()
                     },
                     kept_local: scan.kept_local().map(str::to_owned),
-                    estimate: match scan.estimate() {
-                        (Some(e), weighed) => Some((e, weighed.map(str::to_owned))),
-                        (None, _) => None,
-                    },
+                    estimate: scan
+                        .spec()
+                        .estimate
+                        .map(|e| (e, scan.spec().weighed.clone())),
                 });
             }
             for child in plan.children() {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
@@ -20,7 +20,7 @@ use sluice_planner::redact::with_causes;
 use super::catalog::{DISCOVER_TIMEOUT, discover};
 
 /// How long PostgreSQL may take to plan a statement for an estimate.
-const EXPLAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const EXPLAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Added to a hash aggregate's own cost per doubling of the partitions PostgreSQL plans to
 /// spill it into (`Planned Partitions`), as a share of that cost. PostgreSQL charges a spill
@@ -149,18 +149,9 @@ impl PgExecutor {
             RemoteError::new(&self.source, class, with_causes(&e))
         };
         let mut client = self.remote.pool.get().await.map_err(|e| unavailable(&e))?;
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
+        let tx = bounded_read_only(&mut client, EXPLAIN_TIMEOUT)
             .await
             .map_err(refused)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            EXPLAIN_TIMEOUT.as_millis()
-        ))
-        .await
-        .map_err(refused)?;
         let messages = tx
             .simple_query(&format!("EXPLAIN (FORMAT JSON) {sql}"))
             .await
@@ -185,19 +176,9 @@ impl PgExecutor {
     async fn discover(&self, schemas: Option<&[String]>) -> Result<Vec<RemoteTableDef>, String> {
         let failed = |e: &(dyn std::error::Error + 'static)| with_causes(e);
         let mut client = self.remote.pool.get().await.map_err(|e| failed(&e))?;
-        // Read-only and bounded, like every statement Sluice sends.
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
+        let tx = bounded_read_only(&mut client, DISCOVER_TIMEOUT)
             .await
             .map_err(|e| failed(&e))?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
-            DISCOVER_TIMEOUT.as_millis()
-        ))
-        .await
-        .map_err(|e| failed(&e))?;
         let tables = discover(&tx, schemas).await.map_err(|e| failed(&e))?;
         tx.commit().await.map_err(|e| failed(&e))?;
         Ok(tables)
@@ -268,6 +249,20 @@ impl RemoteExecutor for PgExecutor {
     }
 }
 
+/// A read-only transaction whose statements stop after `timeout`, like every statement
+/// Sluice sends.
+async fn bounded_read_only(
+    client: &mut deadpool_postgres::Object,
+    timeout: Duration,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        timeout.as_millis()
+    ))
+    .await?;
+    Ok(tx)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
