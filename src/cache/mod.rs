@@ -64,14 +64,34 @@ pub struct Cached {
     gens: Vec<u64>,
     /// Hex SHA-256 of the IPC encoding: the content part of the ETag.
     digest: String,
-    /// Bytes of IPC, the capacity it takes.
+    /// Bytes of IPC.
     weight: u32,
+    /// The IPC stream itself, kept for a small result (up to [`KEEP_IPC_AT_MOST`] bytes): an
+    /// Arrow answer from the cache sends it as it is, encoding nothing.
+    pub ipc: Option<Bytes>,
 }
+
+/// A kept result of at most this many IPC bytes keeps its IPC stream beside its batches.
+pub const KEEP_IPC_AT_MOST: u64 = 32 * 1024;
 
 impl Cached {
     /// What names this result's content: the first half of its IPC digest.
     pub fn version(&self) -> &str {
         self.digest.get(..32).unwrap_or(&self.digest)
+    }
+
+    /// Bytes of its Arrow IPC encoding.
+    pub fn ipc_bytes(&self) -> u64 {
+        u64::from(self.weight)
+    }
+
+    /// The capacity it takes: its IPC bytes, twice when the stream is kept too.
+    fn charge(&self) -> u32 {
+        if self.ipc.is_some() {
+            self.weight.saturating_mul(2)
+        } else {
+            self.weight
+        }
     }
 }
 
@@ -160,10 +180,10 @@ impl ResultCache {
         let entries = (config.capacity_bytes > 0 && config.ttl_ms > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(config.capacity_bytes)
-                .weigher(|_: &Key, v: &Arc<Cached>| v.weight)
+                .weigher(|_: &Key, v: &Arc<Cached>| v.charge())
                 .time_to_live(Duration::from_millis(config.ttl_ms))
                 .eviction_listener(|_, v: Arc<Cached>, cause| {
-                    metrics::gauge!(m::CACHE_BYTES).decrement(f64::from(v.weight));
+                    metrics::gauge!(m::CACHE_BYTES).decrement(f64::from(v.charge()));
                     metrics::gauge!(m::CACHE_ENTRIES).decrement(1.0);
                     let cause = match cause {
                         RemovalCause::Expired => "expired",
@@ -369,6 +389,7 @@ impl ResultCache {
             gens: header.gens,
             digest: header.digest,
             weight,
+            ipc: None,
         })
     }
 
@@ -491,7 +512,7 @@ impl ResultCache {
 
     fn insert_arc(&self, key: Key, cached: Arc<Cached>) {
         if let Some(entries) = &self.entries {
-            metrics::gauge!(m::CACHE_BYTES).increment(f64::from(cached.weight));
+            metrics::gauge!(m::CACHE_BYTES).increment(f64::from(cached.charge()));
             metrics::gauge!(m::CACHE_ENTRIES).increment(1.0);
             entries.insert(key, cached);
         }
@@ -567,6 +588,7 @@ impl Collector {
             gens: std::mem::take(&mut self.gens),
             digest,
             weight,
+            ipc: (u64::from(weight) <= KEEP_IPC_AT_MOST).then(|| ipc.clone()),
         });
         self.cache.insert_arc(self.key, Arc::clone(&cached));
         if let (Some(shared), Some(prints)) = (&self.cache.shared, self.prints.take()) {

@@ -168,6 +168,11 @@ pub trait BatchEncoder: Send {
     /// # Errors
     /// An Arrow error from the underlying writer.
     fn finish(&mut self) -> Result<Bytes, ArrowError>;
+    /// Whether what it writes is an Arrow IPC stream, so any IPC stream of the same result
+    /// can stand for it (a cached result's).
+    fn is_ipc_stream(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

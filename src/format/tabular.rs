@@ -97,6 +97,10 @@ impl BatchEncoder for ArrowStreamEncoder {
         }
         Ok(tail.freeze())
     }
+
+    fn is_ipc_stream(&self) -> bool {
+        true
+    }
 }
 
 /// CSV with a header row (written even when there are no rows).

@@ -32,6 +32,12 @@ pub trait Encode: Send + 'static {
     fn finish(&mut self) -> Result<Vec<Self::Piece>, ArrowError>;
     /// The piece's size as the query's record counts it (bytes sent).
     fn size(piece: &Self::Piece) -> u64;
+    /// The whole answer as pieces when this encoder's output is `ipc`, an Arrow IPC stream
+    /// of the result (a cached one) taken as it is; `None` when it encodes otherwise.
+    fn whole_ipc(&mut self, ipc: &Bytes) -> Option<Vec<Self::Piece>> {
+        let _ = ipc;
+        None
+    }
 }
 
 /// Makes a fresh encoder for a result of the given schema (once per attempt, and for a cached
@@ -62,6 +68,10 @@ impl Encode for Box<dyn BatchEncoder> {
 
     fn size(piece: &Bytes) -> u64 {
         piece.len() as u64
+    }
+
+    fn whole_ipc(&mut self, ipc: &Bytes) -> Option<Vec<Bytes>> {
+        self.is_ipc_stream().then(|| vec![ipc.clone()])
     }
 }
 

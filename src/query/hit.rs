@@ -1,6 +1,9 @@
 //! Answering from the result cache: a kept result encoded a batch at a time as the client
 //! reads (a kept result can be megabytes, and several clients may read it at once), on the
-//! query runtime like a result that runs, never on a door's workers.
+//! query runtime like a result that runs, never on a door's workers — except a small one,
+//! encoded where it is read: handing it to the query runtime and its pieces back costs two
+//! thread wake-ups, more than encoding a few kilobytes (at 16 connections those hand-offs
+//! were a third of a hit's time, benches/RESULTS.md).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -20,6 +23,9 @@ use crate::metrics as m;
 
 /// Encoded steps in flight between the encoding task and the reader.
 const STEPS: usize = 4;
+
+/// A kept result of at most this many IPC bytes is encoded in place, on the reader's thread.
+const INLINE_AT_MOST: u64 = crate::cache::KEEP_IPC_AT_MOST;
 
 /// Answers from the cached result `hit`: the encoder starts here (so a failure still gets its
 /// status), the batches are encoded on `runtime` once the answer is read; the record `entry`
@@ -105,6 +111,32 @@ struct HitStream<E: Encode> {
 /// the end for a failure: a cut answer never passes for a whole one.
 type Step<P> = Result<(Vec<P>, bool), ApiError>;
 
+/// Encodes every batch of `hit` and the end in place, for a small result. A panic while
+/// encoding is the answer's failure, as in a query that runs.
+fn encode_inline<E: Encode>(
+    hit: &Cached,
+    mut encoder: E,
+    query_id: &str,
+) -> Result<Vec<E::Piece>, ApiError> {
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut pieces = Vec::new();
+        for batch in &hit.batches {
+            pieces.extend(encoder.batch(batch)?);
+        }
+        pieces.extend(encoder.finish()?);
+        Ok(pieces)
+    }));
+    match encoded {
+        Ok(pieces) => pieces.map_err(|e: datafusion::arrow::error::ArrowError| {
+            ApiError::internal(Some(query_id), &e)
+        }),
+        Err(panic) => Err(ApiError::panicked(
+            query_id,
+            &super::producer::panic_message(panic.as_ref()),
+        )),
+    }
+}
+
 /// Encodes every batch of `hit`, then the end, into `tx`; stops when the reader is gone. A
 /// panic while encoding is the answer's failure, as in a query that runs.
 async fn encode_all<E: Encode>(
@@ -141,6 +173,16 @@ async fn encode_all<E: Encode>(
 
 impl<E: Encode> Unpin for HitStream<E> {}
 
+impl<E: Encode> HitStream<E> {
+    /// Ends the answer with `e`, recorded on the query's record.
+    fn fail(&mut self, e: ApiError) -> Poll<Option<Result<E::Piece, ApiError>>> {
+        self.entry.add_progress(0, self.sent);
+        self.entry.fail(&e);
+        self.state = State::Done;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
 impl<E: Encode> Stream for HitStream<E> {
     type Item = Result<E::Piece, ApiError>;
 
@@ -161,8 +203,24 @@ impl<E: Encode> Stream for HitStream<E> {
                     else {
                         continue;
                     };
-                    let (tx, rx) = mpsc::channel(STEPS);
                     let rows = hit.rows;
+                    let mut encoder = encoder;
+                    if let Some(pieces) = hit.ipc.as_ref().and_then(|ipc| encoder.whole_ipc(ipc)) {
+                        this.pending.extend(pieces);
+                        this.state = State::Ended { rows };
+                        continue;
+                    }
+                    if hit.ipc_bytes() <= INLINE_AT_MOST {
+                        match encode_inline(&hit, encoder, &this.entry.id) {
+                            Ok(pieces) => {
+                                this.pending.extend(pieces);
+                                this.state = State::Ended { rows };
+                            }
+                            Err(e) => return this.fail(e),
+                        }
+                        continue;
+                    }
+                    let (tx, rx) = mpsc::channel(STEPS);
                     runtime.spawn(encode_all(hit, encoder, this.entry.id.clone(), tx));
                     this.state = State::Reading { rx, rows };
                 }
@@ -174,22 +232,14 @@ impl<E: Encode> Stream for HitStream<E> {
                             this.state = State::Ended { rows: *rows };
                         }
                     }
-                    Poll::Ready(Some(Err(e))) => {
-                        this.entry.add_progress(0, this.sent);
-                        this.entry.fail(&e);
-                        this.state = State::Done;
-                        return Poll::Ready(Some(Err(e)));
-                    }
+                    Poll::Ready(Some(Err(e))) => return this.fail(e),
                     // Closed before its end: the encoding task is gone without a word.
                     Poll::Ready(None) => {
                         let e = ApiError::internal(
                             Some(&this.entry.id),
                             &"a cached answer's encoding ended before its end",
                         );
-                        this.entry.add_progress(0, this.sent);
-                        this.entry.fail(&e);
-                        this.state = State::Done;
-                        return Poll::Ready(Some(Err(e)));
+                        return this.fail(e);
                     }
                 },
                 State::Ended { rows } => {

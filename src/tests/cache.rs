@@ -124,6 +124,24 @@ async fn a_hit_is_the_bytes_of_a_miss_in_every_format() {
     etags.dedup();
     assert_eq!(etags.len(), FORMATS.len(), "each format has its own ETag");
 
+    // A small result is encoded where it is read, and an Arrow answer is its kept IPC
+    // stream sent as it is: still the bytes of a miss, in every format.
+    let small = "SELECT n_nationkey, n_name FROM nation ORDER BY 1";
+    assert_eq!(
+        ask(query(&app, &app.key, small, FORMATS[0])).await.cache,
+        "miss"
+    );
+    for accept in FORMATS {
+        let miss = ask(query(&uncached, &uncached.key, small, accept)).await;
+        let hit = ask(query(&app, &app.key, small, accept)).await;
+        assert_eq!((hit.status, hit.cache.as_str()), (200, "hit"), "{accept}");
+        assert!(hit.body == miss.body, "{accept}: a small hit differs");
+        let status = app.get_json(&format!("/v1/queries/{}", hit.id)).await;
+        assert_eq!(status["state"], "finished", "{status}");
+        assert_eq!(status["rows"], 25, "{status}");
+        assert_eq!(status["bytes"], hit.body.len(), "{status}");
+    }
+
     // The same statement spelled differently is the same entry.
     let respelled =
         "select *   from orders\n where o_orderkey < 20000 order by o_orderkey -- again";
