@@ -878,7 +878,7 @@ fn default_max_request_bytes() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
-    /// Bytes of results kept (their Arrow IPC size).
+    /// Bytes of results kept (their Arrow IPC size; twice that for a result of at most 32 KiB, which keeps its IPC stream too).
     #[serde(default = "default_cache_capacity_bytes")]
     pub capacity_bytes: u64,
     /// How long a cached result stays valid.

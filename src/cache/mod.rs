@@ -11,8 +11,10 @@
 //!   `now()`), not `EXPLAIN`, not served by a fallback, reading no source with `cache = false`,
 //!   and at most `max_entry_bytes` of Arrow IPC. The batches are kept as decoded from that
 //!   IPC, compact (no slice keeps a larger buffer alive), and re-encoded per request, so a hit
-//!   is byte for byte what a miss sends, in every format.
-//! - **Capacity**: weighted by IPC bytes with a TTL ([`moka`]). Concurrent identical
+//!   is byte for byte what a miss sends, in every format. A small result (up to 32 KiB) also
+//!   keeps its IPC stream, which an Arrow hit sends as it is.
+//! - **Capacity**: weighted by IPC bytes (twice for a result that keeps its stream) with a
+//!   TTL ([`moka`]). Concurrent identical
 //!   requests wait for the one running (single flight) and are then served from the cache.
 //!
 //! - **Shared** ([`shared`]): with `redis_url`, kept results are also written to Redis and a
