@@ -574,10 +574,7 @@ impl Collector {
         if u64::from(weight) > self.cache.max_entry_bytes {
             return Ok(());
         }
-        let digest = Sha256::digest(&ipc)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = hex::encode(Sha256::digest(&ipc));
         let batches = StreamReader::try_new(std::io::Cursor::new(ipc.clone()), None)?
             .collect::<Result<Vec<_>, _>>()?;
         let cached = Arc::new(Cached {

@@ -134,8 +134,7 @@ impl std::fmt::Debug for Shared {
 }
 
 fn result_key(key: Key) -> String {
-    let hex: String = key.0.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sluice:result:{hex}")
+    format!("sluice:result:{}", hex::encode(key.0))
 }
 
 fn gen_key(source: &str) -> String {

@@ -95,8 +95,7 @@ fn accepts_gzip(req: &HttpRequest) -> bool {
 
 fn etag(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", hex::encode(&digest[..12]))
 }
 
 /// The origin of `url` (`scheme://host[:port]`, as the browser compares them), if it has one.

@@ -83,12 +83,7 @@ impl Rule {
 /// usage and recent queries are kept under it.
 pub fn subject_id(issuer: &str, subject: &str) -> String {
     let digest = Sha256::digest(format!("{issuer}\n{subject}").as_bytes());
-    let mut id = String::with_capacity(20);
-    id.push_str("sub_");
-    for b in &digest[..8] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("sub_{}", hex::encode(&digest[..8]))
 }
 
 /// Whether `id` has the shape of a [`subject_id`] (a subject has usage but no key record).

@@ -198,13 +198,12 @@ impl<E: Encode> Stream for HitStream<E> {
                     let State::Waiting {
                         runtime,
                         hit,
-                        encoder,
+                        mut encoder,
                     } = std::mem::replace(&mut this.state, State::Done)
                     else {
                         continue;
                     };
                     let rows = hit.rows;
-                    let mut encoder = encoder;
                     if let Some(pieces) = hit.ipc.as_ref().and_then(|ipc| encoder.whole_ipc(ipc)) {
                         this.pending.extend(pieces);
                         this.state = State::Ended { rows };

@@ -101,7 +101,7 @@ fn statement_hash(sql: &str) -> String {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
     });
     let tag = ring::hmac::sign(&KEY, sql.as_bytes());
-    crate::governance::keys::hex(&tag.as_ref()[..8])
+    hex::encode(&tag.as_ref()[..8])
 }
 
 /// The exporter's HTTP client: hyper (already in the tree, no second reqwest), its requests

@@ -85,12 +85,7 @@ impl PolicySet {
             }
         }
         part(if reveal { "reveal" } else { "hide" });
-        let fingerprint = h
-            .finalize()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = hex::encode(&h.finalize()[..16]);
         Self {
             policies,
             fingerprint,

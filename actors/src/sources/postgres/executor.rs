@@ -263,6 +263,7 @@ async fn bounded_read_only(
     .await?;
     Ok(tx)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
