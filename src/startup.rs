@@ -181,10 +181,6 @@ impl Application {
                 .configure(crate::mcp::routes)
                 .configure(crate::console::routes(console_enabled))
                 .wrap(actix_web::middleware::from_fn(crate::http::authenticate))
-                .wrap(
-                    actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms")
-                        .log_target("sluice::http"),
-                )
                 .wrap(actix_web::middleware::from_fn(crate::http::observe))
                 .configure(crate::http::routes)
         })

@@ -395,7 +395,9 @@ impl ResultCache {
         })
     }
 
-    fn valid(&self, key: Key, planner: &Planner) -> Option<Arc<Cached>> {
+    /// The entry `key` names if it still holds (its sources unchanged), looked up in this
+    /// server only: what [`Self::lookup`] answers at once when it can.
+    pub fn valid(&self, key: Key, planner: &Planner) -> Option<Arc<Cached>> {
         let entries = self.entries.as_ref()?;
         let hit = entries.get(&key)?;
         let no_refresh = self.shared.as_ref().is_none_or(|shared| {

@@ -148,14 +148,14 @@ async fn not_found() -> HttpResponse {
 }
 
 /// The outermost middleware: the request's span (continuing the client's `traceparent`) with
-/// its `X-Trace-Id`, when tracing is on, and the HTTP metrics (by route pattern, so the label
-/// set is bounded by the routes).
+/// its `X-Trace-Id`, when tracing is on, the HTTP metrics (by route pattern, so the label
+/// set is bounded by the routes), and the access line (`sluice::http`).
 ///
 /// # Errors
 /// Only what the wrapped service returns.
 pub async fn observe(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    next: Next<impl MessageBody + Unpin + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = std::time::Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "other".to_owned());
@@ -197,6 +197,8 @@ pub async fn observe(
     if let Some(id) = &trace_id {
         span.record("trace_id", id.as_str());
     }
+    // The access line's request half, kept as it came; written only if the line is kept.
+    let access = AccessLine::of(&req, started);
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
     span.record("http.response.status_code", status.as_u16());
@@ -208,11 +210,126 @@ pub async fn observe(
             v,
         );
     }
-    metrics::counter!(crate::metrics::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status.as_str().to_owned())
-        .increment(1);
-    metrics::histogram!(crate::metrics::HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    Ok(res)
+    let (requests, duration) = http_metrics(route, method, status);
+    requests.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
+    Ok(res.map_body(|_, body| AccessLog {
+        body,
+        line: AccessLine { status, ..access },
+        size: 0,
+    }))
+}
+
+/// A worker's handles of the HTTP metrics, by route, then method and status.
+type HttpMetrics = std::collections::HashMap<
+    String,
+    std::collections::HashMap<(&'static str, u16), (metrics::Counter, metrics::Histogram)>,
+>;
+
+thread_local! {
+    /// Kept per worker thread: naming a labelled metric builds its key and looks it up in the
+    /// recorder's locked registry, on every request otherwise. Bounded by the routes (an
+    /// unmatched path is `other`), methods and statuses.
+    static HTTP_METRICS: std::cell::RefCell<HttpMetrics> = std::cell::RefCell::default();
+}
+
+/// The request counter and duration histogram of one route, method and status.
+fn http_metrics(
+    route: String,
+    method: &'static str,
+    status: StatusCode,
+) -> (metrics::Counter, metrics::Histogram) {
+    HTTP_METRICS.with_borrow_mut(|routes| {
+        let codes = match routes.get_mut(route.as_str()) {
+            Some(codes) => codes,
+            None => routes.entry(route.clone()).or_default(),
+        };
+        codes
+            .entry((method, status.as_u16()))
+            .or_insert_with(|| {
+                (
+                    metrics::counter!(crate::metrics::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method, "status" => status.as_str().to_owned()),
+                    metrics::histogram!(crate::metrics::HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method),
+                )
+            })
+            .clone()
+    })
+}
+
+/// An access line's fields: client, request line, status, and when the request came.
+///
+/// Written here rather than by actix-web's `Logger`, which renders its request half (and
+/// parses the connection's forwarding headers) into strings on every request whatever the
+/// log level keeps: 4% of a cached answer's time at 16 connections (benches/RESULTS.md).
+/// These are the request's own parts (the URI shares the request's bytes), formatted only
+/// when the line is written.
+struct AccessLine {
+    client: Option<std::net::IpAddr>,
+    method: Method,
+    uri: actix_web::http::Uri,
+    version: actix_web::http::Version,
+    status: StatusCode,
+    started: std::time::Instant,
+}
+
+impl AccessLine {
+    fn of(req: &ServiceRequest, started: std::time::Instant) -> Self {
+        Self {
+            client: req.peer_addr().map(|a| a.ip()),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            status: StatusCode::OK,
+            started,
+        }
+    }
+}
+
+/// A response body that counts what it sends and writes the access line when it is dropped
+/// (sent whole, cut, or abandoned by the client), with the time until then.
+struct AccessLog<B> {
+    body: B,
+    line: AccessLine,
+    size: usize,
+}
+
+impl<B: MessageBody + Unpin> MessageBody for AccessLog<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<bytes::Bytes, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.size += chunk.len();
+        }
+        polled
+    }
+}
+
+impl<B> Drop for AccessLog<B> {
+    fn drop(&mut self) {
+        let line = &self.line;
+        let client: &dyn std::fmt::Display = match &line.client {
+            Some(ip) => ip,
+            None => &"-",
+        };
+        let path = line.uri.path_and_query().map_or("/", |p| p.as_str());
+        tracing::info!(
+            target: "sluice::http",
+            "{client} \"{} {path} {:?}\" {} {} {:.6}ms",
+            line.method,
+            line.version,
+            line.status.as_u16(),
+            self.size,
+            line.started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
 }
 
 /// Routes this middleware lets through unauthenticated: liveness, readiness, the API

@@ -93,16 +93,22 @@ pub async fn query(
             // manifest whatever `Accept` says.
             let negotiated = Format::negotiate(accept).map_err(ApiError::not_acceptable);
             let request = read_request(&req, payload, &service).await?;
-            let base = base_url(&req);
+            // Only spooled answers name URLs (reading the forwarding headers is not free).
+            let base = || base_url(&req);
             if request.spool || spool == SpoolPreference::Always {
-                let manifest = service.run_spooled(&call, &request, &base).await?;
+                // Rare paths are boxed: the common one's future stays small to move.
+                let manifest = Box::pin(service.run_spooled(&call, &request, &base())).await?;
                 return Ok(Answer::Spooled(Box::new(manifest)));
             }
             let format = negotiated?;
             if spool == SpoolPreference::AboveThreshold && service.spool().is_some() {
-                return match service
-                    .run_streamed_or_spooled(&call, &request, &base, encoder(format))
-                    .await?
+                return match Box::pin(service.run_streamed_or_spooled(
+                    &call,
+                    &request,
+                    &base(),
+                    encoder(format),
+                ))
+                .await?
                 {
                     StreamedOrSpooled::Streamed(started) => Ok(Answer::Streamed(format, started)),
                     StreamedOrSpooled::Spooled(manifest) => Ok(Answer::Spooled(manifest)),

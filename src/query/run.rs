@@ -45,12 +45,9 @@ impl QueryService {
         cap: RowCap,
         encoder: MakeEncoder<E>,
     ) -> Result<Started<E::Piece>> {
-        let query_id = call.query_id.as_str();
         let principal = &call.principal;
-        let auditor = &call.auditor;
-        auditor.set_sql(&request.sql);
+        call.auditor.set_sql(&request.sql);
         let deadline = Deadline::after(self.timeout(request.timeout_ms));
-        let (plan_rows, max_rows) = cap.limits();
         // The result cache, before any slot is taken: a hit costs no slot.
         let policies = self.policies(principal);
         let fingerprint = if policies.is_empty() {
@@ -66,22 +63,36 @@ impl QueryService {
             let looked = crate::telemetry::traced(|| {
                 tracing::info_span!("cache lookup", sluice.cache_hit = tracing::field::Empty)
             });
-            let found = self
-                .cache
-                .lookup(key, &self.planner, deadline.at)
-                .instrument(looked.clone())
-                .await;
+            // A valid entry is answered without the lookup's future (which may wait on
+            // another caller's run or ask Redis), boxed for the callers that need it.
+            let found = match self.cache.valid(key, &self.planner) {
+                Some(hit) => crate::cache::Lookup::Hit(hit),
+                None => {
+                    Box::pin(self.cache.lookup(key, &self.planner, deadline.at))
+                        .instrument(looked.clone())
+                        .await
+                }
+            };
             looked.record(
                 "sluice.cache_hit",
                 matches!(found, crate::cache::Lookup::Hit(_)),
             );
             match found {
                 crate::cache::Lookup::Hit(hit) => {
-                    let entry = self.queries.start(query_id, principal.key_id(), call.door);
-                    entry.attach_audit(auditor);
+                    let entry = self
+                        .queries
+                        .start(&call.query_id, principal.key_id(), call.door);
+                    entry.attach_audit(&call.auditor);
                     entry.set_request(request);
                     entry.set_cache_hit(true);
-                    return super::hit::serve(&self.runtime, entry, auditor, &encoder, cap, hit);
+                    return super::hit::serve(
+                        &self.runtime,
+                        entry,
+                        &call.auditor,
+                        &encoder,
+                        cap,
+                        hit,
+                    );
                 }
                 crate::cache::Lookup::Miss(t) => {
                     metrics::counter!(m::CACHE_MISSES_TOTAL).increment(1);
@@ -89,9 +100,32 @@ impl QueryService {
                 }
             }
         }
+        // Boxed: planning and execution make a future of many kilobytes, which every layer
+        // above would otherwise carry (and copy as it is moved) on a cache hit too.
+        let cached = (cache_key, ticket);
+        Box::pin(self.execute(call, request, cap, encoder, deadline, &policies, cached)).await
+    }
+
+    /// [`Self::start`] past the result cache: slots, planning, routing and the producer,
+    /// under the policies and deadline the cache was asked with.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute<E: Encode>(
+        &self,
+        call: &Call,
+        request: &QueryRequest,
+        cap: RowCap,
+        encoder: MakeEncoder<E>,
+        deadline: Deadline,
+        policies: &std::sync::Arc<sluice_planner::PolicySet>,
+        (cache_key, mut ticket): (Option<crate::cache::Key>, Option<crate::cache::Ticket>),
+    ) -> Result<Started<E::Piece>> {
+        let query_id = call.query_id.as_str();
+        let principal = &call.principal;
+        let auditor = &call.auditor;
+        let (plan_rows, max_rows) = cap.limits();
         let (permit, key_permit) = self.take_slots(principal, query_id)?;
         // The policies the cache key was made with, whatever changed while it waited.
-        let planner = self.view_with(principal, request, &policies);
+        let planner = self.view_with(principal, request, policies);
         let entry = self.queries.start(query_id, principal.key_id(), call.door);
         entry.attach_audit(auditor);
         entry.set_request(request);

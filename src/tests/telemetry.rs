@@ -457,11 +457,15 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
     // The JSON log: one object per line; the query's lines name its id and trace; no secret.
     let log = server.stop().await;
     let mut of_query = 0;
+    let mut access = Vec::new();
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
         for field in ["timestamp", "level", "target"] {
             assert!(v.get(field).is_some(), "{field} in {line}");
+        }
+        if v["target"] == "sluice::http" {
+            access.push(v["message"].as_str().unwrap_or_default().to_owned());
         }
         let named_query = v["spans"]
             .as_array()
@@ -481,6 +485,25 @@ async fn one_trace_runs_from_the_client_through_sluice_into_postgresql() {
         }
     }
     assert!(of_query >= 1, "the query's own log lines: {log}");
+    // One access line per request: client, request line, status, body bytes, milliseconds.
+    let answered = |prefix: &str| {
+        access.iter().any(|l| {
+            l.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix("ms"))
+                .and_then(|rest| rest.split_once(' '))
+                .is_some_and(|(bytes, ms)| {
+                    bytes.parse::<u64>().is_ok_and(|b| b > 0) && ms.parse::<f64>().is_ok()
+                })
+        })
+    };
+    assert!(
+        answered("127.0.0.1 \"POST /v1/query HTTP/1.1\" 200 "),
+        "{access:#?}"
+    );
+    assert!(
+        answered("127.0.0.1 \"PUT /v1/admin/log HTTP/1.1\" 403 "),
+        "{access:#?}"
+    );
     let secret = key.rsplit('_').next().unwrap();
     assert!(!log.contains(secret), "the key's secret is in the log");
 }
