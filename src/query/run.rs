@@ -102,30 +102,38 @@ impl QueryService {
         }
         // Boxed: planning and execution make a future of many kilobytes, which every layer
         // above would otherwise carry (and copy as it is moved) on a cache hit too.
-        let cached = (cache_key, ticket);
-        Box::pin(self.execute(call, request, cap, encoder, deadline, &policies, cached)).await
+        let asked = Asked {
+            deadline,
+            policies,
+            cache_key,
+            ticket,
+        };
+        Box::pin(self.execute(call, request, cap, encoder, asked)).await
     }
 
     /// [`Self::start`] past the result cache: slots, planning, routing and the producer,
     /// under the policies and deadline the cache was asked with.
-    #[allow(clippy::too_many_arguments)]
     async fn execute<E: Encode>(
         &self,
         call: &Call,
         request: &QueryRequest,
         cap: RowCap,
         encoder: MakeEncoder<E>,
-        deadline: Deadline,
-        policies: &std::sync::Arc<sluice_planner::PolicySet>,
-        (cache_key, mut ticket): (Option<crate::cache::Key>, Option<crate::cache::Ticket>),
+        asked: Asked,
     ) -> Result<Started<E::Piece>> {
+        let Asked {
+            deadline,
+            policies,
+            cache_key,
+            mut ticket,
+        } = asked;
         let query_id = call.query_id.as_str();
         let principal = &call.principal;
         let auditor = &call.auditor;
         let (plan_rows, max_rows) = cap.limits();
         let (permit, key_permit) = self.take_slots(principal, query_id)?;
         // The policies the cache key was made with, whatever changed while it waited.
-        let planner = self.view_with(principal, request, policies);
+        let planner = self.view_with(principal, request, &policies);
         let entry = self.queries.start(query_id, principal.key_id(), call.door);
         entry.attach_audit(auditor);
         entry.set_request(request);
@@ -269,6 +277,16 @@ impl QueryService {
         let cap = RowCap::Refuse(self.limits.max_rows);
         self.run(&call, &request, cap, encoder).await
     }
+}
+
+/// What [`QueryService::start`] asked the result cache with, for the run after a miss: the
+/// deadline, the caller's policies, the key (none when the result may not be kept) and the
+/// ticket to keep the result under.
+struct Asked {
+    deadline: Deadline,
+    policies: std::sync::Arc<sluice_planner::PolicySet>,
+    cache_key: Option<crate::cache::Key>,
+    ticket: Option<crate::cache::Ticket>,
 }
 
 impl QueryService {
