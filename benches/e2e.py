@@ -678,7 +678,12 @@ def report(res: Results, args, versions: dict) -> str:
         out.append("")
         out.append(f"All checksums agree: {'yes' if agree_all else '**no**'}. DuckDB/DataFusion sum: {ratio(total['duckdb'], total['datafusion'])}.\n")
         r = total["sluice"] / total["datafusion"]
-        targets.append(("TPC-H sum ≤ 1.05x embedded DataFusion", f"{r:.3f}x", r <= 1.05))
+        targets.append(("TPC-H sum ≤ 0.9x embedded DataFusion", f"{r:.3f}x", r <= 0.9))
+        # The queries issue 35 found slower through Sluice than embedded.
+        for q in (2, 11, 20, 21):
+            if q in times:
+                rq = median(times[q]["sluice"]) / median(times[q]["datafusion"])
+                targets.append((f"Q{q} ≤ 1.1x embedded DataFusion", f"{rq:.2f}x", rq <= 1.1))
 
     if res.stream.get("rates"):
         s = res.stream
@@ -700,7 +705,7 @@ def report(res: Results, args, versions: dict) -> str:
         before = max(s["rss_before"]) if s["rss_before"] else -1
         out.append(f"- Sluice peak RSS during the scan (VmHWM, reset before each run): {rss / 2**20:.0f} MiB (max of runs); "
                    f"RSS just before a scan, kept from earlier sections' queries: up to {before / 2**20:.0f} MiB.\n")
-        targets.append(("Streaming ≥ 0.5x the static-file rate", f"{sl / ng:.2f}x", sl / ng >= 0.5))
+        targets.append(("Streaming ≥ 0.8x the static-file rate", f"{sl / ng:.2f}x", sl / ng >= 0.8))
         targets.append(("Peak RSS while streaming < 256 MB", f"{rss / 1e6:.0f} MB", 0 < rss < 256e6))
         w = s["wire_bytes"] / s["plain_bytes"]
         targets.append(("Wire size ≤ 1.05x plain-string IPC", f"{w:.3f}x", w <= 1.05))
@@ -732,7 +737,10 @@ def report(res: Results, args, versions: dict) -> str:
             d50 = med["sluice@1"]["p50"] - med["datafusion@1"]["p50"]
             d99 = med["sluice@1"]["p99"] - med["datafusion@1"]["p99"]
             targets.append(("Small-query overhead over embedded, p50 ≤ 0.3 ms", f"{d50 * 1e3:+.2f} ms", d50 <= 0.3e-3))
-            targets.append(("Small-query overhead over embedded, p99 ≤ 1 ms", f"{d99 * 1e3:+.2f} ms", d99 <= 1e-3))
+            targets.append(("Small-query overhead over embedded, p99 ≤ 0.5 ms", f"{d99 * 1e3:+.2f} ms", d99 <= 0.5e-3))
+        if "sluice-cached@16" in med and "nginx@16" in med:
+            c = med["sluice-cached@16"]["rps"] / med["nginx@16"]["rps"]
+            targets.append(("Cached hits at 16 connections ≥ 0.4x nginx `return 200`", f"{c:.2f}x", c >= 0.4))
 
     if res.failures:
         out.append("### Failures\n")
