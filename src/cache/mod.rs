@@ -291,12 +291,10 @@ impl ResultCache {
         Some(spelled)
     }
 
-    /// The entry for `key` if it is still valid; otherwise the right to compute it, after
-    /// waiting (until `deadline`) for a request already computing it.
-    pub async fn lookup(&self, key: Key, planner: &Planner, deadline: Instant) -> Lookup {
-        if let Some(hit) = self.valid(key, planner) {
-            return Lookup::Hit(hit);
-        }
+    /// After [`Self::valid`] found no entry for `key` here: the entry from a request already
+    /// computing it (waited for until `deadline`) or from Redis; otherwise the right to
+    /// compute it.
+    pub async fn lookup_missed(&self, key: Key, planner: &Planner, deadline: Instant) -> Lookup {
         let mut rx = match self.lead(key) {
             Ok(lease) => return self.ask_shared(key, planner, Some(lease)).await,
             Err(rx) => rx,
@@ -396,7 +394,7 @@ impl ResultCache {
     }
 
     /// The entry `key` names if it still holds (its sources unchanged), looked up in this
-    /// server only: what [`Self::lookup`] answers at once when it can.
+    /// server only; when there is none, [`Self::lookup_missed`] asks further.
     pub fn valid(&self, key: Key, planner: &Planner) -> Option<Arc<Cached>> {
         let entries = self.entries.as_ref()?;
         let hit = entries.get(&key)?;

@@ -202,6 +202,9 @@ pub async fn observe(
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
     span.record("http.response.status_code", status.as_u16());
+    if let Some(error) = res.response().error() {
+        tracing::debug!(target: "sluice::http", error = ?error, "Answered from an error.");
+    }
     if let Some(id) = trace_id
         && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&id)
     {
@@ -319,11 +322,16 @@ impl<B> Drop for AccessLog<B> {
             Some(ip) => ip,
             None => &"-",
         };
-        let path = line.uri.path_and_query().map_or("/", |p| p.as_str());
+        // As actix-web's `%r` had it: `?query` only when the query is not empty.
+        let (mark, query) = match line.uri.query() {
+            Some(q) if !q.is_empty() => ("?", q),
+            _ => ("", ""),
+        };
         tracing::info!(
             target: "sluice::http",
-            "{client} \"{} {path} {:?}\" {} {} {:.6}ms",
+            "{client} \"{} {}{mark}{query} {:?}\" {} {} {:.6}ms",
             line.method,
+            line.uri.path(),
             line.version,
             line.status.as_u16(),
             self.size,

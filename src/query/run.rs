@@ -68,7 +68,7 @@ impl QueryService {
             let found = match self.cache.valid(key, &self.planner) {
                 Some(hit) => crate::cache::Lookup::Hit(hit),
                 None => {
-                    Box::pin(self.cache.lookup(key, &self.planner, deadline.at))
+                    Box::pin(self.cache.lookup_missed(key, &self.planner, deadline.at))
                         .instrument(looked.clone())
                         .await
                 }
