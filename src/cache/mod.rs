@@ -76,6 +76,11 @@ pub struct Cached {
 /// A kept result of at most this many IPC bytes keeps its IPC stream beside its batches.
 pub const KEEP_IPC_AT_MOST: u64 = 32 * 1024;
 
+/// The IPC stream a result of `weight` IPC bytes keeps beside its batches: a small one's only.
+fn kept_ipc(weight: u32, ipc: &Bytes) -> Option<Bytes> {
+    (u64::from(weight) <= KEEP_IPC_AT_MOST).then(|| ipc.clone())
+}
+
 impl Cached {
     /// What names this result's content: the first half of its IPC digest.
     pub fn version(&self) -> &str {
@@ -355,6 +360,7 @@ impl ResultCache {
             schema,
             batches,
             weight,
+            ipc,
         } = fetched;
         let n = header.sources.len();
         if header.prints.len() != n
@@ -389,7 +395,7 @@ impl ResultCache {
             gens: header.gens,
             digest: header.digest,
             weight,
-            ipc: None,
+            ipc: kept_ipc(weight, &ipc),
         })
     }
 
@@ -587,7 +593,7 @@ impl Collector {
             gens: std::mem::take(&mut self.gens),
             digest,
             weight,
-            ipc: (u64::from(weight) <= KEEP_IPC_AT_MOST).then(|| ipc.clone()),
+            ipc: kept_ipc(weight, &ipc),
         });
         self.cache.insert_arc(self.key, Arc::clone(&cached));
         if let (Some(shared), Some(prints)) = (&self.cache.shared, self.prints.take()) {

@@ -87,13 +87,15 @@ pub(super) struct Fetched {
     pub batches: Vec<RecordBatch>,
     /// Bytes of IPC.
     pub weight: u32,
+    /// The IPC stream the batches were read from.
+    pub ipc: Bytes,
 }
 
 /// An entry [`encode`] wrote, decoded; `None` for anything else.
 fn decode_entry(value: Vec<u8>) -> Option<Fetched> {
     let (header, ipc) = decode(&Bytes::from(value))?;
     let weight = u32::try_from(ipc.len()).ok()?;
-    let reader = StreamReader::try_new(std::io::Cursor::new(ipc), None).ok()?;
+    let reader = StreamReader::try_new(std::io::Cursor::new(ipc.clone()), None).ok()?;
     let schema = reader.schema();
     let batches = reader.collect::<Result<Vec<_>, _>>().ok()?;
     Some(Fetched {
@@ -101,6 +103,7 @@ fn decode_entry(value: Vec<u8>) -> Option<Fetched> {
         schema,
         batches,
         weight,
+        ipc,
     })
 }
 

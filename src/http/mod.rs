@@ -218,7 +218,8 @@ pub async fn observe(
     duration.record(started.elapsed().as_secs_f64());
     Ok(res.map_body(|_, body| AccessLog {
         body,
-        line: AccessLine { status, ..access },
+        line: access,
+        status,
         size: 0,
     }))
 }
@@ -259,7 +260,7 @@ fn http_metrics(
     })
 }
 
-/// An access line's fields: client, request line, status, and when the request came.
+/// An access line's request half: client, request line, and when the request came.
 ///
 /// Written here rather than by actix-web's `Logger`, which renders its request half (and
 /// parses the connection's forwarding headers) into strings on every request whatever the
@@ -271,7 +272,6 @@ struct AccessLine {
     method: Method,
     uri: actix_web::http::Uri,
     version: actix_web::http::Version,
-    status: StatusCode,
     started: std::time::Instant,
 }
 
@@ -282,7 +282,6 @@ impl AccessLine {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
-            status: StatusCode::OK,
             started,
         }
     }
@@ -293,6 +292,7 @@ impl AccessLine {
 struct AccessLog<B> {
     body: B,
     line: AccessLine,
+    status: StatusCode,
     size: usize,
 }
 
@@ -333,7 +333,7 @@ impl<B> Drop for AccessLog<B> {
             line.method,
             line.uri.path(),
             line.version,
-            line.status.as_u16(),
+            self.status.as_u16(),
             self.size,
             line.started.elapsed().as_secs_f64() * 1000.0
         );
