@@ -6,7 +6,7 @@ use sluice_schemas::api::{
 };
 
 use super::plan::Deadline;
-use super::registry::QueryState;
+use super::registry::{EndIfDropped, QueryState};
 use super::{Call, QueryService};
 use crate::error::Result;
 
@@ -39,6 +39,7 @@ impl QueryService {
         let entry = self
             .queries
             .start(&call.query_id, principal.key_id(), call.door);
+        let _held = EndIfDropped::new(&entry);
         entry.attach_audit(&call.auditor);
         entry.set_explained(&request.sql);
         let deadline = Deadline::after(self.timeout(None));

@@ -229,6 +229,39 @@ impl QueryEntry {
     }
 }
 
+/// Ends a query's record as cancelled (the client left) when dropped while it still holds the
+/// record: a request dropped while its query plans or waits for a source's slot — before a
+/// producer owns the query and ends it — would otherwise stay `running` in `/v1/queries`
+/// for good. A record already ended (a refusal recorded its error) is left as it is.
+pub struct EndIfDropped(Option<Arc<QueryEntry>>);
+
+impl EndIfDropped {
+    /// Holds `entry` until [`Self::hand_over`].
+    pub fn new(entry: &Arc<QueryEntry>) -> Self {
+        Self(Some(Arc::clone(entry)))
+    }
+
+    /// Someone else (the producer, a stream) ends the record from here.
+    pub fn hand_over(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for EndIfDropped {
+    fn drop(&mut self) {
+        if let Some(entry) = self.0.take()
+            && entry.state() == QueryState::Running
+        {
+            entry.finish(
+                QueryState::Cancelled,
+                Some(&ApiError::client_gone().with_query(&entry.id)),
+            );
+            metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => "cancelled", "door" => entry.door.as_str())
+                .increment(1);
+        }
+    }
+}
+
 /// `sql` cut to its first [`SQL_SHOWN`] bytes (at a character boundary).
 fn shown(sql: &str) -> String {
     if sql.len() <= SQL_SHOWN {

@@ -10,6 +10,7 @@ use super::answer::{CacheAnswer, RowCap, Started};
 use super::encode::{Encode, MakeEncoder};
 use super::plan::Deadline;
 use super::producer::{self, QueryJob, StartError};
+use super::registry::EndIfDropped;
 use super::route::Route;
 use super::{Call, QueryService, retry};
 use crate::error::{ApiError, Result};
@@ -135,6 +136,7 @@ impl QueryService {
         // The policies the cache key was made with, whatever changed while it waited.
         let planner = self.view_with(principal, request, &policies);
         let entry = self.queries.start(query_id, principal.key_id(), call.door);
+        let mut held = EndIfDropped::new(&entry);
         entry.attach_audit(auditor);
         entry.set_request(request);
         if ticket.is_some() {
@@ -208,6 +210,8 @@ impl QueryService {
                 trace: call.trace.clone(),
                 query_span: tracing::Span::none(),
             };
+            // The producer ends the record from here, whatever happens to this request.
+            held.hand_over();
             let retry = match producer::start(job, &self.runtime).await {
                 Ok(stream) => {
                     return Ok(Started {
@@ -221,6 +225,8 @@ impl QueryService {
                 Err(StartError::Failed(e)) => return Err(e),
                 Err(StartError::Retry(retry)) => *retry,
             };
+            // Not over: planned again here.
+            held = EndIfDropped::new(&entry);
             for (source, replica) in &retry.failed {
                 metrics::counter!(sluice_actors::metrics::FAILOVERS_TOTAL, "source" => source.clone())
                     .increment(1);

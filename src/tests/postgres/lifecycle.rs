@@ -187,6 +187,52 @@ async fn a_busy_source_queues_then_answers_source_unavailable() {
 }
 
 #[actix_web::test]
+async fn a_query_whose_client_leaves_while_it_waits_for_a_slot_ends_cancelled() {
+    let Some((pg, url, schema)) = setup(&slow_view()).await else {
+        return;
+    };
+    let mut src = source("pg", &url, &schema);
+    src.max_concurrency = 1;
+    src.queue_timeout_ms = 3_600_000;
+    let app = app_with(src).await;
+    let (busy_id, busy) = start_slow(&app, &pg, &format!("SELECT * FROM pg.{schema}.slow")).await;
+    // A second query waits for the one slot (it is `running` to the API meanwhile); its
+    // client leaves while it waits.
+    let req = app
+        .req(reqwest::Method::POST, "/v1/query")
+        .header("Accept", ARROW)
+        .json(&json!({ "sql": format!("SELECT 1 FROM pg.{schema}.slow") }));
+    let queued = actix_web::rt::spawn(async move { req.send().await });
+    wait_source(&app, "pg", |s| s["queue"]["queued"] == 1).await;
+    let listed = app.get_json("/v1/queries?state=running").await;
+    let ids: Vec<&str> = listed["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["query_id"].as_str())
+        .filter(|id| *id != busy_id)
+        .collect();
+    assert_eq!(ids.len(), 1, "{listed}");
+    let id = ids[0].to_owned();
+    queued.abort();
+    // Its record ends, as cancelled, and it leaves the queue; the query holding the slot is
+    // untouched.
+    let ended = app.wait_query(&id, |v| v["state"] != "running").await;
+    assert_eq!(ended["state"], "cancelled", "{ended}");
+    assert_eq!(ended["error"]["code"], "query_cancelled", "{ended}");
+    let s = wait_source(&app, "pg", |s| s["queue"]["queued"] == 0).await;
+    assert_eq!(s["queue"]["running"], 1, "{s}");
+    let held = app.get_json(&format!("/v1/queries/{busy_id}")).await;
+    assert_eq!(held["state"], "running", "{held}");
+    app.req(reqwest::Method::DELETE, &format!("/v1/queries/{busy_id}"))
+        .send()
+        .await
+        .unwrap();
+    drop(busy);
+    assert_cancelled(&pg, &busy_id).await;
+}
+
+#[actix_web::test]
 async fn a_stopped_server_makes_the_source_unavailable_until_it_returns() {
     let turn = super::spare_turn().await;
     let Some((_pg, url, schema)) = setup_on(
