@@ -377,6 +377,13 @@ impl Drainer {
         self.service.drain().await;
         self.handle.stop(true).await;
     }
+
+    /// Stops at once, without draining: see [`QueryService::stop_now`]. The HTTP server is
+    /// told to stop without waiting for its connections.
+    pub fn stop_now(&self) {
+        self.service.stop_now();
+        drop(self.handle.stop(false));
+    }
 }
 
 /// Waits for SIGTERM or SIGINT, then drains.
@@ -403,11 +410,14 @@ async fn drain_on_signal(drainer: Drainer) {
 /// Prometheus histograms need periodic upkeep when no exporter thread runs.
 fn spawn_metrics_upkeep(service: &QueryService, options: &crate::http::HttpOptions) {
     let handle = options.prometheus.clone();
+    let closing = service.closing().clone();
     service.runtime().spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
-            tick.tick().await;
-            handle.run_upkeep();
+            tokio::select! {
+                () = closing.cancelled() => return,
+                _ = tick.tick() => handle.run_upkeep(),
+            }
         }
     });
 }

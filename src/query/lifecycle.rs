@@ -107,4 +107,20 @@ impl QueryService {
         }
         self.closing.cancel();
     }
+
+    /// Stops at once, as the process ending would, for a server whose runtime outlives it
+    /// (one embedded in another program, or a test's): new queries are refused, running ones
+    /// cancelled, and the listeners and tasks on the query runtime (Flight SQL, PostgreSQL,
+    /// MCP streams, the spool's sweeper) told to end. Without it they would serve on, holding
+    /// the sources' pools, after the HTTP server that owned them is gone.
+    pub fn stop_now(&self) {
+        self.lifecycle.set(Phase::Draining);
+        for e in self
+            .queries
+            .list(usize::MAX, |e| e.state() == QueryState::Running)
+        {
+            e.cancel.cancel();
+        }
+        self.closing.cancel();
+    }
 }

@@ -35,6 +35,7 @@ mod streaming;
 mod telemetry;
 mod truth;
 
+use std::io::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -65,7 +66,6 @@ pub struct TestApp {
     pub pg: Option<String>,
     /// Drains the server as SIGTERM would.
     pub drainer: sluice::Drainer,
-    handle: actix_web::dev::ServerHandle,
 }
 
 impl TestApp {
@@ -119,7 +119,6 @@ impl TestApp {
         let flight = app.flight_url();
         let pg = app.pg_url();
         let key = app.admin_key().unwrap_or_default().to_owned();
-        let handle = app.handle();
         let drainer = app.drainer();
         actix_web::rt::spawn(app.run());
         let mut client = reqwest::Client::builder();
@@ -145,7 +144,6 @@ impl TestApp {
             flight,
             pg,
             drainer,
-            handle,
         }
     }
 
@@ -286,8 +284,10 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // Stop accepting; in-flight work ends with the test's actix system.
-        drop(self.handle.stop(false));
+        // The test's actix system ends with the test; what runs on the shared query runtime
+        // (the Flight SQL and PostgreSQL listeners, queries, background reads) is told to end
+        // too, or it would serve on for the rest of the run.
+        self.drainer.stop_now();
     }
 }
 
@@ -379,7 +379,10 @@ impl Waiting {
         let waited = self.since.elapsed().as_secs() / 10;
         if waited > self.told {
             self.told = waited;
-            eprintln!(
+            // Past the test harness's capture (`eprintln!` is captured, and shown only when
+            // the test ends, which a hung one never does).
+            let _ = writeln!(
+                std::io::stderr(),
                 "still waiting after {} s for {}; last seen: {seen}",
                 waited * 10,
                 self.what
