@@ -80,8 +80,16 @@ cargo test --workspace --locked --no-run
 stage tests
 say "cargo test"
 # Tests wait for events without wall-clock bounds of their own; a test that hangs is stopped
-# here, the whole run failing with it.
-timeout --signal=KILL 30m cargo test --workspace --locked -- "${args[@]}"
+# here, the whole run failing with it. The output is kept too: when the run fails, what named
+# the culprit (a test running for over 60 s, a wait that says what it still waits for, a
+# panic) is printed again at the end, where a truncated log still shows it.
+test_log=$root/target/test-output.log
+if ! timeout --signal=KILL 30m cargo test --workspace --locked -- "${args[@]}" 2>&1 | tee "$test_log"; then
+  say "the tests failed; from their output:"
+  grep -aE 'has been running for over|still waiting after|panicked at|^test .* FAILED$|^    [a-z_:]+$' "$test_log" \
+    | awk '!seen[$0]++' | tail -n 60 || true
+  exit 1
+fi
 
 # --- The API against its own OpenAPI document ----------------------------------------------
 # Only for the whole suite, not for a run of one test.
