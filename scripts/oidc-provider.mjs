@@ -3,12 +3,10 @@
 // grant with resource indicators. scripts/services.sh installs it into .tools/oidc/ and copies
 // this file beside it; the tests start one per test that needs its own keys.
 //
-//   node provider.mjs --keys FILE [--port N] [--add-key] [--keep N]
+//   node provider.mjs --keys FILE
 //
 // FILE holds the private signing keys (JWKs; created with one RS256 and one ES256 key when
-// missing). --add-key generates a new RS256 key and puts it first (the one tokens are signed
-// with: a rotation); --keep N keeps only the first N keys (the provider drops the old ones).
-// Prints `oidc ready <issuer> kids=<kid,...>` once it listens.
+// missing), the first the one tokens are signed with. Listens on a free port; prints `oidc ready <issuer> kids=<kid,...>` once it listens.
 //
 // Clients (secret = id + "-secret"): `analyst` (roles ["Sluice.Analyst"]), `admin` (roles
 // ["Sluice.Admin"]), `nobody` (no roles). Scopes: openid, sql.read, sql.admin. And `console`, a
@@ -18,7 +16,10 @@
 //
 // Test-only route, for tokens no honest provider would issue (expired, wrong audience, a key
 // it does not publish): POST /_test/sign {"claims": {...}, "header": {...}, "key": "<kid>" |
-// "stray"} answers the compact JWS signed with that private key.
+// "stray"} answers the compact JWS signed with that private key. POST /_test/rotate
+// {"add_key": true} generates a new RS256 key and puts it first (a rotation), {"keep": N}
+// keeps only the first N keys (the provider drops the old ones); both in place (the same
+// listener, so the same issuer), answering {"kids": [...]}.
 import { createServer } from 'node:http';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -45,9 +46,6 @@ async function newKey(alg) {
 let keys = existsSync(keysFile)
   ? JSON.parse(readFileSync(keysFile, 'utf8')).keys
   : [await newKey('RS256'), await newKey('ES256')];
-if (args.includes('--add-key')) keys = [await newKey('RS256'), ...keys];
-const keep = arg('--keep');
-if (keep) keys = keys.slice(0, Number(keep));
 writeFileSync(keysFile, JSON.stringify({ keys }, null, 2));
 const stray = await newKey('RS256');
 
@@ -62,10 +60,10 @@ const consoleClient = {
   scope: 'openid sql.read',
 };
 const server = createServer();
-await new Promise((resolve) => server.listen(Number(arg('--port') || 0), '127.0.0.1', resolve));
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
-const provider = new Provider(issuer, {
+const makeProvider = () => new Provider(issuer, {
   jwks: { keys },
   clients: [consoleClient, ...['analyst', 'admin', 'nobody'].map((id) => ({
     client_id: id,
@@ -111,15 +109,28 @@ const signing = async (req) => {
     .sign(privateKey);
 };
 
-const handle = provider.callback();
+// A rotation in place: the same listener (so the same issuer, and no window in which its
+// port is free for another process to take), a provider with the new keys behind it.
+const rotating = async (req) => {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const { add_key: addKey, keep: kept } = JSON.parse(body || '{}');
+  if (addKey) keys = [await newKey('RS256'), ...keys];
+  if (kept) keys = keys.slice(0, Number(kept));
+  writeFileSync(keysFile, JSON.stringify({ keys }, null, 2));
+  handle = makeProvider().callback();
+  return JSON.stringify({ kids: keys.map((k) => k.kid) });
+};
+
+let handle = makeProvider().callback();
 server.on('request', (req, res) => {
-  if (req.method === 'POST' && req.url === '/_test/sign') {
-    signing(req).then(
-      (jws) => res.writeHead(200, { 'content-type': 'text/plain' }).end(jws),
+  const answer = (work, type) =>
+    work(req).then(
+      (out) => res.writeHead(200, { 'content-type': type }).end(out),
       (e) => res.writeHead(400).end(String(e)),
     );
-    return;
-  }
+  if (req.method === 'POST' && req.url === '/_test/sign') return answer(signing, 'text/plain');
+  if (req.method === 'POST' && req.url === '/_test/rotate') return answer(rotating, 'application/json');
   handle(req, res);
 });
 console.log(`oidc ready ${issuer} kids=${keys.map((k) => k.kid).join(',')}`);

@@ -8,7 +8,7 @@ mod tls;
 pub(crate) mod tokens;
 
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
@@ -16,9 +16,6 @@ use serde_json::{Value, json};
 /// One `oidc-provider` process.
 pub(crate) struct Provider {
     child: Child,
-    script: String,
-    keys: PathBuf,
-    port: u16,
     /// `http://127.0.0.1:PORT`.
     pub issuer: String,
     /// The published keys' ids, the signing one first.
@@ -34,16 +31,10 @@ impl Provider {
             "SLUICE_TEST_OIDC_PROVIDER",
             "the OpenID Provider (npm oidc-provider)",
         )?;
-        Some(Self::spawn(script, keys.to_path_buf(), 0, &[]).await)
-    }
-
-    async fn spawn(script: String, keys: PathBuf, port: u16, extra: &[&str]) -> Self {
         let mut child = Command::new("node")
             .arg(&script)
             .arg("--keys")
-            .arg(&keys)
-            .args(["--port", &port.to_string()])
-            .args(extra)
+            .arg(keys)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,25 +66,33 @@ impl Provider {
             .split(',')
             .map(str::to_owned)
             .collect();
-        let port = issuer.rsplit(':').next().unwrap().parse().unwrap();
-        Self {
+        Some(Self {
             child,
-            script,
-            keys,
-            port,
             issuer,
             kids,
             http: reqwest::Client::new(),
-        }
+        })
     }
 
-    /// Stops it and starts it again on the same port (so the same issuer) with `extra`
-    /// (`--add-key`, `--keep N`).
-    pub(crate) async fn restart(mut self, extra: &[&str]) -> Self {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (script, keys, port) = (self.script.clone(), self.keys.clone(), self.port);
-        Self::spawn(script, keys, port, extra).await
+    /// Rotates its keys in place (the same listener, so the same issuer): `{"add_key": true}`
+    /// signs with a new key from now on, the old ones still published; `{"keep": N}` drops all
+    /// but the first N.
+    pub(crate) async fn rotate(&mut self, how: Value) {
+        let resp = self
+            .http
+            .post(format!("{}/_test/rotate", self.issuer))
+            .json(&how)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        self.kids = body["kids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
     }
 
     /// An access token for `client` (`analyst`, `admin`, `nobody`) for `resource` with

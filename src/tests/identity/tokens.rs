@@ -477,7 +477,7 @@ async fn tokens_from_a_real_provider_are_callers_and_everything_else_is_refused(
 #[actix_web::test]
 async fn rotation_at_the_provider_is_followed_and_floods_of_unknown_keys_are_cheap() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(idp) = Provider::start(&dir.path().join("keys.json")).await else {
+    let Some(mut idp) = Provider::start(&dir.path().join("keys.json")).await else {
         return;
     };
     let old_kid = idp.kids[0].clone();
@@ -508,7 +508,7 @@ async fn rotation_at_the_provider_is_followed_and_floods_of_unknown_keys_are_che
     assert_eq!(fetches(&http, &steady.url, "unknown key").await, 0);
 
     // The provider rotates: a new signing key first, the old one still published.
-    let idp = idp.restart(&["--add-key"]).await;
+    idp.rotate(json!({"add_key": true})).await;
     assert_ne!(idp.kids[0], old_kid);
     assert_eq!(idp.kids[1], old_kid);
     let new_steady = idp.token("analyst", &steady.url, "sql.read").await;
@@ -547,7 +547,7 @@ async fn rotation_at_the_provider_is_followed_and_floods_of_unknown_keys_are_che
 
     // The provider drops the old key: `fresh` stops taking its tokens at its next read, even
     // the one it verified (and remembers) before.
-    let idp = idp.restart(&["--keep", "1"]).await;
+    idp.rotate(json!({"keep": 1})).await;
     assert_eq!(idp.kids.len(), 1);
     let mut waiting = Waiting::new("the old key's token to be refused");
     loop {
