@@ -39,7 +39,7 @@ impl QueryService {
         let entry = self
             .queries
             .start(&call.query_id, principal.key_id(), call.door);
-        let _held = EndIfDropped::new(&entry);
+        let _held = EndIfDropped::explain(&entry);
         entry.attach_audit(&call.auditor);
         entry.set_explained(&request.sql);
         let deadline = Deadline::after(self.timeout(None));

@@ -124,6 +124,9 @@ pub(super) struct Retry {
     pub failed: Vec<(String, usize)>,
     /// The failure, for when no attempt is left.
     pub error: ApiError,
+    /// The query's record, ended as cancelled if this retry is never taken up (the request
+    /// was dropped before it read it).
+    pub held: super::registry::EndIfDropped,
 }
 
 /// Why a query has no response yet.
@@ -237,6 +240,7 @@ async fn produce<E: Encode>(
                 key_permit,
                 failed,
                 error: ApiError::from_plan(e, &entry.id),
+                held: super::registry::EndIfDropped::query(&entry),
             };
             if let Some(h) = head_tx.take() {
                 let _ = h.send(Err(StartError::Retry(Box::new(retry))));

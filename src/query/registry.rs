@@ -122,12 +122,12 @@ impl QueryEntry {
         *self.audit.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::downgrade(auditor));
     }
 
-    /// Ends the query; only the first end counts.
-    pub fn finish(&self, state: QueryState, error: Option<&ApiError>) {
+    /// Ends the query; only the first end counts (true when this one did).
+    pub fn finish(&self, state: QueryState, error: Option<&ApiError>) -> bool {
         {
             let mut m = self.lock();
             if m.state != QueryState::Running {
-                return;
+                return false;
             }
             m.state = state;
             m.error = error.map(|e| (e.code.as_str().to_owned(), e.message.clone()));
@@ -154,6 +154,7 @@ impl QueryEntry {
         if let Some(a) = auditor {
             let _ = a.complete(error.map(|e| e.code), self.rows(), self.bytes());
         }
+        true
     }
 
     /// Ends the query as failed with `e` (cancelled, when it was cancelled meanwhile).
@@ -233,29 +234,43 @@ impl QueryEntry {
 /// record: a request dropped while its query plans or waits for a source's slot — before a
 /// producer owns the query and ends it — would otherwise stay `running` in `/v1/queries`
 /// for good. A record already ended (a refusal recorded its error) is left as it is.
-pub struct EndIfDropped(Option<Arc<QueryEntry>>);
+pub struct EndIfDropped {
+    entry: Option<Arc<QueryEntry>>,
+    /// Whether an end here is counted in `sluice_queries_total` (queries are; explains are
+    /// not counted there at all).
+    counted: bool,
+}
 
 impl EndIfDropped {
-    /// Holds `entry` until [`Self::hand_over`].
-    pub fn new(entry: &Arc<QueryEntry>) -> Self {
-        Self(Some(Arc::clone(entry)))
+    /// Holds a query's `entry` until [`Self::hand_over`].
+    pub fn query(entry: &Arc<QueryEntry>) -> Self {
+        Self {
+            entry: Some(Arc::clone(entry)),
+            counted: true,
+        }
+    }
+
+    /// Holds an explain's `entry` until it is dropped.
+    pub fn explain(entry: &Arc<QueryEntry>) -> Self {
+        Self {
+            entry: Some(Arc::clone(entry)),
+            counted: false,
+        }
     }
 
     /// Someone else (the producer, a stream) ends the record from here.
     pub fn hand_over(&mut self) {
-        self.0 = None;
+        self.entry = None;
     }
 }
 
 impl Drop for EndIfDropped {
     fn drop(&mut self) {
-        if let Some(entry) = self.0.take()
-            && entry.state() == QueryState::Running
-        {
-            entry.finish(
-                QueryState::Cancelled,
-                Some(&ApiError::client_gone().with_query(&entry.id)),
-            );
+        let Some(entry) = self.entry.take() else {
+            return;
+        };
+        let gone = ApiError::client_gone().with_query(&entry.id);
+        if entry.finish(QueryState::Cancelled, Some(&gone)) && self.counted {
             metrics::counter!(crate::metrics::QUERIES_TOTAL, "outcome" => "cancelled", "door" => entry.door.as_str())
                 .increment(1);
         }

@@ -136,7 +136,7 @@ impl QueryService {
         // The policies the cache key was made with, whatever changed while it waited.
         let planner = self.view_with(principal, request, &policies);
         let entry = self.queries.start(query_id, principal.key_id(), call.door);
-        let mut held = EndIfDropped::new(&entry);
+        let mut held = EndIfDropped::query(&entry);
         entry.attach_audit(auditor);
         entry.set_request(request);
         if ticket.is_some() {
@@ -222,11 +222,15 @@ impl QueryService {
                         cache: CacheAnswer::Miss,
                     });
                 }
-                Err(StartError::Failed(e)) => return Err(e),
+                Err(StartError::Failed(e)) => {
+                    // Ended by the producer already, unless its task ended without a word.
+                    entry.fail(&e);
+                    return Err(e);
+                }
                 Err(StartError::Retry(retry)) => *retry,
             };
-            // Not over: planned again here.
-            held = EndIfDropped::new(&entry);
+            // Not over: planned again here (a retry lost on its way ends the record itself).
+            held = retry.held;
             for (source, replica) in &retry.failed {
                 metrics::counter!(sluice_actors::metrics::FAILOVERS_TOTAL, "source" => source.clone())
                     .increment(1);
