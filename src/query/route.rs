@@ -38,8 +38,29 @@ impl Route<'_> {
 
     /// Takes a slot and a replica on each source `planned` reads (never one in `avoid`);
     /// when every replica of a source with a fallback is down, plans again with the fallback
-    /// standing in for it. A refusal is recorded on the entry.
+    /// standing in for it. A refusal is recorded on the entry. A query cancelled while it
+    /// waits for a slot (`DELETE /v1/queries/{id}`, a server stopping) leaves the queue at
+    /// once.
     pub async fn acquire(
+        &mut self,
+        planned: PlannedQuery,
+        fallback: Option<Fallback>,
+        avoid: &Avoid,
+    ) -> Result<(PlannedQuery, Acquired, Option<Fallback>)> {
+        let entry = std::sync::Arc::clone(self.entry);
+        tokio::select! {
+            biased;
+            () = entry.cancel.cancelled() => {
+                let e = ApiError::cancelled().with_query(&entry.id);
+                entry.fail(&e);
+                Err(e)
+            }
+            taken = self.take(planned, fallback, avoid) => taken,
+        }
+    }
+
+    /// [`Self::acquire`], not watching the query's cancellation.
+    async fn take(
         &mut self,
         planned: PlannedQuery,
         fallback: Option<Fallback>,

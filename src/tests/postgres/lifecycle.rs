@@ -187,7 +187,7 @@ async fn a_busy_source_queues_then_answers_source_unavailable() {
 }
 
 #[actix_web::test]
-async fn a_query_whose_client_leaves_while_it_waits_for_a_slot_ends_cancelled() {
+async fn a_query_that_waits_for_a_slot_ends_cancelled_when_its_client_leaves_or_it_is_cancelled() {
     let Some((pg, url, schema)) = setup(&slow_view()).await else {
         return;
     };
@@ -224,6 +224,34 @@ async fn a_query_whose_client_leaves_while_it_waits_for_a_slot_ends_cancelled() 
     assert_eq!(s["queue"]["running"], 1, "{s}");
     let held = app.get_json(&format!("/v1/queries/{busy_id}")).await;
     assert_eq!(held["state"], "running", "{held}");
+
+    // One cancelled while it waits leaves the queue at once, and its client hears so.
+    let req = app
+        .req(reqwest::Method::POST, "/v1/query")
+        .header("Accept", ARROW)
+        .json(&json!({ "sql": format!("SELECT 2 FROM pg.{schema}.slow") }));
+    let queued = actix_web::rt::spawn(async move { req.send().await });
+    wait_source(&app, "pg", |s| s["queue"]["queued"] == 1).await;
+    let listed = app.get_json("/v1/queries?state=running").await;
+    let id = listed["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["query_id"].as_str())
+        .find(|id| *id != busy_id)
+        .unwrap()
+        .to_owned();
+    let resp = app
+        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let answer = queued.await.unwrap().unwrap();
+    let body = app.expect_error(answer, 409, "query_cancelled").await;
+    assert_eq!(body["error"]["query_id"], id.as_str(), "{body}");
+    let s = wait_source(&app, "pg", |s| s["queue"]["queued"] == 0).await;
+    assert_eq!(s["queue"]["running"], 1, "{s}");
     app.req(reqwest::Method::DELETE, &format!("/v1/queries/{busy_id}"))
         .send()
         .await
