@@ -80,15 +80,23 @@ cargo test --workspace --locked --no-run
 stage tests
 say "cargo test"
 # Tests wait for events without wall-clock bounds of their own; a test that hangs is stopped
-# here, the whole run failing with it. The output is kept too: when the run fails, what named
-# the culprit (a test running for over 60 s, a wait that says what it still waits for, a
-# panic) is printed again at the end, where a truncated log still shows it.
+# here, the whole run failing with it. The output goes to a file, followed here as it grows
+# (not piped: a process a test started that outlived it would hold a pipe open for good);
+# when the run fails, what named the culprit (a test running for over 60 s, a wait that says
+# what it still waits for, a panic) is printed again at the end, where a truncated log still
+# shows it.
 test_log=$root/target/test-output.log
-if ! timeout --signal=KILL 30m cargo test --workspace --locked -- "${args[@]}" 2>&1 | tee "$test_log"; then
-  say "the tests failed; from their output:"
-  grep -aE 'has been running for over|still waiting after|panicked at|^test .* FAILED$|^    [a-z_:]+$' "$test_log" \
+: >"$test_log"
+timeout --signal=KILL 30m cargo test --workspace --locked -- "${args[@]}" >>"$test_log" 2>&1 &
+tests_pid=$!
+tail -n +1 -f --pid="$tests_pid" "$test_log"
+tests_status=0
+wait "$tests_pid" || tests_status=$?
+if [ "$tests_status" -ne 0 ]; then
+  say "the tests failed (exit $tests_status); from their output:"
+  grep -aE 'has been running for over|still waiting after|panicked at|^test .* FAILED$|^    [a-z0-9_:]+$' "$test_log" \
     | awk '!seen[$0]++' | tail -n 60 || true
-  exit 1
+  exit "$tests_status"
 fi
 
 # --- The API against its own OpenAPI document ----------------------------------------------
