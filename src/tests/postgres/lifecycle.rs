@@ -57,20 +57,35 @@ pub(crate) fn slow_view() -> String {
     format!("CREATE VIEW slow AS SELECT pg_sleep({SLOW_PG_SECONDS}) IS NULL AS done;")
 }
 
+/// `DELETE /v1/queries/{id}`, which must be accepted.
+async fn cancel(app: &TestApp, id: &str) {
+    let resp = app
+        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+/// A query sent in the background: its answer, once it comes.
+pub(super) type Pending = actix_web::rt::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+/// Sends `sql` (answered as Arrow) in the background.
+fn send_in_background(app: &TestApp, sql: &str) -> Pending {
+    let req = app
+        .req(reqwest::Method::POST, "/v1/query")
+        .header("Accept", ARROW)
+        .json(&json!({ "sql": sql }));
+    actix_web::rt::spawn(async move { req.send().await })
+}
+
 /// Starts `sql` in the background and returns once its statement runs on the server.
 pub(super) async fn start_slow(
     app: &TestApp,
     pg: &tokio_postgres::Client,
     sql: &str,
-) -> (
-    String,
-    actix_web::rt::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-) {
-    let req = app
-        .req(reqwest::Method::POST, "/v1/query")
-        .header("Accept", ARROW)
-        .json(&json!({ "sql": sql }));
-    let running = actix_web::rt::spawn(async move { req.send().await });
+) -> (String, Pending) {
+    let running = send_in_background(app, sql);
     (wait_active(pg, app).await, running)
 }
 
@@ -84,12 +99,7 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
 
     // DELETE /v1/queries/{id}.
     let (id, running) = start_slow(&app, &pg, &sql).await;
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
+    cancel(&app, &id).await;
     assert_cancelled(&pg, &id).await;
     drop(running);
 
@@ -132,15 +142,38 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
     }
 }
 
+/// A server whose source `pg` (on `schema`) runs one statement at a time, the next waiting up
+/// to `queue_timeout_ms` for the slot.
+async fn one_slot(url: &str, schema: &str, queue_timeout_ms: u64) -> TestApp {
+    let mut src = source("pg", url, schema);
+    src.max_concurrency = 1;
+    src.queue_timeout_ms = queue_timeout_ms;
+    app_with(src).await
+}
+
+/// Sends a query that waits for `pg`'s one slot (held by `busy`); returns once it waits, with
+/// its id and its request.
+async fn queue_one(app: &TestApp, schema: &str, busy: &str) -> (String, Pending) {
+    let queued = send_in_background(app, &format!("SELECT 1 FROM pg.{schema}.slow"));
+    wait_source(app, "pg", |s| s["queue"]["queued"] == 1).await;
+    let listed = app.get_json("/v1/queries?state=running").await;
+    let ids: Vec<&str> = listed["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["query_id"].as_str())
+        .filter(|id| *id != busy)
+        .collect();
+    assert_eq!(ids.len(), 1, "{listed}");
+    (ids[0].to_owned(), queued)
+}
+
 #[actix_web::test]
 async fn a_busy_source_queues_then_answers_source_unavailable() {
     let Some((pg, url, schema)) = setup(&slow_view()).await else {
         return;
     };
-    let mut src = source("pg", &url, &schema);
-    src.max_concurrency = 1;
-    src.queue_timeout_ms = 300;
-    let app = app_with(src).await;
+    let app = one_slot(&url, &schema, 300).await;
     let sql = format!("SELECT * FROM pg.{schema}.slow");
     let (id, busy) = start_slow(&app, &pg, &sql).await;
     let started = Instant::now();
@@ -178,10 +211,7 @@ async fn a_busy_source_queues_then_answers_source_unavailable() {
     assert_eq!(s["state"], "healthy", "{s}");
     assert_eq!(s["queue"]["running"], 1, "{s}");
     assert_eq!(s["queue"]["capacity"], 1, "{s}");
-    app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
-        .send()
-        .await
-        .unwrap();
+    cancel(&app, &id).await;
     drop(busy);
     wait_source(&app, "pg", |s| s["queue"]["running"] == 0).await;
 }
@@ -191,29 +221,11 @@ async fn a_query_that_waits_for_a_slot_ends_cancelled_when_its_client_leaves_or_
     let Some((pg, url, schema)) = setup(&slow_view()).await else {
         return;
     };
-    let mut src = source("pg", &url, &schema);
-    src.max_concurrency = 1;
-    src.queue_timeout_ms = 3_600_000;
-    let app = app_with(src).await;
+    let app = one_slot(&url, &schema, 3_600_000).await;
     let (busy_id, busy) = start_slow(&app, &pg, &format!("SELECT * FROM pg.{schema}.slow")).await;
     // A second query waits for the one slot (it is `running` to the API meanwhile); its
     // client leaves while it waits.
-    let req = app
-        .req(reqwest::Method::POST, "/v1/query")
-        .header("Accept", ARROW)
-        .json(&json!({ "sql": format!("SELECT 1 FROM pg.{schema}.slow") }));
-    let queued = actix_web::rt::spawn(async move { req.send().await });
-    wait_source(&app, "pg", |s| s["queue"]["queued"] == 1).await;
-    let listed = app.get_json("/v1/queries?state=running").await;
-    let ids: Vec<&str> = listed["queries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|q| q["query_id"].as_str())
-        .filter(|id| *id != busy_id)
-        .collect();
-    assert_eq!(ids.len(), 1, "{listed}");
-    let id = ids[0].to_owned();
+    let (id, queued) = queue_one(&app, &schema, &busy_id).await;
     queued.abort();
     // Its record ends, as cancelled, and it leaves the queue; the query holding the slot is
     // untouched.
@@ -226,36 +238,14 @@ async fn a_query_that_waits_for_a_slot_ends_cancelled_when_its_client_leaves_or_
     assert_eq!(held["state"], "running", "{held}");
 
     // One cancelled while it waits leaves the queue at once, and its client hears so.
-    let req = app
-        .req(reqwest::Method::POST, "/v1/query")
-        .header("Accept", ARROW)
-        .json(&json!({ "sql": format!("SELECT 2 FROM pg.{schema}.slow") }));
-    let queued = actix_web::rt::spawn(async move { req.send().await });
-    wait_source(&app, "pg", |s| s["queue"]["queued"] == 1).await;
-    let listed = app.get_json("/v1/queries?state=running").await;
-    let id = listed["queries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|q| q["query_id"].as_str())
-        .find(|id| *id != busy_id)
-        .unwrap()
-        .to_owned();
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
+    let (id, queued) = queue_one(&app, &schema, &busy_id).await;
+    cancel(&app, &id).await;
     let answer = queued.await.unwrap().unwrap();
     let body = app.expect_error(answer, 409, "query_cancelled").await;
     assert_eq!(body["error"]["query_id"], id.as_str(), "{body}");
     let s = wait_source(&app, "pg", |s| s["queue"]["queued"] == 0).await;
     assert_eq!(s["queue"]["running"], 1, "{s}");
-    app.req(reqwest::Method::DELETE, &format!("/v1/queries/{busy_id}"))
-        .send()
-        .await
-        .unwrap();
+    cancel(&app, &busy_id).await;
     drop(busy);
     assert_cancelled(&pg, &busy_id).await;
 }
@@ -339,10 +329,7 @@ async fn tls_follows_sslmode() {
         let (id, running) =
             start_slow(&app, &pg, &format!("SELECT * FROM {name}.{schema}.slow")).await;
         assert_eq!(backend_ssl(&pg, &id).await, ssl, "{name}");
-        app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
-            .send()
-            .await
-            .unwrap();
+        cancel(&app, &id).await;
         drop(running);
     }
     // verify-full against the system's roots: the test CA is not among them.
