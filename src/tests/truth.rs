@@ -569,3 +569,32 @@ async fn the_openapi_document_covers_every_route_and_docs_needs_no_network() {
     }
     assert!(page.contains("fetch(\"/openapi.json\")"));
 }
+
+#[actix_web::test]
+async fn a_server_whose_actix_system_ends_closes_its_doors_on_the_query_runtime() {
+    // As a test's server does when the test ends: the Flight SQL and PostgreSQL listeners run
+    // on the shared query runtime, which outlives the server's actix system.
+    let doors = std::thread::spawn(|| {
+        actix_web::rt::System::new().block_on(async {
+            let app = TestApp::spawn().await;
+            let addr = |url: Option<&String>| {
+                let url = url.expect("the embedded default serves Flight SQL and PostgreSQL");
+                let rest = url.rsplit("://").next().unwrap_or(url);
+                rest.split('?').next().unwrap_or(rest).to_owned()
+            };
+            let doors = [addr(app.flight.as_ref()), addr(app.pg.as_ref())];
+            for door in &doors {
+                tokio::net::TcpStream::connect(door).await.unwrap();
+            }
+            doors
+        })
+    })
+    .join()
+    .unwrap();
+    for door in &doors {
+        let mut waiting = crate::Waiting::new(format!("{door} to refuse connections"));
+        while tokio::net::TcpStream::connect(door).await.is_ok() {
+            waiting.pause("still accepting").await;
+        }
+    }
+}
