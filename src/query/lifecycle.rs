@@ -86,16 +86,10 @@ impl QueryService {
         )
         .await;
         if drained.is_err() {
-            let running = self
-                .queries
-                .list(usize::MAX, |e| e.state() == QueryState::Running);
             warn!(
-                queries = running.len(),
-                "Draining: cancelling the queries still running at the drain deadline."
+                queries = self.cancel_running(),
+                "Draining: cancelled the queries still running at the drain deadline."
             );
-            for e in &running {
-                e.cancel.cancel();
-            }
             // A cancelled query lets go of its slot once its streams are dropped, which sends
             // the remote cancels.
             if tokio::time::timeout(LET_GO_TIMEOUT, slots.acquire_many_owned(all))
@@ -115,12 +109,18 @@ impl QueryService {
     /// the sources' pools, after the HTTP server that owned them is gone.
     pub fn stop_now(&self) {
         self.lifecycle.set(Phase::Draining);
-        for e in self
+        self.cancel_running();
+        self.closing.cancel();
+    }
+
+    /// Cancels every running query; how many there were.
+    fn cancel_running(&self) -> usize {
+        let running = self
             .queries
-            .list(usize::MAX, |e| e.state() == QueryState::Running)
-        {
+            .list(usize::MAX, |e| e.state() == QueryState::Running);
+        for e in &running {
             e.cancel.cancel();
         }
-        self.closing.cancel();
+        running.len()
     }
 }
