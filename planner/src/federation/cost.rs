@@ -17,7 +17,9 @@
 //!   runtime filter it will get: `key IN (…)` with as many made-up keys as the source expects
 //!   the smaller side to hold distinct values (up to [`MAX_IN_LIST`]). Made-up keys cost as
 //!   real ones: an estimate of `key = v` for a value that is not among the column's most
-//!   common ones does not depend on `v`.
+//!   common ones does not depend on `v`. That input is costed narrowed as the statement it
+//!   would be sent as, also when splitting it was the cheaper on its own ([`Choice::whole`]):
+//!   a split's inputs are not narrowed by the join's key.
 //!
 //! The split is taken when it is estimated at most [`MARGIN`] of the whole. Estimates come
 //! from [`RemoteExecutor::estimate`] (PostgreSQL's `EXPLAIN (FORMAT JSON)`), cached per
@@ -243,12 +245,25 @@ struct Choice {
     cost: f64,
     /// The subtree's rows, as the source estimates them.
     rows: f64,
+    /// For a split: the subtree sent whole, which a runtime filter from the join above may
+    /// make the cheaper of the two after all (a greedy choice below must not hide it).
+    whole: Option<Box<Choice>>,
 }
 
 impl Choice {
     /// The statement, when the subtree is sent whole.
     fn remote(&self) -> Option<&RemoteQueryNode> {
         as_remote(&self.plan)
+    }
+
+    /// The subtree as one statement: this choice when it is one, else the whole it was
+    /// weighed against.
+    fn statement(&self) -> Option<&Self> {
+        if self.remote().is_some() {
+            Some(self)
+        } else {
+            self.whole.as_deref().filter(|w| w.remote().is_some())
+        }
     }
 
     /// Says why the operator above was kept local, on the statement when it is one, and
@@ -354,6 +369,7 @@ fn weigh<'a>(
                 plan: node.into_plan(),
                 cost: whole_cost,
                 rows: w.rows,
+                whole: None,
             }));
         };
         let split = match at {
@@ -380,6 +396,14 @@ fn weigh<'a>(
         let Some((what, split_cost, inputs)) = split else {
             return Ok(Some(whole_choice(node, whole_cost, w.rows, None)));
         };
+        tracing::debug!(
+            source = %source.name,
+            sql = %node.spec.sql,
+            whole = whole_cost,
+            split = split_cost,
+            inputs = ?inputs.iter().map(|c| (c.cost.round(), c.rows.round())).collect::<Vec<_>>(),
+            "Weighed {what} in Sluice against sending it whole."
+        );
         if split_cost > MARGIN * whole_cost {
             let why =
                 format!("cost {whole_cost:.0} whole against {split_cost:.0} with {what} in Sluice");
@@ -395,10 +419,12 @@ fn weigh<'a>(
             .map(|c| c.kept_local(&why).plan)
             .collect();
         let plan = replace_at(sub.clone(), depth, inputs)?;
+        let whole = whole_choice(node, whole_cost, w.rows, None);
         Ok(Some(Choice {
             plan,
             cost: split_cost,
             rows: w.rows,
+            whole: Some(Box::new(whole)),
         }))
     })
 }
@@ -409,6 +435,7 @@ fn whole_choice(mut node: RemoteQueryNode, cost: f64, rows: f64, why: Option<Str
         plan: node.into_plan(),
         cost,
         rows,
+        whole: None,
     }
 }
 
@@ -436,8 +463,14 @@ async fn narrowed(
     } else {
         (&left, &right, l_key, r_key)
     };
+    // The probe sent whole, even when splitting it was the cheaper without the filter: a
+    // split's inputs are not narrowed by a key of the join above (TPC-H Q2: `partsupp` joined
+    // with `supplier` is cheaper split, until the nations' keys narrow the join sent whole).
+    let Some(statement) = probe.statement() else {
+        return (left, right);
+    };
     let Some(probe_sql) =
-        narrowed_probe(build, probe, build_key, probe_key, source, estimates).await
+        narrowed_probe(build, statement, build_key, probe_key, source, estimates).await
     else {
         return (left, right);
     };
@@ -448,10 +481,22 @@ async fn narrowed(
     if cost >= probe.cost {
         return (left, right);
     }
+    let mut plan = statement.plan.clone();
+    if statement.cost > probe.cost
+        && let Some(node) = statement.remote()
+    {
+        let mut node = node.clone();
+        node.spec.weighed = Some(format!(
+            "cost {cost:.0} whole, narrowed by the join above, against {:.0} split",
+            probe.cost
+        ));
+        plan = node.into_plan();
+    }
     let narrowed = Choice {
-        plan: probe.plan.clone(),
+        plan,
         cost,
         rows: n.rows,
+        whole: None,
     };
     if right_builds {
         (narrowed, right)
@@ -483,7 +528,7 @@ async fn narrowed_probe(
     let names = |n: usize| -> Vec<String> { (0..n).map(|i| format!("c{i}")).collect() };
     // The distinct keys the build side holds, as the source estimates them.
     let mut keys = build.rows;
-    if let Some(b_node) = build.remote()
+    if let Some(b_node) = build.statement().and_then(Choice::remote)
         && let Ok(b) = b_node.schema.index_of_column(bk)
     {
         let cols: Vec<String> = names(b_node.spec.fetched.fields().len())
