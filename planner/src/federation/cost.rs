@@ -17,9 +17,11 @@
 //!   runtime filter it will get: `key IN (…)` with as many made-up keys as the source expects
 //!   the smaller side to hold distinct values (up to [`MAX_IN_LIST`]). Made-up keys cost as
 //!   real ones: an estimate of `key = v` for a value that is not among the column's most
-//!   common ones does not depend on `v`. That input is costed narrowed as the statement it
-//!   would be sent as, also when splitting it was the cheaper on its own ([`Choice::whole`]):
-//!   a split's inputs are not narrowed by the join's key.
+//!   common ones does not depend on `v`. Only a statement is costed narrowed: when the larger
+//!   input was split below, it is costed as its whole statement narrowed (kept beside the
+//!   split as `Choice::whole`), and that is taken where cheaper than the split as chosen. At
+//!   run time DataFusion also hands the filter down to the split's input holding the key,
+//!   which this does not cost: it weighs one level again, not every way to narrow a split.
 //!
 //! The split is taken when it is estimated at most [`MARGIN`] of the whole. Estimates come
 //! from [`RemoteExecutor::estimate`] (PostgreSQL's `EXPLAIN (FORMAT JSON)`), cached per
@@ -440,8 +442,9 @@ fn whole_choice(mut node: RemoteQueryNode, cost: f64, rows: f64, why: Option<Str
 }
 
 /// The join's inputs with the larger one costed as its runtime filter will narrow it: an
-/// inner or semi join on one key, the larger input sent whole, its key an integer or text
-/// column, and the smaller side's distinct keys few enough to go as a list.
+/// inner or semi join on one key, the larger input (or, when it was split, its whole
+/// statement) narrowed where that costs less than it did, its key an integer or text column,
+/// and the smaller side's distinct keys few enough to go as a list.
 async fn narrowed(
     join: &datafusion::logical_expr::Join,
     left: Choice,
@@ -463,9 +466,10 @@ async fn narrowed(
     } else {
         (&left, &right, l_key, r_key)
     };
-    // The probe sent whole, even when splitting it was the cheaper without the filter: a
-    // split's inputs are not narrowed by a key of the join above (TPC-H Q2: `partsupp` joined
-    // with `supplier` is cheaper split, until the nations' keys narrow the join sent whole).
+    // The probe sent whole, even when splitting it was the cheaper without the filter: only a
+    // statement is costed narrowed (TPC-H Q2: `partsupp` joined with `supplier` was estimated
+    // cheaper split when ANALYZE's sample overrated `ps_suppkey`'s distinct values, and the
+    // nations' keys one join above then narrowed nothing in the model).
     let Some(statement) = probe.statement() else {
         return (left, right);
     };
@@ -478,6 +482,14 @@ async fn narrowed(
         return (left, right);
     };
     let cost = STATEMENT + n.cost + wire(&n);
+    tracing::debug!(
+        source = %source.name,
+        sql = %probe_sql,
+        narrowed = cost,
+        against = probe.cost,
+        rows = n.rows,
+        "Weighed an input narrowed by its join's keys."
+    );
     if cost >= probe.cost {
         return (left, right);
     }

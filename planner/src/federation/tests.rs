@@ -216,7 +216,10 @@ async fn a_guarded_table_is_sent_with_its_policy_and_only_leakproof_predicates()
 /// the cost-aware cut's search without a server (the choices against a real PostgreSQL are
 /// in the server's tests and `benches/federation.sh`).
 #[derive(Debug)]
-struct EstimatesByShape;
+struct EstimatesByShape {
+    /// The source's cost for `a ⋈ b` narrowed by a runtime filter's keys.
+    narrowed_join: f64,
+}
 
 impl super::executor::RemoteExecutor for EstimatesByShape {
     fn name(&self) -> &'static str {
@@ -256,7 +259,7 @@ impl super::executor::RemoteExecutor for EstimatesByShape {
             (5.0, 1.0)
         } else if sql.contains(" IN (") {
             // Narrowed by a runtime filter's keys.
-            (10.0, 50.0)
+            (10.0, if reads("b") { self.narrowed_join } else { 50.0 })
         } else if reads("a") && reads("c") {
             (10.0, 100_000.0)
         } else if reads("a") && reads("b") {
@@ -287,12 +290,8 @@ impl super::executor::RemoteExecutor for EstimatesByShape {
     }
 }
 
-/// A join split below, because the source joins its inputs slowly, is still sent whole when
-/// the join above narrows it by its keys to less than the split costs: the search keeps the
-/// whole as the alternative instead of committing to the cheaper choice below (TPC-H Q2 over
-/// two PostgreSQL databases flipped between the two plans with each `ANALYZE`'s sample).
-#[tokio::test]
-async fn a_split_below_does_not_hide_the_whole_statement_a_join_above_narrows() {
+/// Tables `a`, `b` and `c` on one source whose estimates are [`EstimatesByShape`]'s.
+fn weighed_planner(narrowed_join: f64) -> Planner {
     use ColumnClass as C;
     use DataType as D;
     let planner = Planner::new(&PlannerOptions {
@@ -302,7 +301,7 @@ async fn a_split_below_does_not_hide_the_whole_statement_a_join_above_narrows() 
     })
     .unwrap();
     let executor: std::sync::Arc<dyn super::executor::RemoteExecutor> =
-        std::sync::Arc::new(EstimatesByShape);
+        std::sync::Arc::new(EstimatesByShape { narrowed_join });
     let catalog = planner.register_remote_source(
         RemoteSource {
             name: "pg".into(),
@@ -346,7 +345,16 @@ async fn a_split_below_does_not_hide_the_whole_statement_a_join_above_narrows() 
             ),
         ])
         .unwrap();
+    planner
+}
 
+/// A join split below, because the source joins its inputs slowly, is still sent whole when
+/// the join above narrows it by its keys to less than the split costs: the search keeps the
+/// whole as the alternative instead of committing to the cheaper choice below (TPC-H Q2 over
+/// two PostgreSQL databases flipped between the two plans with each `ANALYZE`'s sample).
+#[tokio::test]
+async fn a_split_below_does_not_hide_the_whole_statement_a_join_above_narrows() {
+    let planner = weighed_planner(50.0);
     let sql = "SELECT a.id FROM a JOIN b ON a.bk = b.id JOIN c ON b.ck = c.id WHERE c.label = 'x'";
     let got = remote(&planner, sql).await;
     println!("{got:#?}");
@@ -378,5 +386,20 @@ async fn a_split_below_does_not_hide_the_whole_statement_a_join_above_narrows() 
             .iter()
             .any(|w| w.contains("narrowed by the join above")),
         "{weighed:?}"
+    );
+
+    // Where the whole statement narrowed costs more than the split as chosen, the split stays:
+    // a, b and c each their own statement, and nothing says it was narrowed from above.
+    let planner = weighed_planner(1_000.0);
+    let got = remote(&planner, sql).await;
+    assert_eq!(got.len(), 3, "a, b and c: {got:#?}");
+    let planned = planner.plan(sql, None, None).await.unwrap();
+    assert!(
+        planner
+            .remote_statements(&planned)
+            .into_iter()
+            .filter_map(|r| r.estimate.and_then(|(_, why)| why))
+            .all(|w| !w.contains("narrowed by the join above")),
+        "{got:#?}"
     );
 }
