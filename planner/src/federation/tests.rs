@@ -49,13 +49,18 @@ fn tables(schema: &str) -> Vec<RemoteTableDef> {
     ]
 }
 
-fn planner(pushdown: Pushdown) -> Planner {
-    let planner = Planner::new(&PlannerOptions {
+/// A planner whose unqualified names resolve in `pg.{schema}`.
+fn empty_planner(schema: &str) -> Planner {
+    Planner::new(&PlannerOptions {
         default_catalog: Some("pg".into()),
-        default_schema: Some("s".into()),
+        default_schema: Some(schema.into()),
         ..Default::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+fn planner(pushdown: Pushdown) -> Planner {
+    let planner = empty_planner("s");
     for (name, schema) in [("pg", "s"), ("other", "s")] {
         let catalog = planner.register_remote_source(
             RemoteSource {
@@ -294,12 +299,7 @@ impl super::executor::RemoteExecutor for EstimatesByShape {
 fn weighed_planner(narrowed_join: f64) -> Planner {
     use ColumnClass as C;
     use DataType as D;
-    let planner = Planner::new(&PlannerOptions {
-        default_catalog: Some("pg".into()),
-        default_schema: Some("w".into()),
-        ..Default::default()
-    })
-    .unwrap();
+    let planner = empty_planner("w");
     let executor: std::sync::Arc<dyn super::executor::RemoteExecutor> =
         std::sync::Arc::new(EstimatesByShape { narrowed_join });
     let catalog = planner.register_remote_source(
