@@ -245,6 +245,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `DELETE /v1/queries/{id}`, which must be accepted: the query's record after it.
+    pub async fn cancel(&self, id: &str) -> Value {
+        let resp = self
+            .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "DELETE /v1/queries/{id}");
+        resp.json().await.unwrap()
+    }
+
     /// `POST /v1/explain` for `sql`.
     pub async fn explain(&self, sql: &str) -> Value {
         self.req(reqwest::Method::POST, "/v1/explain")

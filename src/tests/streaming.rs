@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::DataType;
-use reqwest::Method;
 use serde_json::json;
 
 use crate::{ARROW, LONG_STREAM_SQL, SLOW_SQL, TestApp, read_arrow, total_rows};
@@ -160,13 +159,7 @@ async fn delete_cancels_a_running_query() {
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
             if let Some(id) = app.latest_running().await {
-                let resp = app
-                    .req(Method::DELETE, &format!("/v1/queries/{id}"))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), 200);
-                let v: serde_json::Value = resp.json().await.unwrap();
+                let v = app.cancel(&id).await;
                 assert_eq!(v["state"], "cancelled");
                 return id;
             }

@@ -259,10 +259,7 @@ async fn misuse_of_the_http_surface_gets_its_documented_status() {
     let cancel = async {
         loop {
             if let Some(id) = app.latest_running().await {
-                app.req(Method::DELETE, &format!("/v1/queries/{id}"))
-                    .send()
-                    .await
-                    .unwrap();
+                app.cancel(&id).await;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

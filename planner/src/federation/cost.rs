@@ -494,7 +494,8 @@ async fn narrowed(
         return (left, right);
     }
     let mut plan = statement.plan.clone();
-    if statement.cost > probe.cost
+    // The whole the split below was weighed against, taken instead of that split.
+    if !std::ptr::eq(statement, probe)
         && let Some(node) = statement.remote()
     {
         let mut node = node.clone();

@@ -57,16 +57,6 @@ pub(crate) fn slow_view() -> String {
     format!("CREATE VIEW slow AS SELECT pg_sleep({SLOW_PG_SECONDS}) IS NULL AS done;")
 }
 
-/// `DELETE /v1/queries/{id}`, which must be accepted.
-async fn cancel(app: &TestApp, id: &str) {
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-}
-
 /// A query sent in the background: its answer, once it comes.
 pub(super) type Pending = actix_web::rt::task::JoinHandle<reqwest::Result<reqwest::Response>>;
 
@@ -99,7 +89,7 @@ async fn cancel_disconnect_and_timeout_stop_the_remote_statement() {
 
     // DELETE /v1/queries/{id}.
     let (id, running) = start_slow(&app, &pg, &sql).await;
-    cancel(&app, &id).await;
+    app.cancel(&id).await;
     assert_cancelled(&pg, &id).await;
     drop(running);
 
@@ -211,7 +201,7 @@ async fn a_busy_source_queues_then_answers_source_unavailable() {
     assert_eq!(s["state"], "healthy", "{s}");
     assert_eq!(s["queue"]["running"], 1, "{s}");
     assert_eq!(s["queue"]["capacity"], 1, "{s}");
-    cancel(&app, &id).await;
+    app.cancel(&id).await;
     drop(busy);
     wait_source(&app, "pg", |s| s["queue"]["running"] == 0).await;
 }
@@ -239,13 +229,13 @@ async fn a_query_that_waits_for_a_slot_ends_cancelled_when_its_client_leaves_or_
 
     // One cancelled while it waits leaves the queue at once, and its client hears so.
     let (id, queued) = queue_one(&app, &schema, &busy_id).await;
-    cancel(&app, &id).await;
+    app.cancel(&id).await;
     let answer = queued.await.unwrap().unwrap();
     let body = app.expect_error(answer, 409, "query_cancelled").await;
     assert_eq!(body["error"]["query_id"], id.as_str(), "{body}");
     let s = wait_source(&app, "pg", |s| s["queue"]["queued"] == 0).await;
     assert_eq!(s["queue"]["running"], 1, "{s}");
-    cancel(&app, &busy_id).await;
+    app.cancel(&busy_id).await;
     drop(busy);
     assert_cancelled(&pg, &busy_id).await;
 }
@@ -329,7 +319,7 @@ async fn tls_follows_sslmode() {
         let (id, running) =
             start_slow(&app, &pg, &format!("SELECT * FROM {name}.{schema}.slow")).await;
         assert_eq!(backend_ssl(&pg, &id).await, ssl, "{name}");
-        cancel(&app, &id).await;
+        app.cancel(&id).await;
         drop(running);
     }
     // verify-full against the system's roots: the test CA is not among them.

@@ -374,10 +374,7 @@ async fn a_full_queue_refuses_at_once_with_retry_after() {
             .contains("waiting"),
         "{body}"
     );
-    app.req(reqwest::Method::DELETE, &format!("/v1/queries/{id}"))
-        .send()
-        .await
-        .unwrap();
+    app.cancel(&id).await;
     drop(busy);
     // The queued statement gets the slot and answers.
     let resp = waiting.await.unwrap().unwrap();

@@ -358,12 +358,7 @@ async fn cancel_and_timeout_send_abort() {
         .unwrap()
         .to_owned();
     let query_id = tag.strip_prefix("sluice:").unwrap();
-    let resp = app
-        .req(reqwest::Method::DELETE, &format!("/v1/queries/{query_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
+    app.cancel(query_id).await;
     let records = proxy
         .wait_for("an abort", |r| {
             r.iter().any(|q| q.path == "/queries/v1/abort-request")
