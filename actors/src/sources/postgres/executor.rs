@@ -30,8 +30,23 @@ const EXPLAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// does); Sluice's own aggregates do not spill at these sizes.
 const SPILL_SHARE: f64 = 0.1;
 
+/// Added to a hash join per row of its two inputs when its hash table is larger than
+/// [`HASH_CACHED_BYTES`]. PostgreSQL prices a probe at a few hundredths of a page read
+/// whatever the table's size; with the tables in memory, what a join adds to its two scans
+/// was measured (TPC-H SF 1, `EXPLAIN (ANALYZE, TIMING OFF)`, `benches/RESULTS.md`) at 53 ns a
+/// row for a 0.6 MB table (10,000 suppliers), 78 ns for 1.7 MB (30,000 customers) and 242 ns
+/// for 8.4 MB (150,000 customers), where its scans take 2–5 µs a unit: the last is about 0.05
+/// units a row more than it is priced. Below the threshold the join is left as PostgreSQL
+/// prices it (a surcharge there sent TPC-H Q17's join of `lineitem` with 79 parts to Sluice,
+/// 10–25% slower).
+const HASH_JOIN_ROW: f64 = 0.05;
+/// A hash table entry's bytes beyond its row's width (PostgreSQL's tuple header and bucket).
+const HASH_ENTRY_BYTES: f64 = 48.0;
+/// A hash table up to this size is taken to be priced right (it stays in the caches).
+const HASH_CACHED_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+
 /// The top plan node's rows, width and total cost from `EXPLAIN (FORMAT JSON)`'s text, with
-/// [`SPILL_SHARE`] added for each hash aggregate planned to spill.
+/// [`surcharge`]s added.
 fn parse_explain(text: &str) -> Option<Estimate> {
     let doc: serde_json::Value = serde_json::from_str(text).ok()?;
     let plan = doc.get(0)?.get("Plan")?;
@@ -39,28 +54,54 @@ fn parse_explain(text: &str) -> Option<Estimate> {
     Some(Estimate {
         rows: number("Plan Rows")?,
         width: number("Plan Width")?,
-        cost: number("Total Cost")? + spill(plan),
+        cost: number("Total Cost")? + surcharge(plan, 1.0),
     })
 }
 
-/// [`SPILL_SHARE`] of the own cost of each node under `plan` planned to spill.
-fn spill(plan: &serde_json::Value) -> f64 {
-    let total = |p: &serde_json::Value| p.get("Total Cost").and_then(serde_json::Value::as_f64);
+/// A number of a plan node's.
+fn number(plan: &serde_json::Value, key: &str) -> Option<f64> {
+    plan.get(key).and_then(serde_json::Value::as_f64)
+}
+
+/// What PostgreSQL's cost leaves out under `plan` (each node's rows and costs are per process,
+/// `processes` of them): [`SPILL_SHARE`] of the own cost of each hash aggregate planned to spill,
+/// and [`HASH_JOIN_ROW`] per input row of each hash join whose table is larger than
+/// [`HASH_CACHED_BYTES`].
+fn surcharge(plan: &serde_json::Value, processes: f64) -> f64 {
     let children = plan
         .get("Plans")
         .and_then(serde_json::Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let below: f64 = children.iter().map(spill).sum();
-    let partitions = plan
-        .get("Planned Partitions")
-        .and_then(serde_json::Value::as_f64)
-        .unwrap_or(0.0);
+    // Below a `Gather`, PostgreSQL's parallel divisor: the workers and the leader's share.
+    let below_processes =
+        number(plan, "Workers Planned").map_or(processes, |w| w + (1.0 - 0.3 * w).max(0.0));
+    let below: f64 = children.iter().map(|c| surcharge(c, below_processes)).sum();
+    let is = |p: &serde_json::Value, kind: &str| p.get("Node Type") == Some(&kind.into());
+    let table_bytes: f64 = children
+        .iter()
+        .filter(|c| is(c, "Hash"))
+        .map(|c| {
+            number(c, "Plan Rows").unwrap_or(0.0)
+                * (number(c, "Plan Width").unwrap_or(0.0) + HASH_ENTRY_BYTES)
+        })
+        .sum();
+    let join = if is(plan, "Hash Join") && table_bytes * processes > HASH_CACHED_BYTES {
+        let rows: f64 = children.iter().filter_map(|c| number(c, "Plan Rows")).sum();
+        HASH_JOIN_ROW * rows * processes
+    } else {
+        0.0
+    };
+    let partitions = number(plan, "Planned Partitions").unwrap_or(0.0);
     if partitions <= 1.0 {
-        return below;
+        return below + join;
     }
-    let own = total(plan).unwrap_or(0.0) - children.iter().filter_map(total).sum::<f64>();
-    below + own.max(0.0) * SPILL_SHARE * partitions.log2()
+    let own = number(plan, "Total Cost").unwrap_or(0.0)
+        - children
+            .iter()
+            .filter_map(|c| number(c, "Total Cost"))
+            .sum::<f64>();
+    below + join + own.max(0.0) * SPILL_SHARE * partitions.log2()
 }
 use super::stream::{DEFAULT_STATEMENT_TIMEOUT, Statement};
 
@@ -290,6 +331,33 @@ mod tests {
             (e.cost - (284_402.0 + 87_009.0 * 0.5)).abs() < 0.01,
             "{e:?}"
         );
+        // Q13's join alone: 150,000 customers hashed (8.4 MB), 1,484,848 orders probing it.
+        let join = |customers: u32| {
+            format!(
+                r#"{{"Node Type": "Hash Join", "Total Cost": 56454.0, "Plan Rows": 1484848,
+                "Plan Width": 16, "Plans": [
+                  {{"Node Type": "Seq Scan", "Total Cost": 45427.0, "Plan Rows": 1484848,
+                    "Plan Width": 16}},
+                  {{"Node Type": "Hash", "Total Cost": 5254.0, "Plan Rows": {customers},
+                    "Plan Width": 8}}]}}"#
+            )
+        };
+        let e = parse_explain(&format!(r#"[{{"Plan": {}}}]"#, join(150_000))).unwrap();
+        let surcharge = 0.05 * (1_484_848.0 + 150_000.0);
+        assert!((e.cost - (56_454.0 + surcharge)).abs() < 0.01, "{e:?}");
+        // 40,000 customers (2.2 MB) stay as PostgreSQL prices them.
+        let e = parse_explain(&format!(r#"[{{"Plan": {}}}]"#, join(40_000))).unwrap();
+        assert!((e.cost - 56_454.0).abs() < 0.01, "{e:?}");
+        // Below a Gather of two workers, rows are per process and there are 2.4 of them: the
+        // same 40,000 a process make a 5.4 MB table, and every row counts 2.4 times.
+        let text = format!(
+            r#"[{{"Plan": {{"Node Type": "Gather", "Workers Planned": 2, "Total Cost": 60000.0,
+            "Plan Rows": 1484848, "Plan Width": 16, "Plans": [{}]}}}}]"#,
+            join(40_000)
+        );
+        let e = parse_explain(&text).unwrap();
+        let surcharge = 0.05 * 2.4 * (1_484_848.0 + 40_000.0);
+        assert!((e.cost - (60_000.0 + surcharge)).abs() < 0.01, "{e:?}");
         assert_eq!(parse_explain("[]"), None);
         assert_eq!(parse_explain(r#"[{"Plan": {"Total Cost": 1}}]"#), None);
         assert_eq!(parse_explain("not json"), None);
