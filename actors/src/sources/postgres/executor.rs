@@ -31,30 +31,29 @@ const EXPLAIN_TIMEOUT: Duration = Duration::from_secs(2);
 const SPILL_SHARE: f64 = 0.1;
 
 /// Added to a hash join per row of its two inputs when its hash table is larger than
-/// [`HASH_CACHED_BYTES`]. PostgreSQL prices a probe at a few hundredths of a page read
+/// [`HASH_CACHED_BYTES`]. PostgreSQL prices a probe at a few thousandths of a page read
 /// whatever the table's size; with the tables in memory, what a join adds to its two scans
 /// was measured (TPC-H SF 1, `EXPLAIN (ANALYZE, TIMING OFF)`, `benches/RESULTS.md`) at 53 ns a
 /// row for a 0.6 MB table (10,000 suppliers), 78 ns for 1.7 MB (30,000 customers) and 242 ns
-/// for 8.4 MB (150,000 customers), where its scans take 2–5 µs a unit: the last is about 0.05
-/// units a row more than it is priced. Below the threshold the join is left as PostgreSQL
-/// prices it (a surcharge there sent TPC-H Q17's join of `lineitem` with 79 parts to Sluice,
-/// 10–25% slower).
+/// for 8.4 MB (150,000 customers): 69 µs for each unit PostgreSQL prices that last join at,
+/// where its scans take 2–5 µs a unit; about 0.05 units a row more than it is priced. Below
+/// the threshold the join is left as PostgreSQL prices it (a surcharge there sent TPC-H Q17's
+/// join of `lineitem` with about 200 parts to Sluice as well, 13–27% slower).
 const HASH_JOIN_ROW: f64 = 0.05;
 /// A hash table entry's bytes beyond its row's width (PostgreSQL's tuple header and bucket).
 const HASH_ENTRY_BYTES: f64 = 48.0;
 /// A hash table up to this size is taken to be priced right (it stays in the caches).
 const HASH_CACHED_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 
-/// The top plan node's rows, width and total cost from `EXPLAIN (FORMAT JSON)`'s text, with
-/// [`surcharge`]s added.
+/// The top plan node's rows and width from `EXPLAIN (FORMAT JSON)`'s text, and its total cost
+/// with the [`surcharge`]s added.
 fn parse_explain(text: &str) -> Option<Estimate> {
     let doc: serde_json::Value = serde_json::from_str(text).ok()?;
     let plan = doc.get(0)?.get("Plan")?;
-    let number = |k: &str| plan.get(k).and_then(serde_json::Value::as_f64);
     Some(Estimate {
-        rows: number("Plan Rows")?,
-        width: number("Plan Width")?,
-        cost: number("Total Cost")? + surcharge(plan, 1.0),
+        rows: number(plan, "Plan Rows")?,
+        width: number(plan, "Plan Width")?,
+        cost: number(plan, "Total Cost")? + surcharge(plan, 1.0),
     })
 }
 
@@ -63,10 +62,16 @@ fn number(plan: &serde_json::Value, key: &str) -> Option<f64> {
     plan.get(key).and_then(serde_json::Value::as_f64)
 }
 
-/// What PostgreSQL's cost leaves out under `plan` (each node's rows and costs are per process,
-/// `processes` of them): [`SPILL_SHARE`] of the own cost of each hash aggregate planned to spill,
-/// and [`HASH_JOIN_ROW`] per input row of each hash join whose table is larger than
-/// [`HASH_CACHED_BYTES`].
+/// Whether a plan node has `key` set to `value`.
+fn has(plan: &serde_json::Value, key: &str, value: impl Into<serde_json::Value>) -> bool {
+    plan.get(key) == Some(&value.into())
+}
+
+/// What PostgreSQL's cost leaves out under `plan`, run by `processes` processes (below a
+/// `Gather`, a node's rows are each process's): [`SPILL_SHARE`] of the own cost of each hash
+/// aggregate planned to spill, and [`HASH_JOIN_ROW`] per input row of each hash join whose
+/// table is larger than [`HASH_CACHED_BYTES`], the rows of all processes counted (the work, not
+/// the time it takes on as many cores: on a small machine the cores are shared with Sluice).
 fn surcharge(plan: &serde_json::Value, processes: f64) -> f64 {
     let children = plan
         .get("Plans")
@@ -77,17 +82,30 @@ fn surcharge(plan: &serde_json::Value, processes: f64) -> f64 {
     let below_processes =
         number(plan, "Workers Planned").map_or(processes, |w| w + (1.0 - 0.3 * w).max(0.0));
     let below: f64 = children.iter().map(|c| surcharge(c, below_processes)).sum();
-    let is = |p: &serde_json::Value, kind: &str| p.get("Node Type") == Some(&kind.into());
+    // A parallel hash is one table the processes share, each having built a part of it; any
+    // other is built whole by each process.
     let table_bytes: f64 = children
         .iter()
-        .filter(|c| is(c, "Hash"))
+        .filter(|c| has(c, "Node Type", "Hash"))
         .map(|c| {
+            let shared = if has(c, "Parallel Aware", true) {
+                processes
+            } else {
+                1.0
+            };
             number(c, "Plan Rows").unwrap_or(0.0)
                 * (number(c, "Plan Width").unwrap_or(0.0) + HASH_ENTRY_BYTES)
+                * shared
         })
         .sum();
-    let join = if is(plan, "Hash Join") && table_bytes * processes > HASH_CACHED_BYTES {
-        let rows: f64 = children.iter().filter_map(|c| number(c, "Plan Rows")).sum();
+    let join = if has(plan, "Node Type", "Hash Join") && table_bytes > HASH_CACHED_BYTES {
+        let rows: f64 = children
+            .iter()
+            .filter(|c| {
+                has(c, "Parent Relationship", "Outer") || has(c, "Parent Relationship", "Inner")
+            })
+            .filter_map(|c| number(c, "Plan Rows"))
+            .sum();
         HASH_JOIN_ROW * rows * processes
     } else {
         0.0
@@ -270,7 +288,7 @@ impl RemoteExecutor for PgExecutor {
     }
 
     /// `EXPLAIN (FORMAT JSON)` in a read-only transaction: the top plan node's rows, width
-    /// and total cost.
+    /// and total cost, with what PostgreSQL's cost leaves out added ([`surcharge`]).
     fn estimate<'a>(
         &'a self,
         sql: &'a str,
@@ -332,32 +350,50 @@ mod tests {
             "{e:?}"
         );
         // Q13's join alone: 150,000 customers hashed (8.4 MB), 1,484,848 orders probing it.
-        let join = |customers: u32| {
+        let join = |customers: u32, parallel: bool| {
             format!(
-                r#"{{"Node Type": "Hash Join", "Total Cost": 56454.0, "Plan Rows": 1484848,
-                "Plan Width": 16, "Plans": [
-                  {{"Node Type": "Seq Scan", "Total Cost": 45427.0, "Plan Rows": 1484848,
-                    "Plan Width": 16}},
-                  {{"Node Type": "Hash", "Total Cost": 5254.0, "Plan Rows": {customers},
-                    "Plan Width": 8}}]}}"#
+                r#"{{"Node Type": "Hash Join", "Parallel Aware": {parallel},
+                "Total Cost": 56454.0, "Plan Rows": 1484848, "Plan Width": 16, "Plans": [
+                  {{"Node Type": "Seq Scan", "Parent Relationship": "Outer",
+                    "Parallel Aware": {parallel}, "Total Cost": 45427.0,
+                    "Plan Rows": 1484848, "Plan Width": 16}},
+                  {{"Node Type": "Hash", "Parent Relationship": "Inner",
+                    "Parallel Aware": {parallel}, "Total Cost": 5254.0,
+                    "Plan Rows": {customers}, "Plan Width": 8}},
+                  {{"Node Type": "Result", "Parent Relationship": "InitPlan",
+                    "Total Cost": 0.01, "Plan Rows": 1000, "Plan Width": 4}}]}}"#
             )
         };
-        let e = parse_explain(&format!(r#"[{{"Plan": {}}}]"#, join(150_000))).unwrap();
-        let surcharge = 0.05 * (1_484_848.0 + 150_000.0);
-        assert!((e.cost - (56_454.0 + surcharge)).abs() < 0.01, "{e:?}");
-        // 40,000 customers (2.2 MB) stay as PostgreSQL prices them.
-        let e = parse_explain(&format!(r#"[{{"Plan": {}}}]"#, join(40_000))).unwrap();
-        assert!((e.cost - 56_454.0).abs() < 0.01, "{e:?}");
-        // Below a Gather of two workers, rows are per process and there are 2.4 of them: the
-        // same 40,000 a process make a 5.4 MB table, and every row counts 2.4 times.
-        let text = format!(
-            r#"[{{"Plan": {{"Node Type": "Gather", "Workers Planned": 2, "Total Cost": 60000.0,
-            "Plan Rows": 1484848, "Plan Width": 16, "Plans": [{}]}}}}]"#,
-            join(40_000)
+        let top = |plan: String| format!(r#"[{{"Plan": {plan}}}]"#);
+        let gather = |workers: u32, plan: String| {
+            format!(
+                r#"{{"Node Type": "Gather", "Workers Planned": {workers},
+                "Total Cost": 60000.0, "Plan Rows": 3563635, "Plan Width": 16,
+                "Plans": [{plan}]}}"#
+            )
+        };
+        let cost = |text: String| parse_explain(&text).map(|e| e.cost).unwrap_or(f64::NAN);
+        let near = |got: f64, want: f64| assert!((got - want).abs() < 0.01, "{got} != {want}");
+        // The inputs' rows count, an InitPlan's do not.
+        near(
+            cost(top(join(150_000, false))),
+            56_454.0 + 0.05 * (1_484_848.0 + 150_000.0),
         );
-        let e = parse_explain(&text).unwrap();
-        let surcharge = 0.05 * 2.4 * (1_484_848.0 + 40_000.0);
-        assert!((e.cost - (60_000.0 + surcharge)).abs() < 0.01, "{e:?}");
+        // 40,000 customers (2.2 MB) stay as PostgreSQL prices them.
+        near(cost(top(join(40_000, false))), 56_454.0);
+        // Below a Gather of two workers rows are each of 2.4 processes': the same 40,000 are
+        // a 5.4 MB table when it is one parallel hash, and every row counts 2.4 times ...
+        near(
+            cost(top(gather(2, join(40_000, true)))),
+            60_000.0 + 0.05 * 2.4 * (1_484_848.0 + 40_000.0),
+        );
+        // ... but 2.2 MB when each process builds its own.
+        near(cost(top(gather(2, join(40_000, false)))), 60_000.0);
+        // Four workers: the leader adds nothing (4 processes, not 4 - 0.2).
+        near(
+            cost(top(gather(4, join(40_000, true)))),
+            60_000.0 + 0.05 * 4.0 * (1_484_848.0 + 40_000.0),
+        );
         assert_eq!(parse_explain("[]"), None);
         assert_eq!(parse_explain(r#"[{"Plan": {"Total Cost": 1}}]"#), None);
         assert_eq!(parse_explain("not json"), None);
