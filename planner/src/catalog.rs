@@ -76,9 +76,10 @@ pub fn join(base: &Url, relative: &str) -> Result<Url> {
 }
 
 /// Builds a listing table over Parquet at `location` (a file, or a folder read recursively),
-/// inferring its schema once. In a folder, hive-style `key=value/` levels become partition
-/// columns of type `partition_type`, after the file columns; filters on them prune files
-/// before anything is read. `reference` scopes DataFusion's listing cache to this table.
+/// inferring its schema once and each file's statistics once. In a folder, hive-style `key=value/`
+/// levels become partition columns of type `partition_type`, after the file columns; filters on
+/// them prune files before anything is read. `reference` scopes DataFusion's listing cache to this
+/// table.
 pub async fn parquet_table(
     state: &SessionState,
     location: &Url,
@@ -113,8 +114,14 @@ pub async fn parquet_table(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
+    // Each file's statistics are read from its footer once, not on every plan: the runtime's
+    // cache keeps them per table and file, checked against the file's size and modification
+    // time (as DataFusion's own `register_parquet` does).
+    let statistics = state.runtime_env().cache_manager.get_file_statistic_cache();
     Ok(Arc::new(
-        ListingTable::try_new(config).map_err(PlanError::Execution)?,
+        ListingTable::try_new(config)
+            .map_err(PlanError::Execution)?
+            .with_cache(statistics),
     ))
 }
 
