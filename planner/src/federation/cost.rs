@@ -27,8 +27,9 @@
 //! from [`RemoteExecutor::estimate`] (PostgreSQL's `EXPLAIN (FORMAT JSON)`, with what its
 //! cost leaves out added by the PostgreSQL executor: spills, and hash joins over large
 //! tables), cached per statement text by [`Estimates`]; a source that gives none, or fails to
-//! answer, keeps the largest subtree. Costs are in the source's units (PostgreSQL: one sequential page read is
-//! 1.0, one row processed 0.01); the constants below put Sluice's own work in the same units.
+//! answer, keeps the largest subtree. Costs are in the source's units (PostgreSQL: one
+//! sequential page read is 1.0, one row processed 0.01); the constants below put Sluice's own
+//! work in the same units.
 //! `EXPLAIN` shows each statement's estimate, and why the operator above it was kept local
 //! (`kept_local_above=cost: …`) or why it was sent whole (`weighed=…`).
 

@@ -82,6 +82,26 @@ fn surcharge(plan: &serde_json::Value, processes: f64) -> f64 {
     let below_processes =
         number(plan, "Workers Planned").map_or(processes, |w| w + (1.0 - 0.3 * w).max(0.0));
     let below: f64 = children.iter().map(|c| surcharge(c, below_processes)).sum();
+    let join = if has(plan, "Node Type", "Hash Join") {
+        hash_join(children, processes)
+    } else {
+        0.0
+    };
+    let partitions = number(plan, "Planned Partitions").unwrap_or(0.0);
+    if partitions <= 1.0 {
+        return below + join;
+    }
+    let own = number(plan, "Total Cost").unwrap_or(0.0)
+        - children
+            .iter()
+            .filter_map(|c| number(c, "Total Cost"))
+            .sum::<f64>();
+    below + join + own.max(0.0) * SPILL_SHARE * partitions.log2()
+}
+
+/// [`HASH_JOIN_ROW`] per row of a hash join's two inputs (`children`), all `processes`
+/// counted, when its table is larger than [`HASH_CACHED_BYTES`]; else nothing.
+fn hash_join(children: &[serde_json::Value], processes: f64) -> f64 {
     // A parallel hash is one table the processes share, each having built a part of it; any
     // other is built whole by each process.
     let table_bytes: f64 = children
@@ -98,29 +118,19 @@ fn surcharge(plan: &serde_json::Value, processes: f64) -> f64 {
                 * shared
         })
         .sum();
-    let join = if has(plan, "Node Type", "Hash Join") && table_bytes > HASH_CACHED_BYTES {
-        let rows: f64 = children
-            .iter()
-            .filter(|c| {
-                has(c, "Parent Relationship", "Outer") || has(c, "Parent Relationship", "Inner")
-            })
-            .filter_map(|c| number(c, "Plan Rows"))
-            .sum();
-        HASH_JOIN_ROW * rows * processes
-    } else {
-        0.0
-    };
-    let partitions = number(plan, "Planned Partitions").unwrap_or(0.0);
-    if partitions <= 1.0 {
-        return below + join;
+    if table_bytes <= HASH_CACHED_BYTES {
+        return 0.0;
     }
-    let own = number(plan, "Total Cost").unwrap_or(0.0)
-        - children
-            .iter()
-            .filter_map(|c| number(c, "Total Cost"))
-            .sum::<f64>();
-    below + join + own.max(0.0) * SPILL_SHARE * partitions.log2()
+    let rows: f64 = children
+        .iter()
+        .filter(|c| {
+            has(c, "Parent Relationship", "Outer") || has(c, "Parent Relationship", "Inner")
+        })
+        .filter_map(|c| number(c, "Plan Rows"))
+        .sum();
+    HASH_JOIN_ROW * rows * processes
 }
+
 use super::stream::{DEFAULT_STATEMENT_TIMEOUT, Statement};
 
 /// Sends a cancel request for a running statement (over TLS when the source uses it).
