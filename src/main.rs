@@ -14,6 +14,22 @@ use sluice_schemas::Config;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc is built with `thp:always` (`.cargo/config.toml`) for one of its two effects: it then
+/// clears reused memory for a zeroed allocation with `memset`, where by default it hands the pages
+/// back to the kernel and faults them in again (DataFusion's map for a join on a dense integer
+/// key is read before it is written, so each page faulted twice, the second time flushing the
+/// other cores' TLBs: TPC-H Q21 1.3x embedded DataFusion). The other effect, transparent huge
+/// pages for its arenas, keeps memory resident that jemalloc purged in part (150-200 MiB more
+/// after heavy queries), so the process opts out of huge pages, unless the operator chose
+/// jemalloc's `thp` (in `_RJEM_MALLOC_CONF`). benches/RESULTS.md, "Q21 and jemalloc's zeroing".
+fn keep_pages_small() {
+    #[cfg(target_os = "linux")]
+    if !std::env::var("_RJEM_MALLOC_CONF").is_ok_and(|conf| conf.contains("thp:")) {
+        // Best effort: where it is refused, the kernel's own setting applies.
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "A federated SQL gateway")]
 struct Cli {
@@ -105,6 +121,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_pages_small();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

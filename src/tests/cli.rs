@@ -128,19 +128,45 @@ async fn query_command_prints_table_csv_and_errors() {
     assert!(err.contains("404 table_not_found"), "{err}");
 }
 
-#[test]
-fn serve_prints_one_ready_line_and_serves_the_embedded_default() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+/// `sluice serve` of the embedded default on a free port, with `conf` as jemalloc's run-time
+/// configuration (none: the built-in one), and its ready line.
+fn serve_embedded(conf: Option<&str>) -> (std::process::Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    match conf {
+        Some(conf) => cmd.env("_RJEM_MALLOC_CONF", conf),
+        None => cmd.env_remove("_RJEM_MALLOC_CONF"),
+    };
+    let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (child, line)
+}
+
+/// Whether the kernel gives `pid` transparent huge pages (`THP_enabled` in its status).
+#[cfg(target_os = "linux")]
+fn huge_pages_enabled(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .unwrap_or("(no THP_enabled line)")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn serve_prints_one_ready_line_and_serves_the_embedded_default() {
+    let (mut child, line) = serve_embedded(None);
+    // jemalloc's `thp:always` is built in for its zeroing alone: the server refuses the huge
+    // pages it would also ask for (src/main.rs, `keep_pages_small`).
+    #[cfg(target_os = "linux")]
+    let huge = huge_pages_enabled(child.id());
     let url = line
         .split("url=")
         .nth(1)
@@ -154,6 +180,11 @@ fn serve_prints_one_ready_line_and_serves_the_embedded_default() {
         .unwrap_or("")
         .to_owned();
     let result = std::panic::catch_unwind(|| {
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            huge, "0",
+            "huge pages for the server with jemalloc's built-in configuration"
+        );
         assert!(url.starts_with("http://127.0.0.1:"), "{line}");
         assert!(key.starts_with("sluice_"), "{line}");
         let client = reqwest::blocking::Client::new();
@@ -171,4 +202,19 @@ fn serve_prints_one_ready_line_and_serves_the_embedded_default() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// An operator who sets jemalloc's `thp` gets the system's huge pages back.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_leaves_huge_pages_to_an_operator_who_sets_jemallocs_thp() {
+    let (mut child, line) = serve_embedded(Some("oversize_threshold:0,thp:default"));
+    let huge = huge_pages_enabled(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("sluice ready"), "{line}");
+    assert_eq!(
+        huge, "1",
+        "the operator's thp setting leaves huge pages to the system"
+    );
 }
