@@ -14,20 +14,32 @@ use sluice_schemas::Config;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc is built with `thp:always` (`.cargo/config.toml`) for one of its two effects: it then
-/// clears reused memory for a zeroed allocation with `memset`, where by default it hands the pages
-/// back to the kernel and faults them in again (DataFusion's map for a join on a dense integer
-/// key is read before it is written, so each page faulted twice, the second time flushing the
-/// other cores' TLBs: TPC-H Q21 1.3x embedded DataFusion). The other effect, transparent huge
-/// pages for its arenas, keeps memory resident that jemalloc purged in part (150-200 MiB more
-/// after heavy queries), so the process opts out of huge pages, unless the operator chose
-/// jemalloc's `thp` (in `_RJEM_MALLOC_CONF`). benches/RESULTS.md, "Q21 and jemalloc's zeroing".
+/// On Linux jemalloc is built with `thp:always` (`.cargo/config.toml`) for one of its two
+/// effects: it then clears reused memory for a zeroed allocation with `memset`, where by default
+/// it hands the pages back to the kernel and faults them in again (DataFusion's map for a join on
+/// a dense integer key is read before it is written, so each page faulted twice, the second time
+/// flushing the other cores' TLBs: TPC-H Q21 1.14-1.28x embedded DataFusion, 0.80-1.03x with
+/// `memset`). The other effect, huge pages for its arenas, keeps memory resident that jemalloc
+/// purged in part (150-240 MiB more after heavy queries), so the process opts out of huge pages,
+/// unless the operator chose jemalloc's `thp` (in `_RJEM_MALLOC_CONF`). benches/RESULTS.md,
+/// "Q21 and jemalloc's zeroing".
 fn keep_pages_small() {
     #[cfg(target_os = "linux")]
-    if !std::env::var("_RJEM_MALLOC_CONF").is_ok_and(|conf| conf.contains("thp:")) {
+    if !std::env::var("_RJEM_MALLOC_CONF").is_ok_and(|conf| sets_thp(&conf)) {
         // Best effort: where it is refused, the kernel's own setting applies.
         let _ = rustix::thread::disable_transparent_huge_pages(true);
     }
+}
+
+/// Whether a jemalloc configuration string (`key:value,…`) sets `thp` (not `metadata_thp`).
+#[cfg(target_os = "linux")]
+fn sets_thp(conf: &str) -> bool {
+    conf.split(',').any(|option| {
+        option
+            .split(':')
+            .next()
+            .is_some_and(|key| key.trim() == "thp")
+    })
 }
 
 #[derive(Debug, Parser)]
