@@ -400,7 +400,9 @@ async fn spooled_results_expire_and_a_killed_servers_segments_are_swept() {
         let mut waiting = Waiting::new(format!("{store:?}: the segment URL to stop working"));
         let refused = loop {
             let status = reqwest::get(&url).await.unwrap().status();
-            if status != 200 {
+            // moto answers 500 to a GET that races the object's deletion ("seek of closed
+            // file" in its log): the store's own fault, asked again.
+            if status != 200 && !status.is_server_error() {
                 break status;
             }
             waiting.pause(status).await;
