@@ -6,9 +6,10 @@
 //! DataFusion stream, which cancels the query. A door's workers only move pieces.
 //!
 //! The first pieces are held back until the result has produced `PREBUFFER_BYTES` or
-//! `PREBUFFER_TIME` has passed since the first batch (or the result ended), so errors that
-//! show early — a bad cast, `max_rows` exceeded, a timeout — are still the answer's refusal
-//! (its status code). A failure after that ends the stream with the error, which a door sends
+//! `PREBUFFER_TIME` has passed since the first batch (or the result ended; a first batch that
+//! big on its own goes out as its lead, the rest encoded after), so errors that show early —
+//! a bad cast, `max_rows` exceeded, a timeout — are still the answer's refusal (its status
+//! code). A failure after that ends the stream with the error, which a door sends
 //! as a cut (never as a clean end).
 
 use std::time::Duration;
@@ -376,13 +377,44 @@ async fn run<E: Encode>(
                     Ok(b) if first_batch_at.is_none() => split_lead(b),
                     other => (None, other),
                 };
-                for batch in lead.into_iter().map(Ok).chain(std::iter::once(batch)) {
+                first_batch_at.get_or_insert_with(Instant::now);
+                let Some(lead) = lead else {
                     let pieces =
                         encode_batch(job, &mut encoder, batch, &target, &mut rows, collect)?;
                     head_len += pieces.iter().map(E::size).sum::<u64>();
                     head.extend(pieces);
+                    continue;
+                };
+                let pieces =
+                    encode_batch(job, &mut encoder, Ok(lead), &target, &mut rows, collect)?;
+                head_len += pieces.iter().map(E::size).sum::<u64>();
+                head.extend(pieces);
+                // A first batch that fills the prebuffer on its own (its memory, shared with the
+                // lead) sends the head with the lead, and the rest is encoded after it: half a
+                // millisecond sooner for a wide batch. Its rows are counted first, so `max_rows`
+                // exceeded is still the answer's status; its cast and encoding fail only on a
+                // bug.
+                let rest = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
+                if head_len + rest.get_array_memory_size() as u64 >= PREBUFFER_BYTES {
+                    count_rows(job, &mut rows, rest.num_rows())?;
+                    send_head::<E>(job, head_tx, head, rows)?;
+                    let pieces = encode_counted(job, &mut encoder, rest, &target, collect)?;
+                    send_chunk::<E>(job, tx, pieces, 0).await?;
+                    return stream_rest(
+                        job,
+                        &mut stream,
+                        &mut encoder,
+                        &target,
+                        &mut rows,
+                        tx,
+                        collect,
+                    )
+                    .await;
                 }
-                first_batch_at.get_or_insert_with(Instant::now);
+                let pieces =
+                    encode_batch(job, &mut encoder, Ok(rest), &target, &mut rows, collect)?;
+                head_len += pieces.iter().map(E::size).sum::<u64>();
+                head.extend(pieces);
             }
         }
     }
@@ -495,10 +527,27 @@ fn encode_batch<E: Encode>(
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
-    *rows += batch.num_rows() as u64;
+    count_rows(job, rows, batch.num_rows())?;
+    encode_counted(job, encoder, batch, target, collect)
+}
+
+/// Adds `n` rows to the result's count; over `max_rows` is [`Failure::TooLarge`].
+fn count_rows<E: Encode>(job: &QueryJob<E>, rows: &mut u64, n: usize) -> Result<(), Failure> {
+    *rows += n as u64;
     if *rows > job.max_rows {
         return Err(Failure::TooLarge(job.max_rows));
     }
+    Ok(())
+}
+
+/// Casts, keeps (for the result cache) and encodes a batch whose rows are counted.
+fn encode_counted<E: Encode>(
+    job: &QueryJob<E>,
+    encoder: &mut E,
+    batch: datafusion::arrow::array::RecordBatch,
+    target: &SchemaRef,
+    collect: &mut Option<crate::cache::Collector>,
+) -> Result<Vec<E::Piece>, Failure> {
     let batch = sluice_planner::output::to_plain(batch, target).map_err(|e| {
         warn!(query_id = %job.entry.id, error = %e, "Casting a result batch failed.");
         Failure::Encode(e)

@@ -233,6 +233,15 @@ async fn over_max_rows_is_413() {
         )
         .await;
     app.expect_error(resp, 413, "result_too_large").await;
+    // Over the limit within a first batch big enough to go out as its lead alone (the rest is
+    // encoded after the head): still refused before the first byte.
+    let resp = app
+        .query(
+            json!({"sql": "SELECT * FROM lineitem", "max_rows": 8000}),
+            ARROW,
+        )
+        .await;
+    app.expect_error(resp, 413, "result_too_large").await;
     // Exactly the limit is fine.
     let resp = app
         .query(
