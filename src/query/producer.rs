@@ -340,6 +340,8 @@ async fn run<E: Encode>(
     let mut head_len: u64 = head.iter().map(E::size).sum();
     let mut rows: u64 = 0;
     let mut first_batch_at: Option<Instant> = None;
+    // The rest of a first batch that filled the prebuffer on its own, encoded after the head.
+    let mut deferred = None;
 
     // Phase 1: hold the head back until it is big or old enough, or the result ended.
     loop {
@@ -397,19 +399,8 @@ async fn run<E: Encode>(
                 let rest = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
                 if head_len + rest.get_array_memory_size() as u64 >= PREBUFFER_BYTES {
                     count_rows(job, &mut rows, rest.num_rows())?;
-                    send_head::<E>(job, head_tx, head, rows)?;
-                    let pieces = encode_counted(job, &mut encoder, rest, &target, collect)?;
-                    send_chunk::<E>(job, tx, pieces, 0).await?;
-                    return stream_rest(
-                        job,
-                        &mut stream,
-                        &mut encoder,
-                        &target,
-                        &mut rows,
-                        tx,
-                        collect,
-                    )
-                    .await;
+                    deferred = Some(rest);
+                    break;
                 }
                 let pieces =
                     encode_batch(job, &mut encoder, Ok(rest), &target, &mut rows, collect)?;
@@ -419,6 +410,10 @@ async fn run<E: Encode>(
         }
     }
     send_head::<E>(job, head_tx, head, rows)?;
+    if let Some(rest) = deferred {
+        let pieces = encode_counted(job, &mut encoder, rest, &target, collect)?;
+        send_chunk::<E>(job, tx, pieces, 0).await?;
+    }
 
     // Phase 2: stream. Watch the channel too, so a client that leaves while the engine is
     // busy (a long aggregation) cancels the query now rather than at the next batch.
