@@ -375,35 +375,30 @@ async fn run<E: Encode>(
             Some(batch) => {
                 // The first rows go out as a small batch of their own: a client shows them
                 // without waiting for a whole large batch to arrive and decode.
-                let (lead, batch) = match batch {
+                let (lead, mut batch) = match batch {
                     Ok(b) if first_batch_at.is_none() => split_lead(b),
                     other => (None, other),
                 };
                 first_batch_at.get_or_insert_with(Instant::now);
-                let Some(lead) = lead else {
+                if let Some(lead) = lead {
                     let pieces =
-                        encode_batch(job, &mut encoder, batch, &target, &mut rows, collect)?;
+                        encode_batch(job, &mut encoder, Ok(lead), &target, &mut rows, collect)?;
                     head_len += pieces.iter().map(E::size).sum::<u64>();
                     head.extend(pieces);
-                    continue;
-                };
-                let pieces =
-                    encode_batch(job, &mut encoder, Ok(lead), &target, &mut rows, collect)?;
-                head_len += pieces.iter().map(E::size).sum::<u64>();
-                head.extend(pieces);
-                // A first batch that fills the prebuffer on its own (its memory, shared with the
-                // lead) sends the head with the lead, and the rest is encoded after it: half a
-                // millisecond sooner for a wide batch. Its rows are counted first, so `max_rows`
-                // exceeded is still the answer's status; its cast and encoding fail only on a
-                // bug.
-                let rest = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
-                if head_len + rest.get_array_memory_size() as u64 >= PREBUFFER_BYTES {
-                    count_rows(job, &mut rows, rest.num_rows())?;
-                    deferred = Some(rest);
-                    break;
+                    // A first batch that fills the prebuffer on its own (its memory, shared with
+                    // the lead) sends the head with the lead, and the rest is encoded after it:
+                    // half a millisecond sooner for a wide batch. Its rows are counted first, so
+                    // `max_rows` exceeded is still the answer's status; its cast and encoding
+                    // fail only on a bug.
+                    let rest = batch.map_err(|e| Failure::Plan(PlanError::classify(e)))?;
+                    if head_len + rest.get_array_memory_size() as u64 >= PREBUFFER_BYTES {
+                        count_rows(job, &mut rows, rest.num_rows())?;
+                        deferred = Some(rest);
+                        break;
+                    }
+                    batch = Ok(rest);
                 }
-                let pieces =
-                    encode_batch(job, &mut encoder, Ok(rest), &target, &mut rows, collect)?;
+                let pieces = encode_batch(job, &mut encoder, batch, &target, &mut rows, collect)?;
                 head_len += pieces.iter().map(E::size).sum::<u64>();
                 head.extend(pieces);
             }
